@@ -1,0 +1,89 @@
+/**
+ * Time as a dependency, so timer-driven state machines (SIP transactions,
+ * watchdogs, deadlines) can be tested with a fake clock that advances on demand.
+ */
+export interface TimerHandle {
+  readonly __timer: true;
+}
+
+export interface Clock {
+  /** Monotonic milliseconds (not wall time). */
+  now(): number;
+  /** Wall-clock milliseconds since the epoch, for records and logs. */
+  wallNow(): number;
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  clearTimeout(handle: TimerHandle | undefined): void;
+}
+
+export const realClock: Clock = {
+  now: () => performance.now(),
+  wallNow: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    // Protocol timers must never keep the process alive on their own: close() does that job.
+    t.unref();
+    return t as unknown as TimerHandle;
+  },
+  clearTimeout: (h) => {
+    if (h !== undefined) clearTimeout(h as unknown as NodeJS.Timeout);
+  },
+};
+
+interface FakeTimer {
+  id: number;
+  at: number;
+  fn: () => void;
+}
+
+/** A deterministic clock for tests: time moves only through `advance()`. */
+export class FakeClock implements Clock {
+  #now = 0;
+  #seq = 0;
+  #timers: FakeTimer[] = [];
+  readonly #wallBase: number;
+
+  constructor(wallBase = Date.UTC(2026, 0, 1)) {
+    this.#wallBase = wallBase;
+  }
+
+  now(): number {
+    return this.#now;
+  }
+
+  wallNow(): number {
+    return this.#wallBase + this.#now;
+  }
+
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const t: FakeTimer = { id: ++this.#seq, at: this.#now + Math.max(0, ms), fn };
+    this.#timers.push(t);
+    return t as unknown as TimerHandle;
+  }
+
+  clearTimeout(handle: TimerHandle | undefined): void {
+    if (handle === undefined) return;
+    const i = this.#timers.indexOf(handle as unknown as FakeTimer);
+    if (i >= 0) this.#timers.splice(i, 1);
+  }
+
+  /** Pending timer count, for assertions that everything was cleaned up. */
+  get pending(): number {
+    return this.#timers.length;
+  }
+
+  /** Move time forward, firing due timers in time order (ties in creation order). */
+  advance(ms: number): void {
+    const target = this.#now + ms;
+    for (;;) {
+      let next: FakeTimer | undefined;
+      for (const t of this.#timers) {
+        if (t.at <= target && (next === undefined || t.at < next.at || (t.at === next.at && t.id < next.id))) next = t;
+      }
+      if (next === undefined) break;
+      this.#timers.splice(this.#timers.indexOf(next), 1);
+      this.#now = next.at;
+      next.fn();
+    }
+    this.#now = target;
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * The inventory: the network as data. Levels, provinces and operators are
+ * declared by each deployment (a 4-level 2021 network and a 3-level post-2025
+ * one load alike); nothing below hard-codes a level name.
+ *
+ * Capacity semantics, shared with the planner: an endpoint takes one port on
+ * its MCU; a cascade link takes one port on both MCUs and one cascade port on
+ * the parent.
+ */
+
+export type ConnectionModel = 'direct' | 'via-operator' | 'relay';
+export type McuRole = 'master' | 'slave';
+export type OperatorKind = 'central' | 'province' | 'telco';
+export type McuDriverName = 'sip-msml';
+
+export interface Level {
+  readonly id: string;
+  readonly name: string;
+}
+
+export interface Province {
+  readonly id: string;
+  readonly name: string;
+}
+
+export interface Operator {
+  readonly id: string;
+  readonly name: string;
+  readonly kind: OperatorKind;
+  /** The province a provincial unit belongs to (kind `province`). */
+  readonly province?: string;
+}
+
+export interface McuCapacity {
+  /** Total call ports: endpoints plus cascade links at either end. */
+  readonly ports: number;
+  /** How many child MCUs may cascade into this one. */
+  readonly cascadePorts: number;
+}
+
+export interface Mcu {
+  readonly id: string;
+  readonly name: string;
+  readonly operator: string;
+  readonly role: McuRole;
+  readonly driver: McuDriverName;
+  /** Conference-focus SIP URIs, preferred first. */
+  readonly sip: readonly string[];
+  /** Optional H.323 signalling address, host:port. */
+  readonly h323?: string;
+  readonly vendor: string;
+  readonly capacity: McuCapacity;
+  /** MCUs this one may cascade into (its parent candidates), preferred first. Empty for the master. */
+  readonly parents: readonly string[];
+  readonly province?: string;
+}
+
+export interface Endpoint {
+  readonly id: string;
+  readonly name: string;
+  readonly level: string;
+  readonly province?: string;
+  /** Candidate MCUs in preference order (empty only for `relay`). */
+  readonly mcus: readonly string[];
+  readonly connection: ConnectionModel;
+  /** The telecom operator serving a `via-operator` endpoint. */
+  readonly operator?: string;
+  /** For `relay`: the endpoint whose picture and sound the AV matrix relays. */
+  readonly relayVia?: string;
+  /** The VCS (terminal) model in the room. */
+  readonly vcs: string;
+  /** The endpoint's own SIP URI, where MCUs dial it. */
+  readonly sip?: string;
+}
+
+export interface Inventory {
+  readonly levels: readonly Level[];
+  readonly provinces: readonly Province[];
+  readonly operators: readonly Operator[];
+  readonly mcus: readonly Mcu[];
+  readonly endpoints: readonly Endpoint[];
+}
