@@ -1,0 +1,30 @@
+import { CascadedError, type CascadedErrorOptions, type ErrorTable } from '../core/errors.js';
+
+export const CONFIG_ERRORS = {
+  CFG_ERR_READ: { status: 500, description: 'The config file could not be read (missing, unreadable, too large).' },
+  CFG_ERR_YAML: {
+    status: 400,
+    description: 'The config file is not well-formed YAML; details list each error with its line.',
+  },
+  CFG_ERR_INVALID: {
+    status: 400,
+    description: 'The config violates the schema or a semantic rule; details.violations lists every one with its path.',
+  },
+} as const satisfies ErrorTable;
+
+export type ConfigErrorCode = keyof typeof CONFIG_ERRORS;
+
+export class ConfigError extends CascadedError<ConfigErrorCode> {
+  constructor(code: ConfigErrorCode, message: string, options?: CascadedErrorOptions) {
+    super(code, message, CONFIG_ERRORS[code].status, options);
+    this.name = 'ConfigError';
+  }
+}
+
+/** One thing wrong with a config file, located by JSON pointer and, when known, line and column. */
+export interface Violation {
+  readonly path: string;
+  readonly message: string;
+  readonly line?: number;
+  readonly column?: number;
+}

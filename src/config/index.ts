@@ -1,0 +1,6 @@
+export type { ConfigErrorCode, Violation } from './errors.js';
+export { CONFIG_ERRORS, ConfigError } from './errors.js';
+export type { ParseOptions } from './load.js';
+export { formatViolations, loadConfigFile, parseConfig } from './load.js';
+export { configSchema } from './schema.js';
+export type { Config, DaemonConfig, LogLevel, SipListen, SipTransportName } from './types.js';

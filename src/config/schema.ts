@@ -1,0 +1,214 @@
+/**
+ * The JSON Schema of the one YAML config file: daemon settings and the
+ * inventory. `additionalProperties: false` everywhere so a misspelt key is an
+ * error, not a silently ignored setting; defaults are filled in by ajv.
+ * `config/cascaded.schema.json` is this object serialised (`npm run gen:schema`),
+ * for editors; a test keeps the two equal.
+ */
+
+const id = { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]*$', minLength: 1, maxLength: 64 } as const;
+const name = { type: 'string', minLength: 1, maxLength: 200 } as const;
+const port = { type: 'integer', minimum: 0, maximum: 65535 } as const;
+const sipUri = { type: 'string', pattern: '^sips?:[^\\s]+$', maxLength: 512 } as const;
+const path = { type: 'string', minLength: 1 } as const;
+
+const DEFAULT_LEVELS = [
+  { id: 'central', name: 'Central Government' },
+  { id: 'province', name: 'Province' },
+  { id: 'district', name: 'District' },
+  { id: 'commune', name: 'Commune' },
+];
+
+export const configSchema = {
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  $id: 'https://cascaded.invalid/schema/config.json',
+  title: 'cascaded configuration and inventory',
+  type: 'object',
+  additionalProperties: false,
+  required: ['operators', 'mcus', 'endpoints'],
+  properties: {
+    version: { const: 1, default: 1, description: 'Format version of this file.' },
+    daemon: {
+      type: 'object',
+      additionalProperties: false,
+      default: {},
+      properties: {
+        logLevel: {
+          enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+          default: 'info',
+        },
+        stateDir: {
+          ...path,
+          description: 'Where the store and generated certificates live. Default: $STATE_DIRECTORY (systemd) or ./var.',
+        },
+        shutdownTimeoutMs: { type: 'integer', minimum: 100, maximum: 600_000, default: 10_000 },
+        store: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            driver: { const: 'sqlite', default: 'sqlite' },
+            path: { ...path, description: 'SQLite file. Default: <stateDir>/cascaded.db.' },
+            synchronous: {
+              enum: ['normal', 'full'],
+              default: 'normal',
+              description: 'normal: durable across process crashes; full: also across power loss (slower).',
+            },
+          },
+        },
+        api: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            host: { type: 'string', minLength: 1, default: '127.0.0.1' },
+            port: { ...port, default: 8443 },
+            tls: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['cert', 'key'],
+              description: 'PEM files. Absent: a self-signed certificate is generated in stateDir.',
+              properties: { cert: path, key: path },
+            },
+          },
+        },
+        sip: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          properties: {
+            listen: {
+              type: 'array',
+              minItems: 1,
+              default: [{ transport: 'udp', host: '127.0.0.1', port: 5060 }],
+              items: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['transport'],
+                properties: {
+                  transport: { enum: ['udp', 'tcp', 'tls'] },
+                  host: { type: 'string', minLength: 1, default: '127.0.0.1' },
+                  port: { ...port, default: 5060 },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+    levels: {
+      type: 'array',
+      minItems: 1,
+      default: DEFAULT_LEVELS,
+      description: 'The administrative hierarchy, top first. Default: central, province, district, commune.',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'name'],
+        properties: { id, name },
+      },
+    },
+    provinces: {
+      type: 'array',
+      default: [],
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'name'],
+        properties: { id, name },
+      },
+    },
+    operators: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'name', 'kind'],
+        properties: {
+          id,
+          name,
+          kind: { enum: ['central', 'province', 'telco'] },
+          province: id,
+        },
+      },
+    },
+    mcus: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'name', 'operator', 'role', 'sip', 'capacity'],
+        properties: {
+          id,
+          name,
+          operator: id,
+          role: { enum: ['master', 'slave'] },
+          driver: { enum: ['sip-msml'], default: 'sip-msml' },
+          sip: { type: 'array', minItems: 1, items: sipUri },
+          h323: { type: 'string', pattern: '^[^\\s:]+:[0-9]{1,5}$' },
+          vendor: { type: 'string', default: 'generic' },
+          capacity: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['ports'],
+            properties: {
+              ports: { type: 'integer', minimum: 1, maximum: 100_000 },
+              cascadePorts: { type: 'integer', minimum: 0, maximum: 100_000, default: 0 },
+            },
+          },
+          parents: { type: 'array', default: [], items: id, uniqueItems: true },
+          province: id,
+        },
+      },
+    },
+    endpoints: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'name', 'level'],
+        properties: {
+          id,
+          name,
+          level: id,
+          province: id,
+          mcus: { type: 'array', default: [], items: id, uniqueItems: true },
+          connection: { enum: ['direct', 'via-operator', 'relay'], default: 'direct' },
+          operator: id,
+          relayVia: id,
+          vcs: { type: 'string', default: 'unknown' },
+          sip: sipUri,
+        },
+      },
+    },
+  },
+} as const;
+
+/**
+ * Keys people write that were renamed or are easy to guess wrong: an unknown
+ * key listed here gets a hint rather than a bare "unknown property".
+ */
+export const RENAMED_KEYS: Readonly<Record<string, string>> = {
+  candidates: 'mcus',
+  candidateMcus: 'mcus',
+  mcu: 'mcus',
+  endpoint: 'endpoints',
+  parent: 'parents',
+  parentCandidates: 'parents',
+  cascadeTo: 'parents',
+  uri: 'sip',
+  uris: 'sip',
+  sipUri: 'sip',
+  type: 'role',
+  model: 'connection',
+  connectionModel: 'connection',
+  relay: 'relayVia',
+  ports: 'capacity.ports',
+  cascade_ports: 'cascadePorts',
+  cascadeports: 'cascadePorts',
+  log_level: 'logLevel',
+  loglevel: 'logLevel',
+  state_dir: 'stateDir',
+};

@@ -1,0 +1,169 @@
+import type { Violation } from './errors.js';
+
+/**
+ * Rules a JSON Schema cannot express: references between sections, exactly
+ * one master, no cascade cycles. Runs on the raw document even when the schema
+ * check failed, so one pass reports everything; every access is therefore
+ * guarded, and malformed items are skipped (the schema already reported them).
+ */
+
+type Obj = Record<string, unknown>;
+
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const items = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+interface Indexed {
+  readonly index: number;
+  readonly item: Obj;
+  readonly id: string;
+}
+
+export function semanticViolations(doc: unknown): Violation[] {
+  const out: Violation[] = [];
+  if (!isObj(doc)) return out;
+  const add = (path: string, message: string) => out.push({ path, message });
+
+  /** Index a section by id, reporting duplicates. */
+  const index = (section: string): Map<string, Indexed> => {
+    const byId = new Map<string, Indexed>();
+    items(doc[section]).forEach((item, i) => {
+      if (!isObj(item)) return;
+      const id = str(item.id);
+      if (id === undefined) return;
+      const first = byId.get(id);
+      if (first !== undefined) {
+        add(`/${section}/${i}/id`, `duplicate id "${id}" (first at /${section}/${first.index})`);
+        return;
+      }
+      byId.set(id, { index: i, item, id });
+    });
+    return byId;
+  };
+
+  const levelsRaw = doc.levels === undefined ? undefined : index('levels');
+  const provinces = index('provinces');
+  const operators = index('operators');
+  const mcus = index('mcus');
+  const endpoints = index('endpoints');
+  // Absent `levels` means the schema default (the 2021 four-level hierarchy).
+  const levels = levelsRaw ?? new Set(['central', 'province', 'district', 'commune']);
+
+  const ref = (
+    path: string,
+    value: unknown,
+    known: ReadonlyMap<string, unknown> | ReadonlySet<string>,
+    what: string,
+  ) => {
+    const v = str(value);
+    if (v !== undefined && !known.has(v)) add(path, `unknown ${what} "${v}"`);
+  };
+
+  items(doc.operators).forEach((op, i) => {
+    if (!isObj(op)) return;
+    ref(`/operators/${i}/province`, op.province, provinces, 'province');
+    if (op.kind === 'province' && op.province === undefined) {
+      add(`/operators/${i}/province`, 'is required for an operator of kind "province"');
+    }
+  });
+
+  // MCUs: references, the single master, duplicate conference URIs.
+  let master: Indexed | undefined;
+  const uriOwner = new Map<string, number>();
+  items(doc.mcus).forEach((m, i) => {
+    if (!isObj(m)) return;
+    const p = `/mcus/${i}`;
+    ref(`${p}/operator`, m.operator, operators, 'operator');
+    ref(`${p}/province`, m.province, provinces, 'province');
+    items(m.parents).forEach((parent, j) => {
+      ref(`${p}/parents/${j}`, parent, mcus, 'MCU');
+      if (parent === m.id) add(`${p}/parents/${j}`, 'an MCU cannot cascade into itself');
+    });
+    items(m.sip).forEach((uri, j) => {
+      if (typeof uri !== 'string') return;
+      const first = uriOwner.get(uri);
+      if (first !== undefined && first !== i)
+        add(`${p}/sip/${j}`, `SIP URI "${uri}" is already used by /mcus/${first}`);
+      else uriOwner.set(uri, i);
+    });
+    if (m.role === 'master') {
+      if (master !== undefined)
+        add(`${p}/role`, `a second master (the first is /mcus/${master.index}); exactly one is allowed`);
+      else if (typeof m.id === 'string') master = { index: i, item: m, id: m.id };
+      if (items(m.parents).length > 0) add(`${p}/parents`, 'the master is the root of the cascade and has no parents');
+    }
+  });
+  if (items(doc.mcus).length > 0 && master === undefined) {
+    add('/mcus', 'no MCU has role "master"; exactly one is required');
+  }
+  out.push(...cascadeCycles(mcus));
+
+  items(doc.endpoints).forEach((e, i) => {
+    if (!isObj(e)) return;
+    const p = `/endpoints/${i}`;
+    ref(`${p}/level`, e.level, levels, 'level');
+    ref(`${p}/province`, e.province, provinces, 'province');
+    const cands = items(e.mcus);
+    cands.forEach((mcu, j) => ref(`${p}/mcus/${j}`, mcu, mcus, 'MCU'));
+    const connection = e.connection ?? 'direct';
+    if (connection === 'relay') {
+      if (cands.length > 0) add(`${p}/mcus`, 'a relay endpoint takes no MCU port: remove its candidate MCUs');
+      const via = str(e.relayVia);
+      if (via === undefined) add(`${p}/relayVia`, 'is required for a relay endpoint');
+      else {
+        const target = endpoints.get(via);
+        if (target === undefined) add(`${p}/relayVia`, `unknown endpoint "${via}"`);
+        else if (target.item.connection === 'relay') {
+          add(`${p}/relayVia`, `endpoint "${via}" is itself relayed; relay through an endpoint on an MCU`);
+        }
+      }
+    } else {
+      if (e.relayVia !== undefined) add(`${p}/relayVia`, 'applies only to relay endpoints');
+      if (Array.isArray(e.mcus) || e.mcus === undefined) {
+        if (cands.length === 0) add(`${p}/mcus`, 'endpoint has no candidate MCU');
+      }
+    }
+    if (connection === 'via-operator') {
+      const opId = str(e.operator);
+      if (opId === undefined) add(`${p}/operator`, 'is required for a via-operator endpoint');
+      else if (!operators.has(opId)) add(`${p}/operator`, `unknown operator "${opId}"`);
+      else {
+        const first = mcus.get(str(cands[0]) ?? '');
+        if (first !== undefined && first.item.operator !== opId) {
+          add(`${p}/mcus/0`, `a via-operator endpoint must prefer an MCU of its operator "${opId}"`);
+        }
+      }
+    } else if (e.operator !== undefined) {
+      add(`${p}/operator`, 'applies only to via-operator endpoints');
+    }
+  });
+
+  return out;
+}
+
+/**
+ * Report each cycle among allowed parent links once, at the edge that closes
+ * it, e.g. `/mcus/3/parents/0: cascade cycle a -> b -> c -> a`.
+ */
+function cascadeCycles(mcus: ReadonlyMap<string, Indexed>): Violation[] {
+  const out: Violation[] = [];
+  const state = new Map<string, 1 | 2>(); // 1 = on the DFS stack, 2 = done
+  const stack: string[] = [];
+  const visit = (id: string) => {
+    state.set(id, 1);
+    stack.push(id);
+    const node = mcus.get(id)!;
+    items(node.item.parents).forEach((parent, j) => {
+      if (typeof parent !== 'string' || parent === id || !mcus.has(parent)) return;
+      const s = state.get(parent);
+      if (s === 1) {
+        const cycle = [...stack.slice(stack.indexOf(parent)), parent];
+        out.push({ path: `/mcus/${node.index}/parents/${j}`, message: `cascade cycle ${cycle.join(' -> ')}` });
+      } else if (s === undefined) visit(parent);
+    });
+    stack.pop();
+    state.set(id, 2);
+  };
+  for (const id of [...mcus.keys()].sort()) if (!state.has(id)) visit(id);
+  return out;
+}

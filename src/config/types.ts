@@ -1,0 +1,32 @@
+import type { Inventory } from '../inventory/types.js';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export type SipTransportName = 'udp' | 'tcp' | 'tls';
+
+export interface SipListen {
+  readonly transport: SipTransportName;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Daemon settings after defaults and path resolution (every path absolute). */
+export interface DaemonConfig {
+  readonly logLevel: LogLevel;
+  readonly stateDir: string;
+  readonly shutdownTimeoutMs: number;
+  readonly store: { readonly driver: 'sqlite'; readonly path: string; readonly synchronous: 'normal' | 'full' };
+  readonly api: {
+    readonly host: string;
+    readonly port: number;
+    readonly tls?: { readonly cert: string; readonly key: string };
+  };
+  readonly sip: { readonly listen: readonly SipListen[] };
+}
+
+/** The validated, frozen configuration handed down from the composition root. */
+export interface Config {
+  /** The file it came from, or a label for in-memory text. */
+  readonly source: string;
+  readonly daemon: DaemonConfig;
+  readonly inventory: Inventory;
+}
