@@ -139,10 +139,10 @@ function fromAjv(e: ErrorObject): Violation {
   switch (e.keyword) {
     case 'additionalProperties': {
       const key = String(e.params.additionalProperty);
-      return { path: `${at}/${escape(key)}`, message: `unknown property${hint(key, e.parentSchema)}` };
+      return { path: `${at}/${escapePointer(key)}`, message: `unknown property${hint(key, e.parentSchema)}` };
     }
     case 'required':
-      return { path: `${at}/${escape(String(e.params.missingProperty))}`, message: 'is required' };
+      return { path: `${at}/${escapePointer(String(e.params.missingProperty))}`, message: 'is required' };
     case 'enum':
       return {
         path: at,
@@ -192,8 +192,8 @@ function editDistance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
-const escape = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
-const unescape = (seg: string) => seg.replace(/~1/g, '/').replace(/~0/g, '~');
+const escapePointer = (key: string) => key.replace(/~/g, '~0').replace(/\//g, '~1');
+const unescapePointer = (seg: string) => seg.replace(/~1/g, '/').replace(/~0/g, '~');
 
 function dedupe(vs: Violation[]): Violation[] {
   const seen = new Set<string>();
@@ -207,7 +207,7 @@ function dedupe(vs: Violation[]): Violation[] {
 
 /** Attach the line and column of the deepest YAML node that exists along the path. */
 function locate(doc: Document, lines: LineCounter, v: Violation): Violation {
-  const segs = v.path === '' ? [] : v.path.slice(1).split('/').map(unescape);
+  const segs = v.path === '' ? [] : v.path.slice(1).split('/').map(unescapePointer);
   for (let n = segs.length; n >= 0; n--) {
     const keys = segs.slice(0, n).map((s) => (/^\d+$/.test(s) ? Number(s) : s));
     const node = n === 0 ? doc.contents : doc.getIn(keys, true);

@@ -104,7 +104,9 @@ export function semanticViolations(doc: unknown): Violation[] {
     ref(`${p}/level`, e.level, levels, 'level');
     ref(`${p}/province`, e.province, provinces, 'province');
     const cands = items(e.mcus);
-    cands.forEach((mcu, j) => ref(`${p}/mcus/${j}`, mcu, mcus, 'MCU'));
+    cands.forEach((mcu, j) => {
+      ref(`${p}/mcus/${j}`, mcu, mcus, 'MCU');
+    });
     const connection = e.connection ?? 'direct';
     if (connection === 'relay') {
       if (cands.length > 0) add(`${p}/mcus`, 'a relay endpoint takes no MCU port: remove its candidate MCUs');
