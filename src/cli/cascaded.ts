@@ -1,0 +1,189 @@
+#!/usr/bin/env node
+/**
+ * `cascaded`: the daemon, and its offline subcommands.
+ * Exit codes: 0 success; 1 runtime failure; 2 bad usage or invalid config;
+ * 128+N when a second signal N forces the exit during shutdown.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { type Logger, pino } from 'pino';
+import { type Config, ConfigError, formatViolations, loadConfigFile } from '../config/index.js';
+import { isCascadedError } from '../core/errors.js';
+import { startDaemon } from '../daemon.js';
+
+const HELP = `cascaded: MCU cascade control daemon
+
+Usage:
+  cascaded [--config FILE] [--log-level LEVEL]   run the daemon
+  cascaded --check-config FILE [--json]          validate a config file and exit
+  cascaded --help | --version
+
+Options:
+  -c, --config FILE        config and inventory (YAML). Default: config/demo.yaml,
+                           the simulated national network.
+      --check-config FILE  validate FILE (schema and semantic rules) and exit:
+                           0 valid, 2 invalid (every violation listed with its path).
+      --json               with --check-config: print the result as JSON on stdout.
+  -l, --log-level LEVEL    override daemon.logLevel: fatal, error, warn, info,
+                           debug, trace, silent.
+  -h, --help               this text.
+  -v, --version            print the version.
+
+Signals: SIGTERM or SIGINT closes every part in reverse start order within
+daemon.shutdownTimeoutMs (default 10 s) and exits 0; a second signal forces
+the exit at once (128 + signal number).
+
+Environment:
+  NOTIFY_SOCKET, WATCHDOG_USEC  set by systemd (Type=notify, WatchdogSec=).
+  STATE_DIRECTORY               default daemon.stateDir (systemd StateDirectory=).
+
+Logs are JSON lines on stdout (pino). Documentation: README.md.
+`;
+
+const LEVELS = new Set(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let values: {
+    config?: string;
+    'check-config'?: string;
+    json?: boolean;
+    'log-level'?: string;
+    help?: boolean;
+    version?: boolean;
+  };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string', short: 'c' },
+        'check-config': { type: 'string' },
+        json: { type: 'boolean' },
+        'log-level': { type: 'string', short: 'l' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    process.stderr.write(`cascaded: ${(err as Error).message}\nTry 'cascaded --help'.\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`cascaded ${version()}\n`);
+    return 0;
+  }
+  if (values['check-config'] !== undefined) return checkConfig(values['check-config'], values.json === true);
+  if (values['log-level'] !== undefined && !LEVELS.has(values['log-level'])) {
+    process.stderr.write(`cascaded: --log-level must be one of ${[...LEVELS].join(', ')}\n`);
+    return 2;
+  }
+  return runDaemon(values.config ?? 'config/demo.yaml', values['log-level']);
+}
+
+async function checkConfig(file: string, json: boolean): Promise<number> {
+  try {
+    const config = await loadConfigFile(file);
+    const inv = config.inventory;
+    const counts = {
+      levels: inv.levels.length,
+      provinces: inv.provinces.length,
+      operators: inv.operators.length,
+      mcus: inv.mcus.length,
+      endpoints: inv.endpoints.length,
+    };
+    if (json) process.stdout.write(`${JSON.stringify({ ok: true, source: file, counts })}\n`);
+    else {
+      const summary = Object.entries(counts)
+        .map(([k, v]) => `${v} ${k}`)
+        .join(', ');
+      process.stdout.write(`${file}: ok (${summary})\n`);
+    }
+    return 0;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    if (json) process.stdout.write(`${JSON.stringify({ ok: false, ...err.toJSON() })}\n`);
+    else process.stderr.write(`${err.message}\n`);
+    return err.code === 'CFG_ERR_READ' ? 1 : 2;
+  }
+}
+
+async function runDaemon(file: string, levelOverride: string | undefined): Promise<number> {
+  let config: Config;
+  try {
+    config = await loadConfigFile(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      const details = err.details as { violations?: [] } | undefined;
+      process.stderr.write(
+        `${details?.violations ? formatViolations(file, details.violations) : err.message}\ncascaded: nothing started\n`,
+      );
+      return err.code === 'CFG_ERR_READ' ? 1 : 2;
+    }
+    throw err;
+  }
+  const logger: Logger = pino({ level: levelOverride ?? config.daemon.logLevel, base: { service: 'cascaded' } });
+  const flush = () => new Promise<void>((resolve) => logger.flush(() => resolve()));
+
+  let daemon: Awaited<ReturnType<typeof startDaemon>>;
+  try {
+    daemon = await startDaemon({ config, logger });
+  } catch (err) {
+    logger.fatal({ err, code: isCascadedError(err) ? err.code : undefined }, 'start failed');
+    await flush();
+    return 1;
+  }
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: forcing exit');
+        resolve(128 + (signal === 'SIGINT' ? 2 : 15));
+        return;
+      }
+      stopping = true;
+      logger.info({ signal, boundMs: config.daemon.shutdownTimeoutMs }, 'shutting down');
+      const bound = setTimeout(() => {
+        logger.error({ boundMs: config.daemon.shutdownTimeoutMs }, 'shutdown exceeded its bound: forcing exit');
+        resolve(1);
+      }, config.daemon.shutdownTimeoutMs);
+      daemon.close().then(
+        () => {
+          clearTimeout(bound);
+          logger.info('stopped');
+          resolve(0);
+        },
+        (err: unknown) => {
+          clearTimeout(bound);
+          logger.error({ err }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  }).then(async (code) => {
+    await flush();
+    return code;
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`cascaded: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,110 @@
+/**
+ * The composition root: the only module that knows every part. Parts start in
+ * dependency order and close in reverse (style.md): the API stops accepting
+ * first, the store closes last, the logger is flushed by the caller.
+ */
+import type { Logger } from 'pino';
+import { createSystemdNotifier, type SystemdNotifier } from '../native/systemd.js';
+import { loadOrCreateCertificate, startApiServer } from './api/index.js';
+import type { Config } from './config/index.js';
+import { onceClose } from './core/lifecycle.js';
+import { openSqliteStore, type Store } from './store/index.js';
+
+export interface DaemonOptions {
+  readonly config: Config;
+  readonly logger: Logger;
+  /** Defaults to a notifier on the process environment (a no-op outside systemd). */
+  readonly notifier?: SystemdNotifier;
+}
+
+export interface Daemon {
+  readonly apiUrl: string;
+  readonly store: Store;
+  /** Close every part in reverse start order. Idempotent. */
+  close(): Promise<void>;
+}
+
+interface Part {
+  readonly name: string;
+  close(): Promise<void>;
+}
+
+export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
+  const { config, logger } = options;
+  const log = logger.child({ module: 'daemon' });
+  const notifier = options.notifier ?? createSystemdNotifier({ logger });
+  const parts: Part[] = [];
+
+  const start = async <T extends { close(): Promise<void> }>(name: string, make: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    const part = await make();
+    parts.push({ name, close: () => part.close() });
+    log.info({ part: name, ms: Math.round(performance.now() - t0) }, `started ${name}`);
+    return part;
+  };
+
+  const closeAll = async () => {
+    for (const part of parts.toReversed()) {
+      const t0 = performance.now();
+      try {
+        await part.close();
+        log.info({ part: part.name, ms: Math.round(performance.now() - t0) }, `closed ${part.name}`);
+      } catch (err) {
+        // Keep closing the rest: one stuck part must not leave the store open.
+        log.error({ part: part.name, err }, `failed to close ${part.name}`);
+      }
+    }
+  };
+
+  try {
+    await start('notifier', async () => notifier);
+    const store = await start('store', () =>
+      openSqliteStore({ path: config.daemon.store.path, synchronous: config.daemon.store.synchronous }),
+    );
+    const snapshot = await store.saveInventorySnapshot(config.inventory, config.source);
+    const inv = config.inventory;
+    log.info(
+      {
+        snapshot: snapshot.id,
+        changed: snapshot.created,
+        levels: inv.levels.length,
+        mcus: inv.mcus.length,
+        endpoints: inv.endpoints.length,
+      },
+      'inventory loaded',
+    );
+
+    const tls = await loadOrCreateCertificate(config.daemon.api.tls, config.daemon.stateDir, [config.daemon.api.host]);
+    const api = await start('api', () =>
+      startApiServer({
+        host: config.daemon.api.host,
+        port: config.daemon.api.port,
+        tls,
+        logger,
+        readiness: [
+          {
+            name: 'store',
+            check: async () => ({ ok: (await store.schemaVersion()) > 0 }),
+          },
+        ],
+      }),
+    );
+
+    const status = `ready: ${inv.mcus.length} MCUs, ${inv.endpoints.length} endpoints; API ${api.url}`;
+    notifier.ready(status);
+    log.info({ api: api.url, selfSignedCertificate: tls.selfSigned }, status);
+
+    return {
+      apiUrl: api.url,
+      store,
+      close: onceClose(async () => {
+        notifier.stopping('stopping');
+        log.info('stopping');
+        await closeAll();
+      }),
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}

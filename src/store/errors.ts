@@ -1,0 +1,20 @@
+import { CascadedError, type CascadedErrorOptions, type ErrorTable } from '../core/errors.js';
+
+export const STORE_ERRORS = {
+  STORE_ERR_OPEN: { status: 503, description: 'The store could not be opened (path, permissions, not a database).' },
+  STORE_ERR_VERSION: {
+    status: 503,
+    description: 'The database was written by a newer cascaded (schema version ahead of this build).',
+  },
+  STORE_ERR_NOT_FOUND: { status: 404, description: 'No record with that id.' },
+  STORE_ERR_CONFLICT: { status: 409, description: 'A record with that id already exists.' },
+} as const satisfies ErrorTable;
+
+export type StoreErrorCode = keyof typeof STORE_ERRORS;
+
+export class StoreError extends CascadedError<StoreErrorCode> {
+  constructor(code: StoreErrorCode, message: string, options?: CascadedErrorOptions) {
+    super(code, message, STORE_ERRORS[code].status, options);
+    this.name = 'StoreError';
+  }
+}

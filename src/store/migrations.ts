@@ -1,0 +1,62 @@
+/**
+ * Versioned schema migrations. Append only: a released migration is never
+ * edited, a change is a new entry. Version N is recorded in PRAGMA user_version
+ * and in the `migrations` table, in the same transaction as its DDL.
+ */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'initial: inventory snapshots, sessions, audit, events',
+    sql: `
+      CREATE TABLE migrations (
+        version    INTEGER PRIMARY KEY,
+        name       TEXT NOT NULL,
+        applied_at TEXT NOT NULL
+      );
+      CREATE TABLE inventory_snapshots (
+        id         INTEGER PRIMARY KEY,
+        hash       TEXT NOT NULL,
+        source     TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        body       TEXT NOT NULL
+      );
+      CREATE INDEX inventory_snapshots_hash ON inventory_snapshots (hash);
+      CREATE TABLE sessions (
+        id         TEXT PRIMARY KEY,
+        kind       TEXT NOT NULL CHECK (kind IN ('planned', 'adhoc')),
+        title      TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        starts_at  TEXT,
+        data       TEXT NOT NULL DEFAULT 'null',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+      );
+      CREATE INDEX sessions_state ON sessions (state);
+      CREATE TABLE audit (
+        id          INTEGER PRIMARY KEY,
+        at          TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        target      TEXT,
+        outcome     TEXT NOT NULL,
+        duration_ms REAL,
+        details     TEXT NOT NULL DEFAULT 'null'
+      );
+      CREATE INDEX audit_actor ON audit (actor, id);
+      CREATE TABLE events (
+        id      INTEGER PRIMARY KEY,
+        at      TEXT NOT NULL,
+        type    TEXT NOT NULL,
+        subject TEXT,
+        data    TEXT NOT NULL DEFAULT 'null'
+      );
+      CREATE INDEX events_type ON events (type, id);
+    `,
+  },
+];

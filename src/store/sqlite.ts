@@ -1,0 +1,360 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { type Clock, realClock } from '../core/clock.js';
+import { CoreError } from '../core/errors.js';
+import { onceClose } from '../core/lifecycle.js';
+import type { Inventory } from '../inventory/types.js';
+import { StoreError } from './errors.js';
+import { MIGRATIONS, type Migration } from './migrations.js';
+import type {
+  AuditEntry,
+  EventRecord,
+  InventorySnapshot,
+  NewAuditEntry,
+  NewEvent,
+  NewSession,
+  SessionPatch,
+  SessionRecord,
+  Store,
+} from './types.js';
+
+export interface SqliteStoreOptions {
+  /** Database file, or ":memory:". Its directory is created if missing. */
+  readonly path: string;
+  /**
+   * WAL with synchronous=NORMAL loses nothing committed when the process
+   * dies (kill -9); FULL also survives power loss, at an fsync per commit.
+   */
+  readonly synchronous?: 'normal' | 'full';
+  readonly clock?: Clock;
+  /** For tests of the migration machinery; defaults to the real list. */
+  readonly migrations?: readonly Migration[];
+}
+
+const MAX_LIMIT = 10_000;
+
+/** Open (creating and migrating as needed) the embedded SQLite store. */
+export async function openSqliteStore(options: SqliteStoreOptions): Promise<Store> {
+  const migrations = options.migrations ?? MIGRATIONS;
+  let db: Database.Database;
+  try {
+    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+    db = new Database(options.path);
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
+    db.pragma('foreign_keys = ON');
+    // Another process (a CLI, a backup) may hold a lock briefly: wait rather than fail.
+    db.pragma('busy_timeout = 5000');
+  } catch (err) {
+    throw new StoreError('STORE_ERR_OPEN', `cannot open store ${options.path}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  try {
+    migrate(db, migrations, options.clock ?? realClock);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return new SqliteStore(db, options.clock ?? realClock);
+}
+
+function migrate(db: Database.Database, migrations: readonly Migration[], clock: Clock): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  const latest = migrations.at(-1)?.version ?? 0;
+  if (current > latest) {
+    throw new StoreError(
+      'STORE_ERR_VERSION',
+      `store schema version ${current} is newer than this build understands (${latest}); upgrade cascaded`,
+      { details: { current, latest } },
+    );
+  }
+  for (const m of migrations) {
+    if (m.version <= current) continue;
+    db.transaction(() => {
+      db.exec(m.sql);
+      db.prepare('INSERT INTO migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
+        m.version,
+        m.name,
+        new Date(clock.wallNow()).toISOString(),
+      );
+      db.pragma(`user_version = ${m.version}`);
+    })();
+  }
+}
+
+/** JSON with object keys sorted, so equal inventories hash equally whatever their key order. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (typeof v === 'object' && v !== null) {
+    const keys = Object.keys(v).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+const clampLimit = (limit: number | undefined, dflt: number) => Math.max(1, Math.min(limit ?? dflt, MAX_LIMIT));
+
+interface SessionRow {
+  id: string;
+  kind: 'planned' | 'adhoc';
+  title: string;
+  state: string;
+  starts_at: string | null;
+  data: string;
+  created_at: string;
+  updated_at: string;
+}
+interface AuditRow {
+  id: number;
+  at: string;
+  actor: string;
+  action: string;
+  target: string | null;
+  outcome: string;
+  duration_ms: number | null;
+  details: string;
+}
+interface EventRow {
+  id: number;
+  at: string;
+  type: string;
+  subject: string | null;
+  data: string;
+}
+
+const toSession = (r: SessionRow): SessionRecord => ({
+  id: r.id,
+  kind: r.kind,
+  title: r.title,
+  state: r.state,
+  startsAt: r.starts_at,
+  data: JSON.parse(r.data),
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+const toAudit = (r: AuditRow): AuditEntry => ({
+  id: r.id,
+  at: r.at,
+  actor: r.actor,
+  action: r.action,
+  target: r.target,
+  outcome: r.outcome,
+  durationMs: r.duration_ms,
+  details: JSON.parse(r.details),
+});
+const toEvent = (r: EventRow): EventRecord => ({
+  id: r.id,
+  at: r.at,
+  type: r.type,
+  subject: r.subject,
+  data: JSON.parse(r.data),
+});
+
+class SqliteStore implements Store {
+  readonly driver = 'sqlite' as const;
+  readonly #db: Database.Database;
+  readonly #clock: Clock;
+  #closed = false;
+  // Prepared once: statements are the hot path of audit and event writes.
+  readonly #stmt;
+
+  constructor(db: Database.Database, clock: Clock) {
+    this.#db = db;
+    this.#clock = clock;
+    this.#stmt = {
+      latestSnapshot: db.prepare(
+        'SELECT id, hash, source, created_at, body FROM inventory_snapshots ORDER BY id DESC LIMIT 1',
+      ),
+      insertSnapshot: db.prepare(
+        'INSERT INTO inventory_snapshots (hash, source, created_at, body) VALUES (?, ?, ?, ?)',
+      ),
+      insertSession: db.prepare(
+        'INSERT INTO sessions (id, kind, title, state, starts_at, data, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      ),
+      getSession: db.prepare('SELECT * FROM sessions WHERE id = ?'),
+      updateSession: db.prepare(
+        'UPDATE sessions SET title = ?, state = ?, starts_at = ?, data = ?, updated_at = ? WHERE id = ?',
+      ),
+      insertAudit: db.prepare(
+        'INSERT INTO audit (at, actor, action, target, outcome, duration_ms, details) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      insertEvent: db.prepare('INSERT INTO events (at, type, subject, data) VALUES (?, ?, ?, ?)'),
+    };
+  }
+
+  #now(): string {
+    return new Date(this.#clock.wallNow()).toISOString();
+  }
+
+  #open(): Database.Database {
+    if (this.#closed) throw new CoreError('ERR_CLOSED', 'store is closed');
+    return this.#db;
+  }
+
+  async schemaVersion(): Promise<number> {
+    return this.#open().pragma('user_version', { simple: true }) as number;
+  }
+
+  async saveInventorySnapshot(inventory: Inventory, source: string): Promise<InventorySnapshot> {
+    const db = this.#open();
+    const body = canonicalJson(inventory);
+    const hash = createHash('sha256').update(body).digest('hex');
+    return db.transaction((): InventorySnapshot => {
+      const last = this.#stmt.latestSnapshot.get() as
+        | { id: number; hash: string; source: string; created_at: string }
+        | undefined;
+      if (last?.hash === hash) {
+        return { id: last.id, hash, source: last.source, createdAt: last.created_at, created: false };
+      }
+      const createdAt = this.#now();
+      const r = this.#stmt.insertSnapshot.run(hash, source, createdAt, body);
+      return { id: Number(r.lastInsertRowid), hash, source, createdAt, created: true };
+    })();
+  }
+
+  async latestInventorySnapshot(): Promise<(InventorySnapshot & { inventory: Inventory }) | undefined> {
+    this.#open();
+    const r = this.#stmt.latestSnapshot.get() as
+      | { id: number; hash: string; source: string; created_at: string; body: string }
+      | undefined;
+    if (r === undefined) return undefined;
+    return {
+      id: r.id,
+      hash: r.hash,
+      source: r.source,
+      createdAt: r.created_at,
+      created: false,
+      inventory: JSON.parse(r.body) as Inventory,
+    };
+  }
+
+  async createSession(s: NewSession): Promise<SessionRecord> {
+    this.#open();
+    const now = this.#now();
+    try {
+      this.#stmt.insertSession.run(
+        s.id,
+        s.kind,
+        s.title,
+        s.state,
+        s.startsAt ?? null,
+        JSON.stringify(s.data ?? null),
+        now,
+        now,
+      );
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+        throw new StoreError('STORE_ERR_CONFLICT', `session "${s.id}" already exists`, { cause: err });
+      }
+      throw err;
+    }
+    return toSession(this.#stmt.getSession.get(s.id) as SessionRow);
+  }
+
+  async updateSession(id: string, patch: SessionPatch): Promise<SessionRecord> {
+    const db = this.#open();
+    return db.transaction(() => {
+      const row = this.#stmt.getSession.get(id) as SessionRow | undefined;
+      if (row === undefined) throw new StoreError('STORE_ERR_NOT_FOUND', `no session "${id}"`);
+      this.#stmt.updateSession.run(
+        patch.title ?? row.title,
+        patch.state ?? row.state,
+        patch.startsAt ?? row.starts_at,
+        patch.data === undefined ? row.data : JSON.stringify(patch.data),
+        this.#now(),
+        id,
+      );
+      return toSession(this.#stmt.getSession.get(id) as SessionRow);
+    })();
+  }
+
+  async getSession(id: string): Promise<SessionRecord | undefined> {
+    this.#open();
+    const row = this.#stmt.getSession.get(id) as SessionRow | undefined;
+    return row && toSession(row);
+  }
+
+  async listSessions(query: { state?: string; limit?: number } = {}): Promise<SessionRecord[]> {
+    const db = this.#open();
+    const limit = clampLimit(query.limit, 100);
+    const rows = (
+      query.state === undefined
+        ? db.prepare('SELECT * FROM sessions ORDER BY created_at DESC, id LIMIT ?').all(limit)
+        : db
+            .prepare('SELECT * FROM sessions WHERE state = ? ORDER BY created_at DESC, id LIMIT ?')
+            .all(query.state, limit)
+    ) as SessionRow[];
+    return rows.map(toSession);
+  }
+
+  async appendAudit(e: NewAuditEntry): Promise<AuditEntry> {
+    this.#open();
+    const at = this.#now();
+    const details = JSON.stringify(e.details ?? null);
+    const r = this.#stmt.insertAudit.run(
+      at,
+      e.actor,
+      e.action,
+      e.target ?? null,
+      e.outcome,
+      e.durationMs ?? null,
+      details,
+    );
+    return {
+      id: Number(r.lastInsertRowid),
+      at,
+      actor: e.actor,
+      action: e.action,
+      target: e.target ?? null,
+      outcome: e.outcome,
+      durationMs: e.durationMs ?? null,
+      details: e.details ?? null,
+    };
+  }
+
+  async listAudit(query: { afterId?: number; limit?: number; actor?: string } = {}): Promise<AuditEntry[]> {
+    const db = this.#open();
+    const limit = clampLimit(query.limit, 100);
+    const rows = (
+      query.actor === undefined
+        ? db.prepare('SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?').all(query.afterId ?? 0, limit)
+        : db
+            .prepare('SELECT * FROM audit WHERE actor = ? AND id > ? ORDER BY id LIMIT ?')
+            .all(query.actor, query.afterId ?? 0, limit)
+    ) as AuditRow[];
+    return rows.map(toAudit);
+  }
+
+  async appendEvent(e: NewEvent): Promise<EventRecord> {
+    this.#open();
+    const at = this.#now();
+    const r = this.#stmt.insertEvent.run(at, e.type, e.subject ?? null, JSON.stringify(e.data ?? null));
+    return { id: Number(r.lastInsertRowid), at, type: e.type, subject: e.subject ?? null, data: e.data ?? null };
+  }
+
+  async listEvents(query: { afterId?: number; limit?: number; type?: string } = {}): Promise<EventRecord[]> {
+    const db = this.#open();
+    const limit = clampLimit(query.limit, 100);
+    const rows = (
+      query.type === undefined
+        ? db.prepare('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?').all(query.afterId ?? 0, limit)
+        : db
+            .prepare('SELECT * FROM events WHERE type = ? AND id > ? ORDER BY id LIMIT ?')
+            .all(query.type, query.afterId ?? 0, limit)
+    ) as EventRow[];
+    return rows.map(toEvent);
+  }
+
+  readonly close = onceClose(async () => {
+    this.#closed = true;
+    // Fold the WAL back into the main file so a copied .db is complete on its own.
+    try {
+      this.#db.pragma('wal_checkpoint(TRUNCATE)');
+    } finally {
+      this.#db.close();
+    }
+  });
+}
