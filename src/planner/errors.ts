@@ -1,0 +1,26 @@
+import { CascadedError, type CascadedErrorOptions, type ErrorTable } from '../core/errors.js';
+
+export const PLANNER_ERRORS = {
+  PLAN_ERR_INFEASIBLE: {
+    status: 422,
+    description:
+      'No cascade plan satisfies the capacities and parent links; `details.reasons` says which endpoints cannot be placed and why.',
+  },
+  PLAN_ERR_INVALID_SESSION: {
+    status: 400,
+    description: 'The session names unknown endpoints or MCUs, has no endpoint, or its chair cannot be placed.',
+  },
+  PLAN_ERR_INVALID_PLAN: {
+    status: 400,
+    description: 'The plan given for re-planning does not belong to this inventory (unknown endpoint, MCU or link).',
+  },
+} as const satisfies ErrorTable;
+
+export type PlanErrorCode = keyof typeof PLANNER_ERRORS;
+
+export class PlanError extends CascadedError<PlanErrorCode> {
+  constructor(code: PlanErrorCode, message: string, options?: CascadedErrorOptions) {
+    super(code, message, PLANNER_ERRORS[code].status, options);
+    this.name = 'PlanError';
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The planner's public data: plain, JSON-serialisable objects in and out.
+ * Records are keyed by id with keys in sorted order, so the JSON of a plan is
+ * stable byte for byte for the same input.
+ */
+
+/** Who takes part in a session. */
+export interface Session {
+  /** Endpoint ids (order and duplicates do not matter). */
+  readonly endpoints: readonly string[];
+  /** The chair endpoint: placed on the master, added to the session if absent. */
+  readonly chair?: string;
+}
+
+export interface PlanOptions {
+  /** MCUs that are down or withdrawn: the plan must not use them. */
+  readonly unavailableMcus?: readonly string[];
+}
+
+/** The lexicographic objective, most important first (docs/planner.md). */
+export interface Objective {
+  /** 1. The largest cascade depth of any endpoint (0: on the master). */
+  readonly maxDepth: number;
+  /** 2a. Endpoints at that depth (relay endpoints included). */
+  readonly atMaxDepth: number;
+  /** 2b. Sum of the depths of all endpoints. */
+  readonly depthSum: number;
+  /** 3. Sum over MCU-connected endpoints of the chosen MCU's position in the endpoint's candidate list (0 = first). */
+  readonly preferenceSum: number;
+  /** 4. Cascade links (used MCUs other than the master). */
+  readonly links: number;
+  /** 5. The fullest MCU, as used/capacity ports: its utilisation is minimised. */
+  readonly maxUtilisation: { readonly mcu: string; readonly used: number; readonly ports: number };
+}
+
+export interface McuUsage {
+  readonly id: string;
+  /** Parent MCU (null for the master). */
+  readonly parent: string | null;
+  readonly depth: number;
+  /** Endpoints on this MCU, sorted. */
+  readonly endpoints: readonly string[];
+  /** Child MCUs cascaded into this one, sorted. */
+  readonly children: readonly string[];
+  /** Ports used (endpoints + child links + the link to the parent) and the capacity. */
+  readonly ports: { readonly used: number; readonly capacity: number };
+  readonly cascadePorts: { readonly used: number; readonly capacity: number };
+}
+
+/** What a re-plan changed relative to the previous plan. */
+export interface PlanChanges {
+  /** MCUs that kept taking part but now cascade into a different parent, sorted. */
+  readonly relinkedMcus: readonly string[];
+  /** MCUs that left the cascade (lost, or no longer needed), sorted. */
+  readonly droppedMcus: readonly string[];
+  /** MCUs newly cascaded, sorted. */
+  readonly addedMcus: readonly string[];
+  /** Endpoints present before and after that moved to another MCU, sorted. */
+  readonly movedEndpoints: readonly string[];
+}
+
+export interface Plan {
+  readonly master: string;
+  readonly chair: string | null;
+  /** Every endpoint in the session, sorted (including those added for relays and the chair). */
+  readonly endpoints: readonly string[];
+  /** Endpoints added because a relay endpoint in the session is relayed through them. */
+  readonly addedForRelay: readonly string[];
+  readonly unavailableMcus: readonly string[];
+  /** MCU-connected endpoint -> its MCU. */
+  readonly assignments: Readonly<Record<string, string>>;
+  /** Relay endpoint -> the endpoint it is relayed through (it takes no MCU port). */
+  readonly relays: Readonly<Record<string, string>>;
+  /** Every endpoint -> its cascade depth (0: on the master). */
+  readonly depths: Readonly<Record<string, number>>;
+  /** The cascade tree: child MCU -> parent MCU. */
+  readonly links: Readonly<Record<string, string>>;
+  /** MCUs in the plan, master first, then by depth and id. */
+  readonly mcus: readonly McuUsage[];
+  /** Available MCUs the plan leaves out, sorted. */
+  readonly unusedMcus: readonly string[];
+  readonly objective: Objective;
+  /** Set by `replan`. */
+  readonly changes?: PlanChanges;
+}
+
+/** A change to a live session, for `replan`. */
+export interface SessionChange {
+  readonly addEndpoints?: readonly string[];
+  readonly removeEndpoints?: readonly string[];
+  /** MCUs lost (down): they join the plan's unavailable MCUs. */
+  readonly lostMcus?: readonly string[];
+  /** MCUs back in service. */
+  readonly restoredMcus?: readonly string[];
+}
+
+/** One actionable reason in the `details.reasons` of PLAN_ERR_INFEASIBLE. */
+export type InfeasibilityReason =
+  | {
+      /** Every candidate MCU of these endpoints is unavailable or has no cascade path to the master. */
+      readonly kind: 'no-reachable-candidate';
+      readonly endpoints: readonly string[];
+      readonly candidates: readonly { readonly mcu: string; readonly why: 'unavailable' | 'no-path-to-master' }[];
+      readonly message: string;
+    }
+  | {
+      /** This MCU is a candidate of session endpoints but cannot reach the master through available parents. */
+      readonly kind: 'no-path-to-master';
+      readonly mcu: string;
+      readonly endpoints: readonly string[];
+      readonly message: string;
+    }
+  | {
+      /** These MCUs together lack `short` ports for the endpoints (and links) that can only use them. */
+      readonly kind: 'ports-short';
+      readonly mcus: readonly string[];
+      readonly short: number;
+      readonly endpoints: readonly string[];
+      readonly message: string;
+    }
+  | {
+      /** These MCUs together lack `short` cascade ports for the child MCUs that can only cascade into them. */
+      readonly kind: 'cascade-ports-short';
+      readonly mcus: readonly string[];
+      readonly short: number;
+      readonly children: readonly string[];
+      readonly message: string;
+    }
+  | {
+      /** Ports and cascade ports suffice in total, but no cascade tree fits them (links use ports at both ends). */
+      readonly kind: 'no-tree';
+      readonly mcus: readonly string[];
+      readonly message: string;
+    };
