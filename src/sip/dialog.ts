@@ -1,0 +1,739 @@
+import type { Logger } from 'pino';
+import type { TimerHandle } from '../core/clock.js';
+import { TypedEmitter } from '../core/events.js';
+import { SipError, SipResponseError } from './errors.js';
+import { mediaType, parseNameAddr, SipHeaders } from './headers.js';
+import { buildResponse, SipRequest, type SipResponse, serialize } from './message.js';
+import type { NotifierImpl, SubscriberImpl } from './subscription.js';
+import type { ServerTransaction } from './transaction.js';
+import type { Destination, Flow, TransportName } from './transport.js';
+import type {
+  BodyOptions,
+  Dialog,
+  DialogEndReason,
+  DialogEvents,
+  IncomingRequest,
+  ReferSubscription,
+} from './types.js';
+import { addHeaders, nextHop, type Outgoing, toBody, type UaCore } from './user-agent.js';
+
+/** What a dialog needs from the user agent beyond UaCore: dispatching new usages and handler objects. */
+export interface DialogHost extends UaCore {
+  dispatchSubscribeIn(tx: ServerTransaction, dialog: DialogImpl): void;
+  dispatchReferIn(tx: ServerTransaction, dialog: DialogImpl): void;
+  incoming(tx: ServerTransaction, dialog: DialogImpl): IncomingRequest & { armDeadline(): void };
+  startRefer(dialog: DialogImpl, target: string, opts: BodyOptions): Promise<ReferSubscription>;
+}
+
+/** Session-Expires = delta-seconds *(;se-params), refresher=uac|uas (RFC 4028 4). */
+export function parseSessionExpires(
+  v: string | undefined,
+): { interval: number; refresher?: 'uac' | 'uas' } | undefined {
+  if (v === undefined) return undefined;
+  const m = /^\s*(\d{1,10})\s*(.*)$/.exec(v);
+  if (m === null) return undefined;
+  const r = /;\s*refresher\s*=\s*(uac|uas)/i.exec(m[2]!);
+  return { interval: Number(m[1]), refresher: r === null ? undefined : (r[1]!.toLowerCase() as 'uac' | 'uas') };
+}
+
+function supportsTimer(m: SipRequest | SipResponse): boolean {
+  return [...m.headers.list('supported'), ...m.headers.list('require')].some((t) => t.toLowerCase() === 'timer');
+}
+
+const TARGET_REFRESH = new Set(['INVITE', 'UPDATE', 'SUBSCRIBE', 'NOTIFY', 'REFER']);
+
+interface DialogInit {
+  role: 'uac' | 'uas';
+  callId: string;
+  localTag: string;
+  remoteTag: string;
+  /** Our From (UAC) or To (UAS) value, with our tag. */
+  localHeader: string;
+  remoteHeader: string;
+  remoteTarget: string;
+  routeSet: string[];
+  transport: TransportName;
+  flow?: Flow;
+  localSeq: number;
+  remoteSeq?: number;
+  usage: 'invite' | 'subscription';
+  remoteBody?: Buffer;
+  remoteContentType?: string;
+  localBody?: Buffer;
+  localContentType?: string;
+}
+
+interface Pending2xx {
+  buf: Buffer;
+  dest: Destination;
+  flow?: Flow;
+  cseq: number;
+  interval: number;
+  retransmit?: TimerHandle;
+  deadline?: TimerHandle;
+  resolve?: (d: Dialog) => void;
+  reject?: (err: Error) => void;
+}
+
+/**
+ * A dialog (RFC 3261 12): its identifiers, CSeq spaces, route set and remote
+ * target, the 2xx/ACK exchange of INVITE (13.3.1.4, 13.2.2.4), in-dialog
+ * requests both ways, re-INVITE (14), BYE (15), session timers (RFC 4028) and
+ * the subscriptions (RFC 6665, RFC 3515) that share it.
+ */
+export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
+  readonly id: string;
+  readonly callId: string;
+  readonly localTag: string;
+  readonly remoteTag: string;
+  readonly role: 'uac' | 'uas';
+  state: 'confirmed' | 'terminated' = 'confirmed';
+  remoteTarget: string;
+  readonly routeSet: readonly string[];
+  readonly transport: TransportName;
+  remoteBody: Buffer;
+  remoteContentType?: string;
+  sessionTimer?: { interval: number; refresher: 'local' | 'remote' };
+  /** Subscriptions sharing this dialog, by event (with id), RFC 6665 4.5.2. */
+  readonly subscriptions = new Map<string, SubscriberImpl | NotifierImpl>();
+  readonly usage: 'invite' | 'subscription';
+  readonly #ua: DialogHost;
+  readonly #localHeader: string;
+  readonly #remoteHeader: string;
+  readonly #flow?: Flow;
+  #localSeq: number;
+  #remoteSeq?: number;
+  #localBody?: Buffer;
+  #localContentType?: string;
+  #pending2xx?: Pending2xx;
+  #lastAck?: { cseq: number; buf: Buffer; dest: Destination };
+  #reinviting = false;
+  #stTimer?: TimerHandle;
+  #byePromise?: Promise<void>;
+  #held?: ServerTransaction[];
+  #log?: Logger;
+
+  constructor(ua: DialogHost, init: DialogInit) {
+    super();
+    this.#ua = ua;
+    this.role = init.role;
+    this.callId = init.callId;
+    this.localTag = init.localTag;
+    this.remoteTag = init.remoteTag;
+    this.id = `${init.callId}|${init.localTag}|${init.remoteTag}`;
+    this.#localHeader = init.localHeader;
+    this.#remoteHeader = init.remoteHeader;
+    this.remoteTarget = init.remoteTarget;
+    this.routeSet = init.routeSet;
+    this.transport = init.transport;
+    this.#flow = init.flow;
+    this.#localSeq = init.localSeq;
+    this.#remoteSeq = init.remoteSeq;
+    this.usage = init.usage;
+    this.remoteBody = init.remoteBody ?? Buffer.alloc(0);
+    this.remoteContentType = init.remoteContentType;
+    this.#localBody = init.localBody;
+    this.#localContentType = init.localContentType;
+    this.onListenerError((err, event) => this.log?.error({ err, event }, 'dialog listener threw'));
+  }
+
+  /** A child logger, created on first use (most dialogs never log). */
+  get log(): Logger | undefined {
+    if (this.#log === undefined && this.#ua.log !== undefined) this.#log = this.#ua.log.child({ callId: this.callId });
+    return this.#log;
+  }
+
+  get localUri(): string {
+    return parseNameAddr(this.#localHeader)?.uri.raw ?? '';
+  }
+
+  get remoteUri(): string {
+    return parseNameAddr(this.#remoteHeader)?.uri.raw ?? '';
+  }
+
+  /** Next local CSeq (shared by every usage of the dialog). */
+  nextCSeq(): number {
+    return ++this.#localSeq;
+  }
+
+  // ---- creation ------------------------------------------------------------
+
+  /** UAC side: a 2xx to our INVITE (RFC 3261 12.1.2); sends the ACK. */
+  static fromInvite2xx(
+    ua: DialogHost,
+    res: SipResponse,
+    info: {
+      uri: string;
+      dest: Destination;
+      routeFallback: TransportName;
+      requested?: number;
+      localBody?: Buffer;
+      localContentType?: string;
+      inviteCSeq: number;
+    },
+  ): DialogImpl {
+    const target = res.contact?.[0]?.uri.raw ?? info.uri;
+    const d = new DialogImpl(ua, {
+      role: 'uac',
+      callId: res.callId!,
+      localTag: res.from!.params.tag ?? '',
+      remoteTag: res.to!.params.tag ?? '',
+      localHeader: res.headers.get('from')!,
+      remoteHeader: res.headers.get('to')!,
+      remoteTarget: target,
+      routeSet: res.headers.list('record-route').reverse(),
+      transport: info.dest.transport,
+      localSeq: info.inviteCSeq,
+      usage: 'invite',
+      remoteBody: res.body,
+      remoteContentType: res.contentType,
+      localBody: info.localBody,
+      localContentType: info.localContentType,
+    });
+    ua.registerDialog(d);
+    d.#sendAck(info.inviteCSeq);
+    d.#sessionTimerFromResponse(res, info.requested);
+    return d;
+  }
+
+  /** UAS side of a dialog-creating non-INVITE request (SUBSCRIBE, REFER), RFC 3261 12.1.1. */
+  static fromIncomingRequest(
+    ua: DialogHost,
+    tx: ServerTransaction,
+    toTag: string,
+    usage: 'invite' | 'subscription',
+  ): DialogImpl {
+    const req = tx.request;
+    const d = new DialogImpl(ua, {
+      role: 'uas',
+      callId: req.callId!,
+      localTag: toTag,
+      remoteTag: req.from!.params.tag ?? '',
+      localHeader: `${req.headers.get('to')!};tag=${toTag}`,
+      remoteHeader: req.headers.get('from')!,
+      remoteTarget: req.contact?.[0]?.uri.raw ?? `sip:${tx.inbound.remote.host}:${tx.inbound.remote.port}`,
+      routeSet: req.headers.list('record-route'),
+      transport: tx.inbound.transport,
+      flow: tx.inbound.flow,
+      localSeq: 0,
+      remoteSeq: req.cseq!.seq,
+      usage,
+      remoteBody: req.body,
+      remoteContentType: req.contentType,
+    });
+    ua.registerDialog(d);
+    return d;
+  }
+
+  /** UAS side of INVITE: sends the 2xx, retransmits it until the ACK (13.3.1.4) and resolves then. */
+  static fromIncomingInvite(
+    ua: DialogHost,
+    tx: ServerTransaction,
+    toTag: string,
+    res: SipResponse,
+    localBody: Buffer | undefined,
+    localContentType: string | undefined,
+  ): Promise<Dialog> {
+    const d = DialogImpl.fromIncomingRequest(ua, tx, toTag, 'invite');
+    d.#localBody = localBody;
+    d.#localContentType = localBody === undefined ? undefined : (localContentType ?? 'application/sdp');
+    return new Promise<Dialog>((resolve, reject) => {
+      d.#send2xx(tx, res, resolve, reject);
+    });
+  }
+
+  /** Subscriber side: the dialog is created by a NOTIFY or the SUBSCRIBE's 2xx (RFC 6665 4.1.2.4). */
+  static fromSubscriberSide(
+    ua: DialogHost,
+    msg: SipRequest | SipResponse,
+    ourHeader: string,
+    localSeq: number,
+    fallback: TransportName,
+    flow?: Flow,
+  ): DialogImpl {
+    const isReq = msg.kind === 'request';
+    const peerHeader = isReq ? msg.headers.get('from')! : msg.headers.get('to')!;
+    const peer = parseNameAddr(peerHeader)!;
+    const rr = msg.headers.list('record-route');
+    const d = new DialogImpl(ua, {
+      role: 'uac',
+      callId: msg.callId!,
+      localTag: parseNameAddr(ourHeader)?.params.tag ?? '',
+      remoteTag: peer.params.tag ?? '',
+      localHeader: ourHeader,
+      remoteHeader: peerHeader,
+      remoteTarget: msg.contact?.[0]?.uri.raw ?? peer.uri.raw,
+      // A NOTIFY carries the route set in UAS order; a 2xx in UAC order (reversed).
+      routeSet: isReq ? rr : rr.reverse(),
+      transport: fallback,
+      flow,
+      localSeq,
+      remoteSeq: isReq ? msg.cseq!.seq : undefined,
+      usage: 'subscription',
+    });
+    ua.registerDialog(d);
+    return d;
+  }
+
+  // ---- UAS 2xx / ACK -------------------------------------------------------
+
+  #decorate2xx(req: SipRequest, res: SipResponse): void {
+    res.headers.set('Contact', this.#ua.contactFor(this.transport));
+    if (req.method === 'INVITE') {
+      const se = parseSessionExpires(req.headers.get('session-expires'));
+      if (se !== undefined) {
+        const uacTimer = supportsTimer(req);
+        const refresher = se.refresher ?? (uacTimer ? 'uac' : 'uas');
+        res.headers.set('Session-Expires', `${se.interval};refresher=${refresher}`);
+        if (uacTimer) res.headers.append('Require', 'timer');
+        this.#startSessionTimer(se.interval, refresher === 'uas' ? 'local' : 'remote');
+      } else if (this.sessionTimer !== undefined && this.sessionTimer.refresher === 'remote') {
+        // The peer stopped asking for a session timer in its refresh (RFC 4028 9): stop ours.
+        this.#stopSessionTimer();
+      }
+    }
+  }
+
+  #send2xx(
+    tx: ServerTransaction,
+    res: SipResponse,
+    resolve?: (d: Dialog) => void,
+    reject?: (err: Error) => void,
+  ): void {
+    this.#decorate2xx(tx.request, res);
+    tx.respond(res);
+    const buf = tx.lastBuffer!;
+    const p: Pending2xx = {
+      buf,
+      dest: tx.dest,
+      flow: tx.inbound.flow,
+      cseq: tx.request.cseq!.seq,
+      interval: this.#ua.timers.t1,
+      resolve,
+      reject,
+    };
+    this.#pending2xx = p;
+    const { clock, timers } = this.#ua;
+    if (tx.dest.transport === 'udp') p.retransmit = clock.setTimeout(() => this.#retransmit2xx(p), p.interval);
+    // No ACK within 64*T1: the session is not established; end it with BYE (RFC 3261 13.3.1.4).
+    p.deadline = clock.setTimeout(() => {
+      if (this.#pending2xx !== p) return;
+      this.#clear2xx();
+      p.reject?.(new SipError('SIP_ERR_TIMEOUT', 'no ACK for our 2xx'));
+      void this.#byeAndEnd('ack-timeout');
+    }, 64 * timers.t1);
+  }
+
+  #retransmit2xx(p: Pending2xx): void {
+    if (this.#pending2xx !== p) return;
+    this.#ua.sendRaw(p.buf, p.dest, p.flow);
+    p.interval = Math.min(p.interval * 2, this.#ua.timers.t2);
+    p.retransmit = this.#ua.clock.setTimeout(() => this.#retransmit2xx(p), p.interval);
+  }
+
+  #clear2xx(): Pending2xx | undefined {
+    const p = this.#pending2xx;
+    if (p === undefined) return undefined;
+    this.#ua.clock.clearTimeout(p.retransmit);
+    this.#ua.clock.clearTimeout(p.deadline);
+    this.#pending2xx = undefined;
+    return p;
+  }
+
+  /** An ACK for a 2xx (it bypasses the transaction layer). */
+  receiveAck(ack: SipRequest): void {
+    const p = this.#pending2xx;
+    if (p === undefined || ack.cseq?.seq !== p.cseq) return;
+    this.#clear2xx();
+    if (ack.body.length > 0) {
+      this.remoteBody = ack.body;
+      this.remoteContentType = ack.contentType;
+    }
+    this.#confirmed(p);
+  }
+
+  // ---- UAC ACK ---------------------------------------------------------------
+
+  #requestTarget(): { ruri: string; routes: readonly string[] } {
+    const routes = this.routeSet;
+    if (routes.length > 0) {
+      const first = parseNameAddr(routes[0]!);
+      // A strict router (no ;lr) takes the Request-URI; the remote target goes last (RFC 3261 12.2.1.1).
+      if (first !== undefined && first.uri.params.lr === undefined)
+        return { ruri: first.uri.raw, routes: [...routes.slice(1), `<${this.remoteTarget}>`] };
+    }
+    return { ruri: this.remoteTarget, routes };
+  }
+
+  #flowFor(dest: Destination): Flow | undefined {
+    const f = this.#flow;
+    return f !== undefined &&
+      !f.closed &&
+      f.transport === dest.transport &&
+      f.remote.port === dest.port &&
+      f.remote.host === dest.host
+      ? f
+      : undefined;
+  }
+
+  #sendAck(cseq: number): void {
+    const { ruri, routes } = this.#requestTarget();
+    const dest = nextHop(ruri, routes, this.transport);
+    const h = new SipHeaders();
+    h.set('Via', this.#ua.localVia(dest.transport, this.#ua.newBranch()));
+    if (routes.length > 0) h.set('Route', [...routes]);
+    h.set('Max-Forwards', '70');
+    h.set('From', this.#localHeader);
+    h.set('To', this.#remoteHeader);
+    h.set('Call-ID', this.callId);
+    h.set('CSeq', `${cseq} ACK`);
+    const buf = serialize(new SipRequest('ACK', ruri, h));
+    this.#lastAck = { cseq, buf, dest };
+    this.#ua.sendRaw(buf, dest, this.#flowFor(dest));
+  }
+
+  /** A retransmitted 2xx: our ACK was lost (13.2.2.4). */
+  retransmitAck(cseq: number): void {
+    const a = this.#lastAck;
+    if (a !== undefined && a.cseq === cseq) this.#ua.sendRaw(a.buf, a.dest, this.#flowFor(a.dest));
+  }
+
+  // ---- outgoing requests -------------------------------------------------------
+
+  outgoing(method: string, opts: BodyOptions = {}): Outgoing {
+    const { ruri, routes } = this.#requestTarget();
+    const dest = nextHop(ruri, routes, this.transport);
+    const h = new SipHeaders();
+    if (routes.length > 0) h.set('Route', [...routes]);
+    h.set('From', this.#localHeader);
+    h.set('To', this.#remoteHeader);
+    h.set('Call-ID', this.callId);
+    if (TARGET_REFRESH.has(method)) h.set('Contact', this.#ua.contactFor(this.transport));
+    addHeaders(h, opts.headers);
+    const body = toBody(opts.body);
+    if (body !== undefined) h.set('Content-Type', opts.contentType ?? 'application/sdp');
+    return { method, ruri, dest, flow: this.#flowFor(dest), headers: h, body, nextCSeq: () => this.nextCSeq() };
+  }
+
+  #assertUsable(): void {
+    if (this.state === 'terminated') throw new SipError('SIP_ERR_DIALOG', 'dialog terminated');
+    if (this.#ua.closed) throw new SipError('SIP_ERR_CLOSED', 'user agent closed');
+  }
+
+  async request(method: string, opts: BodyOptions = {}): Promise<SipResponse> {
+    const m = method.toUpperCase();
+    if (m === 'INVITE') return this.reinvite(opts);
+    if (m === 'BYE') {
+      await this.bye();
+      throw new SipError('SIP_ERR_INVALID_ARGUMENT', 'use bye() to end a dialog');
+    }
+    if (m === 'ACK' || m === 'CANCEL')
+      throw new SipError('SIP_ERR_INVALID_ARGUMENT', `${m} is not sent by the application`);
+    this.#assertUsable();
+    return this.#send(this.outgoing(m, opts));
+  }
+
+  async #send(o: Outgoing): Promise<SipResponse> {
+    let res: SipResponse;
+    try {
+      res = await this.#ua.send(o);
+    } catch (err) {
+      // A timeout in a dialog ends it (RFC 3261 12.2.1.2).
+      if (err instanceof SipError && err.code === 'SIP_ERR_TIMEOUT' && o.method !== 'BYE')
+        this.terminate('request-failed');
+      throw err;
+    }
+    if (res.status >= 300) {
+      if (res.status === 481 || res.status === 408) this.terminate('request-failed');
+      throw new SipResponseError(res.status, res.reason, { details: { method: o.method, callId: this.callId } });
+    }
+    if (TARGET_REFRESH.has(o.method)) {
+      const c = res.contact?.[0];
+      if (c !== undefined) this.remoteTarget = c.uri.raw;
+    }
+    return res;
+  }
+
+  async reinvite(opts: BodyOptions = {}): Promise<SipResponse> {
+    this.#assertUsable();
+    if (this.usage !== 'invite') throw new SipError('SIP_ERR_DIALOG', 'not an INVITE dialog');
+    // One INVITE transaction at a time in each direction (RFC 3261 14.1).
+    if (this.#reinviting || this.#pending2xx !== undefined)
+      throw new SipError('SIP_ERR_DIALOG', 'an INVITE is already in progress');
+    this.#reinviting = true;
+    try {
+      const body = toBody(opts.body) ?? this.#localBody;
+      const contentType = opts.body !== undefined ? (opts.contentType ?? 'application/sdp') : this.#localContentType;
+      const o = this.outgoing('INVITE', { ...opts, body, contentType });
+      o.headers.set('Supported', 'timer');
+      const st = this.sessionTimer;
+      if (st !== undefined) {
+        o.headers.set('Session-Expires', `${st.interval};refresher=uac`);
+        o.headers.set('Min-SE', `${this.#ua.minSE}`);
+      }
+      const res = await this.#send(o);
+      this.#sendAck(res.cseq!.seq);
+      if (body !== undefined && opts.body !== undefined) {
+        this.#localBody = body;
+        this.#localContentType = contentType;
+      }
+      if (res.body.length > 0) {
+        this.remoteBody = res.body;
+        this.remoteContentType = res.contentType;
+      }
+      if (st !== undefined) this.#sessionTimerFromResponse(res, st.interval);
+      return res;
+    } finally {
+      this.#reinviting = false;
+    }
+  }
+
+  refer(target: string, opts: BodyOptions = {}): Promise<ReferSubscription> {
+    try {
+      this.#assertUsable();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#ua.startRefer(this, target, opts);
+  }
+
+  /** Send a request built by a subscription (SUBSCRIBE refresh, NOTIFY), applying dialog rules to the answer. */
+  sendUsage(method: string, opts: BodyOptions): Promise<SipResponse> {
+    this.#assertUsable();
+    return this.#send(this.outgoing(method, opts));
+  }
+
+  bye(): Promise<void> {
+    this.#byePromise ??= this.#byeAndEnd('bye-sent');
+    return this.#byePromise;
+  }
+
+  close(): Promise<void> {
+    return this.bye();
+  }
+
+  /** BYE at user agent shutdown (subscription-only dialogs just end). */
+  closeForShutdown(): Promise<void> {
+    if (this.usage !== 'invite') return Promise.resolve();
+    return this.bye();
+  }
+
+  async #byeAndEnd(reason: DialogEndReason): Promise<void> {
+    if (this.state === 'terminated') return;
+    let o: Outgoing | undefined;
+    try {
+      o = this.usage === 'invite' ? this.outgoing('BYE') : undefined;
+    } catch (err) {
+      this.log?.warn({ err }, 'cannot build BYE');
+    }
+    // The session ends when the BYE is sent, not when it is answered (RFC 3261 15.1.1).
+    this.terminate(reason);
+    if (o === undefined || (this.#ua.closed && reason !== 'bye-sent')) return;
+    try {
+      await this.#ua.send(o);
+    } catch (err) {
+      this.log?.debug({ err }, 'BYE not answered');
+    }
+  }
+
+  /** End the dialog locally (no BYE): timers stop, subscriptions end, listeners hear 'terminated'. */
+  terminate(reason: DialogEndReason): void {
+    if (this.state === 'terminated') return;
+    this.state = 'terminated';
+    this.#stopSessionTimer();
+    const p = this.#clear2xx();
+    p?.reject?.(new SipError('SIP_ERR_DIALOG', `dialog ended before the ACK (${reason})`));
+    this.#ua.unregisterDialog(this);
+    for (const s of [...this.subscriptions.values()]) s.dialogEnded(reason);
+    this.safeEmit('terminated', reason);
+  }
+
+  // ---- incoming requests -------------------------------------------------------
+
+  receiveRequest(tx: ServerTransaction): void {
+    const req = tx.request;
+    const seq = req.cseq!.seq;
+    // CSeq must grow (RFC 3261 12.2.2).
+    if (this.#remoteSeq !== undefined && seq < this.#remoteSeq) {
+      tx.respond(buildResponse(req, 500, 'CSeq Out of Order'));
+      return;
+    }
+    this.#remoteSeq = seq;
+    // Any new request from the peer proves it got our 2xx: treat it as the ACK (reordering through proxies).
+    const p = this.#pending2xx;
+    if (p !== undefined && req.method !== 'INVITE') {
+      this.#clear2xx();
+      this.#confirmed(p);
+    }
+    if (this.#held !== undefined) this.#held.push(tx);
+    else this.#dispatch(tx);
+  }
+
+  /**
+   * The ACK (or a request implying it) arrived: resolve accept(), and hold
+   * requests that arrive in the same tick (one TCP read may carry the ACK and
+   * an INFO) until the code awaiting accept() has attached its listeners.
+   */
+  #confirmed(p: Pending2xx): void {
+    if (p.resolve === undefined) return;
+    p.resolve(this);
+    this.#held = [];
+    setImmediate(() => {
+      const held = this.#held ?? [];
+      this.#held = undefined;
+      for (const tx of held) this.#dispatch(tx);
+    });
+  }
+
+  #dispatch(tx: ServerTransaction): void {
+    const req = tx.request;
+    switch (req.method) {
+      case 'BYE':
+        tx.respond(buildResponse(req, 200));
+        this.terminate('bye-received');
+        return;
+      case 'INVITE':
+        this.#onReinvite(tx);
+        return;
+      case 'NOTIFY':
+      case 'SUBSCRIBE': {
+        const key = eventKey(req.headers.get('event'));
+        const sub = key === undefined ? undefined : this.subscriptions.get(key);
+        if (req.method === 'NOTIFY') {
+          if (sub !== undefined && sub.kind === 'subscriber') sub.receiveNotify(tx);
+          else tx.respond(buildResponse(req, 481, 'No Such Subscription'));
+          return;
+        }
+        if (sub !== undefined && sub.kind === 'notifier') sub.receiveSubscribe(tx);
+        else this.#ua.dispatchSubscribeIn(tx, this);
+        return;
+      }
+      case 'REFER':
+        this.#ua.dispatchReferIn(tx, this);
+        return;
+      default: {
+        if (TARGET_REFRESH.has(req.method)) this.#refreshTarget(req);
+        const inc = this.#ua.incoming(tx, this);
+        if (this.listenerCount('request') > 0) {
+          this.safeEmit('request', inc);
+          inc.armDeadline();
+        } else if (req.method === 'OPTIONS') inc.respond(200);
+        else inc.respond(501, { reason: 'No Handler' });
+      }
+    }
+  }
+
+  #refreshTarget(req: SipRequest): void {
+    const c = req.contact?.[0];
+    if (c !== undefined) this.remoteTarget = c.uri.raw;
+  }
+
+  #onReinvite(tx: ServerTransaction): void {
+    const req = tx.request;
+    if (this.usage !== 'invite') {
+      tx.respond(buildResponse(req, 405));
+      return;
+    }
+    // Glare (RFC 3261 14.2): we are re-INVITing too, or our previous 2xx is unacknowledged.
+    if (this.#reinviting) {
+      tx.respond(buildResponse(req, 491));
+      return;
+    }
+    if (this.#pending2xx !== undefined) {
+      tx.respond(buildResponse(req, 500, undefined, { headers: new SipHeaders().set('Retry-After', '1') }));
+      return;
+    }
+    const se = parseSessionExpires(req.headers.get('session-expires'));
+    if (se !== undefined && se.interval < this.#ua.minSE) {
+      tx.respond(buildResponse(req, 422, undefined, { headers: new SipHeaders().set('Min-SE', `${this.#ua.minSE}`) }));
+      return;
+    }
+    this.#refreshTarget(req);
+    if (req.body.length > 0) {
+      this.remoteBody = req.body;
+      this.remoteContentType = req.contentType;
+    }
+    const inc = this.#ua.incoming(tx, this);
+    if (this.listenerCount('request') > 0) {
+      this.safeEmit('request', inc);
+      inc.armDeadline();
+    } else {
+      // A session refresh without a new offer: answer with our current description.
+      inc.respond(200, { body: this.#localBody, contentType: this.#localContentType });
+    }
+  }
+
+  /** The answer of the application to a re-INVITE. */
+  answerReinvite(tx: ServerTransaction, res: SipResponse, status: number): void {
+    if (status >= 200 && status < 300) {
+      if (res.body.length > 0) {
+        this.#localBody = res.body;
+        this.#localContentType = mediaType(res.contentType) === undefined ? undefined : res.contentType;
+      }
+      this.#send2xx(tx, res);
+      if (this.sessionTimer !== undefined) this.safeEmit('refreshed');
+      return;
+    }
+    tx.respond(res);
+  }
+
+  // ---- session timers (RFC 4028) ---------------------------------------------------
+
+  #sessionTimerFromResponse(res: SipResponse, requested: number | undefined): void {
+    const se = parseSessionExpires(res.headers.get('session-expires'));
+    if (se !== undefined) this.#startSessionTimer(se.interval, se.refresher === 'uas' ? 'remote' : 'local');
+    // The UAS did not take part (RFC 4028 7.2): we refresh at the interval we asked for.
+    else if (requested !== undefined) this.#startSessionTimer(requested, 'local');
+    else this.#stopSessionTimer();
+  }
+
+  #startSessionTimer(interval: number, refresher: 'local' | 'remote'): void {
+    this.#stopSessionTimer();
+    this.sessionTimer = { interval, refresher };
+    const { clock } = this.#ua;
+    if (refresher === 'local') {
+      // Refresh at half the interval (RFC 4028 10).
+      this.#stTimer = clock.setTimeout(() => this.#refresh(), (interval * 1000) / 2);
+    } else {
+      // Without a refresh, end the session at interval minus min(32 s, interval/3) (RFC 4028 10).
+      this.#stTimer = clock.setTimeout(
+        () => {
+          this.log?.info({ interval }, 'session timer expired');
+          void this.#byeAndEnd('session-expired');
+        },
+        (interval - Math.min(32, interval / 3)) * 1000,
+      );
+    }
+  }
+
+  #stopSessionTimer(): void {
+    this.#ua.clock.clearTimeout(this.#stTimer);
+    this.#stTimer = undefined;
+  }
+
+  #refresh(): void {
+    if (this.state === 'terminated') return;
+    this.reinvite().then(
+      () => this.safeEmit('refreshed'),
+      (err: unknown) => {
+        if (this.state === 'terminated') return;
+        if (err instanceof SipResponseError && err.sipStatus === 491) {
+          // Glare: try again shortly (RFC 3261 14.1 asks for a random 2.1-4 s wait; 1/4 of T2 keeps tests fast).
+          this.#stTimer = this.#ua.clock.setTimeout(() => this.#refresh(), this.#ua.timers.t2 / 4);
+          return;
+        }
+        this.log?.warn({ err }, 'session refresh failed');
+        void this.#byeAndEnd('session-expired');
+      },
+    );
+  }
+}
+
+/** The key of a subscription within a dialog: event package and id (RFC 6665 8.2.1). */
+export function eventKey(event: string | undefined): string | undefined {
+  if (event === undefined) return undefined;
+  const semi = event.indexOf(';');
+  const pkg = (semi < 0 ? event : event.slice(0, semi)).trim().toLowerCase();
+  const id = semi < 0 ? undefined : /;\s*id\s*=\s*([^;\s]+)/i.exec(event.slice(semi))?.[1];
+  return id === undefined ? pkg : `${pkg};id=${id}`;
+}

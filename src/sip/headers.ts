@@ -1,0 +1,300 @@
+import { newParams, type Params, parseParams, scanQuoted, scanToken, skipWs, splitList, TOKEN } from './grammar.js';
+import { parseUri, type SipUri } from './uri.js';
+
+/** Compact header forms (RFC 3261 7.3.3, RFC 3515, RFC 4028, RFC 6665). */
+const COMPACT: Record<string, string> = {
+  i: 'call-id',
+  m: 'contact',
+  e: 'content-encoding',
+  l: 'content-length',
+  c: 'content-type',
+  f: 'from',
+  s: 'subject',
+  k: 'supported',
+  t: 'to',
+  v: 'via',
+  o: 'event',
+  r: 'refer-to',
+  b: 'referred-by',
+  u: 'allow-events',
+  x: 'session-expires',
+};
+
+/** Canonical spelling used when we serialize a header we know. */
+const CANONICAL: Record<string, string> = {
+  'call-id': 'Call-ID',
+  cseq: 'CSeq',
+  'www-authenticate': 'WWW-Authenticate',
+  'min-se': 'Min-SE',
+  rseq: 'RSeq',
+  rack: 'RAck',
+};
+
+/** Lowercase long form of a header name. */
+export function headerKey(name: string): string {
+  const lower = name.toLowerCase();
+  return lower.length === 1 ? (COMPACT[lower] ?? lower) : lower;
+}
+
+function canonicalName(key: string): string {
+  const c = CANONICAL[key];
+  if (c !== undefined) return c;
+  return key.replace(/(^|-)([a-z])/g, (_m, d: string, ch: string) => d + ch.toUpperCase());
+}
+
+interface Entry {
+  name: string;
+  values: string[];
+}
+
+/**
+ * Header fields by case-insensitive name. Values are kept as the text of each
+ * header line (after unfolding); `list()` splits comma-separated values.
+ * The order of lines with the same name is kept, which is all SIP requires
+ * (RFC 3261 7.3.1).
+ */
+export class SipHeaders {
+  readonly #map = new Map<string, Entry>();
+
+  /** First value of a header, or undefined. */
+  get(name: string): string | undefined {
+    return this.#map.get(headerKey(name))?.values[0];
+  }
+
+  /** Every line's value of a header (not comma-split). */
+  getAll(name: string): readonly string[] {
+    return this.#map.get(headerKey(name))?.values ?? [];
+  }
+
+  /** Every comma-separated element across all lines of a header. */
+  list(name: string): string[] {
+    const e = this.#map.get(headerKey(name));
+    if (e === undefined) return [];
+    if (e.values.length === 1) return splitList(e.values[0]!).filter((x) => x.length > 0);
+    const out: string[] = [];
+    for (const v of e.values) for (const x of splitList(v)) if (x.length > 0) out.push(x);
+    return out;
+  }
+
+  has(name: string): boolean {
+    return this.#map.has(headerKey(name));
+  }
+
+  /** Number of lines of a header. */
+  count(name: string): number {
+    return this.#map.get(headerKey(name))?.values.length ?? 0;
+  }
+
+  set(name: string, value: string | readonly string[]): this {
+    const key = headerKey(name);
+    const values = typeof value === 'string' ? [value] : [...value];
+    if (values.length === 0) this.#map.delete(key);
+    else this.#map.set(key, { name: name.length === 1 || name === key ? canonicalName(key) : name, values });
+    return this;
+  }
+
+  append(name: string, value: string): this {
+    const key = headerKey(name);
+    const e = this.#map.get(key);
+    if (e === undefined)
+      this.#map.set(key, { name: name.length === 1 || name === key ? canonicalName(key) : name, values: [value] });
+    else e.values.push(value);
+    return this;
+  }
+
+  /** Insert values before the existing ones (a proxy's Via, a Record-Route). */
+  prepend(name: string, value: string): this {
+    const key = headerKey(name);
+    const e = this.#map.get(key);
+    if (e === undefined) this.#map.set(key, { name: canonicalName(key), values: [value] });
+    else e.values.unshift(value);
+    return this;
+  }
+
+  delete(name: string): this {
+    this.#map.delete(headerKey(name));
+    return this;
+  }
+
+  /** Lines in serialization order: [name as written, value]. */
+  *entries(): IterableIterator<[string, string]> {
+    for (const e of this.#map.values()) for (const v of e.values) yield [e.name, v];
+  }
+
+  /** Keys (lowercase long names) present. */
+  keys(): IterableIterator<string> {
+    return this.#map.keys();
+  }
+
+  clone(): SipHeaders {
+    const h = new SipHeaders();
+    for (const [k, e] of this.#map) h.#map.set(k, { name: e.name, values: [...e.values] });
+    return h;
+  }
+}
+
+/** A Via value (RFC 3261 20.42). */
+export interface Via {
+  /** Transport in upper case: UDP, TCP, TLS, SCTP or any other token. */
+  readonly transport: string;
+  readonly host: string;
+  readonly port?: number;
+  readonly params: Params;
+  readonly branch?: string;
+}
+
+/** Parse one Via element; undefined when malformed. */
+export function parseVia(s: string): Via | undefined {
+  // sent-protocol = protocol-name SLASH protocol-version SLASH transport, LWS allowed around SLASH.
+  let i = skipWs(s, 0);
+  const parts: string[] = [];
+  for (let k = 0; k < 3; k++) {
+    const e = scanToken(s, i);
+    if (e === i) return undefined;
+    parts.push(s.slice(i, e));
+    i = skipWs(s, e);
+    if (k < 2) {
+      if (s.charCodeAt(i) !== 47) return undefined;
+      i = skipWs(s, i + 1);
+    }
+  }
+  if (parts[0]!.toUpperCase() !== 'SIP') return undefined;
+  const hs = i;
+  if (s.charCodeAt(i) === 91) {
+    const close = s.indexOf(']', i);
+    if (close < 0) return undefined;
+    i = close + 1;
+  } else {
+    while (i < s.length) {
+      const c = s.charCodeAt(i);
+      if (!((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45 || c === 46 || c === 95))
+        break;
+      i++;
+    }
+  }
+  if (i === hs) return undefined;
+  const host = s.slice(hs, i);
+  let port: number | undefined;
+  let j = skipWs(s, i);
+  if (s.charCodeAt(j) === 58) {
+    j = skipWs(s, j + 1);
+    const ps = j;
+    while (j < s.length && s.charCodeAt(j) >= 48 && s.charCodeAt(j) <= 57) j++;
+    if (j === ps || j - ps > 5) return undefined;
+    port = Number(s.slice(ps, j));
+    if (port > 65535) return undefined;
+    i = j;
+  }
+  const params = newParams();
+  const end = parseParams(s, i, params);
+  if (end < 0 || skipWs(s, end) !== s.length) return undefined;
+  const branch = params.branch;
+  return { transport: parts[2]!.toUpperCase(), host, port, params, branch: branch ?? undefined };
+}
+
+/** A name-addr or addr-spec with header parameters (From, To, Contact, Route, Refer-To ...). */
+export interface NameAddr {
+  readonly displayName?: string;
+  readonly uri: SipUri;
+  readonly params: Params;
+}
+
+/**
+ * Parse `[display-name] <URI> *(;param)` or `addr-spec *(;param)`.
+ * In the addr-spec form the URI ends at the first ';' (those parameters are
+ * header parameters, RFC 3261 20.10 and RFC 4475 cparam01) and may carry no
+ * '?headers' (RFC 4475 regbadct). Undefined when malformed.
+ */
+export function parseNameAddr(s: string): NameAddr | undefined {
+  let i = skipWs(s, 0);
+  let displayName: string | undefined;
+  let uriText: string;
+  const c0 = s.charCodeAt(i);
+  if (c0 === 34) {
+    const e = scanQuoted(s, i);
+    if (e < 0) return undefined;
+    displayName = s.slice(i, e);
+    i = skipWs(s, e);
+    if (s.charCodeAt(i) !== 60) return undefined;
+  } else if (c0 !== 60) {
+    // display-name as *(token LWS) directly before '<' (RFC 4475 lwsdisp), or an addr-spec.
+    const lt = s.indexOf('<', i);
+    if (lt >= 0) {
+      const dn = s.slice(i, lt).trim();
+      for (let k = 0; k < dn.length; k++) {
+        const c = dn.charCodeAt(k);
+        if (c !== 32 && c !== 9 && (c >= 128 || TOKEN[c] === 0)) return undefined;
+      }
+      if (dn.length > 0) displayName = dn;
+      i = lt;
+    }
+  }
+  if (s.charCodeAt(i) === 60) {
+    const close = s.indexOf('>', i);
+    if (close < 0) return undefined;
+    uriText = s.slice(i + 1, close);
+    i = close + 1;
+  } else {
+    const start = i;
+    while (i < s.length) {
+      const c = s.charCodeAt(i);
+      if (c === 59 || c === 32 || c === 9) break;
+      i++;
+    }
+    uriText = s.slice(start, i);
+    if (uriText.indexOf('?') >= 0) return undefined;
+  }
+  const uri = parseUri(uriText);
+  if (uri === undefined) return undefined;
+  const params = newParams();
+  const end = parseParams(s, i, params);
+  if (end < 0 || skipWs(s, end) !== s.length) return undefined;
+  return { displayName, uri, params };
+}
+
+/** Serialize a name-addr (always in the <> form, which is never ambiguous). */
+export function formatNameAddr(n: { displayName?: string; uri: SipUri | string; params?: Params }): string {
+  let out = n.displayName === undefined ? '' : `${n.displayName} `;
+  out += `<${typeof n.uri === 'string' ? n.uri : n.uri.raw}>`;
+  if (n.params) for (const k in n.params) out += n.params[k] === null ? `;${k}` : `;${k}=${n.params[k]}`;
+  return out;
+}
+
+export interface CSeq {
+  readonly seq: number;
+  readonly method: string;
+}
+
+/** CSeq = 1*DIGIT LWS Method; the number must fit 32 bits unsigned (RFC 3261 8.1.1.5, RFC 4475 scalar02). */
+export function parseCSeq(s: string): CSeq | undefined {
+  const i = skipWs(s, 0);
+  let j = i;
+  while (j < s.length && s.charCodeAt(j) >= 48 && s.charCodeAt(j) <= 57) j++;
+  if (j === i || j - i > 10) return undefined;
+  const seq = Number(s.slice(i, j));
+  if (seq > 0xffffffff) return undefined;
+  const k = skipWs(s, j);
+  if (k === j) return undefined;
+  const e = scanToken(s, k);
+  if (e === k || skipWs(s, e) !== s.length) return undefined;
+  return { seq, method: s.slice(k, e) };
+}
+
+/** A non-negative decimal (Content-Length, Max-Forwards, Expires); undefined when not 1*DIGIT or above max. */
+export function parseDecimal(s: string, max: number): number | undefined {
+  const t = s.trim();
+  if (t.length === 0 || t.length > 10) return undefined;
+  for (let i = 0; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c < 48 || c > 57) return undefined;
+  }
+  const n = Number(t);
+  return n > max ? undefined : n;
+}
+
+/** The media type of a Content-Type value, lowercased, without parameters. */
+export function mediaType(s: string | undefined): string | undefined {
+  if (s === undefined) return undefined;
+  const semi = s.indexOf(';');
+  return (semi < 0 ? s : s.slice(0, semi)).trim().toLowerCase();
+}

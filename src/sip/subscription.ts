@@ -1,0 +1,376 @@
+import type { TimerHandle } from '../core/clock.js';
+import { TypedEmitter } from '../core/events.js';
+import { type DialogHost, DialogImpl, eventKey } from './dialog.js';
+import { SipError, SipResponseError } from './errors.js';
+import { newParams, parseParams, scanToken, skipWs } from './grammar.js';
+import { SipHeaders } from './headers.js';
+import { buildResponse } from './message.js';
+import type { ServerTransaction } from './transaction.js';
+import type { Destination } from './transport.js';
+import type {
+  BodyOptions,
+  DialogEndReason,
+  NotifyContent,
+  NotifyEvent,
+  ReferSubscription,
+  ServerSubscription,
+  ServerSubscriptionEvents,
+  SubscribeOptions,
+  SubscriptionEvents,
+} from './types.js';
+import { toBody } from './user-agent.js';
+
+/** Subscription-State = substate-value *( ";" subexp-params ) (RFC 6665 8.2.3). */
+export function parseSubscriptionState(
+  v: string | undefined,
+): { state: NotifyEvent['state']; reason?: string; expires?: number } | undefined {
+  if (v === undefined) return undefined;
+  const i = skipWs(v, 0);
+  const e = scanToken(v, i);
+  const state = v.slice(i, e).toLowerCase();
+  if (state !== 'active' && state !== 'pending' && state !== 'terminated') return undefined;
+  const p = newParams();
+  if (parseParams(v, e, p) < 0) return undefined;
+  const expires = p.expires == null ? undefined : Number(p.expires);
+  return { state, reason: p.reason ?? undefined, expires: Number.isFinite(expires) ? expires : undefined };
+}
+
+/** The status line of a message/sipfrag body (RFC 3420), as used by REFER NOTIFYs. */
+export function parseSipfrag(body: Buffer): { status: number; reason: string } | undefined {
+  const line = body.toString('utf8').split(/\r?\n/, 1)[0] ?? '';
+  const m = /^SIP\/2\.0 ([1-6]\d\d) ?(.*)$/.exec(line);
+  return m === null ? undefined : { status: Number(m[1]), reason: m[2]! };
+}
+
+/** A NOTIFY for a subscription whose dialog is not known yet. */
+export type InboundNotify = ServerTransaction;
+
+/**
+ * Subscriber side of a subscription (RFC 6665 4.1): SUBSCRIBE, refresh before
+ * expiry, NOTIFY handling, unsubscribe; Timer N bounds the wait for the first
+ * NOTIFY. Also the implicit subscription of a REFER (RFC 3515), whose
+ * `outcome` resolves with the referee's final sipfrag status.
+ */
+export class SubscriberImpl extends TypedEmitter<SubscriptionEvents> implements ReferSubscription {
+  readonly kind = 'subscriber' as const;
+  event: string;
+  #dialog?: DialogImpl;
+  state: 'pending' | 'active' | 'terminated' = 'pending';
+  readonly outcome: Promise<{ status: number; reason: string }>;
+  readonly #ua: DialogHost;
+  #expires: number;
+  #cseq = 0;
+  #refreshTimer?: TimerHandle;
+  #timerN?: TimerHandle;
+  #gotNotify = false;
+  #resolveOutcome!: (v: { status: number; reason: string }) => void;
+  #rejectOutcome!: (err: Error) => void;
+  #unsubscribed?: () => void;
+
+  constructor(ua: DialogHost, event: string, expires: number) {
+    super();
+    this.#ua = ua;
+    this.event = event;
+    this.#expires = expires;
+    this.outcome = new Promise((resolve, reject) => {
+      this.#resolveOutcome = resolve;
+      this.#rejectOutcome = reject;
+    });
+    // Nobody may ever look at `outcome` (plain SUBSCRIBE): never an unhandled rejection.
+    this.outcome.catch(() => {});
+  }
+
+  get dialog(): DialogImpl {
+    if (this.#dialog === undefined) throw new SipError('SIP_ERR_SUBSCRIPTION', 'subscription has no dialog yet');
+    return this.#dialog;
+  }
+
+  get key(): string {
+    return eventKey(this.event)!;
+  }
+
+  /** Send the initial SUBSCRIBE; resolves when it is accepted. */
+  async start(
+    uri: string,
+    dest: Destination,
+    headers: SipHeaders,
+    opts: SubscribeOptions,
+    nextCSeq: () => number,
+  ): Promise<this> {
+    headers.set('Event', this.event);
+    headers.set('Expires', `${this.#expires}`);
+    if (opts.accept !== undefined) headers.set('Accept', opts.accept);
+    const res = await this.#ua.send({
+      method: 'SUBSCRIBE',
+      ruri: uri,
+      dest,
+      headers,
+      body: toBody(opts.body),
+      nextCSeq: () => {
+        this.#cseq = nextCSeq();
+        return this.#cseq;
+      },
+    });
+    if (res.status >= 300) {
+      this.#end('rejected', new SipResponseError(res.status, res.reason, { details: { method: 'SUBSCRIBE', uri } }));
+      throw new SipResponseError(res.status, res.reason, { details: { method: 'SUBSCRIBE', uri } });
+    }
+    if (this.state === 'terminated')
+      throw new SipError('SIP_ERR_SUBSCRIPTION', 'subscription ended before it was accepted');
+    if (this.#dialog === undefined) {
+      this.#attach(DialogImpl.fromSubscriberSide(this.#ua, res, res.headers.get('from')!, this.#cseq, dest.transport));
+    } else {
+      const c = res.contact?.[0];
+      if (c !== undefined && !this.#gotNotify) this.#dialog.remoteTarget = c.uri.raw;
+    }
+    this.#accepted(res.seconds('expires') ?? this.#expires);
+    return this;
+  }
+
+  /** A REFER's implicit subscription: registered under `refer;id=CSeq` before the REFER goes out. */
+  async startRefer(dialog: DialogImpl, target: string, opts: BodyOptions): Promise<this> {
+    const o = dialog.outgoing('REFER', opts);
+    o.headers.set('Refer-To', target.startsWith('<') ? target : `<${target}>`);
+    o.headers.set('Referred-By', `<${dialog.localUri}>`);
+    const next = o.nextCSeq;
+    this.#dialog = dialog;
+    const res = await this.#ua.send({
+      ...o,
+      nextCSeq: () => {
+        const n = next();
+        if (dialog.subscriptions.get(this.key) === this) dialog.subscriptions.delete(this.key);
+        this.event = `refer;id=${n}`;
+        dialog.subscriptions.set(this.key, this);
+        return n;
+      },
+    });
+    if (res.status >= 300) {
+      const err = new SipResponseError(res.status, res.reason, { details: { method: 'REFER', target } });
+      this.#end('rejected', err);
+      throw err;
+    }
+    this.#accepted(60);
+    return this;
+  }
+
+  #attach(d: DialogImpl): void {
+    this.#dialog = d;
+    d.subscriptions.set(this.key, this);
+  }
+
+  #accepted(expires: number): void {
+    if (this.state === 'terminated') return;
+    this.#scheduleRefresh(expires);
+    // Timer N = 64*T1: a NOTIFY must follow an accepted SUBSCRIBE (RFC 6665 4.1.2.4).
+    if (!this.#gotNotify)
+      this.#timerN = this.#ua.clock.setTimeout(() => {
+        if (!this.#gotNotify)
+          this.#end('timeout', new SipError('SIP_ERR_TIMEOUT', 'no NOTIFY after the subscription was accepted'));
+      }, 64 * this.#ua.timers.t1);
+  }
+
+  #scheduleRefresh(expires: number): void {
+    this.#ua.clock.clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
+    if (this.event.startsWith('refer') || expires <= 0) return;
+    // Refresh ahead of expiry by min(32 s, a third of it), like the session timer rule of RFC 4028.
+    const ahead = Math.min(32, expires / 3);
+    this.#refreshTimer = this.#ua.clock.setTimeout(
+      () => {
+        this.refresh().catch((err: unknown) => this.#end('refresh-failed', err instanceof Error ? err : undefined));
+      },
+      (expires - ahead) * 1000,
+    );
+  }
+
+  /** The first NOTIFY arrived before the 2xx: it creates the dialog (RFC 6665 4.1.2.4). */
+  notifyBeforeDialog(tx: ServerTransaction): void {
+    if (this.#dialog === undefined) {
+      const req = tx.request;
+      this.#attach(
+        DialogImpl.fromSubscriberSide(
+          this.#ua,
+          req,
+          req.headers.get('to')!,
+          this.#cseq,
+          tx.inbound.transport,
+          tx.inbound.flow,
+        ),
+      );
+    }
+    this.receiveNotify(tx);
+  }
+
+  receiveNotify(tx: ServerTransaction): void {
+    const req = tx.request;
+    const ss = parseSubscriptionState(req.headers.get('subscription-state'));
+    if (ss === undefined) {
+      tx.respond(buildResponse(req, 400, 'Bad Subscription-State'));
+      return;
+    }
+    tx.respond(buildResponse(req, 200));
+    this.#gotNotify = true;
+    this.#ua.clock.clearTimeout(this.#timerN);
+    const ev: NotifyEvent = {
+      state: ss.state,
+      reason: ss.reason,
+      expires: ss.expires,
+      contentType: req.contentType,
+      body: req.body,
+    };
+    if (ss.state !== 'terminated') {
+      this.state = ss.state;
+      if (ss.expires !== undefined) this.#scheduleRefresh(ss.expires);
+    }
+    this.safeEmit('notify', ev);
+    if (this.event.startsWith('refer')) {
+      const frag = parseSipfrag(req.body);
+      if (frag !== undefined && frag.status >= 200) this.#resolveOutcome(frag);
+    }
+    if (ss.state === 'terminated') this.#end(ss.reason ?? 'terminated');
+  }
+
+  async refresh(expires = this.#expires): Promise<void> {
+    if (this.state === 'terminated') throw new SipError('SIP_ERR_SUBSCRIPTION', 'subscription terminated');
+    const res = await this.dialog.sendUsage('SUBSCRIBE', { headers: { Event: this.event, Expires: `${expires}` } });
+    if (expires > 0) this.#scheduleRefresh(res.seconds('expires') ?? expires);
+  }
+
+  async unsubscribe(): Promise<void> {
+    if (this.state === 'terminated') return;
+    const ended = new Promise<void>((resolve) => {
+      this.#unsubscribed = resolve;
+    });
+    try {
+      await this.refresh(0);
+    } catch (err) {
+      this.#end('unsubscribed');
+      if (!(err instanceof SipResponseError)) throw err;
+      return;
+    }
+    // The final NOTIFY should follow; do not wait for it longer than 64*T1.
+    let t: TimerHandle | undefined;
+    await Promise.race([ended, new Promise<void>((r) => (t = this.#ua.clock.setTimeout(r, 64 * this.#ua.timers.t1)))]);
+    this.#ua.clock.clearTimeout(t);
+    this.#end('unsubscribed');
+  }
+
+  dialogEnded(reason: DialogEndReason): void {
+    this.#end(reason, new SipError('SIP_ERR_SUBSCRIPTION', `dialog ended (${reason})`));
+  }
+
+  abort(err: SipError): void {
+    this.#end('closed', err);
+  }
+
+  #end(reason: string, err?: Error): void {
+    if (this.state === 'terminated') return;
+    this.state = 'terminated';
+    this.#ua.clock.clearTimeout(this.#refreshTimer);
+    this.#ua.clock.clearTimeout(this.#timerN);
+    this.#rejectOutcome(
+      err ?? new SipError('SIP_ERR_SUBSCRIPTION', `subscription ended without a final status (${reason})`),
+    );
+    this.#unsubscribed?.();
+    const d = this.#dialog;
+    if (d !== undefined) {
+      if (d.subscriptions.get(this.key) === this) d.subscriptions.delete(this.key);
+      // A dialog that only carried subscriptions ends with the last one (RFC 6665 4.5.3).
+      if (d.usage === 'subscription' && d.subscriptions.size === 0) d.terminate('subscription-ended');
+    }
+    this.safeEmit('terminated', reason);
+  }
+}
+
+/** Notifier side (RFC 6665 4.2): NOTIFYs, refreshes, expiry, the final NOTIFY. */
+export class NotifierImpl extends TypedEmitter<ServerSubscriptionEvents> implements ServerSubscription {
+  readonly kind = 'notifier' as const;
+  readonly event: string;
+  readonly dialog: DialogImpl;
+  state: 'active' | 'terminated' = 'active';
+  readonly #ua: DialogHost;
+  #expiresAt: number;
+  #timer?: TimerHandle;
+
+  constructor(ua: DialogHost, dialog: DialogImpl, event: string, expires: number) {
+    super();
+    this.#ua = ua;
+    this.dialog = dialog;
+    this.event = event;
+    this.#expiresAt = 0;
+    dialog.subscriptions.set(eventKey(event)!, this);
+    this.#arm(expires);
+  }
+
+  #arm(expires: number): void {
+    this.#ua.clock.clearTimeout(this.#timer);
+    this.#expiresAt = this.#ua.clock.now() + expires * 1000;
+    this.#timer = this.#ua.clock.setTimeout(() => {
+      this.terminate('timeout').catch(() => {});
+    }, expires * 1000);
+  }
+
+  #remaining(): number {
+    return Math.max(0, Math.round((this.#expiresAt - this.#ua.clock.now()) / 1000));
+  }
+
+  notify(content: NotifyContent): Promise<void> {
+    if (this.state === 'terminated')
+      return Promise.reject(new SipError('SIP_ERR_SUBSCRIPTION', 'subscription terminated'));
+    return this.#send(`active;expires=${this.#remaining()}`, content);
+  }
+
+  async #send(state: string, content: NotifyContent | undefined): Promise<void> {
+    try {
+      await this.dialog.sendUsage('NOTIFY', {
+        headers: { Event: this.event, 'Subscription-State': state },
+        contentType: content?.contentType,
+        body: content?.body,
+      });
+    } catch (err) {
+      // The subscriber is gone (481) or unreachable: the subscription ends (RFC 6665 4.2.2).
+      this.#end('notify-failed');
+      throw err;
+    }
+  }
+
+  async terminate(reason = 'noresource', content?: NotifyContent): Promise<void> {
+    if (this.state === 'terminated') return;
+    this.state = 'terminated';
+    this.#ua.clock.clearTimeout(this.#timer);
+    try {
+      if (this.dialog.state !== 'terminated') await this.#send(`terminated;reason=${reason}`, content);
+    } finally {
+      this.#end(reason);
+    }
+  }
+
+  /** A refreshing or ending SUBSCRIBE (RFC 6665 4.2.1.2, 4.2.1.4). */
+  receiveSubscribe(tx: ServerTransaction): void {
+    const expires = tx.request.seconds('expires') ?? 3600;
+    tx.respond(buildResponse(tx.request, 200, undefined, { headers: new SipHeaders().set('Expires', `${expires}`) }));
+    if (expires === 0) {
+      this.terminate('timeout').catch(() => {});
+      return;
+    }
+    this.#arm(expires);
+    this.safeEmit('refreshed', expires);
+    this.notify({}).catch(() => {});
+  }
+
+  dialogEnded(reason: DialogEndReason): void {
+    this.state = 'terminated';
+    this.#end(reason);
+  }
+
+  #end(reason: string): void {
+    this.state = 'terminated';
+    this.#ua.clock.clearTimeout(this.#timer);
+    const key = eventKey(this.event)!;
+    if (this.dialog.subscriptions.get(key) !== this) return;
+    this.dialog.subscriptions.delete(key);
+    if (this.dialog.usage === 'subscription' && this.dialog.subscriptions.size === 0)
+      this.dialog.terminate('subscription-ended');
+    this.safeEmit('terminated', reason);
+  }
+}

@@ -1,0 +1,553 @@
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { SipError } from './errors.js';
+import { splitList } from './grammar.js';
+import { SipHeaders } from './headers.js';
+import { buildResponse, SipRequest, type SipResponse, serialize } from './message.js';
+import type { Destination, Flow, Inbound, TransportLayer, TransportName } from './transport.js';
+
+/** Protocol timer base values in ms (RFC 3261 17.1.1.1 and Table 4). */
+export interface TimerConfig {
+  /** RTT estimate, default 500 ms. */
+  readonly t1: number;
+  /** Maximum retransmit interval for non-INVITE requests and INVITE responses, default 4 s. */
+  readonly t2: number;
+  /** Maximum duration a message stays in the network, default 5 s. */
+  readonly t4: number;
+  /** How long an INVITE may wait for a final response after a provisional one before it is cancelled (Timer C, > 3 min). */
+  readonly timerC: number;
+  /** Delay before the INVITE server transaction sends 100 Trying if the TU has not answered (RFC 3261 17.2.1: 200 ms). */
+  readonly trying: number;
+}
+
+export const DEFAULT_TIMERS: TimerConfig = {
+  t1: 500, // ms, RFC 3261 17.1.1.1
+  t2: 4_000, // ms
+  t4: 5_000, // ms
+  timerC: 180_000, // ms, "greater than 3 minutes" for proxies (RFC 3261 16.6); we use exactly 3 min
+  trying: 200, // ms
+};
+
+const MAGIC = 'z9hG4bK'; // RFC 3261 8.1.1.7 branch magic cookie
+
+/** One finished transaction, for metrics (the `transaction` event of the user agent). */
+export interface TransactionRecord {
+  readonly role: 'uac' | 'uas';
+  readonly method: string;
+  /** Final status, or 408 for a timeout and 503 for a transport error (RFC 3261 8.1.3.1). */
+  readonly status: number;
+  readonly durationMs: number;
+  readonly transport: TransportName;
+  readonly peer: string;
+  readonly errorCode?: string;
+}
+
+export interface ClientCallbacks {
+  onProvisional(res: SipResponse): void;
+  onFinal(res: SipResponse): void;
+  onError(err: SipError): void;
+  /** Timer C fired for an INVITE with a provisional response: the TU should CANCEL. */
+  onTimerC?(): void;
+}
+
+type ClientState = 'calling' | 'proceeding' | 'completed' | 'terminated';
+type ServerState = 'trying' | 'proceeding' | 'completed' | 'accepted' | 'confirmed' | 'terminated';
+
+/**
+ * Client transaction: INVITE (RFC 3261 17.1.1, figure 5) or non-INVITE
+ * (17.1.2, figure 6). Retransmits over UDP only (Timers A and E), times out
+ * with Timer B or F, absorbs retransmitted final responses (Timer D or K).
+ * An INVITE stuck after a provisional response is reported through Timer C.
+ */
+export class ClientTransaction {
+  readonly key: string;
+  readonly request: SipRequest;
+  readonly dest: Destination;
+  state: ClientState = 'calling';
+  readonly #mgr: TransactionManager;
+  readonly #buf: Buffer;
+  readonly #flow?: Flow;
+  #cb: ClientCallbacks;
+  readonly #invite: boolean;
+  readonly #reliable: boolean;
+  readonly #started: number;
+  #interval: number;
+  #retransmit?: TimerHandle;
+  #timeout?: TimerHandle;
+  #timerC?: TimerHandle;
+  #ack?: Buffer;
+
+  constructor(
+    mgr: TransactionManager,
+    request: SipRequest,
+    branch: string,
+    dest: Destination,
+    cb: ClientCallbacks,
+    flow?: Flow,
+  ) {
+    this.#mgr = mgr;
+    this.request = request;
+    this.dest = dest;
+    this.#cb = cb;
+    this.#flow = flow;
+    this.#invite = request.method === 'INVITE';
+    this.#reliable = dest.transport !== 'udp';
+    this.key = `${branch}:${request.method}`;
+    this.#buf = serialize(request);
+    this.#started = mgr.clock.now();
+    this.#interval = mgr.timers.t1;
+  }
+
+  start(): void {
+    const { clock, timers } = this.#mgr;
+    this.#send(this.#buf);
+    if (!this.#reliable) this.#retransmit = clock.setTimeout(() => this.#onRetransmit(), this.#interval);
+    // Timer B (INVITE) or F (non-INVITE) = 64*T1 (RFC 3261 17.1.1.2, 17.1.2.2).
+    this.#timeout = clock.setTimeout(
+      () => this.#fail(new SipError('SIP_ERR_TIMEOUT', `${this.request.method} timed out (no final response)`), 408),
+      64 * timers.t1,
+    );
+  }
+
+  #send(buf: Buffer): void {
+    this.#mgr.transport.send(buf, this.dest, this.#flow, (err) => this.#fail(err, 503));
+  }
+
+  #onRetransmit(): void {
+    if (this.state !== 'calling' && this.state !== 'proceeding') return;
+    this.#send(this.#buf);
+    // Timer A doubles without bound (17.1.1.2); Timer E doubles up to T2, and stays at T2 once proceeding (17.1.2.2).
+    this.#interval = this.#invite ? this.#interval * 2 : Math.min(this.#interval * 2, this.#mgr.timers.t2);
+    this.#retransmit = this.#mgr.clock.setTimeout(() => this.#onRetransmit(), this.#interval);
+  }
+
+  receive(res: SipResponse): void {
+    const { clock, timers } = this.#mgr;
+    if (this.state === 'terminated') return;
+    if (res.status < 200) {
+      if (this.state === 'completed') return;
+      if (this.state === 'calling') {
+        this.state = 'proceeding';
+        if (this.#invite) {
+          clock.clearTimeout(this.#retransmit);
+          clock.clearTimeout(this.#timeout);
+          this.#retransmit = undefined;
+          this.#timeout = undefined;
+        } else if (!this.#reliable) {
+          clock.clearTimeout(this.#retransmit);
+          this.#interval = timers.t2;
+          this.#retransmit = clock.setTimeout(() => this.#onRetransmit(), this.#interval);
+        }
+      }
+      if (this.#invite) {
+        clock.clearTimeout(this.#timerC);
+        this.#timerC = clock.setTimeout(() => this.#onTimerC(), timers.timerC);
+      }
+      this.#cb.onProvisional(res);
+      return;
+    }
+    if (this.state === 'completed') {
+      // A retransmitted final response: re-send the ACK (17.1.1.2).
+      if (this.#ack !== undefined) this.#send(this.#ack);
+      return;
+    }
+    this.#clearTimers();
+    this.#mgr.record(this, 'uac', res.status);
+    if (this.#invite && res.status < 300) {
+      // 2xx: the TU owns the ACK and absorbs retransmissions (17.1.1.2, RFC 6026 Timer M is the UA core's dialog lookup).
+      this.#terminate();
+      this.#cb.onFinal(res);
+      return;
+    }
+    this.state = 'completed';
+    if (this.#invite) {
+      this.#ack = serialize(ackForNonSuccess(this.request, res));
+      this.#send(this.#ack);
+    }
+    // Timer D (INVITE, >= 32 s) or K (T4) over UDP; zero over reliable transports.
+    const linger = this.#reliable ? 0 : this.#invite ? Math.max(32_000, 64 * timers.t1) : timers.t4;
+    this.#cb.onFinal(res);
+    if (linger === 0) this.#terminate();
+    else this.#timeout = clock.setTimeout(() => this.#terminate(), linger);
+  }
+
+  #onTimerC(): void {
+    if (this.state !== 'proceeding') return;
+    if (this.#cb.onTimerC !== undefined) this.#cb.onTimerC();
+    // If even the CANCEL brings no final response, give up after 64*T1 (RFC 3261 9.1, 16.8).
+    this.#timeout = this.#mgr.clock.setTimeout(
+      () => this.#fail(new SipError('SIP_ERR_TIMEOUT', 'INVITE got no final response after Timer C and CANCEL'), 408),
+      64 * this.#mgr.timers.t1,
+    );
+  }
+
+  /** Stop waiting for this INVITE after a CANCEL: a final response must come within 64*T1. */
+  armCancelDeadline(): void {
+    if (this.state !== 'calling' && this.state !== 'proceeding') return;
+    this.#mgr.clock.clearTimeout(this.#timerC);
+    if (this.#timeout === undefined)
+      this.#timeout = this.#mgr.clock.setTimeout(
+        () => this.#fail(new SipError('SIP_ERR_TIMEOUT', 'no final response to a cancelled INVITE'), 408),
+        64 * this.#mgr.timers.t1,
+      );
+  }
+
+  #fail(err: SipError, status: number): void {
+    // Once a final response arrived, a late transport error changes nothing.
+    if (this.state === 'terminated' || this.state === 'completed') return;
+    this.#clearTimers();
+    this.#mgr.record(this, 'uac', status, err.code);
+    this.#terminate();
+    this.#cb.onError(err);
+  }
+
+  #clearTimers(): void {
+    const { clock } = this.#mgr;
+    clock.clearTimeout(this.#retransmit);
+    clock.clearTimeout(this.#timeout);
+    clock.clearTimeout(this.#timerC);
+    this.#retransmit = this.#timeout = this.#timerC = undefined;
+  }
+
+  #terminate(): void {
+    if (this.state === 'terminated') return;
+    this.#clearTimers();
+    this.state = 'terminated';
+    this.#mgr.removeClient(this);
+  }
+
+  /** Abort without a network outcome (user agent closing). */
+  abort(err: SipError): void {
+    if (this.state === 'terminated') return;
+    const pending = this.state !== 'completed';
+    this.#terminate();
+    if (pending) this.#cb.onError(err);
+  }
+
+  get startedAt(): number {
+    return this.#started;
+  }
+}
+
+/** The ACK for a non-2xx final response, part of the INVITE transaction (RFC 3261 17.1.1.3). */
+function ackForNonSuccess(req: SipRequest, res: SipResponse): SipRequest {
+  const h = new SipHeaders();
+  h.set('Via', splitList(req.headers.getAll('via')[0]!)[0]!);
+  const route = req.headers.getAll('route');
+  if (route.length > 0) h.set('Route', route);
+  h.set('Max-Forwards', '70');
+  h.set('From', req.headers.get('from')!);
+  h.set('To', res.headers.get('to') ?? req.headers.get('to')!);
+  h.set('Call-ID', req.headers.get('call-id')!);
+  h.set('CSeq', `${req.cseq?.seq ?? 1} ACK`);
+  return new SipRequest('ACK', req.uri, h);
+}
+
+/**
+ * Server transaction: INVITE (RFC 3261 17.2.1 with the Accepted state of
+ * RFC 6026) or non-INVITE (17.2.2). Retransmitted requests get the last
+ * response again; final non-2xx responses to INVITE are retransmitted over UDP
+ * until the ACK (Timers G and H); Timers I, J and L keep the transaction to
+ * absorb late retransmissions.
+ */
+export class ServerTransaction {
+  readonly key: string;
+  readonly request: SipRequest;
+  readonly inbound: Inbound;
+  readonly dest: Destination;
+  state: ServerState;
+  /** Set when the TU must hear about a CANCEL or ACK for this INVITE. */
+  onCancel?: () => void;
+  onAck?: () => void;
+  readonly #mgr: TransactionManager;
+  readonly #invite: boolean;
+  readonly #reliable: boolean;
+  readonly #started: number;
+  readonly #viaPatch?: string[];
+  #last?: Buffer;
+  #lastStatus = 0;
+  #timer?: TimerHandle;
+  #timeout?: TimerHandle;
+  #interval = 0;
+
+  constructor(mgr: TransactionManager, key: string, inbound: Inbound) {
+    this.#mgr = mgr;
+    this.key = key;
+    this.inbound = inbound;
+    this.request = inbound.message as SipRequest;
+    this.#invite = this.request.method === 'INVITE';
+    this.#reliable = inbound.transport !== 'udp';
+    this.state = this.#invite ? 'proceeding' : 'trying';
+    this.#started = mgr.clock.now();
+    const { dest, viaPatch } = responseTarget(inbound);
+    this.dest = dest;
+    this.#viaPatch = viaPatch;
+    if (this.#invite) this.#timer = mgr.clock.setTimeout(() => this.#sendTrying(), mgr.timers.trying);
+  }
+
+  #sendTrying(): void {
+    this.#timer = undefined;
+    if (this.state === 'proceeding' && this.#lastStatus === 0) this.respond(buildResponse(this.request, 100));
+  }
+
+  /** Whether a final response was sent. */
+  get answered(): boolean {
+    return this.#lastStatus >= 200;
+  }
+
+  get lastStatus(): number {
+    return this.#lastStatus;
+  }
+
+  /** The bytes of the last response sent (the UA core retransmits a 2xx to INVITE itself). */
+  get lastBuffer(): Buffer | undefined {
+    return this.#last;
+  }
+
+  /** Send a response from the TU; ignored once a final response went out (the TU retransmits 2xx itself). */
+  respond(res: SipResponse): void {
+    if (this.#lastStatus >= 200 || this.state === 'terminated') return;
+    const { clock, timers } = this.#mgr;
+    if (this.#viaPatch !== undefined) res.headers.set('Via', this.#viaPatch);
+    this.#last = serialize(res);
+    this.#lastStatus = res.status;
+    this.#send(this.#last);
+    if (res.status < 200) {
+      if (this.state === 'trying') this.state = 'proceeding';
+      return;
+    }
+    clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#mgr.record(this, 'uas', res.status);
+    if (this.#invite && res.status < 300) {
+      // RFC 6026 Accepted: absorb INVITE retransmissions for Timer L = 64*T1.
+      this.state = 'accepted';
+      this.#timeout = clock.setTimeout(() => this.#terminate(), 64 * timers.t1);
+    } else if (this.#invite) {
+      this.state = 'completed';
+      if (!this.#reliable) {
+        this.#interval = timers.t1;
+        this.#timer = clock.setTimeout(() => this.#onTimerG(), this.#interval);
+      }
+      // Timer H = 64*T1: give up waiting for the ACK.
+      this.#timeout = clock.setTimeout(() => this.#terminate(), 64 * timers.t1);
+    } else {
+      this.state = 'completed';
+      // Timer J = 64*T1 over UDP, zero over reliable transports.
+      if (this.#reliable) this.#terminate();
+      else this.#timeout = clock.setTimeout(() => this.#terminate(), 64 * timers.t1);
+    }
+  }
+
+  #onTimerG(): void {
+    if (this.state !== 'completed' || this.#last === undefined) return;
+    this.#send(this.#last);
+    this.#interval = Math.min(this.#interval * 2, this.#mgr.timers.t2);
+    this.#timer = this.#mgr.clock.setTimeout(() => this.#onTimerG(), this.#interval);
+  }
+
+  /** A retransmission of the request. */
+  retransmitted(): void {
+    if ((this.state === 'proceeding' || this.state === 'completed') && this.#last !== undefined) this.#send(this.#last);
+  }
+
+  /** The ACK for our non-2xx final response (17.2.1). */
+  ack(): void {
+    if (this.state !== 'completed' || !this.#invite) return;
+    const { clock, timers } = this.#mgr;
+    clock.clearTimeout(this.#timer);
+    clock.clearTimeout(this.#timeout);
+    this.#timer = undefined;
+    this.state = 'confirmed';
+    this.onAck?.();
+    // Timer I = T4 over UDP, zero over reliable transports.
+    if (this.#reliable) this.#terminate();
+    else this.#timeout = clock.setTimeout(() => this.#terminate(), timers.t4);
+  }
+
+  #send(buf: Buffer): void {
+    this.#mgr.transport.send(buf, this.dest, this.inbound.flow, (err) => {
+      // A response that cannot be delivered ends the transaction (RFC 3261 17.2.4).
+      this.#mgr.onTransportError(this, err);
+      this.#terminate();
+    });
+  }
+
+  #terminate(): void {
+    if (this.state === 'terminated') return;
+    const { clock } = this.#mgr;
+    clock.clearTimeout(this.#timer);
+    clock.clearTimeout(this.#timeout);
+    this.#timer = this.#timeout = undefined;
+    this.state = 'terminated';
+    this.#mgr.removeServer(this);
+  }
+
+  abort(): void {
+    this.#terminate();
+  }
+
+  get startedAt(): number {
+    return this.#started;
+  }
+}
+
+/**
+ * Where responses go (RFC 3261 18.2.2 with RFC 3581): back over the same
+ * connection for stream transports; over UDP to the source address, at the
+ * source port when the Via asks for rport, else at the Via port. The top Via
+ * gains `received` (the source address differs from sent-by, 18.2.1) and the
+ * rport value.
+ */
+function responseTarget(inb: Inbound): { dest: Destination; viaPatch?: string[] } {
+  const req = inb.message as SipRequest;
+  const via = req.topVia!;
+  const rport = via.params.rport !== undefined;
+  const port = inb.transport === 'udp' && !rport ? (via.port ?? 5060) : inb.remote.port;
+  const dest: Destination = { transport: inb.transport, host: inb.remote.host, port };
+  let viaPatch: string[] | undefined;
+  if (via.host !== inb.remote.host || via.params.rport === null) {
+    const lines = [...req.headers.getAll('via')];
+    const els = splitList(lines[0]!);
+    let top = els[0]!;
+    if (via.host !== inb.remote.host && via.params.received === undefined) top += `;received=${inb.remote.host}`;
+    if (via.params.rport === null) top = top.replace(/;\s*rport(?=\s*(;|$))/i, `;rport=${inb.remote.port}`);
+    els[0] = top;
+    lines[0] = els.join(', ');
+    viaPatch = lines;
+  }
+  return { dest, viaPatch };
+}
+
+export interface TransactionUser {
+  /** A new request (not a retransmission, not an ACK matching a transaction). */
+  onRequest(tx: ServerTransaction): void;
+  /** An ACK outside any transaction: the ACK for a 2xx (RFC 3261 17.1.1.3, 13.3.1.4). */
+  onAck(inbound: Inbound): void;
+  /** A response matching no client transaction: 2xx retransmissions, forked 2xx (RFC 3261 13.2.2.4). */
+  onStrayResponse(inbound: Inbound): void;
+  onRecord(rec: TransactionRecord): void;
+}
+
+/** Matches messages to transactions (RFC 3261 17.1.3 and 17.2.3) and owns the transaction tables. */
+export class TransactionManager {
+  readonly clock: Clock;
+  readonly timers: TimerConfig;
+  readonly transport: TransportLayer;
+  readonly #tu: TransactionUser;
+  readonly #clients = new Map<string, ClientTransaction>();
+  readonly #servers = new Map<string, ServerTransaction>();
+
+  constructor(transport: TransportLayer, clock: Clock, timers: TimerConfig, tu: TransactionUser) {
+    this.transport = transport;
+    this.clock = clock;
+    this.timers = timers;
+    this.#tu = tu;
+  }
+
+  get size(): { clients: number; servers: number } {
+    return { clients: this.#clients.size, servers: this.#servers.size };
+  }
+
+  /** Start a client transaction for a request whose top Via carries `branch`. */
+  request(req: SipRequest, branch: string, dest: Destination, cb: ClientCallbacks, flow?: Flow): ClientTransaction {
+    const tx = new ClientTransaction(this, req, branch, dest, cb, flow);
+    this.#clients.set(tx.key, tx);
+    tx.start();
+    return tx;
+  }
+
+  /** Route an inbound message; returns a refusal status when the request must be answered statelessly. */
+  receive(inb: Inbound): void {
+    const msg = inb.message;
+    if (msg.kind === 'response') {
+      const via = msg.topVia;
+      const cseq = msg.cseq;
+      if (via?.branch === undefined || cseq === undefined) return;
+      const tx = this.#clients.get(`${via.branch}:${cseq.method === 'ACK' ? 'INVITE' : cseq.method}`);
+      if (tx !== undefined) tx.receive(msg);
+      else this.#tu.onStrayResponse(inb);
+      return;
+    }
+    if (msg.topVia === undefined) return;
+    const key = serverKey(msg);
+    if (key === undefined) {
+      // A bare magic cookie is no transaction identifier (RFC 4475 badbranch): refuse statelessly.
+      if (msg.method !== 'ACK') this.#stateless(inb, 400, 'Bad Request (invalid branch)');
+      return;
+    }
+    if (msg.method === 'ACK') {
+      const tx = this.#servers.get(`${key}:INVITE`);
+      if (tx !== undefined && tx.state !== 'accepted') tx.ack();
+      else this.#tu.onAck(inb);
+      return;
+    }
+    const existing = this.#servers.get(`${key}:${msg.method}`);
+    if (existing !== undefined) {
+      existing.retransmitted();
+      return;
+    }
+    const tx = new ServerTransaction(this, `${key}:${msg.method}`, inb);
+    this.#servers.set(tx.key, tx);
+    this.#tu.onRequest(tx);
+  }
+
+  /** The INVITE server transaction a CANCEL refers to (RFC 3261 9.2: same branch and sent-by). */
+  findInviteFor(cancel: SipRequest): ServerTransaction | undefined {
+    const key = serverKey(cancel);
+    return key === undefined ? undefined : this.#servers.get(`${key}:INVITE`);
+  }
+
+  #stateless(inb: Inbound, status: number, reason: string): void {
+    this.transport.send(
+      serialize(buildResponse(inb.message as SipRequest, status, reason)),
+      responseTarget(inb).dest,
+      inb.flow,
+    );
+  }
+
+  record(tx: ClientTransaction | ServerTransaction, role: 'uac' | 'uas', status: number, errorCode?: string): void {
+    const d = tx.dest;
+    this.#tu.onRecord({
+      role,
+      method: tx.request.method,
+      status,
+      durationMs: this.clock.now() - tx.startedAt,
+      transport: d.transport,
+      peer: `${d.host}:${d.port}`,
+      errorCode,
+    });
+  }
+
+  onTransportError(tx: ServerTransaction, err: SipError): void {
+    if (!tx.answered) this.record(tx, 'uas', 503, err.code);
+  }
+
+  removeClient(tx: ClientTransaction): void {
+    if (this.#clients.get(tx.key) === tx) this.#clients.delete(tx.key);
+  }
+
+  removeServer(tx: ServerTransaction): void {
+    if (this.#servers.get(tx.key) === tx) this.#servers.delete(tx.key);
+  }
+
+  /** Abort everything (user agent closing): pending client transactions reject with `err`. */
+  close(err: SipError): void {
+    for (const tx of [...this.#clients.values()]) tx.abort(err);
+    for (const tx of [...this.#servers.values()]) tx.abort();
+  }
+}
+
+/**
+ * The server transaction key without the method: branch and sent-by for RFC
+ * 3261 branches; for RFC 2543 requests without the magic cookie (RFC 4475
+ * inv2543) the Call-ID, CSeq number, From tag and top Via stand in (17.2.3).
+ * Undefined for a bare magic cookie.
+ */
+function serverKey(req: SipRequest): string | undefined {
+  const via = req.topVia;
+  if (via === undefined) return undefined;
+  const sentBy = `${via.host}:${via.port ?? ''}`;
+  const b = via.branch;
+  if (b !== undefined && b.startsWith(MAGIC)) return b.length === MAGIC.length ? undefined : `${b}|${sentBy}`;
+  return `2543|${req.callId}|${req.cseq?.seq}|${req.from?.params.tag ?? ''}|${sentBy}|${b ?? ''}`;
+}
