@@ -1,0 +1,123 @@
+/**
+ * Test fixtures: seeded random inventories and sessions, small enough for the
+ * exhaustive oracle or medium for the ILP, with tight capacities on purpose.
+ */
+import type { Endpoint, Inventory, Mcu } from '../../src/inventory/types.js';
+import type { Session } from '../../src/planner/index.js';
+
+/** mulberry32: a small seeded PRNG so every instance can be reproduced from its seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function mcu(id: string, ports: number, cascadePorts: number, parents: string[] = []): Mcu {
+  return {
+    id,
+    name: id,
+    operator: 'op',
+    role: parents.length === 0 && id === 'master' ? 'master' : 'slave',
+    driver: 'sip-msml',
+    sip: [`sip:conf@${id}.test`],
+    vendor: 'test',
+    capacity: { ports, cascadePorts },
+    parents,
+  };
+}
+
+export function endpoint(id: string, mcus: string[], extra: Partial<Endpoint> = {}): Endpoint {
+  return { id, name: id, level: 'commune', mcus, connection: 'direct', vcs: 'test', ...extra };
+}
+
+export function relay(id: string, via: string): Endpoint {
+  return { id, name: id, level: 'commune', mcus: [], connection: 'relay', relayVia: via, vcs: 'test' };
+}
+
+export function inventory(mcus: Mcu[], endpoints: Endpoint[]): Inventory {
+  return { levels: [{ id: 'commune', name: 'commune' }], provinces: [], operators: [], mcus, endpoints };
+}
+
+export interface Instance {
+  readonly seed: number;
+  readonly inventory: Inventory;
+  readonly session: Session;
+  readonly unavailable: string[];
+}
+
+export interface Shape {
+  /** Slave MCUs, at least 1. */
+  readonly slaves: [number, number];
+  readonly endpoints: [number, number];
+  /** Ports per slave MCU. */
+  readonly ports: [number, number];
+  readonly cascadePorts: [number, number];
+  readonly maxCandidates: number;
+}
+
+export const SMALL: Shape = {
+  slaves: [1, 4],
+  endpoints: [1, 7],
+  ports: [0, 6],
+  cascadePorts: [0, 3],
+  maxCandidates: 3,
+};
+export const MEDIUM: Shape = {
+  slaves: [4, 10],
+  endpoints: [15, 60],
+  ports: [2, 14],
+  cascadePorts: [0, 4],
+  maxCandidates: 3,
+};
+
+/** A random instance: slaves may cascade into the master or into slaves created before them (no cycles). */
+export function randomInstance(seed: number, shape: Shape): Instance {
+  const rnd = prng(seed);
+  const int = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1));
+  const shuffle = <T>(xs: T[]): T[] => {
+    for (let i = xs.length - 1; i > 0; i--) {
+      const j = Math.floor(rnd() * (i + 1));
+      [xs[i], xs[j]] = [xs[j]!, xs[i]!];
+    }
+    return xs;
+  };
+  const slaves = int(...shape.slaves);
+  // Ids chosen so that sorted order differs from creation order (the planner must not depend on either).
+  const names = ['master', ...shuffle(Array.from({ length: slaves }, (_, i) => `m${String.fromCharCode(97 + i)}`))];
+  const mcus: Mcu[] = [mcu('master', int(shape.ports[0] + 2, shape.ports[1] + 4), int(1, shape.cascadePorts[1] + 1))];
+  for (let i = 1; i <= slaves; i++) {
+    const earlier = names.slice(0, i);
+    const parents = shuffle(earlier.filter(() => rnd() < 0.6));
+    if (parents.length === 0 && rnd() < 0.85) parents.push(earlier[int(0, earlier.length - 1)]!);
+    mcus.push(mcu(names[i]!, int(...shape.ports), int(...shape.cascadePorts), parents));
+  }
+  const count = int(...shape.endpoints);
+  const endpoints: Endpoint[] = [];
+  for (let i = 0; i < count; i++) {
+    const id = `e${String(i).padStart(2, '0')}`;
+    const direct = endpoints.filter((e) => e.connection !== 'relay');
+    if (direct.length > 0 && rnd() < 0.15) {
+      endpoints.push(relay(id, direct[int(0, direct.length - 1)]!.id));
+      continue;
+    }
+    const k = int(1, Math.min(shape.maxCandidates, names.length));
+    const cands = shuffle([...names]).slice(0, k);
+    endpoints.push(endpoint(id, cands, rnd() < 0.2 ? { connection: 'via-operator', operator: 'op' } : {}));
+  }
+  const chosen = shuffle(endpoints.filter(() => rnd() < 0.8).map((e) => e.id));
+  if (chosen.length === 0) chosen.push(endpoints[0]!.id);
+  const chairs = endpoints.filter((e) => e.connection !== 'relay');
+  const chair = chairs.length > 0 && rnd() < 0.5 ? chairs[int(0, chairs.length - 1)]!.id : undefined;
+  const unavailable = slaves > 1 && rnd() < 0.2 ? [names[int(1, slaves)]!] : [];
+  return {
+    seed,
+    inventory: inventory(shuffle(mcus), shuffle(endpoints)),
+    session: chair === undefined ? { endpoints: chosen } : { endpoints: chosen, chair },
+    unavailable,
+  };
+}
