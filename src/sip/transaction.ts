@@ -548,6 +548,6 @@ function serverKey(req: SipRequest): string | undefined {
   if (via === undefined) return undefined;
   const sentBy = `${via.host}:${via.port ?? ''}`;
   const b = via.branch;
-  if (b !== undefined && b.startsWith(MAGIC)) return b.length === MAGIC.length ? undefined : `${b}|${sentBy}`;
+  if (b?.startsWith(MAGIC)) return b.length === MAGIC.length ? undefined : `${b}|${sentBy}`;
   return `2543|${req.callId}|${req.cseq?.seq}|${req.from?.params.tag ?? ''}|${sentBy}|${b ?? ''}`;
 }
