@@ -58,6 +58,8 @@ export interface Shape {
   readonly ports: [number, number];
   readonly cascadePorts: [number, number];
   readonly maxCandidates: number;
+  /** Chance that a slave has no parent at all (no path to the master). */
+  readonly orphans: number;
 }
 
 export const SMALL: Shape = {
@@ -66,13 +68,15 @@ export const SMALL: Shape = {
   ports: [0, 6],
   cascadePorts: [0, 3],
   maxCandidates: 3,
+  orphans: 0.15,
 };
 export const MEDIUM: Shape = {
   slaves: [4, 10],
   endpoints: [15, 60],
-  ports: [2, 14],
-  cascadePorts: [0, 4],
+  ports: [4, 20],
+  cascadePorts: [1, 4],
   maxCandidates: 3,
+  orphans: 0.02,
 };
 
 /** A random instance: slaves may cascade into the master or into slaves created before them (no cycles). */
@@ -93,7 +97,7 @@ export function randomInstance(seed: number, shape: Shape): Instance {
   for (let i = 1; i <= slaves; i++) {
     const earlier = names.slice(0, i);
     const parents = shuffle(earlier.filter(() => rnd() < 0.6));
-    if (parents.length === 0 && rnd() < 0.85) parents.push(earlier[int(0, earlier.length - 1)]!);
+    if (parents.length === 0 && rnd() >= shape.orphans) parents.push(earlier[int(0, earlier.length - 1)]!);
     mcus.push(mcu(names[i]!, int(...shape.ports), int(...shape.cascadePorts), parents));
   }
   const count = int(...shape.endpoints);
