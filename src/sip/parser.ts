@@ -76,7 +76,12 @@ export function parseMessage(buf: Buffer, datagram: boolean, maxSize = DEFAULT_M
   } else {
     // Request-Line = Method SP Request-URI SP SIP-Version CRLF, single spaces (RFC 4475 lwsstart, trws, lwsruri).
     const parts = first.split(' ');
-    if (parts.length !== 3) return fail('malformed request line');
+    if (parts.length !== 3) {
+      // Still answer 400 if the headers allow it (RFC 4475 lwsruri, lwsstart, trws).
+      const h = new SipHeaders();
+      const ok = isToken(parts[0]!) && parseHeaderLines(lines, h) === undefined;
+      return fail('malformed request line', ok ? new SipRequest(parts[0]!, '', h) : undefined);
+    }
     const [method, uri, version] = parts as [string, string, string];
     if (!isToken(method)) return fail('malformed method');
     const headersSoFar = new SipHeaders();

@@ -3,7 +3,12 @@ import { SipError } from './errors.js';
 import { splitList } from './grammar.js';
 import { SipHeaders } from './headers.js';
 import { buildResponse, SipRequest, type SipResponse, serialize } from './message.js';
-import type { Destination, Flow, Inbound, TransportLayer, TransportName } from './transport.js';
+import type { Destination, Flow, Inbound, TransportName } from './transport.js';
+
+/** What transactions need from the transport layer (a recording fake in tests). */
+export interface TransportSink {
+  send(buf: Buffer, dest: Destination, flow?: Flow, onError?: (err: SipError) => void): void;
+}
 
 /** Protocol timer base values in ms (RFC 3261 17.1.1.1 and Table 4). */
 export interface TimerConfig {
@@ -132,10 +137,9 @@ export class ClientTransaction {
           clock.clearTimeout(this.#timeout);
           this.#retransmit = undefined;
           this.#timeout = undefined;
-        } else if (!this.#reliable) {
-          clock.clearTimeout(this.#retransmit);
+        } else {
+          // The running Timer E fires as planned, then every T2 (17.1.2.2).
           this.#interval = timers.t2;
-          this.#retransmit = clock.setTimeout(() => this.#onRetransmit(), this.#interval);
         }
       }
       if (this.#invite) {
@@ -278,7 +282,7 @@ export class ServerTransaction {
     this.#reliable = inbound.transport !== 'udp';
     this.state = this.#invite ? 'proceeding' : 'trying';
     this.#started = mgr.clock.now();
-    const { dest, viaPatch } = responseTarget(inbound);
+    const { dest, viaPatch } = responseTarget(inbound, mgr.forceRport);
     this.dest = dest;
     this.#viaPatch = viaPatch;
     if (this.#invite) this.#timer = mgr.clock.setTimeout(() => this.#sendTrying(), mgr.timers.trying);
@@ -398,10 +402,10 @@ export class ServerTransaction {
  * gains `received` (the source address differs from sent-by, 18.2.1) and the
  * rport value.
  */
-function responseTarget(inb: Inbound): { dest: Destination; viaPatch?: string[] } {
+function responseTarget(inb: Inbound, forceRport: boolean): { dest: Destination; viaPatch?: string[] } {
   const req = inb.message as SipRequest;
   const via = req.topVia!;
-  const rport = via.params.rport !== undefined;
+  const rport = forceRport || via.params.rport !== undefined;
   const port = inb.transport === 'udp' && !rport ? (via.port ?? 5060) : inb.remote.port;
   const dest: Destination = { transport: inb.transport, host: inb.remote.host, port };
   let viaPatch: string[] | undefined;
@@ -432,12 +436,15 @@ export interface TransactionUser {
 export class TransactionManager {
   readonly clock: Clock;
   readonly timers: TimerConfig;
-  readonly transport: TransportLayer;
+  readonly transport: TransportSink;
+  /** Answer UDP requests at their source port even without rport (RFC 3581 behaviour forced, as proxies' force_rport). */
+  readonly forceRport: boolean;
   readonly #tu: TransactionUser;
   readonly #clients = new Map<string, ClientTransaction>();
   readonly #servers = new Map<string, ServerTransaction>();
 
-  constructor(transport: TransportLayer, clock: Clock, timers: TimerConfig, tu: TransactionUser) {
+  constructor(transport: TransportSink, clock: Clock, timers: TimerConfig, tu: TransactionUser, forceRport = false) {
+    this.forceRport = forceRport;
     this.transport = transport;
     this.clock = clock;
     this.timers = timers;
@@ -500,7 +507,7 @@ export class TransactionManager {
   #stateless(inb: Inbound, status: number, reason: string): void {
     this.transport.send(
       serialize(buildResponse(inb.message as SipRequest, status, reason)),
-      responseTarget(inb).dest,
+      responseTarget(inb, this.forceRport).dest,
       inb.flow,
     );
   }

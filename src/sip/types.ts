@@ -45,6 +45,8 @@ export interface UserAgentOptions {
   readonly credentials?: DigestCredentials;
   /** Session timers (RFC 4028) on INVITE dialogs; absent: not requested, but honoured when the peer asks. */
   readonly sessionTimer?: SessionTimerOptions;
+  /** Answer UDP requests at their source port even when the Via has no rport (default false: RFC 3261 18.2.2). */
+  readonly forceRport?: boolean;
   /** How long a handler may take to answer a non-INVITE request before we answer 500 (ms, default 16 s). */
   readonly handlerTimeoutMs?: number;
 }

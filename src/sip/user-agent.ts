@@ -177,14 +177,20 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
       idleTimeoutMs: opts.idleTimeoutMs,
       onMessage: (inb) => this.txm.receive(inb),
     });
-    this.txm = new TransactionManager(this.transport, this.clock, this.timers, {
-      onRequest: (tx) => this.#onRequest(tx),
-      onAck: (inb) => this.#onAck(inb),
-      onStrayResponse: (inb) => this.#onStrayResponse(inb),
-      onRecord: (rec) => {
-        if (this.listenerCount('transaction') > 0) this.safeEmit('transaction', rec);
+    this.txm = new TransactionManager(
+      this.transport,
+      this.clock,
+      this.timers,
+      {
+        onRequest: (tx) => this.#onRequest(tx),
+        onAck: (inb) => this.#onAck(inb),
+        onStrayResponse: (inb) => this.#onStrayResponse(inb),
+        onRecord: (rec) => {
+          if (this.listenerCount('transaction') > 0) this.safeEmit('transaction', rec);
+        },
       },
-    });
+      opts.forceRport ?? false,
+    );
     this.onListenerError((err, event) => this.log?.error({ err, event }, 'sip event listener threw'));
     this.close = onceClose(() => this.#close());
   }
