@@ -126,7 +126,8 @@ function parseTel(s: string, i: number): SipUri | undefined {
     for (const part of s.slice(semi + 1).split(';')) {
       const eq = part.indexOf('=');
       const name = eq < 0 ? part : part.slice(0, eq);
-      if (name.length === 0 || !isEscapedRun(part, 0, part.length, PARAM_CHARS)) return undefined;
+      if (name.length === 0 || !isEscapedRun(part, 0, name.length, PARAM_CHARS)) return undefined;
+      if (eq >= 0 && !isEscapedRun(part, eq + 1, part.length, PARAM_CHARS)) return undefined;
       params[name.toLowerCase()] = eq < 0 ? null : part.slice(eq + 1);
     }
   }
