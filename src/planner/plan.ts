@@ -49,19 +49,36 @@ export function replan(inventory: Inventory, previous: Plan, change: SessionChan
   const restored = new Set(change.restoredMcus ?? []);
   const unavailable = [...previous.unavailableMcus, ...(change.lostMcus ?? [])].filter((m) => !restored.has(m));
   const prev: Previous = { assignments: previous.assignments, links: previous.links };
-  const problem = buildProblem(inventory, endpoints, previous.chair ?? undefined, unavailable, prev);
+  let problem = buildProblem(inventory, endpoints, previous.chair ?? undefined, unavailable, prev);
+  // Mid-session, losing an MCU must not stop the whole session: endpoints left with no reachable
+  // candidate (and relays through them) leave it, and the rest is re-planned. The chair cannot leave.
+  const reasons = problem.stranded.length > 0 ? explainInfeasible(problem) : [];
+  const stranded = new Set(problem.stranded.flatMap((s) => s.endpoints));
+  if (stranded.size > 0 && (previous.chair === null || !stranded.has(previous.chair))) {
+    for (const [relayId, via] of problem.relays) if (stranded.has(via)) stranded.add(relayId);
+    const kept = problem.endpoints.filter((e) => !stranded.has(e));
+    if (kept.length === 0)
+      throw new PlanError('PLAN_ERR_INFEASIBLE', 'no endpoint of the session can be placed', { details: { reasons } });
+    // Stranded endpoints are in no demand, so dropping them leaves the demands (and relay weights) as they are.
+    problem = {
+      ...problem,
+      endpoints: kept,
+      relays: new Map([...problem.relays].filter(([r]) => !stranded.has(r))),
+      addedForRelay: problem.addedForRelay.filter((e) => !stranded.has(e)),
+      stranded: [],
+    };
+  }
   const next = solve(problem, previous);
-  return { ...next, changes: diff(previous, next) };
+  return { ...next, changes: { ...diff(previous, next), droppedEndpoints: [...stranded].sort(), reasons } };
 }
 
 function checkPrevious(inventory: Inventory, previous: Plan): void {
   const mcus = new Set(inventory.mcus.map((m) => m.id));
   const endpoints = new Set(inventory.endpoints.map((e) => e.id));
+  // The MCU list names every MCU the assignments use: checking it is cheaper than 10^4 record reads.
   const bad = [
     ...previous.endpoints.filter((e) => !endpoints.has(e)).map((e) => `endpoint ${e}`),
-    ...Object.values(previous.assignments)
-      .filter((m) => !mcus.has(m))
-      .map((m) => `MCU ${m}`),
+    ...previous.mcus.filter((m) => !mcus.has(m.id)).map((m) => `MCU ${m.id}`),
     ...Object.entries(previous.links)
       .filter(([c, p]) => !mcus.has(c) || !mcus.has(p))
       .map(([c, p]) => `link ${c} -> ${p}`),
@@ -90,21 +107,17 @@ function solve(problem: Problem, previous: Plan | null): Plan {
   lastSearchStats.nodes = optimiser.stats.nodes;
   lastSearchStats.flows = optimiser.stats.flows;
   if (solution === null) throw infeasible();
-  return render(problem, solution, previous);
+  return render(problem, solution);
 }
 
-function render(problem: Problem, s: Solution, previous: Plan | null): Plan {
+function render(problem: Problem, s: Solution): Plan {
   const { net } = problem;
   const mcuOf = new Map<string, number>();
   const onMcu = net.ids.map((): string[] => []);
   let preferenceSum = 0;
   problem.demands.forEach((d, i) => {
-    // Members of a demand are interchangeable; when re-planning, keep whoever was already on an MCU there.
-    const members = [...d.members];
-    if (previous !== null) {
-      const was = (e: string) => net.index.get(previous.assignments[e] ?? '') ?? -1;
-      members.sort((a, b) => d.cands.indexOf(was(a)) - d.cands.indexOf(was(b)) || byId(a, b));
-    }
+    // Members of a demand are interchangeable (when re-planning, they also share their previous MCU).
+    const members = d.members;
     let next = 0;
     d.cands.forEach((m, j) => {
       const count = s.alloc[i]![j]!;
@@ -199,7 +212,7 @@ function render(problem: Problem, s: Solution, previous: Plan | null): Plan {
   };
 }
 
-function diff(before: Plan, after: Plan): PlanChanges {
+function diff(before: Plan, after: Plan): Omit<PlanChanges, 'droppedEndpoints' | 'reasons'> {
   const wasUsed = new Set(before.mcus.map((m) => m.id));
   const isUsed = new Set(after.mcus.map((m) => m.id));
   return {

@@ -57,6 +57,12 @@ export interface PlanChanges {
   readonly addedMcus: readonly string[];
   /** Endpoints present before and after that moved to another MCU, sorted. */
   readonly movedEndpoints: readonly string[];
+  /**
+   * Endpoints that had to leave the session because none of their candidate MCUs can be
+   * reached any more (and relay endpoints relayed through them), sorted; `reasons` says why.
+   */
+  readonly droppedEndpoints: readonly string[];
+  readonly reasons: readonly InfeasibilityReason[];
 }
 
 export interface Plan {
