@@ -1,0 +1,147 @@
+/**
+ * `cascaded plan`: plans a session offline and prints the cascade tree with
+ * port use, or the plan as JSON. Exit codes: 0 planned; 1 infeasible (the
+ * reasons are printed); 2 bad usage, invalid config or invalid session.
+ */
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError, loadConfigFile } from '../config/index.js';
+import type { InfeasibilityReason, McuUsage, Plan, Session } from '../planner/index.js';
+import { PlanError, plan } from '../planner/index.js';
+
+const HELP = `cascaded plan: plan the cascade of a session (offline, no MCU is contacted)
+
+Usage:
+  cascaded plan [--config FILE] (--session FILE | --all) [--chair ID] [--unavailable IDS] [--json]
+
+Options:
+  -c, --config FILE       config and inventory (YAML). Default: config/demo.yaml.
+  -s, --session FILE      the session, YAML or JSON: { endpoints: [id, ...], chair: id }
+                          (chair optional; a bare list of ids also works). See docs/planner.md.
+  -a, --all               every endpoint of the inventory takes part.
+      --chair ID          the chair endpoint (overrides the session file's).
+      --unavailable IDS   comma-separated MCUs that are down: the plan avoids them.
+      --json              print the plan as JSON (an error as {code, message, details}).
+  -h, --help              this text.
+
+Exit codes: 0 planned; 1 infeasible (reasons printed); 2 bad usage or invalid input.
+`;
+
+const DEFAULT_CONFIG = fileURLToPath(new URL('../../../config/demo.yaml', import.meta.url));
+
+class UsageError extends Error {}
+
+async function readSession(file: string): Promise<Session> {
+  let raw: unknown;
+  try {
+    raw = parseYaml(await readFile(file, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`${file}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const obj = Array.isArray(raw) ? { endpoints: raw } : raw;
+  if (typeof obj !== 'object' || obj === null)
+    throw new UsageError(`${file}: expected { endpoints: [...], chair: ... }`);
+  const { endpoints, chair, ...rest } = obj as Record<string, unknown>;
+  const extra = Object.keys(rest);
+  if (extra.length > 0) throw new UsageError(`${file}: unknown key${extra.length > 1 ? 's' : ''} ${extra.join(', ')}`);
+  if (!Array.isArray(endpoints) || !endpoints.every((e) => typeof e === 'string')) {
+    throw new UsageError(`${file}: endpoints must be a list of endpoint ids`);
+  }
+  if (chair !== undefined && typeof chair !== 'string') throw new UsageError(`${file}: chair must be an endpoint id`);
+  return chair === undefined ? { endpoints } : { endpoints, chair };
+}
+
+export async function runPlan(argv: string[]): Promise<number> {
+  let values: {
+    config?: string;
+    session?: string;
+    all?: boolean;
+    chair?: string;
+    unavailable?: string;
+    json?: boolean;
+    help?: boolean;
+  };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string', short: 'c' },
+        session: { type: 'string', short: 's' },
+        all: { type: 'boolean', short: 'a' },
+        chair: { type: 'string' },
+        unavailable: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    process.stderr.write(`cascaded plan: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  const json = values.json === true;
+  try {
+    if ((values.session === undefined) === (values.all !== true))
+      throw new UsageError('give exactly one of --session FILE and --all');
+    const { inventory } = await loadConfigFile(values.config ?? DEFAULT_CONFIG);
+    const base = values.all ? { endpoints: inventory.endpoints.map((e) => e.id) } : await readSession(values.session!);
+    const chair = values.chair ?? base.chair;
+    const session: Session = chair === undefined ? { endpoints: base.endpoints } : { endpoints: base.endpoints, chair };
+    const unavailableMcus = (values.unavailable ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0);
+    const result = plan(inventory, session, { unavailableMcus });
+    process.stdout.write(json ? `${JSON.stringify(result, null, 2)}\n` : renderTree(result));
+    return 0;
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`cascaded plan: ${err.message}\n`);
+      return 2;
+    }
+    if (err instanceof PlanError || err instanceof ConfigError) {
+      if (json) process.stdout.write(`${JSON.stringify(err.toJSON(), null, 2)}\n`);
+      else process.stderr.write(`cascaded plan: ${err.code}: ${err.message}\n${reasonLines(err)}`);
+      return err.code === 'PLAN_ERR_INFEASIBLE' ? 1 : 2;
+    }
+    throw err;
+  }
+}
+
+function reasonLines(err: PlanError | ConfigError): string {
+  const reasons = (err.details as { reasons?: InfeasibilityReason[] } | undefined)?.reasons;
+  return reasons === undefined ? '' : reasons.map((r) => `  - ${r.message}\n`).join('');
+}
+
+/** The plan as an indented tree, one line per MCU, with its port and cascade-port use. */
+export function renderTree(p: Plan): string {
+  const o = p.objective;
+  const byId = new Map(p.mcus.map((m) => [m.id, m]));
+  const relayCount = Object.keys(p.relays).length;
+  const lines = [
+    `Plan: ${p.endpoints.length} endpoints${relayCount > 0 ? ` (${relayCount} relayed)` : ''} on ${p.mcus.length} MCUs, ` +
+      `max depth ${o.maxDepth} (${o.atMaxDepth} endpoint${o.atMaxDepth === 1 ? '' : 's'} there), ${o.links} cascade links`,
+    `Chair: ${p.chair ?? '(none)'}; fullest MCU: ${o.maxUtilisation.mcu} ${o.maxUtilisation.used}/${o.maxUtilisation.ports} ports`,
+    '',
+  ];
+  const line = (m: McuUsage) =>
+    `${m.id}  depth ${m.depth}  ports ${m.ports.used}/${m.ports.capacity}  cascade ${m.cascadePorts.used}/${m.cascadePorts.capacity}  ` +
+    `${m.endpoints.length} endpoint${m.endpoints.length === 1 ? '' : 's'}`;
+  const walk = (m: McuUsage, prefix: string, last: boolean, root: boolean) => {
+    lines.push(root ? line(m) : `${prefix}${last ? '└─ ' : '├─ '}${line(m)}`);
+    const next = root ? '' : `${prefix}${last ? '   ' : '│  '}`;
+    m.children.forEach((c, i) => walk(byId.get(c)!, next, i === m.children.length - 1, false));
+  };
+  walk(byId.get(p.master)!, '', true, true);
+  if (p.addedForRelay.length > 0) lines.push('', `Added for relays: ${p.addedForRelay.join(', ')}`);
+  if (p.unavailableMcus.length > 0) lines.push(`Unavailable MCUs: ${p.unavailableMcus.join(', ')}`);
+  if (p.unusedMcus.length > 0) lines.push(`Unused MCUs: ${p.unusedMcus.join(', ')}`);
+  return `${lines.join('\n')}\n`;
+}
