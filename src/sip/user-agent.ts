@@ -150,6 +150,7 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
   /** SUBSCRIBEs awaiting their dialog (a NOTIFY may create it before the 2xx, RFC 6665 4.1.2.4). */
   readonly #pendingSubs = new Map<string, SubscriberImpl>();
   #closed = false;
+  #shut = false;
   readonly close: () => Promise<void>;
 
   constructor(opts: UserAgentOptions) {
@@ -247,7 +248,8 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
   // ---- sending -------------------------------------------------------------
 
   send(o: Outgoing): Promise<SipResponse> {
-    if (this.#closed) return Promise.reject(new SipError('SIP_ERR_CLOSED', 'user agent closed'));
+    // Still open while close() sends its BYEs; shut once the transactions are aborted.
+    if (this.#shut) return Promise.reject(new SipError('SIP_ERR_CLOSED', 'user agent closed'));
     return new Promise<SipResponse>((resolve, reject) => {
       let authTries = 0;
       let nc = 0;
@@ -663,6 +665,7 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
     this.clock.clearTimeout(timer);
     for (const d of [...this.#dialogs.values()]) d.terminate('closed');
     for (const s of this.#pendingSubs.values()) s.abort(err);
+    this.#shut = true;
     this.txm.close(err);
     await this.transport.close();
     this.removeAllListeners();

@@ -1,0 +1,359 @@
+/**
+ * Two user agents over real loopback sockets: calls over UDP, TCP and TLS,
+ * in-dialog requests, re-INVITE, digest challenges, CANCEL, REFER/NOTIFY,
+ * SUBSCRIBE/NOTIFY, session timers, close semantics.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { FakeClock } from '../../src/core/clock.js';
+import {
+  createChallenge,
+  createUserAgent,
+  type Dialog,
+  type TransactionRecord,
+  type TransportName,
+  type UserAgent,
+  type UserAgentOptions,
+  verifyAuthorization,
+} from '../../src/sip/index.js';
+
+t.setTimeout(60_000);
+
+const FAST = { t1: 50, t2: 400, t4: 500 }; // ms: short protocol timers keep failure paths quick
+const SDP = 'v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n';
+
+async function pair(
+  t: { teardown(fn: () => unknown): void },
+  extra: Partial<UserAgentOptions> = {},
+  extraB: Partial<UserAgentOptions> = {},
+) {
+  const listen = [
+    { transport: 'udp' as const, host: '127.0.0.1', port: 0 },
+    { transport: 'tcp' as const, host: '127.0.0.1', port: 0 },
+  ];
+  const a = await createUserAgent({ listen, user: 'ctl', timers: FAST, ...extra });
+  const b = await createUserAgent({ listen, user: 'mcu', timers: FAST, ...extraB });
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  return { a, b };
+}
+
+function uriOf(ua: UserAgent, transport: TransportName): string {
+  return ua.contactUri(transport);
+}
+
+/** A simulated MCU: answers INVITE with SDP, INFO with an MSML result. */
+function mcu(b: UserAgent, onDialog?: (d: Dialog) => void): void {
+  b.on('invite', (inv) => {
+    inv.progress(180);
+    inv.accept({ body: SDP }).then(
+      (d) => {
+        d.on('request', (req) => {
+          if (req.method === 'INFO')
+            req.respond(200, { contentType: 'application/msml+xml', body: '<result response="200"/>' });
+          else if (req.method === 'INVITE') req.respond(200, { body: SDP });
+          else req.respond(200);
+        });
+        onDialog?.(d);
+      },
+      () => {},
+    );
+  });
+}
+
+for (const transport of ['udp', 'tcp'] as const) {
+  t.test(`call over ${transport}: INVITE, INFO, OPTIONS, re-INVITE, BYE`, async (t) => {
+    const { a, b } = await pair(t);
+    const records: TransactionRecord[] = [];
+    a.on('transaction', (r) => records.push(r));
+    let uasDialog: Dialog | undefined;
+    const ended = new Promise<string>((resolve) =>
+      mcu(b, (d) => {
+        uasDialog = d;
+        d.on('terminated', resolve);
+      }),
+    );
+    const progress: number[] = [];
+    const d = await a.invite(uriOf(b, transport), { body: SDP, onProgress: (r) => progress.push(r.status) });
+    t.same(progress, [180]);
+    t.equal(d.state, 'confirmed');
+    t.equal(d.role, 'uac');
+    t.equal(d.transport, transport);
+    t.equal(d.remoteBody.toString(), SDP);
+    const info = await d.request('INFO', { contentType: 'application/msml+xml', body: '<msml version="1.1"/>' });
+    t.equal(info.status, 200);
+    t.equal(info.body.toString(), '<result response="200"/>');
+    t.equal((await d.request('OPTIONS')).status, 200);
+    t.equal((await d.reinvite()).status, 200);
+    t.equal(uasDialog?.state, 'confirmed');
+    t.equal(uasDialog?.callId, d.callId);
+    t.equal(uasDialog?.remoteTag, d.localTag);
+    await d.bye();
+    t.equal(d.state, 'terminated');
+    t.equal(await ended, 'bye-received');
+    t.same(
+      records.map((r) => `${r.method} ${r.status} ${r.transport}`),
+      ['INVITE 200', 'INFO 200', 'OPTIONS 200', 'INVITE 200', 'BYE 200'].map((s) => `${s} ${transport}`),
+    );
+    t.ok(records.every((r) => r.role === 'uac' && r.durationMs >= 0 && r.peer.startsWith('127.0.0.1:')));
+    await t.rejects(d.request('INFO'), { code: 'SIP_ERR_DIALOG' }, 'a terminated dialog refuses requests');
+  });
+}
+
+t.test('TLS: verified server certificate, Via names TLS and the real port', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sip-tls-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  try {
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+  } catch {
+    t.comment('openssl is not available to make a test certificate: TLS test skipped');
+    return;
+  }
+  const cert = readFileSync(join(dir, 'cert.pem'));
+  const key = readFileSync(join(dir, 'key.pem'));
+  const listen = [{ transport: 'tls' as const, host: '127.0.0.1', port: 0 }];
+  const a = await createUserAgent({ listen, tls: { cert, key, ca: cert }, timers: FAST });
+  const b = await createUserAgent({ listen, tls: { cert, key, ca: cert }, timers: FAST, user: 'mcu' });
+  const stranger = await createUserAgent({
+    listen: [{ transport: 'tls', host: '127.0.0.1', port: 0 }],
+    tls: { cert, key },
+    timers: FAST,
+  });
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+    await stranger.close();
+  });
+  let via = '';
+  b.on('invite', (inv) => {
+    via = inv.message.headers.get('via') ?? '';
+    inv.accept({ body: SDP }).catch(() => {});
+  });
+  const target = uriOf(b, 'tls');
+  t.match(target, /^sips:/);
+  const d = await a.invite(target, { body: SDP });
+  t.match(
+    via,
+    new RegExp(`^SIP/2.0/TLS 127\\.0\\.0\\.1:${a.listening[0]!.port};`),
+    'Via names TLS and our listening port',
+  );
+  t.equal((await d.request('OPTIONS')).status, 200);
+  await d.bye();
+  await t.rejects(stranger.invite(target), { code: 'SIP_ERR_TRANSPORT' }, 'an unknown CA fails verification');
+});
+
+t.test('digest authentication: 401 with SHA-256 and 407 with MD5 are answered', async (t) => {
+  const { a, b } = await pair(t, { credentials: { username: 'ctl', password: 's3cret' } });
+  const nonces = new Set<string>();
+  const seen: string[] = [];
+  b.on('request', (req) => {
+    const auth = req.message.headers.get('authorization') ?? req.message.headers.get('proxy-authorization');
+    if (auth === undefined || !verifyAuthorization(auth, req.method, (u) => (u === 'ctl' ? 's3cret' : undefined))) {
+      const proxy = req.method === 'MESSAGE';
+      const ch = createChallenge('mcu.vn', proxy ? 'MD5' : 'SHA-256');
+      nonces.add(ch.nonce);
+      req.respond(proxy ? 407 : 401, { headers: { [proxy ? 'Proxy-Authenticate' : 'WWW-Authenticate']: ch.header } });
+      return;
+    }
+    seen.push(`${req.method} ${/algorithm=([\w-]+)/.exec(auth)?.[1]}`);
+    req.respond(200);
+  });
+  t.equal((await a.request('OPTIONS', uriOf(b, 'udp'))).status, 200);
+  t.equal((await a.request('MESSAGE', uriOf(b, 'udp'), { contentType: 'text/plain', body: 'hi' })).status, 200);
+  t.same(seen, ['OPTIONS SHA-256', 'MESSAGE MD5']);
+
+  const { a: wrong } = await pair(t, { credentials: { username: 'ctl', password: 'nope' } });
+  await t.rejects(wrong.request('OPTIONS', uriOf(b, 'udp')), { code: 'SIP_ERR_AUTH' }, 'refused credentials');
+});
+
+t.test('rejection, CANCEL and timeouts surface as coded errors', async (t) => {
+  const { a, b } = await pair(t);
+  b.on('invite', (inv) => {
+    const user = inv.message.requestUri?.user;
+    if (user === 'busy') inv.reject(486);
+    else if (user === 'ring') inv.progress(180);
+  });
+  const base = uriOf(b, 'udp').replace(/sip:mcu@/, 'sip:');
+  await t.rejects(a.invite(base.replace('sip:', 'sip:busy@')), { code: 'SIP_ERR_RESPONSE', sipStatus: 486 });
+  const ac = new AbortController();
+  const cancelled = a.invite(base.replace('sip:', 'sip:ring@'), {
+    signal: ac.signal,
+    onProgress: () => ac.abort(),
+  });
+  await t.rejects(cancelled, { code: 'SIP_ERR_CANCELLED' }, 'CANCEL after the 180, 487 back');
+  // Nobody listens at this port: Timer B / F fire after 64*T1 = 3.2 s.
+  const dead = await createUserAgent({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }] });
+  const deadUri = dead.contactUri('udp');
+  await dead.close();
+  await t.rejects(a.request('OPTIONS', deadUri), { code: 'SIP_ERR_TIMEOUT' });
+  await t.rejects(
+    a.invite(uriOf(b, 'tcp').replace(/:\d+;/, ':1;')),
+    { code: 'SIP_ERR_TRANSPORT' },
+    'connection refused',
+  );
+});
+
+t.test('REFER with implicit subscription and message/sipfrag NOTIFYs (RFC 3515)', async (t) => {
+  const { a, b } = await pair(t);
+  const referred: string[] = [];
+  mcu(b, (d) => {
+    d.on('refer', async (r) => {
+      referred.push(r.referTo.uri.raw);
+      const n = await r.accept();
+      await n.progress(180, 'Ringing');
+      await n.done(200, 'OK');
+    });
+  });
+  const d = await a.invite(uriOf(b, 'udp'), { body: SDP });
+  const sub = await d.refer('sip:child-conf@10.1.2.3');
+  const states: string[] = [];
+  sub.on('notify', (n) => states.push(`${n.state} ${n.body.toString().trim()}`));
+  const outcome = await sub.outcome;
+  t.same(outcome, { status: 200, reason: 'OK' });
+  t.same(referred, ['sip:child-conf@10.1.2.3']);
+  t.match(states[states.length - 1], /^terminated SIP\/2\.0 200 OK/);
+  t.equal(sub.state, 'terminated');
+  t.equal(d.state, 'confirmed', 'the INVITE dialog outlives the implicit subscription');
+  await d.bye();
+});
+
+t.test('SUBSCRIBE/NOTIFY for the conference package (RFC 6665), refresh, notify, unsubscribe', async (t) => {
+  const { a, b } = await pair(t);
+  let server: import('../../src/sip/index.js').ServerSubscription | undefined;
+  const refreshed: number[] = [];
+  b.on('subscribe', async (s) => {
+    t.equal(s.event, 'conference');
+    server = await s.accept({
+      contentType: 'application/conference-info+xml',
+      body: '<conference-info state="full"/>',
+      expires: 600,
+    });
+    server.on('refreshed', (e) => refreshed.push(e));
+  });
+  const sub = await a.subscribe(uriOf(b, 'tcp'), {
+    event: 'conference',
+    expires: 600,
+    accept: 'application/conference-info+xml',
+  });
+  const bodies: string[] = [];
+  const second = new Promise<void>((resolve) =>
+    sub.on('notify', (n) => {
+      bodies.push(n.body.toString());
+      if (bodies.length === 2) resolve();
+    }),
+  );
+  await new Promise((r) => setTimeout(r, 50));
+  t.equal(sub.state, 'active');
+  await server!.notify({ contentType: 'application/conference-info+xml', body: '<conference-info state="partial"/>' });
+  await second;
+  t.match(bodies[1], /partial/);
+  await sub.refresh(300);
+  t.same(refreshed, [300]);
+  const ended = new Promise<string>((r) => server!.on('terminated', r));
+  await sub.unsubscribe();
+  t.equal(sub.state, 'terminated');
+  t.equal(await ended, 'timeout');
+  t.equal(sub.dialog.state, 'terminated', 'a subscription-only dialog ends with its subscription');
+  await t.rejects(a.subscribe(uriOf(a, 'udp'), { event: 'presence' }), { code: 'SIP_ERR_RESPONSE', sipStatus: 489 });
+});
+
+t.test('session timers (RFC 4028): 422 negotiation, refresh by re-INVITE, expiry ends the dialog', async (t) => {
+  const { a, b } = await pair(t, { sessionTimer: { expires: 1, minSE: 1 } }, { sessionTimer: { minSE: 2 } });
+  let uasReady!: (d: Dialog) => void;
+  const uasDialog = new Promise<Dialog>((r) => {
+    uasReady = r;
+  });
+  b.on('invite', (inv) => {
+    inv.accept({ body: SDP }).then(uasReady, () => {});
+  });
+  const d = await a.invite(uriOf(b, 'udp'), { body: SDP });
+  const uas = await uasDialog;
+  const uasEnded = new Promise<string>((resolve) => uas.on('terminated', resolve));
+  t.same(d.sessionTimer, { interval: 2, refresher: 'local' }, 'raised to the Min-SE of the 422');
+  t.same(uas.sessionTimer, { interval: 2, refresher: 'remote' });
+  const refreshed = new Promise<void>((r) => d.once('refreshed', r));
+  await refreshed;
+  t.equal(uas.state, 'confirmed', 'refreshed at half the interval, so the UAS keeps it');
+  const noTimer = await a.invite(uriOf(b, 'udp'), { body: SDP, sessionTimer: false });
+  t.equal(noTimer.sessionTimer, undefined, 'not requested, not used');
+  await noTimer.bye();
+  await d.bye();
+  t.equal(await uasEnded, 'bye-received');
+});
+
+t.test('a session not refreshed by the peer is ended with BYE', async (t) => {
+  // The caller runs on a fake clock that never advances, so it never sends its refresh.
+  const { a, b } = await pair(
+    t,
+    { clock: new FakeClock(), sessionTimer: { expires: 2, minSE: 1 } },
+    { sessionTimer: { minSE: 1 } },
+  );
+  const ended = new Promise<string>((resolve) =>
+    b.on('invite', (inv) =>
+      inv.accept({ body: SDP }).then(
+        (d) => d.on('terminated', resolve),
+        () => {},
+      ),
+    ),
+  );
+  const d = await a.invite(uriOf(b, 'udp'), { body: SDP });
+  t.same(d.sessionTimer, { interval: 2, refresher: 'local' });
+  const localEnd = new Promise<string>((resolve) => d.on('terminated', resolve));
+  t.equal(await ended, 'session-expired', 'the UAS gives up after interval - min(32, interval/3)');
+  t.equal(await localEnd, 'bye-received');
+});
+
+t.test('close(): ends dialogs with BYE, rejects what is pending, is idempotent, refuses new work', async (t) => {
+  const { a, b } = await pair(t);
+  const uasEnded = new Promise<string>((resolve) => mcu(b, (d) => d.on('terminated', resolve)));
+  const d = await a.invite(uriOf(b, 'udp'), { body: SDP });
+  const terminated = new Promise<string>((r) => d.on('terminated', r));
+  b.on('request', () => {}); // never answers: the request stays pending
+  const pending = t.rejects(a.request('MESSAGE', uriOf(b, 'udp'), { contentType: 'text/plain', body: 'x' }), {
+    code: 'SIP_ERR_CLOSED',
+  });
+  await Promise.all([a.close(), a.close()]);
+  t.equal(await terminated, 'bye-sent');
+  t.equal(await uasEnded, 'bye-received');
+  await pending;
+  await t.rejects(a.invite(uriOf(b, 'udp')), { code: 'SIP_ERR_CLOSED' });
+  await t.rejects(a.request('OPTIONS', uriOf(b, 'udp')), { code: 'SIP_ERR_CLOSED' });
+  t.equal(a.stats.dialogs, 0);
+});
+
+t.test('a malformed flood is counted and dropped; the stack keeps working', async (t) => {
+  const { a, b } = await pair(t);
+  const dgram = await import('node:dgram');
+  const s = dgram.createSocket('udp4');
+  const port = b.listening[0]!.port;
+  for (let i = 0; i < 200; i++) s.send(Buffer.from(`GARBAGE ${i} \x00\xff\r\n\r\n`), port, '127.0.0.1');
+  await new Promise((r) => setTimeout(r, 100));
+  s.close();
+  t.equal(b.stats.malformed, 200);
+  t.equal((await a.request('OPTIONS', uriOf(b, 'udp'))).status, 200, 'still answering');
+});
