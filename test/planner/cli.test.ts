@@ -1,0 +1,86 @@
+/** `cascaded plan` (src/cli/plan.ts): tree and JSON output, exit codes, session files. */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { runPlan } from '../../src/cli/plan.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'cascaded-plan-'));
+const config = join(dir, 'net.yaml');
+writeFileSync(
+  config,
+  `version: 1
+levels: [ { id: commune, name: Commune } ]
+provinces: [ { id: p1, name: P1 } ]
+operators: [ { id: op, name: Op, kind: central } ]
+mcus:
+  - { id: master, name: Master, operator: op, role: master, sip: [ "sip:m@127.0.0.1" ], vendor: x, capacity: { ports: 10, cascadePorts: 1 } }
+  - { id: p1, name: P1, operator: op, role: slave, sip: [ "sip:p@127.0.0.1" ], vendor: x, capacity: { ports: 4, cascadePorts: 0 }, parents: [ master ] }
+endpoints:
+  - { id: chair, name: Chair, level: commune, mcus: [ master ], vcs: x }
+  - { id: e1, name: E1, level: commune, mcus: [ p1 ], vcs: x }
+  - { id: e2, name: E2, level: commune, mcus: [ p1 ], vcs: x }
+`,
+);
+const session = join(dir, 'session.json');
+writeFileSync(session, JSON.stringify({ endpoints: ['e1', 'e2'], chair: 'chair' }));
+
+async function run(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const w1 = process.stdout.write;
+  const w2 = process.stderr.write;
+  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
+  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
+  try {
+    return { code: await runPlan(args), out, err };
+  } finally {
+    process.stdout.write = w1;
+    process.stderr.write = w2;
+  }
+}
+
+t.test('prints the tree with port use', async (t) => {
+  const r = await run(['--config', config, '--session', session]);
+  t.equal(r.code, 0, r.err);
+  t.match(r.out, /max depth 1/);
+  t.match(r.out, /master {2}depth 0 {2}ports 2\/10 {2}cascade 1\/1 {2}1 endpoint/);
+  t.match(r.out, /└─ p1 {2}depth 1 {2}ports 3\/4/);
+});
+
+t.test('--json prints the plan; --all takes every endpoint', async (t) => {
+  const r = await run(['-c', config, '--all', '--chair', 'chair', '--json']);
+  t.equal(r.code, 0, r.err);
+  const plan = JSON.parse(r.out);
+  t.same(plan.assignments, { chair: 'master', e1: 'p1', e2: 'p1' });
+  t.same(plan.links, { p1: 'master' });
+});
+
+t.test('infeasible: exit 1 with reasons; JSON error body with --json', async (t) => {
+  const r = await run(['-c', config, '-s', session, '--unavailable', 'p1']);
+  t.equal(r.code, 1);
+  t.match(r.err, /PLAN_ERR_INFEASIBLE/);
+  t.match(r.err, /p1 is unavailable/);
+  const j = await run(['-c', config, '-s', session, '--unavailable', 'p1', '--json']);
+  t.equal(j.code, 1);
+  t.match(JSON.parse(j.out), {
+    code: 'PLAN_ERR_INFEASIBLE',
+    details: { reasons: [{ kind: 'no-reachable-candidate' }] },
+  });
+});
+
+t.test('bad usage and bad input: exit 2', async (t) => {
+  t.equal((await run(['-c', config])).code, 2, 'neither --session nor --all');
+  t.equal((await run(['--bogus'])).code, 2);
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'endpoints: [e1]\nchairman: x\n');
+  t.match((await run(['-c', config, '-s', bad])).err, /unknown key chairman/);
+  writeFileSync(bad, '[e1, nope]\n');
+  const r = await run(['-c', config, '-s', bad]);
+  t.equal(r.code, 2);
+  t.match(r.err, /PLAN_ERR_INVALID_SESSION/);
+  t.equal((await run(['-c', join(dir, 'missing.yaml'), '--all'])).code, 2);
+  const h = await run(['--help']);
+  t.equal(h.code, 0);
+  t.match(h.out, /--session FILE/);
+});
