@@ -1,0 +1,127 @@
+/**
+ * Running independent SIP peers (SIPp, kamailio) for the interop tests:
+ * bounded in time, on loopback, with their exit status and call counters.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import dgram from 'node:dgram';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const SCENARIOS = fileURLToPath(new URL('../../../test/interop/sipp/', import.meta.url));
+export const KAMAILIO_DIR = fileURLToPath(new URL('../../../test/interop/kamailio/', import.meta.url));
+
+export function have(cmd: string, arg = '-v'): boolean {
+  const r = spawnSync(cmd, [arg], { stdio: 'ignore', timeout: 5_000 });
+  return r.error === undefined;
+}
+
+export function tempDir(): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'sip-interop-'));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A port free for both UDP and TCP on 127.0.0.1 (so a proxy can use one number for both). */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    const port = s.address().port;
+    await new Promise<void>((r) => s.close(() => r()));
+    const ok = await new Promise<boolean>((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (ok) return port;
+  }
+}
+
+/** Derive a scenario variant: LOSS markers become lost="10" (or nothing), the PAUSE marker a 200 ms pause. */
+export function scenario(dir: string, name: string, opts: { lossy?: boolean; tcp?: boolean } = {}): string {
+  let xml = readFileSync(join(SCENARIOS, `${name}.xml`), 'utf8');
+  xml = xml.replace(/ LOSS\/>/g, opts.lossy ? ' lost="10"/>' : '/>');
+  xml = xml.replace('<!--PAUSE-->', opts.tcp ? '<pause milliseconds="200"/>' : '');
+  const out = join(dir, `${name}${opts.lossy ? '-lossy' : ''}${opts.tcp ? '-tcp' : ''}.xml`);
+  writeFileSync(out, xml);
+  return out;
+}
+
+export interface SippResult {
+  code: number | null;
+  successful: number;
+  failed: number;
+  stderr: string;
+}
+
+export interface Peer {
+  readonly done: Promise<SippResult>;
+  stop(): void;
+}
+
+/** Run sipp with a hard deadline; counters come from its -trace_stat file. */
+export function sipp(dir: string, args: string[], deadlineMs: number): Peer {
+  const stf = join(dir, `stat-${Math.random().toString(36).slice(2)}.csv`);
+  const child = spawn(
+    'sipp',
+    [...args, '-nostdin', '-trace_stat', '-stf', stf, '-trace_err', '-error_file', `${stf}.err`],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      cwd: dir,
+    },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), deadlineMs);
+  const done = new Promise<SippResult>((resolve) => {
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      let successful = 0;
+      let failed = 0;
+      if (existsSync(stf)) {
+        const lines = readFileSync(stf, 'utf8').trim().split('\n');
+        const head = lines[0]!.split(';');
+        const last = lines[lines.length - 1]!.split(';');
+        successful = Number(last[head.indexOf('SuccessfulCall(C)')] ?? 0);
+        failed = Number(last[head.indexOf('FailedCall(C)')] ?? 0);
+      }
+      if (existsSync(`${stf}.err`)) stderr += readFileSync(`${stf}.err`, 'utf8').slice(0, 4000);
+      resolve({ code, successful, failed, stderr });
+    });
+  });
+  return { done, stop: () => child.kill('SIGKILL') };
+}
+
+/** Start kamailio in its own process group (so that stopping it also stops its workers). */
+export function kamailio(dir: string, cfg: string, workers: number): { child: ChildProcess; stop(): Promise<void> } {
+  const child = spawn(
+    'kamailio',
+    ['-f', cfg, '-DD', '-E', '-n', `${workers}`, '-m', '256', '-M', '8', '-P', join(dir, 'k.pid'), '-w', dir],
+    { stdio: ['ignore', 'ignore', 'pipe'], detached: true },
+  );
+  let log = '';
+  child.stderr?.on('data', (c: Buffer) => {
+    log = (log + c.toString()).slice(-20_000);
+  });
+  const exited = new Promise<void>((r) => child.on('exit', () => r()));
+  // Never outlive the test run, whatever happens to the test.
+  const guard = setTimeout(() => stop(), 300_000);
+  guard.unref();
+  function stop(): Promise<void> {
+    clearTimeout(guard);
+    if (child.exitCode === null && child.pid !== undefined) {
+      try {
+        process.kill(-child.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+    return exited;
+  }
+  Object.defineProperty(child, 'log', { get: () => log });
+  return { child, stop };
+}
