@@ -137,7 +137,9 @@ export function renderTree(p: Plan): string {
   const walk = (m: McuUsage, prefix: string, last: boolean, root: boolean) => {
     lines.push(root ? line(m) : `${prefix}${last ? '└─ ' : '├─ '}${line(m)}`);
     const next = root ? '' : `${prefix}${last ? '   ' : '│  '}`;
-    m.children.forEach((c, i) => walk(byId.get(c)!, next, i === m.children.length - 1, false));
+    m.children.forEach((c, i) => {
+      walk(byId.get(c)!, next, i === m.children.length - 1, false);
+    });
   };
   walk(byId.get(p.master)!, '', true, true);
   if (p.addedForRelay.length > 0) lines.push('', `Added for relays: ${p.addedForRelay.join(', ')}`);

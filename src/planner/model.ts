@@ -255,8 +255,9 @@ export function buildProblem(
     const w = weight.get(id) ?? 1;
     const prev = previous === null ? -1 : prevMcu(id);
     const sig = signature.get(id)!;
-    // A plain number for the common case (no relay, fresh plan): string keys for 10^4 endpoints cost milliseconds.
-    const key = chair ? 'chair' : w === 1 && prev === -1 ? sig : `${sig}|${w}|${prev}`;
+    // A number, not a string: building and hashing 10^4 string keys costs milliseconds. Weights are
+    // at most the session size + 1 and signatures fewer than the endpoints, so this stays below 2^53.
+    const key = chair ? -1 : (sig * (endpoints.length + 2) + w) * (net.ids.length + 1) + prev + 1;
     const g = groups.get(key);
     if (g === undefined) groups.set(key, { e, weight: w, prev, chair, members: [id] });
     else g.members.push(id);

@@ -30,8 +30,14 @@ async function run(args: string[]): Promise<{ code: number; out: string; err: st
   let err = '';
   const w1 = process.stdout.write;
   const w2 = process.stderr.write;
-  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
+  process.stdout.write = ((s: string) => {
+    out += s;
+    return true;
+  }) as typeof process.stdout.write;
+  process.stderr.write = ((s: string) => {
+    err += s;
+    return true;
+  }) as typeof process.stderr.write;
   try {
     return { code: await runPlan(args), out, err };
   } finally {
