@@ -5,6 +5,7 @@
  * 128+N when a second signal N forces the exit during shutdown.
  */
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type Logger, pino } from 'pino';
 import { type Config, ConfigError, formatViolations, loadConfigFile } from '../config/index.js';
@@ -16,11 +17,13 @@ const HELP = `cascaded: MCU cascade control daemon
 Usage:
   cascaded [--config FILE] [--log-level LEVEL]   run the daemon
   cascaded --check-config FILE [--json]          validate a config file and exit
+  cascaded plan [options]                        plan a session's cascade offline
+                                                 (cascaded plan --help)
   cascaded --help | --version
 
 Options:
-  -c, --config FILE        config and inventory (YAML). Default: config/demo.yaml,
-                           the simulated national network.
+  -c, --config FILE        config and inventory (YAML). Default: config/demo.yaml
+                           of this installation, the simulated national network.
       --check-config FILE  validate FILE (schema and semantic rules) and exit:
                            0 valid, 2 invalid (every violation listed with its path).
       --json               with --check-config: print the result as JSON on stdout.
@@ -49,7 +52,14 @@ function version(): string {
   return pkg.version;
 }
 
+/** The embedded default, found next to the installed package whatever the working directory. */
+const DEFAULT_CONFIG = fileURLToPath(new URL('../../../config/demo.yaml', import.meta.url));
+
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'plan') {
+    const { runPlan } = await import('./plan.js');
+    return runPlan(argv.slice(1));
+  }
   let values: {
     config?: string;
     'check-config'?: string;
@@ -89,7 +99,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`cascaded: --log-level must be one of ${[...LEVELS].join(', ')}\n`);
     return 2;
   }
-  return runDaemon(values.config ?? 'config/demo.yaml', values['log-level']);
+  return runDaemon(values.config ?? DEFAULT_CONFIG, values['log-level']);
 }
 
 async function checkConfig(file: string, json: boolean): Promise<number> {

@@ -47,7 +47,7 @@ export async function loadConfigFile(file: string, options: Omit<ParseOptions, '
 export function parseConfig(text: string, options: ParseOptions = {}): Config {
   const source = options.source ?? '<inline>';
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) {
     const violations: Violation[] = doc.errors.map((e) => {
       const pos = e.linePos?.[0];
@@ -151,7 +151,11 @@ function fromAjv(e: ErrorObject): Violation {
     case 'const':
       return { path: at, message: `must be ${JSON.stringify(e.params.allowedValue)}` };
     case 'uniqueItems':
-      return { path: `${at}/${e.params.i}`, message: `duplicate of item ${e.params.j}` };
+      // Report the later of the two identical items, pointing back at the first.
+      return {
+        path: `${at}/${Math.max(e.params.i, e.params.j)}`,
+        message: `duplicate of item ${Math.min(e.params.i, e.params.j)}`,
+      };
     case 'pattern':
       return {
         path: at,

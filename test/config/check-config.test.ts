@@ -1,0 +1,62 @@
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { baseConfig, toYaml } from './fixtures.js';
+
+const CLI = 'dist/src/cli/cascaded.js';
+const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 });
+
+t.test('--check-config: valid file exits 0 with a summary', async (t) => {
+  const r = run('--check-config', 'config/example.yaml');
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /config\/example\.yaml: ok \(3 levels, 2 provinces, 4 operators, 3 mcus, 5 endpoints\)/);
+});
+
+t.test('--check-config: invalid file exits 2 listing every violation, like nginx -t', async (t) => {
+  const dir = t.testdir();
+  const o = baseConfig();
+  o.mcus[1].capacity.ports = 0;
+  o.endpoints[3].mcus = ['nb', 'qb-vnpt'];
+  const file = join(dir, 'bad.yaml');
+  writeFileSync(file, toYaml(o));
+  const r = run('--check-config', file);
+  t.equal(r.status, 2);
+  t.match(r.stderr, /2 problems/);
+  t.match(r.stderr, /\/mcus\/1\/capacity\/ports \(line \d+:\d+\): must be >= 1/);
+  t.match(r.stderr, /\/endpoints\/3\/mcus\/1 \(line \d+:\d+\): unknown MCU "qb-vnpt"/);
+
+  const j = run('--check-config', file, '--json');
+  t.equal(j.status, 2);
+  const body = JSON.parse(j.stdout);
+  t.equal(body.ok, false);
+  t.equal(body.code, 'CFG_ERR_INVALID');
+  t.same(
+    body.details.violations.map((v: { path: string }) => v.path),
+    ['/mcus/1/capacity/ports', '/endpoints/3/mcus/1'],
+  );
+});
+
+t.test('--check-config --json on a valid file', async (t) => {
+  const r = run('--check-config', 'config/example.yaml', '--json');
+  t.equal(r.status, 0);
+  t.same(JSON.parse(r.stdout), {
+    ok: true,
+    source: 'config/example.yaml',
+    counts: { levels: 3, provinces: 2, operators: 4, mcus: 3, endpoints: 5 },
+  });
+});
+
+t.test('usage errors and help', async (t) => {
+  const bad = run('--no-such-flag');
+  t.equal(bad.status, 2);
+  t.match(bad.stderr, /Unknown option '--no-such-flag'/);
+  const help = run('--help');
+  t.equal(help.status, 0);
+  for (const flag of ['--config', '--check-config', '--json', '--log-level', '--help', '--version']) {
+    t.match(help.stdout, flag, `--help documents ${flag}`);
+  }
+  t.match(run('--version').stdout, /^cascaded \d+\.\d+\.\d+/);
+  t.equal(run('--log-level', 'loud').status, 2);
+  t.equal(run('--check-config', '/nonexistent.yaml').status, 1);
+});

@@ -1,0 +1,101 @@
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { baseConfig, toYaml } from './config/fixtures.js';
+import { httpsGet, spawnDaemon } from './helpers/daemon.js';
+import { openNotifySocket } from './helpers/notify-socket.js';
+
+function writeConfig(dir: string, mutate: (o: Record<string, any>) => void = () => {}): string {
+  const o = baseConfig();
+  o.daemon = { logLevel: 'info', stateDir: join(dir, 'state'), api: { host: '127.0.0.1', port: 0 } };
+  mutate(o);
+  const file = join(dir, 'cascaded.yaml');
+  writeFileSync(file, toYaml(o));
+  return file;
+}
+
+t.test('starts in order, serves health, and on SIGTERM closes in reverse order and exits 0', async (t) => {
+  const dir = t.testdir();
+  const sock = openNotifySocket();
+  t.teardown(() => sock.close());
+  const d = spawnDaemon(['--config', writeConfig(dir)], { NOTIFY_SOCKET: sock.path, WATCHDOG_USEC: '400000' });
+  t.teardown(() => d.child.kill('SIGKILL'));
+
+  const ready = await sock.waitFor('READY=1');
+  t.match(ready, /^READY=1\nSTATUS=ready: 3 MCUs, 6 endpoints; API https:\/\/127\.0\.0\.1:\d+$/);
+  const url = /API (https:\S+)/.exec(ready)![1]!;
+  await sock.waitFor('WATCHDOG=1', 2_000);
+
+  t.same(await httpsGet(`${url}/healthz`, join(dir, 'state')), {
+    status: 200,
+    body: { status: 'ok', uptimeSeconds: 0 },
+  });
+  const readyz = await httpsGet(`${url}/readyz`, join(dir, 'state'));
+  t.match(readyz, { status: 200, body: { status: 'ready', checks: [{ name: 'store', ok: true }] } });
+  const missing = await httpsGet(`${url}/v1/nothing`, join(dir, 'state'));
+  t.match(missing, { status: 404, body: { code: 'API_ERR_NOT_FOUND' } });
+
+  d.child.kill('SIGTERM');
+  t.same(await d.exited, { code: 0, signal: null }, 'exit code 0');
+  t.match(sock.messages().at(-1), /^STOPPING=1/);
+  const order = d.logs.filter((l) => typeof l.part === 'string').map((l) => l.msg);
+  t.same(order, ['started notifier', 'started store', 'started api', 'closed api', 'closed store', 'closed notifier']);
+  t.equal(d.logs.at(-1)?.msg, 'stopped');
+  t.ok(existsSync(join(dir, 'state', 'cascaded.db')), 'the store file exists');
+});
+
+t.test('SIGINT also stops cleanly; a restart reuses the store and the certificate', async (t) => {
+  const dir = t.testdir();
+  const file = writeConfig(dir);
+  for (let i = 0; i < 2; i++) {
+    const d = spawnDaemon(['--config', file]);
+    t.teardown(() => d.child.kill('SIGKILL'));
+    const inv = await d.waitForLog((l) => l.msg === 'inventory loaded');
+    t.equal(
+      inv.changed,
+      i === 0,
+      i === 0 ? 'first start snapshots the inventory' : 'unchanged inventory: no new snapshot',
+    );
+    const ready = await d.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('ready:'));
+    t.equal(ready.selfSignedCertificate, true);
+    d.child.kill('SIGINT');
+    t.same(await d.exited, { code: 0, signal: null });
+  }
+});
+
+t.test('an invalid config starts nothing and exits 2 with every violation', async (t) => {
+  const dir = t.testdir();
+  const file = writeConfig(dir, (o) => {
+    o.mcus[1].capacity.ports = 0;
+    o.endpoints[3].mcus = ['nb', 'qb-vnpt'];
+  });
+  const d = spawnDaemon(['--config', file]);
+  t.same(await d.exited, { code: 2, signal: null });
+  t.match(d.stderr(), /\/mcus\/1\/capacity\/ports \(line \d+:\d+\): must be >= 1/);
+  t.match(d.stderr(), /\/endpoints\/3\/mcus\/1 \(line \d+:\d+\): unknown MCU "qb-vnpt"/);
+  t.match(d.stderr(), /nothing started/);
+  t.equal(d.logs.length, 0, 'no log line: the logger was never created');
+  t.notOk(existsSync(join(dir, 'state')), 'no state directory, no store');
+});
+
+t.test('a port already in use fails the start, closes what was started and exits 1', async (t) => {
+  const dir = t.testdir();
+  const first = spawnDaemon(['--config', writeConfig(dir)]);
+  t.teardown(() => first.child.kill('SIGKILL'));
+  const ready = await first.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('ready:'));
+  const port = Number(/:(\d+)$/.exec(String(ready.api))![1]);
+  const dir2 = t.testdir();
+  const second = spawnDaemon([
+    '--config',
+    writeConfig(dir2, (o) => {
+      o.daemon.api.port = port;
+    }),
+  ]);
+  t.same(await second.exited, { code: 1, signal: null });
+  t.same(
+    second.logs.map((l) => l.msg).filter((m) => /^(started|closed) |^start failed/.test(String(m))),
+    ['started notifier', 'started store', 'closed store', 'closed notifier', 'start failed'],
+  );
+  first.child.kill('SIGTERM');
+  t.same(await first.exited, { code: 0, signal: null });
+});
