@@ -1,11 +1,11 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { baseConfig, toYaml } from './config/fixtures.js';
+import { baseConfig, type Mutable, toYaml } from './config/fixtures.js';
 import { httpsGet, spawnDaemon } from './helpers/daemon.js';
 import { openNotifySocket } from './helpers/notify-socket.js';
 
-function writeConfig(dir: string, mutate: (o: Record<string, any>) => void = () => {}): string {
+function writeConfig(dir: string, mutate: (o: Mutable) => void = () => {}): string {
   const o = baseConfig();
   o.daemon = { logLevel: 'info', stateDir: join(dir, 'state'), api: { host: '127.0.0.1', port: 0 } };
   mutate(o);

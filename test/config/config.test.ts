@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { ConfigError, configSchema, loadConfigFile, parseConfig, type Violation } from '../../src/config/index.js';
-import { baseConfig, toYaml } from './fixtures.js';
+import { baseConfig, type Mutable, toYaml } from './fixtures.js';
 
 function violationsOf(text: string): Violation[] {
   try {
@@ -73,7 +73,7 @@ t.test('a 3-level inventory (after the 2025 reform) loads', async (t) => {
 });
 
 /** [what, mutate, expected violations (path and message pattern)] */
-const cases: [string, (o: Record<string, any>) => void, [string, RegExp][]][] = [
+const cases: [string, (o: Mutable) => void, [string, RegExp][]][] = [
   ['port count below 1', (o) => (o.mcus[1].capacity.ports = 0), [['/mcus/1/capacity/ports', /must be >= 1/]]],
   [
     'port count not an integer',

@@ -1,7 +1,11 @@
 import { stringify } from 'yaml';
 
+/** Test cases mutate the fixture freely, deep inside: a precise type would only get in the way. */
+// biome-ignore lint/suspicious/noExplicitAny: see above
+export type Mutable = Record<string, any>;
+
 /** A small valid 4-level inventory, as a plain object to mutate per test case. */
-export function baseConfig(): Record<string, any> {
+export function baseConfig(): Mutable {
   return {
     version: 1,
     daemon: { logLevel: 'warn', stateDir: '/tmp/cascaded-test' },
