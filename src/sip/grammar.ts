@@ -167,16 +167,6 @@ export function parseParams(s: string, i: number, into: Params): number {
   }
 }
 
-/** Serialize parameters as `;name=value` pairs. */
-export function formatParams(p: Params): string {
-  let out = '';
-  for (const k in p) {
-    const v = p[k];
-    out += v === null ? `;${k}` : `;${k}=${v}`;
-  }
-  return out;
-}
-
 /** Whether s[from..to) consists of chars of `cls` or %HH escapes. */
 export function isEscapedRun(s: string, from: number, to: number, cls: Uint8Array): boolean {
   for (let i = from; i < to; i++) {

@@ -252,14 +252,6 @@ export function parseNameAddr(s: string): NameAddr | undefined {
   return { displayName, uri, params };
 }
 
-/** Serialize a name-addr (always in the <> form, which is never ambiguous). */
-export function formatNameAddr(n: { displayName?: string; uri: SipUri | string; params?: Params }): string {
-  let out = n.displayName === undefined ? '' : `${n.displayName} `;
-  out += `<${typeof n.uri === 'string' ? n.uri : n.uri.raw}>`;
-  if (n.params) for (const k in n.params) out += n.params[k] === null ? `;${k}` : `;${k}=${n.params[k]}`;
-  return out;
-}
-
 export interface CSeq {
   readonly seq: number;
   readonly method: string;

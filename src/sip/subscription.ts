@@ -42,9 +42,6 @@ export function parseSipfrag(body: Buffer): { status: number; reason: string } |
   return m === null ? undefined : { status: Number(m[1]), reason: m[2]! };
 }
 
-/** A NOTIFY for a subscription whose dialog is not known yet. */
-export type InboundNotify = ServerTransaction;
-
 /**
  * Subscriber side of a subscription (RFC 6665 4.1): SUBSCRIBE, refresh before
  * expiry, NOTIFY handling, unsubscribe; Timer N bounds the wait for the first

@@ -144,8 +144,6 @@ export interface IncomingRequest {
   respond(status: number, opts?: ResponseOptions): void;
 }
 
-export type IncomingInviteEvents = { cancel: [] };
-
 export interface IncomingInvite extends IncomingRequest {
   readonly cancelled: boolean;
   /** Listen for 'cancel' (the request was CANCELled and answered 487). */

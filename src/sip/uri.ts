@@ -163,14 +163,3 @@ export function formatUri(u: Omit<SipUri, 'raw'>): string {
   }
   return out;
 }
-
-/** A copy of `u` with some components replaced (and `raw` rebuilt). */
-export function withUri(u: SipUri, change: Partial<Omit<SipUri, 'raw' | 'scheme'>>): SipUri {
-  const next = { ...u, ...change };
-  return { ...next, raw: formatUri(next) };
-}
-
-/** The default port of a scheme/transport (RFC 3261 19.1.2). */
-export function defaultPort(transport: string): number {
-  return transport === 'tls' ? 5061 : 5060;
-}

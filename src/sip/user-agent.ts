@@ -393,7 +393,7 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
         }
       }
       if (res.status >= 300) throw new SipResponseError(res.status, res.reason, { details: { method: 'INVITE', uri } });
-      return DialogImpl.fromInvite2xx(this, res, {
+      const dialog = DialogImpl.fromInvite2xx(this, res, {
         uri,
         dest,
         routeFallback: dest.transport,
@@ -402,6 +402,12 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
         localContentType: body === undefined ? undefined : (opts.contentType ?? 'application/sdp'),
         inviteCSeq: cseq,
       });
+      if (opts.signal?.aborted) {
+        // The 2xx crossed our CANCEL (RFC 3261 9.1): the call exists, so it is ACKed and ended at once.
+        await dialog.bye();
+        throw new SipError('SIP_ERR_CANCELLED', 'INVITE cancelled after it was answered', { details: { uri } });
+      }
+      return dialog;
     }
   }
 
@@ -462,10 +468,6 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
         opts.signal?.removeEventListener('abort', onAbort);
         if (cancelWanted && res.status === 487)
           throw new SipError('SIP_ERR_CANCELLED', 'INVITE cancelled', { details: { uri } });
-        if (cancelWanted && res.status < 300 && opts.signal?.aborted) {
-          // The 2xx crossed our CANCEL: the call exists; the caller asked to drop it, so we still build the dialog and end it.
-          return res;
-        }
         return res;
       },
       (err: unknown) => {
