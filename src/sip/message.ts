@@ -20,7 +20,7 @@ const EMPTY = Buffer.alloc(0);
  */
 abstract class SipMessageBase {
   readonly headers: SipHeaders;
-  readonly body: Buffer;
+  #body: Buffer;
   #via?: Via[] | null;
   #from?: NameAddr | null;
   #to?: NameAddr | null;
@@ -29,7 +29,16 @@ abstract class SipMessageBase {
 
   constructor(headers: SipHeaders, body: Buffer | undefined) {
     this.headers = headers;
-    this.body = body ?? EMPTY;
+    this.#body = body ?? EMPTY;
+  }
+
+  get body(): Buffer {
+    return this.#body;
+  }
+
+  /** For the parser only: the body is framed after the headers are checked. */
+  setBody(body: Buffer): void {
+    this.#body = body;
   }
 
   /** Via values, topmost first; undefined when a value is malformed. */

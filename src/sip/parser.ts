@@ -1,6 +1,6 @@
 import { SipError } from './errors.js';
-import { isToken, splitList } from './grammar.js';
-import { parseCSeq, parseDecimal, parseNameAddr, parseVia, SipHeaders } from './headers.js';
+import { isToken } from './grammar.js';
+import { parseCSeq, parseDecimal, parseNameAddr, SipHeaders } from './headers.js';
 import { type SipMessage, SipRequest, SipResponse } from './message.js';
 import { parseUri } from './uri.js';
 
@@ -135,11 +135,17 @@ function parseHeaderLines(lines: string[], into: SipHeaders): string | undefined
 /** Syntax of the headers every layer relies on; their presence is checked later (RFC 4475 insuf). */
 function checkHeaders(msg: SipMessage): string | undefined {
   const h = msg.headers;
-  for (const line of h.getAll('via'))
-    for (const el of splitList(line)) if (parseVia(el) === undefined) return 'malformed Via';
-  for (const name of ['from', 'to'] as const)
-    for (const v of h.getAll(name)) if (parseNameAddr(v) === undefined) return `malformed ${name}`;
-  for (const v of h.getAll('cseq')) if (parseCSeq(v) === undefined) return 'malformed CSeq';
+  // The message's own getters parse (and cache) the first values; extra lines are checked apart (RFC 4475 multi01).
+  if (h.has('via') && msg.via === undefined) return 'malformed Via';
+  if (h.has('from') && msg.from === undefined) return 'malformed from';
+  if (h.has('to') && msg.to === undefined) return 'malformed to';
+  if (h.has('cseq') && msg.cseq === undefined) return 'malformed CSeq';
+  for (const name of ['from', 'to'] as const) {
+    const all = h.getAll(name);
+    for (let i = 1; i < all.length; i++) if (parseNameAddr(all[i]!) === undefined) return `malformed ${name}`;
+  }
+  const cseqs = h.getAll('cseq');
+  for (let i = 1; i < cseqs.length; i++) if (parseCSeq(cseqs[i]!) === undefined) return 'malformed CSeq';
   for (const v of h.getAll('call-id')) if (v.length === 0 || /\s/.test(v)) return 'malformed Call-ID';
   // Max-Forwards is conventionally 0..255 (RFC 3261 20.22; RFC 4475 scalar02).
   for (const v of h.getAll('max-forwards')) if (parseDecimal(v, 255) === undefined) return 'malformed Max-Forwards';
@@ -176,13 +182,8 @@ function frame(
     if (datagram) return fail('Content-Length beyond the end of the datagram', partial);
     return { kind: 'incomplete' };
   }
-  const body =
-    length === 0 ? undefined : datagram ? buf.subarray(bodyStart, end) : Buffer.from(buf.subarray(bodyStart, end));
-  const out =
-    msg.kind === 'request'
-      ? new SipRequest(msg.method, msg.uri, msg.headers, body)
-      : new SipResponse(msg.status, msg.reason, msg.headers, body);
-  return { kind: 'message', message: out, end };
+  if (length > 0) msg.setBody(datagram ? buf.subarray(bodyStart, end) : Buffer.from(buf.subarray(bodyStart, end)));
+  return { kind: 'message', message: msg, end };
 }
 
 /**

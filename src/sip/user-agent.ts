@@ -109,8 +109,21 @@ export function addHeaders(h: SipHeaders, extra: ExtraHeaders | undefined): void
   }
 }
 
+const TARGET_CACHE_MAX = 4096; // entries: one per peer URI in use (an MCU network has ~130 MCUs)
+const targetCache = new Map<string, Destination>();
+
 /** Where a request to `uri` goes (RFC 3263 reduced to literal addresses: no DNS on this network). */
 export function targetOf(uriText: string, fallback?: TransportName): Destination {
+  const key = fallback === undefined ? uriText : `${fallback} ${uriText}`;
+  const hit = targetCache.get(key);
+  if (hit !== undefined) return hit;
+  const d = resolveTarget(uriText, fallback);
+  if (targetCache.size >= TARGET_CACHE_MAX) targetCache.clear();
+  targetCache.set(key, d);
+  return d;
+}
+
+function resolveTarget(uriText: string, fallback?: TransportName): Destination {
   const u = parseUri(uriText);
   if (u === undefined || (u.scheme !== 'sip' && u.scheme !== 'sips'))
     throw new SipError('SIP_ERR_INVALID_ARGUMENT', `not a SIP URI: ${uriText}`);
