@@ -438,6 +438,7 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
     let provisional = false;
     let cancelWanted = false;
     let cancelled = false;
+    let timerC = false;
     const cancel = (): void => {
       cancelWanted = true;
       // A CANCEL may only follow a provisional response (RFC 3261 9.1).
@@ -474,11 +475,16 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
         if (cancelWanted) cancel();
         opts.onProgress?.(r);
       },
-      onTimerC: () => cancel(),
+      onTimerC: () => {
+        timerC = true;
+        cancel();
+      },
     });
     return p.then(
       (res) => {
         opts.signal?.removeEventListener('abort', onAbort);
+        if (timerC && res.status === 487)
+          throw new SipError('SIP_ERR_TIMEOUT', 'INVITE unanswered within Timer C: cancelled', { details: { uri } });
         if (cancelWanted && res.status === 487)
           throw new SipError('SIP_ERR_CANCELLED', 'INVITE cancelled', { details: { uri } });
         return res;

@@ -328,6 +328,29 @@ t.test('a session not refreshed by the peer is ended with BYE', async (t) => {
   t.equal(await localEnd, 'bye-received');
 });
 
+t.test('Timer C cancels an INVITE stuck after a provisional response', async (t) => {
+  const { a, b } = await pair(t, { timers: { ...FAST, timerC: 300 } });
+  let cancelled = false;
+  b.on('invite', (inv) => {
+    inv.progress(183);
+    inv.on('cancel', () => {
+      cancelled = true;
+    });
+  });
+  await t.rejects(a.invite(uriOf(b, 'udp')), { code: 'SIP_ERR_TIMEOUT' });
+  t.ok(cancelled, 'the UAS saw the CANCEL');
+});
+
+t.test('idle TCP connections are closed, and reopened on demand', async (t) => {
+  const { a, b } = await pair(t, { idleTimeoutMs: 150 }, { idleTimeoutMs: 150 });
+  t.equal((await a.request('OPTIONS', uriOf(b, 'tcp'))).status, 200);
+  t.equal((await a.request('OPTIONS', uriOf(b, 'tcp'))).status, 200);
+  t.equal(a.stats.connections, 1, 'connection reused');
+  await new Promise((r) => setTimeout(r, 450));
+  t.equal((await a.request('OPTIONS', uriOf(b, 'tcp'))).status, 200);
+  t.equal(a.stats.connections, 2, 'a new connection after the idle close');
+});
+
 t.test('close(): ends dialogs with BYE, rejects what is pending, is idempotent, refuses new work', async (t) => {
   const { a, b } = await pair(t);
   const uasEnded = new Promise<string>((resolve) => mcu(b, (d) => d.on('terminated', resolve)));
