@@ -164,6 +164,8 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
   readonly #pendingSubs = new Map<string, SubscriberImpl>();
   #closed = false;
   #shut = false;
+  readonly #contactCache = new Map<TransportName, string>();
+  readonly #fromCache = new Map<TransportName, string>();
   readonly close: () => Promise<void>;
 
   constructor(opts: UserAgentOptions) {
@@ -228,6 +230,16 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
   }
 
   contactUri(transport: TransportName = this.transport.listening[0]?.transport ?? 'udp'): string {
+    // Listening addresses never change after start: build each URI once.
+    let uri = this.#contactCache.get(transport);
+    if (uri === undefined) {
+      uri = this.#buildContactUri(transport);
+      this.#contactCache.set(transport, uri);
+    }
+    return uri;
+  }
+
+  #buildContactUri(transport: TransportName): string {
     const l = this.transport.localFor(transport);
     if (l === undefined) throw new SipError('SIP_ERR_TRANSPORT', `not listening on ${transport}`);
     const host = l.host.includes(':') ? `[${l.host}]` : l.host;
@@ -352,7 +364,11 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
         'Route',
         opts.route.map((r) => (r.startsWith('<') ? r : `<${r}>`)),
       );
-    const from = opts.from ?? this.contactUri(dest.transport).replace(/;transport=\w+/, '');
+    let from = opts.from ?? this.#fromCache.get(dest.transport);
+    if (from === undefined) {
+      from = this.contactUri(dest.transport).replace(/;transport=\w+/, '');
+      this.#fromCache.set(dest.transport, from);
+    }
     h.set('From', `<${from}>;tag=${fromTag}`);
     h.set('To', `<${uri}>`);
     h.set('Call-ID', callId);
