@@ -1,0 +1,36 @@
+import { CascadedError, type CascadedErrorOptions, type ErrorTable } from '../core/errors.js';
+
+/** Error codes of the MCU drivers (docs/errors.md, section "mcu"). */
+export const MCU_ERRORS = {
+  MCU_ERR_TIMEOUT: { status: 504, description: 'The MCU did not answer a control request within its deadline.' },
+  MCU_ERR_REJECTED: {
+    status: 502,
+    description: 'The MCU refused a request (a non-2xx SIP answer, or an MSML result other than 200).',
+  },
+  MCU_ERR_BUSY: {
+    status: 503,
+    description: 'The MCU (or the MCU it was asked to dial) has no free port: it answered 486, 503 or 600.',
+  },
+  MCU_ERR_DOWN: {
+    status: 503,
+    description: 'The MCU is down or unreachable (health checks failing, no control dialog): nothing was sent.',
+  },
+  MCU_ERR_PROTOCOL: {
+    status: 502,
+    description: 'The MCU answered with a body the driver cannot understand (malformed MSML or conference-info).',
+  },
+  MCU_ERR_INVALID_ARGUMENT: {
+    status: 400,
+    description: 'A driver call was given an invalid argument (unknown layout, region out of range, bad URI).',
+  },
+  MCU_ERR_CLOSED: { status: 503, description: 'The MCU driver was closed; it accepts no more work.' },
+} as const satisfies ErrorTable;
+
+export type McuErrorCode = keyof typeof MCU_ERRORS;
+
+export class McuError extends CascadedError<McuErrorCode> {
+  constructor(code: McuErrorCode, message: string, options?: CascadedErrorOptions) {
+    super(code, message, MCU_ERRORS[code].status, options);
+    this.name = 'McuError';
+  }
+}

@@ -1,0 +1,25 @@
+/**
+ * MCU drivers (design section 2): the McuDriver interface and the
+ * standards-based `sip-msml` driver. Body codecs are exported for the
+ * simulator, which speaks the same standards from the MCU's side.
+ */
+export type { ConferenceInfo, ConferenceUser, ParticipantKind, ParticipantStatus } from './conference-info.js';
+export { buildConferenceInfo, CONFERENCE_INFO_CONTENT_TYPE, parseConferenceInfo } from './conference-info.js';
+export type { McuErrorCode } from './errors.js';
+export { MCU_ERRORS, McuError } from './errors.js';
+export type { LayoutName, Region } from './layouts.js';
+export { isLayoutName, LAYOUT_NAMES, layoutRegions } from './layouts.js';
+export { buildPictureFastUpdate, MEDIA_CONTROL_CONTENT_TYPE, parsePictureFastUpdate } from './media-control.js';
+export type { MsmlCommand, MsmlResult } from './msml.js';
+export { buildMsml, buildResult, MSML_CONTENT_TYPE, parseMsml, parseResult } from './msml.js';
+export type { SipMsmlDriverOptions } from './sip-msml-driver.js';
+export { createSipMsmlDriver } from './sip-msml-driver.js';
+export type {
+  LinkState,
+  LinkStateName,
+  McuDriver,
+  McuDriverEvents,
+  McuHealth,
+  RosterEntry,
+  RosterUpdate,
+} from './types.js';

@@ -1,0 +1,142 @@
+/**
+ * The MSML subset (RFC 5707) the sip-msml driver sends in INFO bodies, and the
+ * result the MCU answers with. Schema: msml/msml-subset.xsd (validated in tests).
+ *
+ * - layout of one output: `modifyconference` / `videolayout id="conn:OUTPUT"` with its regions;
+ * - a source into a region of an output: `modifystream id1="conn:SOURCE" id2="conn:OUTPUT"`
+ *   with `stream media="video" dir="from-id1" display="REGION"`;
+ * - audio mute and unmute of a source in the mix: `modifystream id1="conn:SOURCE" id2="conf:main"`
+ *   with `stream media="audio" dir="from-id1"` and `gain amt="mute|unmute"`.
+ */
+import { McuError } from './errors.js';
+import { type LayoutName, layoutOf, layoutRegions, type Region } from './layouts.js';
+import { ATTR, attr, buildXml, child, children, parseXml } from './xml.js';
+
+export const MSML_CONTENT_TYPE = 'application/msml+xml';
+export const CONFERENCE_ID = 'conf:main';
+
+export type MsmlCommand =
+  | { readonly op: 'layout'; readonly output: string; readonly layout: LayoutName }
+  | { readonly op: 'show'; readonly output: string; readonly region: number; readonly source: string }
+  | { readonly op: 'audio'; readonly source: string; readonly muted: boolean };
+
+export interface MsmlResult {
+  readonly response: number;
+  readonly description?: string;
+}
+
+const conn = (uri: string) => `conn:${uri}`;
+
+function unconn(id: string | undefined, what: string): string {
+  if (id === undefined || !id.startsWith('conn:') || id.length <= 5)
+    throw new McuError('MCU_ERR_PROTOCOL', `MSML: ${what} is not a connection id`);
+  return id.slice(5);
+}
+
+export function buildMsml(cmd: MsmlCommand): string {
+  let body: Record<string, unknown>;
+  switch (cmd.op) {
+    case 'layout':
+      body = {
+        modifyconference: {
+          [`${ATTR}id`]: CONFERENCE_ID,
+          videolayout: {
+            [`${ATTR}type`]: 'text/msml-basic-layout',
+            [`${ATTR}id`]: conn(cmd.output),
+            root: { [`${ATTR}size`]: 'CIF' },
+            region: layoutRegions(cmd.layout).map((r) => ({
+              [`${ATTR}id`]: String(r.id),
+              [`${ATTR}left`]: `${r.left}%`,
+              [`${ATTR}top`]: `${r.top}%`,
+              [`${ATTR}relativesize`]: r.size,
+            })),
+          },
+        },
+      };
+      break;
+    case 'show':
+      body = {
+        modifystream: {
+          [`${ATTR}id1`]: conn(cmd.source),
+          [`${ATTR}id2`]: conn(cmd.output),
+          stream: { [`${ATTR}media`]: 'video', [`${ATTR}dir`]: 'from-id1', [`${ATTR}display`]: String(cmd.region) },
+        },
+      };
+      break;
+    case 'audio':
+      body = {
+        modifystream: {
+          [`${ATTR}id1`]: conn(cmd.source),
+          [`${ATTR}id2`]: CONFERENCE_ID,
+          stream: {
+            [`${ATTR}media`]: 'audio',
+            [`${ATTR}dir`]: 'from-id1',
+            gain: { [`${ATTR}amt`]: cmd.muted ? 'mute' : 'unmute' },
+          },
+        },
+      };
+      break;
+  }
+  return buildXml({ msml: { [`${ATTR}version`]: '1.1', ...body } });
+}
+
+/** Parse one MSML request of our subset (the simulator's side). */
+export function parseMsml(body: string | Buffer): MsmlCommand {
+  const doc = child(parseXml(body, 'MSML'), 'msml');
+  if (doc === undefined || attr(doc, 'version') !== '1.1')
+    throw new McuError('MCU_ERR_PROTOCOL', 'MSML: no <msml version="1.1"> root');
+  const mc = child(doc, 'modifyconference');
+  if (mc !== undefined) {
+    const vl = child(mc, 'videolayout');
+    if (vl === undefined) throw new McuError('MCU_ERR_PROTOCOL', 'MSML: modifyconference without videolayout');
+    const regions: Region[] = children(vl, 'region').map((r) => ({
+      id: Number(attr(r, 'id')),
+      left: Number.parseFloat(attr(r, 'left') ?? 'NaN'),
+      top: Number.parseFloat(attr(r, 'top') ?? 'NaN'),
+      size: attr(r, 'relativesize') ?? '',
+    }));
+    const layout = layoutOf(regions);
+    if (layout === undefined) throw new McuError('MCU_ERR_PROTOCOL', 'MSML: videolayout is not a known layout');
+    return { op: 'layout', output: unconn(attr(vl, 'id'), 'videolayout id'), layout };
+  }
+  const ms = children(doc, 'modifystream')[0];
+  if (ms === undefined) throw new McuError('MCU_ERR_PROTOCOL', 'MSML: no modifyconference or modifystream');
+  const stream = children(ms, 'stream')[0];
+  const source = unconn(attr(ms, 'id1'), 'id1');
+  if (attr(stream, 'dir') !== 'from-id1') throw new McuError('MCU_ERR_PROTOCOL', 'MSML: stream dir must be from-id1');
+  if (attr(stream, 'media') === 'video') {
+    const region = Number(attr(stream, 'display'));
+    if (!Number.isInteger(region) || region < 1) throw new McuError('MCU_ERR_PROTOCOL', 'MSML: bad display region');
+    return { op: 'show', source, output: unconn(attr(ms, 'id2'), 'id2'), region };
+  }
+  if (attr(stream, 'media') === 'audio') {
+    const amt = attr(child(stream, 'gain'), 'amt');
+    if (amt !== 'mute' && amt !== 'unmute')
+      throw new McuError('MCU_ERR_PROTOCOL', 'MSML: gain amt must be mute or unmute');
+    return { op: 'audio', source, muted: amt === 'mute' };
+  }
+  throw new McuError('MCU_ERR_PROTOCOL', 'MSML: stream media must be audio or video');
+}
+
+export function buildResult(result: MsmlResult): string {
+  return buildXml({
+    msml: {
+      [`${ATTR}version`]: '1.1',
+      result: {
+        [`${ATTR}response`]: String(result.response),
+        ...(result.description === undefined ? {} : { description: result.description }),
+      },
+    },
+  });
+}
+
+/** Parse the MCU's answer (RFC 5707 7.11 `result`). */
+export function parseResult(body: string | Buffer): MsmlResult {
+  const doc = child(parseXml(body, 'MSML result'), 'msml');
+  const res = child(doc, 'result');
+  const response = Number(attr(res, 'response'));
+  if (res === undefined || !Number.isInteger(response))
+    throw new McuError('MCU_ERR_PROTOCOL', 'MSML result: no <result response=...>');
+  const description = typeof res.description === 'string' ? res.description : undefined;
+  return description === undefined ? { response } : { response, description };
+}

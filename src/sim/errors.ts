@@ -1,0 +1,25 @@
+import { CascadedError, type CascadedErrorOptions, type ErrorTable } from '../core/errors.js';
+
+/** Error codes of the MCU simulator (docs/errors.md, section "sim"). */
+export const SIM_ERRORS = {
+  SIM_ERR_UNKNOWN_MCU: { status: 404, description: 'No simulated MCU with that id or URI.' },
+  SIM_ERR_UNKNOWN_PARTICIPANT: {
+    status: 404,
+    description: 'No endpoint or cascade link with that id in the simulated network or conference.',
+  },
+  SIM_ERR_FULL: { status: 409, description: 'The simulated MCU has no free port for another participant.' },
+  SIM_ERR_INVALID_ARGUMENT: {
+    status: 400,
+    description: 'A simulator call or control request was given an invalid argument (fault, impairment, URI).',
+  },
+  SIM_ERR_CLOSED: { status: 503, description: 'The simulated MCU or network was closed.' },
+} as const satisfies ErrorTable;
+
+export type SimErrorCode = keyof typeof SIM_ERRORS;
+
+export class SimError extends CascadedError<SimErrorCode> {
+  constructor(code: SimErrorCode, message: string, options?: CascadedErrorOptions) {
+    super(code, message, SIM_ERRORS[code].status, options);
+    this.name = 'SimError';
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * The MCU simulator: simulated MCUs on our SIP stack (faithful SIP peers for
+ * the sip-msml driver), whole simulated networks from an inventory, the
+ * display model, and the loopback control interface of `cascaded-sim`.
+ */
+export type {
+  EndpointView,
+  McuDisplayState,
+  OutputState,
+  ParticipantState,
+  RegionView,
+  ScreenView,
+} from './display.js';
+export { DisplayModel, visible } from './display.js';
+export type { SimErrorCode } from './errors.js';
+export { SIM_ERRORS, SimError } from './errors.js';
+export type { Impairment } from './netem.js';
+export type { EndpointViewById, SimNetwork, SimNetworkOptions } from './network.js';
+export { createSimNetwork, simulatedEndpointUri } from './network.js';
+export type { SimFaults, SimMcu, SimMcuOptions, SimParticipant } from './sim-mcu.js';
+export { createSimMcu, entityOf } from './sim-mcu.js';

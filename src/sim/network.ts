@@ -1,0 +1,160 @@
+/**
+ * A whole simulated network: one simulated MCU per inventory MCU, each on the
+ * address of its conference URI, with the inventory's endpoints joined to the
+ * MCUs the planner assigns them (or to none), and display queries answered
+ * across the live cascade links.
+ */
+import type { Logger } from 'pino';
+import { onceClose } from '../core/lifecycle.js';
+import type { Inventory } from '../inventory/types.js';
+import { plan } from '../planner/index.js';
+import { parseUri, type TimerConfig } from '../sip/index.js';
+import { DisplayModel, type EndpointView, type ScreenView } from './display.js';
+import { SimError } from './errors.js';
+import type { Impairment } from './netem.js';
+import { createSimMcu, entityOf, type SimMcu } from './sim-mcu.js';
+
+export interface SimNetworkOptions {
+  readonly inventory: Inventory;
+  /**
+   * Where endpoints join: 'plan' (the cascade planner's assignment for a
+   * session of every endpoint, default), 'none', or an explicit endpoint -> MCU map.
+   */
+  readonly placement?: 'plan' | 'none' | Readonly<Record<string, string>>;
+  /** Impairment applied to every MCU at start (each can be changed later). */
+  readonly impairment?: Partial<Impairment>;
+  readonly processingDelayMs?: number;
+  readonly timers?: Partial<TimerConfig>;
+  readonly logger?: Logger;
+}
+
+/** An endpoint's view with inventory ids instead of URIs. */
+export interface EndpointViewById extends EndpointView {
+  /** Inventory ids of the endpoints on the screen. */
+  readonly seesIds: readonly string[];
+  readonly hearsIds: readonly string[];
+}
+
+export interface SimNetwork {
+  readonly mcus: ReadonlyMap<string, SimMcu>;
+  /** The SIP identity a simulated endpoint has in rosters. */
+  endpointUri(endpointId: string): string;
+  /** The inventory id of a roster entity (endpoint or MCU conference URI). */
+  idOf(entity: string): string | undefined;
+  mcu(id: string): SimMcu;
+  /** What an endpoint sees and hears, following cascade links; SIM_ERR_UNKNOWN_PARTICIPANT if it is in no conference. */
+  endpointView(endpointId: string): EndpointViewById;
+  /** What `mcu` sends on `output` (a participant entity), following links. */
+  screen(mcuId: string, output: string): ScreenView;
+  close(): Promise<void>;
+}
+
+/** Endpoints without a SIP URI of their own get one in a reserved domain (RFC 6761 .invalid). */
+export function simulatedEndpointUri(id: string, sip?: string): string {
+  if (sip !== undefined) {
+    const u = parseUri(sip);
+    if (u !== undefined) return entityOf(u);
+  }
+  return `sip:${encodeURIComponent(id)}@endpoints.invalid`;
+}
+
+export async function createSimNetwork(options: SimNetworkOptions): Promise<SimNetwork> {
+  const inv = options.inventory;
+  const byEntity = new Map<string, string>();
+  const focus = new Set<string>();
+  for (const m of inv.mcus) {
+    const u = parseUri(m.sip[0] ?? '');
+    if (u === undefined) throw new SimError('SIM_ERR_INVALID_ARGUMENT', `MCU ${m.id} has no SIP URI`);
+    focus.add(entityOf(u));
+    byEntity.set(entityOf(u), m.id);
+  }
+  const epUri = new Map<string, string>();
+  for (const e of inv.endpoints) {
+    const uri = simulatedEndpointUri(e.id, e.sip);
+    epUri.set(e.id, uri);
+    byEntity.set(uri, e.id);
+  }
+
+  const mcus = new Map<string, SimMcu>();
+  const closeAll = async () => {
+    await Promise.allSettled([...mcus.values()].map((m) => m.close()));
+  };
+  try {
+    // Bind in batches: every MCU is two sockets, and a burst of 150 binds gains nothing.
+    const BATCH = 16;
+    for (let i = 0; i < inv.mcus.length; i += BATCH) {
+      const batch = inv.mcus.slice(i, i + BATCH);
+      const started = await Promise.all(
+        batch.map((m) =>
+          createSimMcu({
+            id: m.id,
+            uri: m.sip[0]!,
+            ports: m.capacity.ports,
+            displayText: m.name,
+            isFocus: (entity) => focus.has(entity),
+            ...(options.impairment === undefined ? {} : { impairment: options.impairment }),
+            ...(options.processingDelayMs === undefined ? {} : { processingDelayMs: options.processingDelayMs }),
+            ...(options.timers === undefined ? {} : { timers: options.timers }),
+            ...(options.logger === undefined ? {} : { logger: options.logger }),
+          }),
+        ),
+      );
+      for (const s of started) {
+        mcus.set(s.id, s);
+        // An MCU bound on port 0 is known by the URI it actually serves.
+        focus.add(s.uri);
+        byEntity.set(s.uri, s.id);
+      }
+    }
+    const placement = options.placement ?? 'plan';
+    const assignments: Readonly<Record<string, string>> =
+      placement === 'none'
+        ? {}
+        : placement === 'plan'
+          ? plan(inv, { endpoints: inv.endpoints.filter((e) => e.connection !== 'relay').map((e) => e.id) }).assignments
+          : placement;
+    const names = new Map(inv.endpoints.map((e) => [e.id, e.name]));
+    for (const [ep, mcuId] of Object.entries(assignments)) {
+      const m = mcus.get(mcuId);
+      const uri = epUri.get(ep);
+      if (m === undefined || uri === undefined)
+        throw new SimError('SIM_ERR_INVALID_ARGUMENT', `placement of ${ep} on ${mcuId}: unknown endpoint or MCU`);
+      m.join(uri, names.get(ep));
+    }
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+  options.logger?.info(
+    { mcus: mcus.size, endpoints: [...mcus.values()].reduce((n, m) => n + m.participants.size, 0) },
+    'simulated network up',
+  );
+
+  const model = () => new DisplayModel([...mcus.values()].map((m) => m.display()));
+  const ids = (entities: readonly string[]) => entities.map((e) => byEntity.get(e) ?? e);
+  return {
+    mcus,
+    endpointUri(id) {
+      const uri = epUri.get(id);
+      if (uri === undefined) throw new SimError('SIM_ERR_UNKNOWN_PARTICIPANT', `no endpoint ${id}`);
+      return uri;
+    },
+    idOf: (entity) => byEntity.get(entity),
+    mcu(id) {
+      const m = mcus.get(id);
+      if (m === undefined) throw new SimError('SIM_ERR_UNKNOWN_MCU', `no simulated MCU ${id}`);
+      return m;
+    },
+    endpointView(id) {
+      const uri = epUri.get(id);
+      const v = uri === undefined ? undefined : model().endpointView(uri);
+      if (v === undefined) throw new SimError('SIM_ERR_UNKNOWN_PARTICIPANT', `endpoint ${id} is in no conference`);
+      return { ...v, seesIds: ids(v.sees), hearsIds: ids(v.hears) };
+    },
+    screen(mcuId, output) {
+      if (!mcus.has(mcuId)) throw new SimError('SIM_ERR_UNKNOWN_MCU', `no simulated MCU ${mcuId}`);
+      return model().screen(mcuId, output);
+    },
+    close: onceClose(closeAll),
+  };
+}

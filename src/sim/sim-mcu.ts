@@ -1,0 +1,621 @@
+/**
+ * One simulated MCU: a conference focus on our SIP stack (signalling only, no
+ * media). It serves everything the sip-msml driver uses:
+ *
+ * - INVITE without a body: a control dialog; INFO in it carries MSML (RFC 5707)
+ *   or a picture fast update (RFC 5168); REFER in it dials a cascade link
+ *   (RFC 4579: the focus sends a real INVITE to the Refer-To URI and reports
+ *   progress in message/sipfrag NOTIFYs), or with `method=BYE` hangs one up;
+ * - INVITE with SDP: a participant (a cascade link when the caller is another
+ *   conference focus, else an endpoint), refused 486/503 when the ports are full;
+ * - SUBSCRIBE to the conference package (RFC 4575): full state, then partial
+ *   notifications with increasing versions;
+ * - OPTIONS out of dialog: 200.
+ *
+ * Simulated endpoints join without SIP of their own (`join()`), so a national
+ * roster costs memory, not sockets. Faults and impairments are set at run time.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { onceClose } from '../core/lifecycle.js';
+import {
+  buildConferenceInfo,
+  buildResult,
+  CONFERENCE_INFO_CONTENT_TYPE,
+  type ConferenceUser,
+  isLayoutName,
+  layoutRegions,
+  MEDIA_CONTROL_CONTENT_TYPE,
+  MSML_CONTENT_TYPE,
+  type MsmlCommand,
+  type MsmlResult,
+  parseMsml,
+  parsePictureFastUpdate,
+} from '../mcu/index.js';
+import {
+  createUserAgent,
+  type Dialog,
+  type IncomingInvite,
+  type IncomingRefer,
+  type IncomingRequest,
+  type IncomingSubscribe,
+  parseUri,
+  type ServerSubscription,
+  type SipUri,
+  type TimerConfig,
+  type UserAgent,
+} from '../sip/index.js';
+import { EMPTY_OUTPUT, type McuDisplayState, type OutputState, type ParticipantState } from './display.js';
+import { SimError } from './errors.js';
+import { type Impairment, NO_IMPAIRMENT, setImpairment } from './netem.js';
+
+export interface SimFaults {
+  /** Stop answering anything (datagrams are dropped on arrival; stream requests go unanswered). */
+  readonly silent: boolean;
+  /** Answer every INFO with this SIP status (e.g. 500) instead of executing it. */
+  readonly infoStatus?: number;
+}
+
+export interface SimMcuOptions {
+  readonly id: string;
+  /** The conference URI to serve, e.g. sip:conf@127.0.1.7:5060 (port 0 picks one; see `uri`). */
+  readonly uri: string;
+  /** Call ports: endpoints plus cascade links. */
+  readonly ports: number;
+  readonly displayText?: string;
+  /** Status for an INVITE when the ports are full (default 486 Busy Here). */
+  readonly busyStatus?: 486 | 503;
+  /** Delay before the MCU handles each request, ms. */
+  readonly processingDelayMs?: number;
+  readonly impairment?: Partial<Impairment>;
+  /** Is this URI another conference focus? (RFC 4579 isfocus, known here from the inventory.) */
+  readonly isFocus?: (entity: string) => boolean;
+  readonly timers?: Partial<TimerConfig>;
+  readonly logger?: Logger;
+  /** Also listen on TCP on the same port (default true: large rosters do not fit a datagram). */
+  readonly tcp?: boolean;
+}
+
+export interface SimParticipant extends ParticipantState {
+  readonly entity: string;
+  readonly displayText?: string;
+  readonly status: 'connected' | 'dialing-out';
+}
+
+export interface SimMcu {
+  readonly id: string;
+  /** The conference URI actually served (with the bound port). */
+  readonly uri: string;
+  readonly participants: ReadonlyMap<string, SimParticipant>;
+  readonly outputs: ReadonlyMap<string, OutputState>;
+  /** Control dialogs open from drivers. */
+  readonly controlDialogs: number;
+  readonly faults: SimFaults;
+  readonly impairment: Impairment;
+  /** Add a simulated endpoint (no SIP of its own). Throws SIM_ERR_FULL when the ports are used up. */
+  join(entity: string, displayText?: string): void;
+  leave(entity: string): void;
+  setFaults(faults: Partial<SimFaults>): void;
+  setImpairment(impairment: Partial<Impairment>): void;
+  setProcessingDelay(ms: number): void;
+  /** Drop a cascade link from this side (BYE), as a failing MCU or line would. */
+  dropLink(entity: string): Promise<void>;
+  /** Crash and come back after `downMs`: every call and subscription is lost without a BYE. */
+  restart(downMs?: number): Promise<void>;
+  display(): McuDisplayState;
+  close(): Promise<void>;
+}
+
+const SDP = (host: string) =>
+  `v=0\r\no=sim 1 1 IN IP4 ${host}\r\ns=cascade\r\nc=IN IP4 ${host}\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\nm=video 9 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n`;
+const LINK_DIAL_TIMEOUT_MS = 20_000; // ms: a cascade INVITE still unanswered is CANCELled
+
+/** The participant's identity: scheme, user, host and port of its URI, without parameters. */
+export function entityOf(u: SipUri): string {
+  return `${u.scheme}:${u.user === undefined ? '' : `${u.user}@`}${u.host}${u.port === undefined ? '' : `:${u.port}`}`;
+}
+
+interface Participant extends SimParticipant {
+  audioMuted: boolean;
+  status: 'connected' | 'dialing-out';
+  callId?: string;
+  dialog?: Dialog;
+}
+
+interface Subscriber {
+  readonly server: ServerSubscription;
+  version: number;
+  chain: Promise<void>;
+}
+
+export async function createSimMcu(options: SimMcuOptions): Promise<SimMcu> {
+  const mcu = new SimMcuImpl(options);
+  await mcu.start();
+  return mcu;
+}
+
+class SimMcuImpl implements SimMcu {
+  readonly id: string;
+  readonly #o: SimMcuOptions;
+  readonly #log?: Logger;
+  readonly #host: string;
+  readonly #user: string;
+  #port: number;
+  #ua?: UserAgent;
+  readonly #participants = new Map<string, Participant>();
+  readonly #outputs = new Map<string, OutputState>();
+  readonly #controls = new Set<Dialog>();
+  readonly #subscribers = new Set<Subscriber>();
+  #faults: SimFaults = { silent: false };
+  #impairment: Impairment;
+  #processingDelayMs: number;
+  /** INVITEs answered but not yet confirmed: their ports are taken. */
+  #pending = 0;
+  #closed = false;
+  #restarting?: Promise<void>;
+  readonly close: () => Promise<void>;
+
+  constructor(o: SimMcuOptions) {
+    const u = parseUri(o.uri);
+    if (u === undefined || u.scheme !== 'sip' || u.host === '')
+      throw new SimError('SIM_ERR_INVALID_ARGUMENT', `MCU ${o.id}: not a sip: URI: ${o.uri}`);
+    if (!Number.isInteger(o.ports) || o.ports < 1)
+      throw new SimError('SIM_ERR_INVALID_ARGUMENT', `MCU ${o.id}: ports must be >= 1`);
+    this.id = o.id;
+    this.#o = o;
+    this.#log = o.logger?.child({ module: 'sim', mcu: o.id });
+    this.#host = u.host;
+    this.#port = u.port ?? 5060;
+    this.#user = u.user ?? 'conf';
+    this.#impairment = { ...NO_IMPAIRMENT, ...o.impairment };
+    this.#processingDelayMs = o.processingDelayMs ?? 0;
+    this.close = onceClose(() => this.#close());
+  }
+
+  get uri(): string {
+    return `sip:${this.#user}@${this.#host}:${this.#port}`;
+  }
+
+  get participants(): ReadonlyMap<string, SimParticipant> {
+    return this.#participants;
+  }
+
+  get outputs(): ReadonlyMap<string, OutputState> {
+    return this.#outputs;
+  }
+
+  get controlDialogs(): number {
+    return this.#controls.size;
+  }
+
+  get faults(): SimFaults {
+    return this.#faults;
+  }
+
+  get impairment(): Impairment {
+    return this.#impairment;
+  }
+
+  async start(): Promise<void> {
+    const ua = await createUserAgent({
+      listen: [
+        { transport: 'udp', host: this.#host, port: this.#port },
+        ...(this.#o.tcp === false ? [] : [{ transport: 'tcp' as const, host: this.#host, port: this.#port }]),
+      ],
+      user: this.#user,
+      userAgent: 'cascaded-sim',
+      timers: this.#o.timers,
+      logger: this.#o.logger,
+    });
+    if (this.#port === 0) {
+      // Port 0 picked an ephemeral UDP port; TCP, if any, picked another: serve on the UDP one.
+      const udp = ua.listening.find((l) => l.transport === 'udp')!;
+      this.#port = udp.port;
+      if (this.#o.tcp !== false) {
+        await ua.close();
+        return this.start();
+      }
+    }
+    this.#ua = ua;
+    this.#applyImpairment();
+    ua.on('invite', (inv) => this.#guard(inv, () => this.#onInvite(inv)));
+    ua.on('subscribe', (s) => this.#guard(s, () => this.#onSubscribe(s)));
+    ua.on('refer', (r) => this.#guard(r, async () => r.reject(403, { reason: 'REFER only in a control dialog' })));
+    ua.on('request', (req) =>
+      this.#guard(req, async () => {
+        req.respond(req.method === 'OPTIONS' ? 200 : 405);
+      }),
+    );
+  }
+
+  /** Faults and processing delay apply to every request before it is handled. */
+  #guard(req: IncomingRequest, handle: () => Promise<void>): void {
+    if (this.#faults.silent) return;
+    const run = () =>
+      handle().catch((err: unknown) => {
+        this.#log?.warn({ err, method: req.method }, 'simulated MCU failed to handle a request');
+        if (!req.responded) req.respond(500);
+      });
+    if (this.#processingDelayMs > 0) sleep(this.#processingDelayMs, undefined, { ref: false }).then(run);
+    else void run();
+  }
+
+  // ---- participants ----------------------------------------------------------
+
+  join(entity: string, displayText?: string): void {
+    this.#assertOpen();
+    const u = parseUri(entity);
+    if (u === undefined) throw new SimError('SIM_ERR_INVALID_ARGUMENT', `not a URI: ${entity}`);
+    const e = entityOf(u);
+    if (this.#participants.has(e)) return;
+    if (this.#full()) throw new SimError('SIM_ERR_FULL', `MCU ${this.id}: all ${this.#o.ports} ports in use`);
+    this.#add({
+      entity: e,
+      kind: 'endpoint',
+      status: 'connected',
+      audioMuted: false,
+      ...(displayText ? { displayText } : {}),
+    });
+  }
+
+  leave(entity: string): void {
+    this.#remove(entity);
+  }
+
+  #full(): boolean {
+    return this.#participants.size + this.#pending >= this.#o.ports;
+  }
+
+  #add(p: Participant): void {
+    this.#participants.set(p.entity, p);
+    this.#changed([toUser(p, 'full')]);
+  }
+
+  #remove(entity: string): void {
+    const p = this.#participants.get(entity);
+    if (p === undefined) return;
+    this.#participants.delete(entity);
+    this.#outputs.delete(entity);
+    // A participant that left is no longer shown anywhere.
+    for (const [k, out] of this.#outputs)
+      if (out.regions.includes(entity))
+        this.#outputs.set(k, { ...out, regions: out.regions.map((r) => (r === entity ? null : r)) });
+    this.#changed([{ entity, state: 'deleted', kind: p.kind, status: 'disconnected', audioMuted: false }]);
+  }
+
+  // ---- INVITE: control dialogs and participants ------------------------------
+
+  async #onInvite(inv: IncomingInvite): Promise<void> {
+    if (inv.message.body.length === 0) {
+      const d = await inv.accept();
+      this.#controls.add(d);
+      d.on('terminated', () => this.#controls.delete(d));
+      d.on('request', (req) => this.#guard(req, () => this.#onControlRequest(req)));
+      d.on('refer', (r) => this.#guard(r, () => this.#onRefer(r)));
+      return;
+    }
+    const from = inv.message.from?.uri;
+    if (from === undefined) {
+      inv.reject(400);
+      return;
+    }
+    const entity = entityOf(from);
+    if (this.#participants.has(entity)) {
+      inv.reject(486, { reason: 'Already in the conference' });
+      return;
+    }
+    if (this.#full()) {
+      inv.reject(this.#o.busyStatus ?? 486, { reason: 'All ports in use' });
+      return;
+    }
+    const focus = inv.message.contact?.[0]?.params.isfocus !== undefined;
+    const kind = this.#o.isFocus?.(entity) === true || focus ? 'link' : 'endpoint';
+    // The port is held from the answer on, so concurrent callers cannot overbook it.
+    this.#pending++;
+    let d: Dialog;
+    try {
+      d = await inv.accept({ body: SDP(this.#host) });
+    } finally {
+      this.#pending--;
+    }
+    const p: Participant = { entity, kind, status: 'connected', audioMuted: false, dialog: d, callId: d.callId };
+    this.#add(p);
+    this.#watch(p, d);
+  }
+
+  #watch(p: Participant, d: Dialog): void {
+    d.on('request', (req) => {
+      // Cascade and endpoint calls carry no control: keep the session alive, refuse the rest.
+      req.respond(
+        req.method === 'INVITE' ? 200 : req.method === 'OPTIONS' ? 200 : 405,
+        req.method === 'INVITE' ? { body: SDP(this.#host) } : undefined,
+      );
+    });
+    d.on('terminated', () => {
+      if (this.#participants.get(p.entity) === p) this.#remove(p.entity);
+    });
+  }
+
+  // ---- INFO: MSML and picture fast update ------------------------------------
+
+  async #onControlRequest(req: IncomingRequest): Promise<void> {
+    if (req.method !== 'INFO') {
+      req.respond(req.method === 'OPTIONS' ? 200 : 405);
+      return;
+    }
+    if (this.#faults.infoStatus !== undefined) {
+      req.respond(this.#faults.infoStatus);
+      return;
+    }
+    const type = req.message.contentType?.toLowerCase();
+    if (type === MEDIA_CONTROL_CONTENT_TYPE) {
+      let output: string | undefined;
+      try {
+        output = parsePictureFastUpdate(req.message.body).output;
+      } catch {
+        req.respond(400, { reason: 'Bad media_control' });
+        return;
+      }
+      const out = output === undefined ? undefined : this.#outputs.get(output);
+      if (output !== undefined && this.#participants.has(output))
+        this.#outputs.set(output, { ...(out ?? EMPTY_OUTPUT), keyframes: (out?.keyframes ?? 0) + 1 });
+      req.respond(200);
+      return;
+    }
+    if (type !== MSML_CONTENT_TYPE) {
+      req.respond(415, { headers: { Accept: `${MSML_CONTENT_TYPE}, ${MEDIA_CONTROL_CONTENT_TYPE}` } });
+      return;
+    }
+    let cmd: MsmlCommand;
+    try {
+      cmd = parseMsml(req.message.body);
+    } catch (err) {
+      this.#answer(req, { response: 400, description: (err as Error).message });
+      return;
+    }
+    this.#answer(req, this.#execute(cmd));
+  }
+
+  #answer(req: IncomingRequest, result: MsmlResult): void {
+    req.respond(200, { contentType: MSML_CONTENT_TYPE, body: buildResult(result) });
+  }
+
+  #execute(cmd: MsmlCommand): MsmlResult {
+    switch (cmd.op) {
+      case 'layout': {
+        if (!this.#participants.has(cmd.output)) return { response: 404, description: `unknown output ${cmd.output}` };
+        if (!isLayoutName(cmd.layout)) return { response: 400, description: 'unknown layout' };
+        const n = layoutRegions(cmd.layout).length;
+        const old = this.#outputs.get(cmd.output) ?? EMPTY_OUTPUT;
+        const regions = Array.from({ length: n }, (_, i) => old.regions[i] ?? null);
+        this.#outputs.set(cmd.output, { layout: cmd.layout, regions, keyframes: old.keyframes });
+        return { response: 200 };
+      }
+      case 'show': {
+        if (!this.#participants.has(cmd.output)) return { response: 404, description: `unknown output ${cmd.output}` };
+        if (!this.#participants.has(cmd.source)) return { response: 404, description: `unknown source ${cmd.source}` };
+        const old = this.#outputs.get(cmd.output) ?? EMPTY_OUTPUT;
+        if (cmd.region > old.regions.length)
+          return { response: 400, description: `region ${cmd.region} not in layout ${old.layout}` };
+        const regions = old.regions.slice();
+        regions[cmd.region - 1] = cmd.source;
+        this.#outputs.set(cmd.output, { ...old, regions });
+        return { response: 200 };
+      }
+      case 'audio': {
+        const p = this.#participants.get(cmd.source);
+        if (p === undefined) return { response: 404, description: `unknown source ${cmd.source}` };
+        if (p.audioMuted !== cmd.muted) {
+          p.audioMuted = cmd.muted;
+          this.#changed([toUser(p, 'partial')]);
+        }
+        return { response: 200 };
+      }
+    }
+  }
+
+  // ---- REFER: dial and hang up cascade links -----------------------------------
+
+  async #onRefer(r: IncomingRefer): Promise<void> {
+    const target = r.referTo.uri;
+    const entity = entityOf(target);
+    if (target.params.method?.toUpperCase() === 'BYE') {
+      const p = this.#participants.get(entity);
+      const n = await r.accept();
+      if (p === undefined) {
+        await n.done(404, 'Not Found');
+        return;
+      }
+      if (p.dialog !== undefined) await p.dialog.bye().catch(() => {});
+      this.#remove(entity);
+      await n.done(200, 'OK');
+      return;
+    }
+    if (target.scheme !== 'sip' || target.host === '') {
+      r.reject(400, { reason: 'Bad Refer-To' });
+      return;
+    }
+    const n = await r.accept();
+    const existing = this.#participants.get(entity);
+    if (existing?.status === 'connected') {
+      await n.done(200, 'OK');
+      return;
+    }
+    if (existing !== undefined || this.#full()) {
+      await n.done(
+        existing === undefined ? 503 : 491,
+        existing === undefined ? 'Service Unavailable' : 'Request Pending',
+      );
+      return;
+    }
+    const p: Participant = { entity, kind: 'link', status: 'dialing-out', audioMuted: false };
+    this.#add(p);
+    const ua = this.#ua!;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), LINK_DIAL_TIMEOUT_MS).unref();
+    try {
+      const d = await ua.invite(entityOf(target), { body: SDP(this.#host), signal: abort.signal });
+      if (this.#participants.get(entity) !== p || this.#ua !== ua) {
+        await d.bye().catch(() => {});
+        await n.done(487, 'Request Terminated').catch(() => {});
+        return;
+      }
+      p.dialog = d;
+      p.callId = d.callId;
+      p.status = 'connected';
+      this.#changed([toUser(p, 'full')]);
+      this.#watch(p, d);
+      await n.done(200, 'OK').catch(() => {});
+    } catch (err) {
+      if (this.#participants.get(entity) === p) this.#remove(entity);
+      const e = err as { sipStatus?: number; reason?: string; code?: string };
+      const status = e.sipStatus ?? (e.code === 'SIP_ERR_TIMEOUT' || e.code === 'SIP_ERR_CANCELLED' ? 408 : 503);
+      await n.done(status, e.reason ?? (status === 408 ? 'Request Timeout' : 'Service Unavailable')).catch(() => {});
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async dropLink(entity: string): Promise<void> {
+    const p = this.#participants.get(entity);
+    if (p?.kind !== 'link') throw new SimError('SIM_ERR_UNKNOWN_PARTICIPANT', `MCU ${this.id}: no link ${entity}`);
+    await p.dialog?.bye().catch(() => {});
+    this.#remove(entity);
+  }
+
+  // ---- conference event package ------------------------------------------------
+
+  async #onSubscribe(s: IncomingSubscribe): Promise<void> {
+    if (s.event !== 'conference') {
+      s.reject(489);
+      return;
+    }
+    const sub: Subscriber = {
+      server: undefined as unknown as ServerSubscription,
+      version: 1,
+      chain: Promise.resolve(),
+    };
+    const server = await s.accept({
+      contentType: CONFERENCE_INFO_CONTENT_TYPE,
+      body: this.#fullState(1),
+      expires: Math.min(s.expires, 3600),
+    });
+    (sub as { server: ServerSubscription }).server = server;
+    this.#subscribers.add(sub);
+    // A refresh asks for the full state again (RFC 4575 4.1: how a subscriber recovers from a lost version).
+    server.on('refreshed', () => this.#send(sub, (v) => this.#fullState(v)));
+    server.on('terminated', () => this.#subscribers.delete(sub));
+  }
+
+  #fullState(version: number): string {
+    return buildConferenceInfo({
+      entity: this.uri,
+      version,
+      state: 'full',
+      ...(this.#o.displayText === undefined ? {} : { displayText: this.#o.displayText }),
+      users: [...this.#participants.values()].map((p) => toUser(p, 'full')),
+    });
+  }
+
+  #changed(users: ConferenceUser[]): void {
+    for (const sub of this.#subscribers)
+      this.#send(sub, (version) => buildConferenceInfo({ entity: this.uri, version, state: 'partial', users }));
+  }
+
+  /** One NOTIFY at a time per subscriber, in version order (RFC 6665 4.2.2 lets a notifier pace them). */
+  #send(sub: Subscriber, body: (version: number) => string): void {
+    sub.chain = sub.chain.then(async () => {
+      if (sub.server.state === 'terminated') return;
+      sub.version++;
+      await sub.server.notify({ contentType: CONFERENCE_INFO_CONTENT_TYPE, body: body(sub.version) }).catch(() => {
+        this.#subscribers.delete(sub);
+      });
+    });
+  }
+
+  // ---- faults ------------------------------------------------------------------
+
+  setFaults(faults: Partial<SimFaults>): void {
+    const next: SimFaults = { ...this.#faults, ...faults };
+    if (
+      next.infoStatus !== undefined &&
+      (!Number.isInteger(next.infoStatus) || next.infoStatus < 300 || next.infoStatus > 699)
+    )
+      throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'infoStatus must be a SIP status 300..699');
+    this.#faults = next;
+    this.#applyImpairment();
+  }
+
+  setImpairment(impairment: Partial<Impairment>): void {
+    const next = { ...this.#impairment, ...impairment };
+    if (next.loss < 0 || next.loss > 1 || next.delayMs < 0 || next.jitterMs < 0)
+      throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'loss must be in 0..1, delays >= 0');
+    this.#impairment = next;
+    this.#applyImpairment();
+  }
+
+  setProcessingDelay(ms: number): void {
+    if (!(ms >= 0)) throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'processing delay must be >= 0');
+    this.#processingDelayMs = ms;
+  }
+
+  #applyImpairment(crashed = false): void {
+    setImpairment(this.#host, this.#port, {
+      ...this.#impairment,
+      deaf: this.#impairment.deaf || this.#faults.silent || crashed,
+      mute: this.#impairment.mute || crashed,
+    });
+  }
+
+  restart(downMs = 0): Promise<void> {
+    this.#assertOpen();
+    this.#restarting ??= this.#restart(downMs).finally(() => {
+      this.#restarting = undefined;
+    });
+    return this.#restarting;
+  }
+
+  async #restart(downMs: number): Promise<void> {
+    this.#log?.info({ downMs }, 'simulated MCU restarting');
+    // Nothing leaves a crashed box: the BYEs and final NOTIFYs the stack sends while closing are lost.
+    this.#applyImpairment(true);
+    const ua = this.#ua;
+    this.#ua = undefined;
+    await ua?.close();
+    this.#participants.clear();
+    this.#outputs.clear();
+    this.#controls.clear();
+    this.#subscribers.clear();
+    if (downMs > 0) await sleep(downMs, undefined, { ref: false });
+    if (this.#closed) return;
+    await this.start();
+  }
+
+  display(): McuDisplayState {
+    return { id: this.id, participants: this.#participants, outputs: this.#outputs };
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new SimError('SIM_ERR_CLOSED', `simulated MCU ${this.id} is closed`);
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    await this.#restarting?.catch(() => {});
+    await this.#ua?.close();
+    this.#ua = undefined;
+    setImpairment(this.#host, this.#port, undefined);
+  }
+}
+
+function toUser(p: Participant, state: 'full' | 'partial'): ConferenceUser {
+  return {
+    entity: p.entity,
+    state,
+    kind: p.kind,
+    status: p.status,
+    audioMuted: p.audioMuted,
+    ...(p.displayText === undefined ? {} : { displayText: p.displayText }),
+    ...(p.callId === undefined ? {} : { callId: p.callId }),
+  };
+}

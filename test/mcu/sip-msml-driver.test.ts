@@ -1,0 +1,250 @@
+/**
+ * The sip-msml driver against simulated MCUs over real loopback sockets:
+ * every operation, cascade links between two simulated MCUs, loss and delay
+ * on the wire, and faults giving the right coded errors.
+ */
+import t from 'tap';
+import {
+  createSipMsmlDriver,
+  type LinkState,
+  type McuDriver,
+  type McuHealth,
+  type SipMsmlDriverOptions,
+} from '../../src/mcu/index.js';
+import { createSimMcu, type SimMcu, type SimMcuOptions } from '../../src/sim/index.js';
+import { createUserAgent, type UserAgent } from '../../src/sip/index.js';
+
+t.setTimeout(90_000);
+
+const FAST = { t1: 50, t2: 400, t4: 500 }; // ms: short SIP timers keep retransmission and failure paths quick
+const HOST = '127.0.0.1';
+
+async function sim(t: Tap, id: string, extra: Partial<SimMcuOptions> = {}): Promise<SimMcu> {
+  const m = await createSimMcu({ id, uri: `sip:conf@${HOST}:0`, ports: 20, timers: FAST, ...extra });
+  t.teardown(() => m.close());
+  return m;
+}
+
+type Tap = { teardown(fn: () => unknown): void };
+
+async function controller(t: Tap, tcp = true): Promise<UserAgent> {
+  const ua = await createUserAgent({
+    listen: [
+      { transport: 'udp', host: HOST, port: 0 },
+      ...(tcp ? [{ transport: 'tcp' as const, host: HOST, port: 0 }] : []),
+    ],
+    timers: FAST,
+    user: 'cascaded',
+  });
+  t.teardown(() => ua.close());
+  return ua;
+}
+
+function driverFor(t: Tap, ua: UserAgent, m: SimMcu, extra: Partial<SipMsmlDriverOptions> = {}): McuDriver {
+  const d = createSipMsmlDriver({
+    ua,
+    mcu: { id: m.id, uri: m.uri },
+    requestTimeoutMs: 2_000,
+    healthIntervalMs: 200,
+    healthFailures: 2,
+    ...extra,
+  });
+  t.teardown(() => d.close());
+  return d;
+}
+
+const until = async (what: string, cond: () => boolean, ms = 5_000) => {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+const A = 'sip:a@endpoints.invalid';
+const B = 'sip:b@endpoints.invalid';
+
+t.test('connect, full roster, layout, show, mute, keyframe; MSML refusals are MCU_ERR_REJECTED', async (t) => {
+  const m = await sim(t, 'p1');
+  m.join(A, 'Endpoint A');
+  m.join(B, 'Endpoint B');
+  const ua = await controller(t);
+  const d = driverFor(t, ua, m);
+  const health: McuHealth[] = [];
+  d.on('health', (h) => health.push(h));
+  await d.connect();
+  t.same(d.health.up, true);
+  t.same([...d.roster.keys()].sort(), [A, B]);
+  t.match(d.roster.get(A), { kind: 'endpoint', status: 'connected', audioMuted: false, displayText: 'Endpoint A' });
+  t.equal(m.controlDialogs, 1);
+
+  await d.setLayout(A, '2x2');
+  await d.showSource(A, 1, B);
+  await d.showSource(A, 4, A);
+  t.same(m.outputs.get(A)?.layout, '2x2');
+  t.same(m.outputs.get(A)?.regions, [B, null, null, A]);
+  await d.setLayout(A, 'single');
+  t.same(m.outputs.get(A)?.regions, [B], 'shrinking a layout keeps the first regions');
+
+  const rosterUpdates: boolean[] = [];
+  d.on('roster', (u) => rosterUpdates.push(u.full));
+  await d.mute(B);
+  t.equal(m.participants.get(B)?.audioMuted, true);
+  await until('the partial notification of the mute', () => d.roster.get(B)?.audioMuted === true);
+  await d.unmute(B);
+  await until('the partial notification of the unmute', () => d.roster.get(B)?.audioMuted === false);
+  t.same(rosterUpdates, [false, false], 'mute and unmute arrive as partial notifications');
+
+  await d.requestKeyframe(A);
+  await d.requestKeyframe(A);
+  t.equal(m.outputs.get(A)?.keyframes, 2);
+
+  m.join('sip:c@endpoints.invalid');
+  await until('a joined endpoint in the roster', () => d.roster.has('sip:c@endpoints.invalid'));
+  m.leave('sip:c@endpoints.invalid');
+  await until('a left endpoint out of the roster', () => !d.roster.has('sip:c@endpoints.invalid'));
+
+  await t.rejects(d.showSource(A, 1, 'sip:nobody@endpoints.invalid'), {
+    code: 'MCU_ERR_REJECTED',
+    details: { msmlResponse: 404 },
+  });
+  await t.rejects(
+    d.showSource(A, 3, B),
+    { code: 'MCU_ERR_REJECTED', details: { msmlResponse: 400 } },
+    'region 3 of single',
+  );
+  await t.rejects(d.showSource(A, 0, B), { code: 'MCU_ERR_INVALID_ARGUMENT' });
+  await t.rejects(d.setLayout(A, 'spiral' as never), { code: 'MCU_ERR_INVALID_ARGUMENT' });
+  t.same(
+    health.map((h) => h.up),
+    [true],
+  );
+
+  await Promise.all([d.close(), d.close()]);
+  t.equal(d.health.up, false);
+  await until('the control dialog ended on the MCU', () => m.controlDialogs === 0);
+  await t.rejects(d.setLayout(A, 'single'), { code: 'MCU_ERR_CLOSED' });
+  await t.rejects(d.connect(), { code: 'MCU_ERR_CLOSED' });
+});
+
+t.test('cascade links are real dialogs between two simulated MCUs; busy and hang-up', async (t) => {
+  const parent = await sim(t, 'parent');
+  const child = await sim(t, 'child', { isFocus: (e) => e === parent.uri });
+  const full = await sim(t, 'full', { ports: 1 });
+  full.join(A);
+  const ua = await controller(t);
+  const dp = driverFor(t, ua, parent);
+  const dc = driverFor(t, ua, child);
+  await Promise.all([dp.connect(), dc.connect()]);
+  const links: LinkState[] = [];
+  dp.on('link', (l) => links.push(l));
+
+  const state = await dp.dialLink(child.uri);
+  t.same(state, { target: child.uri, state: 'connected' });
+  const up = parent.participants.get(child.uri);
+  const down = child.participants.get(parent.uri);
+  t.match(up, { kind: 'link', status: 'connected' });
+  t.match(down, { kind: 'link', status: 'connected' }, 'the child sees the parent as a cascade participant');
+  t.equal(up?.callId, down?.callId, 'both ends share one SIP dialog');
+  await until('the child driver sees the link', () => dc.roster.get(parent.uri)?.kind === 'link');
+  await until('the parent driver sees the link', () => dp.roster.get(child.uri)?.status === 'connected');
+  t.same(links[0], { target: child.uri, state: 'dialing' });
+  t.ok(links.some((l) => l.state === 'connected'));
+
+  t.same(
+    await dp.dialLink(child.uri),
+    { target: child.uri, state: 'connected' },
+    'dialing a connected link is idempotent',
+  );
+
+  await t.rejects(dp.dialLink(full.uri), { code: 'MCU_ERR_BUSY', details: { sipStatus: 486 } }, 'the far MCU is full');
+  t.notOk(parent.participants.has(full.uri));
+  await t.rejects(dp.dialLink('not a uri'), { code: 'MCU_ERR_INVALID_ARGUMENT' });
+
+  await dp.hangUpLink(child.uri);
+  t.notOk(parent.participants.has(child.uri));
+  await until('the child lost the link', () => !child.participants.has(parent.uri));
+  await until('the parent driver saw the link go', () => links.at(-1)?.state === 'disconnected');
+  await t.rejects(dp.hangUpLink(child.uri), { code: 'MCU_ERR_REJECTED', details: { sipStatus: 404 } });
+
+  // A link dropped by the MCU itself (a line failure) reaches the driver as a state change.
+  await dp.dialLink(child.uri);
+  await until('link up again', () => dc.roster.has(parent.uri));
+  await child.dropLink(parent.uri);
+  await until('parent side dropped', () => !parent.participants.has(child.uri));
+  await until('driver told', () => links.at(-1)?.state === 'disconnected' && !dp.roster.has(child.uri));
+});
+
+t.test('every operation succeeds through 20% loss and 10-30 ms one-way delay (UDP only)', async (t) => {
+  const parent = await sim(t, 'lossy-parent', { tcp: false });
+  const child = await sim(t, 'lossy-child', { tcp: false, isFocus: (e) => e === parent.uri });
+  for (const m of [parent, child]) m.setImpairment({ delayMs: 10, jitterMs: 20, loss: 0.2 });
+  parent.setProcessingDelay(5);
+  parent.join(A);
+  parent.join(B);
+  const ua = await controller(t, false);
+  const d = driverFor(t, ua, parent, { healthFailures: 5, requestTimeoutMs: 4_000 });
+  const t0 = Date.now();
+  await d.connect();
+  t.same([...d.roster.keys()].sort(), [A, B]);
+  for (let i = 0; i < 5; i++) {
+    await d.setLayout(A, i % 2 === 0 ? '1+5' : '2x2');
+    await d.showSource(A, 1, B);
+    await d.mute(B);
+    await d.unmute(B);
+    await d.requestKeyframe(A);
+  }
+  t.equal(parent.outputs.get(A)?.regions[0], B);
+  t.equal(parent.outputs.get(A)?.keyframes, 5);
+  await d.dialLink(child.uri);
+  // The child counts the link once the ACK of its 200 arrives, which loss may delay.
+  await until('the child has the link', () => child.participants.get(parent.uri)?.kind === 'link');
+  await d.hangUpLink(child.uri);
+  await until('roster converges despite loss', () => !d.roster.has(child.uri) && d.roster.size === 2, 10_000);
+  t.ok(d.health.up, 'still up');
+  t.comment(`27 operations through the lossy link in ${Date.now() - t0} ms`);
+});
+
+t.test('faults: INFO 5xx, a silent MCU, an unreachable one, a restart', async (t) => {
+  const m = await sim(t, 'faulty');
+  m.join(A);
+  const ua = await controller(t);
+  const d = driverFor(t, ua, m, { requestTimeoutMs: 400 });
+  const health: McuHealth[] = [];
+  d.on('health', (h) => health.push(h));
+  await d.connect();
+
+  m.setFaults({ infoStatus: 503 });
+  await t.rejects(d.setLayout(A, 'single'), { code: 'MCU_ERR_REJECTED', details: { sipStatus: 503 } });
+  await t.rejects(d.requestKeyframe(A), { code: 'MCU_ERR_REJECTED', details: { sipStatus: 503 } });
+  m.setFaults({ infoStatus: undefined });
+  await d.setLayout(A, 'single');
+
+  m.setFaults({ silent: true });
+  await t.rejects(d.setLayout(A, '2x2'), { code: 'MCU_ERR_TIMEOUT' });
+  await until('health down after consecutive OPTIONS failures', () => !d.health.up);
+  t.match(d.health.reason, /health checks failed/);
+  await t.rejects(d.setLayout(A, '2x2'), { code: 'MCU_ERR_DOWN' }, 'nothing is sent to a down MCU');
+  m.setFaults({ silent: false });
+  await until('health back up', () => d.health.up, 8_000);
+  t.same([...d.roster.keys()], [A], 're-synchronised from the full state');
+
+  // A restart loses every call: the driver learns it from a 481 and re-establishes.
+  await m.restart(100);
+  t.equal(m.participants.size, 0, 'the restarted MCU lost its participants');
+  await until('down after the restart', () => !d.health.up, 5_000);
+  await until('up again on the restarted MCU', () => d.health.up && m.controlDialogs === 1, 8_000);
+  t.equal(d.roster.size, 0, 'roster taken from the restarted MCU');
+  t.same(
+    health.map((h) => h.up),
+    [true, false, true, false, true],
+  );
+
+  const gone = await createSimMcu({ id: 'gone', uri: `sip:conf@${HOST}:0`, ports: 1, tcp: false });
+  const goneUri = gone.uri;
+  await gone.close();
+  const dg = driverFor(t, ua, { id: 'gone', uri: goneUri } as SimMcu, { connectTimeoutMs: 500 });
+  await t.rejects(dg.connect(), { code: /^MCU_ERR_(TIMEOUT|DOWN)$/ });
+  t.equal(dg.health.up, false);
+  await t.rejects(dg.dialLink(`sip:conf@${HOST}:9`), { code: 'MCU_ERR_DOWN' });
+});
