@@ -1,6 +1,6 @@
 /**
  * Turns an inventory and a session into the planner's canonical problem:
- * MCUs indexed in sorted id order, endpoints grouped into demands (endpoints
+ * MCUs and endpoints numbered in sorted id order, endpoints grouped into demands (endpoints
  * with the same usable candidates, the same depth weight and, when
  * re-planning, the same previous MCU are interchangeable). Sorting everything
  * by id here is what makes the plan independent of input order.
@@ -32,8 +32,8 @@ export interface Demand {
   readonly cands: readonly number[];
   /** Position of each usable candidate in the endpoint's own list (the preference cost). */
   readonly ranks: readonly number[];
-  /** The endpoints, sorted. */
-  readonly members: readonly string[];
+  /** The endpoints, by number (see `Problem.ids`), ascending. */
+  readonly members: readonly number[];
   /** Depth weight of each member: itself plus the relay endpoints relayed through it. */
   readonly weight: number;
   /** Re-planning: the MCU the members were on (-1: new to the session or MCU lost). */
@@ -46,7 +46,8 @@ export interface Demand {
 
 /** Members whose candidates are all unusable, grouped by their candidate lists. */
 export interface Stranded {
-  readonly endpoints: readonly string[];
+  /** The endpoints, by number, ascending. */
+  readonly members: readonly number[];
   readonly candidates: readonly string[];
 }
 
@@ -54,13 +55,22 @@ export interface Problem {
   readonly net: Network;
   readonly demands: readonly Demand[];
   readonly stranded: readonly Stranded[];
-  readonly endpoints: readonly string[];
-  readonly relays: ReadonlyMap<string, string>;
+  /**
+   * Every endpoint id of the inventory, sorted: an endpoint's number is its position here. Numbers,
+   * not ids, flow through the planner: hashing 10^4 ids at every step costs milliseconds.
+   */
+  readonly ids: readonly string[];
+  /** The session (relays, the chair and the endpoints added for relays included), by number, ascending. */
+  readonly session: readonly number[];
+  /** Per endpoint number: the number of the endpoint it is relayed through, -1 if it is not a relay. */
+  readonly relayVia: Int32Array;
   readonly addedForRelay: readonly string[];
   readonly chair: string | null;
   readonly unavailable: readonly string[];
   /** Re-planning: each MCU's previous parent (-1: master or not in the previous tree). */
   readonly prevParent: readonly number[] | null;
+  /** Re-planning: per endpoint number, its MCU in the previous plan, available or not (-1: none). */
+  readonly prevMcu: Int32Array | null;
 }
 
 const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -162,6 +172,8 @@ function longestPath(n: number, parents: readonly (readonly number[])[], dist: r
 }
 
 export interface Previous {
+  /** The previous session's endpoints that stay requested, by number (checked against the inventory). */
+  readonly endpoints: readonly number[];
   /** endpoint id -> MCU id it was assigned to. */
   readonly assignments: Readonly<Record<string, string>>;
   /** child MCU id -> parent MCU id. */
@@ -170,22 +182,33 @@ export interface Previous {
 
 /** Per-inventory lookups, built once: inventories are immutable (frozen by the config loader). */
 interface InventoryIndex {
-  readonly endpoints: ReadonlyMap<string, Endpoint>;
-  /** Endpoint id -> a number shared by exactly the endpoints with the same candidate list. */
-  readonly signature: ReadonlyMap<string, number>;
+  /** Endpoint ids, sorted (UTF-16 code-unit order, as `byId`): an endpoint's number is its position. */
+  readonly ids: readonly string[];
+  readonly number: ReadonlyMap<string, number>;
+  readonly endpoints: readonly Endpoint[];
+  /** Per number: a number shared by exactly the endpoints with the same candidate list. */
+  readonly signature: Int32Array;
+  /** Per number: the relay's source endpoint, -1 if not a relay, -2 if the source is unknown. */
+  readonly relayVia: Int32Array;
 }
 const indexes = new WeakMap<Inventory, InventoryIndex>();
-function indexOf(inventory: Inventory): InventoryIndex {
+export function indexOf(inventory: Inventory): InventoryIndex {
   let idx = indexes.get(inventory);
   if (idx === undefined) {
+    const byId = new Map(inventory.endpoints.map((e) => [e.id, e]));
+    const ids = [...byId.keys()].sort();
+    const number = new Map(ids.map((id, i) => [id, i]));
+    const endpoints = ids.map((id) => byId.get(id)!);
     const lists = new Map<string, number>();
-    const signature = new Map<string, number>();
-    for (const e of inventory.endpoints) {
+    const signature = new Int32Array(ids.length);
+    const relayVia = new Int32Array(ids.length).fill(-1);
+    endpoints.forEach((e, i) => {
       const key = e.mcus.join('\u0000');
       if (!lists.has(key)) lists.set(key, lists.size);
-      signature.set(e.id, lists.get(key)!);
-    }
-    idx = { endpoints: new Map(inventory.endpoints.map((e) => [e.id, e])), signature };
+      signature[i] = lists.get(key)!;
+      if (e.connection === 'relay') relayVia[i] = number.get(e.relayVia ?? '') ?? -2;
+    });
+    idx = { ids, number, endpoints, signature, relayVia };
     indexes.set(inventory, idx);
   }
   return idx;
@@ -199,18 +222,40 @@ export function buildProblem(
   previous: Previous | null,
 ): Problem {
   const net = buildNetwork(inventory, unavailable);
-  const { endpoints: endpointsById, signature } = indexOf(inventory);
-  const requested = [...new Set(chairId === undefined ? sessionEndpoints : [...sessionEndpoints, chairId])];
-  const unknown = requested.filter((id) => !endpointsById.has(id)).sort();
-  if (unknown.length > 0) {
+  const { ids, number, endpoints: byNumber, signature, relayVia } = indexOf(inventory);
+  const count = ids.length;
+  // 1: requested, 2: added because a requested relay goes through it.
+  const inSession = new Uint8Array(count);
+  const unknown = new Set<string>();
+  let requested = 0;
+  const request = (id: string) => {
+    const e = number.get(id);
+    if (e === undefined) unknown.add(id);
+    else if (inSession[e] === 0) {
+      inSession[e] = 1;
+      requested++;
+    }
+  };
+  for (const e of previous?.endpoints ?? []) {
+    if (inSession[e] === 0) {
+      inSession[e] = 1;
+      requested++;
+    }
+  }
+  for (const id of sessionEndpoints) request(id);
+  if (chairId !== undefined) request(chairId);
+  for (let e = 0; e < count; e++) if (inSession[e] === 1 && relayVia[e] === -2) unknown.add(byNumber[e]!.relayVia!);
+  if (unknown.size > 0) {
+    const list = [...unknown].sort();
     throw new PlanError(
       'PLAN_ERR_INVALID_SESSION',
-      `unknown endpoint${unknown.length > 1 ? 's' : ''}: ${unknown.slice(0, 10).join(', ')}${unknown.length > 10 ? ', ...' : ''}`,
-      { details: { unknownEndpoints: unknown } },
+      `unknown endpoint${list.length > 1 ? 's' : ''}: ${list.slice(0, 10).join(', ')}${list.length > 10 ? ', ...' : ''}`,
+      { details: { unknownEndpoints: list } },
     );
   }
-  if (requested.length === 0) throw new PlanError('PLAN_ERR_INVALID_SESSION', 'the session has no endpoint');
-  if (chairId !== undefined && endpointsById.get(chairId)!.connection === 'relay') {
+  if (requested === 0) throw new PlanError('PLAN_ERR_INVALID_SESSION', 'the session has no endpoint');
+  const chairNo = chairId === undefined ? -1 : number.get(chairId)!;
+  if (chairNo >= 0 && relayVia[chairNo]! !== -1) {
     throw new PlanError(
       'PLAN_ERR_INVALID_SESSION',
       `the chair ${chairId} is a relay endpoint: it must sit on the master`,
@@ -221,45 +266,51 @@ export function buildProblem(
   }
 
   // A relay endpoint is seen and heard only through its province endpoint, so that endpoint joins the session.
-  const inSession = new Set(requested);
-  const relays = new Map<string, string>();
-  const addedForRelay = new Set<string>();
-  for (const id of requested) {
-    const e = endpointsById.get(id)!;
-    if (e.connection !== 'relay') continue;
-    const via = e.relayVia!;
-    relays.set(id, via);
-    if (!inSession.has(via)) addedForRelay.add(via);
+  const weight = new Int32Array(count).fill(1);
+  const addedForRelay: string[] = [];
+  for (let e = 0; e < count; e++) {
+    const via = relayVia[e]!;
+    if (inSession[e] !== 1 || via < 0) continue;
+    weight[via]!++;
+    if (inSession[via] === 0) {
+      inSession[via] = 2;
+      addedForRelay.push(ids[via]!);
+    }
   }
-  for (const via of addedForRelay) inSession.add(via);
-  // Default sort is UTF-16 code-unit order, the same order as byId, and much faster on 10^4 ids.
-  const endpoints = [...inSession].sort();
-  const weight = new Map<string, number>();
-  for (const via of relays.values()) weight.set(via, (weight.get(via) ?? 1) + 1);
+  const session: number[] = [];
+  for (let e = 0; e < count; e++) if (inSession[e] !== 0) session.push(e);
+  addedForRelay.sort();
 
-  const prevMcu = (id: string): number => {
-    const m = previous?.assignments[id];
-    const i = m === undefined ? undefined : net.index.get(m);
-    return i !== undefined && net.available[i] ? i : -1;
-  };
+  // The previous MCU of every endpoint in the session, available or not: it decides who moved.
+  let prevMcu: Int32Array | null = null;
+  if (previous !== null) {
+    prevMcu = new Int32Array(count).fill(-1);
+    for (const e of session) {
+      const mid = previous.assignments[ids[e]!];
+      if (mid === undefined) continue;
+      const m = net.index.get(mid);
+      if (m === undefined) {
+        throw new PlanError('PLAN_ERR_INVALID_PLAN', `the previous plan does not match the inventory: MCU ${mid}`, {
+          details: { unknown: [`MCU ${mid}`] },
+        });
+      }
+      prevMcu[e] = m;
+    }
+  }
 
   // Group first on the raw candidate list (cheap key), then resolve each group's usable candidates once.
-  const groups = new Map<
-    string | number,
-    { e: Endpoint; weight: number; prev: number; chair: boolean; members: string[] }
-  >();
-  for (const id of endpoints) {
-    const e = endpointsById.get(id)!;
-    if (e.connection === 'relay') continue;
-    const chair = id === chairId;
-    const w = weight.get(id) ?? 1;
-    const prev = previous === null ? -1 : prevMcu(id);
-    const sig = signature.get(id)!;
+  const groups = new Map<number, { e: Endpoint; weight: number; prev: number; chair: boolean; members: number[] }>();
+  for (const id of session) {
+    if (relayVia[id]! !== -1) continue;
+    const chair = id === chairNo;
+    const w = weight[id]!;
+    const p = prevMcu === null ? -1 : prevMcu[id]!;
+    const prev = p >= 0 && net.available[p] ? p : -1;
     // A number, not a string: building and hashing 10^4 string keys costs milliseconds. Weights are
     // at most the session size + 1 and signatures fewer than the endpoints, so this stays below 2^53.
-    const key = chair ? -1 : (sig * (endpoints.length + 2) + w) * (net.ids.length + 1) + prev + 1;
+    const key = chair ? -1 : (signature[id]! * (count + 2) + w) * (net.ids.length + 1) + prev + 1;
     const g = groups.get(key);
-    if (g === undefined) groups.set(key, { e, weight: w, prev, chair, members: [id] });
+    if (g === undefined) groups.set(key, { e: byNumber[id]!, weight: w, prev, chair, members: [id] });
     else g.members.push(id);
   }
   const demands: Demand[] = [];
@@ -282,15 +333,15 @@ export function buildProblem(
       });
     }
     if (cands.length === 0) {
-      stranded.push({ endpoints: g.members, candidates: g.chair ? [net.ids[net.master]!] : [...g.e.mcus] });
+      stranded.push({ members: g.members, candidates: g.chair ? [net.ids[net.master]!] : [...g.e.mcus] });
       continue;
     }
     const blocked = g.chair ? [] : g.e.mcus.filter((mid) => !cands.includes(net.index.get(mid)!));
     demands.push({ cands, ranks, weight: g.weight, prev: g.prev, chair: g.chair, blocked, members: g.members });
   }
-  // Canonical order: by first member (members are sorted and each endpoint is in one demand).
-  demands.sort((a, b) => byId(a.members[0]!, b.members[0]!));
-  stranded.sort((a, b) => byId(a.endpoints[0]!, b.endpoints[0]!));
+  // Canonical order: by first member (members ascend and each endpoint is in one demand).
+  demands.sort((a, b) => a.members[0]! - b.members[0]!);
+  stranded.sort((a, b) => a.members[0]! - b.members[0]!);
 
   let prevParent: number[] | null = null;
   if (previous !== null) {
@@ -306,11 +357,13 @@ export function buildProblem(
     net,
     demands,
     stranded,
-    endpoints,
-    relays,
-    addedForRelay: [...addedForRelay].sort(byId),
+    ids,
+    session,
+    relayVia,
+    addedForRelay,
     chair: chairId ?? null,
     unavailable: [...new Set(unavailable)].sort(byId),
     prevParent,
+    prevMcu,
   };
 }

@@ -4,9 +4,9 @@
  */
 import type { Inventory } from '../inventory/types.js';
 import { PlanError } from './errors.js';
-import { buildProblem, type Previous, type Problem } from './model.js';
+import { buildProblem, indexOf, type Previous, type Problem } from './model.js';
 import { explainInfeasible } from './reasons.js';
-import { Optimiser, PLAN_TIERS, REPLAN_TIERS, type SearchStats, type Solution } from './search.js';
+import { keptSolution, Optimiser, PLAN_TIERS, REPLAN_TIERS, type SearchStats, type Solution } from './search.js';
 import type { McuUsage, Objective, Plan, PlanChanges, PlanOptions, Session, SessionChange } from './types.js';
 
 const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
@@ -20,7 +20,7 @@ export const lastSearchStats: SearchStats = { nodes: 0, flows: 0 };
  */
 export function plan(inventory: Inventory, session: Session, options: PlanOptions = {}): Plan {
   const problem = buildProblem(inventory, session.endpoints, session.chair, options.unavailableMcus ?? [], null);
-  return solve(problem, null);
+  return solve(problem, null, false).plan;
 }
 
 /**
@@ -29,9 +29,21 @@ export function plan(inventory: Inventory, session: Session, options: PlanOption
  * then the rest of the objective applies. `changes` lists what moved.
  */
 export function replan(inventory: Inventory, previous: Plan, change: SessionChange): Plan {
-  checkPrevious(inventory, previous);
-  const remove = new Set(change.removeEndpoints ?? []);
-  if (previous.chair !== null && remove.has(previous.chair)) {
+  return replanning(inventory, previous, change, true);
+}
+
+/**
+ * `replan` by the full search only, never keeping the previous plan without one (`keptSolution`):
+ * the tests hold the shortcut to it. Not part of the public API.
+ */
+export function replanByFullSearch(inventory: Inventory, previous: Plan, change: SessionChange): Plan {
+  return replanning(inventory, previous, change, false);
+}
+
+function replanning(inventory: Inventory, previous: Plan, change: SessionChange, shortcut: boolean): Plan {
+  const before = checkPrevious(inventory, previous);
+  const remove = change.removeEndpoints ?? [];
+  if (previous.chair !== null && remove.includes(previous.chair)) {
     throw new PlanError(
       'PLAN_ERR_INVALID_SESSION',
       `the chair ${previous.chair} cannot be removed from a live session`,
@@ -41,48 +53,71 @@ export function replan(inventory: Inventory, previous: Plan, change: SessionChan
     );
   }
   // Endpoints that were only there for a relay are re-derived, so they leave with their last relay.
-  const added = new Set(previous.addedForRelay);
-  const endpoints = [
-    ...previous.endpoints.filter((e) => !added.has(e) && !remove.has(e)),
-    ...(change.addEndpoints ?? []),
-  ];
+  const { number } = indexOf(inventory);
+  const leaving = new Uint8Array(number.size);
+  for (const id of [...previous.addedForRelay, ...remove]) {
+    const e = number.get(id);
+    if (e !== undefined) leaving[e] = 1;
+  }
   const restored = new Set(change.restoredMcus ?? []);
   const unavailable = [...previous.unavailableMcus, ...(change.lostMcus ?? [])].filter((m) => !restored.has(m));
-  const prev: Previous = { assignments: previous.assignments, links: previous.links };
-  let problem = buildProblem(inventory, endpoints, previous.chair ?? undefined, unavailable, prev);
+  const prev: Previous = {
+    endpoints: before.filter((e) => leaving[e] === 0),
+    assignments: previous.assignments,
+    links: previous.links,
+  };
+  let problem = buildProblem(inventory, change.addEndpoints ?? [], previous.chair ?? undefined, unavailable, prev);
   // Mid-session, losing an MCU must not stop the whole session: endpoints left with no reachable
   // candidate (and relays through them) leave it, and the rest is re-planned. The chair cannot leave.
   const reasons = problem.stranded.length > 0 ? explainInfeasible(problem) : [];
-  const stranded = new Set(problem.stranded.flatMap((s) => s.endpoints));
-  if (stranded.size > 0 && (previous.chair === null || !stranded.has(previous.chair))) {
-    for (const [relayId, via] of problem.relays) if (stranded.has(via)) stranded.add(relayId);
-    const kept = problem.endpoints.filter((e) => !stranded.has(e));
-    if (kept.length === 0)
+  const droppedEndpoints: string[] = [];
+  const chairStranded = problem.stranded.some((g) => g.members.some((e) => problem.ids[e] === problem.chair));
+  if (problem.stranded.length > 0 && !chairStranded) {
+    const { ids, relayVia } = problem;
+    const dropped = new Uint8Array(ids.length);
+    for (const g of problem.stranded) for (const e of g.members) dropped[e] = 1;
+    const session = problem.session.filter((e) => {
+      const via = relayVia[e]!;
+      if (via >= 0 && dropped[via] === 1) dropped[e] = 1;
+      if (dropped[e] === 1) droppedEndpoints.push(ids[e]!);
+      return dropped[e] === 0;
+    });
+    if (session.length === 0)
       throw new PlanError('PLAN_ERR_INFEASIBLE', 'no endpoint of the session can be placed', { details: { reasons } });
+    const gone = new Set(droppedEndpoints);
     // Stranded endpoints are in no demand, so dropping them leaves the demands (and relay weights) as they are.
     problem = {
       ...problem,
-      endpoints: kept,
-      relays: new Map([...problem.relays].filter(([r]) => !stranded.has(r))),
-      addedForRelay: problem.addedForRelay.filter((e) => !stranded.has(e)),
+      session,
+      addedForRelay: problem.addedForRelay.filter((e) => !gone.has(e)),
       stranded: [],
     };
   }
-  const next = solve(problem, previous);
-  return { ...next, changes: { ...diff(previous, next), droppedEndpoints: [...stranded].sort(), reasons } };
+  const next = solve(problem, previous, shortcut);
+  return {
+    ...next.plan,
+    changes: { ...diff(previous, next.plan, problem, next.place), droppedEndpoints, reasons },
+  };
 }
 
-function checkPrevious(inventory: Inventory, previous: Plan): void {
+/** Checks that the previous plan belongs to this inventory; returns its endpoints by number. */
+function checkPrevious(inventory: Inventory, previous: Plan): number[] {
   const mcus = new Set(inventory.mcus.map((m) => m.id));
-  const endpoints = new Set(inventory.endpoints.map((e) => e.id));
-  // The MCU list names every MCU the assignments use: checking it is cheaper than 10^4 record reads.
-  const bad = [
-    ...previous.endpoints.filter((e) => !endpoints.has(e)).map((e) => `endpoint ${e}`),
+  const { number } = indexOf(inventory);
+  const endpoints: number[] = [];
+  const bad: string[] = [];
+  for (const id of previous.endpoints) {
+    const e = number.get(id);
+    if (e === undefined) bad.push(`endpoint ${id}`);
+    else endpoints.push(e);
+  }
+  // The assignments' MCUs are checked as they are read (buildProblem): one pass over 10^4 records.
+  bad.push(
     ...previous.mcus.filter((m) => !mcus.has(m.id)).map((m) => `MCU ${m.id}`),
     ...Object.entries(previous.links)
       .filter(([c, p]) => !mcus.has(c) || !mcus.has(p))
       .map(([c, p]) => `link ${c} -> ${p}`),
-  ];
+  );
   if (!mcus.has(previous.master)) bad.push(`master ${previous.master}`);
   if (bad.length > 0) {
     const unique = [...new Set(bad)];
@@ -94,82 +129,95 @@ function checkPrevious(inventory: Inventory, previous: Plan): void {
       },
     );
   }
+  return endpoints;
 }
 
-function solve(problem: Problem, previous: Plan | null): Plan {
+function solve(problem: Problem, previous: Plan | null, shortcut: boolean): { plan: Plan; place: Int32Array } {
   const infeasible = () =>
     new PlanError('PLAN_ERR_INFEASIBLE', 'no cascade plan fits this session', {
       details: { reasons: explainInfeasible(problem) },
     });
   if (problem.stranded.length > 0) throw infeasible();
-  const optimiser = new Optimiser(problem, previous === null ? PLAN_TIERS : REPLAN_TIERS);
-  const solution = optimiser.run();
+  const tiers = previous === null ? PLAN_TIERS : REPLAN_TIERS;
+  const optimiser = new Optimiser(problem, tiers);
+  const solution = optimiser.run(previous === null || !shortcut ? null : keptSolution(problem, tiers));
   lastSearchStats.nodes = optimiser.stats.nodes;
   lastSearchStats.flows = optimiser.stats.flows;
   if (solution === null) throw infeasible();
-  return render(problem, solution);
+  const place = placement(problem, solution);
+  return { plan: render(problem, solution, place), place };
 }
 
-function render(problem: Problem, s: Solution): Plan {
-  const { net } = problem;
-  const mcuOf = new Map<string, number>();
-  const onMcu = net.ids.map((): string[] => []);
-  let preferenceSum = 0;
+/** The MCU of every endpoint in the session, by number (a relay: its source's MCU); -1 elsewhere. */
+function placement(problem: Problem, s: Solution): Int32Array {
+  const place = new Int32Array(problem.ids.length).fill(-1);
   problem.demands.forEach((d, i) => {
     // Members of a demand are interchangeable (when re-planning, they also share their previous MCU).
-    const members = d.members;
     let next = 0;
     d.cands.forEach((m, j) => {
-      const count = s.alloc[i]![j]!;
-      if (!d.chair) preferenceSum += d.ranks[j]! * count;
-      for (let c = 0; c < count; c++) {
-        const e = members[next++]!;
-        mcuOf.set(e, m);
-        onMcu[m]!.push(e);
-      }
+      for (let c = s.alloc[i]![j]!; c > 0; c--) place[d.members[next++]!] = m;
+    });
+  });
+  for (const e of problem.session) {
+    const via = problem.relayVia[e]!;
+    if (via >= 0) place[e] = place[via]!;
+  }
+  return place;
+}
+
+function render(problem: Problem, s: Solution, place: Int32Array): Plan {
+  const { net, ids, relayVia } = problem;
+  let preferenceSum = 0;
+  problem.demands.forEach((d, i) => {
+    if (d.chair) return;
+    d.ranks.forEach((rank, j) => {
+      preferenceSum += rank * s.alloc[i]![j]!;
     });
   });
 
   const children = net.ids.map((): string[] => []);
   const links: Record<string, string> = {};
-  s.parent.forEach((p, m) => {
-    if (p >= 0) children[p]!.push(net.ids[m]!);
-  });
   for (let m = 0; m < net.ids.length; m++) {
     const p = s.parent[m]!;
-    if (p >= 0) links[net.ids[m]!] = net.ids[p]!;
+    if (p < 0) continue;
+    children[p]!.push(net.ids[m]!);
+    links[net.ids[m]!] = net.ids[p]!;
   }
 
-  // Objective from plain arrays: reading values back from 10^4-key records is slow.
+  // One pass over the session in ascending numbers, that is in sorted id order: every record and
+  // every MCU's endpoint list comes out sorted without a sort, and no 10^4-key record is read back.
+  const endpoints: string[] = [];
+  const onMcu = net.ids.map((): string[] => []);
   const depths: Record<string, number> = {};
   const assigned: Record<string, string> = {};
   const relays: Record<string, string> = {};
-  const endpointDepth = problem.endpoints.map((e) => {
-    const via = problem.relays.get(e);
-    const m = mcuOf.get(via ?? e)!;
-    const depth = s.depth[m]!;
-    depths[e] = depth;
-    if (via === undefined) assigned[e] = net.ids[m]!;
-    else relays[e] = via;
-    return depth;
-  });
   let maxDepth = 0;
   let atMaxDepth = 0;
   let depthSum = 0;
-  for (const d of endpointDepth) {
-    if (d > maxDepth) {
-      maxDepth = d;
+  for (const e of problem.session) {
+    const id = ids[e]!;
+    const m = place[e]!;
+    const depth = s.depth[m]!;
+    endpoints.push(id);
+    depths[id] = depth;
+    const via = relayVia[e]!;
+    if (via < 0) {
+      assigned[id] = net.ids[m]!;
+      onMcu[m]!.push(id);
+    } else relays[id] = ids[via]!;
+    if (depth > maxDepth) {
+      maxDepth = depth;
       atMaxDepth = 0;
     }
-    if (d === maxDepth) atMaxDepth++;
-    depthSum += d;
+    if (depth === maxDepth) atMaxDepth++;
+    depthSum += depth;
   }
 
   const mcus: McuUsage[] = [];
   let fullest = { mcu: net.ids[net.master]!, used: 0, ports: Math.max(1, net.ports[net.master]!) };
   net.ids.forEach((id, m) => {
     if (s.parent[m] === -2) return;
-    const ep = onMcu[m]!.sort();
+    const ep = onMcu[m]!;
     const ch = children[m]!;
     const used = ep.length + ch.length + (m === net.master ? 0 : 1);
     const capacity = net.ports[m]!;
@@ -199,7 +247,7 @@ function render(problem: Problem, s: Solution): Plan {
   return {
     master: net.ids[net.master]!,
     chair: problem.chair,
-    endpoints: problem.endpoints,
+    endpoints,
     addedForRelay: problem.addedForRelay,
     unavailableMcus: problem.unavailable,
     assignments: assigned,
@@ -212,17 +260,26 @@ function render(problem: Problem, s: Solution): Plan {
   };
 }
 
-function diff(before: Plan, after: Plan): Omit<PlanChanges, 'droppedEndpoints' | 'reasons'> {
+function diff(
+  before: Plan,
+  after: Plan,
+  problem: Problem,
+  place: Int32Array,
+): Omit<PlanChanges, 'droppedEndpoints' | 'reasons'> {
   const wasUsed = new Set(before.mcus.map((m) => m.id));
   const isUsed = new Set(after.mcus.map((m) => m.id));
+  // Moves from the numbers: reading both 10^4-key assignment records back costs milliseconds.
+  const prev = problem.prevMcu!;
+  const movedEndpoints: string[] = [];
+  for (const e of problem.session) {
+    if (problem.relayVia[e] === -1 && prev[e]! >= 0 && prev[e] !== place[e]) movedEndpoints.push(problem.ids[e]!);
+  }
   return {
     relinkedMcus: Object.keys(after.links).filter(
       (m) => before.links[m] !== undefined && before.links[m] !== after.links[m],
     ),
     droppedMcus: [...wasUsed].filter((m) => !isUsed.has(m)).sort(byId),
     addedMcus: [...isUsed].filter((m) => !wasUsed.has(m)).sort(byId),
-    movedEndpoints: Object.keys(after.assignments).filter(
-      (e) => before.assignments[e] !== undefined && before.assignments[e] !== after.assignments[e],
-    ),
+    movedEndpoints,
   };
 }

@@ -30,11 +30,12 @@ export function explainInfeasible(problem: Problem): InfeasibilityReason[] {
   };
 
   for (const s of problem.stranded) {
+    const endpoints = s.members.map((e) => problem.ids[e]!);
     const candidates = s.candidates.map((mcu) => ({ mcu, why: why(mcu) }));
     for (const c of candidates) {
       if (c.why !== 'no-path-to-master') continue;
       const set = noPath.get(c.mcu) ?? new Set<string>();
-      for (const e of s.endpoints) set.add(e);
+      for (const e of endpoints) set.add(e);
       noPath.set(c.mcu, set);
     }
     const detail =
@@ -45,9 +46,9 @@ export function explainInfeasible(problem: Problem): InfeasibilityReason[] {
             .join('; ');
     reasons.push({
       kind: 'no-reachable-candidate',
-      endpoints: s.endpoints,
+      endpoints,
       candidates,
-      message: `${plural(s.endpoints.length, 'endpoint')} (${list(s.endpoints)}) cannot be placed: ${detail}`,
+      message: `${plural(endpoints.length, 'endpoint')} (${list(endpoints)}) cannot be placed: ${detail}`,
     });
   }
 
@@ -109,7 +110,10 @@ function capacityReasons(problem: Problem, noPath: Map<string, Set<string>>): In
     const portMcus = net.ids.filter((_, m) => side[port[m]!]);
     const cascadeShort = net.ids.filter((_, m) => side[cascade[m]!] && !side[port[m]!]);
     const competing = demands.filter((_, i) => side[demandNode[i]!]);
-    const endpoints = competing.flatMap((d) => d.members).sort();
+    const endpoints = competing
+      .flatMap((d) => d.members)
+      .sort((a, b) => a - b)
+      .map((e) => problem.ids[e]!);
     const children = net.ids.filter((_, m) => upNode[m]! >= 0 && side[upNode[m]!]);
     // A blocked candidate would relieve the shortage if it had a path to the master: worth saying.
     for (const d of competing) {
@@ -117,7 +121,7 @@ function capacityReasons(problem: Problem, noPath: Map<string, Set<string>>): In
         const m = net.index.get(mcu)!;
         if (!net.available[m]) continue;
         const set = noPath.get(mcu) ?? new Set<string>();
-        for (const e of d.members) set.add(e);
+        for (const e of d.members) set.add(problem.ids[e]!);
         noPath.set(mcu, set);
       }
     }

@@ -138,13 +138,27 @@ export class Optimiser {
     }
   }
 
-  /** Smallest feasible D, then the best plan at D with balanced ports. */
-  run(): Solution | null {
+  /**
+   * Smallest feasible D, then the best plan at D with balanced ports.
+   *
+   * `kept` (re-planning only, from `keptSolution`): the previous plan minus what left, with no
+   * endpoint moved and no link re-parented. If no plan fits below its depth, it is the answer
+   * without a search at its depth (see `keptSolution` for why); feasibility is monotone in D,
+   * so one search just below it settles that.
+   */
+  run(kept: Solution | null = null): Solution | null {
     const { net, demands } = this.#p;
     let dLow = 0;
     for (const d of demands) dLow = Math.max(dLow, Math.min(...d.cands.map((m) => net.dist[m]!)));
+    let below: Solution | null = null;
+    if (kept !== null) {
+      if (kept.depthBound <= dLow) return kept;
+      below = this.#search(kept.depthBound - 1, null, null);
+      if (below === null) return kept;
+    }
     for (let depth = dLow; depth <= net.height; depth++) {
-      const best = this.#search(depth, null, null);
+      // A shallower plan exists: the first feasible depth is at most the one already searched.
+      const best = kept !== null && depth === kept.depthBound - 1 ? below : this.#search(depth, null, null);
       if (best !== null) return this.#balance(best);
     }
     return null;
@@ -476,4 +490,83 @@ export class Optimiser {
     }
     return { bound: cost, plan, closed, branch, hostingUnlinked };
   }
+}
+
+/**
+ * Re-planning shortcut: the previous plan minus what left (endpoints removed or dropped, MCUs
+ * that no longer host anything below them), or null when it does not apply.
+ *
+ * It applies when every endpoint of the new session was placed before on an MCU it may still
+ * use, every such MCU keeps its whole previous parent chain (available, allowed, up to the
+ * master) and the result fits every capacity. Then it is the re-plan's unique optimum at its
+ * own depth D, whatever the rest of the objective: it re-parents no link and moves no endpoint,
+ * so the re-plan order's tiers 2 and 3 are at their minimum (0); any plan with both at 0 keeps
+ * every endpoint where it was and, through its unchanged links, the whole chain above it, so
+ * it contains this tree, and anything more only adds links and port use. Tiers 2 to 5 of the
+ * objective and the tie-breaks leave no choice. What remains is tier 1: D must be the smallest
+ * feasible depth, which `Optimiser.run` checks with a search at D - 1.
+ * It does not apply once the session gains an endpoint (its MCU is a free choice) or an
+ * endpoint must move or an MCU relink (an MCU or a parent lost): those take the full search.
+ */
+export function keptSolution(problem: Problem, tiers: Tiers): Solution | null {
+  const { net, demands, prevParent } = problem;
+  if (prevParent === null || tiers.relink < 0 || tiers.moved < 0) return null;
+  const n = net.ids.length;
+  const hosted = new Int32Array(n);
+  const alloc: number[][] = [];
+  for (const d of demands) {
+    const j = d.cands.indexOf(d.prev);
+    if (d.prev < 0 || j < 0) return null;
+    const row = new Array<number>(d.cands.length).fill(0);
+    row[j] = d.members.length;
+    alloc.push(row);
+    hosted[d.prev]! += d.members.length;
+  }
+  // The tree: every hosting MCU's previous chain, which must still be allowed and reach the master.
+  const parent = new Int32Array(n).fill(NONE);
+  const depth = new Int32Array(n).fill(-1);
+  parent[net.master] = ROOT;
+  depth[net.master] = 0;
+  const children = new Int32Array(n);
+  const chain: number[] = [];
+  for (let h = 0; h < n; h++) {
+    if (hosted[h] === 0) continue;
+    let m = h;
+    while (depth[m]! < 0) {
+      const p = prevParent[m]!;
+      // A cycle or a chain longer than the MCUs cannot come from a tree.
+      if (p < 0 || !net.parents[m]!.includes(p) || chain.length >= n) return null;
+      chain.push(m);
+      m = p;
+    }
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const c = chain[i]!;
+      parent[c] = prevParent[c]!;
+      depth[c] = depth[parent[c]!]! + 1;
+      children[parent[c]!]!++;
+    }
+    chain.length = 0;
+  }
+  let depthBound = 0;
+  for (let m = 0; m < n; m++) {
+    if (parent[m] === NONE) continue;
+    if (hosted[m]! + children[m]! + (m === net.master ? 0 : 1) > net.ports[m]!) return null;
+    if (children[m]! > net.cascadePorts[m]!) return null;
+    if (hosted[m]! > 0) depthBound = Math.max(depthBound, depth[m]!);
+  }
+  const cost = new Array<number>(tiers.k).fill(0);
+  for (const d of demands) {
+    const count = d.members.length;
+    const k = depth[d.prev]!;
+    if (k === depthBound) cost[tiers.atDepth]! += count * d.weight;
+    cost[tiers.depthSum]! += count * d.weight * k;
+    if (!d.chair) cost[tiers.preference]! += count * d.ranks[d.cands.indexOf(d.prev)]!;
+  }
+  for (let m = 0; m < n; m++) {
+    const p = parent[m]!;
+    if (p < 0) continue;
+    cost[tiers.links]!++;
+    cost[tiers.parentRank]! += net.parentRank[m]![net.parents[m]!.indexOf(p)]!;
+  }
+  return { depthBound, parent, depth, alloc, cost };
 }
