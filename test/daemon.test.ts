@@ -79,15 +79,15 @@ t.test('an invalid config starts nothing and exits 2 with every violation', asyn
 });
 
 t.test('a port already in use fails the start, closes what was started and exits 1', async (t) => {
-  const dir = t.testdir();
-  const first = spawnDaemon(['--config', writeConfig(dir)]);
+  // Two daemons, two state directories: t.testdir() is one directory per test.
+  const base = t.testdir({ a: {}, b: {} });
+  const first = spawnDaemon(['--config', writeConfig(join(base, 'a'))]);
   t.teardown(() => first.child.kill('SIGKILL'));
   const ready = await first.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('ready:'));
   const port = Number(/:(\d+)$/.exec(String(ready.api))![1]);
-  const dir2 = t.testdir();
   const second = spawnDaemon([
     '--config',
-    writeConfig(dir2, (o) => {
+    writeConfig(join(base, 'b'), (o) => {
       o.daemon.api.port = port;
     }),
   ]);

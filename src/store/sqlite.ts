@@ -351,10 +351,13 @@ class SqliteStore implements Store {
   readonly close = onceClose(async () => {
     this.#closed = true;
     // Fold the WAL back into the main file so a copied .db is complete on its own.
+    // Best effort: another process reading the file can make it busy, and the
+    // WAL is replayed on the next open anyway.
     try {
       this.#db.pragma('wal_checkpoint(TRUNCATE)');
-    } finally {
-      this.#db.close();
+    } catch {
+      // Nothing is lost: the WAL stays beside the database.
     }
+    this.#db.close();
   });
 }

@@ -141,17 +141,19 @@ t.test('kill -9 in the middle of a burst loses no committed record', async (t) =
       buf = lines.pop()!;
       for (const l of lines) reported = Math.max(reported, Number(l));
     });
-    const deadline = Date.now() + 20_000;
+    // Kill somewhere in the middle of the burst; loaded CI machines write slowly, hence the modest count.
+    const target = 300 + round * 200;
+    const deadline = Date.now() + 60_000;
     await new Promise<void>((resolve) => {
       const poll = setInterval(() => {
-        if (reported > 2000 || Date.now() > deadline) {
+        if (reported > target || Date.now() > deadline) {
           clearInterval(poll);
           child.kill('SIGKILL');
           resolve();
         }
       }, 5);
     });
-    t.ok(reported > 2000, `round ${round}: the child committed ${reported} records before the kill`);
+    t.ok(reported > target, `round ${round}: the child committed ${reported} records before the kill`);
     await new Promise((r) => child.once('exit', r));
     const db = new Database(path);
     t.equal(db.pragma('integrity_check', { simple: true }), 'ok', `round ${round}: database is intact`);
