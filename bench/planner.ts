@@ -8,7 +8,7 @@
 import { fileURLToPath } from 'node:url';
 import { loadConfigFile } from '../src/config/index.js';
 import { checkPlan, plan, replan } from '../src/planner/index.js';
-import { lastSearchStats } from '../src/planner/plan.js';
+import { lastSearchStats, replanByFullSearch } from '../src/planner/plan.js';
 import { compareObjectives } from '../test/planner/exhaustive.js';
 import { ilpOptimum } from '../test/planner/ilp.js';
 
@@ -57,7 +57,11 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
     after = replan(inventory, result, { lostMcus: [victim] });
     replanTimes.push(performance.now() - t0);
   }
+  const replanShortcut = lastSearchStats.shortcut;
   const replanViolations = checkPlan(inventory, after).violations;
+  // The shortcut must give exactly the full search's plan.
+  const full = replanByFullSearch(inventory, result, { lostMcus: [victim] });
+  const replanSameAsFull = JSON.stringify(full) === JSON.stringify(after);
 
   const ilp = await ilpOptimum(inventory, session);
   const o = result.objective;
@@ -78,6 +82,8 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
     replan_relinked_mcus: after.changes!.relinkedMcus.length,
     replan_max_depth: after.objective.maxDepth,
     replan_valid: replanViolations.length === 0,
+    replan_shortcut: replanShortcut,
+    replan_same_as_full_search: replanSameAsFull,
     endpoints: result.endpoints.length,
     mcus_used: result.mcus.length,
     objective: o,

@@ -11,8 +11,16 @@ import type { McuUsage, Objective, Plan, PlanChanges, PlanOptions, Session, Sess
 
 const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-/** Search effort of the last call in this process (for the benchmark and tests). */
-export const lastSearchStats: SearchStats = { nodes: 0, flows: 0 };
+/**
+ * Search effort of the last call in this process (for the benchmark and tests). `shortcut`: whether
+ * the last re-plan offered the previous plan (`keptSolution`) and whether it was kept or a shallower
+ * plan found ('none' when it did not apply, and for `plan`).
+ */
+export const lastSearchStats: SearchStats & { shortcut: 'none' | 'kept' | 'shallower' } = {
+  nodes: 0,
+  flows: 0,
+  shortcut: 'none',
+};
 
 /**
  * The optimal cascade plan for a session (objective: docs/planner.md).
@@ -140,9 +148,11 @@ function solve(problem: Problem, previous: Plan | null, shortcut: boolean): { pl
   if (problem.stranded.length > 0) throw infeasible();
   const tiers = previous === null ? PLAN_TIERS : REPLAN_TIERS;
   const optimiser = new Optimiser(problem, tiers);
-  const solution = optimiser.run(previous === null || !shortcut ? null : keptSolution(problem, tiers));
+  const kept = previous === null || !shortcut ? null : keptSolution(problem, tiers);
+  const solution = optimiser.run(kept);
   lastSearchStats.nodes = optimiser.stats.nodes;
   lastSearchStats.flows = optimiser.stats.flows;
+  lastSearchStats.shortcut = kept === null ? 'none' : solution === kept ? 'kept' : 'shallower';
   if (solution === null) throw infeasible();
   const place = placement(problem, solution);
   return { plan: render(problem, solution, place), place };
