@@ -8,6 +8,8 @@ import { createSystemdNotifier, type SystemdNotifier } from '../native/systemd.j
 import { loadOrCreateCertificate, startApiServer } from './api/index.js';
 import type { Config } from './config/index.js';
 import { onceClose } from './core/lifecycle.js';
+import { type McuPool, startMcuPool } from './mcu/index.js';
+import { createUserAgent, type ListenOptions } from './sip/index.js';
 import { openSqliteStore, type Store } from './store/index.js';
 
 export interface DaemonOptions {
@@ -20,9 +22,13 @@ export interface DaemonOptions {
 export interface Daemon {
   readonly apiUrl: string;
   readonly store: Store;
+  /** One MCU driver per inventory MCU, supervised (health, reconnection). */
+  readonly mcus: McuPool;
   /** Close every part in reverse start order. Idempotent. */
   close(): Promise<void>;
 }
+
+const CONFERENCE_STATE_MAX_BYTES = 2 * 1_048_576; // bytes: a stream message may carry a national MCU's roster
 
 interface Part {
   readonly name: string;
@@ -74,6 +80,25 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       'inventory loaded',
     );
 
+    const sipListen = withStreamTransport(config.daemon.sip.listen);
+    if (sipListen.length > config.daemon.sip.listen.length)
+      log.info(
+        { added: sipListen.at(-1) },
+        'SIP: also listening on TCP at the UDP address, for conference subscriptions larger than a datagram',
+      );
+    const ua = await start('sip', () =>
+      createUserAgent({
+        listen: sipListen,
+        logger,
+        user: 'cascaded',
+        userAgent: 'cascaded',
+        // A full conference state of a province MCU (300+ participants, RFC 4575) is ~100 KB over TCP.
+        maxMessageSize: CONFERENCE_STATE_MAX_BYTES,
+      }),
+    );
+    const mcus = await start('mcus', () => startMcuPool({ ua, mcus: inv.mcus, logger }));
+    const master = inv.mcus.find((m) => m.role === 'master');
+
     const tls = await loadOrCreateCertificate(config.daemon.api.tls, config.daemon.stateDir, [config.daemon.api.host]);
     const api = await start('api', () =>
       startApiServer({
@@ -86,6 +111,21 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
             name: 'store',
             check: async () => ({ ok: (await store.schemaVersion()) > 0 }),
           },
+          {
+            name: 'sip',
+            check: () => ({
+              ok: ua.listening.length > 0,
+              detail: ua.listening.map((l) => `${l.transport}:${l.host}:${l.port}`).join(' '),
+            }),
+          },
+          {
+            name: 'master-mcu',
+            check: () => {
+              const d = master === undefined ? undefined : mcus.drivers.get(master.id);
+              if (d === undefined) return { ok: false, detail: 'no master MCU with a sip-msml driver' };
+              return { ok: d.health.up, detail: `${d.mcuId}: ${d.health.reason}` };
+            },
+          },
         ],
       }),
     );
@@ -97,6 +137,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     return {
       apiUrl: api.url,
       store,
+      mcus,
       close: onceClose(async () => {
         notifier.stopping('stopping');
         log.info('stopping');
@@ -107,4 +148,16 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     await closeAll();
     throw err;
   }
+}
+
+/**
+ * The listen addresses, plus TCP on the first UDP address when no stream
+ * transport is configured: a national MCU's full conference state (hundreds
+ * of participants, RFC 4575) does not fit in one UDP datagram.
+ */
+function withStreamTransport(listen: readonly ListenOptions[]): ListenOptions[] {
+  const out = [...listen];
+  const udp = listen.find((l) => l.transport === 'udp');
+  if (udp !== undefined && !listen.some((l) => l.transport !== 'udp')) out.push({ ...udp, transport: 'tcp' });
+  return out;
 }

@@ -1,24 +1,45 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import { createSimMcu, type SimMcu } from '../src/sim/index.js';
 import { baseConfig, type Mutable, toYaml } from './config/fixtures.js';
 import { httpsGet, spawnDaemon } from './helpers/daemon.js';
 import { openNotifySocket } from './helpers/notify-socket.js';
 
 function writeConfig(dir: string, mutate: (o: Mutable) => void = () => {}): string {
   const o = baseConfig();
-  o.daemon = { logLevel: 'info', stateDir: join(dir, 'state'), api: { host: '127.0.0.1', port: 0 } };
+  o.daemon = {
+    logLevel: 'info',
+    stateDir: join(dir, 'state'),
+    api: { host: '127.0.0.1', port: 0 },
+    sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }] },
+  };
   mutate(o);
   const file = join(dir, 'cascaded.yaml');
   writeFileSync(file, toYaml(o));
   return file;
 }
 
+/** Simulated MCUs for the three MCUs of the base config, on ephemeral loopback ports. */
+async function simulateMcus(t: { teardown(fn: () => unknown): void }): Promise<SimMcu[]> {
+  const sims = await Promise.all(
+    ['master', 'nb', 'qb-vnpt-1'].map((id) => createSimMcu({ id, uri: 'sip:conf@127.0.0.1:0', ports: 20 })),
+  );
+  t.teardown(() => Promise.all(sims.map((s) => s.close())));
+  return sims;
+}
+
 t.test('starts in order, serves health, and on SIGTERM closes in reverse order and exits 0', async (t) => {
   const dir = t.testdir();
   const sock = openNotifySocket();
   t.teardown(() => sock.close());
-  const d = spawnDaemon(['--config', writeConfig(dir)], { NOTIFY_SOCKET: sock.path, WATCHDOG_USEC: '400000' });
+  const sims = await simulateMcus(t);
+  const file = writeConfig(dir, (o) => {
+    sims.forEach((s, i) => {
+      o.mcus[i].sip = [s.uri];
+    });
+  });
+  const d = spawnDaemon(['--config', file], { NOTIFY_SOCKET: sock.path, WATCHDOG_USEC: '400000' });
   t.teardown(() => d.child.kill('SIGKILL'));
 
   const ready = await sock.waitFor('READY=1');
@@ -30,8 +51,21 @@ t.test('starts in order, serves health, and on SIGTERM closes in reverse order a
     status: 200,
     body: { status: 'ok', uptimeSeconds: 0 },
   });
+  const connected = await d.waitForLog((l) => l.msg === 'MCUs connected: 3 of 3 up');
+  t.match(connected, { up: 3, down: 0 });
+  t.equal(sims[0]!.controlDialogs, 1, 'the daemon holds a control dialog with the master');
   const readyz = await httpsGet(`${url}/readyz`, join(dir, 'state'));
-  t.match(readyz, { status: 200, body: { status: 'ready', checks: [{ name: 'store', ok: true }] } });
+  t.match(readyz, {
+    status: 200,
+    body: {
+      status: 'ready',
+      checks: [
+        { name: 'store', ok: true },
+        { name: 'sip', ok: true },
+        { name: 'master-mcu', ok: true, detail: 'master: connected' },
+      ],
+    },
+  });
   const missing = await httpsGet(`${url}/v1/nothing`, join(dir, 'state'));
   t.match(missing, { status: 404, body: { code: 'API_ERR_NOT_FOUND' } });
 
@@ -39,7 +73,19 @@ t.test('starts in order, serves health, and on SIGTERM closes in reverse order a
   t.same(await d.exited, { code: 0, signal: null }, 'exit code 0');
   t.match(sock.messages().at(-1), /^STOPPING=1/);
   const order = d.logs.filter((l) => typeof l.part === 'string').map((l) => l.msg);
-  t.same(order, ['started notifier', 'started store', 'started api', 'closed api', 'closed store', 'closed notifier']);
+  t.same(order, [
+    'started notifier',
+    'started store',
+    'started sip',
+    'started mcus',
+    'started api',
+    'closed api',
+    'closed mcus',
+    'closed sip',
+    'closed store',
+    'closed notifier',
+  ]);
+  t.equal(sims[0]!.controlDialogs, 0, 'the control dialog was ended with BYE on the way out');
   t.equal(d.logs.at(-1)?.msg, 'stopped');
   t.ok(existsSync(join(dir, 'state', 'cascaded.db')), 'the store file exists');
 });
@@ -94,7 +140,17 @@ t.test('a port already in use fails the start, closes what was started and exits
   t.same(await second.exited, { code: 1, signal: null });
   t.same(
     second.logs.map((l) => l.msg).filter((m) => /^(started|closed) |^start failed/.test(String(m))),
-    ['started notifier', 'started store', 'closed store', 'closed notifier', 'start failed'],
+    [
+      'started notifier',
+      'started store',
+      'started sip',
+      'started mcus',
+      'closed mcus',
+      'closed sip',
+      'closed store',
+      'closed notifier',
+      'start failed',
+    ],
   );
   first.child.kill('SIGTERM');
   t.same(await first.exited, { code: 0, signal: null });

@@ -11,11 +11,15 @@ import { type Logger, pino } from 'pino';
 import { type Config, ConfigError, formatViolations, loadConfigFile } from '../config/index.js';
 import { isCascadedError } from '../core/errors.js';
 import { startDaemon } from '../daemon.js';
+import type { Simulator } from '../sim/index.js';
 
 const HELP = `cascaded: MCU cascade control daemon
 
 Usage:
   cascaded [--config FILE] [--log-level LEVEL]   run the daemon
+  cascaded --with-sim [--config FILE]            run the MCU simulator of the same
+                                                 inventory in this process, then the
+                                                 daemon driving it (the demo: npm start)
   cascaded --check-config FILE [--json]          validate a config file and exit
   cascaded plan [options]                        plan a session's cascade offline
                                                  (cascaded plan --help)
@@ -27,6 +31,11 @@ Options:
       --check-config FILE  validate FILE (schema and semantic rules) and exit:
                            0 valid, 2 invalid (every violation listed with its path).
       --json               with --check-config: print the result as JSON on stdout.
+      --with-sim           first start every MCU of the inventory as a simulated
+                           MCU (as cascaded-sim does), with its control interface
+                           on 127.0.0.1:--sim-control-port (default 8091, 0 picks
+                           one); it stops after the daemon. See docs/sim.md.
+      --sim-control-port N the simulator's loopback HTTP control port.
   -l, --log-level LEVEL    override daemon.logLevel: fatal, error, warn, info,
                            debug, trace, silent.
   -h, --help               this text.
@@ -65,6 +74,8 @@ async function main(argv: string[]): Promise<number> {
     'check-config'?: string;
     json?: boolean;
     'log-level'?: string;
+    'with-sim'?: boolean;
+    'sim-control-port'?: string;
     help?: boolean;
     version?: boolean;
   };
@@ -76,6 +87,8 @@ async function main(argv: string[]): Promise<number> {
         'check-config': { type: 'string' },
         json: { type: 'boolean' },
         'log-level': { type: 'string', short: 'l' },
+        'with-sim': { type: 'boolean' },
+        'sim-control-port': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -99,7 +112,13 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`cascaded: --log-level must be one of ${[...LEVELS].join(', ')}\n`);
     return 2;
   }
-  return runDaemon(values.config ?? DEFAULT_CONFIG, values['log-level']);
+  const simPort = values['sim-control-port'] === undefined ? undefined : Number(values['sim-control-port']);
+  if (simPort !== undefined && (!Number.isInteger(simPort) || simPort < 0 || simPort > 65535)) {
+    process.stderr.write('cascaded: --sim-control-port must be a port number\n');
+    return 2;
+  }
+  const sim = values['with-sim'] === true ? { controlPort: simPort } : undefined;
+  return runDaemon(values.config ?? DEFAULT_CONFIG, values['log-level'], sim);
 }
 
 async function checkConfig(file: string, json: boolean): Promise<number> {
@@ -129,7 +148,11 @@ async function checkConfig(file: string, json: boolean): Promise<number> {
   }
 }
 
-async function runDaemon(file: string, levelOverride: string | undefined): Promise<number> {
+async function runDaemon(
+  file: string,
+  levelOverride: string | undefined,
+  withSim: { controlPort?: number } | undefined,
+): Promise<number> {
   let config: Config;
   try {
     config = await loadConfigFile(file);
@@ -146,14 +169,24 @@ async function runDaemon(file: string, levelOverride: string | undefined): Promi
   const logger: Logger = pino({ level: levelOverride ?? config.daemon.logLevel, base: { service: 'cascaded' } });
   const flush = () => new Promise<void>((resolve) => logger.flush(() => resolve()));
 
+  let sim: Simulator | undefined;
   let daemon: Awaited<ReturnType<typeof startDaemon>>;
   try {
+    if (withSim !== undefined) {
+      const { startSimulator } = await import('../sim/index.js');
+      sim = await startSimulator({ inventory: config.inventory, logger, controlPort: withSim.controlPort });
+    }
     daemon = await startDaemon({ config, logger });
   } catch (err) {
     logger.fatal({ err, code: isCascadedError(err) ? err.code : undefined }, 'start failed');
+    await sim?.close();
     await flush();
     return 1;
   }
+  const stopAll = async () => {
+    await daemon.close();
+    await sim?.close();
+  };
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -169,7 +202,7 @@ async function runDaemon(file: string, levelOverride: string | undefined): Promi
         logger.error({ boundMs: config.daemon.shutdownTimeoutMs }, 'shutdown exceeded its bound: forcing exit');
         resolve(1);
       }, config.daemon.shutdownTimeoutMs);
-      daemon.close().then(
+      stopAll().then(
         () => {
           clearTimeout(bound);
           logger.info('stopped');

@@ -12,6 +12,8 @@ export { isLayoutName, LAYOUT_NAMES, layoutRegions } from './layouts.js';
 export { buildPictureFastUpdate, MEDIA_CONTROL_CONTENT_TYPE, parsePictureFastUpdate } from './media-control.js';
 export type { MsmlCommand, MsmlResult } from './msml.js';
 export { buildMsml, buildResult, MSML_CONTENT_TYPE, parseMsml, parseResult } from './msml.js';
+export type { McuPool, McuPoolOptions } from './pool.js';
+export { startMcuPool } from './pool.js';
 export type { SipMsmlDriverOptions } from './sip-msml-driver.js';
 export { createSipMsmlDriver } from './sip-msml-driver.js';
 export type {

@@ -553,7 +553,7 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
     const sub = this.#sub;
     this.#control = undefined;
     this.#sub = undefined;
-    await this.#establishing?.catch(() => {});
+    // An attempt still in flight cleans up after itself when it sees #closed (it never waits on us).
     await Promise.allSettled([
       sub === undefined ? undefined : this.#deadline(sub.unsubscribe(), this.#o.requestTimeoutMs, 'unsubscribe'),
       control === undefined ? undefined : this.#deadline(control.bye(), this.#o.requestTimeoutMs, 'BYE'),

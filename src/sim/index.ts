@@ -3,6 +3,9 @@
  * the sip-msml driver), whole simulated networks from an inventory, the
  * display model, and the loopback control interface of `cascaded-sim`.
  */
+
+export type { SimControlServer } from './control-server.js';
+export { startSimControlServer } from './control-server.js';
 export type {
   EndpointView,
   McuDisplayState,
@@ -19,3 +22,5 @@ export type { EndpointViewById, SimNetwork, SimNetworkOptions } from './network.
 export { createSimNetwork, simulatedEndpointUri } from './network.js';
 export type { SimFaults, SimMcu, SimMcuOptions, SimParticipant } from './sim-mcu.js';
 export { createSimMcu, entityOf } from './sim-mcu.js';
+export type { Simulator, SimulatorOptions } from './simulator.js';
+export { DEFAULT_CONTROL_PORT, startSimulator } from './simulator.js';

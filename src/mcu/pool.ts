@@ -1,0 +1,64 @@
+/**
+ * One driver per inventory MCU, created and supervised together: what the
+ * daemon starts between the SIP user agent and the API. Starting does not
+ * wait for the MCUs (a down MCU must not stop the daemon); each driver keeps
+ * trying in the background and reports up/down as it happens.
+ */
+import type { Logger } from 'pino';
+import { onceClose } from '../core/lifecycle.js';
+import type { Mcu } from '../inventory/types.js';
+import type { UserAgent } from '../sip/index.js';
+import { McuError } from './errors.js';
+import { createSipMsmlDriver, type SipMsmlDriverOptions } from './sip-msml-driver.js';
+import type { McuDriver } from './types.js';
+
+export interface McuPoolOptions {
+  readonly ua: UserAgent;
+  readonly mcus: readonly Mcu[];
+  readonly logger?: Logger;
+  /** Driver settings shared by every MCU (deadlines, health interval). */
+  readonly driver?: Omit<SipMsmlDriverOptions, 'ua' | 'mcu' | 'logger'>;
+}
+
+export interface McuPool {
+  readonly drivers: ReadonlyMap<string, McuDriver>;
+  /** Resolves once every driver's first connection attempt has settled (up or down). */
+  readonly firstAttempts: Promise<{ up: number; down: number }>;
+  driver(id: string): McuDriver;
+  upCount(): number;
+  close(): Promise<void>;
+}
+
+export async function startMcuPool(options: McuPoolOptions): Promise<McuPool> {
+  const log = options.logger?.child({ module: 'mcu' });
+  const drivers = new Map<string, McuDriver>();
+  for (const m of options.mcus) {
+    if (m.driver !== 'sip-msml') continue;
+    const uri = m.sip[0];
+    if (uri === undefined) continue;
+    drivers.set(
+      m.id,
+      createSipMsmlDriver({ ...options.driver, ua: options.ua, mcu: { id: m.id, uri }, logger: options.logger }),
+    );
+  }
+  const upCount = () => [...drivers.values()].filter((d) => d.health.up).length;
+  const firstAttempts = Promise.allSettled([...drivers.values()].map((d) => d.connect())).then((r) => {
+    const up = r.filter((x) => x.status === 'fulfilled').length;
+    const summary = { up, down: r.length - up };
+    log?.info(summary, `MCUs connected: ${up} of ${r.length} up`);
+    return summary;
+  });
+  return {
+    drivers,
+    firstAttempts,
+    driver(id) {
+      const d = drivers.get(id);
+      if (d === undefined) throw new McuError('MCU_ERR_INVALID_ARGUMENT', `no driver for MCU ${id}`);
+      return d;
+    },
+    upCount,
+    close: onceClose(async () => {
+      await Promise.allSettled([...drivers.values()].map((d) => d.close()));
+    }),
+  };
+}

@@ -1,0 +1,167 @@
+/**
+ * The simulator's control interface: small JSON over HTTP, bound to loopback
+ * only (it can break every simulated MCU). Faults, impairments and restarts
+ * in; rosters, outputs and "what does endpoint E see and hear" out.
+ *
+ *   GET  /v1/mcus                       every MCU, with participant and link counts
+ *   GET  /v1/mcus/:id                   one MCU: participants, outputs, faults, impairment
+ *   POST /v1/mcus/:id/faults            {"silent"?: bool, "infoStatus"?: 300..699 | null}
+ *   POST /v1/mcus/:id/impairment        {"delayMs"?, "jitterMs"?, "loss"?, "processingDelayMs"?}
+ *   POST /v1/mcus/:id/restart           {"downMs"?: number}
+ *   POST /v1/mcus/:id/drop-link         {"target": MCU id or conference URI}
+ *   GET  /v1/endpoints/:id/view         what the endpoint sees and hears
+ */
+import http from 'node:http';
+import { isIP } from 'node:net';
+import { isCascadedError } from '../core/errors.js';
+import { onceClose } from '../core/lifecycle.js';
+import { SimError } from './errors.js';
+import type { SimNetwork } from './network.js';
+import type { SimMcu } from './sim-mcu.js';
+
+export interface SimControlServer {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+const MAX_BODY = 16_384; // bytes: control requests are tiny
+
+function summary(m: SimMcu) {
+  let links = 0;
+  for (const p of m.participants.values()) if (p.kind === 'link') links++;
+  return {
+    id: m.id,
+    uri: m.uri,
+    participants: m.participants.size,
+    links,
+    controlDialogs: m.controlDialogs,
+    faults: m.faults,
+    impairment: m.impairment,
+  };
+}
+
+function detail(m: SimMcu) {
+  return {
+    ...summary(m),
+    participants: [...m.participants.values()].map((p) => ({
+      entity: p.entity,
+      kind: p.kind,
+      status: p.status,
+      audioMuted: p.audioMuted,
+      ...(p.displayText === undefined ? {} : { displayText: p.displayText }),
+    })),
+    outputs: Object.fromEntries(m.outputs),
+  };
+}
+
+const num = (v: unknown, what: string): number | undefined => {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    throw new SimError('SIM_ERR_INVALID_ARGUMENT', `${what} must be a number`);
+  return v;
+};
+
+async function route(net: SimNetwork, method: string, path: string[], body: Record<string, unknown>): Promise<unknown> {
+  if (path[0] !== 'v1') throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'unknown path');
+  if (path[1] === 'mcus' && path.length === 2 && method === 'GET') return [...net.mcus.values()].map(summary);
+  if (path[1] === 'endpoints' && path.length === 4 && path[3] === 'view' && method === 'GET')
+    return net.endpointView(decodeURIComponent(path[2]!));
+  if (path[1] !== 'mcus' || path[2] === undefined) throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'unknown path');
+  const m = net.mcu(decodeURIComponent(path[2]));
+  if (path.length === 3 && method === 'GET') return detail(m);
+  if (method !== 'POST' || path.length !== 4) throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'unknown path');
+  switch (path[3]) {
+    case 'faults': {
+      const f: { silent?: boolean; infoStatus?: number } = {};
+      if (body.silent !== undefined) {
+        if (typeof body.silent !== 'boolean')
+          throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'silent must be a boolean');
+        f.silent = body.silent;
+      }
+      if ('infoStatus' in body)
+        f.infoStatus = body.infoStatus === null ? undefined : num(body.infoStatus, 'infoStatus');
+      m.setFaults(f);
+      return summary(m);
+    }
+    case 'impairment': {
+      const i: { delayMs?: number; jitterMs?: number; loss?: number } = {};
+      for (const k of ['delayMs', 'jitterMs', 'loss'] as const) {
+        const v = num(body[k], k);
+        if (v !== undefined) i[k] = v;
+      }
+      m.setImpairment(i);
+      const p = num(body.processingDelayMs, 'processingDelayMs');
+      if (p !== undefined) m.setProcessingDelay(p);
+      return summary(m);
+    }
+    case 'restart':
+      await m.restart(num(body.downMs, 'downMs') ?? 0);
+      return summary(m);
+    case 'drop-link': {
+      if (typeof body.target !== 'string') throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'target must be a string');
+      const target = net.mcus.get(body.target)?.uri ?? body.target;
+      await m.dropLink(target);
+      return summary(m);
+    }
+    default:
+      throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'unknown path');
+  }
+}
+
+export async function startSimControlServer(net: SimNetwork, host: string, port: number): Promise<SimControlServer> {
+  if (isIP(host) === 0 || !(host.startsWith('127.') || host === '::1'))
+    throw new SimError('SIM_ERR_INVALID_ARGUMENT', `the control interface listens on loopback only, not ${host}`);
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size <= MAX_BODY) chunks.push(c);
+    });
+    req.on('end', () => {
+      const reply = (status: number, payload: unknown) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(`${JSON.stringify(payload)}\n`);
+      };
+      let body: Record<string, unknown> = {};
+      try {
+        if (size > MAX_BODY) throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'body too large');
+        if (chunks.length > 0) {
+          const parsed: unknown = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+            throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'body must be a JSON object');
+          body = parsed as Record<string, unknown>;
+        }
+      } catch (err) {
+        reply(400, isCascadedError(err) ? err.toJSON() : { code: 'SIM_ERR_INVALID_ARGUMENT', message: 'invalid JSON' });
+        return;
+      }
+      const path = (req.url ?? '/')
+        .split('?')[0]!
+        .split('/')
+        .filter((s) => s !== '');
+      route(net, req.method ?? 'GET', path, body).then(
+        (out) => reply(200, out),
+        (err: unknown) => {
+          if (isCascadedError(err)) reply(err.status, err.toJSON());
+          else reply(500, { code: 'ERR_INTERNAL', message: 'internal error' });
+        },
+      );
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const a = server.address() as { port: number };
+  return {
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${a.port}`,
+    close: onceClose(
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeAllConnections();
+        }),
+    ),
+  };
+}
