@@ -152,7 +152,8 @@ export class Optimiser {
     for (const d of demands) dLow = Math.max(dLow, Math.min(...d.cands.map((m) => net.dist[m]!)));
     let below: Solution | null = null;
     if (kept !== null) {
-      if (kept.depthBound <= dLow) return kept;
+      // The unpriced root relaxation usually settles it; the full search at D - 1 only when it does not.
+      if (kept.depthBound <= dLow || !this.#mayFit(kept.depthBound - 1)) return kept;
       below = this.#search(kept.depthBound - 1, null, null);
       if (below === null) return kept;
     }
@@ -216,7 +217,8 @@ export class Optimiser {
     }
   }
 
-  #search(depth: number, caps: number[] | null, cutoff: number[] | null): Solution | null {
+  /** The search's root labels for depth bound D; null when an MCU some members need cannot sit within D. */
+  #root(depth: number): State | null {
     const { net } = this.#p;
     const n = net.ids.length;
     const root: State = { lo: new Int32Array(n), hi: new Int32Array(n), unusedOk: new Uint8Array(n) };
@@ -233,6 +235,25 @@ export class Optimiser {
       }
       root.unusedOk[m] = this.#forcedCount[m]! > 0 ? 0 : 1;
     }
+    return root;
+  }
+
+  /**
+   * Whether a plan within depth D may exist: the root relaxation without costs (one cheap flow).
+   * The relaxation only enlarges the feasible set, so false proves that none does.
+   */
+  #mayFit(depth: number): boolean {
+    const root = this.#root(depth);
+    if (root === null) return false;
+    const r = this.#network(root, depth, null, false);
+    if (r === null) return false;
+    this.stats.flows++;
+    return r.g.solve(r.s, r.sink).value === r.supply;
+  }
+
+  #search(depth: number, caps: number[] | null, cutoff: number[] | null): Solution | null {
+    const root = this.#root(depth);
+    if (root === null) return null;
     let best: Solution | null = null;
     const visit = (node: State): void => {
       this.stats.nodes++;
@@ -290,7 +311,8 @@ export class Optimiser {
 
   /**
    * The relaxation's flow network for a node. Without costs (`priced` false)
-   * it is a plain feasibility network, used to probe whether an MCU may be left out.
+   * it is a plain feasibility network, used to probe whether an MCU may be left out
+   * and whether a depth bound may fit at all.
    */
   #network(st: State, depth: number, caps: number[] | null, priced: boolean): Relaxation | null {
     const { net, demands, prevParent } = this.#p;
