@@ -30,8 +30,9 @@ export function spawnDaemon(args: string[], env: NodeJS.ProcessEnv = {}): Spawne
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
     err += d;
   });
+  // 'close', not 'exit': it fires once stdout is drained, so every log line is parsed by then.
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
+    child.once('close', (code, signal) => resolve({ code, signal })),
   );
   return {
     child,
