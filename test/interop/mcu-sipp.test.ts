@@ -1,0 +1,108 @@
+/**
+ * The sip-msml driver against an MCU we did not write: SIPp (Debian package
+ * sip-tester) plays a minimal standards MCU (test/interop/sipp/mcu-msml-uas.xml),
+ * so the driver is shown not to depend on our simulator's quirks. When tshark
+ * can capture on loopback, the session is captured and must decode as SIP
+ * with no malformed packet.
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import t from 'tap';
+import { createSipMsmlDriver } from '../../src/mcu/index.js';
+import { createUserAgent } from '../../src/sip/index.js';
+import { freePort, have, SCENARIOS, sipp, tempDir } from './sip-peers.js';
+
+t.setTimeout(90_000);
+
+function startCapture(file: string, port: number): Promise<ChildProcess | undefined> {
+  const child = spawn('tshark', ['-i', 'lo', '-f', `udp port ${port}`, '-a', 'duration:40', '-w', file], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  return new Promise((resolve) => {
+    let err = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve(undefined);
+    }, 10_000);
+    child.stderr?.on('data', (c: Buffer) => {
+      err += c.toString();
+      if (err.includes('Capturing on')) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    });
+    child.on('exit', () => {
+      clearTimeout(timer);
+      resolve(undefined);
+    });
+  });
+}
+
+function tshark(args: string[]): string {
+  const r = spawnSync('tshark', args, { encoding: 'utf8', timeout: 30_000 });
+  return r.stdout ?? '';
+}
+
+if (!have('sipp')) {
+  t.plan(0, 'sipp is not installed (Debian package sip-tester): skipping the driver-vs-SIPp interop test');
+} else {
+  t.test('driver against a SIPp MCU: control INVITE, roster, MSML INFOs, keyframe, OPTIONS, close', async (t) => {
+    const tmp = tempDir();
+    t.teardown(() => tmp.remove());
+    const port = await freePort();
+    const pcap = join(tmp.dir, 'driver.pcapng');
+    const capture = have('tshark', '-v') ? await startCapture(pcap, port) : undefined;
+    if (capture === undefined) t.comment('tshark missing or cannot capture on lo (needs root): capture check skipped');
+
+    const peer = sipp(
+      tmp.dir,
+      ['-sf', join(SCENARIOS, 'mcu-msml-uas.xml'), '-i', '127.0.0.1', '-p', `${port}`, '-m', '2', '-timeout', '30s'],
+      40_000,
+    );
+    t.teardown(() => peer.stop());
+    await new Promise((r) => setTimeout(r, 500)); // SIPp binds its socket
+
+    const ua = await createUserAgent({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }] });
+    t.teardown(() => ua.close());
+    const d = createSipMsmlDriver({
+      ua,
+      mcu: { id: 'sipp', uri: `sip:conf@127.0.0.1:${port}` },
+      healthIntervalMs: 100,
+      requestTimeoutMs: 3_000,
+    });
+    await d.connect();
+    t.equal(d.health.up, true);
+    t.match(
+      [...d.roster.values()],
+      [{ entity: 'sip:room1@endpoints.invalid', kind: 'endpoint', displayText: 'Room 1' }],
+    );
+    await d.setLayout('sip:room1@endpoints.invalid', '1+5');
+    await d.showSource('sip:room1@endpoints.invalid', 1, 'sip:room1@endpoints.invalid');
+    await d.mute('sip:room1@endpoints.invalid');
+    await d.unmute('sip:room1@endpoints.invalid');
+    await d.requestKeyframe('sip:room1@endpoints.invalid');
+    await new Promise((r) => setTimeout(r, 350)); // a few health OPTIONS in the dialog
+    t.equal(d.health.up, true, 'OPTIONS answered');
+    await d.close();
+
+    const result = await peer.done;
+    t.equal(result.code, 0, `sipp exit status 0 (${result.stderr.slice(0, 500)})`);
+    t.equal(result.successful, 2, 'the control call and the subscription both completed');
+    t.equal(result.failed, 0);
+
+    if (capture !== undefined) {
+      await new Promise((r) => setTimeout(r, 300));
+      const exited = new Promise((r) => capture.once('exit', r));
+      capture.kill('SIGINT');
+      await exited;
+      t.equal(tshark(['-r', pcap, '-Y', '_ws.malformed']).trim(), '', 'no malformed packet');
+      const lines = tshark(['-r', pcap, '-Y', 'sip', '-T', 'fields', '-e', 'sip.Method', '-e', 'sip.Status-Code'])
+        .trim()
+        .split('\n');
+      const methods = new Set(lines.map((l) => l.split('\t')[0]).filter((m) => m !== ''));
+      for (const m of ['INVITE', 'ACK', 'INFO', 'OPTIONS', 'SUBSCRIBE', 'NOTIFY', 'BYE'])
+        t.ok(methods.has(m), `${m} decoded as SIP`);
+      t.ok(lines.length >= 20, `${lines.length} SIP messages decoded`);
+    }
+  });
+}
