@@ -1,0 +1,184 @@
+/**
+ * The XML bodies of the sip-msml driver: every MSML body it can build
+ * validates against src/mcu/msml/msml-subset.xsd with a real validator
+ * (libxml2 compiled to WebAssembly, npm xmllint-wasm), and parses back to the
+ * same command; RFC 4575 conference-info round-trips full, partial and deleted
+ * users with versions; malformed or hostile XML is a coded MCU_ERR_PROTOCOL.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import fc from 'fast-check';
+import t from 'tap';
+import { validateXML } from 'xmllint-wasm';
+import {
+  buildConferenceInfo,
+  buildMsml,
+  buildPictureFastUpdate,
+  buildResult,
+  type ConferenceInfo,
+  LAYOUT_NAMES,
+  type MsmlCommand,
+  parseConferenceInfo,
+  parseMsml,
+  parsePictureFastUpdate,
+  parseResult,
+} from '../../src/mcu/index.js';
+
+t.setTimeout(60_000);
+
+const schemaFile = (name: string) => ({
+  fileName: name,
+  contents: readFileSync(fileURLToPath(new URL(`../../../src/mcu/msml/${name}`, import.meta.url)), 'utf8'),
+});
+const MSML_XSD = schemaFile('msml-subset.xsd');
+const MEDIA_XSD = schemaFile('media-control.xsd');
+
+const canonical = (o: object) => JSON.stringify(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
+
+async function validate(xml: string, schema = MSML_XSD) {
+  const r = await validateXML({ xml: [{ fileName: 'body.xml', contents: xml }], schema: [schema] });
+  return { valid: r.valid, errors: r.errors.map((e) => e.message) };
+}
+
+const uri = fc
+  .tuple(fc.stringMatching(/^[a-z0-9][a-z0-9.-]{0,15}$/), fc.stringMatching(/^[a-z0-9.-]{1,20}$/), fc.nat(65535))
+  .map(([u, h, p]) => `sip:${u}@${h}:${p}`);
+const command: fc.Arbitrary<MsmlCommand> = fc.oneof(
+  fc.record({ op: fc.constant('layout' as const), output: uri, layout: fc.constantFrom(...LAYOUT_NAMES) }),
+  fc.record({ op: fc.constant('show' as const), output: uri, region: fc.integer({ min: 1, max: 16 }), source: uri }),
+  fc.record({ op: fc.constant('audio' as const), source: uri, muted: fc.boolean() }),
+);
+
+t.test('every MSML body the driver builds validates against the subset schema and parses back', async (t) => {
+  const fixed: MsmlCommand[] = [
+    ...LAYOUT_NAMES.map((layout) => ({ op: 'layout' as const, output: 'sip:chair@endpoints.invalid', layout })),
+    { op: 'show', output: 'sip:conf@127.0.1.1:5060', region: 1, source: 'sip:x&y@endpoints.invalid' },
+    { op: 'audio', source: 'sip:a@endpoints.invalid', muted: true },
+    { op: 'audio', source: 'sip:a@endpoints.invalid', muted: false },
+  ];
+  for (const cmd of fixed) {
+    const body = buildMsml(cmd);
+    t.same(await validate(body), { valid: true, errors: [] }, `${cmd.op} ${JSON.stringify(cmd)}`);
+    t.same(parseMsml(body), cmd, 'round trip');
+  }
+  const samples = fc.sample(command, { numRuns: 60, seed: 5707 });
+  let ok = 0;
+  for (const cmd of samples) {
+    const body = buildMsml(cmd);
+    const v = await validate(body);
+    if (v.valid && canonical(parseMsml(body)) === canonical(cmd)) ok++;
+    else t.fail(`${body}: ${v.errors.join('; ')}`);
+  }
+  t.equal(ok, samples.length, `${samples.length} generated commands valid and round-tripped`);
+  for (const r of [{ response: 200 }, { response: 404, description: 'unknown <output>' }]) {
+    const body = buildResult(r);
+    t.same(await validate(body), { valid: true, errors: [] });
+    t.same(parseResult(body), r);
+  }
+  const pfu = buildPictureFastUpdate('sip:chair@endpoints.invalid');
+  t.same(await validate(pfu, MEDIA_XSD), { valid: true, errors: [] }, 'picture fast update matches RFC 5168');
+  t.same(parsePictureFastUpdate(pfu), { output: 'sip:chair@endpoints.invalid' });
+});
+
+t.test('the validator is real: bodies outside the subset are refused', async (t) => {
+  const cases: Array<[string, string]> = [
+    ['<msml version="1.0"><result response="200"/></msml>', 'wrong version'],
+    ['<msml version="1.1"><destroyconference id="conf:main"/></msml>', 'element outside the subset'],
+    [
+      '<msml version="1.1"><modifystream id1="conn:sip:a@b" id2="conn:sip:c@d"><stream media="text" dir="from-id1"/></modifystream></msml>',
+      'bad media',
+    ],
+    [
+      '<msml version="1.1"><modifystream id1="sip:a@b" id2="conf:main"><stream media="audio" dir="from-id1"/></modifystream></msml>',
+      'id1 not a connection id',
+    ],
+    [
+      '<msml version="1.1"><modifyconference id="conf:main"><videolayout type="text/msml-basic-layout" id="conn:x"><root size="CIF"/><region id="1" left="150%" top="0%" relativesize="1"/></videolayout></modifyconference></msml>',
+      'left beyond 100%',
+    ],
+  ];
+  for (const [xml, why] of cases) {
+    const v = await validate(xml);
+    t.equal(v.valid, false, why);
+    t.ok(v.errors.length > 0, `${why}: the validator says why`);
+  }
+});
+
+t.test('MSML parsing refuses what the simulator must not execute', async (t) => {
+  const bad = [
+    'not xml at all <',
+    '<msml version="1.1"></msml>',
+    '<?xml version="1.0"?><!DOCTYPE msml [<!ENTITY x "y">]><msml version="1.1"/>',
+    '<msml version="1.1"><modifystream id1="conn:sip:a@b" id2="conn:sip:c@d"><stream media="video" dir="from-id1" display="0"/></modifystream></msml>',
+    '<msml version="1.1"><modifyconference id="conf:main"><videolayout id="conn:x"><root size="CIF"/><region id="1" left="0%" top="0%" relativesize="1/3"/></videolayout></modifyconference></msml>',
+    '<msml version="1.1"><modifystream id1="conn:sip:a@b" id2="conf:main"><stream media="audio" dir="from-id1"><gain amt="-3"/></stream></modifystream></msml>',
+  ];
+  for (const b of bad) t.throws(() => parseMsml(b), { code: 'MCU_ERR_PROTOCOL' }, b.slice(0, 60));
+  t.throws(() => parseResult('<msml version="1.1"/>'), { code: 'MCU_ERR_PROTOCOL' });
+  t.throws(() => parsePictureFastUpdate('<media_control/>'), { code: 'MCU_ERR_PROTOCOL' });
+});
+
+t.test('RFC 4575 conference-info: full and partial documents, versions, deleted users, links', async (t) => {
+  const full: ConferenceInfo = {
+    entity: 'sip:conf@127.0.1.1:5060',
+    version: 1,
+    state: 'full',
+    displayText: 'MCU Trung ương',
+    users: [
+      {
+        entity: 'sip:chair@endpoints.invalid',
+        state: 'full',
+        kind: 'endpoint',
+        status: 'connected',
+        audioMuted: false,
+        displayText: 'Phòng họp & điều hành',
+      },
+      {
+        entity: 'sip:conf@127.0.1.2:5060',
+        state: 'full',
+        kind: 'link',
+        status: 'connected',
+        audioMuted: true,
+        callId: 'abc@1',
+      },
+    ],
+  };
+  const body = buildConferenceInfo(full);
+  t.match(body, /xmlns="urn:ietf:params:xml:ns:conference-info"/);
+  t.same(parseConferenceInfo(body), full);
+  const partial: ConferenceInfo = {
+    entity: full.entity,
+    version: 2,
+    state: 'partial',
+    users: [
+      {
+        entity: 'sip:chair@endpoints.invalid',
+        state: 'deleted',
+        kind: 'endpoint',
+        status: 'disconnected',
+        audioMuted: false,
+      },
+      { entity: 'sip:conf@127.0.1.3:5060', state: 'full', kind: 'link', status: 'dialing-out', audioMuted: false },
+    ],
+  };
+  const parsed = parseConferenceInfo(buildConferenceInfo(partial));
+  t.equal(parsed.version, 2);
+  t.equal(parsed.state, 'partial');
+  t.same(
+    parsed.users.map((u) => [u.entity, u.state, u.kind, u.status]),
+    [
+      ['sip:chair@endpoints.invalid', 'deleted', 'endpoint', 'connected'],
+      ['sip:conf@127.0.1.3:5060', 'full', 'link', 'dialing-out'],
+    ],
+  );
+  t.same(parseConferenceInfo(buildConferenceInfo({ ...full, users: [] })).users, [], 'an empty conference');
+  t.throws(
+    () => parseConferenceInfo('<conference-info entity="x" state="full"/>'),
+    { code: 'MCU_ERR_PROTOCOL' },
+    'no version',
+  );
+  t.throws(() => parseConferenceInfo('<conference-info entity="x" version="1" state="weird"/>'), {
+    code: 'MCU_ERR_PROTOCOL',
+  });
+  t.throws(() => parseConferenceInfo('<users/>'), { code: 'MCU_ERR_PROTOCOL' });
+});
