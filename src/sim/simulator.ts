@@ -44,6 +44,9 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     await network.close();
     throw err;
   }
+  // Loading a national inventory leaves ~150 MB of parse garbage that an idle simulator may keep
+  // resident for a long time; when the process runs with --expose-gc (npm start, npm run sim), collect it now.
+  (globalThis as { gc?: () => void }).gc?.();
   let participants = 0;
   for (const m of network.mcus.values()) participants += m.participants.size;
   log?.info(

@@ -1,0 +1,120 @@
+/**
+ * The national demo network (config/demo.yaml: 74 MCUs on 127.0.1.1..74:5060,
+ * 11,267 endpoints placed by the planner) in one simulator, driven by one
+ * sip-msml driver per MCU: every MCU up, the planned cascade dialed as real
+ * SIP dialogs, an endpoint brought to the chair through two cascade levels,
+ * and the HTTP control interface injecting faults and answering display queries.
+ */
+import t from 'tap';
+import { loadConfigFile } from '../../src/config/index.js';
+import { startMcuPool } from '../../src/mcu/index.js';
+import { plan } from '../../src/planner/index.js';
+import { startSimulator } from '../../src/sim/index.js';
+import { createUserAgent } from '../../src/sip/index.js';
+
+t.setTimeout(120_000);
+
+async function http(method: string, url: string, body?: unknown): Promise<{ status: number; body: any }> {
+  const res = await fetch(url, {
+    method,
+    ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+t.test('the national network: all MCUs up, the cascade dialed, a commune brought to the chair', async (t) => {
+  const config = await loadConfigFile('config/demo.yaml');
+  const inv = config.inventory;
+  const sim = await startSimulator({ inventory: inv, controlPort: 0 });
+  t.teardown(() => sim.close());
+
+  const ua = await createUserAgent({
+    listen: [
+      { transport: 'udp', host: '127.0.0.1', port: 0 },
+      { transport: 'tcp', host: '127.0.0.1', port: 0 },
+    ],
+    maxMessageSize: 2 * 1_048_576,
+  });
+  t.teardown(() => ua.close());
+  const pool = await startMcuPool({
+    ua,
+    mcus: inv.mcus,
+    driver: { healthIntervalMs: 300, healthFailures: 2, requestTimeoutMs: 1_000 },
+  });
+  t.teardown(() => pool.close());
+  t.same(await pool.firstAttempts, { up: 74, down: 0 }, 'every simulated MCU up');
+  const master = pool.driver('master');
+  t.ok(master.roster.size > 50, `the master's roster has ${master.roster.size} endpoints`);
+
+  // Dial the planned cascade: each parent is asked (REFER) to dial its child.
+  const p = plan(inv, { endpoints: inv.endpoints.filter((e) => e.connection !== 'relay').map((e) => e.id) });
+  const links = Object.entries(p.links);
+  const t0 = performance.now();
+  await Promise.all(links.map(([child, parent]) => pool.driver(parent).dialLink(sim.network.mcu(child).uri)));
+  t.comment(`${links.length} cascade links dialed in ${Math.round(performance.now() - t0)} ms`);
+  for (const [child, parent] of links)
+    t.equal(
+      sim.network.mcu(parent).participants.get(sim.network.mcu(child).uri)?.status,
+      'connected',
+      `${parent} -> ${child}`,
+    );
+
+  // A commune endpoint two cascade levels below the master, and the chair on the master.
+  const depth = (m: string): number => (p.links[m] === undefined ? 0 : 1 + depth(p.links[m]!));
+  const [x, xMcu] = Object.entries(p.assignments).find(([, m]) => depth(m) === 2)!;
+  const [chair] = Object.entries(p.assignments).find(([e, m]) => m === 'master' && e.startsWith('vpcp'))!;
+  const mid = p.links[xMcu]!;
+  const uri = (mcu: string) => sim.network.mcu(mcu).uri;
+  // Wait until both ends of the two links have the participant (the child side counts it on the ACK).
+  for (let i = 0; i < 200 && !sim.network.mcu(xMcu).participants.has(uri(mid)); i++)
+    await new Promise((r) => setTimeout(r, 10));
+  const t1 = performance.now();
+  await Promise.all([
+    pool.driver(xMcu).showSource(uri(mid), 1, sim.network.endpointUri(x)),
+    pool.driver(mid).showSource(uri('master'), 1, uri(xMcu)),
+    master.showSource(sim.network.endpointUri(chair), 1, uri(mid)),
+  ]);
+  await Promise.all([
+    pool.driver(xMcu).requestKeyframe(uri(mid)),
+    pool.driver(mid).requestKeyframe(uri('master')),
+    master.requestKeyframe(sim.network.endpointUri(chair)),
+  ]);
+  t.comment(`bring ${x} (on ${xMcu}, via ${mid}) to ${chair}: ${Math.round(performance.now() - t1)} ms`);
+  t.same(sim.network.endpointView(chair).seesIds, [x], 'the chair sees the commune endpoint');
+  t.ok(sim.network.endpointView(chair).hearsIds.includes(x), 'and hears it');
+
+  // The control interface.
+  const base = sim.control.url;
+  const list = await http('GET', `${base}/v1/mcus`);
+  t.equal(list.status, 200);
+  t.equal(list.body.length, 74);
+  const view = await http('GET', `${base}/v1/endpoints/${encodeURIComponent(chair)}/view`);
+  t.same(view.body.seesIds, [x]);
+  t.match(await http('GET', `${base}/v1/mcus/nowhere`), { status: 404, body: { code: 'SIM_ERR_UNKNOWN_MCU' } });
+  t.match(await http('POST', `${base}/v1/mcus/master/impairment`, { loss: 2 }), {
+    status: 400,
+    body: { code: 'SIM_ERR_INVALID_ARGUMENT' },
+  });
+  t.match(await http('POST', `${base}/v1/mcus/${xMcu}/faults`, { silent: 'yes' }), { status: 400 });
+
+  const victim = pool.driver(xMcu);
+  t.match(await http('POST', `${base}/v1/mcus/${xMcu}/faults`, { silent: true }), {
+    status: 200,
+    body: { faults: { silent: true } },
+  });
+  for (let i = 0; i < 300 && victim.health.up; i++) await new Promise((r) => setTimeout(r, 10));
+  t.equal(victim.health.up, false, 'a silent MCU goes down');
+  await http('POST', `${base}/v1/mcus/${xMcu}/faults`, { silent: false });
+  for (let i = 0; i < 500 && !victim.health.up; i++) await new Promise((r) => setTimeout(r, 10));
+  t.equal(victim.health.up, true, 'and comes back');
+
+  const dropped = new Promise<string>((resolve) =>
+    pool.driver(mid).on('link', (l) => {
+      if (l.state === 'disconnected') resolve(l.target);
+    }),
+  );
+  t.match(await http('POST', `${base}/v1/mcus/${xMcu}/drop-link`, { target: mid }), { status: 200 });
+  t.equal(await dropped, uri(xMcu), 'the parent driver sees the dropped link');
+  t.same(sim.network.endpointView(chair).seesIds, [], 'the picture is gone from the chair');
+  t.equal(pool.upCount(), 74);
+});
