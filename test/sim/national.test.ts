@@ -14,12 +14,15 @@ import { createUserAgent } from '../../src/sip/index.js';
 
 t.setTimeout(120_000);
 
-async function http(method: string, url: string, body?: unknown): Promise<{ status: number; body: any }> {
+/** A parsed JSON reply, loosely typed for assertions. */
+type Json = Record<string, unknown> & { length?: number; seesIds?: unknown };
+
+async function http(method: string, url: string, body?: unknown): Promise<{ status: number; body: Json }> {
   const res = await fetch(url, {
     method,
     ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
   });
-  return { status: res.status, body: await res.json() };
+  return { status: res.status, body: (await res.json()) as Json };
 }
 
 t.test('the national network: all MCUs up, the cascade dialed, a commune brought to the chair', async (t) => {
