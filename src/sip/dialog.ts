@@ -106,7 +106,6 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
   #localBody?: Buffer;
   #localContentType?: string;
   #pending2xx?: Pending2xx;
-  #lastAck?: { cseq: number; buf: Buffer; dest: Destination };
   #reinviting = false;
   #stTimer?: TimerHandle;
   #byePromise?: Promise<void>;
@@ -388,14 +387,10 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
     h.set('Call-ID', this.callId);
     h.set('CSeq', `${cseq} ACK`);
     const buf = serialize(new SipRequest('ACK', ruri, h));
-    this.#lastAck = { cseq, buf, dest };
-    this.#ua.sendRaw(buf, dest, this.#flowFor(dest));
-  }
-
-  /** A retransmitted 2xx: our ACK was lost (13.2.2.4). */
-  retransmitAck(cseq: number): void {
-    const a = this.#lastAck;
-    if (a !== undefined && a.cseq === cseq) this.#ua.sendRaw(a.buf, a.dest, this.#flowFor(a.dest));
+    const flow = this.#flowFor(dest);
+    this.#ua.sendRaw(buf, dest, flow);
+    // Retransmissions of the 2xx are ACKed by the user agent, even after this dialog ends (RFC 3261 13.2.2.4).
+    this.#ua.rememberAck(this.id, cseq, buf, dest, flow);
   }
 
   // ---- outgoing requests -------------------------------------------------------

@@ -73,6 +73,8 @@ export interface UaCore {
   send(o: Outgoing): Promise<SipResponse>;
   /** Send bytes outside any transaction (ACK for 2xx, 2xx retransmissions). */
   sendRaw(buf: Buffer, dest: Destination, flow?: Flow): void;
+  /** The ACK sent for a 2xx to our INVITE with this CSeq: retransmitted for each retransmitted 2xx for 64*T1. */
+  rememberAck(dialogId: string, cseq: number, buf: Buffer, dest: Destination, flow?: Flow): void;
   registerDialog(d: DialogImpl): void;
   unregisterDialog(d: DialogImpl): void;
   newTag(): string;
@@ -146,6 +148,16 @@ export function nextHop(ruri: string, routes: readonly string[], fallback?: Tran
   return targetOf(ruri, fallback);
 }
 
+/** An ACK for a 2xx, kept to answer the UAS's retransmissions of that 2xx. */
+interface SentAck {
+  readonly cseq: number;
+  readonly buf: Buffer;
+  readonly dest: Destination;
+  readonly flow?: Flow;
+  /** Clock time after which the UAS has stopped retransmitting (64*T1 after the 2xx). */
+  readonly until: number;
+}
+
 class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, DialogHost {
   readonly clock: Clock;
   readonly timers: TimerConfig;
@@ -162,6 +174,12 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
   readonly #dialogs = new Map<string, DialogImpl>();
   /** SUBSCRIBEs awaiting their dialog (a NOTIFY may create it before the 2xx, RFC 6665 4.1.2.4). */
   readonly #pendingSubs = new Map<string, SubscriberImpl>();
+  /**
+   * ACKs by dialog id. Every entry lives 64*T1, so insertion order is expiry
+   * order and one timer sweeps them from the front.
+   */
+  readonly #acks = new Map<string, SentAck>();
+  #ackSweep?: TimerHandle;
   #closed = false;
   #shut = false;
   readonly #contactCache = new Map<TransportName, string>();
@@ -338,6 +356,27 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
 
   sendRaw(buf: Buffer, dest: Destination, flow?: Flow): void {
     this.transport.send(buf, dest, flow);
+  }
+
+  rememberAck(dialogId: string, cseq: number, buf: Buffer, dest: Destination, flow?: Flow): void {
+    // Re-insert (a re-INVITE's ACK replaces the previous one) to keep the map in expiry order.
+    this.#acks.delete(dialogId);
+    this.#acks.set(dialogId, { cseq, buf, dest, flow, until: this.clock.now() + 64 * this.timers.t1 });
+    if (this.#ackSweep === undefined) this.#armAckSweep(64 * this.timers.t1);
+  }
+
+  #armAckSweep(ms: number): void {
+    this.#ackSweep = this.clock.setTimeout(() => {
+      const now = this.clock.now();
+      for (const [id, a] of this.#acks) {
+        if (a.until > now) {
+          this.#armAckSweep(a.until - now);
+          return;
+        }
+        this.#acks.delete(id);
+      }
+      this.#ackSweep = undefined;
+    }, ms);
   }
 
   registerDialog(d: DialogImpl): void {
@@ -680,10 +719,11 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
   #onStrayResponse(inb: Inbound): void {
     const res = inb.message;
     if (res.kind !== 'response' || !responseAcceptable(res)) return;
-    // A retransmitted 2xx to an INVITE whose transaction is gone: ACK it again (RFC 3261 13.2.2.4).
+    // A retransmitted 2xx to an INVITE whose transaction is gone: our ACK was lost, send it again, also when
+    // the dialog already ended with our BYE (RFC 3261 13.2.2.4; the UAS retransmits for 64*T1, 13.3.1.4).
     if (res.status >= 200 && res.status < 300 && res.cseq?.method === 'INVITE') {
-      const d = this.#dialogs.get(`${res.callId}|${res.from?.params.tag ?? ''}|${res.to?.params.tag ?? ''}`);
-      d?.retransmitAck(res.cseq.seq);
+      const a = this.#acks.get(`${res.callId}|${res.from?.params.tag ?? ''}|${res.to?.params.tag ?? ''}`);
+      if (a !== undefined && a.cseq === res.cseq.seq) this.transport.send(a.buf, a.dest, a.flow);
     }
   }
 
@@ -703,6 +743,8 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
     for (const d of [...this.#dialogs.values()]) d.terminate('closed');
     for (const s of this.#pendingSubs.values()) s.abort(err);
     this.#shut = true;
+    this.clock.clearTimeout(this.#ackSweep);
+    this.#acks.clear();
     this.txm.close(err);
     await this.transport.close();
     this.removeAllListeners();

@@ -380,3 +380,74 @@ t.test('a malformed flood is counted and dropped; the stack keeps working', asyn
   t.equal(b.stats.malformed, 200);
   t.equal((await a.request('OPTIONS', uriOf(b, 'udp'))).status, 200, 'still answering');
 });
+
+t.test('a 2xx retransmitted after our BYE is ACKed again until 64*T1 (RFC 3261 13.2.2.4)', async (t) => {
+  // A raw UDP peer plays a UAS that lost our ACK: it sees the BYE, then retransmits its 2xx (13.3.1.4).
+  const dgram = await import('node:dgram');
+  const peer = dgram.createSocket('udp4');
+  await new Promise<void>((r) => peer.bind(0, '127.0.0.1', () => r()));
+  const inbox: Array<{ text: string; port: number }> = [];
+  let wake: (() => void) | undefined;
+  peer.on('message', (b, rinfo) => {
+    inbox.push({ text: b.toString(), port: rinfo.port });
+    wake?.();
+  });
+  const next = async (startLine: RegExp, ms: number) => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const i = inbox.findIndex((m) => startLine.test(m.text));
+      if (i >= 0) return inbox.splice(i, 1)[0];
+      const left = deadline - Date.now();
+      if (left <= 0) return undefined;
+      await new Promise<void>((r) => {
+        wake = r;
+        setTimeout(r, left);
+      });
+    }
+  };
+  const t1 = 10; // ms: 64*T1 = 640 ms keeps the test short
+  const a = await createUserAgent({
+    listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }],
+    timers: { t1, t2: 80, t4: 100 },
+  });
+  t.teardown(async () => {
+    await a.close();
+    peer.close();
+  });
+  const peerPort = peer.address().port;
+  const calling = a.invite(`sip:mcu@127.0.0.1:${peerPort}`, { body: SDP });
+  const invite = await next(/^INVITE /, 2_000);
+  t.ok(invite, 'INVITE received');
+  const copy = (name: string) => invite!.text.split('\r\n').filter((l) => l.startsWith(`${name}:`));
+  const ok = [
+    'SIP/2.0 200 OK',
+    ...copy('Via'),
+    ...copy('From'),
+    `${copy('To')[0]};tag=uas1`,
+    ...copy('Call-ID'),
+    ...copy('CSeq'),
+    `Contact: <sip:mcu@127.0.0.1:${peerPort}>`,
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n');
+  const send = (text: string) => peer.send(text, invite!.port, '127.0.0.1');
+  send(ok);
+  const d = await calling;
+  t.match((await next(/^ACK /, 2_000))?.text, /CSeq: 1 ACK/, 'the 2xx is ACKed');
+  const ended = d.bye();
+  const bye = await next(/^BYE /, 2_000);
+  t.ok(bye, 'BYE received');
+  send(ok); // the retransmitted 2xx crosses the BYE: the dialog is over, the ACK is still owed
+  t.match((await next(/^ACK /, 500))?.text, /CSeq: 1 ACK/, 'the retransmitted 2xx is ACKed after the BYE');
+  const byeOk = bye!.text
+    .split('\r\n\r\n')[0]!
+    .replace(/^BYE [^\r]*/, 'SIP/2.0 200 OK')
+    .replace(/Content-Length: \d+/i, 'Content-Length: 0');
+  send(`${byeOk}\r\n\r\n`);
+  await ended;
+  await new Promise((r) => setTimeout(r, 64 * t1 + 100));
+  inbox.length = 0;
+  send(ok);
+  t.equal(await next(/^ACK /, 200), undefined, 'after 64*T1 the UAS has stopped retransmitting: nothing is kept');
+});
