@@ -469,8 +469,12 @@ class SimMcuImpl implements SimMcu {
     } catch (err) {
       if (this.#participants.get(entity) === p) this.#remove(entity);
       const e = err as { sipStatus?: number; reason?: string; code?: string };
-      const status = e.sipStatus ?? (e.code === 'SIP_ERR_TIMEOUT' || e.code === 'SIP_ERR_CANCELLED' ? 408 : 503);
-      await n.done(status, e.reason ?? (status === 408 ? 'Request Timeout' : 'Service Unavailable')).catch(() => {});
+      // No answer: 408. Unreachable (transport failure): 480, not the 503 of RFC 3261 8.1.3.1, which a
+      // driver would read as "no free port" on the far MCU.
+      const status = e.sipStatus ?? (e.code === 'SIP_ERR_TIMEOUT' || e.code === 'SIP_ERR_CANCELLED' ? 408 : 480);
+      await n
+        .done(status, e.reason ?? (status === 408 ? 'Request Timeout' : 'Temporarily Unavailable'))
+        .catch(() => {});
     } finally {
       clearTimeout(timer);
     }

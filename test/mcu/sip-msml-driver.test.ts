@@ -248,3 +248,76 @@ t.test('faults: INFO 5xx, a silent MCU, an unreachable one, a restart', async (t
   t.equal(dg.health.up, false);
   await t.rejects(dg.dialLink(`sip:conf@${HOST}:9`), { code: 'MCU_ERR_DOWN' });
 });
+
+t.test('a lost conference-info version makes the driver ask for the full state again (RFC 4575 4.1)', async (t) => {
+  const { buildConferenceInfo, CONFERENCE_INFO_CONTENT_TYPE } = await import('../../src/mcu/index.js');
+  // A hand-driven MCU on our SIP stack, so the test chooses the versions it sends.
+  const mcu = await controller(t, false);
+  const user = (entity: string) => ({
+    entity,
+    state: 'full' as const,
+    kind: 'endpoint' as const,
+    status: 'connected' as const,
+    audioMuted: false,
+  });
+  const doc = (version: number, state: 'full' | 'partial', users: string[]) => ({
+    contentType: CONFERENCE_INFO_CONTENT_TYPE,
+    body: buildConferenceInfo({ entity: 'sip:conf@x', version, state, users: users.map(user) }),
+  });
+  mcu.on('invite', (inv) => {
+    inv.accept().then(
+      (d) => d.on('request', (r) => r.respond(200)),
+      () => {},
+    );
+  });
+  let refreshes = 0;
+  const accepted = new Promise<import('../../src/sip/index.js').ServerSubscription>((resolve) =>
+    mcu.on('subscribe', (s) => {
+      s.accept({ ...doc(1, 'full', [A]), expires: 600 }).then((server) => {
+        server.on('refreshed', () => {
+          refreshes++;
+          server.notify(doc(7, 'full', [A, B, 'sip:c@endpoints.invalid'])).catch(() => {});
+        });
+        resolve(server);
+      });
+    }),
+  );
+  const ua = await controller(t, false);
+  const d = driverFor(t, ua, { id: 'hand', uri: mcu.contactUri('udp') } as SimMcu);
+  await d.connect();
+  const server = await accepted;
+  t.same([...d.roster.keys()], [A]);
+  await server.notify(doc(2, 'partial', [B]));
+  await until('version 2 applied', () => d.roster.has(B));
+  await server.notify(doc(4, 'partial', ['sip:lost@endpoints.invalid'])); // version 3 never came
+  await until('the full state after the refresh', () => d.roster.size === 3 && d.roster.has('sip:c@endpoints.invalid'));
+  t.equal(refreshes, 1, 'one refresh asked for the full state');
+  t.notOk(d.roster.has('sip:lost@endpoints.invalid'), 'the out-of-order partial was not applied');
+});
+
+t.test('deadlines: a slow MCU times out, a busy parent reports 503, an unreachable child fails the dial', async (t) => {
+  const m = await sim(t, 'slow', { ports: 1 });
+  const ua = await controller(t);
+  // The dial deadline outlasts the simulated MCU's own INVITE timeout (Timer B = 64*T1 = 3.2 s with FAST timers).
+  const d = driverFor(t, ua, m, { requestTimeoutMs: 300, dialTimeoutMs: 8_000, healthFailures: 100 });
+  await d.connect();
+  m.join(A);
+  m.setProcessingDelay(600);
+  await t.rejects(d.setLayout(A, 'single'), { code: 'MCU_ERR_TIMEOUT', details: { timeoutMs: 300 } });
+  m.setProcessingDelay(0);
+  await t.rejects(
+    d.dialLink(`sip:conf@${HOST}:9`),
+    { code: 'MCU_ERR_BUSY', details: { sipStatus: 503 } },
+    'no free port on the dialing MCU itself',
+  );
+  m.leave(A);
+  const gone = await createSimMcu({ id: 'gone', uri: `sip:conf@${HOST}:0`, ports: 1, tcp: false });
+  const target = gone.uri;
+  await gone.close();
+  await t.rejects(
+    d.dialLink(target),
+    { code: 'MCU_ERR_REJECTED', details: { sipStatus: /^(408|480)$/ } },
+    'nobody answers the cascade INVITE: 408, or 480 when the port refuses',
+  );
+  t.notOk(m.participants.has(target), 'the failed link left no participant');
+});
