@@ -133,12 +133,20 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const status = `ready: ${inv.mcus.length} MCUs, ${inv.endpoints.length} endpoints; API ${api.url}`;
     notifier.ready(status);
     log.info({ api: api.url, selfSignedCertificate: tls.selfSigned }, status);
+    // `systemctl status` shows MCU health once every driver has made its first attempt, then on every change.
+    let stopping = false;
+    const mcuStatus = () => {
+      if (!stopping) notifier.status(`${status}; MCUs up: ${mcus.upCount()} of ${mcus.drivers.size}`);
+    };
+    mcus.firstAttempts.then(mcuStatus, () => {});
+    for (const d of mcus.drivers.values()) d.on('health', () => mcus.firstAttempts.then(mcuStatus, () => {}));
 
     return {
       apiUrl: api.url,
       store,
       mcus,
       close: onceClose(async () => {
+        stopping = true;
         notifier.stopping('stopping');
         log.info('stopping');
         await closeAll();

@@ -53,6 +53,7 @@ t.test('starts in order, serves health, and on SIGTERM closes in reverse order a
   });
   const connected = await d.waitForLog((l) => l.msg === 'MCUs connected: 3 of 3 up');
   t.match(connected, { up: 3, down: 0 });
+  t.match(await sock.waitFor('MCUs up: 3 of 3'), /^STATUS=ready: 3 MCUs, 6 endpoints; API \S+; MCUs up: 3 of 3$/);
   t.equal(sims[0]!.controlDialogs, 1, 'the daemon holds a control dialog with the master');
   const readyz = await httpsGet(`${url}/readyz`, join(dir, 'state'));
   t.match(readyz, {
