@@ -9,13 +9,15 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
 import { createSipMsmlDriver } from '../../src/mcu/index.js';
+import { createSimMcu } from '../../src/sim/index.js';
 import { createUserAgent } from '../../src/sip/index.js';
 import { freePort, have, SCENARIOS, sipp, tempDir } from './sip-peers.js';
 
 t.setTimeout(90_000);
 
-function startCapture(file: string, port: number): Promise<ChildProcess | undefined> {
-  const child = spawn('tshark', ['-i', 'lo', '-f', `udp port ${port}`, '-a', 'duration:40', '-w', file], {
+function startCapture(file: string, port: number, more: number[] = []): Promise<ChildProcess | undefined> {
+  const filter = ['udp port', port, ...more.map((p) => `or udp port ${p}`)].join(' ');
+  const child = spawn('tshark', ['-i', 'lo', '-f', filter, '-a', 'duration:40', '-w', file], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   return new Promise((resolve) => {
@@ -28,7 +30,8 @@ function startCapture(file: string, port: number): Promise<ChildProcess | undefi
       err += c.toString();
       if (err.includes('Capturing on')) {
         clearTimeout(timer);
-        resolve(child);
+        // tshark says so a moment before the capture filter is really in place.
+        setTimeout(() => resolve(child), 500);
       }
     });
     child.on('exit', () => {
@@ -105,4 +108,58 @@ if (!have('sipp')) {
       t.ok(lines.length >= 20, `${lines.length} SIP messages decoded`);
     }
   });
+}
+
+if (!have('tshark', '-v')) {
+  t.comment('tshark is not installed: the capture of a driver session with simulated MCUs is skipped');
+} else {
+  t.test(
+    'tshark: a driver session with two simulated MCUs (REFER, sipfrag, conference-info) decodes cleanly',
+    async (t) => {
+      const tmp = tempDir();
+      t.teardown(() => tmp.remove());
+      const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
+      const pcap = join(tmp.dir, 'sim.pcapng');
+      const capture = await startCapture(pcap, p1, [p2, p3]);
+      if (capture === undefined) {
+        t.comment('tshark cannot capture on lo (needs root): skipped');
+        return;
+      }
+      const parent = await createSimMcu({ id: 'parent', uri: `sip:conf@127.0.0.1:${p1}`, ports: 10, tcp: false });
+      const child = await createSimMcu({
+        id: 'child',
+        uri: `sip:conf@127.0.0.1:${p2}`,
+        ports: 10,
+        tcp: false,
+        isFocus: (e) => e === parent.uri,
+      });
+      t.teardown(() => Promise.all([parent.close(), child.close()]));
+      parent.join('sip:chair@endpoints.invalid');
+      const ua = await createUserAgent({ listen: [{ transport: 'udp', host: '127.0.0.1', port: p3 }] });
+      t.teardown(() => ua.close());
+      const d = createSipMsmlDriver({ ua, mcu: { id: 'parent', uri: parent.uri }, healthIntervalMs: 100 });
+      await d.connect();
+      await d.dialLink(child.uri);
+      await d.setLayout('sip:chair@endpoints.invalid', '1+1');
+      await d.showSource('sip:chair@endpoints.invalid', 2, child.uri);
+      await d.requestKeyframe('sip:chair@endpoints.invalid');
+      await d.hangUpLink(child.uri);
+      await new Promise((r) => setTimeout(r, 250)); // a couple of health OPTIONS
+      await d.close();
+      await new Promise((r) => setTimeout(r, 300));
+      const exited = new Promise((r) => capture.once('exit', r));
+      capture.kill('SIGINT');
+      await exited;
+      t.equal(tshark(['-r', pcap, '-Y', '_ws.malformed']).trim(), '', 'no malformed packet');
+      const fields = tshark(['-r', pcap, '-Y', 'sip', '-T', 'fields', '-e', 'sip.Method', '-e', 'sip.Event'])
+        .trim()
+        .split('\n')
+        .map((l) => l.split('\t'));
+      const methods = new Set(fields.map(([m]) => m));
+      for (const m of ['INVITE', 'ACK', 'REFER', 'NOTIFY', 'SUBSCRIBE', 'INFO', 'OPTIONS', 'BYE'])
+        t.ok(methods.has(m), `${m} decoded as SIP`);
+      const events = new Set(fields.filter(([m]) => m === 'NOTIFY').map(([, e]) => e?.replace(/;.*/, '')));
+      t.same([...events].sort(), ['conference', 'refer'], 'conference-info and sipfrag NOTIFYs');
+    },
+  );
 }
