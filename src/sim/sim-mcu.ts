@@ -340,7 +340,8 @@ class SimMcuImpl implements SimMcu {
 
   async #onControlRequest(req: IncomingRequest): Promise<void> {
     if (req.method !== 'INFO') {
-      req.respond(req.method === 'OPTIONS' ? 200 : 405);
+      // OPTIONS is the driver's health check; a re-INVITE without a body is a session refresh (RFC 4028).
+      req.respond(req.method === 'OPTIONS' || req.method === 'INVITE' ? 200 : 405);
       return;
     }
     if (this.#faults.infoStatus !== undefined) {

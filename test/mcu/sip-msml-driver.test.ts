@@ -321,3 +321,18 @@ t.test('deadlines: a slow MCU times out, a busy parent reports 503, an unreachab
   );
   t.notOk(m.participants.has(target), 'the failed link left no participant');
 });
+
+t.test('the simulated MCU keeps a control dialog alive through session-timer refreshes (RFC 4028)', async (t) => {
+  const m = await sim(t, 'timers');
+  const ua = await createUserAgent({
+    listen: [{ transport: 'udp', host: HOST, port: 0 }],
+    timers: FAST,
+    sessionTimer: { expires: 90 },
+  });
+  t.teardown(() => ua.close());
+  const control = await ua.invite(m.uri);
+  t.same(control.sessionTimer, { interval: 90, refresher: 'local' }, 'the MCU accepts the session interval');
+  t.equal((await control.reinvite()).status, 200, 'a refresh re-INVITE is answered');
+  t.equal(m.controlDialogs, 1);
+  await control.bye();
+});
