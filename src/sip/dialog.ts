@@ -3,7 +3,7 @@ import type { TimerHandle } from '../core/clock.js';
 import { TypedEmitter } from '../core/events.js';
 import { SipError, SipResponseError } from './errors.js';
 import { mediaType, parseNameAddr, SipHeaders } from './headers.js';
-import { buildResponse, SipRequest, type SipResponse, serialize } from './message.js';
+import { buildResponse, SipRequest, type SipResponse, serializeHead } from './message.js';
 import type { NotifierImpl, SubscriberImpl } from './subscription.js';
 import type { ServerTransaction } from './transaction.js';
 import type { Destination, Flow, TransportName } from './transport.js';
@@ -386,11 +386,12 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
     h.set('To', this.#remoteHeader);
     h.set('Call-ID', this.callId);
     h.set('CSeq', `${cseq} ACK`);
-    const buf = serialize(new SipRequest('ACK', ruri, h));
+    // No body: the head is the whole ACK.
+    const text = serializeHead(new SipRequest('ACK', ruri, h));
     const flow = this.#flowFor(dest);
-    this.#ua.sendRaw(buf, dest, flow);
+    this.#ua.sendRaw(Buffer.from(text, 'utf8'), dest, flow);
     // Retransmissions of the 2xx are ACKed by the user agent, even after this dialog ends (RFC 3261 13.2.2.4).
-    this.#ua.rememberAck(this.id, cseq, buf, dest, flow);
+    this.#ua.rememberAck(this.id, cseq, text, dest, flow);
   }
 
   // ---- outgoing requests -------------------------------------------------------

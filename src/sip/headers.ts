@@ -116,6 +116,11 @@ export class SipHeaders {
     return this;
   }
 
+  /** Each line in serialization order, without the generator and tuple of `entries()` (hot paths: serialize, copies). */
+  forEachLine(fn: (name: string, value: string) => void): void {
+    for (const e of this.#map.values()) for (let i = 0; i < e.values.length; i++) fn(e.name, e.values[i]!);
+  }
+
   /** Lines in serialization order: [name as written, value]. */
   *entries(): IterableIterator<[string, string]> {
     for (const e of this.#map.values()) for (const v of e.values) yield [e.name, v];

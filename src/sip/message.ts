@@ -182,18 +182,22 @@ export type SipMessage = SipRequest | SipResponse;
  * bytes (RFC 3261 20.14), whatever the headers say.
  */
 export function serialize(msg: SipMessage): Buffer {
-  let head = `${msg.startLine()}\r\n`;
-  for (const [name, value] of msg.headers.entries()) {
-    if (name.length === 14 && name.toLowerCase() === 'content-length') continue;
-    head += `${name}: ${value}\r\n`;
-  }
-  head += `Content-Length: ${msg.body.length}\r\n\r\n`;
+  const head = serializeHead(msg);
   if (msg.body.length === 0) return Buffer.from(head, 'utf8');
   const hlen = Buffer.byteLength(head, 'utf8');
   const out = Buffer.allocUnsafe(hlen + msg.body.length);
   out.write(head, 0, 'utf8');
   msg.body.copy(out, hlen);
   return out;
+}
+
+/** The start line and header section up to the empty line; the whole message when the body is empty. */
+export function serializeHead(msg: SipMessage): string {
+  let head = `${msg.startLine()}\r\n`;
+  msg.headers.forEachLine((name, value) => {
+    if (name.length !== 14 || name.toLowerCase() !== 'content-length') head += `${name}: ${value}\r\n`;
+  });
+  return `${head}Content-Length: ${msg.body.length}\r\n\r\n`;
 }
 
 /** Reason phrases of RFC 3261 21 (and the extensions we use). */
@@ -262,6 +266,6 @@ export function buildResponse(
   if (callId !== undefined) h.set('Call-ID', callId);
   const cseq = src.get('cseq');
   if (cseq !== undefined) h.set('CSeq', cseq);
-  if (opts.headers) for (const [n, v] of opts.headers.entries()) h.append(n, v);
+  opts.headers?.forEachLine((n, v) => h.append(n, v));
   return new SipResponse(status, reason ?? reasonFor(status), h, opts.body);
 }

@@ -2,7 +2,6 @@ import { SipError } from './errors.js';
 import { isToken } from './grammar.js';
 import { parseCSeq, parseDecimal, parseNameAddr, SipHeaders } from './headers.js';
 import { type SipMessage, SipRequest, SipResponse } from './message.js';
-import { parseUri } from './uri.js';
 
 /** Default maximum message size in bytes: the largest UDP payload over IPv4 loopback. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 65_507;
@@ -84,21 +83,21 @@ export function parseMessage(buf: Buffer, datagram: boolean, maxSize = DEFAULT_M
     }
     const [method, uri, version] = parts as [string, string, string];
     if (!isToken(method)) return fail('malformed method');
-    const headersSoFar = new SipHeaders();
-    const partial = new SipRequest(method, uri, headersSoFar);
+    // One object both ways: the message, or the request as far as understood when it must be refused.
+    const req = new SipRequest(method, uri, new SipHeaders());
     if (!/^SIP\/\d+\.\d+$/i.test(version)) return fail('malformed version');
-    const r = parseHeaderLines(lines, headersSoFar);
+    const r = parseHeaderLines(lines, req.headers);
     if (version.toUpperCase() !== 'SIP/2.0')
-      return fail(`unsupported version ${version}`, r ? undefined : partial, 505, 'SIP_ERR_VERSION');
-    if (r !== undefined) return fail(r, partial);
-    const ruri = parseUri(uri);
-    if (ruri === undefined) return fail('malformed Request-URI', partial);
+      return fail(`unsupported version ${version}`, r ? undefined : req, 505, 'SIP_ERR_VERSION');
+    if (r !== undefined) return fail(r, req);
+    // Parsed once here; the UAS checks reuse the cached value.
+    const ruri = req.requestUri;
+    if (ruri === undefined) return fail('malformed Request-URI', req);
     // Headers are not allowed in a Request-URI (RFC 3261 19.1.1 table 1; RFC 4475 escruri).
-    if (ruri.headers !== undefined) return fail('Request-URI carries headers', partial);
-    msg = new SipRequest(method, uri, headersSoFar);
-    const err = checkHeaders(msg);
-    if (err !== undefined) return fail(err, partial);
-    return frame(buf, msg, bodyStart, datagram, maxSize, partial);
+    if (ruri.headers !== undefined) return fail('Request-URI carries headers', req);
+    const err = checkHeaders(req);
+    if (err !== undefined) return fail(err, req);
+    return frame(buf, req, bodyStart, datagram, maxSize, req);
   }
   const r = parseHeaderLines(lines, msg.headers);
   if (r !== undefined) return fail(r);

@@ -80,6 +80,21 @@ const DEFAULT_CONNECT_MS = 5_000; // ms to establish TCP/TLS before the send fai
 
 type OnSendError = (err: SipError) => void;
 
+/**
+ * The UDP sockets' address lookup: destinations are IP literals (no DNS on
+ * this network, as for TCP and TLS), so answer at once instead of through
+ * dns.lookup and a tick per datagram.
+ */
+function literalLookup(
+  host: string,
+  _family: unknown,
+  cb: (err: Error | null, address: string, family: number) => void,
+): void {
+  const family = isIP(host);
+  if (family === 0) cb(new SipError('SIP_ERR_TRANSPORT', `not an IP address: ${host}`), host, 0);
+  else cb(null, host, family);
+}
+
 class Connection implements Flow {
   readonly transport: TransportName;
   readonly remote: Address;
@@ -163,7 +178,7 @@ export class TransportLayer {
   }
 
   async #listenUdp(l: ListenOptions): Promise<void> {
-    const socket = dgram.createSocket({ type: isIP(l.host) === 6 ? 'udp6' : 'udp4' });
+    const socket = dgram.createSocket({ type: isIP(l.host) === 6 ? 'udp6' : 'udp4', lookup: literalLookup });
     await new Promise<void>((resolve, reject) => {
       socket.once('error', (err) =>
         reject(new SipError('SIP_ERR_TRANSPORT', `cannot bind udp ${l.host}:${l.port}`, { cause: err })),
@@ -341,16 +356,22 @@ export class TransportLayer {
     }
     this.#trace('send', dest.transport, dest, buf);
     if (dest.transport === 'udp') {
-      const u = this.#udp.find((x) => isIP(x.local.host) === isIP(dest.host)) ?? this.#udp[0];
+      const u =
+        this.#udp.length === 1
+          ? this.#udp[0]
+          : (this.#udp.find((x) => isIP(x.local.host) === isIP(dest.host)) ?? this.#udp[0]);
       if (u === undefined) {
         onError?.(new SipError('SIP_ERR_TRANSPORT', 'no udp listener to send from'));
         return;
       }
       this.stats.sent++;
-      u.socket.send(buf, dest.port, dest.host, (err) => {
-        if (err)
-          onError?.(new SipError('SIP_ERR_TRANSPORT', `udp send to ${dest.host}:${dest.port} failed`, { cause: err }));
-      });
+      // Without a callback Node queues no completion tick; only transactions want to hear of failures.
+      if (onError === undefined) u.socket.send(buf, dest.port, dest.host);
+      else
+        u.socket.send(buf, dest.port, dest.host, (err) => {
+          if (err)
+            onError(new SipError('SIP_ERR_TRANSPORT', `udp send to ${dest.host}:${dest.port} failed`, { cause: err }));
+        });
       return;
     }
     let c =

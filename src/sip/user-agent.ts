@@ -57,6 +57,9 @@ const DEFAULT_ACCEPT = [
 ];
 const ALLOW = ['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'INFO', 'REFER', 'SUBSCRIBE', 'NOTIFY', 'MESSAGE'];
 const SUPPORTED = ['timer', 'norefersub'];
+// Header values built once: INVITEs and their 2xx carry both.
+const ALLOW_VALUE = ALLOW.join(', ');
+const SUPPORTED_VALUE = SUPPORTED.join(', ');
 const DEFAULT_MIN_SE = 90; // s, RFC 4028 4
 
 /** What the dialog and subscription layers need from the user agent. */
@@ -74,7 +77,7 @@ export interface UaCore {
   /** Send bytes outside any transaction (ACK for 2xx, 2xx retransmissions). */
   sendRaw(buf: Buffer, dest: Destination, flow?: Flow): void;
   /** The ACK sent for a 2xx to our INVITE with this CSeq: retransmitted for each retransmitted 2xx for 64*T1. */
-  rememberAck(dialogId: string, cseq: number, buf: Buffer, dest: Destination, flow?: Flow): void;
+  rememberAck(dialogId: string, cseq: number, text: string, dest: Destination, flow?: Flow): void;
   registerDialog(d: DialogImpl): void;
   unregisterDialog(d: DialogImpl): void;
   newTag(): string;
@@ -151,7 +154,11 @@ export function nextHop(ruri: string, routes: readonly string[], fallback?: Tran
 /** An ACK for a 2xx, kept to answer the UAS's retransmissions of that 2xx. */
 interface SentAck {
   readonly cseq: number;
-  readonly buf: Buffer;
+  /**
+   * The ACK as text: a string of its own, where a Buffer from the pool would
+   * keep its whole 8 KiB slab alive for 64*T1.
+   */
+  readonly text: string;
   readonly dest: Destination;
   readonly flow?: Flow;
   /** Clock time after which the UAS has stopped retransmitting (64*T1 after the 2xx). */
@@ -306,7 +313,7 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
           return;
         }
         h.set('Max-Forwards', '70');
-        for (const [n, v] of o.headers.entries()) h.append(n, v);
+        o.headers.forEachLine((n, v) => h.append(n, v));
         h.set('CSeq', `${o.nextCSeq()} ${o.method}`);
         if (auth !== undefined) h.set(auth[0], auth[1]);
         const req = new SipRequestClass(o.method, o.ruri, h, o.body);
@@ -358,10 +365,10 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
     this.transport.send(buf, dest, flow);
   }
 
-  rememberAck(dialogId: string, cseq: number, buf: Buffer, dest: Destination, flow?: Flow): void {
+  rememberAck(dialogId: string, cseq: number, text: string, dest: Destination, flow?: Flow): void {
     // Re-insert (a re-INVITE's ACK replaces the previous one) to keep the map in expiry order.
     this.#acks.delete(dialogId);
-    this.#acks.set(dialogId, { cseq, buf, dest, flow, until: this.clock.now() + 64 * this.timers.t1 });
+    this.#acks.set(dialogId, { cseq, text, dest, flow, until: this.clock.now() + 64 * this.timers.t1 });
     if (this.#ackSweep === undefined) this.#armAckSweep(64 * this.timers.t1);
   }
 
@@ -415,8 +422,8 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
       h.set('Contact', this.contactFor(dest.transport));
     h.set('User-Agent', this.userAgent);
     if (method === 'INVITE' || method === 'OPTIONS') {
-      h.set('Allow', ALLOW.join(', '));
-      h.set('Supported', SUPPORTED.join(', '));
+      h.set('Allow', ALLOW_VALUE);
+      h.set('Supported', SUPPORTED_VALUE);
     }
     addHeaders(h, opts.headers);
     if (opts.body !== undefined) h.set('Content-Type', opts.contentType ?? 'application/sdp');
@@ -626,7 +633,7 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
           this.safeEmit('request', inc);
           inc.armDeadline();
         } else if (req.method === 'OPTIONS') inc.respond(200);
-        else inc.respond(405, { headers: { Allow: ALLOW.join(', ') } });
+        else inc.respond(405, { headers: { Allow: ALLOW_VALUE } });
       }
     }
   }
@@ -723,7 +730,7 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
     // the dialog already ended with our BYE (RFC 3261 13.2.2.4; the UAS retransmits for 64*T1, 13.3.1.4).
     if (res.status >= 200 && res.status < 300 && res.cseq?.method === 'INVITE') {
       const a = this.#acks.get(`${res.callId}|${res.from?.params.tag ?? ''}|${res.to?.params.tag ?? ''}`);
-      if (a !== undefined && a.cseq === res.cseq.seq) this.transport.send(a.buf, a.dest, a.flow);
+      if (a !== undefined && a.cseq === res.cseq.seq) this.transport.send(Buffer.from(a.text, 'utf8'), a.dest, a.flow);
     }
   }
 
@@ -811,9 +818,9 @@ class IncomingRequestImpl implements IncomingRequest {
   protected buildResponse(status: number, opts: ResponseOptions): SipResponse {
     const h = new SipHeaders();
     if (status >= 200 && status < 300 && this.method === 'OPTIONS') {
-      h.set('Allow', ALLOW.join(', '));
+      h.set('Allow', ALLOW_VALUE);
       h.set('Accept', [...this.ua.policy.accept].join(', '));
-      h.set('Supported', SUPPORTED.join(', '));
+      h.set('Supported', SUPPORTED_VALUE);
     }
     h.set('Server', this.ua.userAgent);
     // A response that creates a dialog carries the request's Record-Route (RFC 3261 12.1.1).
