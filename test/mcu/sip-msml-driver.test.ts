@@ -173,6 +173,14 @@ t.test('cascade links are real dialogs between two simulated MCUs; busy and hang
   await child.dropLink(parent.uri);
   await until('parent side dropped', () => !parent.participants.has(child.uri));
   await until('driver told', () => links.at(-1)?.state === 'disconnected' && !dp.roster.has(child.uri));
+
+  // Cascade calls run MCU to MCU: a driver (daemon) that goes away drops no link, and a new one re-reads them.
+  await dp.dialLink(child.uri);
+  await dp.close();
+  t.equal(parent.participants.get(child.uri)?.status, 'connected', 'the link survives the driver');
+  const again = driverFor(t, ua, parent);
+  await again.connect();
+  t.match(again.roster.get(child.uri), { kind: 'link', status: 'connected' }, 're-synchronised from the full state');
 });
 
 t.test('every operation succeeds through 20% loss and 10-30 ms one-way delay (UDP only)', async (t) => {
