@@ -37,6 +37,7 @@ function summary(m: SimMcu) {
     controlDialogs: m.controlDialogs,
     faults: m.faults,
     impairment: m.impairment,
+    wire: m.wire,
   };
 }
 

@@ -17,7 +17,7 @@ export type {
 export { DisplayModel, visible } from './display.js';
 export type { SimErrorCode } from './errors.js';
 export { SIM_ERRORS, SimError } from './errors.js';
-export type { Impairment } from './netem.js';
+export type { Impairment, WireStats } from './netem.js';
 export type { EndpointViewById, SimNetwork, SimNetworkOptions } from './network.js';
 export { createSimNetwork, simulatedEndpointUri } from './network.js';
 export type { SimFaults, SimMcu, SimMcuOptions, SimParticipant } from './sim-mcu.js';

@@ -25,9 +25,16 @@ export interface Impairment {
 
 export const NO_IMPAIRMENT: Impairment = { delayMs: 0, jitterMs: 0, loss: 0, deaf: false, mute: false };
 
+/** What the emulator did to a socket's datagrams, both directions. */
+export interface WireStats {
+  dropped: number;
+  delayed: number;
+}
+
 interface Entry {
   impairment: Impairment;
   random: () => number;
+  readonly stats: WireStats;
 }
 
 const registry = new Map<string, Entry>();
@@ -63,10 +70,14 @@ function keyOf(socket: dgram.Socket): string | null {
 /** What to do with one datagram: undefined = deliver now, -1 = drop, else delay in ms. */
 function fate(e: Entry, inbound: boolean): number | undefined {
   const i = e.impairment;
-  if (inbound ? i.deaf : i.mute) return -1;
-  if (i.loss > 0 && e.random() < i.loss) return -1;
+  if ((inbound ? i.deaf : i.mute) || (i.loss > 0 && e.random() < i.loss)) {
+    e.stats.dropped++;
+    return -1;
+  }
   const d = i.delayMs + (i.jitterMs > 0 ? e.random() * i.jitterMs : 0);
-  return d > 0 ? d : undefined;
+  if (d <= 0) return undefined;
+  e.stats.delayed++;
+  return d;
 }
 
 function install(): void {
@@ -121,7 +132,13 @@ export function setImpairment(host: string, port: number, impairment: Impairment
   install();
   const existing = registry.get(k);
   if (existing !== undefined) existing.impairment = impairment;
-  else registry.set(k, { impairment, random: seeded(seed) });
+  else registry.set(k, { impairment, random: seeded(seed), stats: { dropped: 0, delayed: 0 } });
+}
+
+/** Datagrams dropped and delayed on host:port since it was first impaired (zeros when never impaired). */
+export function wireStats(host: string, port: number): WireStats {
+  const s = registry.get(`${host}:${port}`)?.stats;
+  return s === undefined ? { dropped: 0, delayed: 0 } : { ...s };
 }
 
 function isClean(i: Impairment): boolean {

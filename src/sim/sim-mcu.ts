@@ -47,7 +47,7 @@ import {
 } from '../sip/index.js';
 import { EMPTY_OUTPUT, type McuDisplayState, type OutputState, type ParticipantState } from './display.js';
 import { SimError } from './errors.js';
-import { type Impairment, NO_IMPAIRMENT, setImpairment } from './netem.js';
+import { type Impairment, NO_IMPAIRMENT, setImpairment, type WireStats, wireStats } from './netem.js';
 
 export interface SimFaults {
   /** Stop answering anything (datagrams are dropped on arrival; stream requests go unanswered). */
@@ -92,6 +92,8 @@ export interface SimMcu {
   readonly controlDialogs: number;
   readonly faults: SimFaults;
   readonly impairment: Impairment;
+  /** Datagrams the network emulator dropped and delayed on this MCU's UDP socket. */
+  readonly wire: WireStats;
   /** Add a simulated endpoint (no SIP of its own). Throws SIM_ERR_FULL when the ports are used up. */
   join(entity: string, displayText?: string): void;
   leave(entity: string): void;
@@ -194,6 +196,10 @@ class SimMcuImpl implements SimMcu {
 
   get impairment(): Impairment {
     return this.#impairment;
+  }
+
+  get wire(): WireStats {
+    return wireStats(this.#host, this.#port);
   }
 
   async start(): Promise<void> {

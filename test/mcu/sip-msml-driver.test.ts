@@ -210,6 +210,11 @@ t.test('every operation succeeds through 20% loss and 10-30 ms one-way delay (UD
   await d.hangUpLink(child.uri);
   await until('roster converges despite loss', () => !d.roster.has(child.uri) && d.roster.size === 2, 10_000);
   t.ok(d.health.up, 'still up');
+  const wire = parent.wire;
+  t.ok(
+    wire.dropped > 5 && wire.delayed > 50,
+    `the emulator really dropped ${wire.dropped} and delayed ${wire.delayed} datagrams`,
+  );
   t.comment(`27 operations through the lossy link in ${Date.now() - t0} ms`);
 });
 
