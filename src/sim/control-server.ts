@@ -25,6 +25,7 @@ export interface SimControlServer {
 }
 
 const MAX_BODY = 16_384; // bytes: control requests are tiny
+const MAX_DOWN_MS = 600_000; // ms: the HTTP request waits for the MCU to come back
 
 function summary(m: SimMcu) {
   let links = 0;
@@ -95,9 +96,13 @@ async function route(net: SimNetwork, method: string, path: string[], body: Reco
       if (p !== undefined) m.setProcessingDelay(p);
       return summary(m);
     }
-    case 'restart':
-      await m.restart(num(body.downMs, 'downMs') ?? 0);
+    case 'restart': {
+      const downMs = num(body.downMs, 'downMs') ?? 0;
+      if (downMs < 0 || downMs > MAX_DOWN_MS)
+        throw new SimError('SIM_ERR_INVALID_ARGUMENT', `downMs must be within 0..${MAX_DOWN_MS}`);
+      await m.restart(downMs);
       return summary(m);
+    }
     case 'drop-link': {
       if (typeof body.target !== 'string') throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'target must be a string');
       const target = net.mcus.get(body.target)?.uri ?? body.target;
