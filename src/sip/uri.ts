@@ -36,8 +36,29 @@ export interface SipUri {
 const SCHEME_RE = /^[A-Za-z][A-Za-z0-9+.-]*$/;
 const OPAQUE_RE = /^[^\s<>"]+$/;
 
-/** Parse a URI; undefined when it is not well-formed. Never throws. */
+const CACHE_MAX = 1_024; // distinct URIs: peers' addresses and contacts, ours (an MCU network has ~130 MCUs)
+const cache = new Map<string, SipUri | null>();
+
+/**
+ * Parse a URI; undefined when it is not well-formed. Never throws. The same
+ * URIs come back in every message of a peer (From, To, Contact,
+ * Request-URI), so results are cached, frozen since they are shared.
+ */
 export function parseUri(s: string): SipUri | undefined {
+  const hit = cache.get(s);
+  if (hit !== undefined) return hit ?? undefined;
+  const u = parseUncached(s);
+  if (cache.size >= CACHE_MAX) cache.clear();
+  if (u !== undefined) {
+    Object.freeze(u.params);
+    if (u.headers !== undefined) Object.freeze(u.headers);
+    Object.freeze(u);
+  }
+  cache.set(s, u ?? null);
+  return u;
+}
+
+function parseUncached(s: string): SipUri | undefined {
   const colon = s.indexOf(':');
   if (colon <= 0) return undefined;
   const scheme = s.slice(0, colon).toLowerCase();

@@ -144,6 +144,16 @@ t.test('URIs: parameters, headers, escaping and formatting', async (t) => {
   t.equal(parseVia('SIP/2.0/UDP [::1]:5060;received=::1;branch=z9hG4bKa')?.host, '[::1]');
 });
 
+t.test('parsed URIs are shared between messages, so they are frozen', async (t) => {
+  const a = parseUri('sip:mcu@10.0.0.7:5070;transport=udp')!;
+  const b = parseUri('sip:mcu@10.0.0.7:5070;transport=udp')!;
+  t.same(b, a, 'the same components');
+  t.throws(() => {
+    (a.params as Record<string, string | null>).transport = 'tcp';
+  }, TypeError);
+  t.equal(parseNameAddr('<sip:mcu@10.0.0.7:5070;transport=udp>;tag=1')?.uri.params.transport, 'udp');
+});
+
 t.test('stream framer: several messages in one chunk, one message in many chunks, fatal error', async (t) => {
   const a = msg('OPTIONS sip:b@h SIP/2.0');
   const b = msg('MESSAGE sip:b@h SIP/2.0', [...BASE.slice(0, 4), 'CSeq: 1 MESSAGE'], 'hi');
