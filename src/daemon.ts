@@ -99,7 +99,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         sessionTimer: { expires: CONTROL_SESSION_EXPIRES_S },
       }),
     );
-    const mcus = await start('mcus', () => startMcuPool({ ua, mcus: inv.mcus, logger }));
+    const mcus = await start('mcus', () => startMcuPool({ ua, mcus: inv.mcus, logger, driver: config.daemon.mcu }));
     const master = inv.mcus.find((m) => m.role === 'master');
 
     const tls = await loadOrCreateCertificate(config.daemon.api.tls, config.daemon.stateDir, [config.daemon.api.host]);

@@ -3,4 +3,4 @@ export { CONFIG_ERRORS, ConfigError } from './errors.js';
 export type { ParseOptions } from './load.js';
 export { formatViolations, loadConfigFile, parseConfig } from './load.js';
 export { configSchema } from './schema.js';
-export type { Config, DaemonConfig, LogLevel, SipListen, SipTransportName } from './types.js';
+export type { Config, DaemonConfig, LogLevel, McuDriverSettings, SipListen, SipTransportName } from './types.js';

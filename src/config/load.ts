@@ -91,6 +91,7 @@ interface RawConfig {
     store: { driver: 'sqlite'; path?: string; synchronous: 'normal' | 'full' };
     api: DaemonConfig['api'];
     sip: DaemonConfig['sip'];
+    mcu: DaemonConfig['mcu'];
   };
   levels: Inventory['levels'];
   provinces: Inventory['provinces'];
@@ -121,6 +122,7 @@ function build(raw: RawConfig, source: string, options: ParseOptions): Config {
       ...(d.api.tls ? { tls: { cert: abs(d.api.tls.cert), key: abs(d.api.tls.key) } } : {}),
     },
     sip: d.sip,
+    mcu: d.mcu,
   };
   const inventory: Inventory = {
     levels: raw.levels,

@@ -72,6 +72,19 @@ export const configSchema = {
             },
           },
         },
+        mcu: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          description: 'MCU drivers: health checks and deadlines, shared by every MCU.',
+          properties: {
+            healthIntervalMs: { type: 'integer', minimum: 500, maximum: 600_000, default: 5_000 },
+            healthFailures: { type: 'integer', minimum: 1, maximum: 100, default: 3 },
+            requestTimeoutMs: { type: 'integer', minimum: 100, maximum: 120_000, default: 5_000 },
+            connectTimeoutMs: { type: 'integer', minimum: 100, maximum: 600_000, default: 10_000 },
+            dialTimeoutMs: { type: 'integer', minimum: 100, maximum: 600_000, default: 30_000 },
+          },
+        },
         sip: {
           type: 'object',
           additionalProperties: false,

@@ -21,6 +21,16 @@ export interface DaemonConfig {
     readonly tls?: { readonly cert: string; readonly key: string };
   };
   readonly sip: { readonly listen: readonly SipListen[] };
+  readonly mcu: McuDriverSettings;
+}
+
+/** Health checks and deadlines of the MCU drivers (ms; failures in a row before an MCU is down). */
+export interface McuDriverSettings {
+  readonly healthIntervalMs: number;
+  readonly healthFailures: number;
+  readonly requestTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly dialTimeoutMs: number;
 }
 
 /** The validated, frozen configuration handed down from the composition root. */

@@ -33,6 +33,13 @@ t.test('defaults are filled in and the result is deeply frozen', async (t) => {
   t.equal(c.daemon.store.path, '/tmp/cascaded-test/cascaded.db');
   t.equal(c.daemon.api.port, 8443);
   t.same(c.daemon.sip.listen, [{ transport: 'udp', host: '127.0.0.1', port: 5060 }]);
+  t.same(c.daemon.mcu, {
+    healthIntervalMs: 5_000,
+    healthFailures: 3,
+    requestTimeoutMs: 5_000,
+    connectTimeoutMs: 10_000,
+    dialTimeoutMs: 30_000,
+  });
   const qb = c.inventory.mcus.find((m) => m.id === 'qb-vnpt-1')!;
   t.equal(qb.capacity.cascadePorts, 0);
   t.equal(qb.driver, 'sip-msml');
@@ -192,6 +199,11 @@ const cases: [string, (o: Mutable) => void, [string, RegExp][]][] = [
   ],
   ['bad daemon setting', (o) => (o.daemon.logLevel = 'loud'), [['/daemon/logLevel', /must be one of/]]],
   ['renamed daemon key', (o) => (o.daemon.log_level = 'info'), [['/daemon/log_level', /did you mean "logLevel"/]]],
+  [
+    'health interval too short',
+    (o) => (o.daemon.mcu = { healthIntervalMs: 10 }),
+    [['/daemon/mcu/healthIntervalMs', /must be >= 500/]],
+  ],
   ['wrong version', (o) => (o.version = 2), [['/version', /must be 1/]]],
   [
     'province operator without province',
