@@ -1,4 +1,4 @@
-import { CascadedError, type CascadedErrorOptions, type ErrorTable } from '../core/errors.js';
+import { type ErrorTable, errorClass } from '../core/errors.js';
 
 export const API_ERRORS = {
   API_ERR_VALIDATION: {
@@ -11,9 +11,5 @@ export const API_ERRORS = {
 
 export type ApiErrorCode = keyof typeof API_ERRORS;
 
-export class ApiError extends CascadedError<ApiErrorCode> {
-  constructor(code: ApiErrorCode, message: string, options?: CascadedErrorOptions) {
-    super(code, message, API_ERRORS[code].status, options);
-    this.name = 'ApiError';
-  }
-}
+export const ApiError = errorClass('ApiError', API_ERRORS);
+export type ApiError = InstanceType<typeof ApiError>;

@@ -1,4 +1,4 @@
-import { CascadedError, type CascadedErrorOptions, type ErrorTable } from '../core/errors.js';
+import { type ErrorTable, errorClass } from '../core/errors.js';
 
 export const CONFIG_ERRORS = {
   CFG_ERR_READ: { status: 500, description: 'The config file could not be read (missing, unreadable, too large).' },
@@ -14,12 +14,8 @@ export const CONFIG_ERRORS = {
 
 export type ConfigErrorCode = keyof typeof CONFIG_ERRORS;
 
-export class ConfigError extends CascadedError<ConfigErrorCode> {
-  constructor(code: ConfigErrorCode, message: string, options?: CascadedErrorOptions) {
-    super(code, message, CONFIG_ERRORS[code].status, options);
-    this.name = 'ConfigError';
-  }
-}
+export const ConfigError = errorClass('ConfigError', CONFIG_ERRORS);
+export type ConfigError = InstanceType<typeof ConfigError>;
 
 /** One thing wrong with a config file, located by JSON pointer and, when known, line and column. */
 export interface Violation {

@@ -41,6 +41,20 @@ export class CascadedError<C extends string = string> extends Error {
   }
 }
 
+/**
+ * The error class of one context, bound to its table: `new StoreError(code,
+ * message, options)` takes the HTTP status from the table, so a code and its
+ * status cannot drift apart. `instanceof` works on the returned class.
+ */
+export function errorClass<C extends string>(name: string, table: Readonly<Record<C, ErrorSpec>>) {
+  return class extends CascadedError<C> {
+    constructor(code: C, message: string, options?: CascadedErrorOptions) {
+      super(code, message, table[code].status, options);
+      this.name = name;
+    }
+  };
+}
+
 export const CORE_ERRORS = {
   ERR_CLOSED: { status: 503, description: 'The object was closed; it accepts no more work.' },
   ERR_DEADLINE: { status: 504, description: 'An operation did not finish within its deadline.' },
@@ -49,12 +63,8 @@ export const CORE_ERRORS = {
 
 export type CoreErrorCode = keyof typeof CORE_ERRORS;
 
-export class CoreError extends CascadedError<CoreErrorCode> {
-  constructor(code: CoreErrorCode, message: string, options?: CascadedErrorOptions) {
-    super(code, message, CORE_ERRORS[code].status, options);
-    this.name = 'CoreError';
-  }
-}
+export const CoreError = errorClass('CoreError', CORE_ERRORS);
+export type CoreError = InstanceType<typeof CoreError>;
 
 /** Narrow an unknown thrown value to a CascadedError, optionally of one code. */
 export function isCascadedError(err: unknown, code?: string): err is CascadedError {

@@ -1,4 +1,4 @@
-import { CascadedError, type CascadedErrorOptions, type ErrorTable } from '../core/errors.js';
+import { type ErrorTable, errorClass } from '../core/errors.js';
 
 /** Error codes of the MCU drivers (docs/errors.md, section "mcu"). */
 export const MCU_ERRORS = {
@@ -28,9 +28,5 @@ export const MCU_ERRORS = {
 
 export type McuErrorCode = keyof typeof MCU_ERRORS;
 
-export class McuError extends CascadedError<McuErrorCode> {
-  constructor(code: McuErrorCode, message: string, options?: CascadedErrorOptions) {
-    super(code, message, MCU_ERRORS[code].status, options);
-    this.name = 'McuError';
-  }
-}
+export const McuError = errorClass('McuError', MCU_ERRORS);
+export type McuError = InstanceType<typeof McuError>;

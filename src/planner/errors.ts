@@ -1,4 +1,4 @@
-import { CascadedError, type CascadedErrorOptions, type ErrorTable } from '../core/errors.js';
+import { type ErrorTable, errorClass } from '../core/errors.js';
 
 export const PLANNER_ERRORS = {
   PLAN_ERR_INFEASIBLE: {
@@ -18,9 +18,5 @@ export const PLANNER_ERRORS = {
 
 export type PlanErrorCode = keyof typeof PLANNER_ERRORS;
 
-export class PlanError extends CascadedError<PlanErrorCode> {
-  constructor(code: PlanErrorCode, message: string, options?: CascadedErrorOptions) {
-    super(code, message, PLANNER_ERRORS[code].status, options);
-    this.name = 'PlanError';
-  }
-}
+export const PlanError = errorClass('PlanError', PLANNER_ERRORS);
+export type PlanError = InstanceType<typeof PlanError>;

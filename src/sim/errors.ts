@@ -1,4 +1,4 @@
-import { CascadedError, type CascadedErrorOptions, type ErrorTable } from '../core/errors.js';
+import { type ErrorTable, errorClass } from '../core/errors.js';
 
 /** Error codes of the MCU simulator (docs/errors.md, section "sim"). */
 export const SIM_ERRORS = {
@@ -17,9 +17,5 @@ export const SIM_ERRORS = {
 
 export type SimErrorCode = keyof typeof SIM_ERRORS;
 
-export class SimError extends CascadedError<SimErrorCode> {
-  constructor(code: SimErrorCode, message: string, options?: CascadedErrorOptions) {
-    super(code, message, SIM_ERRORS[code].status, options);
-    this.name = 'SimError';
-  }
-}
+export const SimError = errorClass('SimError', SIM_ERRORS);
+export type SimError = InstanceType<typeof SimError>;

@@ -1,4 +1,4 @@
-import { CascadedError, type CascadedErrorOptions, type ErrorTable } from '../core/errors.js';
+import { type CascadedErrorOptions, type ErrorTable, errorClass } from '../core/errors.js';
 
 /** Error codes of the SIP stack (docs/errors.md, section "sip"). */
 export const SIP_ERRORS = {
@@ -37,12 +37,8 @@ export const SIP_ERRORS = {
 
 export type SipErrorCode = keyof typeof SIP_ERRORS;
 
-export class SipError extends CascadedError<SipErrorCode> {
-  constructor(code: SipErrorCode, message: string, options?: CascadedErrorOptions) {
-    super(code, message, SIP_ERRORS[code].status, options);
-    this.name = 'SipError';
-  }
-}
+export const SipError = errorClass('SipError', SIP_ERRORS);
+export type SipError = InstanceType<typeof SipError>;
 
 /** A final non-2xx response to one of our requests: carries the SIP status and reason. */
 export class SipResponseError extends SipError {

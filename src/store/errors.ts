@@ -1,4 +1,4 @@
-import { CascadedError, type CascadedErrorOptions, type ErrorTable } from '../core/errors.js';
+import { type ErrorTable, errorClass } from '../core/errors.js';
 
 export const STORE_ERRORS = {
   STORE_ERR_OPEN: { status: 503, description: 'The store could not be opened (path, permissions, not a database).' },
@@ -12,9 +12,5 @@ export const STORE_ERRORS = {
 
 export type StoreErrorCode = keyof typeof STORE_ERRORS;
 
-export class StoreError extends CascadedError<StoreErrorCode> {
-  constructor(code: StoreErrorCode, message: string, options?: CascadedErrorOptions) {
-    super(code, message, STORE_ERRORS[code].status, options);
-    this.name = 'StoreError';
-  }
-}
+export const StoreError = errorClass('StoreError', STORE_ERRORS);
+export type StoreError = InstanceType<typeof StoreError>;
