@@ -33,5 +33,7 @@ EXPOSE 5060/udp 5060/tcp 8443/tcp
 # The API certificate may be self-signed: the check is liveness, not identity.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "require('https').get('https://127.0.0.1:8443/healthz',{rejectUnauthorized:false,timeout:4000},r=>process.exit(r.statusCode===200?0:1)).on('error',()=>process.exit(1))"]
-ENTRYPOINT ["node", "dist/src/cli/cascaded.js"]
-CMD ["--config", "config/demo.yaml"]
+ENTRYPOINT ["node", "--expose-gc", "dist/src/cli/cascaded.js"]
+# The demo: the simulated national network in the same process. For a real
+# network, mount a config and run: --config /etc/cascaded/cascaded.yaml
+CMD ["--config", "config/demo.yaml", "--with-sim"]
