@@ -7,3 +7,4 @@ export { TypedEmitter } from './events.js';
 export { randomHex, randomToken } from './ids.js';
 export type { Closeable } from './lifecycle.js';
 export { onceClose } from './lifecycle.js';
+export { seededRandom } from './random.js';

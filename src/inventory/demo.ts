@@ -1,3 +1,5 @@
+import { seededRandom } from '../core/random.js';
+
 /**
  * The embedded default network: a deterministic, seeded generator of the
  * national 2021 network (63 provinces, 705 districts, 10,599 communes) as
@@ -153,18 +155,6 @@ const VCS = [
 ];
 const PROVINCE_MCU_VENDORS = ['Polycom RMX 2000', 'Huawei VP9660', 'Cisco MCU 5300', 'ZTE ZXV10 M900'];
 
-/** mulberry32: a small, well-distributed 32-bit PRNG; the same seed gives the same network. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Split `total` into `weights.length` positive integers proportional to the weights (largest remainder). */
 function apportion(total: number, weights: readonly number[], min = 1): number[] {
   const free = total - min * weights.length;
@@ -186,7 +176,7 @@ interface Built {
 
 /** The demo network as config YAML text. Same seed, same bytes. */
 export function generateDemoYaml(seed = DEMO_SEED): string {
-  const rnd = prng(seed);
+  const rnd = seededRandom(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
 
   // Districts per province between 5 and ~30, the big provinces larger; communes per district ~15.

@@ -9,6 +9,7 @@
  * Stream transports (TCP) are not impaired: TCP repairs loss itself.
  */
 import dgram from 'node:dgram';
+import { seededRandom } from '../core/random.js';
 
 export interface Impairment {
   /** One-way delay, ms, each direction. */
@@ -40,18 +41,6 @@ interface Entry {
 const registry = new Map<string, Entry>();
 const keys = new WeakMap<dgram.Socket, string | null>();
 let installed = false;
-
-/** A small seeded PRNG (mulberry32), so a lossy test run can be replayed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 function keyOf(socket: dgram.Socket): string | null {
   let k = keys.get(socket);
@@ -132,7 +121,7 @@ export function setImpairment(host: string, port: number, impairment: Impairment
   install();
   const existing = registry.get(k);
   if (existing !== undefined) existing.impairment = impairment;
-  else registry.set(k, { impairment, random: seeded(seed), stats: { dropped: 0, delayed: 0 } });
+  else registry.set(k, { impairment, random: seededRandom(seed), stats: { dropped: 0, delayed: 0 } });
 }
 
 /** Datagrams dropped and delayed on host:port since it was first impaired (zeros when never impaired). */

@@ -1,0 +1,15 @@
+/**
+ * mulberry32: a small, well-distributed 32-bit PRNG. Seeded randomness makes
+ * generated networks and lossy test runs replayable; it is not for secrets
+ * (ids.ts draws those from the CSPRNG).
+ */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
