@@ -65,8 +65,6 @@ const DEFAULTS = {
   healthFailures: 3,
   subscribeExpires: 600,
 };
-// If the first NOTIFY raced ahead of the SUBSCRIBE's 2xx it reached no listener: refresh to get the full state again.
-const FULL_STATE_GRACE_MS = 500;
 const BUSY = new Set([486, 503, 600]);
 
 export function createSipMsmlDriver(options: SipMsmlDriverOptions): McuDriver {
@@ -184,15 +182,9 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
         () => {},
       );
       sub = await this.#deadline(subscribing, left(), 'conference SUBSCRIBE');
+      // A first NOTIFY that raced ahead of the 2xx is held by the stack for this listener (RFC 6665 4.1.2.4).
       this.#attachSubscription(sub);
-      const grace = this.#clock.setTimeout(() => {
-        if (this.#version < 0) sub?.refresh().catch(() => {});
-      }, FULL_STATE_GRACE_MS);
-      try {
-        await this.#deadline(full, left(), 'full conference state');
-      } finally {
-        this.#clock.clearTimeout(grace);
-      }
+      await this.#deadline(full, left(), 'full conference state');
     } catch (err) {
       abandoned = true;
       this.#onFullState = undefined;

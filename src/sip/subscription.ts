@@ -20,6 +20,15 @@ import type {
 } from './types.js';
 import { toBody } from './user-agent.js';
 
+/**
+ * NOTIFYs held for a subscription that has no 'notify' listener yet. The
+ * first NOTIFY may precede the SUBSCRIBE's 2xx (RFC 6665 4.1.2.4), i.e. arrive
+ * before `subscribe()` resolved and anyone could listen. Bounded because the
+ * peer chooses how many it sends; a conference subscriber recovers from a
+ * dropped version by asking for the full state again (RFC 4575 4.1).
+ */
+const HELD_NOTIFY_MAX = 16;
+
 /** Subscription-State = substate-value *( ";" subexp-params ) (RFC 6665 8.2.3). */
 export function parseSubscriptionState(
   v: string | undefined,
@@ -63,6 +72,9 @@ export class SubscriberImpl extends TypedEmitter<SubscriptionEvents> implements 
   #resolveOutcome!: (v: { status: number; reason: string }) => void;
   #rejectOutcome!: (err: Error) => void;
   #unsubscribed?: () => void;
+  /** Notifications that found no 'notify' listener, in order (see HELD_NOTIFY_MAX). */
+  #held: NotifyEvent[] = [];
+  #flushQueued = false;
 
   constructor(ua: DialogHost, event: string, expires: number) {
     super();
@@ -75,6 +87,49 @@ export class SubscriberImpl extends TypedEmitter<SubscriptionEvents> implements 
     });
     // Nobody may ever look at `outcome` (plain SUBSCRIBE): never an unhandled rejection.
     this.outcome.catch(() => {});
+  }
+
+  /** Attaching the first 'notify' listener delivers the held notifications, after the caller's current code. */
+  override on<K extends keyof SubscriptionEvents & string>(
+    event: K,
+    listener: (...args: SubscriptionEvents[K]) => void,
+  ): this {
+    super.on(event, listener);
+    if (event === 'notify') this.#flushHeld();
+    return this;
+  }
+
+  override once<K extends keyof SubscriptionEvents & string>(
+    event: K,
+    listener: (...args: SubscriptionEvents[K]) => void,
+  ): this {
+    super.once(event, listener);
+    if (event === 'notify') this.#flushHeld();
+    return this;
+  }
+
+  #flushHeld(): void {
+    if (this.#held.length === 0 || this.#flushQueued) return;
+    this.#flushQueued = true;
+    // A microtask: the caller finishes attaching its listeners first, and no NOTIFY (I/O) can come in between.
+    queueMicrotask(() => {
+      this.#flushQueued = false;
+      const held = this.#held;
+      this.#held = [];
+      for (const ev of held) this.#deliver(ev);
+    });
+  }
+
+  #deliver(ev: NotifyEvent): void {
+    // Held ones go first, so a flush pending keeps the order.
+    if (this.listenerCount('notify') > 0 && this.#held.length === 0) {
+      this.safeEmit('notify', ev);
+      return;
+    }
+    if (this.#held.push(ev) > HELD_NOTIFY_MAX) {
+      this.#held.shift();
+      this.#ua.log?.warn({ event: this.event }, 'NOTIFY dropped: no notify listener on the subscription');
+    }
   }
 
   get dialog(): DialogImpl {
@@ -219,7 +274,7 @@ export class SubscriberImpl extends TypedEmitter<SubscriptionEvents> implements 
       this.state = ss.state;
       if (ss.expires !== undefined) this.#scheduleRefresh(ss.expires);
     }
-    this.safeEmit('notify', ev);
+    this.#deliver(ev);
     if (this.event.startsWith('refer')) {
       const frag = parseSipfrag(req.body);
       if (frag !== undefined && frag.status >= 200) this.#resolveOutcome(frag);

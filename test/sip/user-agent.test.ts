@@ -451,3 +451,96 @@ t.test('a 2xx retransmitted after our BYE is ACKed again until 64*T1 (RFC 3261 1
   send(ok);
   t.equal(await next(/^ACK /, 200), undefined, 'after 64*T1 the UAS has stopped retransmitting: nothing is kept');
 });
+
+/** A raw UDP peer on loopback: the test writes its messages by hand. */
+async function rawPeer(t: { teardown(fn: () => unknown): void }) {
+  const dgram = await import('node:dgram');
+  const sock = dgram.createSocket('udp4');
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+  t.teardown(() => sock.close());
+  const inbox: Array<{ text: string; port: number }> = [];
+  let wake: (() => void) | undefined;
+  sock.on('message', (b, rinfo) => {
+    inbox.push({ text: b.toString(), port: rinfo.port });
+    wake?.();
+  });
+  return {
+    port: sock.address().port,
+    send: (text: string, port: number) => sock.send(text, port, '127.0.0.1'),
+    async next(startLine: RegExp, ms: number) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const i = inbox.findIndex((m) => startLine.test(m.text));
+        if (i >= 0) return inbox.splice(i, 1)[0];
+        const left = deadline - Date.now();
+        if (left <= 0) return undefined;
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, left);
+        });
+      }
+    },
+  };
+}
+
+t.test(
+  'a NOTIFY that arrives before the SUBSCRIBE 2xx reaches the listener attached on resolve (RFC 6665 4.1.2.4)',
+  async (t) => {
+    const peer = await rawPeer(t);
+    const a = await createUserAgent({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }], timers: FAST });
+    t.teardown(() => a.close());
+    const subscribing = a.subscribe(`sip:mcu@127.0.0.1:${peer.port}`, { event: 'conference', expires: 600 });
+    const sub = (await peer.next(/^SUBSCRIBE /, 2_000))!;
+    t.ok(sub, 'SUBSCRIBE received');
+    const line = (name: string) => sub.text.split('\r\n').find((l) => l.startsWith(`${name}:`))!;
+    const value = (name: string) =>
+      line(name)
+        .slice(name.length + 1)
+        .trim();
+    const body = '<conference-info version="1" state="full"/>';
+    // The notifier sends its first NOTIFY at once; the 2xx follows (a proxy or a busy worker reordered them).
+    peer.send(
+      [
+        `NOTIFY ${value('Contact').replace(/^<|>$/g, '')} SIP/2.0`,
+        `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKearly1`,
+        'Max-Forwards: 70',
+        `From: ${value('To')};tag=notifier1`,
+        `To: ${value('From')}`,
+        line('Call-ID'),
+        'CSeq: 1 NOTIFY',
+        `Contact: <sip:mcu@127.0.0.1:${peer.port}>`,
+        'Event: conference',
+        'Subscription-State: active;expires=600',
+        'Content-Type: application/conference-info+xml',
+        `Content-Length: ${Buffer.byteLength(body)}`,
+        '',
+        body,
+      ].join('\r\n'),
+      sub.port,
+    );
+    t.match((await peer.next(/^SIP\/2.0 200 /, 2_000))?.text, /CSeq: 1 NOTIFY/, 'the early NOTIFY is answered 200');
+    await new Promise((r) => setTimeout(r, 20));
+    peer.send(
+      [
+        'SIP/2.0 200 OK',
+        line('Via'),
+        line('From'),
+        `${line('To')};tag=notifier1`,
+        line('Call-ID'),
+        line('CSeq'),
+        `Contact: <sip:mcu@127.0.0.1:${peer.port}>`,
+        'Expires: 600',
+        'Content-Length: 0',
+        '',
+        '',
+      ].join('\r\n'),
+      sub.port,
+    );
+    const s = await subscribing;
+    const seen: string[] = [];
+    s.on('notify', (n) => seen.push(n.body.toString()));
+    t.equal(s.state, 'active', 'the early NOTIFY made the subscription active');
+    await new Promise((r) => setTimeout(r, 20));
+    t.same(seen, [body], 'the full state is delivered once, to the listener attached after subscribe() resolved');
+  },
+);
