@@ -29,7 +29,6 @@ export interface Daemon {
 }
 
 const CONTROL_SESSION_EXPIRES_S = 1800; // s: RFC 4028 default; refreshed by re-INVITE at half of it
-const CONFERENCE_STATE_MAX_BYTES = 2 * 1_048_576; // bytes: a stream message may carry a national MCU's roster
 
 interface Part {
   readonly name: string;
@@ -93,8 +92,6 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         logger,
         user: 'cascaded',
         userAgent: 'cascaded',
-        // A full conference state of a province MCU (300+ participants, RFC 4575) is ~100 KB over TCP.
-        maxMessageSize: CONFERENCE_STATE_MAX_BYTES,
         // Control dialogs are kept alive with session timers (design section 2, RFC 4028).
         sessionTimer: { expires: CONTROL_SESSION_EXPIRES_S },
       }),

@@ -12,7 +12,7 @@ export { SipHeaders } from './headers.js';
 export type { SipMessage } from './message.js';
 export { SipRequest, SipResponse, serialize } from './message.js';
 export type { ParseOutcome } from './parser.js';
-export { DEFAULT_MAX_MESSAGE_SIZE, parseMessage } from './parser.js';
+export { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_STREAM_MESSAGE_SIZE, parseMessage } from './parser.js';
 export { parseSipfrag } from './subscription.js';
 export type { TimerConfig, TransactionRecord } from './transaction.js';
 export { DEFAULT_TIMERS } from './transaction.js';

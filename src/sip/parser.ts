@@ -5,6 +5,13 @@ import { type SipMessage, SipRequest, SipResponse } from './message.js';
 
 /** Default maximum message size in bytes: the largest UDP payload over IPv4 loopback. */
 export const DEFAULT_MAX_MESSAGE_SIZE = 65_507;
+/**
+ * Default maximum size of a message over TCP or TLS, where no datagram bounds
+ * it (RFC 3261 18.3). A national MCU's full conference state (RFC 4575, about
+ * 370 bytes per participant) fits; a connection still cannot make us buffer
+ * more than this for one message.
+ */
+export const DEFAULT_MAX_STREAM_MESSAGE_SIZE = 2 * 1_048_576;
 
 export type ParseOutcome =
   | { readonly kind: 'message'; readonly message: SipMessage; readonly end: number }
@@ -40,7 +47,11 @@ function fail(
  * datagram (baddn). Stream mode: Content-Length frames the message and
  * 'incomplete' asks for more bytes. Never throws.
  */
-export function parseMessage(buf: Buffer, datagram: boolean, maxSize = DEFAULT_MAX_MESSAGE_SIZE): ParseOutcome {
+export function parseMessage(
+  buf: Buffer,
+  datagram: boolean,
+  maxSize = datagram ? DEFAULT_MAX_MESSAGE_SIZE : DEFAULT_MAX_STREAM_MESSAGE_SIZE,
+): ParseOutcome {
   let start = 0;
   // Leading CRLFs are keep-alives or stray line ends (RFC 3261 7.5): skip them.
   while (start + 1 < buf.length && buf[start] === 13 && buf[start + 1] === 10) start += 2;
@@ -195,7 +206,7 @@ export class StreamFramer {
   #buf: Buffer = Buffer.alloc(0);
   readonly #maxSize: number;
 
-  constructor(maxSize = DEFAULT_MAX_MESSAGE_SIZE) {
+  constructor(maxSize = DEFAULT_MAX_STREAM_MESSAGE_SIZE) {
     this.#maxSize = maxSize;
   }
 

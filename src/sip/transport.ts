@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { SipError } from './errors.js';
 import { buildResponse, type SipMessage, type SipRequest, serialize } from './message.js';
-import { DEFAULT_MAX_MESSAGE_SIZE, parseMessage, StreamFramer } from './parser.js';
+import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_STREAM_MESSAGE_SIZE, parseMessage, StreamFramer } from './parser.js';
 
 export type TransportName = 'udp' | 'tcp' | 'tls';
 
@@ -67,7 +67,10 @@ export interface TransportLayerOptions {
   readonly tls?: TlsOptions;
   readonly clock: Clock;
   readonly logger?: Logger;
+  /** Largest message accepted, in bytes: over UDP, and over TCP/TLS unless maxStreamMessageSize is set. */
   readonly maxMessageSize?: number;
+  /** Largest message accepted over TCP/TLS, in bytes. */
+  readonly maxStreamMessageSize?: number;
   /** Close stream connections idle this long (ms). */
   readonly idleTimeoutMs?: number;
   /** Give up connecting after this long (ms). */
@@ -142,7 +145,8 @@ export class TransportLayer {
   readonly #opts: TransportLayerOptions;
   readonly #clock: Clock;
   readonly #log?: Logger;
-  readonly #maxSize: number;
+  readonly #maxDatagram: number;
+  readonly #maxStream: number;
   readonly #idleMs: number;
   readonly #udp: Array<{ socket: dgram.Socket; local: Address }> = [];
   readonly #servers: Array<{ server: net.Server; transport: TransportName; local: Address }> = [];
@@ -154,7 +158,9 @@ export class TransportLayer {
     this.#opts = opts;
     this.#clock = opts.clock;
     this.#log = opts.logger;
-    this.#maxSize = opts.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    // A datagram is bounded by UDP itself; a stream message only by us (RFC 3261 18.3).
+    this.#maxDatagram = opts.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.#maxStream = opts.maxStreamMessageSize ?? opts.maxMessageSize ?? DEFAULT_MAX_STREAM_MESSAGE_SIZE;
     this.#idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_MS;
   }
 
@@ -225,7 +231,7 @@ export class TransportLayer {
     const remote = { host: rinfo.address, port: rinfo.port };
     // A datagram of CRLFs is a keep-alive (RFC 5626 4.4.1): nothing to do.
     if (buf.length <= 4 && (buf[0] === 13 || buf[0] === 10)) return;
-    const r = parseMessage(buf, true, this.#maxSize);
+    const r = parseMessage(buf, true, this.#maxDatagram);
     if (r.kind === 'message') {
       this.#trace('recv', 'udp', remote, buf);
       this.#deliver({ message: r.message, transport: 'udp', remote, local });
@@ -260,7 +266,7 @@ export class TransportLayer {
     socket.setNoDelay(true);
     const remote = { host: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
     const local = { host: socket.localAddress ?? '', port: socket.localPort ?? 0 };
-    const c = new Connection(transport, socket, remote, local, true, this.#maxSize, this.#clock.now());
+    const c = new Connection(transport, socket, remote, local, true, this.#maxStream, this.#clock.now());
     this.#register(c);
   }
 
@@ -414,7 +420,7 @@ export class TransportLayer {
       { host: dest.host, port: dest.port },
       { host: '', port: 0 },
       false,
-      this.#maxSize,
+      this.#maxStream,
       this.#clock.now(),
     );
     c.connectTimer = this.#clock.setTimeout(() => {

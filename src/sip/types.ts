@@ -36,7 +36,14 @@ export interface UserAgentOptions {
   readonly user?: string;
   /** Value of User-Agent / Server (default 'cascaded'). */
   readonly userAgent?: string;
+  /**
+   * Largest message accepted, in bytes (513 or a dropped datagram beyond it).
+   * Over UDP the default is the datagram bound, 65,507; a value given here
+   * also applies to TCP/TLS unless maxStreamMessageSize is set.
+   */
   readonly maxMessageSize?: number;
+  /** Largest message accepted over TCP/TLS, in bytes (default 2 MiB: a national MCU's conference state, RFC 4575). */
+  readonly maxStreamMessageSize?: number;
   /** Close idle TCP/TLS connections after this many ms. */
   readonly idleTimeoutMs?: number;
   /** Media types we accept in request bodies (415 otherwise). */

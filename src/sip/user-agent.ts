@@ -215,6 +215,7 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
       clock: this.clock,
       logger: this.log,
       maxMessageSize: opts.maxMessageSize,
+      maxStreamMessageSize: opts.maxStreamMessageSize,
       idleTimeoutMs: opts.idleTimeoutMs,
       onMessage: (inb) => this.txm.receive(inb),
     });

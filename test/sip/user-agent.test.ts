@@ -544,3 +544,30 @@ t.test(
     t.same(seen, [body], 'the full state is delivered once, to the listener attached after subscribe() resolved');
   },
 );
+
+t.test(
+  'TCP carries a province conference state (~110 KB) by default; the stream limit stays configurable',
+  async (t) => {
+    // RFC 4575 full state of a province MCU: more than a UDP datagram can hold, not more than a stream allows.
+    const big = `<conference-info state="full">${'<user entity="sip:x@endpoints.invalid"/>'.repeat(2_700)}</conference-info>`;
+    t.ok(Buffer.byteLength(big) > 100_000);
+    const run = async (subscriberOpts: Partial<UserAgentOptions>) => {
+      const { a, b } = await pair(t, subscriberOpts);
+      const server = new Promise<import('../../src/sip/index.js').ServerSubscription>((resolve) =>
+        b.on('subscribe', (s) => {
+          s.accept({ contentType: 'application/conference-info+xml', body: '<conference-info/>' }).then(resolve);
+        }),
+      );
+      const sub = await a.subscribe(uriOf(b, 'tcp'), { event: 'conference' });
+      const bodies: Buffer[] = [];
+      sub.on('notify', (n) => bodies.push(n.body));
+      const sent = (await server).notify({ contentType: 'application/conference-info+xml', body: big });
+      return { sent, bodies };
+    };
+    const ok = await run({});
+    await ok.sent;
+    t.equal(ok.bodies.at(-1)?.toString(), big, 'the full state arrives whole over TCP with the default limits');
+    const small = await run({ maxStreamMessageSize: 100_000 });
+    await t.rejects(small.sent, { code: 'SIP_ERR_RESPONSE', sipStatus: 513 }, 'beyond the stream limit: 513');
+  },
+);
