@@ -34,6 +34,12 @@ export interface UserAgentOptions {
   readonly tls?: TlsOptions;
   /** User part of our From and Contact URIs (default 'cascaded'). */
   readonly user?: string;
+  /**
+   * Header field parameters of every Contact we send, e.g. `{ isfocus: true }`
+   * for a conference focus (RFC 4579 3.3, the RFC 3840 feature tag). `true`
+   * writes the name alone; a string value must be a token or a quoted-string.
+   */
+  readonly contactParams?: Readonly<Record<string, string | true>>;
   /** Value of User-Agent / Server (default 'cascaded'). */
   readonly userAgent?: string;
   /**

@@ -6,6 +6,7 @@ import { onceClose } from '../core/lifecycle.js';
 import { authorize, type DigestCredentials, parseChallenge } from './auth.js';
 import { type DialogHost, DialogImpl, parseSessionExpires } from './dialog.js';
 import { SipError, SipResponseError } from './errors.js';
+import { isToken, scanQuoted } from './grammar.js';
 import { type NameAddr, parseNameAddr, SipHeaders } from './headers.js';
 import { buildResponse, type SipRequest, SipRequest as SipRequestClass, type SipResponse } from './message.js';
 import { NotifierImpl, SubscriberImpl } from './subscription.js';
@@ -151,6 +152,19 @@ export function nextHop(ruri: string, routes: readonly string[], fallback?: Tran
   return targetOf(ruri, fallback);
 }
 
+/** `;name` or `;name=value` for each Contact header parameter (RFC 3261 20.10 contact-params), checked once. */
+function formatContactParams(params: Readonly<Record<string, string | true>> | undefined): string {
+  let out = '';
+  for (const [name, value] of Object.entries(params ?? {})) {
+    const ok =
+      isToken(name) &&
+      (value === true || isToken(value) || (value.startsWith('"') && scanQuoted(value, 0) === value.length));
+    if (!ok) throw new SipError('SIP_ERR_INVALID_ARGUMENT', `bad Contact parameter ${name}=${String(value)}`);
+    out += value === true ? `;${name}` : `;${name}=${value}`;
+  }
+  return out;
+}
+
 /** An ACK for a 2xx, kept to answer the UAS's retransmissions of that 2xx. */
 interface SentAck {
   readonly cseq: number;
@@ -191,6 +205,8 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
   #shut = false;
   readonly #contactCache = new Map<TransportName, string>();
   readonly #fromCache = new Map<TransportName, string>();
+  /** Contact header parameters (e.g. isfocus), already formatted. */
+  readonly #contactParams: string;
   readonly close: () => Promise<void>;
 
   constructor(opts: UserAgentOptions) {
@@ -200,6 +216,7 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
     this.log = opts.logger?.child({ component: 'sip' });
     this.userAgent = opts.userAgent ?? 'cascaded';
     this.#user = opts.user ?? 'cascaded';
+    this.#contactParams = formatContactParams(opts.contactParams);
     this.sessionTimer = opts.sessionTimer;
     this.minSE = opts.sessionTimer?.minSE ?? DEFAULT_MIN_SE;
     this.handlerTimeoutMs = opts.handlerTimeoutMs ?? DEFAULT_HANDLER_TIMEOUT;
@@ -274,7 +291,7 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
   }
 
   contactFor(transport: TransportName): string {
-    return `<${this.contactUri(transport)}>`;
+    return `<${this.contactUri(transport)}>${this.#contactParams}`;
   }
 
   newTag(): string {

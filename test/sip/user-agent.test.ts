@@ -571,3 +571,48 @@ t.test(
     await t.rejects(small.sent, { code: 'SIP_ERR_RESPONSE', sipStatus: 513 }, 'beyond the stream limit: 513');
   },
 );
+
+t.test('a focus marks its Contact with isfocus in requests and 2xx responses (RFC 4579 3.3)', async (t) => {
+  const peer = await rawPeer(t);
+  const focus = await createUserAgent({
+    listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }],
+    user: 'conf1',
+    timers: FAST,
+    contactParams: { isfocus: true, '+sip.rendering': '"no"' },
+  });
+  t.teardown(() => focus.close());
+  const port = focus.listening[0]!.port;
+  const focusContact = `Contact: <sip:conf1@127.0.0.1:${port}>;isfocus;+sip.rendering="no"`;
+  // Outgoing: the focus dials out (cascade link).
+  focus.invite(`sip:mcu@127.0.0.1:${peer.port}`, { body: SDP }).catch(() => {});
+  const inv = await peer.next(/^INVITE /, 2_000);
+  t.ok(inv?.text.split('\r\n').includes(focusContact), 'the INVITE Contact carries the feature tags');
+  // Incoming: the focus answers a participant's INVITE.
+  focus.on('invite', (i) => i.accept({ body: SDP }).catch(() => {}));
+  peer.send(
+    [
+      `INVITE sip:conf1@127.0.0.1:${port} SIP/2.0`,
+      `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKfocus1;rport`,
+      'Max-Forwards: 70',
+      `From: <sip:p@127.0.0.1:${peer.port}>;tag=p1`,
+      `To: <sip:conf1@127.0.0.1:${port}>`,
+      'Call-ID: focus-test-1',
+      'CSeq: 1 INVITE',
+      `Contact: <sip:p@127.0.0.1:${peer.port}>`,
+      'Content-Length: 0',
+      '',
+      '',
+    ].join('\r\n'),
+    port,
+  );
+  const ok = await peer.next(/^SIP\/2.0 200 [^]*CSeq: 1 INVITE/, 2_000);
+  t.ok(ok?.text.split('\r\n').includes(focusContact), 'the 2xx Contact carries the feature tags');
+  await t.rejects(
+    createUserAgent({
+      listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }],
+      contactParams: { 'is focus': true },
+    }),
+    { code: 'SIP_ERR_INVALID_ARGUMENT' },
+    'a parameter that is not a token is refused',
+  );
+});
