@@ -176,6 +176,11 @@ export interface Previous {
   readonly endpoints: readonly number[];
   /** endpoint id -> MCU id it was assigned to. */
   readonly assignments: Readonly<Record<string, string>>;
+  /**
+   * The same by number (MCU index, -1: none) when already known, that is for a plan this module
+   * returned; null: read `assignments`.
+   */
+  readonly mcuOf: Int32Array | null;
   /** child MCU id -> parent MCU id. */
   readonly links: Readonly<Record<string, string>>;
 }
@@ -285,7 +290,12 @@ export function buildProblem(
   let prevMcu: Int32Array | null = null;
   if (previous !== null) {
     prevMcu = new Int32Array(count).fill(-1);
+    const known = previous.mcuOf;
     for (const e of session) {
+      if (known !== null) {
+        prevMcu[e] = known[e]!;
+        continue;
+      }
       const mid = previous.assignments[ids[e]!];
       if (mid === undefined) continue;
       const m = net.index.get(mid);

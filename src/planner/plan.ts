@@ -28,7 +28,51 @@ export const lastSearchStats: SearchStats & { shortcut: 'none' | 'kept' | 'shall
  */
 export function plan(inventory: Inventory, session: Session, options: PlanOptions = {}): Plan {
   const problem = buildProblem(inventory, session.endpoints, session.chair, options.unavailableMcus ?? [], null);
-  return solve(problem, null, false).plan;
+  const next = solve(problem, null, false);
+  return remember(inventory, problem, next.place, next.plan);
+}
+
+/**
+ * What `replan` reads of a plan this module returned, by number, kept beside it: reading its
+ * 10^4-key records back (ids to numbers, MCU ids to indexes) costs milliseconds per re-plan, and a
+ * live session is re-planned from the plan returned last. Keyed by the plan object, so a copy, or
+ * a plan read back from storage, takes the reading path; the plan is frozen, so what is kept here
+ * cannot go stale under a caller's mutation.
+ */
+interface Known {
+  readonly inventory: Inventory;
+  /** The plan's endpoints by number, ascending. */
+  readonly endpoints: readonly number[];
+  /** Per endpoint number, the index of its MCU in the plan's `assignments` (-1: none). */
+  readonly mcuOf: Int32Array;
+}
+const known = new WeakMap<Plan, Known>();
+
+function remember(inventory: Inventory, problem: Problem, place: Int32Array, result: Plan): Plan {
+  const mcuOf = place.slice();
+  for (const e of problem.session) if (problem.relayVia[e]! >= 0) mcuOf[e] = -1;
+  freezePlan(result);
+  known.set(result, { inventory, endpoints: problem.session, mcuOf });
+  return result;
+}
+
+/**
+ * Freezes a plan in depth, field by field: walking the values of its 10^4-key records (strings
+ * and numbers) to find objects would cost more than freezing them.
+ */
+function freezePlan(p: Plan): void {
+  const deep = (o: object): void => {
+    Object.freeze(o);
+    for (const v of Object.values(o)) if (typeof v === 'object' && v !== null) deep(v);
+  };
+  for (const m of p.mcus) {
+    for (const part of [m.endpoints, m.children, m.ports, m.cascadePorts, m]) Object.freeze(part);
+  }
+  for (const flat of [p.endpoints, p.addedForRelay, p.unavailableMcus, p.unusedMcus, p.mcus]) Object.freeze(flat);
+  for (const record of [p.assignments, p.relays, p.depths, p.links]) Object.freeze(record);
+  deep(p.objective);
+  if (p.changes !== undefined) deep(p.changes);
+  Object.freeze(p);
 }
 
 /**
@@ -49,7 +93,10 @@ export function replanByFullSearch(inventory: Inventory, previous: Plan, change:
 }
 
 function replanning(inventory: Inventory, previous: Plan, change: SessionChange, shortcut: boolean): Plan {
-  const before = checkPrevious(inventory, previous);
+  const cached = known.get(previous);
+  const mine = cached !== undefined && cached.inventory === inventory ? cached : null;
+  // A plan this module returned for this inventory matches it: only another plan needs the check.
+  const before = mine?.endpoints ?? checkPrevious(inventory, previous);
   const remove = change.removeEndpoints ?? [];
   if (previous.chair !== null && remove.includes(previous.chair)) {
     throw new PlanError(
@@ -72,6 +119,7 @@ function replanning(inventory: Inventory, previous: Plan, change: SessionChange,
   const prev: Previous = {
     endpoints: before.filter((e) => leaving[e] === 0),
     assignments: previous.assignments,
+    mcuOf: mine?.mcuOf ?? null,
     links: previous.links,
   };
   let problem = buildProblem(inventory, change.addEndpoints ?? [], previous.chair ?? undefined, unavailable, prev);
@@ -102,10 +150,10 @@ function replanning(inventory: Inventory, previous: Plan, change: SessionChange,
     };
   }
   const next = solve(problem, previous, shortcut);
-  return {
+  return remember(inventory, problem, next.place, {
     ...next.plan,
     changes: { ...diff(previous, next.plan, problem, next.place), droppedEndpoints, reasons },
-  };
+  });
 }
 
 /** Checks that the previous plan belongs to this inventory; returns its endpoints by number. */

@@ -199,6 +199,13 @@ t.test('losing an MCU: its endpoints move if they can, leave with reasons if not
   t.equal(back.assignments.x, 'b', 'x stays where it is after the MCU comes back');
   t.equal(back.assignments.y, 'a');
   t.throws(() => replan(inv, { ...p, master: 'gone' }, {}), { code: 'PLAN_ERR_INVALID_PLAN' });
+  // Plans are frozen: `replan` keeps numbers beside the plan object it returned, which a mutation would make stale.
+  t.ok(Object.isFrozen(q) && Object.isFrozen(q.assignments) && Object.isFrozen(q.mcus[0]!.endpoints));
+  t.ok(Object.isFrozen(q.changes!.reasons[0]) && Object.isFrozen(q.objective.maxUtilisation));
+  t.throws(() => {
+    (q.assignments as Record<string, string>).x = 'a';
+  }, TypeError);
+  t.same(replan(inv, q, {}).assignments, { x: 'b', z: 'b' });
 });
 
 t.test('re-planning keeps the depth optimal before sparing links', async (t) => {
