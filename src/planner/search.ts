@@ -153,7 +153,8 @@ export class Optimiser {
     let below: Solution | null = null;
     if (kept !== null) {
       // The unpriced root relaxation usually settles it; the full search at D - 1 only when it does not.
-      if (kept.depthBound <= dLow || !this.#mayFit(kept.depthBound - 1)) return kept;
+      const shallower = kept.depthBound - 1;
+      if (kept.depthBound <= dLow || this.#portsShort(shallower) || !this.#mayFit(shallower)) return kept;
       below = this.#search(kept.depthBound - 1, null, null);
       if (below === null) return kept;
     }
@@ -236,6 +237,33 @@ export class Optimiser {
       root.unusedOk[m] = this.#forcedCount[m]! > 0 ? 0 : 1;
     }
     return root;
+  }
+
+  /**
+   * A counting proof that no plan fits within depth D, cheaper than `#mayFit`'s flow: an MCU sits no
+   * shallower than its distance to the master, so members with one candidate within distance D must
+   * all be on it, and it also needs a port for its own link. True proves that no plan fits; false
+   * proves nothing.
+   */
+  #portsShort(depth: number): boolean {
+    const { net, demands } = this.#p;
+    const need = new Int32Array(net.ids.length);
+    for (const d of demands) {
+      let only = -1;
+      for (const m of d.cands) {
+        if (net.dist[m]! > depth) continue;
+        if (only >= 0) {
+          only = -2;
+          break;
+        }
+        only = m;
+      }
+      if (only >= 0) need[only]! += d.members.length;
+    }
+    for (let m = 0; m < need.length; m++) {
+      if (need[m]! > 0 && need[m]! + (m === net.master ? 0 : 1) > net.ports[m]!) return true;
+    }
+    return false;
   }
 
   /**
