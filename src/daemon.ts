@@ -98,6 +98,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     );
     const mcus = await start('mcus', () => startMcuPool({ ua, mcus: inv.mcus, logger, driver: config.daemon.mcu }));
     const master = inv.mcus.find((m) => m.role === 'master');
+    // The events table keeps each MCU's up/down history for the session report.
+    // Attached before the first connection attempts settle, so none is missed.
+    let stopping = false;
+    for (const d of mcus.drivers.values()) {
+      d.on('health', (h) => {
+        if (stopping) return;
+        store
+          .appendEvent({ type: h.up ? 'mcu.up' : 'mcu.down', subject: d.mcuId, data: { reason: h.reason } })
+          .catch((err: unknown) => log.warn({ err, mcu: d.mcuId }, 'could not record an MCU health event'));
+      });
+    }
 
     const tls = await loadOrCreateCertificate(config.daemon.api.tls, config.daemon.stateDir, [config.daemon.api.host]);
     const api = await start('api', () =>
@@ -134,7 +145,6 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     notifier.ready(status);
     log.info({ api: api.url, selfSignedCertificate: tls.selfSigned }, status);
     // `systemctl status` shows MCU health once every driver has made its first attempt, then on every change.
-    let stopping = false;
     const mcuStatus = () => {
       if (!stopping) notifier.status(`${status}; MCUs up: ${mcus.upCount()} of ${mcus.drivers.size}`);
     };

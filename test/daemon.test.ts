@@ -1,5 +1,6 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import t from 'tap';
 import { createSimMcu, type SimMcu } from '../src/sim/index.js';
 import { baseConfig, type Mutable, toYaml } from './config/fixtures.js';
@@ -89,6 +90,13 @@ t.test('starts in order, serves health, and on SIGTERM closes in reverse order a
   t.equal(sims[0]!.controlDialogs, 0, 'the control dialog was ended with BYE on the way out');
   t.equal(d.logs.at(-1)?.msg, 'stopped');
   t.ok(existsSync(join(dir, 'state', 'cascaded.db')), 'the store file exists');
+  const db = new Database(join(dir, 'state', 'cascaded.db'), { readonly: true });
+  t.same(
+    db.prepare("SELECT subject FROM events WHERE type = 'mcu.up' ORDER BY subject").all(),
+    [{ subject: 'master' }, { subject: 'nb' }, { subject: 'qb-vnpt-1' }],
+    'each MCU coming up is recorded in the events table',
+  );
+  db.close();
 });
 
 t.test('SIGINT also stops cleanly; a restart reuses the store and the certificate', async (t) => {
