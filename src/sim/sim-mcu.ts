@@ -111,6 +111,15 @@ export interface SimMcu {
 const SDP = (host: string) =>
   `v=0\r\no=sim 1 1 IN IP4 ${host}\r\ns=cascade\r\nc=IN IP4 ${host}\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\nm=video 9 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n`;
 const LINK_DIAL_TIMEOUT_MS = 20_000; // ms: a cascade INVITE still unanswered is CANCELled
+const PORT_PROBE_ATTEMPTS = 5;
+
+/** The bind failed because the address was taken (the cause chain of a SIP_ERR_TRANSPORT). */
+function isAddressInUse(err: unknown): boolean {
+  for (let e = err; e instanceof Error; e = e.cause) {
+    if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') return true;
+  }
+  return false;
+}
 
 /** The participant's identity: scheme, user, host and port of its URI, without parameters. */
 export function entityOf(u: SipUri): string {
@@ -202,7 +211,7 @@ class SimMcuImpl implements SimMcu {
     return wireStats(this.#host, this.#port);
   }
 
-  async start(): Promise<void> {
+  async start(attempt = 1): Promise<void> {
     const ua = await createUserAgent({
       listen: [
         { transport: 'udp', host: this.#host, port: this.#port },
@@ -219,7 +228,15 @@ class SimMcuImpl implements SimMcu {
       this.#port = udp.port;
       if (this.#o.tcp !== false) {
         await ua.close();
-        return this.start();
+        try {
+          return await this.start();
+        } catch (err) {
+          // Between the probe and the re-bind another socket (a client's ephemeral
+          // port, say) may have taken that number for TCP: probe a new one.
+          if (!isAddressInUse(err) || attempt >= PORT_PROBE_ATTEMPTS) throw err;
+          this.#port = 0;
+          return this.start(attempt + 1);
+        }
       }
     }
     this.#ua = ua;
