@@ -2,20 +2,12 @@
  * Test fixtures: seeded random inventories and sessions, small enough for the
  * exhaustive oracle or medium for the ILP, with tight capacities on purpose.
  */
+import { seededRandom } from '../../src/core/random.js';
 import type { Endpoint, Inventory, Mcu } from '../../src/inventory/types.js';
 import type { Session } from '../../src/planner/index.js';
 
-/** mulberry32: a small seeded PRNG so every instance can be reproduced from its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded PRNG, so every instance can be reproduced from its seed. */
+export const prng = seededRandom;
 
 export function mcu(id: string, ports: number, cascadePorts: number, parents: string[] = []): Mcu {
   return {
