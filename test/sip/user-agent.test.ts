@@ -383,38 +383,15 @@ t.test('a malformed flood is counted and dropped; the stack keeps working', asyn
 
 t.test('a 2xx retransmitted after our BYE is ACKed again until 64*T1 (RFC 3261 13.2.2.4)', async (t) => {
   // A raw UDP peer plays a UAS that lost our ACK: it sees the BYE, then retransmits its 2xx (13.3.1.4).
-  const dgram = await import('node:dgram');
-  const peer = dgram.createSocket('udp4');
-  await new Promise<void>((r) => peer.bind(0, '127.0.0.1', () => r()));
-  const inbox: Array<{ text: string; port: number }> = [];
-  let wake: (() => void) | undefined;
-  peer.on('message', (b, rinfo) => {
-    inbox.push({ text: b.toString(), port: rinfo.port });
-    wake?.();
-  });
-  const next = async (startLine: RegExp, ms: number) => {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const i = inbox.findIndex((m) => startLine.test(m.text));
-      if (i >= 0) return inbox.splice(i, 1)[0];
-      const left = deadline - Date.now();
-      if (left <= 0) return undefined;
-      await new Promise<void>((r) => {
-        wake = r;
-        setTimeout(r, left);
-      });
-    }
-  };
+  const peer = await rawPeer(t);
+  const next = peer.next;
   const t1 = 10; // ms: 64*T1 = 640 ms keeps the test short
   const a = await createUserAgent({
     listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }],
     timers: { t1, t2: 80, t4: 100 },
   });
-  t.teardown(async () => {
-    await a.close();
-    peer.close();
-  });
-  const peerPort = peer.address().port;
+  t.teardown(() => a.close());
+  const peerPort = peer.port;
   const calling = a.invite(`sip:mcu@127.0.0.1:${peerPort}`, { body: SDP });
   const invite = await next(/^INVITE /, 2_000);
   t.ok(invite, 'INVITE received');
@@ -431,7 +408,7 @@ t.test('a 2xx retransmitted after our BYE is ACKed again until 64*T1 (RFC 3261 1
     '',
     '',
   ].join('\r\n');
-  const send = (text: string) => peer.send(text, invite!.port, '127.0.0.1');
+  const send = (text: string) => peer.send(text, invite!.port);
   send(ok);
   const d = await calling;
   t.match((await next(/^ACK /, 2_000))?.text, /CSeq: 1 ACK/, 'the 2xx is ACKed');
@@ -447,7 +424,7 @@ t.test('a 2xx retransmitted after our BYE is ACKed again until 64*T1 (RFC 3261 1
   send(`${byeOk}\r\n\r\n`);
   await ended;
   await new Promise((r) => setTimeout(r, 64 * t1 + 100));
-  inbox.length = 0;
+  peer.clear();
   send(ok);
   t.equal(await next(/^ACK /, 200), undefined, 'after 64*T1 the UAS has stopped retransmitting: nothing is kept');
 });
@@ -467,6 +444,10 @@ async function rawPeer(t: { teardown(fn: () => unknown): void }) {
   return {
     port: sock.address().port,
     send: (text: string, port: number) => sock.send(text, port, '127.0.0.1'),
+    /** Forget what arrived so far. */
+    clear: () => {
+      inbox.length = 0;
+    },
     async next(startLine: RegExp, ms: number) {
       const deadline = Date.now() + ms;
       for (;;) {
