@@ -25,14 +25,16 @@ export function compareObjectives(a: OracleObjective, b: OracleObjective): numbe
   return a.utilisation[0] * b.utilisation[1] - b.utilisation[0] * a.utilisation[1];
 }
 
-export function exhaustive(inv: Inventory, session: Session, unavailable: readonly string[]): OracleObjective | null {
-  const down = new Set(unavailable);
-  const mcus = inv.mcus.filter((m) => !down.has(m.id));
-  const master = mcus.find((m) => m.role === 'master');
-  if (master === undefined) return null;
-  const slaves = mcus.filter((m) => m !== master);
+/**
+ * The issue's session rule, shared by both oracles: the chair takes part, a
+ * relay endpoint brings in the endpoint it is relayed through, and that
+ * endpoint's depth counts once more for each relay on it.
+ */
+export function sessionMembers(
+  inv: Inventory,
+  session: Session,
+): { members: Set<string>; weight: Map<string, number> } {
   const byId = new Map(inv.endpoints.map((e) => [e.id, e]));
-
   const members = new Set(session.endpoints);
   if (session.chair !== undefined) members.add(session.chair);
   const weight = new Map<string, number>();
@@ -43,6 +45,17 @@ export function exhaustive(inv: Inventory, session: Session, unavailable: readon
       weight.set(e.relayVia!, (weight.get(e.relayVia!) ?? 1) + 1);
     }
   }
+  return { members, weight };
+}
+
+export function exhaustive(inv: Inventory, session: Session, unavailable: readonly string[]): OracleObjective | null {
+  const down = new Set(unavailable);
+  const mcus = inv.mcus.filter((m) => !down.has(m.id));
+  const master = mcus.find((m) => m.role === 'master');
+  if (master === undefined) return null;
+  const slaves = mcus.filter((m) => m !== master);
+  const byId = new Map(inv.endpoints.map((e) => [e.id, e]));
+  const { members, weight } = sessionMembers(inv, session);
   const placed = [...members].filter((id) => byId.get(id)!.connection !== 'relay');
 
   let best: OracleObjective | null = null;

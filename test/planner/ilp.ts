@@ -24,7 +24,7 @@
 import highsModule, { type Highs } from 'highs';
 import type { Inventory } from '../../src/inventory/types.js';
 import type { Session } from '../../src/planner/index.js';
-import type { OracleObjective } from './exhaustive.js';
+import { type OracleObjective, sessionMembers } from './exhaustive.js';
 
 // The package ships an ES build whose default export is the loader, but its CommonJS-typed
 // declarations make TypeScript see the namespace: accept either shape.
@@ -62,17 +62,7 @@ export async function ilpOptimum(
   const index = new Map(mcus.map((m, i) => [m.id, i]));
   const master = mcus.findIndex((m) => m.role === 'master');
   const byId = new Map(inv.endpoints.map((e) => [e.id, e]));
-
-  const members = new Set(session.endpoints);
-  if (session.chair !== undefined) members.add(session.chair);
-  const weight = new Map<string, number>();
-  for (const id of [...members]) {
-    const e = byId.get(id)!;
-    if (e.connection === 'relay') {
-      members.add(e.relayVia!);
-      weight.set(e.relayVia!, (weight.get(e.relayVia!) ?? 1) + 1);
-    }
-  }
+  const { members, weight } = sessionMembers(inv, session);
   const groups = new Map<string, { count: number; weight: number; chair: boolean; cands: [number, number][] }>();
   for (const id of members) {
     const e = byId.get(id)!;
