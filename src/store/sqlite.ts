@@ -316,16 +316,7 @@ class SqliteStore implements Store {
   }
 
   async listAudit(query: { afterId?: number; limit?: number; actor?: string } = {}): Promise<AuditEntry[]> {
-    const db = this.#open();
-    const limit = clampLimit(query.limit, 100);
-    const rows = (
-      query.actor === undefined
-        ? db.prepare('SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?').all(query.afterId ?? 0, limit)
-        : db
-            .prepare('SELECT * FROM audit WHERE actor = ? AND id > ? ORDER BY id LIMIT ?')
-            .all(query.actor, query.afterId ?? 0, limit)
-    ) as AuditRow[];
-    return rows.map(toAudit);
+    return (this.#pageAfter('audit', 'actor', query.actor, query) as AuditRow[]).map(toAudit);
   }
 
   async appendEvent(e: NewEvent): Promise<EventRecord> {
@@ -336,16 +327,23 @@ class SqliteStore implements Store {
   }
 
   async listEvents(query: { afterId?: number; limit?: number; type?: string } = {}): Promise<EventRecord[]> {
+    return (this.#pageAfter('events', 'type', query.type, query) as EventRow[]).map(toEvent);
+  }
+
+  /**
+   * One page of an append-only table in id order, after `afterId`, optionally
+   * where `column` equals `value`. Table and column names are ours, never input.
+   */
+  #pageAfter(
+    table: 'audit' | 'events',
+    column: 'actor' | 'type',
+    value: string | undefined,
+    query: { afterId?: number; limit?: number },
+  ): unknown[] {
     const db = this.#open();
-    const limit = clampLimit(query.limit, 100);
-    const rows = (
-      query.type === undefined
-        ? db.prepare('SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?').all(query.afterId ?? 0, limit)
-        : db
-            .prepare('SELECT * FROM events WHERE type = ? AND id > ? ORDER BY id LIMIT ?')
-            .all(query.type, query.afterId ?? 0, limit)
-    ) as EventRow[];
-    return rows.map(toEvent);
+    const where = value === undefined ? '' : `${column} = ? AND `;
+    const params = [...(value === undefined ? [] : [value]), query.afterId ?? 0, clampLimit(query.limit, 100)];
+    return db.prepare(`SELECT * FROM ${table} WHERE ${where}id > ? ORDER BY id LIMIT ?`).all(...params);
   }
 
   readonly close = onceClose(async () => {
