@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { createUserAgent, type Dialog, type UserAgent } from '../../src/sip/index.js';
-import { freePort, have, KAMAILIO_DIR, kamailio, scenario, sipp, tempDir } from './sip-peers.js';
+import { freePort, have, KAMAILIO_DIR, kamailio, scenario, sipp, sippArgs, tempDir } from './sip-peers.js';
 
 t.setTimeout(180_000);
 
@@ -96,27 +96,15 @@ if (!have('sipp') || !have('kamailio', '-v')) {
       const file = scenario(tmp.dir, 'ctl-uac', { tcp: transport === 'tcp' });
       const r = await sipp(
         tmp.dir,
-        [
-          '-sf',
-          file,
-          '-i',
-          '127.0.0.1',
-          '-p',
-          `${await freePort()}`,
-          '-s',
-          'mcu1',
-          `127.0.0.1:${proxyPort}`,
-          '-m',
-          `${calls}`,
-          '-r',
-          '30',
-          '-l',
-          '10',
-          '-t',
-          transport === 'udp' ? 'u1' : 't1',
-          '-timeout',
-          '60s',
-        ],
+        sippArgs({
+          scenario: file,
+          port: await freePort(),
+          call: { service: 'mcu1', target: `127.0.0.1:${proxyPort}` },
+          calls,
+          rate: 30,
+          limit: 10,
+          transport,
+        }),
         90_000,
       ).done;
       t.equal(r.code, 0, `SIPp -> kamailio -> our UAS over ${transport}: sipp exit (${r.stderr.slice(0, 400)})`);

@@ -61,6 +61,33 @@ export interface Peer {
   stop(): void;
 }
 
+/** What a SIPp run plays: its scenario, its own port, where it calls, how much. */
+export interface SippRun {
+  readonly scenario: string;
+  readonly port: number;
+  /** Total calls (-m). */
+  readonly calls: number;
+  /** As UAC: the Request-URI user (-s) and the host:port called. */
+  readonly call?: { readonly service: string; readonly target: string };
+  /** Calls per second (-r) and the most at once (-l). */
+  readonly rate?: number;
+  readonly limit?: number;
+  /** A transport other than SIPp's default UDP mode sets -t; with it comes a -timeout. */
+  readonly transport?: 'udp' | 'tcp';
+}
+
+/** SIPp's command line for a run, always bound to 127.0.0.1. */
+export function sippArgs(run: SippRun): string[] {
+  return [
+    ...['-sf', run.scenario, '-i', '127.0.0.1', '-p', `${run.port}`],
+    ...(run.call === undefined ? [] : ['-s', run.call.service, run.call.target]),
+    ...['-m', `${run.calls}`],
+    ...(run.rate === undefined ? [] : ['-r', `${run.rate}`]),
+    ...(run.limit === undefined ? [] : ['-l', `${run.limit}`]),
+    ...(run.transport === undefined ? [] : ['-t', run.transport === 'udp' ? 'u1' : 't1', '-timeout', '60s']),
+  ];
+}
+
 /** Run sipp with a hard deadline; counters come from its -trace_stat file. */
 export function sipp(dir: string, args: string[], deadlineMs: number): Peer {
   const stf = join(dir, `stat-${Math.random().toString(36).slice(2)}.csv`);

@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { createUserAgent, type Dialog, type UserAgent } from '../../src/sip/index.js';
-import { freePort, have, scenario, sipp, tempDir } from './sip-peers.js';
+import { freePort, have, scenario, sipp, sippArgs, tempDir } from './sip-peers.js';
 
 t.setTimeout(120_000);
 
@@ -71,27 +71,15 @@ if (!have('sipp')) {
       const sippPort = await freePort();
       const run = sipp(
         tmp.dir,
-        [
-          '-sf',
-          file,
-          '-i',
-          '127.0.0.1',
-          '-p',
-          `${sippPort}`,
-          '-s',
-          'mcu',
-          `127.0.0.1:${port}`,
-          '-m',
-          `${calls}`,
-          '-r',
-          '20',
-          '-l',
-          '10',
-          '-t',
-          transport === 'udp' ? 'u1' : 't1',
-          '-timeout',
-          '60s',
-        ],
+        sippArgs({
+          scenario: file,
+          port: sippPort,
+          call: { service: 'mcu', target: `127.0.0.1:${port}` },
+          calls,
+          rate: 20,
+          limit: 10,
+          transport,
+        }),
         90_000,
       );
       const r = await run.done;
@@ -116,24 +104,7 @@ if (!have('sipp')) {
       const calls = transport === 'udp' ? 20 : 10;
       const sippPort = await freePort();
       const file = scenario(tmp.dir, 'mcu-uas', { lossy: transport === 'udp' });
-      const run = sipp(
-        tmp.dir,
-        [
-          '-sf',
-          file,
-          '-i',
-          '127.0.0.1',
-          '-p',
-          `${sippPort}`,
-          '-m',
-          `${calls}`,
-          '-t',
-          transport === 'udp' ? 'u1' : 't1',
-          '-timeout',
-          '60s',
-        ],
-        90_000,
-      );
+      const run = sipp(tmp.dir, sippArgs({ scenario: file, port: sippPort, calls, transport }), 90_000);
       await new Promise((r) => setTimeout(r, 300));
       const uri = `sip:mcu@127.0.0.1:${sippPort}${transport === 'tcp' ? ';transport=tcp' : ''}`;
       let ok = 0;
@@ -190,21 +161,13 @@ Content-Length: 0
     );
     const r = await sipp(
       tmp.dir,
-      [
-        '-sf',
-        file,
-        '-i',
-        '127.0.0.1',
-        '-p',
-        `${await freePort()}`,
-        '-s',
-        'mcu',
-        `127.0.0.1:${ua.listening[0]!.port}`,
-        '-m',
-        '10',
-        '-r',
-        '50',
-      ],
+      sippArgs({
+        scenario: file,
+        port: await freePort(),
+        call: { service: 'mcu', target: `127.0.0.1:${ua.listening[0]!.port}` },
+        calls: 10,
+        rate: 50,
+      }),
       30_000,
     ).done;
     t.equal(r.code, 0);
