@@ -69,7 +69,26 @@ export interface RequestOptions extends BodyOptions {
   readonly from?: string;
   /** Preloaded route set (outbound proxy), as SIP URIs. */
   readonly route?: readonly string[];
+  /**
+   * Credentials for the 401/407 challenges of this request (per peer, e.g. per
+   * MCU), instead of the user agent's. A dialog or subscription created by the
+   * request keeps them for its in-dialog requests and refreshes.
+   */
+  readonly credentials?: DigestCredentials;
 }
+
+/** A session description offered by the peer (in a 2xx to an INVITE without one, RFC 3261 13.2.2.4). */
+export interface SessionOffer {
+  readonly contentType?: string;
+  readonly body: Buffer;
+}
+
+/**
+ * Builds our answer to the peer's offer; the answer is sent in the ACK (RFC
+ * 3264, RFC 3261 13.2.2.4). Throwing means the offer cannot be answered: the
+ * 2xx is ACKed and the dialog ended with BYE.
+ */
+export type OfferAnswerer = (offer: SessionOffer) => { readonly contentType?: string; readonly body: string | Buffer };
 
 export interface InviteOptions extends RequestOptions {
   /** Called for each provisional response. */
@@ -78,6 +97,12 @@ export interface InviteOptions extends RequestOptions {
   readonly signal?: AbortSignal;
   /** Override the user agent's session timer for this call; false to not request one. */
   readonly sessionTimer?: SessionTimerOptions | false;
+  /**
+   * Answers an offer the peer puts in its 2xx when this INVITE (or a later
+   * body-less re-INVITE of the dialog, such as a session refresh) carried none.
+   * The dialog keeps it for its re-INVITEs.
+   */
+  readonly answer?: OfferAnswerer;
 }
 
 export interface ResponseOptions extends BodyOptions {
