@@ -7,8 +7,7 @@
  */
 import koffi from 'koffi';
 import type { Logger } from 'pino';
-import { type Clock, realClock, type TimerHandle } from '../src/core/clock.js';
-import { onceClose } from '../src/core/lifecycle.js';
+import { type Clock, onceClose, realClock, type TimerHandle } from '../src/core/index.js';
 
 export interface SystemdNotifier {
   /** True when messages actually go somewhere (library loaded and NOTIFY_SOCKET set). */

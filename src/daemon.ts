@@ -4,10 +4,10 @@
  * first, the store closes last, the logger is flushed by the caller.
  */
 import type { Logger } from 'pino';
-import { createSystemdNotifier, type SystemdNotifier } from '../native/systemd.js';
+import { createSystemdNotifier, type SystemdNotifier } from '../native/index.js';
 import { loadOrCreateCertificate, startApiServer } from './api/index.js';
 import type { Config } from './config/index.js';
-import { onceClose } from './core/lifecycle.js';
+import { onceClose } from './core/index.js';
 import { type McuPool, startMcuPool } from './mcu/index.js';
 import { createUserAgent, type ListenOptions } from './sip/index.js';
 import { openSqliteStore, type Store } from './store/index.js';

@@ -2,14 +2,14 @@
  * Every error code of the daemon, merged from the tables of each context.
  * docs/errors.md documents each one (checked by test/errors.test.ts).
  */
-import { API_ERRORS } from './api/errors.js';
-import { CONFIG_ERRORS } from './config/errors.js';
-import { CORE_ERRORS, type ErrorTable } from './core/errors.js';
-import { MCU_ERRORS } from './mcu/errors.js';
-import { PLANNER_ERRORS } from './planner/errors.js';
-import { SIM_ERRORS } from './sim/errors.js';
-import { SIP_ERRORS } from './sip/errors.js';
-import { STORE_ERRORS } from './store/errors.js';
+import { API_ERRORS } from './api/index.js';
+import { CONFIG_ERRORS } from './config/index.js';
+import { CORE_ERRORS, type ErrorTable } from './core/index.js';
+import { MCU_ERRORS } from './mcu/index.js';
+import { PLANNER_ERRORS } from './planner/index.js';
+import { SIM_ERRORS } from './sim/index.js';
+import { SIP_ERRORS } from './sip/index.js';
+import { STORE_ERRORS } from './store/index.js';
 
 export const ALL_ERRORS: ErrorTable = {
   ...CORE_ERRORS,

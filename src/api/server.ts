@@ -1,7 +1,6 @@
 import Fastify, { LogController } from 'fastify';
 import type { Logger } from 'pino';
-import { isCascadedError } from '../core/errors.js';
-import { onceClose } from '../core/lifecycle.js';
+import { isCascadedError, onceClose } from '../core/index.js';
 import { ApiError } from './errors.js';
 
 /** One condition of /readyz: the store is open, SIP is bound, the master MCU answers. */

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type Logger, pino } from 'pino';
 import { type Config, ConfigError, formatViolations, loadConfigFile } from '../config/index.js';
-import { isCascadedError } from '../core/errors.js';
+import { isCascadedError } from '../core/index.js';
 import { startDaemon } from '../daemon.js';
 import type { Simulator } from '../sim/index.js';
 

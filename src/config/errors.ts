@@ -1,4 +1,4 @@
-import { type ErrorTable, errorClass } from '../core/errors.js';
+import { type ErrorTable, errorClass } from '../core/index.js';
 
 export const CONFIG_ERRORS = {
   CFG_ERR_READ: { status: 500, description: 'The config file could not be read (missing, unreadable, too large).' },

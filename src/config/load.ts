@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { type Document, isNode, LineCounter, parseDocument } from 'yaml';
-import type { Inventory } from '../inventory/types.js';
+import type { Inventory } from '../inventory/index.js';
 import { ConfigError, type Violation } from './errors.js';
 import { configSchema, RENAMED_KEYS } from './schema.js';
 import { semanticViolations } from './semantic.js';

@@ -1,4 +1,4 @@
-import type { Inventory } from '../inventory/types.js';
+import type { Inventory } from '../inventory/index.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type SipTransportName = 'udp' | 'tcp' | 'tls';

@@ -1,4 +1,4 @@
-import { seededRandom } from '../core/random.js';
+import { seededRandom } from '../core/index.js';
 
 /**
  * The embedded default network: a deterministic, seeded generator of the

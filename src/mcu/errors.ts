@@ -1,4 +1,4 @@
-import { type ErrorTable, errorClass } from '../core/errors.js';
+import { type ErrorTable, errorClass } from '../core/index.js';
 
 /** Error codes of the MCU drivers (docs/errors.md, section "mcu"). */
 export const MCU_ERRORS = {

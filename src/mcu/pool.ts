@@ -5,8 +5,8 @@
  * trying in the background and reports up/down as it happens.
  */
 import type { Logger } from 'pino';
-import { onceClose } from '../core/lifecycle.js';
-import type { Mcu } from '../inventory/types.js';
+import { onceClose } from '../core/index.js';
+import type { Mcu } from '../inventory/index.js';
 import type { UserAgent } from '../sip/index.js';
 import { McuError } from './errors.js';
 import { createSipMsmlDriver, type SipMsmlDriverOptions } from './sip-msml-driver.js';

@@ -12,10 +12,7 @@
  * never trusted from memory).
  */
 import type { Logger } from 'pino';
-import { type Clock, realClock, type TimerHandle } from '../core/clock.js';
-import { isCascadedError } from '../core/errors.js';
-import { TypedEmitter } from '../core/events.js';
-import { onceClose } from '../core/lifecycle.js';
+import { type Clock, isCascadedError, onceClose, realClock, type TimerHandle, TypedEmitter } from '../core/index.js';
 import {
   type Dialog,
   parseUri,

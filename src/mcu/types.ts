@@ -1,4 +1,4 @@
-import type { TypedEmitter } from '../core/events.js';
+import type { TypedEmitter } from '../core/index.js';
 import type { ParticipantKind, ParticipantStatus } from './conference-info.js';
 import type { LayoutName } from './layouts.js';
 

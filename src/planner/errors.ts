@@ -1,4 +1,4 @@
-import { type ErrorTable, errorClass } from '../core/errors.js';
+import { type ErrorTable, errorClass } from '../core/index.js';
 
 export const PLANNER_ERRORS = {
   PLAN_ERR_INFEASIBLE: {

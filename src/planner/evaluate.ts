@@ -4,7 +4,7 @@
  * the plan's own fields. The planner's result is tested against it, and a plan
  * read back from storage can be re-validated with it before it is dialed.
  */
-import type { Inventory } from '../inventory/types.js';
+import type { Inventory } from '../inventory/index.js';
 import type { Objective, Plan } from './types.js';
 
 export interface PlanCheck {

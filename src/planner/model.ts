@@ -5,7 +5,7 @@
  * re-planning, the same previous MCU are interchangeable). Sorting everything
  * by id here is what makes the plan independent of input order.
  */
-import type { Endpoint, Inventory } from '../inventory/types.js';
+import type { Endpoint, Inventory } from '../inventory/index.js';
 import { PlanError } from './errors.js';
 
 export interface Network {

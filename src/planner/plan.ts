@@ -2,7 +2,7 @@
  * The planner's entry points: `plan` for a new session, `replan` for a change
  * to a live one. Both are pure: plain data in, plain data out, no I/O.
  */
-import type { Inventory } from '../inventory/types.js';
+import type { Inventory } from '../inventory/index.js';
 import { PlanError } from './errors.js';
 import { buildProblem, indexOf, type Previous, type Problem } from './model.js';
 import { explainInfeasible } from './reasons.js';

@@ -13,8 +13,7 @@
  */
 import http from 'node:http';
 import { isIP } from 'node:net';
-import { isCascadedError } from '../core/errors.js';
-import { onceClose } from '../core/lifecycle.js';
+import { isCascadedError, onceClose } from '../core/index.js';
 import { SimError } from './errors.js';
 import type { SimNetwork } from './network.js';
 import type { SimMcu } from './sim-mcu.js';

@@ -1,4 +1,4 @@
-import { type ErrorTable, errorClass } from '../core/errors.js';
+import { type ErrorTable, errorClass } from '../core/index.js';
 
 /** Error codes of the MCU simulator (docs/errors.md, section "sim"). */
 export const SIM_ERRORS = {

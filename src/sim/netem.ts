@@ -9,7 +9,7 @@
  * Stream transports (TCP) are not impaired: TCP repairs loss itself.
  */
 import dgram from 'node:dgram';
-import { seededRandom } from '../core/random.js';
+import { seededRandom } from '../core/index.js';
 
 export interface Impairment {
   /** One-way delay, ms, each direction. */

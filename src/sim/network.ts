@@ -5,8 +5,8 @@
  * across the live cascade links.
  */
 import type { Logger } from 'pino';
-import { onceClose } from '../core/lifecycle.js';
-import type { Inventory } from '../inventory/types.js';
+import { onceClose } from '../core/index.js';
+import type { Inventory } from '../inventory/index.js';
 import { plan } from '../planner/index.js';
 import { parseUri, type TimerConfig } from '../sip/index.js';
 import { DisplayModel, type EndpointView, type ScreenView } from './display.js';

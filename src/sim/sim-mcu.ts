@@ -17,7 +17,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { onceClose } from '../core/lifecycle.js';
+import { onceClose } from '../core/index.js';
 import {
   buildConferenceInfo,
   buildResult,

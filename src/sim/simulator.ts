@@ -3,8 +3,8 @@
  * loopback control interface. Used by `cascaded-sim` and by `cascaded --with-sim`.
  */
 import type { Logger } from 'pino';
-import { onceClose } from '../core/lifecycle.js';
-import type { Inventory } from '../inventory/types.js';
+import { onceClose } from '../core/index.js';
+import type { Inventory } from '../inventory/index.js';
 import { type SimControlServer, startSimControlServer } from './control-server.js';
 import { createSimNetwork, type SimNetwork, type SimNetworkOptions } from './network.js';
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { randomHex } from '../core/ids.js';
+import { randomHex } from '../core/index.js';
 import { quote, skipWs, splitList, unquote } from './grammar.js';
 
 /** Credentials for digest authentication as a UAC (RFC 3261 22, RFC 8760). */

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import type { TimerHandle } from '../core/clock.js';
-import { TypedEmitter } from '../core/events.js';
+import type { TimerHandle } from '../core/index.js';
+import { TypedEmitter } from '../core/index.js';
 import { SipError, SipResponseError } from './errors.js';
 import { mediaType, parseNameAddr, SipHeaders } from './headers.js';
 import { buildResponse, SipRequest, type SipResponse, serializeHead } from './message.js';

@@ -1,4 +1,4 @@
-import { type CascadedErrorOptions, type ErrorTable, errorClass } from '../core/errors.js';
+import { type CascadedErrorOptions, type ErrorTable, errorClass } from '../core/index.js';
 
 /** Error codes of the SIP stack (docs/errors.md, section "sip"). */
 export const SIP_ERRORS = {

@@ -1,5 +1,5 @@
-import type { TimerHandle } from '../core/clock.js';
-import { TypedEmitter } from '../core/events.js';
+import type { TimerHandle } from '../core/index.js';
+import { TypedEmitter } from '../core/index.js';
 import { type DialogHost, DialogImpl, eventKey } from './dialog.js';
 import { SipError, SipResponseError } from './errors.js';
 import { newParams, parseParams, scanToken, skipWs } from './grammar.js';

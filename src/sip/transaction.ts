@@ -1,4 +1,4 @@
-import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Clock, TimerHandle } from '../core/index.js';
 import { SipError } from './errors.js';
 import { splitList } from './grammar.js';
 import { SipHeaders } from './headers.js';

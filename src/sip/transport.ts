@@ -2,7 +2,7 @@ import dgram from 'node:dgram';
 import net, { isIP } from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
-import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Clock, TimerHandle } from '../core/index.js';
 import { SipError } from './errors.js';
 import { buildResponse, type SipMessage, type SipRequest, serialize } from './message.js';
 import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_STREAM_MESSAGE_SIZE, parseMessage, StreamFramer } from './parser.js';

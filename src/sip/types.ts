@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
-import type { Clock } from '../core/clock.js';
-import type { TypedEmitter } from '../core/events.js';
+import type { Clock, TypedEmitter } from '../core/index.js';
 import type { DigestCredentials } from './auth.js';
 import type { SipError } from './errors.js';
 import type { NameAddr } from './headers.js';

@@ -1,8 +1,13 @@
 import type { Logger } from 'pino';
-import { type Clock, realClock, type TimerHandle } from '../core/clock.js';
-import { TypedEmitter } from '../core/events.js';
-import { randomHex, randomToken } from '../core/ids.js';
-import { onceClose } from '../core/lifecycle.js';
+import {
+  type Clock,
+  onceClose,
+  randomHex,
+  randomToken,
+  realClock,
+  type TimerHandle,
+  TypedEmitter,
+} from '../core/index.js';
 import { authorize, type DigestCredentials, parseChallenge } from './auth.js';
 import { type DialogHost, DialogImpl, parseSessionExpires } from './dialog.js';
 import { SipError, SipResponseError } from './errors.js';

@@ -1,4 +1,4 @@
-import { type ErrorTable, errorClass } from '../core/errors.js';
+import { type ErrorTable, errorClass } from '../core/index.js';
 
 export const STORE_ERRORS = {
   STORE_ERR_OPEN: { status: 503, description: 'The store could not be opened (path, permissions, not a database).' },

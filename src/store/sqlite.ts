@@ -2,10 +2,8 @@ import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { type Clock, realClock } from '../core/clock.js';
-import { CoreError } from '../core/errors.js';
-import { onceClose } from '../core/lifecycle.js';
-import type { Inventory } from '../inventory/types.js';
+import { type Clock, CoreError, onceClose, realClock } from '../core/index.js';
+import type { Inventory } from '../inventory/index.js';
 import { StoreError } from './errors.js';
 import { MIGRATIONS, type Migration } from './migrations.js';
 import type {

@@ -1,5 +1,5 @@
-import type { Closeable } from '../core/lifecycle.js';
-import type { Inventory } from '../inventory/types.js';
+import type { Closeable } from '../core/index.js';
+import type { Inventory } from '../inventory/index.js';
 
 /**
  * Persistence behind one interface. Promise-based although the embedded

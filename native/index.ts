@@ -1,0 +1,3 @@
+/** Native libraries reached through FFI (koffi). */
+export type { NotifierOptions, SystemdNotifier } from './systemd.js';
+export { createSystemdNotifier } from './systemd.js';

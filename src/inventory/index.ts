@@ -1,0 +1,17 @@
+/**
+ * The inventory as data (types shared by config, planner, store, drivers and
+ * simulator) and the seeded generator of the demo national network.
+ */
+export type {
+  ConnectionModel,
+  Endpoint,
+  Inventory,
+  Level,
+  Mcu,
+  McuCapacity,
+  McuDriverName,
+  McuRole,
+  Operator,
+  OperatorKind,
+  Province,
+} from './types.js';
