@@ -48,10 +48,10 @@ t.test('starts in order, serves health, and on SIGTERM closes in reverse order a
   const url = /API (https:\S+)/.exec(ready)![1]!;
   await sock.waitFor('WATCHDOG=1', 2_000);
 
-  t.same(await httpsGet(`${url}/healthz`, join(dir, 'state')), {
-    status: 200,
-    body: { status: 'ok', uptimeSeconds: 0 },
-  });
+  // Uptime depends on how fast a loaded machine got here: only its shape is fixed.
+  const health = await httpsGet(`${url}/healthz`, join(dir, 'state'));
+  t.match(health, { status: 200, body: { status: 'ok', uptimeSeconds: Number } });
+  t.ok((health.body as { uptimeSeconds: number }).uptimeSeconds >= 0, 'uptime is not negative');
   const connected = await d.waitForLog((l) => l.msg === 'MCUs connected: 3 of 3 up');
   t.match(connected, { up: 3, down: 0 });
   t.match(await sock.waitFor('MCUs up: 3 of 3'), /^STATUS=ready: 3 MCUs, 6 endpoints; API \S+; MCUs up: 3 of 3$/);
