@@ -4,7 +4,7 @@ import { TypedEmitter } from '../core/index.js';
 import { SipError, SipResponseError } from './errors.js';
 import { mediaType, parseNameAddr, SipHeaders } from './headers.js';
 import { buildResponse, SipRequest, type SipResponse, serializeHead } from './message.js';
-import type { NotifierImpl, SubscriberImpl } from './subscription.js';
+import { addHeaders, nextHop, type Outgoing, toBody, type UaCore } from './routing.js';
 import type { ServerTransaction } from './transaction.js';
 import type { Destination, Flow, TransportName } from './transport.js';
 import type {
@@ -15,10 +15,11 @@ import type {
   IncomingRequest,
   ReferSubscription,
 } from './types.js';
-import { addHeaders, nextHop, type Outgoing, toBody, type UaCore } from './user-agent.js';
 
-/** What a dialog needs from the user agent beyond UaCore: dispatching new usages and handler objects. */
+/** What a dialog needs from the user agent beyond UaCore: its dialog table, dispatching new usages, handler objects. */
 export interface DialogHost extends UaCore {
+  registerDialog(d: DialogImpl): void;
+  unregisterDialog(d: DialogImpl): void;
   dispatchSubscribeIn(tx: ServerTransaction, dialog: DialogImpl): void;
   dispatchReferIn(tx: ServerTransaction, dialog: DialogImpl): void;
   incoming(tx: ServerTransaction, dialog: DialogImpl): IncomingRequest & { armDeadline(): void };
@@ -35,6 +36,19 @@ export function parseSessionExpires(
   const r = /;\s*refresher\s*=\s*(uac|uas)/i.exec(m[2]!);
   return { interval: Number(m[1]), refresher: r === null ? undefined : (r[1]!.toLowerCase() as 'uac' | 'uas') };
 }
+
+/** A subscription sharing a dialog (RFC 6665 4.5.2), either side: what the dialog routes to it. */
+export type DialogUsage =
+  | {
+      readonly kind: 'subscriber';
+      receiveNotify(tx: ServerTransaction): void;
+      dialogEnded(reason: DialogEndReason): void;
+    }
+  | {
+      readonly kind: 'notifier';
+      receiveSubscribe(tx: ServerTransaction): void;
+      dialogEnded(reason: DialogEndReason): void;
+    };
 
 function supportsTimer(m: SipRequest | SipResponse): boolean {
   return [...m.headers.list('supported'), ...m.headers.list('require')].some((t) => t.toLowerCase() === 'timer');
@@ -95,7 +109,7 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
   remoteContentType?: string;
   sessionTimer?: { interval: number; refresher: 'local' | 'remote' };
   /** Subscriptions sharing this dialog, by event (with id), RFC 6665 4.5.2. */
-  readonly subscriptions = new Map<string, SubscriberImpl | NotifierImpl>();
+  readonly subscriptions = new Map<string, DialogUsage>();
   readonly usage: 'invite' | 'subscription';
   readonly #ua: DialogHost;
   readonly #localHeader: string;

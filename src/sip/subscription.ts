@@ -5,6 +5,7 @@ import { SipError, SipResponseError } from './errors.js';
 import { newParams, parseParams, scanToken, skipWs } from './grammar.js';
 import { SipHeaders } from './headers.js';
 import { buildResponse } from './message.js';
+import { toBody } from './routing.js';
 import type { ServerTransaction } from './transaction.js';
 import type { Destination } from './transport.js';
 import type {
@@ -18,7 +19,6 @@ import type {
   SubscribeOptions,
   SubscriptionEvents,
 } from './types.js';
-import { toBody } from './user-agent.js';
 
 /**
  * NOTIFYs held for a subscription that has no 'notify' listener yet. The

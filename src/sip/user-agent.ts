@@ -1,3 +1,9 @@
+/**
+ * The user agent core (RFC 3261 8): request building and sending with digest
+ * retries, dispatch of incoming requests to dialogs and handlers, the ACKs
+ * kept for 2xx retransmissions, and the orderly close. The INVITE client is in
+ * invite-client.ts, the incoming-request objects in incoming.ts.
+ */
 import type { Logger } from 'pino';
 import {
   type Clock,
@@ -9,35 +15,32 @@ import {
   TypedEmitter,
 } from '../core/index.js';
 import { authorize, type DigestCredentials, parseChallenge } from './auth.js';
-import { type DialogHost, DialogImpl, parseSessionExpires } from './dialog.js';
-import { SipError, SipResponseError } from './errors.js';
+import { type DialogImpl, parseSessionExpires } from './dialog.js';
+import { SipError } from './errors.js';
 import { isToken, scanQuoted } from './grammar.js';
-import { type NameAddr, parseNameAddr, SipHeaders } from './headers.js';
+import { parseNameAddr, SipHeaders } from './headers.js';
+import { IncomingInviteImpl, IncomingReferImpl, IncomingRequestImpl, IncomingSubscribeImpl } from './incoming.js';
+import { type InviteHost, sendInvite } from './invite-client.js';
 import { buildResponse, type SipRequest, SipRequest as SipRequestClass, type SipResponse } from './message.js';
-import { NotifierImpl, SubscriberImpl } from './subscription.js';
 import {
-  type ClientTransaction,
-  DEFAULT_TIMERS,
-  type ServerTransaction,
-  type TimerConfig,
-  TransactionManager,
-} from './transaction.js';
+  ALLOW,
+  ALLOW_VALUE,
+  addHeaders,
+  nextHop,
+  type Outgoing,
+  SUPPORTED,
+  SUPPORTED_VALUE,
+  toBody,
+} from './routing.js';
+import { SubscriberImpl } from './subscription.js';
+import { DEFAULT_TIMERS, type ServerTransaction, type TimerConfig, TransactionManager } from './transaction.js';
 import { type Destination, type Flow, type Inbound, TransportLayer, type TransportName } from './transport.js';
 import type {
   BodyOptions,
   Dialog,
-  ExtraHeaders,
-  IncomingInvite,
-  IncomingRefer,
-  IncomingRequest,
-  IncomingSubscribe,
   InviteOptions,
-  NotifyContent,
-  ReferNotifier,
   ReferSubscription,
   RequestOptions,
-  ResponseOptions,
-  ServerSubscription,
   SessionTimerOptions,
   SubscribeOptions,
   Subscription,
@@ -46,7 +49,6 @@ import type {
   UserAgentOptions,
   UserAgentStats,
 } from './types.js';
-import { parseUri } from './uri.js';
 import { checkRequest, responseAcceptable, type UasPolicy } from './validate.js';
 
 const MAGIC = 'z9hG4bK'; // RFC 3261 8.1.1.7
@@ -61,101 +63,7 @@ const DEFAULT_ACCEPT = [
   'text/plain',
   'multipart/mixed',
 ];
-const ALLOW = ['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'INFO', 'REFER', 'SUBSCRIBE', 'NOTIFY', 'MESSAGE'];
-const SUPPORTED = ['timer', 'norefersub'];
-// Header values built once: INVITEs and their 2xx carry both.
-const ALLOW_VALUE = ALLOW.join(', ');
-const SUPPORTED_VALUE = SUPPORTED.join(', ');
 const DEFAULT_MIN_SE = 90; // s, RFC 4028 4
-
-/** What the dialog and subscription layers need from the user agent. */
-export interface UaCore {
-  readonly clock: Clock;
-  readonly timers: TimerConfig;
-  readonly log?: Logger;
-  readonly userAgent: string;
-  readonly closed: boolean;
-  readonly sessionTimer: SessionTimerOptions | undefined;
-  readonly minSE: number;
-  readonly handlerTimeoutMs: number;
-  contactFor(transport: TransportName): string;
-  send(o: Outgoing): Promise<SipResponse>;
-  /** Send bytes outside any transaction (ACK for 2xx, 2xx retransmissions). */
-  sendRaw(buf: Buffer, dest: Destination, flow?: Flow): void;
-  /** The ACK sent for a 2xx to our INVITE with this CSeq: retransmitted for each retransmitted 2xx for 64*T1. */
-  rememberAck(dialogId: string, cseq: number, text: string, dest: Destination, flow?: Flow): void;
-  registerDialog(d: DialogImpl): void;
-  unregisterDialog(d: DialogImpl): void;
-  newTag(): string;
-  newBranch(): string;
-  localVia(transport: TransportName, branch: string): string;
-}
-
-/** An outgoing request before Via, CSeq and Max-Forwards are added. */
-export interface Outgoing {
-  readonly method: string;
-  readonly ruri: string;
-  readonly dest: Destination;
-  readonly flow?: Flow;
-  /** From, To, Call-ID, Route, Contact, Content-Type and the rest. */
-  readonly headers: SipHeaders;
-  readonly body?: Buffer;
-  /** Next CSeq number; called again for each authentication retry (RFC 3261 22.2). */
-  nextCSeq(): number;
-  onProvisional?(res: SipResponse): void;
-  onTx?(tx: ClientTransaction, req: SipRequest): void;
-  onTimerC?(): void;
-}
-
-export function toBody(b: string | Buffer | undefined): Buffer | undefined {
-  if (b === undefined) return undefined;
-  return typeof b === 'string' ? Buffer.from(b, 'utf8') : b;
-}
-
-export function addHeaders(h: SipHeaders, extra: ExtraHeaders | undefined): void {
-  if (extra === undefined) return;
-  for (const [k, v] of Object.entries(extra)) {
-    if (typeof v === 'string') h.append(k, v);
-    else for (const x of v) h.append(k, x);
-  }
-}
-
-const TARGET_CACHE_MAX = 4096; // entries: one per peer URI in use (an MCU network has ~130 MCUs)
-const targetCache = new Map<string, Destination>();
-
-/** Where a request to `uri` goes (RFC 3263 reduced to literal addresses: no DNS on this network). */
-export function targetOf(uriText: string, fallback?: TransportName): Destination {
-  const key = fallback === undefined ? uriText : `${fallback} ${uriText}`;
-  const hit = targetCache.get(key);
-  if (hit !== undefined) return hit;
-  const d = resolveTarget(uriText, fallback);
-  if (targetCache.size >= TARGET_CACHE_MAX) targetCache.clear();
-  targetCache.set(key, d);
-  return d;
-}
-
-function resolveTarget(uriText: string, fallback?: TransportName): Destination {
-  const u = parseUri(uriText);
-  if (u === undefined || (u.scheme !== 'sip' && u.scheme !== 'sips'))
-    throw new SipError('SIP_ERR_INVALID_ARGUMENT', `not a SIP URI: ${uriText}`);
-  const tp = u.params.transport?.toLowerCase();
-  const transport: TransportName =
-    u.scheme === 'sips' || tp === 'tls' ? 'tls' : tp === 'tcp' ? 'tcp' : tp === 'udp' ? 'udp' : (fallback ?? 'udp');
-  let host = u.params.maddr ?? u.host;
-  if (host.startsWith('[')) host = host.slice(1, -1);
-  if (host === 'localhost') host = '127.0.0.1';
-  return { transport, host, port: u.port ?? (transport === 'tls' ? 5061 : 5060) };
-}
-
-/** The first Route (loose routing) or the Request-URI decides the next hop (RFC 3261 8.1.2). */
-export function nextHop(ruri: string, routes: readonly string[], fallback?: TransportName): Destination {
-  if (routes.length > 0) {
-    const r = parseNameAddr(routes[0]!);
-    if (r === undefined) throw new SipError('SIP_ERR_INVALID_ARGUMENT', `bad route ${routes[0]}`);
-    return targetOf(r.uri.raw, fallback);
-  }
-  return targetOf(ruri, fallback);
-}
 
 /** `;name` or `;name=value` for each Contact header parameter (RFC 3261 20.10 contact-params), checked once. */
 function formatContactParams(params: Readonly<Record<string, string | true>> | undefined): string {
@@ -184,7 +92,7 @@ interface SentAck {
   readonly until: number;
 }
 
-class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, DialogHost {
+class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, InviteHost {
   readonly clock: Clock;
   readonly timers: TimerConfig;
   readonly log?: Logger;
@@ -419,7 +327,7 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
   }
 
   /** Headers of a new out-of-dialog request. */
-  #newRequestHeaders(
+  requestHeaders(
     method: string,
     uri: string,
     dest: Destination,
@@ -460,125 +368,13 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
       throw new SipError('SIP_ERR_INVALID_ARGUMENT', `use invite() or a dialog for ${m}`);
     const dest = nextHop(uri, opts.route ?? []);
     let cseq = 0;
-    const headers = this.#newRequestHeaders(m, uri, dest, opts, this.newTag(), randomToken(12));
+    const headers = this.requestHeaders(m, uri, dest, opts, this.newTag(), randomToken(12));
     return this.send({ method: m, ruri: uri, dest, headers, body: toBody(opts.body), nextCSeq: () => ++cseq });
   }
 
-  async invite(uri: string, opts: InviteOptions = {}): Promise<Dialog> {
-    this.#assertOpen();
-    const dest = nextHop(uri, opts.route ?? []);
-    const st = opts.sessionTimer === false ? undefined : (opts.sessionTimer ?? this.sessionTimer);
-    let se = st === undefined ? undefined : (st.expires ?? 1800);
-    const minSE = st?.minSE ?? this.minSE;
-    const callId = randomToken(12);
-    const fromTag = this.newTag();
-    const body = toBody(opts.body);
-    let cseq = 0;
-    if (opts.signal?.aborted) throw new SipError('SIP_ERR_CANCELLED', 'INVITE aborted before it was sent');
-    for (let attempt = 0; ; attempt++) {
-      const headers = this.#newRequestHeaders('INVITE', uri, dest, opts, fromTag, callId);
-      if (se !== undefined) {
-        headers.set('Session-Expires', `${se}`);
-        headers.set('Min-SE', `${minSE}`);
-      }
-      const res = await this.#inviteOnce(uri, dest, headers, body, () => ++cseq, opts);
-      if (res.status === 422 && se !== undefined && attempt < 2) {
-        // Session interval too small (RFC 4028 7.2): retry with at least the peer's Min-SE.
-        const theirs = res.seconds('min-se');
-        if (theirs !== undefined && theirs > se) {
-          se = theirs;
-          continue;
-        }
-      }
-      if (res.status >= 300) throw new SipResponseError(res.status, res.reason, { details: { method: 'INVITE', uri } });
-      const dialog = DialogImpl.fromInvite2xx(this, res, {
-        uri,
-        dest,
-        routeFallback: dest.transport,
-        requested: se,
-        localBody: body,
-        localContentType: body === undefined ? undefined : (opts.contentType ?? 'application/sdp'),
-        inviteCSeq: cseq,
-      });
-      if (opts.signal?.aborted) {
-        // The 2xx crossed our CANCEL (RFC 3261 9.1): the call exists, so it is ACKed and ended at once.
-        await dialog.bye();
-        throw new SipError('SIP_ERR_CANCELLED', 'INVITE cancelled after it was answered', { details: { uri } });
-      }
-      return dialog;
-    }
-  }
-
-  /** One INVITE transaction, with CANCEL on abort or Timer C (RFC 3261 9.1). */
-  #inviteOnce(
-    uri: string,
-    dest: Destination,
-    headers: SipHeaders,
-    body: Buffer | undefined,
-    nextCSeq: () => number,
-    opts: InviteOptions,
-  ): Promise<SipResponse> {
-    let tx: ClientTransaction | undefined;
-    let req: SipRequest | undefined;
-    let provisional = false;
-    let cancelWanted = false;
-    let cancelled = false;
-    let timerC = false;
-    const cancel = (): void => {
-      cancelWanted = true;
-      // A CANCEL may only follow a provisional response (RFC 3261 9.1).
-      if (!provisional || cancelled || tx === undefined || req === undefined || tx.state !== 'proceeding') return;
-      cancelled = true;
-      tx.armCancelDeadline();
-      const h = new SipHeaders();
-      h.set('Via', req.headers.getAll('via')[0]!);
-      const route = req.headers.getAll('route');
-      if (route.length > 0) h.set('Route', route);
-      h.set('Max-Forwards', '70');
-      h.set('From', req.headers.get('from')!);
-      h.set('To', req.headers.get('to')!);
-      h.set('Call-ID', req.headers.get('call-id')!);
-      h.set('CSeq', `${req.cseq!.seq} CANCEL`);
-      const c = new SipRequestClass('CANCEL', req.uri, h);
-      this.txm.request(c, req.topVia!.branch!, dest, { onProvisional: () => {}, onFinal: () => {}, onError: () => {} });
-    };
-    const onAbort = (): void => cancel();
-    opts.signal?.addEventListener('abort', onAbort, { once: true });
-    const p = this.send({
-      method: 'INVITE',
-      ruri: uri,
-      dest,
-      headers,
-      body,
-      nextCSeq,
-      onTx: (t, r) => {
-        tx = t;
-        req = r;
-      },
-      onProvisional: (r) => {
-        provisional = true;
-        if (cancelWanted) cancel();
-        opts.onProgress?.(r);
-      },
-      onTimerC: () => {
-        timerC = true;
-        cancel();
-      },
-    });
-    return p.then(
-      (res) => {
-        opts.signal?.removeEventListener('abort', onAbort);
-        if (timerC && res.status === 487)
-          throw new SipError('SIP_ERR_TIMEOUT', 'INVITE unanswered within Timer C: cancelled', { details: { uri } });
-        if (cancelWanted && res.status === 487)
-          throw new SipError('SIP_ERR_CANCELLED', 'INVITE cancelled', { details: { uri } });
-        return res;
-      },
-      (err: unknown) => {
-        opts.signal?.removeEventListener('abort', onAbort);
-        throw err;
-      },
-    );
+  invite(uri: string, opts: InviteOptions = {}): Promise<Dialog> {
+    if (this.#closed) return Promise.reject(new SipError('SIP_ERR_CLOSED', 'user agent closed'));
+    return sendInvite(this, uri, opts);
   }
 
   async subscribe(uri: string, opts: SubscribeOptions): Promise<Subscription> {
@@ -586,7 +382,7 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
     const dest = nextHop(uri, opts.route ?? []);
     const callId = randomToken(12);
     const fromTag = this.newTag();
-    const headers = this.#newRequestHeaders('SUBSCRIBE', uri, dest, opts, fromTag, callId);
+    const headers = this.requestHeaders('SUBSCRIBE', uri, dest, opts, fromTag, callId);
     const sub = new SubscriberImpl(this, opts.event, opts.expires ?? 3600);
     const key = `${callId}|${fromTag}`;
     this.#pendingSubs.set(key, sub);
@@ -778,218 +574,6 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
     this.txm.close(err);
     await this.transport.close();
     this.removeAllListeners();
-  }
-}
-
-/** A request awaiting an answer from a handler, with a deadline (style: every pending request has one). */
-class IncomingRequestImpl implements IncomingRequest {
-  readonly method: string;
-  readonly message: SipRequest;
-  readonly dialog?: Dialog;
-  protected readonly ua: UserAgentImpl;
-  protected readonly tx: ServerTransaction;
-  protected readonly toTag: string;
-  #deadline?: TimerHandle;
-  #responded = false;
-
-  constructor(ua: UserAgentImpl, tx: ServerTransaction, dialog: DialogImpl | undefined, toTag: string) {
-    this.ua = ua;
-    this.tx = tx;
-    this.method = tx.request.method;
-    this.message = tx.request;
-    this.dialog = dialog;
-    this.toTag = toTag;
-  }
-
-  get transport(): TransportName {
-    return this.tx.inbound.transport;
-  }
-
-  get remote(): { host: string; port: number } {
-    return this.tx.inbound.remote;
-  }
-
-  get responded(): boolean {
-    return this.#responded;
-  }
-
-  /** Answer for the handler if it has not within its deadline. */
-  armDeadline(): void {
-    if (this.#responded) return;
-    const invite = this.method === 'INVITE' && this.dialog === undefined;
-    const ms = invite ? this.ua.timers.timerC : this.ua.handlerTimeoutMs;
-    this.#deadline = this.ua.clock.setTimeout(() => {
-      if (this.#responded) return;
-      this.ua.log?.warn({ method: this.method, callId: this.message.callId }, 'request handler did not answer in time');
-      this.respond(invite ? 480 : 500, { reason: 'Handler Timeout' });
-    }, ms);
-  }
-
-  respond(status: number, opts: ResponseOptions = {}): void {
-    if (this.#responded) return;
-    if (!Number.isInteger(status) || status < 100 || status > 699)
-      throw new SipError('SIP_ERR_INVALID_ARGUMENT', `bad status ${status}`);
-    if (status >= 200) this.markResponded();
-    this.sendResponse(status, opts);
-  }
-
-  protected markResponded(): void {
-    this.#responded = true;
-    this.ua.clock.clearTimeout(this.#deadline);
-  }
-
-  protected buildResponse(status: number, opts: ResponseOptions): SipResponse {
-    const h = new SipHeaders();
-    if (status >= 200 && status < 300 && this.method === 'OPTIONS') {
-      h.set('Allow', ALLOW_VALUE);
-      h.set('Accept', [...this.ua.policy.accept].join(', '));
-      h.set('Supported', SUPPORTED_VALUE);
-    }
-    h.set('Server', this.ua.userAgent);
-    // A response that creates a dialog carries the request's Record-Route (RFC 3261 12.1.1).
-    if (status > 100 && status < 300 && this.dialog === undefined) {
-      const rr = this.message.headers.getAll('record-route');
-      if (rr.length > 0) h.set('Record-Route', rr);
-    }
-    addHeaders(h, opts.headers);
-    const body = toBody(opts.body);
-    if (body !== undefined) h.set('Content-Type', opts.contentType ?? 'application/sdp');
-    return buildResponse(this.message, status, opts.reason, {
-      headers: h,
-      toTag: status > 100 ? this.toTag : undefined,
-      body,
-    });
-  }
-
-  protected sendResponse(status: number, opts: ResponseOptions): void {
-    const d = this.dialog as DialogImpl | undefined;
-    if (d !== undefined && this.method === 'INVITE') {
-      d.answerReinvite(this.tx, this.buildResponse(status, opts), status);
-      return;
-    }
-    this.tx.respond(this.buildResponse(status, opts));
-  }
-}
-
-class IncomingInviteImpl extends IncomingRequestImpl implements IncomingInvite {
-  readonly #events = new TypedEmitter<{ cancel: [] }>();
-  #cancelled = false;
-  #accepting = false;
-
-  constructor(ua: UserAgentImpl, tx: ServerTransaction, toTag: string) {
-    super(ua, tx, undefined, toTag);
-    tx.onCancel = () => {
-      if (this.responded || this.#accepting) return;
-      this.#cancelled = true;
-      this.respond(487);
-      this.#events.safeEmit('cancel');
-    };
-  }
-
-  get cancelled(): boolean {
-    return this.#cancelled;
-  }
-
-  on(event: 'cancel', listener: () => void): this {
-    this.#events.on(event, listener);
-    return this;
-  }
-
-  progress(status = 180, opts: ResponseOptions = {}): void {
-    if (status < 101 || status > 199)
-      throw new SipError('SIP_ERR_INVALID_ARGUMENT', `not a provisional status: ${status}`);
-    if (this.responded) return;
-    this.respond(status, opts);
-  }
-
-  reject(status: number, opts: ResponseOptions = {}): void {
-    if (status < 300) throw new SipError('SIP_ERR_INVALID_ARGUMENT', `not a rejection status: ${status}`);
-    this.respond(status, opts);
-  }
-
-  accept(opts: ResponseOptions = {}): Promise<Dialog> {
-    if (this.responded) return Promise.reject(new SipError('SIP_ERR_DIALOG', 'INVITE already answered'));
-    if (this.ua.closed) return Promise.reject(new SipError('SIP_ERR_CLOSED', 'user agent closed'));
-    this.markResponded();
-    // The dialog sends the 2xx and retransmits it until the ACK (RFC 3261 13.3.1.4).
-    const res = this.buildResponse(200, opts);
-    const body = toBody(opts.body);
-    return DialogImpl.fromIncomingInvite(this.ua, this.tx, this.toTag, res, body, opts.contentType);
-  }
-
-  override respond(status: number, opts: ResponseOptions = {}): void {
-    if (status >= 200 && status < 300) {
-      this.accept(opts).catch((err: unknown) =>
-        this.ua.log?.debug({ err }, 'INVITE answered with respond() not acknowledged'),
-      );
-      return;
-    }
-    super.respond(status, opts);
-  }
-}
-
-class IncomingSubscribeImpl extends IncomingRequestImpl implements IncomingSubscribe {
-  readonly event: string;
-  readonly expires: number;
-  readonly #dialog?: DialogImpl;
-
-  constructor(ua: UserAgentImpl, tx: ServerTransaction, dialog: DialogImpl | undefined, toTag: string) {
-    super(ua, tx, dialog, toTag);
-    this.#dialog = dialog;
-    this.event = tx.request.headers.get('event') ?? '';
-    this.expires = tx.request.seconds('expires') ?? 3600;
-  }
-
-  reject(status: number, opts: ResponseOptions = {}): void {
-    this.respond(status, opts);
-  }
-
-  async accept(initial: NotifyContent & { expires?: number }): Promise<ServerSubscription> {
-    if (this.responded) throw new SipError('SIP_ERR_DIALOG', 'SUBSCRIBE already answered');
-    const expires = Math.min(initial.expires ?? this.expires, this.expires);
-    const dialog = this.#dialog ?? DialogImpl.fromIncomingRequest(this.ua, this.tx, this.toTag, 'subscription');
-    this.respond(200, { headers: { Expires: `${expires}`, Contact: this.ua.contactFor(dialog.transport) } });
-    const n = new NotifierImpl(this.ua, dialog, this.event, expires);
-    await n.notify(initial);
-    return n;
-  }
-}
-
-class IncomingReferImpl extends IncomingRequestImpl implements IncomingRefer {
-  readonly referTo: NameAddr;
-  readonly #dialog?: DialogImpl;
-
-  constructor(
-    ua: UserAgentImpl,
-    tx: ServerTransaction,
-    dialog: DialogImpl | undefined,
-    toTag: string,
-    referTo: NameAddr,
-  ) {
-    super(ua, tx, dialog, toTag);
-    this.#dialog = dialog;
-    this.referTo = referTo;
-  }
-
-  reject(status: number, opts: ResponseOptions = {}): void {
-    this.respond(status, opts);
-  }
-
-  async accept(): Promise<ReferNotifier> {
-    if (this.responded) throw new SipError('SIP_ERR_DIALOG', 'REFER already answered');
-    const dialog = this.#dialog ?? DialogImpl.fromIncomingRequest(this.ua, this.tx, this.toTag, 'subscription');
-    this.respond(202, { headers: { Contact: this.ua.contactFor(dialog.transport) } });
-    // The implicit subscription is identified by the REFER's CSeq (RFC 3515 2.4.6).
-    const n = new NotifierImpl(this.ua, dialog, `refer;id=${this.message.cseq!.seq}`, 60);
-    const sipfrag = (status: number, reason: string | undefined): NotifyContent => ({
-      contentType: 'message/sipfrag;version=2.0',
-      body: `SIP/2.0 ${status} ${reason ?? (status === 100 ? 'Trying' : status < 200 ? 'Ringing' : status < 300 ? 'OK' : 'Failed')}\r\n`,
-    });
-    await n.notify(sipfrag(100, 'Trying'));
-    return {
-      progress: (status, reason) => n.notify(sipfrag(status, reason)),
-      done: (status, reason) => n.terminate('noresource', sipfrag(status, reason)),
-    };
   }
 }
 
