@@ -2,18 +2,21 @@
 /**
  * `cascaded-sim`: every MCU of an inventory as a simulated MCU on its own
  * loopback address, in one process, with a loopback HTTP control interface.
- * Exit codes: 0 stopped by a signal; 1 runtime failure; 2 bad usage or invalid config.
+ * Started by the daemon (`cascaded --with-sim`) it also reports readiness over
+ * the IPC channel and stops when that channel closes (the daemon is gone).
+ * Exit codes: 0 stopped by a signal; 1 runtime failure or the parent process
+ * gone; 2 bad usage or invalid config.
  */
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { ConfigError, formatViolations, loadConfigFile } from '../config/index.js';
-import { DEFAULT_CONTROL_PORT, startSimulator } from '../sim/index.js';
+import { DEFAULT_CONTROL_PORT, type SimulatorReady, startSimulator } from '../sim/index.js';
 
 const HELP = `cascaded-sim: the MCU simulator (every MCU of an inventory, one process)
 
 Usage:
-  cascaded-sim [--config FILE] [--control-port N] [--placement plan|none] [--log-level LEVEL]
+  cascaded-sim [--config FILE] [--control-port N] [--placement inventory|none] [--log-level LEVEL]
 
 Options:
   -c, --config FILE       inventory (YAML), default config/demo.yaml: the national network.
@@ -21,8 +24,8 @@ Options:
       --control-port N    loopback HTTP control interface (default ${DEFAULT_CONTROL_PORT}; 0 picks one):
                           GET /v1/mcus, GET /v1/mcus/ID, GET /v1/endpoints/ID/view,
                           POST /v1/mcus/ID/{faults,impairment,restart,drop-link}. See docs/sim.md.
-      --placement P       plan: endpoints join the MCUs the cascade planner assigns (default);
-                          none: empty conferences.
+      --placement P       inventory: each endpoint joins its first candidate MCU with room
+                          (ports kept back for cascade links; default); none: empty conferences.
   -l, --log-level LEVEL   fatal, error, warn, info (default), debug, trace, silent.
   -h, --help              this text.
 `;
@@ -52,8 +55,8 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const port = Number(values['control-port'] ?? DEFAULT_CONTROL_PORT);
-  const placement = values.placement ?? 'plan';
-  if (!Number.isInteger(port) || port < 0 || port > 65535 || (placement !== 'plan' && placement !== 'none')) {
+  const placement = values.placement ?? 'inventory';
+  if (!Number.isInteger(port) || port < 0 || port > 65535 || (placement !== 'inventory' && placement !== 'none')) {
     process.stderr.write(`cascaded-sim: bad --control-port or --placement\nTry 'cascaded-sim --help'.\n`);
     return 2;
   }
@@ -67,18 +70,38 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${v ? formatViolations(file, v) : err.message}\n`);
     return err.code === 'CFG_ERR_READ' ? 1 : 2;
   }
-  const logger = pino({ level: values['log-level'] ?? 'info', base: { service: 'cascaded-sim' } });
-  const sim = await startSimulator({ inventory, logger, controlPort: port, placement: placement as 'plan' | 'none' });
+  const logger = pino({ level: values['log-level'] ?? 'info', base: { service: 'cascaded-sim', pid: process.pid } });
+  const sim = await startSimulator({ inventory, logger, controlPort: port, placement });
+  const ipc = process.send !== undefined;
+  if (ipc && process.connected) {
+    let participants = 0;
+    for (const m of sim.network.mcus.values()) participants += m.participants.size;
+    const ready: SimulatorReady = {
+      type: 'ready',
+      control: sim.control.url,
+      mcus: sim.network.mcus.size,
+      participants,
+    };
+    process.send!(ready);
+  }
   return new Promise<number>((resolve) => {
-    const stop = (signal: NodeJS.Signals) => {
-      logger.info({ signal }, 'stopping');
+    let stopping = false;
+    const stop = (why: Record<string, unknown>, code: number) => {
+      if (stopping) return;
+      stopping = true;
+      logger[code === 0 ? 'info' : 'error'](why, code === 0 ? 'stopping' : 'parent process gone: stopping');
       sim.close().then(
-        () => resolve(0),
+        () => resolve(code),
         () => resolve(1),
       );
     };
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    process.once('SIGTERM', (signal) => stop({ signal }, 0));
+    process.once('SIGINT', (signal) => stop({ signal }, 0));
+    // Started by the daemon: a closed channel means the daemon ended without stopping us (a crash, kill -9).
+    if (ipc) {
+      if (process.connected) process.once('disconnect', () => stop({}, 1));
+      else stop({}, 1);
+    }
   }).then(
     (code) =>
       new Promise<number>((resolve) => {

@@ -11,15 +11,16 @@ import { type Logger, pino } from 'pino';
 import { type Config, ConfigError, formatViolations, loadConfigFile } from '../config/index.js';
 import { isCascadedError } from '../core/index.js';
 import { startDaemon } from '../daemon.js';
-import type { Simulator } from '../sim/index.js';
+import type { SimulatorProcess } from '../sim/index.js';
 
 const HELP = `cascaded: MCU cascade control daemon
 
 Usage:
   cascaded [--config FILE] [--log-level LEVEL]   run the daemon
-  cascaded --with-sim [--config FILE]            run the MCU simulator of the same
-                                                 inventory in this process, then the
-                                                 daemon driving it (the demo: npm start)
+  cascaded --with-sim [--config FILE]            start the MCU simulator of the same
+                                                 inventory as a child process
+                                                 (cascaded-sim), then the daemon
+                                                 driving it (the demo: npm start)
   cascaded --check-config FILE [--json]          validate a config file and exit
   cascaded plan [options]                        plan a session's cascade offline
                                                  (cascaded plan --help)
@@ -31,10 +32,12 @@ Options:
       --check-config FILE  validate FILE (schema and semantic rules) and exit:
                            0 valid, 2 invalid (every violation listed with its path).
       --json               with --check-config: print the result as JSON on stdout.
-      --with-sim           first start every MCU of the inventory as a simulated
-                           MCU (as cascaded-sim does), with its control interface
-                           on 127.0.0.1:--sim-control-port (default 8091, 0 picks
-                           one); it stops after the daemon. See docs/sim.md.
+      --with-sim           first start cascaded-sim for the same config as a child
+                           process and wait until every simulated MCU is bound;
+                           its control interface is on 127.0.0.1:--sim-control-port
+                           (default 8091, 0 picks one). It stops after the daemon;
+                           an exit of its own is logged as an error and makes the
+                           daemon's exit code 1. See docs/sim.md.
       --sim-control-port N the simulator's loopback HTTP control port.
   -l, --log-level LEVEL    override daemon.logLevel: fatal, error, warn, info,
                            debug, trace, silent.
@@ -169,12 +172,17 @@ async function runDaemon(
   const logger: Logger = pino({ level: levelOverride ?? config.daemon.logLevel, base: { service: 'cascaded' } });
   const flush = () => new Promise<void>((resolve) => logger.flush(() => resolve()));
 
-  let sim: Simulator | undefined;
+  let sim: SimulatorProcess | undefined;
   let daemon: Awaited<ReturnType<typeof startDaemon>>;
   try {
     if (withSim !== undefined) {
-      const { startSimulator } = await import('../sim/index.js');
-      sim = await startSimulator({ inventory: config.inventory, logger, controlPort: withSim.controlPort });
+      const { DEFAULT_CONTROL_PORT, spawnSimulator } = await import('../sim/index.js');
+      sim = await spawnSimulator({
+        configFile: file,
+        controlPort: withSim.controlPort ?? DEFAULT_CONTROL_PORT,
+        logLevel: levelOverride ?? config.daemon.logLevel,
+        logger,
+      });
     }
     daemon = await startDaemon({ config, logger });
   } catch (err) {
@@ -183,9 +191,12 @@ async function runDaemon(
     await flush();
     return 1;
   }
-  const stopAll = async () => {
+  // The simulator stops after the daemon, so the daemon ends its dialogs with live MCUs.
+  const stopAll = async (): Promise<number> => {
     await daemon.close();
-    await sim?.close();
+    if (sim === undefined) return 0;
+    const how = await sim.close();
+    return how.unexpected || how.code !== 0 ? 1 : 0;
   };
 
   return new Promise<number>((resolve) => {
@@ -203,10 +214,10 @@ async function runDaemon(
         resolve(1);
       }, config.daemon.shutdownTimeoutMs);
       stopAll().then(
-        () => {
+        (code) => {
           clearTimeout(bound);
-          logger.info('stopped');
-          resolve(0);
+          logger.info({ code }, 'stopped');
+          resolve(code);
         },
         (err: unknown) => {
           clearTimeout(bound);

@@ -13,6 +13,10 @@ export const SIM_ERRORS = {
     description: 'A simulator call or control request was given an invalid argument (fault, impairment, URI).',
   },
   SIM_ERR_CLOSED: { status: 503, description: 'The simulated MCU or network was closed.' },
+  SIM_ERR_PROCESS: {
+    status: 500,
+    description: 'The simulator process (cascaded-sim started by the daemon) failed to start in time or exited.',
+  },
 } as const satisfies ErrorTable;
 
 export type SimErrorCode = keyof typeof SIM_ERRORS;

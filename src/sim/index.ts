@@ -1,7 +1,8 @@
 /**
  * The MCU simulator: simulated MCUs on our SIP stack (faithful SIP peers for
  * the sip-msml driver), whole simulated networks from an inventory, the
- * display model, and the loopback control interface of `cascaded-sim`.
+ * display model, the loopback control interface of `cascaded-sim`, and that
+ * process started as the daemon's child.
  */
 
 export type { SimControlServer } from './control-server.js';
@@ -20,6 +21,10 @@ export { SIM_ERRORS, SimError } from './errors.js';
 export type { Impairment, WireStats } from './netem.js';
 export type { EndpointViewById, SimNetwork, SimNetworkOptions } from './network.js';
 export { createSimNetwork, simulatedEndpointUri } from './network.js';
+export type { Placement } from './placement.js';
+export { endpointRoom, placeFromInventory } from './placement.js';
+export type { SimulatorExit, SimulatorProcess, SimulatorProcessOptions, SimulatorReady } from './process.js';
+export { spawnSimulator } from './process.js';
 export type { SimFaults, SimMcu, SimMcuOptions, SimParticipant } from './sim-mcu.js';
 export { createSimMcu, entityOf } from './sim-mcu.js';
 export type { Simulator, SimulatorOptions } from './simulator.js';

@@ -1,26 +1,26 @@
 /**
  * A whole simulated network: one simulated MCU per inventory MCU, each on the
- * address of its conference URI, with the inventory's endpoints joined to the
- * MCUs the planner assigns them (or to none), and display queries answered
- * across the live cascade links.
+ * address of its conference URI, with the inventory's endpoints joined to
+ * their first candidate MCU that has room (src/sim/placement.ts; or to none),
+ * and display queries answered across the live cascade links.
  */
 import type { Logger } from 'pino';
 import { onceClose } from '../core/index.js';
 import type { Inventory } from '../inventory/index.js';
-import { plan } from '../planner/index.js';
 import { parseUri, type TimerConfig } from '../sip/index.js';
 import { DisplayModel, type EndpointView, type ScreenView } from './display.js';
 import { SimError } from './errors.js';
 import type { Impairment } from './netem.js';
+import { placeFromInventory } from './placement.js';
 import { createSimMcu, entityOf, type SimMcu } from './sim-mcu.js';
 
 export interface SimNetworkOptions {
   readonly inventory: Inventory;
   /**
-   * Where endpoints join: 'plan' (the cascade planner's assignment for a
-   * session of every endpoint, default), 'none', or an explicit endpoint -> MCU map.
+   * Where endpoints join: 'inventory' (each on its first candidate MCU with
+   * room, default), 'none', or an explicit endpoint -> MCU map.
    */
-  readonly placement?: 'plan' | 'none' | Readonly<Record<string, string>>;
+  readonly placement?: 'inventory' | 'none' | Readonly<Record<string, string>>;
   /** Impairment applied to every MCU at start (each can be changed later). */
   readonly impairment?: Partial<Impairment>;
   readonly processingDelayMs?: number;
@@ -37,6 +37,8 @@ export interface EndpointViewById extends EndpointView {
 
 export interface SimNetwork {
   readonly mcus: ReadonlyMap<string, SimMcu>;
+  /** Endpoints the placement could not seat (every candidate MCU full), in inventory order. */
+  readonly unplaced: readonly string[];
   /** The SIP identity a simulated endpoint has in rosters. */
   endpointUri(endpointId: string): string;
   /** The inventory id of a roster entity (endpoint or MCU conference URI). */
@@ -76,6 +78,7 @@ export async function createSimNetwork(options: SimNetworkOptions): Promise<SimN
   }
 
   const mcus = new Map<string, SimMcu>();
+  let unplaced: readonly string[] = [];
   const closeAll = async () => {
     await Promise.allSettled([...mcus.values()].map((m) => m.close()));
   };
@@ -106,13 +109,10 @@ export async function createSimNetwork(options: SimNetworkOptions): Promise<SimN
         byEntity.set(s.uri, s.id);
       }
     }
-    const placement = options.placement ?? 'plan';
-    const assignments: Readonly<Record<string, string>> =
-      placement === 'none'
-        ? {}
-        : placement === 'plan'
-          ? plan(inv, { endpoints: inv.endpoints.filter((e) => e.connection !== 'relay').map((e) => e.id) }).assignments
-          : placement;
+    const placement = options.placement ?? 'inventory';
+    let assignments: Readonly<Record<string, string>> = {};
+    if (placement === 'inventory') ({ assignments, unplaced } = placeFromInventory(inv));
+    else if (placement !== 'none') assignments = placement;
     const names = new Map(inv.endpoints.map((e) => [e.id, e.name]));
     for (const [ep, mcuId] of Object.entries(assignments)) {
       const m = mcus.get(mcuId);
@@ -129,11 +129,17 @@ export async function createSimNetwork(options: SimNetworkOptions): Promise<SimN
     { mcus: mcus.size, endpoints: [...mcus.values()].reduce((n, m) => n + m.participants.size, 0) },
     'simulated network up',
   );
+  if (unplaced.length > 0)
+    options.logger?.warn(
+      { unplaced: unplaced.length, first: unplaced.slice(0, 10) },
+      'endpoints left out: every candidate MCU is full',
+    );
 
   const model = () => new DisplayModel([...mcus.values()].map((m) => m.display()));
   const ids = (entities: readonly string[]) => entities.map((e) => byEntity.get(e) ?? e);
   return {
     mcus,
+    unplaced,
     endpointUri(id) {
       const uri = epUri.get(id);
       if (uri === undefined) throw new SimError('SIM_ERR_UNKNOWN_PARTICIPANT', `no endpoint ${id}`);
