@@ -13,17 +13,40 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 65_507;
  */
 export const DEFAULT_MAX_STREAM_MESSAGE_SIZE = 2 * 1_048_576;
 
+/**
+ * Default limit of a header section (start line and header fields) over TCP
+ * or TLS, in bytes. A stream gives no datagram bound, so a peer that never
+ * ends its header section would otherwise make us buffer up to the message
+ * limit; 64 KiB is far beyond any header an MCU sends (a few hundred bytes to
+ * a few KiB) and is checked before any body byte is buffered.
+ */
+export const DEFAULT_MAX_HEADER_SIZE = 65_536;
+
+type ParseError = {
+  readonly kind: 'error';
+  readonly error: SipError;
+  /** The request as far as it was understood, so that it can still be answered (400, 505). */
+  readonly request?: SipRequest;
+  /** The status to answer a request with. */
+  readonly status: number;
+};
+
 export type ParseOutcome =
   | { readonly kind: 'message'; readonly message: SipMessage; readonly end: number }
   | { readonly kind: 'incomplete' }
-  | {
-      readonly kind: 'error';
-      readonly error: SipError;
-      /** The request as far as it was understood, so that it can still be answered (400, 505). */
-      readonly request?: SipRequest;
-      /** The status to answer a request with. */
-      readonly status: number;
-    };
+  | ParseError;
+
+/** What a stream framer yields: whole messages, and at most one fatal error. */
+export type StreamOutcome = { readonly kind: 'message'; readonly message: SipMessage } | ParseError;
+
+/** A parsed header section: the message without its body, and its Content-Length (undefined when absent). */
+interface Head {
+  readonly kind: 'head';
+  readonly message: SipMessage;
+  readonly length: number | undefined;
+  /** The request when it can still be answered should its body be refused. */
+  readonly partial: SipRequest | undefined;
+}
 
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const DATE_RE = /^[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT$/;
@@ -33,7 +56,7 @@ function fail(
   request?: SipRequest,
   status = 400,
   code: 'SIP_ERR_PARSE' | 'SIP_ERR_VERSION' | 'SIP_ERR_TOO_LARGE' = 'SIP_ERR_PARSE',
-): ParseOutcome {
+): ParseError {
   return { kind: 'error', error: new SipError(code, message), request, status };
 }
 
@@ -45,12 +68,14 @@ function fail(
  * beyond Content-Length are ignored (dblreq) and a Content-Length beyond the
  * end is an error (clerr); the header section may end at the end of the
  * datagram (baddn). Stream mode: Content-Length frames the message and
- * 'incomplete' asks for more bytes. Never throws.
+ * 'incomplete' asks for more bytes (StreamFramer does this incrementally).
+ * Never throws.
  */
 export function parseMessage(
   buf: Buffer,
   datagram: boolean,
   maxSize = datagram ? DEFAULT_MAX_MESSAGE_SIZE : DEFAULT_MAX_STREAM_MESSAGE_SIZE,
+  maxHeaderSize = DEFAULT_MAX_HEADER_SIZE,
 ): ParseOutcome {
   let start = 0;
   // Leading CRLFs are keep-alives or stray line ends (RFC 3261 7.5): skip them.
@@ -60,16 +85,34 @@ export function parseMessage(
   let hdrEnd = buf.indexOf(CRLFCRLF, start);
   let bodyStart: number;
   if (hdrEnd < 0) {
-    if (!datagram) {
-      if (buf.length - start > maxSize)
-        return fail(`header section exceeds ${maxSize} bytes`, undefined, 513, 'SIP_ERR_TOO_LARGE');
-      return { kind: 'incomplete' };
-    }
+    if (!datagram) return buf.length - start > maxHeaderSize ? headerTooLarge(maxHeaderSize) : { kind: 'incomplete' };
     hdrEnd = buf.length;
     bodyStart = buf.length;
   } else bodyStart = hdrEnd + 4;
   if (start >= hdrEnd) return datagram ? fail('empty message') : { kind: 'incomplete' };
+  if (!datagram && hdrEnd - start > maxHeaderSize) return headerTooLarge(maxHeaderSize);
+  const head = parseHead(buf, start, hdrEnd, datagram);
+  if (head.kind === 'error') return head;
+  const msg = head.message;
+  const length = head.length ?? (datagram ? buf.length - bodyStart : 0);
+  if (length > maxSize)
+    return fail(`body of ${length} bytes exceeds ${maxSize}`, head.partial, 513, 'SIP_ERR_TOO_LARGE');
+  const end = bodyStart + length;
+  if (end > buf.length) {
+    if (datagram) return fail('Content-Length beyond the end of the datagram', head.partial);
+    return { kind: 'incomplete' };
+  }
+  if (length > 0) msg.setBody(datagram ? buf.subarray(bodyStart, end) : Buffer.from(buf.subarray(bodyStart, end)));
+  return { kind: 'message', message: msg, end };
+}
 
+function headerTooLarge(max: number): ParseError {
+  // Nothing was parsed, so nothing can be answered: the connection is closed.
+  return fail(`header section exceeds ${max} bytes`, undefined, 513, 'SIP_ERR_TOO_LARGE');
+}
+
+/** Start line and header fields in buf[start, hdrEnd), with the checks every layer relies on. */
+function parseHead(buf: Buffer, start: number, hdrEnd: number, datagram: boolean): Head | ParseError {
   const text = buf.toString('utf8', start, hdrEnd);
   const lines = text.split('\r\n');
   const first = lines[0]!;
@@ -108,13 +151,13 @@ export function parseMessage(
     if (ruri.headers !== undefined) return fail('Request-URI carries headers', req);
     const err = checkHeaders(req);
     if (err !== undefined) return fail(err, req);
-    return frame(buf, req, bodyStart, datagram, maxSize, req);
+    return contentLength(req, datagram, req);
   }
   const r = parseHeaderLines(lines, msg.headers);
   if (r !== undefined) return fail(r);
   const err = checkHeaders(msg);
   if (err !== undefined) return fail(err);
-  return frame(buf, msg, bodyStart, datagram, maxSize, undefined);
+  return contentLength(msg, datagram, undefined);
 }
 
 /** Header lines with folding (RFC 3261 7.3.1: a line starting with SP or HTAB continues the previous one). */
@@ -169,70 +212,180 @@ function checkHeaders(msg: SipMessage): string | undefined {
   return undefined;
 }
 
-function frame(
-  buf: Buffer,
-  msg: SipMessage,
-  bodyStart: number,
-  datagram: boolean,
-  maxSize: number,
-  partial: SipRequest | undefined,
-): ParseOutcome {
-  const cls = msg.headers.getAll('content-length');
+function contentLength(msg: SipMessage, datagram: boolean, partial: SipRequest | undefined): Head | ParseError {
   let length: number | undefined;
-  for (const v of cls) {
+  for (const v of msg.headers.getAll('content-length')) {
     const n = parseDecimal(v, 0xffffffff);
     if (n === undefined) return fail('malformed Content-Length', partial);
     if (length !== undefined && n !== length && !datagram) return fail('conflicting Content-Length values');
     length ??= n;
   }
-  if (length === undefined) length = datagram ? buf.length - bodyStart : 0;
-  if (length > maxSize) return fail(`body of ${length} bytes exceeds ${maxSize}`, partial, 513, 'SIP_ERR_TOO_LARGE');
-  const end = bodyStart + length;
-  if (end > buf.length) {
-    if (datagram) return fail('Content-Length beyond the end of the datagram', partial);
-    return { kind: 'incomplete' };
-  }
-  if (length > 0) msg.setBody(datagram ? buf.subarray(bodyStart, end) : Buffer.from(buf.subarray(bodyStart, end)));
-  return { kind: 'message', message: msg, end };
+  return { kind: 'head', message: msg, length, partial };
 }
+
+/** Where a stream framer stands in the message it is assembling. */
+interface PendingBody {
+  readonly message: SipMessage;
+  /** Offsets into the framer's arena. */
+  bodyStart: number;
+  end: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+const MIN_ARENA = 4_096; // bytes: the first copy of a split message; doubled as bytes arrive
+const SHRINK_ABOVE = 65_536; // bytes: a larger arena mostly consumed is copied down (see #compact)
 
 /**
  * Frames messages out of a byte stream (TCP, TLS) by Content-Length
- * (RFC 3261 18.3). A framing error is fatal for the connection: the caller
- * must close it, since where the next message starts is unknown
- * (RFC 4475 ncl, mcl01).
+ * (RFC 3261 18.3), with work linear in the bytes received: the end of the
+ * header section is searched from where the last search stopped, the header
+ * is parsed once, then only the body's byte count is awaited. A message that
+ * arrives whole in one chunk is parsed in place; a split one is assembled in
+ * an arena that grows by doubling as bytes arrive (never to what a
+ * Content-Length merely claims). The header section is bounded apart from
+ * the message (`maxHeaderSize`) and checked before any body byte is kept.
+ * A framing error is fatal for the connection: the caller must close it,
+ * since where the next message starts is unknown (RFC 4475 ncl, mcl01); the
+ * framer ignores whatever arrives after it.
  */
 export class StreamFramer {
-  #buf: Buffer = Buffer.alloc(0);
+  /** Unconsumed bytes are arena[start, end); the arena is a borrowed chunk unless owned. */
+  #arena: Buffer = EMPTY;
+  #owned = false;
+  #start = 0;
+  #end = 0;
+  /** Where the search for the end of the header section resumes. */
+  #scan = 0;
+  #pending?: PendingBody;
+  #failed = false;
   readonly #maxSize: number;
+  readonly #maxHeader: number;
 
-  constructor(maxSize = DEFAULT_MAX_STREAM_MESSAGE_SIZE) {
+  constructor(maxSize = DEFAULT_MAX_STREAM_MESSAGE_SIZE, maxHeaderSize = DEFAULT_MAX_HEADER_SIZE) {
     this.#maxSize = maxSize;
+    this.#maxHeader = maxHeaderSize;
   }
 
   /** Bytes held waiting for the rest of a message. */
   get buffered(): number {
-    return this.#buf.length;
+    return this.#end - this.#start;
   }
 
   /** Add bytes; returns the complete messages and at most one error (after which the stream is unusable). */
-  push(chunk: Buffer): Array<Exclude<ParseOutcome, { kind: 'incomplete' }>> {
-    this.#buf = this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
-    const out: Array<Exclude<ParseOutcome, { kind: 'incomplete' }>> = [];
+  push(chunk: Buffer): StreamOutcome[] {
+    const out: StreamOutcome[] = [];
+    if (this.#failed || chunk.length === 0) return out;
+    this.#append(chunk);
     for (;;) {
-      let s = 0;
-      while (s < this.#buf.length && (this.#buf[s] === 13 || this.#buf[s] === 10)) s++;
-      if (s > 0) this.#buf = this.#buf.subarray(s);
-      if (this.#buf.length === 0) break;
-      const r = parseMessage(this.#buf, false, this.#maxSize);
-      if (r.kind === 'incomplete') break;
-      out.push(r);
-      if (r.kind === 'error') {
-        this.#buf = Buffer.alloc(0);
-        break;
+      let p = this.#pending;
+      if (p === undefined) {
+        const a = this.#arena;
+        // CRLFs between messages are keep-alives (RFC 5626 3.5.1) or stray line ends (RFC 3261 7.5).
+        while (this.#start < this.#end && (a[this.#start] === 13 || a[this.#start] === 10)) this.#start++;
+        if (this.#start === this.#end) {
+          this.#release();
+          break;
+        }
+        if (this.#scan < this.#start) this.#scan = this.#start;
+        const view = this.#end === a.length ? a : a.subarray(0, this.#end);
+        const hdrEnd = view.indexOf(CRLFCRLF, this.#scan);
+        if (hdrEnd < 0) {
+          if (this.#end - this.#start > this.#maxHeader) return this.#fail(out, headerTooLarge(this.#maxHeader));
+          // The terminator may straddle this chunk and the next.
+          this.#scan = Math.max(this.#start, this.#end - 3);
+          break;
+        }
+        if (hdrEnd - this.#start > this.#maxHeader) return this.#fail(out, headerTooLarge(this.#maxHeader));
+        const head = parseHead(a, this.#start, hdrEnd, false);
+        if (head.kind === 'error') return this.#fail(out, head);
+        const length = head.length ?? 0;
+        if (length > this.#maxSize)
+          return this.#fail(
+            out,
+            fail(`body of ${length} bytes exceeds ${this.#maxSize}`, head.partial, 513, 'SIP_ERR_TOO_LARGE'),
+          );
+        p = { message: head.message, bodyStart: hdrEnd + 4, end: hdrEnd + 4 + length };
+        this.#pending = p;
       }
-      this.#buf = this.#buf.subarray(r.end);
+      if (this.#end < p.end) break;
+      // A copy: the body outlives the arena, which is reused or dropped.
+      if (p.end > p.bodyStart) p.message.setBody(Buffer.from(this.#arena.subarray(p.bodyStart, p.end)));
+      out.push({ kind: 'message', message: p.message });
+      this.#pending = undefined;
+      this.#start = this.#scan = p.end;
     }
+    this.#compact();
+    return out;
+  }
+
+  #append(chunk: Buffer): void {
+    const live = this.#end - this.#start;
+    if (live === 0) {
+      // Nothing pending: read the chunk in place.
+      this.#arena = chunk;
+      this.#owned = false;
+      this.#start = this.#scan = 0;
+      this.#end = chunk.length;
+      return;
+    }
+    if (this.#owned && this.#end + chunk.length <= this.#arena.length) {
+      chunk.copy(this.#arena, this.#end);
+      this.#end += chunk.length;
+      return;
+    }
+    const need = live + chunk.length;
+    // Doubling keeps the copies linear; a known message end caps the growth.
+    let size = Math.max(need, 2 * live, MIN_ARENA);
+    const p = this.#pending;
+    if (p !== undefined) size = Math.max(need, Math.min(size, p.end - this.#start));
+    this.#move(size, live);
+    chunk.copy(this.#arena, live);
+    this.#end = need;
+  }
+
+  /** Copy the live bytes to the front of a new arena of `size` bytes, shifting every offset. */
+  #move(size: number, live: number): void {
+    const arena = Buffer.allocUnsafe(size);
+    this.#arena.copy(arena, 0, this.#start, this.#start + live);
+    const shift = this.#start;
+    this.#scan -= shift;
+    if (this.#pending !== undefined) {
+      this.#pending.bodyStart -= shift;
+      this.#pending.end -= shift;
+    }
+    this.#arena = arena;
+    this.#owned = true;
+    this.#start = 0;
+    this.#end = live;
+  }
+
+  /**
+   * Keep what a connection holds proportional to what is pending: a large
+   * arena whose messages were consumed is copied down to its remainder (a
+   * copy charged to the bytes that filled it, so the work stays linear).
+   */
+  #compact(): void {
+    const live = this.#end - this.#start;
+    if (live === 0) this.#release();
+    else if (this.#owned && this.#arena.length > SHRINK_ABOVE && live * 8 < this.#arena.length)
+      this.#move(Math.max(live, MIN_ARENA), live);
+    else if (!this.#owned) {
+      // A borrowed chunk may be a slice of a larger read buffer: keep only the remainder.
+      this.#move(Math.max(2 * live, MIN_ARENA), live);
+    }
+  }
+
+  #release(): void {
+    this.#arena = EMPTY;
+    this.#owned = false;
+    this.#start = this.#end = this.#scan = 0;
+  }
+
+  #fail(out: StreamOutcome[], err: ParseError): StreamOutcome[] {
+    out.push(err);
+    this.#failed = true;
+    this.#pending = undefined;
+    this.#release();
     return out;
   }
 }
