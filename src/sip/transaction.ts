@@ -396,17 +396,25 @@ export class ServerTransaction {
 }
 
 /**
- * Where responses go (RFC 3261 18.2.2 with RFC 3581): back over the same
- * connection for stream transports; over UDP to the source address, at the
- * source port when the Via asks for rport, else at the Via port. The top Via
- * gains `received` (the source address differs from sent-by, 18.2.1) and the
- * rport value.
+ * Where responses go (RFC 3261 18.2.2 with RFC 3581). Stream transports: back
+ * over the connection the request came on (the flow) while it is open; once
+ * it closed, a new connection to the source address (`received`) at the Via
+ * sent-by port, 5060 or 5061 by default, never the peer's ephemeral source
+ * port, where nothing listens. UDP: from the socket the request arrived on,
+ * to the source address, at the source port when the Via asks for rport,
+ * else at the Via port. The top Via gains `received` (the source address
+ * differs from sent-by, 18.2.1) and the rport value.
  */
 function responseTarget(inb: Inbound, forceRport: boolean): { dest: Destination; viaPatch?: string[] } {
   const req = inb.message as SipRequest;
   const via = req.topVia!;
   const rport = forceRport || via.params.rport !== undefined;
-  const port = inb.transport === 'udp' && !rport ? (via.port ?? 5060) : inb.remote.port;
+  const port =
+    inb.transport !== 'udp'
+      ? (via.port ?? (inb.transport === 'tls' ? 5061 : 5060))
+      : rport
+        ? inb.remote.port
+        : (via.port ?? 5060);
   const dest: Destination = { transport: inb.transport, host: inb.remote.host, port };
   let viaPatch: string[] | undefined;
   if (via.host !== inb.remote.host || via.params.rport === null) {

@@ -5,7 +5,13 @@ import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../core/index.js';
 import { SipError } from './errors.js';
 import { buildResponse, type SipMessage, type SipRequest, serialize } from './message.js';
-import { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_STREAM_MESSAGE_SIZE, parseMessage, StreamFramer } from './parser.js';
+import {
+  DEFAULT_MAX_HEADER_SIZE,
+  DEFAULT_MAX_MESSAGE_SIZE,
+  DEFAULT_MAX_STREAM_MESSAGE_SIZE,
+  parseMessage,
+  StreamFramer,
+} from './parser.js';
 
 export type TransportName = 'udp' | 'tcp' | 'tls';
 
@@ -44,23 +50,49 @@ export interface Inbound {
   readonly transport: TransportName;
   readonly remote: Address;
   readonly local: Address;
-  /** The connection it arrived on (stream transports): responses go back over it (RFC 3261 18.2.2). */
+  /**
+   * The connection it arrived on (stream transports), or the UDP socket it
+   * arrived on: responses go back over it (RFC 3261 18.2.2; from the same
+   * socket over UDP, so a multi-homed host answers from the address asked).
+   */
   readonly flow?: Flow;
 }
 
-/** A stream connection as seen by the upper layers. */
+/** A stream connection, or a UDP socket with one peer's address, as seen by the upper layers. */
 export interface Flow {
   readonly transport: TransportName;
   readonly remote: Address;
   readonly closed: boolean;
 }
 
+/** Counters since start, and what is held now (a snapshot: read it again for fresh values). */
 export interface TransportStats {
-  received: number;
-  sent: number;
-  malformed: number;
-  connections: number;
+  /** Messages received and sent (datagrams and stream messages). */
+  readonly received: number;
+  readonly sent: number;
+  /** Messages that failed to parse: dropped or answered 400 (a stream connection is then closed). */
+  readonly malformed: number;
+  /** Messages or stream header sections beyond the size limits: 513 when answerable, a stream is closed. */
+  readonly oversized: number;
+  /** Stream connections opened since start, both directions. */
+  readonly connections: number;
+  /** Stream connections open now, both directions (TLS handshakes and connects in progress included). */
+  readonly openConnections: number;
+  /** Inbound connections refused at accept: over maxConnections or maxConnectionsPerAddress. */
+  readonly connectionsRefused: number;
+  /** Outbound connections not opened because maxConnections was reached: their sends failed. */
+  readonly connectsRefused: number;
+  /** Sends refused because a connection's queue would pass maxQueuedBytes (an open connection is then closed). */
+  readonly queueOverflows: number;
+  /** Bytes now waiting to be sent: written and not yet taken by the kernel, or queued until a connection opens. */
+  readonly queuedBytes: number;
+  /** Bytes of partial messages now held by the stream framers. */
+  readonly bufferedBytes: number;
 }
+
+type Counters = {
+  -readonly [K in Exclude<keyof TransportStats, 'openConnections' | 'queuedBytes' | 'bufferedBytes'>]: number;
+};
 
 export interface TransportLayerOptions {
   readonly listen: readonly ListenOptions[];
@@ -71,6 +103,14 @@ export interface TransportLayerOptions {
   readonly maxMessageSize?: number;
   /** Largest message accepted over TCP/TLS, in bytes. */
   readonly maxStreamMessageSize?: number;
+  /** Largest header section accepted over TCP/TLS, in bytes (default DEFAULT_MAX_HEADER_SIZE, 64 KiB). */
+  readonly maxHeaderSize?: number;
+  /** Bytes one connection may hold unsent, before or after it is open (default DEFAULT_MAX_QUEUED_BYTES). */
+  readonly maxQueuedBytes?: number;
+  /** Stream connections open at once, both directions (default DEFAULT_MAX_CONNECTIONS). */
+  readonly maxConnections?: number;
+  /** Inbound stream connections from one IP address (default DEFAULT_MAX_CONNECTIONS_PER_ADDRESS). */
+  readonly maxConnectionsPerAddress?: number;
   /** Close stream connections idle this long (ms). */
   readonly idleTimeoutMs?: number;
   /** Give up connecting after this long (ms). */
@@ -78,10 +118,38 @@ export interface TransportLayerOptions {
   readonly onMessage: (inbound: Inbound) => void;
 }
 
-const DEFAULT_IDLE_MS = 120_000; // 2 min without traffic closes a connection (RFC 5626 keeps flows alive with CRLF).
-const DEFAULT_CONNECT_MS = 5_000; // ms to establish TCP/TLS before the send fails
+const DEFAULT_IDLE_MS = 120_000; // 2 min without a whole message closes a connection (RFC 5626 keeps flows alive with CRLF).
+const DEFAULT_CONNECT_MS = 5_000; // ms to establish TCP/TLS (and an inbound TLS handshake) before giving up
+const LINGER_MS = 2_000; // ms a peer has to close its side after our FIN before the socket is destroyed
+/**
+ * Open stream connections, both directions. The daemon keeps one per MCU
+ * (70-130) plus what MCUs and proxies open towards it; a file-descriptor
+ * budget far below the usual 4,096 ulimit.
+ */
+export const DEFAULT_MAX_CONNECTIONS = 1_024;
+/** Inbound connections from one address: an MCU or proxy needs a few; more is a fault or an attack. */
+export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 32;
+/**
+ * Bytes a connection may hold unsent (RFC 3261 gives no flow control above
+ * TCP): a peer that stops reading costs at most this much (plus one message,
+ * since a message is always accepted on a connection with nothing queued, so
+ * a full conference state larger than the cap still goes out).
+ */
+export const DEFAULT_MAX_QUEUED_BYTES = 1_048_576;
 
 type OnSendError = (err: SipError) => void;
+
+/** The numeric limits, checked once when the transport is built. */
+const LIMITS = [
+  'maxMessageSize',
+  'maxStreamMessageSize',
+  'maxHeaderSize',
+  'maxQueuedBytes',
+  'maxConnections',
+  'maxConnectionsPerAddress',
+  'idleTimeoutMs',
+  'connectTimeoutMs',
+] as const;
 
 /**
  * The UDP sockets' address lookup: destinations are IP literals (no DNS on
@@ -98,6 +166,28 @@ function literalLookup(
   else cb(null, host, family);
 }
 
+/** A bound UDP socket. */
+class UdpEndpoint {
+  closed = false;
+  constructor(
+    readonly socket: dgram.Socket,
+    readonly local: Address,
+  ) {}
+}
+
+/** A datagram's socket and source: answering through it keeps UDP symmetric (RFC 3581 4, multi-homed hosts). */
+class UdpFlow implements Flow {
+  readonly transport: TransportName = 'udp';
+  constructor(
+    readonly endpoint: UdpEndpoint,
+    readonly remote: Address,
+  ) {}
+
+  get closed(): boolean {
+    return this.endpoint.closed;
+  }
+}
+
 class Connection implements Flow {
   readonly transport: TransportName;
   readonly remote: Address;
@@ -110,8 +200,9 @@ class Connection implements Flow {
   connectTimer?: TimerHandle;
   readonly socket: net.Socket;
   readonly framer: StreamFramer;
-  /** Writes queued until the connection is up, with their error callbacks. */
+  /** Writes queued until the connection is up, with their error callbacks, and their byte count. */
   queue: Array<[Buffer, OnSendError | undefined]> = [];
+  queueBytes = 0;
 
   constructor(
     transport: TransportName,
@@ -119,7 +210,7 @@ class Connection implements Flow {
     remote: Address,
     local: Address,
     connected: boolean,
-    maxSize: number,
+    framer: StreamFramer,
     now: number,
   ) {
     this.transport = transport;
@@ -128,7 +219,7 @@ class Connection implements Flow {
     this.local = local;
     this.key = `${transport}:${remote.host}:${remote.port}`;
     this.connected = connected;
-    this.framer = new StreamFramer(maxSize);
+    this.framer = framer;
     this.lastActivity = now;
   }
 }
@@ -139,29 +230,77 @@ class Connection implements Flow {
  * run with Nagle off and closed after an idle period. Malformed input is
  * counted, answered 400 when it is a request we can still answer, and never
  * thrown out of a socket handler.
+ *
+ * A SIP port faces the network, so every resource a peer can make us hold is
+ * capped and each refusal counted: connections (overall and per inbound
+ * address), unsent bytes per connection (write backlog and the queue of a
+ * connection being opened), the header section and the message size, and the
+ * time a connection may go without completing a message.
  */
 export class TransportLayer {
-  readonly stats: TransportStats = { received: 0, sent: 0, malformed: 0, connections: 0 };
+  readonly #n: Counters = {
+    received: 0,
+    sent: 0,
+    malformed: 0,
+    oversized: 0,
+    connections: 0,
+    connectionsRefused: 0,
+    connectsRefused: 0,
+    queueOverflows: 0,
+  };
   readonly #opts: TransportLayerOptions;
   readonly #clock: Clock;
   readonly #log?: Logger;
   readonly #maxDatagram: number;
   readonly #maxStream: number;
+  readonly #maxHeader: number;
+  readonly #maxQueued: number;
+  readonly #maxConns: number;
+  readonly #maxPerAddress: number;
   readonly #idleMs: number;
-  readonly #udp: Array<{ socket: dgram.Socket; local: Address }> = [];
+  readonly #connectMs: number;
+  readonly #udp: UdpEndpoint[] = [];
   readonly #servers: Array<{ server: net.Server; transport: TransportName; local: Address }> = [];
+  /** Connections by remote address, for reuse; #all also holds any a newer one displaced. */
   readonly #conns = new Map<string, Connection>();
+  readonly #all = new Set<Connection>();
+  /** Every open stream socket (accepted, handshaking, connecting or up): what maxConnections counts. */
+  readonly #sockets = new Set<net.Socket>();
+  readonly #perAddress = new Map<string, number>();
   readonly #bound: Destination[] = [];
   #closed = false;
 
   constructor(opts: TransportLayerOptions) {
+    for (const name of LIMITS) {
+      const v = opts[name];
+      if (v !== undefined && !(Number.isSafeInteger(v) && v > 0))
+        throw new SipError('SIP_ERR_INVALID_ARGUMENT', `${name} must be a positive integer, got ${String(v)}`, {
+          details: { path: name },
+        });
+    }
     this.#opts = opts;
     this.#clock = opts.clock;
     this.#log = opts.logger;
     // A datagram is bounded by UDP itself; a stream message only by us (RFC 3261 18.3).
     this.#maxDatagram = opts.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.#maxStream = opts.maxStreamMessageSize ?? opts.maxMessageSize ?? DEFAULT_MAX_STREAM_MESSAGE_SIZE;
+    this.#maxHeader = opts.maxHeaderSize ?? DEFAULT_MAX_HEADER_SIZE;
+    this.#maxQueued = opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    this.#maxConns = opts.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    this.#maxPerAddress = opts.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS;
     this.#idleMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_MS;
+    this.#connectMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_MS;
+  }
+
+  /** Counters, and the connections and bytes held now (computed on each read: not for hot paths). */
+  get stats(): TransportStats {
+    let queuedBytes = 0;
+    let bufferedBytes = 0;
+    for (const c of this.#all) {
+      queuedBytes += c.connected ? c.socket.writableLength : c.queueBytes;
+      bufferedBytes += c.framer.buffered;
+    }
+    return { ...this.#n, openConnections: this.#sockets.size, queuedBytes, bufferedBytes };
   }
 
   /** The addresses we listen on, with their actual ports. */
@@ -194,10 +333,10 @@ export class TransportLayer {
     socket.removeAllListeners('error');
     socket.on('error', (err) => this.#log?.warn({ err }, 'udp socket error'));
     const a = socket.address();
-    const local = { host: l.host, port: a.port };
-    this.#udp.push({ socket, local });
-    this.#bound.push({ transport: 'udp', ...local });
-    socket.on('message', (buf, rinfo) => this.#onDatagram(socket, local, buf, rinfo));
+    const u = new UdpEndpoint(socket, { host: l.host, port: a.port });
+    this.#udp.push(u);
+    this.#bound.push({ transport: 'udp', ...u.local });
+    socket.on('message', (buf, rinfo) => this.#onDatagram(u, buf, rinfo));
   }
 
   async #listenStream(l: ListenOptions): Promise<void> {
@@ -206,11 +345,16 @@ export class TransportLayer {
       const t = this.#opts.tls;
       if (t?.cert === undefined || t.key === undefined)
         throw new SipError('SIP_ERR_TLS', 'listening on TLS needs tls.cert and tls.key');
-      server = tls.createServer({ cert: t.cert, key: t.key, ca: t.ca });
+      // A handshake holds a connection slot: bound it like an outbound connect, not by Node's 120 s.
+      server = tls.createServer({ cert: t.cert, key: t.key, ca: t.ca, handshakeTimeout: this.#connectMs });
+      // Admission runs on the raw socket, before the handshake costs anything (prepended: ahead of TLS).
+      server.prependListener('connection', (s: net.Socket) => this.#admit(s));
       server.on('secureConnection', (s: tls.TLSSocket) => this.#onAccept('tls', s));
-      server.on('tlsClientError', (err) => this.#log?.warn({ err }, 'tls handshake failed'));
+      server.on('tlsClientError', (err) => this.#log?.debug({ err }, 'tls handshake failed'));
     } else {
-      server = net.createServer((s) => this.#onAccept('tcp', s));
+      server = net.createServer((s) => {
+        if (this.#admit(s)) this.#onAccept('tcp', s);
+      });
     }
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) =>
@@ -226,24 +370,58 @@ export class TransportLayer {
     this.#bound.push({ transport: l.transport, ...local });
   }
 
-  #onDatagram(socket: dgram.Socket, local: Address, buf: Buffer, rinfo: dgram.RemoteInfo): void {
-    this.stats.received++;
-    const remote = { host: rinfo.address, port: rinfo.port };
+  /** Take an inbound socket into account, or refuse it (closed at once) over the connection caps. */
+  #admit(socket: net.Socket): boolean {
+    const host = socket.remoteAddress ?? '';
+    const n = this.#perAddress.get(host) ?? 0;
+    if (this.#closed || this.#sockets.size >= this.#maxConns || n >= this.#maxPerAddress) {
+      if (!this.#closed) this.#n.connectionsRefused++;
+      if (this.#log?.isLevelEnabled('debug'))
+        this.#log.debug({ remote: host, open: this.#sockets.size, fromAddress: n }, 'connection refused');
+      socket.destroy();
+      return false;
+    }
+    this.#perAddress.set(host, n + 1);
+    this.#track(socket, host);
+    return true;
+  }
+
+  /** Count a socket against maxConnections (and its inbound address) until it closes. */
+  #track(socket: net.Socket, inboundFrom?: string): void {
+    this.#sockets.add(socket);
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      if (inboundFrom === undefined) return;
+      const n = (this.#perAddress.get(inboundFrom) ?? 1) - 1;
+      if (n <= 0) this.#perAddress.delete(inboundFrom);
+      else this.#perAddress.set(inboundFrom, n);
+    });
+  }
+
+  #onDatagram(u: UdpEndpoint, buf: Buffer, rinfo: dgram.RemoteInfo): void {
+    this.#n.received++;
+    const flow = new UdpFlow(u, { host: rinfo.address, port: rinfo.port });
+    const remote = flow.remote;
     // A datagram of CRLFs is a keep-alive (RFC 5626 4.4.1): nothing to do.
     if (buf.length <= 4 && (buf[0] === 13 || buf[0] === 10)) return;
     const r = parseMessage(buf, true, this.#maxDatagram);
     if (r.kind === 'message') {
       this.#trace('recv', 'udp', remote, buf);
-      this.#deliver({ message: r.message, transport: 'udp', remote, local });
+      this.#deliver({ message: r.message, transport: 'udp', remote, local: u.local, flow });
     } else if (r.kind === 'error') {
-      this.stats.malformed++;
+      this.#countRefused(r.error);
       if (this.#log?.isLevelEnabled('debug')) this.#log.debug({ err: r.error, remote }, 'malformed datagram dropped');
       if (r.request !== undefined)
-        this.#answerMalformed(r.request, r.status, r.error.message, (b) => socket.send(b, remote.port, remote.host));
+        this.#answerMalformed(r.request, r.status, r.error.message, (b) => u.socket.send(b, remote.port, remote.host));
     }
   }
 
-  /** A 400/505 for a request that failed to parse, when it still carries what a response needs. */
+  #countRefused(err: SipError): void {
+    if (err.code === 'SIP_ERR_TOO_LARGE') this.#n.oversized++;
+    else this.#n.malformed++;
+  }
+
+  /** A 400/505/513 for a request that failed to parse, when it still carries what a response needs. */
   #answerMalformed(req: SipRequest, status: number, why: string, send: (b: Buffer) => void): void {
     if (req.method === 'ACK') return;
     const h = req.headers;
@@ -252,7 +430,7 @@ export class TransportLayer {
     const reason = status === 400 ? `Bad Request (${why.replace(/[\r\n]/g, ' ').slice(0, 80)})` : undefined;
     try {
       send(serialize(buildResponse(req, status, reason)));
-      this.stats.sent++;
+      this.#n.sent++;
     } catch (err) {
       this.#log?.debug({ err }, 'could not answer a malformed request');
     }
@@ -266,13 +444,18 @@ export class TransportLayer {
     socket.setNoDelay(true);
     const remote = { host: socket.remoteAddress ?? '', port: socket.remotePort ?? 0 };
     const local = { host: socket.localAddress ?? '', port: socket.localPort ?? 0 };
-    const c = new Connection(transport, socket, remote, local, true, this.#maxStream, this.#clock.now());
+    const c = new Connection(transport, socket, remote, local, true, this.#framer(), this.#clock.now());
     this.#register(c);
+  }
+
+  #framer(): StreamFramer {
+    return new StreamFramer(this.#maxStream, this.#maxHeader);
   }
 
   #register(c: Connection): void {
     this.#conns.set(c.key, c);
-    this.stats.connections++;
+    this.#all.add(c);
+    this.#n.connections++;
     c.socket.on('data', (chunk: Buffer) => this.#onStreamData(c, chunk));
     c.socket.on('error', (err) => {
       if (this.#log?.isLevelEnabled('debug')) this.#log.debug({ err, remote: c.remote }, 'connection error');
@@ -288,12 +471,35 @@ export class TransportLayer {
   }
 
   #armIdle(c: Connection): void {
-    c.idleTimer = this.#clock.setTimeout(() => {
-      if (c.closed) return;
-      const idle = this.#clock.now() - c.lastActivity;
-      if (idle >= this.#idleMs) c.socket.end();
-      else this.#armIdle(c);
-    }, this.#idleMs);
+    c.idleTimer = this.#clock.setTimeout(
+      () => {
+        if (c.closed) return;
+        const idle = this.#clock.now() - c.lastActivity;
+        if (idle >= this.#idleMs) this.#closeIdle(c);
+        else this.#armIdle(c);
+      },
+      this.#idleMs - (this.#clock.now() - c.lastActivity),
+    );
+  }
+
+  #closeIdle(c: Connection): void {
+    // A peer trickling a message it never completes (slowloris) is idle too: only whole messages count.
+    if (c.framer.buffered > 0 || c.socket.writableLength > 0) {
+      this.#dropConnection(c);
+      c.socket.destroy();
+    } else this.#shut(c);
+  }
+
+  /**
+   * Close gracefully (our FIN after what is written), but a peer that never
+   * closes its side, or never reads, cannot keep the socket: it is destroyed
+   * after LINGER_MS.
+   */
+  #shut(c: Connection): void {
+    this.#dropConnection(c);
+    c.socket.end();
+    const timer = this.#clock.setTimeout(() => c.socket.destroy(), LINGER_MS);
+    c.socket.once('close', () => this.#clock.clearTimeout(timer));
   }
 
   #dropConnection(c: Connection): void {
@@ -302,6 +508,7 @@ export class TransportLayer {
     this.#clock.clearTimeout(c.idleTimer);
     this.#clock.clearTimeout(c.connectTimer);
     if (this.#conns.get(c.key) === c) this.#conns.delete(c.key);
+    this.#all.delete(c);
     this.#failQueue(
       c,
       new SipError('SIP_ERR_TRANSPORT', `${c.transport} connection to ${c.remote.host}:${c.remote.port} closed`),
@@ -311,25 +518,29 @@ export class TransportLayer {
   #failQueue(c: Connection, err: SipError): void {
     const q = c.queue;
     c.queue = [];
+    c.queueBytes = 0;
     for (const [, onError] of q) onError?.(err);
     if (!c.closed) c.socket.destroy();
   }
 
   #onStreamData(c: Connection, chunk: Buffer): void {
-    c.lastActivity = this.#clock.now();
+    if (c.closed) return; // closing: what still arrives is not read
     for (const r of c.framer.push(chunk)) {
+      // An answer to an earlier message of this chunk may have closed the connection (write backlog cap).
+      if (c.closed) return;
       if (r.kind === 'message') {
-        this.stats.received++;
+        this.#n.received++;
+        c.lastActivity = this.#clock.now();
         this.#trace('recv', c.transport, c.remote, r.message);
         this.#deliver({ message: r.message, transport: c.transport, remote: c.remote, local: c.local, flow: c });
       } else {
         // Where the next message starts is unknown: answer if possible, then close (RFC 4475 ncl, mcl01).
-        this.stats.malformed++;
+        this.#countRefused(r.error);
         if (this.#log?.isLevelEnabled('debug'))
           this.#log.debug({ err: r.error, remote: c.remote }, 'malformed stream message');
         if (r.request !== undefined)
           this.#answerMalformed(r.request, r.status, r.error.message, (b) => c.socket.write(b));
-        c.socket.end();
+        this.#shut(c);
         return;
       }
     }
@@ -351,9 +562,11 @@ export class TransportLayer {
   }
 
   /**
-   * Send serialized bytes. Over a stream transport, `flow` (the connection a
-   * request arrived on) is used while open, then any connection to the same
-   * address, then a new one. Errors arrive through `onError`, never thrown.
+   * Send serialized bytes. Over UDP, `flow` (the socket a request arrived on)
+   * is the socket we send from. Over a stream transport, `flow` (the
+   * connection a request arrived on) is used while open, then any connection
+   * to the same address, then a new one. Errors arrive through `onError`,
+   * never thrown.
    */
   send(buf: Buffer, dest: Destination, flow?: Flow, onError?: OnSendError): void {
     if (this.#closed) {
@@ -362,15 +575,12 @@ export class TransportLayer {
     }
     this.#trace('send', dest.transport, dest, buf);
     if (dest.transport === 'udp') {
-      const u =
-        this.#udp.length === 1
-          ? this.#udp[0]
-          : (this.#udp.find((x) => isIP(x.local.host) === isIP(dest.host)) ?? this.#udp[0]);
+      const u = flow instanceof UdpFlow && !flow.closed ? flow.endpoint : this.#udpFor(dest);
       if (u === undefined) {
         onError?.(new SipError('SIP_ERR_TRANSPORT', 'no udp listener to send from'));
         return;
       }
-      this.stats.sent++;
+      this.#n.sent++;
       // Without a callback Node queues no completion tick; only transactions want to hear of failures.
       if (onError === undefined) u.socket.send(buf, dest.port, dest.host);
       else
@@ -392,14 +602,59 @@ export class TransportLayer {
       }
       c = made;
     }
+    if (!c.connected) {
+      if (c.queueBytes > 0 && c.queueBytes + buf.length > this.#maxQueued) {
+        // The connection may still come up: refuse this message, keep the ones queued.
+        this.#n.queueOverflows++;
+        onError?.(
+          new SipError(
+            'SIP_ERR_TRANSPORT',
+            `${c.transport} connection to ${c.remote.host}:${c.remote.port} still opening with ${c.queueBytes} bytes queued (max ${this.#maxQueued})`,
+          ),
+        );
+        return;
+      }
+      c.queue.push([buf, onError]);
+      c.queueBytes += buf.length;
+    } else {
+      // Bytes the kernel has not taken: the peer reads slower than we write, or not at all.
+      const backlog = c.socket.writableLength;
+      if (backlog > 0 && backlog + buf.length > this.#maxQueued) {
+        this.#n.queueOverflows++;
+        if (this.#log?.isLevelEnabled('debug'))
+          this.#log.debug({ remote: c.remote, backlog }, 'write backlog over the cap: connection closed');
+        this.#dropConnection(c);
+        c.socket.destroy();
+        onError?.(
+          new SipError(
+            'SIP_ERR_TRANSPORT',
+            `${c.transport} connection to ${c.remote.host}:${c.remote.port} closed: ${backlog} bytes unsent (max ${this.#maxQueued})`,
+          ),
+        );
+        return;
+      }
+      c.socket.write(buf);
+    }
     c.lastActivity = this.#clock.now();
-    this.stats.sent++;
-    if (!c.connected) c.queue.push([buf, onError]);
-    else c.socket.write(buf);
+    this.#n.sent++;
+  }
+
+  /** The UDP socket for a request: the first of the destination's address family (the one Via names). */
+  #udpFor(dest: Destination): UdpEndpoint | undefined {
+    if (this.#udp.length === 1) return this.#udp[0];
+    const family = isIP(dest.host);
+    return this.#udp.find((x) => isIP(x.local.host) === family) ?? this.#udp[0];
   }
 
   #connect(dest: Destination): Connection | SipError {
     if (isIP(dest.host) === 0) return new SipError('SIP_ERR_TRANSPORT', `not an IP address: ${dest.host}`);
+    if (this.#sockets.size >= this.#maxConns) {
+      this.#n.connectsRefused++;
+      return new SipError(
+        'SIP_ERR_TRANSPORT',
+        `cannot connect to ${dest.host}:${dest.port}: ${this.#sockets.size} connections open (maxConnections)`,
+      );
+    }
     let socket: net.Socket;
     if (dest.transport === 'tls') {
       const t = this.#opts.tls ?? {};
@@ -413,6 +668,7 @@ export class TransportLayer {
         servername: t.servername,
       });
     } else socket = net.connect({ host: dest.host, port: dest.port });
+    this.#track(socket);
     socket.setNoDelay(true);
     const c = new Connection(
       dest.transport,
@@ -420,18 +676,19 @@ export class TransportLayer {
       { host: dest.host, port: dest.port },
       { host: '', port: 0 },
       false,
-      this.#maxStream,
+      this.#framer(),
       this.#clock.now(),
     );
     c.connectTimer = this.#clock.setTimeout(() => {
       if (!c.connected)
         this.#failQueue(c, new SipError('SIP_ERR_TRANSPORT', `connect to ${dest.host}:${dest.port} timed out`));
-    }, this.#opts.connectTimeoutMs ?? DEFAULT_CONNECT_MS);
+    }, this.#connectMs);
     socket.once(dest.transport === 'tls' ? 'secureConnect' : 'connect', () => {
       this.#clock.clearTimeout(c.connectTimer);
       c.connected = true;
       const q = c.queue;
       c.queue = [];
+      c.queueBytes = 0;
       for (const [b] of q) socket.write(b);
     });
     this.#register(c);
@@ -441,11 +698,16 @@ export class TransportLayer {
   /** Close every socket; idempotence is the caller's (the user agent's close). */
   async close(): Promise<void> {
     this.#closed = true;
-    for (const c of [...this.#conns.values()]) {
+    for (const c of [...this.#all]) {
       this.#dropConnection(c);
       c.socket.destroy();
     }
+    // Sockets not yet connections: TLS handshakes in progress.
+    for (const s of this.#sockets) s.destroy();
+    for (const u of this.#udp) u.closed = true;
     await Promise.all([
+      // Every socket still in the set has yet to emit 'close' (it leaves the set then).
+      ...[...this.#sockets].map((s) => new Promise((r) => s.once('close', r))),
       ...this.#udp.map((u) => new Promise<void>((r) => u.socket.close(() => r()))),
       ...this.#servers.map((s) => new Promise<void>((r) => s.server.close(() => r()))),
     ]);

@@ -49,8 +49,31 @@ export interface UserAgentOptions {
   readonly maxMessageSize?: number;
   /** Largest message accepted over TCP/TLS, in bytes (default 2 MiB: a national MCU's conference state, RFC 4575). */
   readonly maxStreamMessageSize?: number;
-  /** Close idle TCP/TLS connections after this many ms. */
+  /**
+   * Largest header section (start line and header fields) accepted over
+   * TCP/TLS, in bytes, checked before any body byte is buffered (default
+   * 65,536: DEFAULT_MAX_HEADER_SIZE). Beyond it the connection is closed.
+   */
+  readonly maxHeaderSize?: number;
+  /**
+   * Close TCP/TLS connections that complete no message for this many ms
+   * (default 120,000). Bytes of a message that never completes do not count
+   * (slowloris).
+   */
   readonly idleTimeoutMs?: number;
+  /**
+   * Bytes one TCP/TLS connection may hold unsent: its write backlog (the peer
+   * reads slower than we write) and its queue while it is being opened
+   * (default 1 MiB: DEFAULT_MAX_QUEUED_BYTES). A send past it fails with
+   * SIP_ERR_TRANSPORT; an open connection is then closed, one being opened
+   * keeps what it queued. One message is always accepted on a connection
+   * with nothing queued.
+   */
+  readonly maxQueuedBytes?: number;
+  /** TCP/TLS connections open at once, both directions (default 1,024); beyond it inbound ones are refused, outbound sends fail. */
+  readonly maxConnections?: number;
+  /** Inbound TCP/TLS connections from one IP address (default 32); beyond it they are refused. */
+  readonly maxConnectionsPerAddress?: number;
   /** Media types we accept in request bodies (415 otherwise). */
   readonly accept?: readonly string[];
   /** Credentials for 401/407 challenges (RFC 3261 22.2). */

@@ -1,0 +1,275 @@
+/**
+ * Transport hardening against raw sockets (node:net, node:dgram peers written
+ * here from RFC 3261): connection caps, write backlog and pre-connect queue
+ * caps, the header-section limit, slowloris on the fake clock, and where
+ * responses go (18.2.2 over TCP after the connection closed; symmetric UDP on
+ * a multi-homed host).
+ */
+import t from 'tap';
+import { FakeClock } from '../../src/core/clock.js';
+import { realClock } from '../../src/core/index.js';
+import { createUserAgent, type UserAgentOptions } from '../../src/sip/index.js';
+import { DEFAULT_MAX_HEADER_SIZE } from '../../src/sip/parser.js';
+import { TransportLayer } from '../../src/sip/transport.js';
+import { request, type StreamPeer, tcpClient, tcpServer, udpPeer, until } from './transport-peers.js';
+
+t.setTimeout(60_000);
+
+const FAST = { t1: 50, t2: 400, t4: 500 }; // ms: short protocol timers keep failure paths quick
+
+async function tcpUa(t: { teardown(fn: () => unknown): void }, extra: Partial<UserAgentOptions> = {}) {
+  const ua = await createUserAgent({
+    listen: [
+      { transport: 'udp', host: '127.0.0.1', port: 0 },
+      { transport: 'tcp', host: '127.0.0.1', port: 0 },
+    ],
+    timers: FAST,
+    ...extra,
+  });
+  t.teardown(() => ua.close());
+  return { ua, port: ua.listening.find((l) => l.transport === 'tcp')!.port };
+}
+
+const tcpVia = (host: string, port: number | undefined, branch: string) =>
+  `SIP/2.0/TCP ${host}${port === undefined ? '' : `:${port}`};branch=z9hG4bK${branch}`;
+
+/** An OPTIONS over a connection is answered 200 on it: the connection is served. */
+async function served(peer: StreamPeer, port: number, branch: string): Promise<boolean> {
+  const callId = `served-${branch}`;
+  peer.socket.write(request('OPTIONS', `sip:ua@127.0.0.1:${port}`, tcpVia('127.0.0.1', 1, branch), { callId }));
+  return (await peer.waitFor(new RegExp(`SIP/2.0 200[\\s\\S]*Call-ID: ${callId}`), 5_000)) !== undefined;
+}
+
+t.test('connection caps: per inbound address, overall, and for outbound connects; each refusal counted', async (t) => {
+  const { ua, port } = await tcpUa(t, { maxConnections: 5, maxConnectionsPerAddress: 3 });
+  const fromA = await Promise.all([1, 2, 3, 4].map(() => tcpClient(t, port, '127.0.0.2')));
+  t.ok(await until(() => ua.stats.connectionsRefused === 1 && ua.stats.openConnections === 3, 5_000));
+  t.ok(await until(() => fromA.filter((p) => p.closed()).length === 1, 5_000), 'the 4th from one address is closed');
+  const fromB = await Promise.all([1, 2].map(() => tcpClient(t, port, '127.0.0.3')));
+  t.ok(await until(() => ua.stats.openConnections === 5, 5_000), 'five open: the overall cap');
+  const fromC = await tcpClient(t, port, '127.0.0.4');
+  t.ok(await fromC.waitClosed(5_000), 'a sixth connection is refused, whatever its address');
+  t.equal(ua.stats.connectionsRefused, 2);
+  t.ok(await served(fromB[0]!, port, 'cap1'), 'the admitted connections are served');
+
+  // Outbound: at the cap a send fails at once instead of opening a sixth connection.
+  await t.rejects(ua.request('OPTIONS', `sip:mcu@127.0.0.1:${port + 1};transport=tcp`), {
+    code: 'SIP_ERR_TRANSPORT',
+  });
+  t.equal(ua.stats.connectsRefused, 1);
+
+  // A slot freed is a slot usable again.
+  fromA.find((p) => !p.closed())!.socket.destroy();
+  t.ok(await until(() => ua.stats.openConnections === 4, 5_000));
+  const again = await tcpClient(t, port, '127.0.0.4');
+  t.ok(await served(again, port, 'cap2'), 'admitted once below the cap');
+  t.equal(ua.stats.connectionsRefused, 2);
+});
+
+t.test('a peer that stops reading: the write backlog is capped, the sender gets SIP_ERR_TRANSPORT', async (t) => {
+  const cap = 256 * 1024;
+  const { ua } = await tcpUa(t, { maxQueuedBytes: cap });
+  const sink = await tcpServer(t, '127.0.0.1', 0, false);
+  const body = 'x'.repeat(64 * 1024);
+  const sent: Array<Promise<unknown>> = [];
+  let maxQueued = 0;
+  // The kernel absorbs a few MB first (socket buffers on loopback); then our backlog grows to the cap.
+  for (let i = 0; i < 400 && ua.stats.queueOverflows === 0; i++) {
+    const p = ua.request('MESSAGE', `sip:mcu@127.0.0.1:${sink.port};transport=tcp`, {
+      contentType: 'text/plain',
+      body,
+    });
+    p.catch(() => {}); // settled below
+    sent.push(p);
+    maxQueued = Math.max(maxQueued, ua.stats.queuedBytes);
+    await new Promise((r) => setImmediate(r));
+  }
+  t.equal(ua.stats.queueOverflows, 1, 'the cap was reached once');
+  t.ok(maxQueued <= cap + body.length + 1_024, `at most the cap plus one message was held (${maxQueued} bytes)`);
+  const outcomes = await Promise.allSettled(sent);
+  const last = outcomes.at(-1);
+  t.equal(last?.status, 'rejected');
+  t.match((last as PromiseRejectedResult).reason, { code: 'SIP_ERR_TRANSPORT' }, 'the sender hears of it');
+  t.ok(await until(() => ua.stats.openConnections === 0 && ua.stats.queuedBytes === 0, 5_000), 'connection closed');
+});
+
+t.test('the queue of a connection still opening is capped; its first message always fits', async (t) => {
+  // A TCP server that never speaks TLS: our TLS connection stays in its handshake, so sends queue.
+  const silent = await tcpServer(t, '127.0.0.1', 0, false);
+  const tl = new TransportLayer({
+    listen: [],
+    clock: realClock,
+    onMessage: () => {},
+    maxQueuedBytes: 10_000,
+    connectTimeoutMs: 30_000,
+  });
+  await tl.start();
+  const errors: string[] = [];
+  const onError = (e: { code: string }) => errors.push(e.code);
+  const dest = { transport: 'tls' as const, host: '127.0.0.1', port: silent.port };
+  tl.send(Buffer.alloc(4_000, 65), dest, undefined, onError);
+  tl.send(Buffer.alloc(4_000, 65), dest, undefined, onError);
+  t.same(errors, [], 'two messages queued');
+  tl.send(Buffer.alloc(4_000, 65), dest, undefined, onError);
+  t.same(errors, ['SIP_ERR_TRANSPORT'], 'the third would pass the cap: refused');
+  t.equal(tl.stats.queueOverflows, 1);
+  t.equal(tl.stats.queuedBytes, 8_000, 'what was queued stays queued');
+  // A message larger than the cap goes out on a connection with nothing queued (a full conference state).
+  const silent2 = await tcpServer(t, '127.0.0.1', 0, false);
+  tl.send(Buffer.alloc(20_000, 65), { ...dest, port: silent2.port }, undefined, onError);
+  t.equal(errors.length, 1);
+  t.equal(tl.stats.queuedBytes, 28_000);
+  await tl.close();
+  t.same(errors, ['SIP_ERR_TRANSPORT', 'SIP_ERR_TRANSPORT', 'SIP_ERR_TRANSPORT', 'SIP_ERR_TRANSPORT']);
+  t.equal(tl.stats.openConnections, 0);
+});
+
+t.test('the header section is limited apart from the body, before any body byte is buffered', async (t) => {
+  const { ua, port } = await tcpUa(t);
+  // A header that never ends: closed once past the limit, whatever the Content-Length would say.
+  const endless = await tcpClient(t, port);
+  endless.socket.write('OPTIONS sip:ua@127.0.0.1 SIP/2.0\r\nContent-Length: 1000000\r\nX-Pad: ');
+  let maxBuffered = 0;
+  for (let sent = 0; sent < 2 * DEFAULT_MAX_HEADER_SIZE && !endless.closed(); sent += 1_000) {
+    endless.socket.write('a'.repeat(1_000));
+    await until(() => ua.stats.bufferedBytes > 0 || endless.closed(), 2_000);
+    maxBuffered = Math.max(maxBuffered, ua.stats.bufferedBytes);
+  }
+  t.ok(await endless.waitClosed(5_000), 'closed');
+  t.ok(maxBuffered <= DEFAULT_MAX_HEADER_SIZE + 1_000, `at most the limit plus a chunk was held (${maxBuffered})`);
+  t.equal(ua.stats.oversized, 1);
+
+  // A complete header section over the limit, sent at once with its body: refused too.
+  const big = await tcpClient(t, port);
+  big.socket.write(
+    request('MESSAGE', `sip:ua@127.0.0.1:${port}`, tcpVia('127.0.0.1', 1, 'big1'), {
+      extra: [`X-Pad: ${'b'.repeat(DEFAULT_MAX_HEADER_SIZE)}`],
+      body: 'hello',
+    }),
+  );
+  t.ok(await big.waitClosed(5_000), 'closed');
+  t.equal(ua.stats.oversized, 2);
+
+  // Just under the limit is a message like any other.
+  const fine = await tcpClient(t, port);
+  fine.socket.write(
+    request('OPTIONS', `sip:ua@127.0.0.1:${port}`, tcpVia('127.0.0.1', 1, 'fine1'), {
+      extra: [`X-Pad: ${'c'.repeat(DEFAULT_MAX_HEADER_SIZE - 1_000)}`],
+    }),
+  );
+  t.ok(await fine.waitFor(/^SIP\/2.0 200 /, 5_000), 'a 63 KiB header section is answered');
+  t.equal(ua.stats.oversized, 2);
+});
+
+t.test('slowloris: bytes of a message that never completes do not keep a connection open', async (t) => {
+  const clock = new FakeClock();
+  const idle = 120_000;
+  const { ua, port } = await tcpUa(t, { clock, idleTimeoutMs: idle });
+  const slow = await tcpClient(t, port, '127.0.0.5');
+  const good = await tcpClient(t, port, '127.0.0.6');
+  slow.socket.write('OPTIONS sip:ua@127.0.0.1 SIP/2.0\r\n');
+  t.ok(await until(() => ua.stats.bufferedBytes > 0, 5_000));
+  // Every 10 s one more header byte, and one whole request on the good connection.
+  for (let s = 0; s < 13 && !slow.closed(); s++) {
+    const held = ua.stats.bufferedBytes;
+    slow.socket.write('X');
+    t.ok(await until(() => ua.stats.bufferedBytes > held || slow.closed(), 5_000));
+    t.ok(await served(good, port, `good${s}`), `the well-behaved peer is answered (${s * 10} s)`);
+    clock.advance(10_000);
+  }
+  t.ok(await slow.waitClosed(5_000), 'the trickling connection is closed after the idle timeout');
+  t.notOk(good.closed(), 'the connection completing messages stays');
+});
+
+t.test('RFC 3261 18.2.2: a response whose TCP connection closed goes to received and the Via port', async (t) => {
+  const { ua, port } = await tcpUa(t);
+  const pending: Array<(status: number) => void> = [];
+  ua.on('request', (req) => pending.push((s) => req.respond(s)));
+  // The peer listens where its Via says; it sends from an ephemeral port and a Via host that is not its address.
+  const listener = await tcpServer(t);
+  const client = await tcpClient(t, port);
+  client.socket.write(
+    request('OPTIONS', `sip:ua@127.0.0.1:${port}`, tcpVia('192.0.2.1', listener.port, 'routed1'), {
+      callId: 'routed-1',
+    }),
+  );
+  t.ok(await until(() => pending.length === 1, 5_000), 'the request reached the application');
+  client.socket.destroy();
+  t.ok(await until(() => ua.stats.openConnections === 0, 5_000), 'our side saw the close');
+  pending[0]!(200);
+  t.ok(await until(() => listener.peers.length === 1, 5_000), 'we connected to the Via port');
+  const res = await listener.peers[0]!.waitFor(/^SIP\/2.0 200 [\s\S]*\r\n\r\n/, 5_000);
+  t.ok(res, 'the response arrived on a new connection to the listening port');
+  t.match(res?.[0], /Via: SIP\/2.0\/TCP 192\.0\.2\.1:\d+;branch=z9hG4bKrouted1;received=127\.0\.0\.1/);
+
+  // No port in the Via: the default port of the transport, 5060 for TCP (on an address of our own choosing).
+  const host = '127.0.77.1';
+  let five: Awaited<ReturnType<typeof tcpServer>>;
+  try {
+    five = await tcpServer(t, host, 5060);
+  } catch {
+    t.comment(`${host}:5060 is taken: default-port case skipped`);
+    return;
+  }
+  const c2 = await tcpClient(t, port, host);
+  c2.socket.write(
+    request('OPTIONS', `sip:ua@127.0.0.1:${port}`, tcpVia(host, undefined, 'routed2'), { callId: 'routed-2' }),
+  );
+  t.ok(await until(() => pending.length === 2, 5_000));
+  c2.socket.destroy();
+  t.ok(await until(() => ua.stats.openConnections === 1, 5_000), 'only the connection we opened is left');
+  pending[1]!(486);
+  t.ok(await until(() => five.peers.length === 1, 5_000), 'we connected to port 5060');
+  t.ok(await five.peers[0]!.waitFor(/^SIP\/2.0 486 [\s\S]*Call-ID: routed-2/, 5_000), 'the 486 arrived there');
+});
+
+t.test('UDP is symmetric: the response leaves from the address the request arrived on', async (t) => {
+  const ua = await createUserAgent({
+    listen: [
+      { transport: 'udp', host: '127.0.0.1', port: 0 },
+      { transport: 'udp', host: '127.0.0.2', port: 0 },
+    ],
+    timers: FAST,
+  });
+  t.teardown(() => ua.close());
+  ua.on('invite', (inv) => inv.accept({ body: 'v=0\r\n' }).catch(() => {}));
+  const second = ua.listening[1]!;
+  const peer = await udpPeer(t);
+  const via = (b: string) => `SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bK${b};rport`;
+  peer.send(
+    request('OPTIONS', `sip:ua@127.0.0.2:${second.port}`, via('sym1'), { callId: 'sym-1' }),
+    second.port,
+    '127.0.0.2',
+  );
+  const ok = await peer.next(/^SIP\/2.0 200 [\s\S]*Call-ID: sym-1/, 5_000);
+  t.equal(ok?.from, `127.0.0.2:${second.port}`, 'OPTIONS answered from the second address');
+  peer.send(
+    request('INVITE', `sip:ua@127.0.0.2:${second.port}`, via('sym2'), {
+      callId: 'sym-2',
+      extra: [`Contact: <sip:peer@127.0.0.1:${peer.port}>`],
+    }),
+    second.port,
+    '127.0.0.2',
+  );
+  const ok2 = await peer.next(/^SIP\/2.0 200 [\s\S]*Call-ID: sym-2/, 5_000);
+  t.equal(ok2?.from, `127.0.0.2:${second.port}`, 'the 2xx to an INVITE too');
+  // Unacknowledged, the 2xx is retransmitted (RFC 3261 13.3.1.4): from the same address.
+  peer.inbox.length = 0;
+  const again = await peer.next(/^SIP\/2.0 200 [\s\S]*Call-ID: sym-2/, 5_000);
+  t.equal(again?.from, `127.0.0.2:${second.port}`, 'and its retransmissions');
+});
+
+t.test('transport limits are checked when the user agent is created', async (t) => {
+  for (const [name, value] of [
+    ['maxConnections', 0],
+    ['maxQueuedBytes', -1],
+    ['maxHeaderSize', 1.5],
+    ['maxConnectionsPerAddress', Number.NaN],
+  ] as const) {
+    await t.rejects(
+      createUserAgent({ listen: [{ transport: 'tcp', host: '127.0.0.1', port: 0 }], [name]: value }),
+      { code: 'SIP_ERR_INVALID_ARGUMENT', details: { path: name } },
+      `${name}: ${value}`,
+    );
+  }
+});
