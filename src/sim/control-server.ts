@@ -6,7 +6,8 @@
  *   GET  /v1/mcus                       every MCU, with participant and link counts
  *   GET  /v1/mcus/:id                   one MCU: participants, outputs, faults, impairment
  *   POST /v1/mcus/:id/faults            {"silent"?: bool, "infoStatus"?: 300..699 | null}
- *   POST /v1/mcus/:id/impairment        {"delayMs"?, "jitterMs"?, "loss"?, "processingDelayMs"?}
+ *   POST /v1/mcus/:id/impairment        {"delayMs"?, "jitterMs"?, "loss"?, "processingDelayMs"?} (UDP and TCP)
+ *   POST /v1/mcus/:id/tcp               {"stallMs"?: 0..600000, "reset"?: true}
  *   POST /v1/mcus/:id/restart           {"downMs"?: number}
  *   POST /v1/mcus/:id/drop-link         {"target": MCU id or conference URI}
  *   GET  /v1/endpoints/:id/view         what the endpoint sees and hears
@@ -37,6 +38,7 @@ function summary(m: SimMcu) {
     controlDialogs: m.controlDialogs,
     faults: m.faults,
     impairment: m.impairment,
+    tcpStallLeftMs: m.tcpStalledUntil === 0 ? 0 : Math.max(0, Math.round(m.tcpStalledUntil - performance.now())),
     wire: m.wire,
   };
 }
@@ -94,6 +96,14 @@ async function route(net: SimNetwork, method: string, path: string[], body: Reco
       const p = num(body.processingDelayMs, 'processingDelayMs');
       if (p !== undefined) m.setProcessingDelay(p);
       return summary(m);
+    }
+    case 'tcp': {
+      const stallMs = num(body.stallMs, 'stallMs');
+      if (body.reset !== undefined && typeof body.reset !== 'boolean')
+        throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'reset must be a boolean');
+      if (stallMs !== undefined) m.stallTcp(stallMs);
+      const reset = body.reset === true ? m.resetTcp() : 0;
+      return { ...summary(m), reset };
     }
     case 'restart': {
       const downMs = num(body.downMs, 'downMs') ?? 0;

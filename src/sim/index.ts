@@ -18,7 +18,8 @@ export type {
 export { DisplayModel, visible } from './display.js';
 export type { SimErrorCode } from './errors.js';
 export { SIM_ERRORS, SimError } from './errors.js';
-export type { Impairment, WireStats } from './netem.js';
+export type { Impairment, TcpWireStats, WireStats } from './netem.js';
+export { TCP_RTO_MS } from './netem.js';
 export type { EndpointViewById, SimNetwork, SimNetworkOptions } from './network.js';
 export { createSimNetwork, simulatedEndpointUri } from './network.js';
 export type { Placement } from './placement.js';

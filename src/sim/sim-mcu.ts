@@ -47,7 +47,7 @@ import {
 } from '../sip/index.js';
 import { EMPTY_OUTPUT, type McuDisplayState, type OutputState, type ParticipantState } from './display.js';
 import { SimError } from './errors.js';
-import { type Impairment, NO_IMPAIRMENT, setImpairment, type WireStats, wireStats } from './netem.js';
+import { attachNetem, type Impairment, type NetemPort, NO_IMPAIRMENT, type WireStats } from './netem.js';
 
 export interface SimFaults {
   /** Stop answering anything (datagrams are dropped on arrival; stream requests go unanswered). */
@@ -92,13 +92,20 @@ export interface SimMcu {
   readonly controlDialogs: number;
   readonly faults: SimFaults;
   readonly impairment: Impairment;
-  /** Datagrams the network emulator dropped and delayed on this MCU's UDP socket. */
+  /** What the network emulator did: datagrams dropped and delayed, and the TCP figures under `tcp`. */
   readonly wire: WireStats;
+  /** Stalled TCP until this time (performance.now() ms), 0 when not stalled. */
+  readonly tcpStalledUntil: number;
   /** Add a simulated endpoint (no SIP of its own). Throws SIM_ERR_FULL when the ports are used up. */
   join(entity: string, displayText?: string): void;
   leave(entity: string): void;
   setFaults(faults: Partial<SimFaults>): void;
+  /** Delay, jitter and loss on the MCU's UDP and TCP traffic (TCP keeps order; loss costs a retransmission timeout). */
   setImpairment(impairment: Partial<Impairment>): void;
+  /** Hold every chunk of every TCP connection of this MCU, both directions, for `ms` (0 ends a stall). */
+  stallTcp(ms: number): void;
+  /** Abort every open TCP connection of this MCU with an RST; returns how many. */
+  resetTcp(): number;
   setProcessingDelay(ms: number): void;
   /** Drop a cascade link from this side (BYE), as a failing MCU or line would. */
   dropLink(entity: string): Promise<void>;
@@ -110,6 +117,8 @@ export interface SimMcu {
 
 const SDP = (host: string) =>
   `v=0\r\no=sim 1 1 IN IP4 ${host}\r\ns=cascade\r\nc=IN IP4 ${host}\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\nm=video 9 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n`;
+const NO_TCP_STATS = { open: 0, connections: 0, delayed: 0, retransmitted: 0, stalled: 0, resets: 0 };
+const MAX_STALL_MS = 600_000; // ms: a stall longer than Timer F many times over proves nothing more
 const LINK_DIAL_TIMEOUT_MS = 20_000; // ms: a cascade INVITE still unanswered is CANCELled
 const PORT_PROBE_ATTEMPTS = 5;
 
@@ -119,6 +128,13 @@ function isAddressInUse(err: unknown): boolean {
     if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') return true;
   }
   return false;
+}
+
+/** A per-MCU seed (FNV-1a of the id): every MCU draws its own replayable loss and jitter. */
+export function seedOf(id: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
 
 /** The participant's identity: scheme, user, host and port of its URI, without parameters. */
@@ -153,6 +169,7 @@ class SimMcuImpl implements SimMcu {
   readonly #user: string;
   #port: number;
   #ua?: UserAgent;
+  #netem?: NetemPort;
   readonly #participants = new Map<string, Participant>();
   readonly #outputs = new Map<string, OutputState>();
   readonly #controls = new Set<Dialog>();
@@ -208,7 +225,11 @@ class SimMcuImpl implements SimMcu {
   }
 
   get wire(): WireStats {
-    return wireStats(this.#host, this.#port);
+    return this.#netem?.stats() ?? { dropped: 0, delayed: 0, tcp: { ...NO_TCP_STATS } };
+  }
+
+  get tcpStalledUntil(): number {
+    return this.#netem !== undefined && this.#netem.stalledUntil > performance.now() ? this.#netem.stalledUntil : 0;
   }
 
   async start(attempt = 1): Promise<void> {
@@ -240,6 +261,8 @@ class SimMcuImpl implements SimMcu {
       }
     }
     this.#ua = ua;
+    // Attached once the port is known; it outlives restarts (same address, same counters).
+    this.#netem ??= attachNetem(this.#host, this.#port, seedOf(this.id));
     this.#applyImpairment();
     ua.on('invite', (inv) => this.#guard(inv, () => this.#onInvite(inv)));
     ua.on('subscribe', (s) => this.#guard(s, () => this.#onSubscribe(s)));
@@ -587,8 +610,20 @@ class SimMcuImpl implements SimMcu {
     this.#processingDelayMs = ms;
   }
 
+  stallTcp(ms: number): void {
+    this.#assertOpen();
+    if (!(ms >= 0 && ms <= MAX_STALL_MS))
+      throw new SimError('SIM_ERR_INVALID_ARGUMENT', `a stall lasts 0..${MAX_STALL_MS} ms`);
+    this.#netem?.stall(ms);
+  }
+
+  resetTcp(): number {
+    this.#assertOpen();
+    return this.#netem?.reset() ?? 0;
+  }
+
   #applyImpairment(crashed = false): void {
-    setImpairment(this.#host, this.#port, {
+    this.#netem?.set({
       ...this.#impairment,
       deaf: this.#impairment.deaf || this.#faults.silent || crashed,
       mute: this.#impairment.mute || crashed,
@@ -632,7 +667,7 @@ class SimMcuImpl implements SimMcu {
     await this.#restarting?.catch(() => {});
     await this.#ua?.close();
     this.#ua = undefined;
-    setImpairment(this.#host, this.#port, undefined);
+    this.#netem?.detach();
   }
 }
 

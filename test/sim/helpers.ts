@@ -27,3 +27,12 @@ export function alive(pid: number): boolean {
     return false;
   }
 }
+
+/**
+ * A loopback address of its own (127.100-199.x.y) for an MCU that another process must find at a fixed
+ * address: unlike a port probed free on 127.0.0.1, nobody else's ephemeral port can take it meanwhile.
+ */
+export function randomLoopback(): string {
+  const r = (n: number) => Math.floor(Math.random() * n);
+  return `127.${100 + r(100)}.${r(256)}.${1 + r(254)}`;
+}

@@ -2,20 +2,19 @@
  * `cascaded --with-sim`: the daemon starts `cascaded-sim` as a child process
  * (its own pid), waits for it, drives its MCUs over SIP, and stops it after
  * itself; a crash of either side is reported and never leaves the other
- * behind. A small inventory on free loopback ports, so it can run beside the
- * national tests.
+ * behind. A small inventory on loopback addresses of its own, so it can run
+ * beside the national tests and other runs of itself.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { baseConfig, toYaml } from '../config/fixtures.js';
 import { spawnDaemon } from '../helpers/daemon.js';
-import { freePort } from '../interop/sip-peers.js';
-import { alive, waitFor } from './helpers.js';
+import { alive, randomLoopback, waitFor } from './helpers.js';
 
 t.setTimeout(90_000);
 
-async function writeConfig(dir: string): Promise<string> {
+function writeConfig(dir: string): string {
   const o = baseConfig();
   o.daemon = {
     logLevel: 'info',
@@ -23,7 +22,7 @@ async function writeConfig(dir: string): Promise<string> {
     api: { host: '127.0.0.1', port: 0 },
     sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }] },
   };
-  for (const m of o.mcus) m.sip = [`sip:conf@127.0.0.1:${await freePort()}`];
+  for (const m of o.mcus) m.sip = [`sip:conf@${randomLoopback()}:5060`];
   const file = join(dir, 'cascaded.yaml');
   writeFileSync(file, toYaml(o));
   return file;
@@ -34,7 +33,7 @@ type Tap = { teardown(fn: () => unknown): void; testdir(): string };
 const isSim = (l: Log) => l.service === 'cascaded-sim';
 
 async function startWithSim(t: Tap) {
-  const file = await writeConfig(t.testdir());
+  const file = writeConfig(t.testdir());
   const d = spawnDaemon(['--config', file, '--with-sim', '--sim-control-port', '0']);
   t.teardown(() => d.child.kill('SIGKILL'));
   const spawned = await d.waitForLog((l) => typeof l.msg === 'string' && /^simulator process \d+ ready$/.test(l.msg));
