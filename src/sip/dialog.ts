@@ -1,10 +1,12 @@
 import type { Logger } from 'pino';
 import type { TimerHandle } from '../core/index.js';
 import { TypedEmitter } from '../core/index.js';
+import type { DigestCredentials } from './auth.js';
 import { SipError, SipResponseError } from './errors.js';
 import { mediaType, parseNameAddr, SipHeaders } from './headers.js';
 import { buildResponse, SipRequest, type SipResponse, serializeHead } from './message.js';
 import { addHeaders, nextHop, type Outgoing, toBody, type UaCore } from './routing.js';
+import { rejectOffer } from './sdp.js';
 import type { ServerTransaction } from './transaction.js';
 import type { Destination, Flow, TransportName } from './transport.js';
 import type {
@@ -13,6 +15,7 @@ import type {
   DialogEndReason,
   DialogEvents,
   IncomingRequest,
+  OfferAnswerer,
   ReferSubscription,
 } from './types.js';
 
@@ -75,6 +78,37 @@ interface DialogInit {
   remoteContentType?: string;
   localBody?: Buffer;
   localContentType?: string;
+  /** For the 401/407 challenges of our requests in this dialog (else the user agent's). */
+  credentials?: DigestCredentials;
+  /** Answers an offer in the 2xx to a body-less (re-)INVITE of ours. */
+  answer?: OfferAnswerer;
+}
+
+/** A session description with its media type, as sent in an ACK. */
+interface Described {
+  readonly contentType?: string;
+  readonly body: Buffer;
+}
+
+/**
+ * How long to wait before retrying a re-INVITE refused with 491 (RFC 3261
+ * 14.1): the owner of the Call-ID (the dialog's UAC) waits 2.1 to 4 s, the
+ * other side 0 to 2 s, both in units of 10 ms, so the two retries do not
+ * collide again.
+ */
+export function glareBackoffMs(ownsCallId: boolean, random: () => number = Math.random): number {
+  const steps = ownsCallId ? 191 : 201; // 2100..4000 or 0..2000 ms in 10 ms steps
+  const step = Math.min(steps - 1, Math.floor(random() * steps));
+  return (ownsCallId ? 2100 : 0) + 10 * step;
+}
+
+/** The key of a subscription within a dialog: event package and id (RFC 6665 8.2.1). */
+export function eventKey(event: string | undefined): string | undefined {
+  if (event === undefined) return undefined;
+  const semi = event.indexOf(';');
+  const pkg = (semi < 0 ? event : event.slice(0, semi)).trim().toLowerCase();
+  const id = semi < 0 ? undefined : /;\s*id\s*=\s*([^;\s]+)/i.exec(event.slice(semi))?.[1];
+  return id === undefined ? pkg : `${pkg};id=${id}`;
 }
 
 interface Pending2xx {
@@ -125,6 +159,8 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
   #byePromise?: Promise<void>;
   #held?: ServerTransaction[];
   #log?: Logger;
+  readonly #credentials?: DigestCredentials;
+  readonly #answer?: OfferAnswerer;
 
   constructor(ua: DialogHost, init: DialogInit) {
     super();
@@ -147,6 +183,8 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
     this.remoteContentType = init.remoteContentType;
     this.#localBody = init.localBody;
     this.#localContentType = init.localContentType;
+    this.#credentials = init.credentials;
+    this.#answer = init.answer;
     this.onListenerError((err, event) => this.log?.error({ err, event }, 'dialog listener threw'));
   }
 
@@ -178,13 +216,16 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
     info: {
       uri: string;
       dest: Destination;
-      routeFallback: TransportName;
+      /** The session interval we asked for (RFC 4028), if any. */
       requested?: number;
       localBody?: Buffer;
       localContentType?: string;
-      inviteCSeq: number;
+      /** The INVITE that got the 2xx (its last authentication retry): the ACK repeats its credentials. */
+      invite: SipRequest;
+      credentials?: DigestCredentials;
+      answer?: OfferAnswerer;
     },
-  ): DialogImpl {
+  ): { dialog: DialogImpl; refused?: SipError } {
     const target = res.contact?.[0]?.uri.raw ?? info.uri;
     const d = new DialogImpl(ua, {
       role: 'uac',
@@ -196,17 +237,21 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
       remoteTarget: target,
       routeSet: res.headers.list('record-route').reverse(),
       transport: info.dest.transport,
-      localSeq: info.inviteCSeq,
+      localSeq: info.invite.cseq!.seq,
       usage: 'invite',
       remoteBody: res.body,
       remoteContentType: res.contentType,
       localBody: info.localBody,
       localContentType: info.localContentType,
+      credentials: info.credentials,
+      answer: info.answer,
     });
     ua.registerDialog(d);
-    d.#sendAck(info.inviteCSeq);
+    // A body-less INVITE makes the 2xx carry the offer (RFC 3261 13.3.1.4): the ACK carries our answer (13.2.2.4).
+    const { answer, refused } = info.localBody === undefined ? d.#answerOffer(res) : {};
+    d.#sendAck(info.invite, answer);
     d.#sessionTimerFromResponse(res, info.requested);
-    return d;
+    return { dialog: d, refused };
   }
 
   /** UAS side of a dialog-creating non-INVITE request (SUBSCRIBE, REFER), RFC 3261 12.1.1. */
@@ -261,8 +306,7 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
     msg: SipRequest | SipResponse,
     ourHeader: string,
     localSeq: number,
-    fallback: TransportName,
-    flow?: Flow,
+    via: { fallback: TransportName; flow?: Flow; credentials?: DigestCredentials },
   ): DialogImpl {
     const isReq = msg.kind === 'request';
     const peerHeader = isReq ? msg.headers.get('from')! : msg.headers.get('to')!;
@@ -278,11 +322,12 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
       remoteTarget: msg.contact?.[0]?.uri.raw ?? peer.uri.raw,
       // A NOTIFY carries the route set in UAS order; a 2xx in UAC order (reversed).
       routeSet: isReq ? rr : rr.reverse(),
-      transport: fallback,
-      flow,
+      transport: via.fallback,
+      flow: via.flow,
       localSeq,
       remoteSeq: isReq ? msg.cseq!.seq : undefined,
       usage: 'subscription',
+      credentials: via.credentials,
     });
     ua.registerDialog(d);
     return d;
@@ -389,7 +434,13 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
       : undefined;
   }
 
-  #sendAck(cseq: number): void {
+  /**
+   * The ACK for a 2xx to our (re-)INVITE `invite`: it repeats the INVITE's
+   * credentials (RFC 3261 13.2.2.4) and carries our answer when the 2xx
+   * carried the offer.
+   */
+  #sendAck(invite: SipRequest, answer?: Described): void {
+    const cseq = invite.cseq!.seq;
     const { ruri, routes } = this.#requestTarget();
     const dest = nextHop(ruri, routes, this.transport);
     const h = new SipHeaders();
@@ -400,12 +451,54 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
     h.set('To', this.#remoteHeader);
     h.set('Call-ID', this.callId);
     h.set('CSeq', `${cseq} ACK`);
-    // No body: the head is the whole ACK.
-    const text = serializeHead(new SipRequest('ACK', ruri, h));
+    for (const v of invite.headers.getAll('authorization')) h.append('Authorization', v);
+    for (const v of invite.headers.getAll('proxy-authorization')) h.append('Proxy-Authorization', v);
+    if (answer !== undefined) h.set('Content-Type', answer.contentType ?? 'application/sdp');
+    // As one string (SDP is UTF-8 text, RFC 4566 5): kept for the retransmitted 2xx without pinning a pooled Buffer.
+    const text = serializeHead(new SipRequest('ACK', ruri, h, answer?.body)) + (answer?.body.toString('utf8') ?? '');
     const flow = this.#flowFor(dest);
     this.#ua.sendRaw(Buffer.from(text, 'utf8'), dest, flow);
     // Retransmissions of the 2xx are ACKed by the user agent, even after this dialog ends (RFC 3261 13.2.2.4).
     this.#ua.rememberAck(this.id, cseq, text, dest, flow);
+  }
+
+  /**
+   * Our answer to an offer in a 2xx to a body-less (re-)INVITE of ours. When
+   * we cannot answer (no answerer, or it threw), the ACK must still carry a
+   * valid answer before the BYE (RFC 3261 13.2.2.4): every stream rejected, if
+   * the offer is SDP at all, else no body; `refused` says why.
+   */
+  #answerOffer(res: SipResponse): { answer?: Described; refused?: SipError } {
+    if (res.body.length === 0) return {};
+    const offer = { contentType: res.contentType, body: res.body };
+    let cause: unknown;
+    if (this.#answer !== undefined) {
+      try {
+        const a = this.#answer(offer);
+        const body = toBody(a.body);
+        if (body === undefined || body.length === 0)
+          throw new SipError('SIP_ERR_OFFER', 'the answerer returned no body');
+        const contentType = a.contentType ?? 'application/sdp';
+        this.#localBody = body;
+        this.#localContentType = contentType;
+        return { answer: { contentType, body } };
+      } catch (err) {
+        cause = err;
+      }
+    }
+    const refused = new SipError(
+      'SIP_ERR_OFFER',
+      cause === undefined
+        ? 'the 2xx carries a session offer and the INVITE gave no answerer'
+        : 'the answerer could not answer the session offer in the 2xx',
+      { cause, details: { callId: this.callId, contentType: res.contentType } },
+    );
+    try {
+      const r = rejectOffer(offer, { host: this.#ua.localHost(this.transport) });
+      return { answer: { contentType: r.contentType, body: Buffer.from(r.body, 'utf8') }, refused };
+    } catch {
+      return { refused };
+    }
   }
 
   // ---- outgoing requests -------------------------------------------------------
@@ -422,7 +515,16 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
     addHeaders(h, opts.headers);
     const body = toBody(opts.body);
     if (body !== undefined) h.set('Content-Type', opts.contentType ?? 'application/sdp');
-    return { method, ruri, dest, flow: this.#flowFor(dest), headers: h, body, nextCSeq: () => this.nextCSeq() };
+    return {
+      method,
+      ruri,
+      dest,
+      flow: this.#flowFor(dest),
+      headers: h,
+      body,
+      credentials: this.#credentials,
+      nextCSeq: () => this.nextCSeq(),
+    };
   }
 
   #assertUsable(): void {
@@ -474,7 +576,13 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
     try {
       const body = toBody(opts.body) ?? this.#localBody;
       const contentType = opts.body !== undefined ? (opts.contentType ?? 'application/sdp') : this.#localContentType;
-      const o = this.outgoing('INVITE', { ...opts, body, contentType });
+      let sent: SipRequest | undefined;
+      const o: Outgoing = {
+        ...this.outgoing('INVITE', { ...opts, body, contentType }),
+        onTx: (_tx, req) => {
+          sent = req;
+        },
+      };
       o.headers.set('Supported', 'timer');
       const st = this.sessionTimer;
       if (st !== undefined) {
@@ -482,7 +590,13 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
         o.headers.set('Min-SE', `${this.#ua.minSE}`);
       }
       const res = await this.#send(o);
-      this.#sendAck(res.cseq!.seq);
+      // Without a description of ours (a body-less INVITE made the dialog and the 2xx had no offer), the 2xx offers.
+      const { answer, refused } = body === undefined ? this.#answerOffer(res) : {};
+      this.#sendAck(sent!, answer);
+      if (refused !== undefined) {
+        void this.bye();
+        throw refused;
+      }
       if (body !== undefined && opts.body !== undefined) {
         this.#localBody = body;
         this.#localContentType = contentType;
@@ -728,8 +842,8 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
       (err: unknown) => {
         if (this.state === 'terminated') return;
         if (err instanceof SipResponseError && err.sipStatus === 491) {
-          // Glare: try again shortly (RFC 3261 14.1 asks for a random 2.1-4 s wait; 1/4 of T2 keeps tests fast).
-          this.#stTimer = this.#ua.clock.setTimeout(() => this.#refresh(), this.#ua.timers.t2 / 4);
+          // Glare: both sides re-INVITEd; retry after the random wait of RFC 3261 14.1 (we own the Call-ID as UAC).
+          this.#stTimer = this.#ua.clock.setTimeout(() => this.#refresh(), glareBackoffMs(this.role === 'uac'));
           return;
         }
         this.log?.warn({ err }, 'session refresh failed');
@@ -737,13 +851,4 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
       },
     );
   }
-}
-
-/** The key of a subscription within a dialog: event package and id (RFC 6665 8.2.1). */
-export function eventKey(event: string | undefined): string | undefined {
-  if (event === undefined) return undefined;
-  const semi = event.indexOf(';');
-  const pkg = (semi < 0 ? event : event.slice(0, semi)).trim().toLowerCase();
-  const id = semi < 0 ? undefined : /;\s*id\s*=\s*([^;\s]+)/i.exec(event.slice(semi))?.[1];
-  return id === undefined ? pkg : `${pkg};id=${id}`;
 }

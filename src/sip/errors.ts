@@ -33,6 +33,15 @@ export const SIP_ERRORS = {
     status: 502,
     description: 'A subscription (SUBSCRIBE or REFER) was refused or terminated by the notifier.',
   },
+  SIP_ERR_OFFER: {
+    status: 502,
+    description:
+      'The 2xx to a body-less INVITE carried a session offer we could not answer (no answerer, or it refused the offer): the 2xx was ACKed and the dialog ended with BYE (RFC 3261 13.2.2.4).',
+  },
+  SIP_ERR_SDP: {
+    status: 502,
+    description: 'A session description (SDP, RFC 4566) is malformed or is not SDP at all.',
+  },
 } as const satisfies ErrorTable;
 
 export type SipErrorCode = keyof typeof SIP_ERRORS;

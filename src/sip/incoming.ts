@@ -23,11 +23,11 @@ import type {
   ResponseOptions,
   ServerSubscription,
 } from './types.js';
-import type { UasPolicy } from './validate.js';
 
 /** What the incoming-request objects need from the user agent. */
 export interface IncomingHost extends DialogHost {
-  readonly policy: UasPolicy;
+  /** Our Accept header value (RFC 3261 11.2: an OPTIONS 2xx lists it). */
+  readonly acceptValue: string;
 }
 
 /** A request awaiting an answer from a handler, with a deadline (style: every pending request has one). */
@@ -91,7 +91,7 @@ export class IncomingRequestImpl implements IncomingRequest {
     const h = new SipHeaders();
     if (status >= 200 && status < 300 && this.method === 'OPTIONS') {
       h.set('Allow', ALLOW_VALUE);
-      h.set('Accept', [...this.ua.policy.accept].join(', '));
+      h.set('Accept', this.ua.acceptValue);
       h.set('Supported', SUPPORTED_VALUE);
     }
     h.set('Server', this.ua.userAgent);

@@ -5,6 +5,7 @@
 
 export type { DigestAlgorithm, DigestCredentials } from './auth.js';
 export { createChallenge, verifyAuthorization } from './auth.js';
+export { glareBackoffMs } from './dialog.js';
 export type { SipErrorCode } from './errors.js';
 export { SIP_ERRORS, SipError, SipResponseError } from './errors.js';
 export type { CSeq, NameAddr, Via } from './headers.js';
@@ -13,6 +14,16 @@ export type { SipMessage } from './message.js';
 export { SipRequest, SipResponse, serialize } from './message.js';
 export type { ParseOutcome } from './parser.js';
 export { DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_STREAM_MESSAGE_SIZE, parseMessage } from './parser.js';
+export type {
+  SdpAttribute,
+  SdpBody,
+  SdpConnection,
+  SdpMedia,
+  SdpOrigin,
+  SdpTiming,
+  SessionDescription,
+} from './sdp.js';
+export { answerOffer, controlLegOffer, formatSdp, parseSdp, SDP_CONTENT_TYPE } from './sdp.js';
 export { parseSipfrag } from './subscription.js';
 export type { TimerConfig, TransactionRecord } from './transaction.js';
 export { DEFAULT_TIMERS } from './transaction.js';

@@ -44,7 +44,7 @@ export async function sendInvite(ua: InviteHost, uri: string, opts: InviteOption
       headers.set('Session-Expires', `${se}`);
       headers.set('Min-SE', `${minSE}`);
     }
-    const res = await inviteOnce(ua, uri, dest, headers, body, () => ++cseq, opts);
+    const { res, req } = await inviteOnce(ua, uri, dest, headers, body, () => ++cseq, opts);
     if (res.status === 422 && se !== undefined && attempt < 2) {
       // Session interval too small (RFC 4028 7.2): retry with at least the peer's Min-SE.
       const theirs = res.seconds('min-se');
@@ -54,15 +54,22 @@ export async function sendInvite(ua: InviteHost, uri: string, opts: InviteOption
       }
     }
     if (res.status >= 300) throw new SipResponseError(res.status, res.reason, { details: { method: 'INVITE', uri } });
-    const dialog = DialogImpl.fromInvite2xx(ua, res, {
+    const { dialog, refused } = DialogImpl.fromInvite2xx(ua, res, {
       uri,
       dest,
-      routeFallback: dest.transport,
       requested: se,
       localBody: body,
       localContentType: body === undefined ? undefined : (opts.contentType ?? 'application/sdp'),
-      inviteCSeq: cseq,
+      invite: req,
+      credentials: opts.credentials,
+      answer: opts.answer,
     });
+    if (refused !== undefined) {
+      // The ACK went out (with every stream rejected when it could be): end the call at once (13.2.2.4). The
+      // session ends when the BYE is sent (15.1.1), so the caller hears of it now, not after the BYE's answer.
+      void dialog.bye();
+      throw refused;
+    }
     if (opts.signal?.aborted) {
       // The 2xx crossed our CANCEL (RFC 3261 9.1): the call exists, so it is ACKed and ended at once.
       await dialog.bye();
@@ -72,7 +79,7 @@ export async function sendInvite(ua: InviteHost, uri: string, opts: InviteOption
   }
 }
 
-/** One INVITE transaction, with CANCEL on abort or Timer C (RFC 3261 9.1). */
+/** One INVITE transaction, with CANCEL on abort or Timer C (RFC 3261 9.1); the final response and the request it answers. */
 function inviteOnce(
   ua: InviteHost,
   uri: string,
@@ -81,7 +88,7 @@ function inviteOnce(
   body: Buffer | undefined,
   nextCSeq: () => number,
   opts: InviteOptions,
-): Promise<SipResponse> {
+): Promise<{ res: SipResponse; req: SipRequest }> {
   let tx: ClientTransaction | undefined;
   let req: SipRequest | undefined;
   let provisional = false;
@@ -115,6 +122,7 @@ function inviteOnce(
     headers,
     body,
     nextCSeq,
+    credentials: opts.credentials,
     onTx: (t, r) => {
       tx = t;
       req = r;
@@ -136,7 +144,8 @@ function inviteOnce(
         throw new SipError('SIP_ERR_TIMEOUT', 'INVITE unanswered within Timer C: cancelled', { details: { uri } });
       if (cancelWanted && res.status === 487)
         throw new SipError('SIP_ERR_CANCELLED', 'INVITE cancelled', { details: { uri } });
-      return res;
+      // onTx ran for every attempt before its answer could come: req is the request `res` answers.
+      return { res, req: req! };
     },
     (err: unknown) => {
       opts.signal?.removeEventListener('abort', onAbort);

@@ -6,6 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../core/index.js';
+import type { DigestCredentials } from './auth.js';
 import { SipError } from './errors.js';
 import { parseNameAddr, type SipHeaders } from './headers.js';
 import type { SipRequest, SipResponse } from './message.js';
@@ -33,6 +34,8 @@ export interface UaCore {
   readonly minSE: number;
   readonly handlerTimeoutMs: number;
   contactFor(transport: TransportName): string;
+  /** Our listening address for a transport (the host of our Via and Contact, and of our SDP). */
+  localHost(transport: TransportName): string;
   send(o: Outgoing): Promise<SipResponse>;
   /** Send bytes outside any transaction (ACK for 2xx, 2xx retransmissions). */
   sendRaw(buf: Buffer, dest: Destination, flow?: Flow): void;
@@ -52,6 +55,8 @@ export interface Outgoing {
   /** From, To, Call-ID, Route, Contact, Content-Type and the rest. */
   readonly headers: SipHeaders;
   readonly body?: Buffer;
+  /** For this request's 401/407 challenges instead of the user agent's (per MCU). */
+  readonly credentials?: DigestCredentials;
   /** Next CSeq number; called again for each authentication retry (RFC 3261 22.2). */
   nextCSeq(): number;
   onProvisional?(res: SipResponse): void;

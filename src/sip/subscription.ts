@@ -1,5 +1,6 @@
 import type { TimerHandle } from '../core/index.js';
 import { TypedEmitter } from '../core/index.js';
+import type { DigestCredentials } from './auth.js';
 import { type DialogHost, DialogImpl, eventKey } from './dialog.js';
 import { SipError, SipResponseError } from './errors.js';
 import { newParams, parseParams, scanToken, skipWs } from './grammar.js';
@@ -75,6 +76,8 @@ export class SubscriberImpl extends TypedEmitter<SubscriptionEvents> implements 
   /** Notifications that found no 'notify' listener, in order (see HELD_NOTIFY_MAX). */
   #held: NotifyEvent[] = [];
   #flushQueued = false;
+  /** The SUBSCRIBE's own credentials: its dialog keeps them for refreshes (RFC 3261 22). */
+  #credentials?: DigestCredentials;
 
   constructor(ua: DialogHost, event: string, expires: number) {
     super();
@@ -152,12 +155,14 @@ export class SubscriberImpl extends TypedEmitter<SubscriptionEvents> implements 
     headers.set('Event', this.event);
     headers.set('Expires', `${this.#expires}`);
     if (opts.accept !== undefined) headers.set('Accept', opts.accept);
+    this.#credentials = opts.credentials;
     const res = await this.#ua.send({
       method: 'SUBSCRIBE',
       ruri: uri,
       dest,
       headers,
       body: toBody(opts.body),
+      credentials: opts.credentials,
       nextCSeq: () => {
         this.#cseq = nextCSeq();
         return this.#cseq;
@@ -170,7 +175,12 @@ export class SubscriberImpl extends TypedEmitter<SubscriptionEvents> implements 
     if (this.state === 'terminated')
       throw new SipError('SIP_ERR_SUBSCRIPTION', 'subscription ended before it was accepted');
     if (this.#dialog === undefined) {
-      this.#attach(DialogImpl.fromSubscriberSide(this.#ua, res, res.headers.get('from')!, this.#cseq, dest.transport));
+      this.#attach(
+        DialogImpl.fromSubscriberSide(this.#ua, res, res.headers.get('from')!, this.#cseq, {
+          fallback: dest.transport,
+          credentials: this.#credentials,
+        }),
+      );
     } else {
       const c = res.contact?.[0];
       if (c !== undefined && !this.#gotNotify) this.#dialog.remoteTarget = c.uri.raw;
@@ -240,14 +250,11 @@ export class SubscriberImpl extends TypedEmitter<SubscriptionEvents> implements 
     if (this.#dialog === undefined) {
       const req = tx.request;
       this.#attach(
-        DialogImpl.fromSubscriberSide(
-          this.#ua,
-          req,
-          req.headers.get('to')!,
-          this.#cseq,
-          tx.inbound.transport,
-          tx.inbound.flow,
-        ),
+        DialogImpl.fromSubscriberSide(this.#ua, req, req.headers.get('to')!, this.#cseq, {
+          fallback: tx.inbound.transport,
+          flow: tx.inbound.flow,
+          credentials: this.#credentials,
+        }),
       );
     }
     this.receiveNotify(tx);

@@ -65,6 +65,35 @@ const DEFAULT_ACCEPT = [
 ];
 const DEFAULT_MIN_SE = 90; // s, RFC 4028 4
 
+/** Digest answers per request: a proxy, the UAS and one stale nonce each (RFC 3261 22.3, RFC 7616 3.3). */
+const MAX_AUTH_ANSWERS = 4;
+
+/**
+ * The credentials answering a 401/407 (RFC 3261 22.2, 22.3), keyed by header
+ * and realm, or undefined when nothing can be answered: no challenge we
+ * support in our realm, or one we answered already whose nonce is not stale
+ * (our credentials were refused).
+ */
+function answerChallenge(
+  r: SipResponse,
+  credentials: DigestCredentials,
+  o: Outgoing,
+  answered: ReadonlyMap<string, readonly [string, string]>,
+): [string, readonly [string, string]] | undefined {
+  const proxy = r.status === 407;
+  const header = proxy ? 'Proxy-Authorization' : 'Authorization';
+  for (const c of r.headers.getAll(proxy ? 'proxy-authenticate' : 'www-authenticate')) {
+    const ch = parseChallenge(c);
+    if (ch === undefined) continue;
+    if (credentials.realm !== undefined && credentials.realm !== ch.realm) continue;
+    const key = `${header}|${ch.realm}`;
+    if (answered.has(key) && !ch.stale) return undefined;
+    // Every challenge brings a fresh nonce, so the nonce count starts at 1 (RFC 7616 3.4).
+    return [key, [header, authorize(ch, credentials, o.method, o.ruri, 1)]];
+  }
+  return undefined;
+}
+
 /** `;name` or `;name=value` for each Contact header parameter (RFC 3261 20.10 contact-params), checked once. */
 function formatContactParams(params: Readonly<Record<string, string | true>> | undefined): string {
   let out = '';
@@ -103,6 +132,8 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
   readonly transport: TransportLayer;
   readonly txm: TransactionManager;
   readonly policy: UasPolicy;
+  /** The Accept header value: the media types of the policy, built once. */
+  readonly acceptValue: string;
   readonly credentials?: DigestCredentials;
   readonly #user: string;
   readonly #dialogs = new Map<string, DialogImpl>();
@@ -139,6 +170,7 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
       supported: new Set(SUPPORTED),
       accept: new Set((opts.accept ?? DEFAULT_ACCEPT).map((a) => a.toLowerCase())),
     };
+    this.acceptValue = [...this.policy.accept].join(', ');
     this.transport = new TransportLayer({
       listen: opts.listen,
       tls: opts.tls,
@@ -211,6 +243,12 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
     return `<${this.contactUri(transport)}>${this.#contactParams}`;
   }
 
+  localHost(transport: TransportName): string {
+    const l = this.transport.localFor(transport);
+    if (l === undefined) throw new SipError('SIP_ERR_TRANSPORT', `not listening on ${transport}`);
+    return l.host;
+  }
+
   newTag(): string {
     return randomHex(6);
   }
@@ -235,10 +273,13 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
   send(o: Outgoing): Promise<SipResponse> {
     // Still open while close() sends its BYEs; shut once the transactions are aborted.
     if (this.#shut) return Promise.reject(new SipError('SIP_ERR_CLOSED', 'user agent closed'));
+    const credentials = o.credentials ?? this.credentials;
     return new Promise<SipResponse>((resolve, reject) => {
-      let authTries = 0;
-      let nc = 0;
-      const attempt = (auth?: [string, string]): void => {
+      // Our answers to challenges, by header and realm: a proxy (407) and the UAS (401) may both challenge,
+      // and every retry carries all the credentials collected so far (RFC 3261 22.3).
+      let auth: Map<string, readonly [string, string]> | undefined;
+      let answers = 0;
+      const attempt = (): void => {
         const branch = this.newBranch();
         const h = new SipHeaders();
         try {
@@ -250,7 +291,7 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
         h.set('Max-Forwards', '70');
         o.headers.forEachLine((n, v) => h.append(n, v));
         h.set('CSeq', `${o.nextCSeq()} ${o.method}`);
-        if (auth !== undefined) h.set(auth[0], auth[1]);
+        if (auth !== undefined) for (const [name, value] of auth.values()) h.append(name, value);
         const req = new SipRequestClass(o.method, o.ruri, h, o.body);
         const tx = this.txm.request(
           req,
@@ -259,23 +300,19 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
           {
             onProvisional: (r) => o.onProvisional?.(r),
             onFinal: (r) => {
-              if ((r.status === 401 || r.status === 407) && this.credentials !== undefined && authTries < 2) {
-                const name = r.status === 401 ? 'www-authenticate' : 'proxy-authenticate';
-                for (const c of r.headers.getAll(name)) {
-                  const ch = parseChallenge(c);
-                  if (ch === undefined) continue;
-                  if (this.credentials.realm !== undefined && this.credentials.realm !== ch.realm) continue;
-                  // A second challenge is only answered when the first nonce went stale (RFC 7616 3.3).
-                  if (authTries > 0 && !ch.stale) break;
-                  authTries++;
-                  attempt([
-                    r.status === 401 ? 'Authorization' : 'Proxy-Authorization',
-                    authorize(ch, this.credentials, o.method, o.ruri, ++nc),
-                  ]);
-                  return;
-                }
+              if (r.status !== 401 && r.status !== 407) {
+                resolve(r);
+                return;
               }
-              if ((r.status === 401 || r.status === 407) && authTries > 0) {
+              auth ??= new Map();
+              const answer = credentials === undefined ? undefined : answerChallenge(r, credentials, o, auth);
+              if (answer !== undefined && answers < MAX_AUTH_ANSWERS) {
+                answers++;
+                auth.set(answer[0], answer[1]);
+                attempt();
+                return;
+              }
+              if (auth.size > 0) {
                 reject(
                   new SipError('SIP_ERR_AUTH', `${o.method} ${o.ruri}: credentials refused (${r.status})`, {
                     details: { sipStatus: r.status },
@@ -361,6 +398,8 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
       h.set('Supported', SUPPORTED_VALUE);
     }
     addHeaders(h, opts.headers);
+    // What we take in answers: SDP first, for an offer in the 2xx to a body-less INVITE (RFC 3261 13.2.1, 20.1).
+    if ((method === 'INVITE' || method === 'OPTIONS') && !h.has('accept')) h.set('Accept', this.acceptValue);
     if (opts.body !== undefined) h.set('Content-Type', opts.contentType ?? 'application/sdp');
     return h;
   }
@@ -373,7 +412,15 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
     const dest = nextHop(uri, opts.route ?? []);
     let cseq = 0;
     const headers = this.requestHeaders(m, uri, dest, opts, this.newTag(), randomToken(12));
-    return this.send({ method: m, ruri: uri, dest, headers, body: toBody(opts.body), nextCSeq: () => ++cseq });
+    return this.send({
+      method: m,
+      ruri: uri,
+      dest,
+      headers,
+      body: toBody(opts.body),
+      credentials: opts.credentials,
+      nextCSeq: () => ++cseq,
+    });
   }
 
   invite(uri: string, opts: InviteOptions = {}): Promise<Dialog> {
