@@ -59,5 +59,5 @@ export type {
   UserAgentStats,
 } from './types.js';
 export type { SipUri } from './uri.js';
-export { formatUri, parseUri } from './uri.js';
+export { formatUri, parseUri, withUriParams } from './uri.js';
 export { createUserAgent } from './user-agent.js';

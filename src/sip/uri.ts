@@ -184,3 +184,24 @@ export function formatUri(u: Omit<SipUri, 'raw'>): string {
   }
   return out;
 }
+
+/**
+ * The URI with parameters set (a value, or null for a bare name such as
+ * `;lr`) or removed (undefined), the others kept; undefined when `uri` is not
+ * well-formed. Built through the model, so a parameter is replaced, never
+ * doubled (`;transport=tcp;transport=tcp`).
+ */
+export function withUriParams(
+  uri: string,
+  params: Readonly<Record<string, string | null | undefined>>,
+): string | undefined {
+  const u = parseUri(uri);
+  if (u === undefined || u.opaque !== undefined) return undefined;
+  const merged = newParams();
+  for (const k in u.params) merged[k] = u.params[k]!;
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined) delete merged[k.toLowerCase()];
+    else merged[k.toLowerCase()] = v;
+  }
+  return formatUri({ ...u, params: merged });
+}
