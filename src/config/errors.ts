@@ -10,6 +10,11 @@ export const CONFIG_ERRORS = {
     status: 400,
     description: 'The config violates the schema or a semantic rule; details.violations lists every one with its path.',
   },
+  CFG_ERR_SECRET: {
+    status: 500,
+    description:
+      "An MCU's secret could not be read: the file is missing, unreadable or empty, the environment variable is unset, or $CREDENTIALS_DIRECTORY is missing.",
+  },
 } as const satisfies ErrorTable;
 
 export type ConfigErrorCode = keyof typeof CONFIG_ERRORS;

@@ -3,4 +3,5 @@ export { CONFIG_ERRORS, ConfigError } from './errors.js';
 export type { ParseOptions } from './load.js';
 export { formatViolations, loadConfigFile, parseConfig } from './load.js';
 export { configSchema } from './schema.js';
+export { readMcuSecret } from './secrets.js';
 export type { Config, DaemonConfig, LogLevel, McuDriverSettings, SipListen, SipTransportName } from './types.js';

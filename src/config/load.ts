@@ -2,9 +2,10 @@ import { readFile } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { type Document, isNode, LineCounter, parseDocument } from 'yaml';
-import type { Inventory } from '../inventory/index.js';
+import type { Inventory, Mcu } from '../inventory/index.js';
 import { ConfigError, type Violation } from './errors.js';
 import { configSchema, RENAMED_KEYS } from './schema.js';
+import { secretViolations } from './secrets.js';
 import { semanticViolations } from './semantic.js';
 import type { Config, DaemonConfig } from './types.js';
 
@@ -60,6 +61,7 @@ export function parseConfig(text: string, options: ParseOptions = {}): Config {
   const violations: Violation[] = [];
   if (!validate()(raw)) violations.push(...(validate().errors ?? []).map(fromAjv));
   violations.push(...semanticViolations(raw));
+  violations.push(...secretViolations(raw, options.cwd ?? process.cwd(), options.env ?? process.env));
   if (violations.length > 0) {
     const located = dedupe(violations).map((v) => locate(doc, lines, v));
     located.sort(byPosition);
@@ -128,10 +130,15 @@ function build(raw: RawConfig, source: string, options: ParseOptions): Config {
     levels: raw.levels,
     provinces: raw.provinces,
     operators: raw.operators,
-    mcus: raw.mcus,
+    mcus: raw.mcus.map((m) => withAbsoluteSecretFile(m, abs)),
     endpoints: raw.endpoints,
   };
   return { source, daemon, inventory };
+}
+
+function withAbsoluteSecretFile(m: Mcu, abs: (p: string) => string): Mcu {
+  if (m.auth?.passwordFile === undefined) return m;
+  return { ...m, auth: { ...m.auth, passwordFile: abs(m.auth.passwordFile) } };
 }
 
 const ID_PATTERN = configSchema.properties.levels.items.properties.id.pattern;

@@ -11,6 +11,9 @@ const name = { type: 'string', minLength: 1, maxLength: 200 } as const;
 const port = { type: 'integer', minimum: 0, maximum: 65535 } as const;
 const sipUri = { type: 'string', pattern: '^sips?:[^\\s]+$', maxLength: 512 } as const;
 const path = { type: 'string', minLength: 1 } as const;
+const healthIntervalMs = { type: 'integer', minimum: 500, maximum: 600_000 } as const;
+// RFC 4028 4: Min-SE may not go below 90 s; a day is far beyond any MCU's limit.
+const sessionExpires = { type: 'integer', minimum: 90, maximum: 86_400 } as const;
 
 const DEFAULT_LEVELS = [
   { id: 'central', name: 'Central Government' },
@@ -78,11 +81,16 @@ export const configSchema = {
           default: {},
           description: 'MCU drivers: health checks and deadlines, shared by every MCU.',
           properties: {
-            healthIntervalMs: { type: 'integer', minimum: 500, maximum: 600_000, default: 5_000 },
+            healthIntervalMs: { ...healthIntervalMs, default: 5_000 },
             healthFailures: { type: 'integer', minimum: 1, maximum: 100, default: 3 },
             requestTimeoutMs: { type: 'integer', minimum: 100, maximum: 120_000, default: 5_000 },
             connectTimeoutMs: { type: 'integer', minimum: 100, maximum: 600_000, default: 10_000 },
             dialTimeoutMs: { type: 'integer', minimum: 100, maximum: 600_000, default: 30_000 },
+            sessionExpires: {
+              ...sessionExpires,
+              default: 1800,
+              description: 'Session interval (s) asked for on control dialogs (RFC 4028); refreshed at half of it.',
+            },
           },
         },
         sip: {
@@ -173,6 +181,53 @@ export const configSchema = {
           },
           parents: { type: 'array', default: [], items: id, uniqueItems: true },
           province: id,
+          auth: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['username'],
+            description:
+              "Digest credentials (RFC 8760) the daemon answers this MCU's 401/407 with. Exactly one source of the secret: passwordFile, passwordEnv or credential; never the secret itself.",
+            properties: {
+              username: { type: 'string', minLength: 1, maxLength: 256 },
+              passwordFile: { ...path, description: 'A file holding the secret (one trailing newline is ignored).' },
+              passwordEnv: {
+                type: 'string',
+                pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+                maxLength: 256,
+                description: 'An environment variable holding the secret.',
+              },
+              credential: {
+                type: 'string',
+                pattern: '^[A-Za-z0-9_-][A-Za-z0-9._-]*$',
+                maxLength: 256,
+                description: 'A systemd credential: the file $CREDENTIALS_DIRECTORY/NAME (LoadCredential=NAME:...).',
+              },
+              realm: {
+                type: 'string',
+                minLength: 1,
+                maxLength: 256,
+                description: 'Only answer challenges of this realm (any realm when absent).',
+              },
+            },
+          },
+          control: {
+            type: 'object',
+            additionalProperties: false,
+            description: 'Driver settings of this MCU; each overrides daemon.mcu or the default.',
+            properties: {
+              transport: {
+                enum: ['udp', 'tcp', 'tls'],
+                description: "Transport of the control dialog. Default: the URI's transport parameter, else UDP.",
+              },
+              sessionExpires,
+              healthIntervalMs,
+              sdp: {
+                enum: ['answer', 'offer'],
+                description:
+                  "answer (default): INVITE without SDP, the MCU's offer in its 2xx is answered in the ACK; offer: the INVITE carries an inactive offer.",
+              },
+            },
+          },
         },
       },
     },
@@ -224,4 +279,10 @@ export const RENAMED_KEYS: Readonly<Record<string, string>> = {
   log_level: 'logLevel',
   loglevel: 'logLevel',
   state_dir: 'stateDir',
+  // The secret never goes in the config file: where to read it from instead.
+  password: 'passwordFile',
+  secret: 'passwordFile',
+  passwordfile: 'passwordFile',
+  password_file: 'passwordFile',
+  user: 'username',
 };

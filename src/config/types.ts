@@ -24,13 +24,18 @@ export interface DaemonConfig {
   readonly mcu: McuDriverSettings;
 }
 
-/** Health checks and deadlines of the MCU drivers (ms; failures in a row before an MCU is down). */
+/**
+ * Health checks and deadlines of the MCU drivers (ms; failures in a row
+ * before an MCU is down) and the RFC 4028 session interval of control
+ * dialogs (s). An MCU's `control` settings override them.
+ */
 export interface McuDriverSettings {
   readonly healthIntervalMs: number;
   readonly healthFailures: number;
   readonly requestTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly dialTimeoutMs: number;
+  readonly sessionExpires: number;
 }
 
 /** The validated, frozen configuration handed down from the composition root. */

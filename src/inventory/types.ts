@@ -38,6 +38,31 @@ export interface McuCapacity {
   readonly cascadePorts: number;
 }
 
+/**
+ * Digest credentials for one MCU (RFC 3261 22, RFC 8760). Only where the
+ * secret lives is recorded here, never the secret: exactly one of
+ * passwordFile (an absolute path after loading), passwordEnv or credential
+ * (a file in $CREDENTIALS_DIRECTORY, systemd LoadCredential=).
+ */
+export interface McuAuth {
+  readonly username: string;
+  readonly passwordFile?: string;
+  readonly passwordEnv?: string;
+  readonly credential?: string;
+  /** Only answer challenges of this realm. */
+  readonly realm?: string;
+}
+
+/** Per-MCU driver settings; each overrides the daemon-wide `daemon.mcu` value or the driver default. */
+export interface McuControl {
+  readonly transport?: 'udp' | 'tcp' | 'tls';
+  /** RFC 4028 session interval asked for on the control dialog, s. */
+  readonly sessionExpires?: number;
+  readonly healthIntervalMs?: number;
+  /** answer: INVITE without SDP, answer the MCU's offer in the ACK; offer: send an inactive offer. */
+  readonly sdp?: 'answer' | 'offer';
+}
+
 export interface Mcu {
   readonly id: string;
   readonly name: string;
@@ -53,6 +78,8 @@ export interface Mcu {
   /** MCUs this one may cascade into (its parent candidates), preferred first. Empty for the master. */
   readonly parents: readonly string[];
   readonly province?: string;
+  readonly auth?: McuAuth;
+  readonly control?: McuControl;
 }
 
 export interface Endpoint {
