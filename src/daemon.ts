@@ -28,8 +28,6 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
-const CONTROL_SESSION_EXPIRES_S = 1800; // s: RFC 4028 default; refreshed by re-INVITE at half of it
-
 interface Part {
   readonly name: string;
   close(): Promise<void>;
@@ -92,10 +90,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         logger,
         user: 'cascaded',
         userAgent: 'cascaded',
-        // Control dialogs are kept alive with session timers (design section 2, RFC 4028).
-        sessionTimer: { expires: CONTROL_SESSION_EXPIRES_S },
       }),
     );
+    // Control dialogs are kept alive with session timers (design section 2, RFC 4028): daemon.mcu.sessionExpires,
+    // or an MCU's control.sessionExpires, asked for on each control INVITE.
     const mcus = await start('mcus', () => startMcuPool({ ua, mcus: inv.mcus, logger, driver: config.daemon.mcu }));
     const master = inv.mcus.find((m) => m.role === 'master');
     // The events table keeps each MCU's up/down history for the session report.

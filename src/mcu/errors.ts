@@ -11,6 +11,11 @@ export const MCU_ERRORS = {
     status: 503,
     description: 'The MCU (or the MCU it was asked to dial) has no free port: it answered 486, 503 or 600.',
   },
+  MCU_ERR_AUTH: {
+    status: 502,
+    description:
+      'The MCU challenged (401/407) and refused our digest credentials, or no credentials are configured for it (mcus[].auth).',
+  },
   MCU_ERR_DOWN: {
     status: 503,
     description: 'The MCU is down or unreachable (health checks failing, no control dialog): nothing was sent.',

@@ -19,9 +19,11 @@ export { createSipMsmlDriver } from './sip-msml-driver.js';
 export type {
   LinkState,
   LinkStateName,
+  McuCapabilities,
   McuDriver,
   McuDriverEvents,
   McuHealth,
+  McuLack,
   RosterEntry,
   RosterUpdate,
 } from './types.js';

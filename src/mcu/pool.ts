@@ -5,9 +5,10 @@
  * trying in the background and reports up/down as it happens.
  */
 import type { Logger } from 'pino';
+import { readMcuSecret } from '../config/index.js';
 import { onceClose } from '../core/index.js';
 import type { Mcu } from '../inventory/index.js';
-import type { UserAgent } from '../sip/index.js';
+import type { DigestCredentials, UserAgent } from '../sip/index.js';
 import { McuError } from './errors.js';
 import { createSipMsmlDriver, type SipMsmlDriverOptions } from './sip-msml-driver.js';
 import type { McuDriver } from './types.js';
@@ -16,8 +17,10 @@ export interface McuPoolOptions {
   readonly ua: UserAgent;
   readonly mcus: readonly Mcu[];
   readonly logger?: Logger;
-  /** Driver settings shared by every MCU (deadlines, health interval). */
-  readonly driver?: Omit<SipMsmlDriverOptions, 'ua' | 'mcu' | 'logger'>;
+  /** Driver settings shared by every MCU (deadlines, health interval); an MCU's `control` settings override them. */
+  readonly driver?: Omit<SipMsmlDriverOptions, 'ua' | 'mcu' | 'logger' | 'credentials'>;
+  /** Where `passwordEnv` and `credential` secrets are looked up (default: process.env). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface McuPool {
@@ -29,6 +32,11 @@ export interface McuPool {
   close(): Promise<void>;
 }
 
+/**
+ * Start one driver per sip-msml MCU. Secrets are read here, once: a secret
+ * that vanished since the config was checked fails the start with
+ * CFG_ERR_SECRET naming its file or variable.
+ */
 export async function startMcuPool(options: McuPoolOptions): Promise<McuPool> {
   const log = options.logger?.child({ module: 'mcu' });
   const drivers = new Map<string, McuDriver>();
@@ -38,7 +46,14 @@ export async function startMcuPool(options: McuPoolOptions): Promise<McuPool> {
     if (uri === undefined) continue;
     drivers.set(
       m.id,
-      createSipMsmlDriver({ ...options.driver, ua: options.ua, mcu: { id: m.id, uri }, logger: options.logger }),
+      createSipMsmlDriver({
+        ...options.driver,
+        ...m.control,
+        ...credentialsOf(m, options.env),
+        ua: options.ua,
+        mcu: { id: m.id, uri },
+        logger: options.logger,
+      }),
     );
   }
   const upCount = () => [...drivers.values()].filter((d) => d.health.up).length;
@@ -61,4 +76,11 @@ export async function startMcuPool(options: McuPoolOptions): Promise<McuPool> {
       await Promise.allSettled([...drivers.values()].map((d) => d.close()));
     }),
   };
+}
+
+function credentialsOf(m: Mcu, env: McuPoolOptions['env']): { credentials?: DigestCredentials } {
+  if (m.auth === undefined) return {};
+  const { username, realm } = m.auth;
+  const password = readMcuSecret(m.auth, env);
+  return { credentials: realm === undefined ? { username, password } : { username, password, realm } };
 }

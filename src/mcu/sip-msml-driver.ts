@@ -5,33 +5,37 @@
  * INFO with MSML for layouts and streams (RFC 5707) and picture fast update
  * (RFC 5168).
  *
+ * It drives MCUs as they are (docs/mcu.md): only the control dialog decides
+ * up or down. An MCU without the conference event package is up with a
+ * `capabilities` record saying so; its roster is then what the driver set up
+ * itself, and the subscription is retried now and then.
+ *
  * Supervision: from the first connect() until close(), a timer sends OPTIONS
- * every healthIntervalMs; `healthFailures` failures in a row, the end of the
- * control dialog or of the subscription mark the MCU down, and the next ticks
- * try to re-establish both (the MCU's full roster state is then taken afresh,
- * never trusted from memory).
+ * every healthIntervalMs; `healthFailures` failures in a row or the end of
+ * the control dialog (a far-end BYE at any moment, also during connect) mark
+ * the MCU down, and the next tick tries to re-establish it (the MCU's full
+ * roster state is then taken afresh, never trusted from memory).
  */
 import type { Logger } from 'pino';
 import { type Clock, isCascadedError, onceClose, realClock, type TimerHandle, TypedEmitter } from '../core/index.js';
 import {
   type Dialog,
+  type DigestCredentials,
   parseUri,
   SipResponseError,
   type Subscription,
   type TransportName,
   type UserAgent,
+  withUriParams,
 } from '../sip/index.js';
-import {
-  CONFERENCE_INFO_CONTENT_TYPE,
-  type ConferenceInfo,
-  type ConferenceUser,
-  parseConferenceInfo,
-} from './conference-info.js';
+import { CONFERENCE_INFO_CONTENT_TYPE, type ConferenceInfo, parseConferenceInfo } from './conference-info.js';
 import { McuError } from './errors.js';
+import { CommandLanes } from './lanes.js';
 import { isLayoutName, type LayoutName } from './layouts.js';
 import { buildPictureFastUpdate, MEDIA_CONTROL_CONTENT_TYPE } from './media-control.js';
 import { buildMsml, MSML_CONTENT_TYPE, type MsmlCommand, parseResult } from './msml.js';
-import type { LinkState, McuDriver, McuDriverEvents, McuHealth, RosterEntry } from './types.js';
+import { Roster, type RosterChange } from './roster.js';
+import type { LinkState, McuCapabilities, McuDriver, McuDriverEvents, McuHealth, RosterEntry } from './types.js';
 
 export interface SipMsmlDriverOptions {
   /** The user agent to send from; shared by every driver of the daemon and owned by the caller. */
@@ -48,10 +52,22 @@ export interface SipMsmlDriverOptions {
   readonly healthIntervalMs?: number;
   /** Consecutive OPTIONS failures that mark the MCU down. */
   readonly healthFailures?: number;
-  /** Transport for the conference subscription; default TCP when the user agent listens on it (a national roster exceeds a UDP datagram). */
+  /** Digest credentials for this MCU's 401/407 challenges (MD5 or SHA-256, RFC 8760), sent with every request to it. */
+  readonly credentials?: DigestCredentials;
+  /** Transport of the control dialog; default: the URI's transport parameter, else UDP. */
+  readonly transport?: TransportName;
+  /** RFC 4028 session interval asked for on the control dialog, s; default: the user agent's setting. */
+  readonly sessionExpires?: number;
+  /**
+   * Transport for the conference subscription; default: the control transport
+   * when it is a stream, else TCP when the user agent listens on it (a
+   * national roster exceeds a UDP datagram).
+   */
   readonly subscribeTransport?: TransportName;
   /** Subscription duration asked for, s. */
   readonly subscribeExpires?: number;
+  /** How often an MCU that lacks the conference event package is asked again, ms. */
+  readonly resubscribeIntervalMs?: number;
 }
 
 const DEFAULTS = {
@@ -61,8 +77,13 @@ const DEFAULTS = {
   healthIntervalMs: 5_000,
   healthFailures: 3,
   subscribeExpires: 600,
+  resubscribeIntervalMs: 60_000,
 };
 const BUSY = new Set([486, 503, 600]);
+/** Bodies we take in answers; SDP because an MCU answers a body-less INVITE with an offer (RFC 3261 13.3.1.4). */
+const ACCEPT = `application/sdp, ${MSML_CONTENT_TYPE}, ${MEDIA_CONTROL_CONTENT_TYPE}`;
+const NO_CAPABILITIES_YET: McuCapabilities = Object.freeze({ conferenceEvents: 'unknown', lacks: [] });
+const noop = () => {};
 
 export function createSipMsmlDriver(options: SipMsmlDriverOptions): McuDriver {
   return new SipMsmlDriver(options);
@@ -74,27 +95,36 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
   readonly #ua: UserAgent;
   readonly #log?: Logger;
   readonly #clock: Clock;
-  readonly #o: typeof DEFAULTS;
+  readonly #o: typeof DEFAULTS & { readonly sessionExpires?: number };
+  /** `{ credentials }` for every request to this MCU, or nothing. */
+  readonly #auth: { readonly credentials?: DigestCredentials };
+  readonly #controlUri: string;
   readonly #subUri: string;
+  readonly #lanes: CommandLanes;
+  readonly #roster = new Roster();
   #health: McuHealth;
-  readonly #roster = new Map<string, RosterEntry>();
-  #version = -1;
+  #capabilities: McuCapabilities = NO_CAPABILITIES_YET;
   #control?: Dialog;
   #sub?: Subscription;
+  /** The subscription of an attempt in progress, whose notifications already count. */
+  #trying?: Subscription;
   #establishing?: Promise<void>;
+  #subscribing?: { readonly control: Dialog; readonly done: Promise<void> };
+  #nextResubscribeAt = 0;
   #supervising = false;
   #healthTimer?: TimerHandle;
   #failures = 0;
+  /** Requests sent in the control dialog so far: tells whether a later one went out while one was pending. */
+  #sent = 0;
   #closed = false;
-  /** Tail of the in-dialog request queue (see #serial). */
-  #tail: Promise<unknown> = Promise.resolve();
-  /** Resolves the wait for the first full roster of the current subscription. */
+  /** Resolves the wait for the first full roster of the current subscription attempt. */
   #onFullState?: () => void;
   readonly close: () => Promise<void>;
 
   constructor(opts: SipMsmlDriverOptions) {
     super();
-    if (parseUri(opts.mcu.uri) === undefined)
+    const u = parseUri(opts.mcu.uri);
+    if (u === undefined || (u.scheme !== 'sip' && u.scheme !== 'sips'))
       throw new McuError('MCU_ERR_INVALID_ARGUMENT', `MCU ${opts.mcu.id}: not a SIP URI: ${opts.mcu.uri}`);
     this.mcuId = opts.mcu.id;
     this.uri = opts.mcu.uri;
@@ -108,9 +138,26 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
       healthIntervalMs: opts.healthIntervalMs ?? DEFAULTS.healthIntervalMs,
       healthFailures: opts.healthFailures ?? DEFAULTS.healthFailures,
       subscribeExpires: opts.subscribeExpires ?? DEFAULTS.subscribeExpires,
+      resubscribeIntervalMs: opts.resubscribeIntervalMs ?? DEFAULTS.resubscribeIntervalMs,
+      sessionExpires: opts.sessionExpires,
     };
-    const transport = opts.subscribeTransport ?? (opts.ua.listening.some((l) => l.transport === 'tcp') ? 'tcp' : 'udp');
-    this.#subUri = transport === 'tcp' ? `${this.uri};transport=tcp` : this.uri;
+    this.#auth = opts.credentials === undefined ? {} : { credentials: opts.credentials };
+    const uriTransport = u.params.transport?.toLowerCase();
+    const control = opts.transport ?? (u.scheme === 'sips' ? 'tls' : uriTransport);
+    this.#controlUri =
+      opts.transport === undefined ? this.uri : withUriParams(this.uri, { transport: opts.transport })!;
+    const sub =
+      opts.subscribeTransport ??
+      (control === 'tcp' || control === 'tls'
+        ? control
+        : opts.ua.listening.some((l) => l.transport === 'tcp')
+          ? 'tcp'
+          : undefined);
+    this.#subUri =
+      sub === undefined || sub === control || u.scheme === 'sips'
+        ? this.#controlUri
+        : withUriParams(this.uri, { transport: sub })!;
+    this.#lanes = new CommandLanes(this.#clock);
     this.#health = { up: false, reason: 'not connected', since: this.#clock.wallNow() };
     this.onListenerError((err, event) => this.#log?.error({ err, event }, 'MCU driver listener threw'));
     this.close = onceClose(() => this.#close());
@@ -120,8 +167,12 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
     return this.#health;
   }
 
+  get capabilities(): McuCapabilities {
+    return this.#capabilities;
+  }
+
   get roster(): ReadonlyMap<string, RosterEntry> {
-    return this.#roster;
+    return this.#roster.entries;
   }
 
   // ---- connection and supervision ------------------------------------------
@@ -144,61 +195,59 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
   }
 
   async #establish(): Promise<void> {
-    const deadline = this.#clock.now() + this.#o.connectTimeoutMs;
-    const left = () => Math.max(1, deadline - this.#clock.now());
+    const at = this.#clock.now() + this.#o.connectTimeoutMs;
     const abort = new AbortController();
-    let control: Dialog | undefined;
-    let sub: Subscription | undefined;
-    // Set when we give up: a dialog or subscription that arrives after that is ended at once, nobody owns it.
+    // Set when we give up: a dialog that arrives after that is ended at once, nobody owns it.
     let abandoned = false;
+    let control: Dialog;
     try {
-      const inviting = this.#ua.invite(this.uri, {
+      const inviting = this.#ua.invite(this.#controlUri, {
         signal: abort.signal,
-        headers: { Accept: `${MSML_CONTENT_TYPE}, ${MEDIA_CONTROL_CONTENT_TYPE}` },
+        headers: { Accept: ACCEPT },
+        ...this.#auth,
+        ...(this.#o.sessionExpires === undefined ? {} : { sessionTimer: { expires: this.#o.sessionExpires } }),
       });
-      inviting.then(
-        (d) => {
-          if (abandoned) d.bye().catch(() => {});
-        },
-        () => {},
-      );
-      control = await this.#deadline(inviting, left(), 'control INVITE', () => abort.abort());
-      const full = new Promise<void>((resolve) => {
-        this.#onFullState = resolve;
-      });
-      this.#version = -1;
-      const subscribing = this.#ua.subscribe(this.#subUri, {
-        event: 'conference',
-        accept: CONFERENCE_INFO_CONTENT_TYPE,
-        expires: this.#o.subscribeExpires,
-      });
-      subscribing.then(
-        (s) => {
-          if (abandoned) s.unsubscribe().catch(() => {});
-        },
-        () => {},
-      );
-      sub = await this.#deadline(subscribing, left(), 'conference SUBSCRIBE');
-      // A first NOTIFY that raced ahead of the 2xx is held by the stack for this listener (RFC 6665 4.1.2.4).
-      this.#attachSubscription(sub);
-      await this.#deadline(full, left(), 'full conference state');
+      inviting.then((d) => {
+        if (abandoned) d.bye().catch(noop);
+      }, noop);
+      control = await this.#race(inviting, at, 'control INVITE', () => abort.abort());
     } catch (err) {
       abandoned = true;
-      this.#onFullState = undefined;
-      control?.bye().catch(() => {});
-      sub?.unsubscribe().catch(() => {});
-      const e = this.#mapError(err, 'connect');
-      this.#setHealth(false, e.message);
-      throw e;
+      throw this.#connectFailed(err);
     }
     if (this.#closed) {
-      control.bye().catch(() => {});
-      sub.unsubscribe().catch(() => {});
+      control.bye().catch(noop);
       throw this.#closedError();
     }
-    this.#control = control;
-    this.#sub = sub;
+    // The dialog is ours from here: a far-end BYE at any moment, even before the roster is in, ends it.
+    const ended = new Promise<never>((_, reject) => {
+      const fail = (reason: string) =>
+        reject(new McuError('MCU_ERR_DOWN', `MCU ${this.mcuId}: control dialog ended during connect (${reason})`));
+      if (control.state === 'terminated') fail('already terminated');
+      else control.once('terminated', fail);
+    });
+    ended.catch(noop);
+    this.#adoptControl(control);
+    try {
+      await Promise.race([this.#subscribeOnce(control, at), ended]);
+    } catch (err) {
+      throw this.#connectFailed(err);
+    }
+    if (this.#closed) throw this.#closedError();
+    if (this.#control !== control)
+      throw this.#connectFailed(new McuError('MCU_ERR_DOWN', `MCU ${this.mcuId}: control dialog lost during connect`));
     this.#failures = 0;
+    this.#setHealth(true, 'connected');
+  }
+
+  #connectFailed(err: unknown): McuError {
+    const e = this.#mapError(err, 'connect');
+    if (e.code !== 'MCU_ERR_CLOSED') this.#setHealth(false, e.message);
+    return e;
+  }
+
+  #adoptControl(control: Dialog): void {
+    this.#control = control;
     control.on('terminated', (reason) => {
       if (this.#control === control) this.#lost(`control dialog ended (${reason})`);
     });
@@ -206,12 +255,105 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
       // An MCU may probe the dialog with OPTIONS or send INFO events: acknowledge, we drive from the roster.
       req.respond(req.method === 'OPTIONS' || req.method === 'INFO' ? 200 : 405);
     });
-    this.#setHealth(true, 'connected');
+  }
+
+  /**
+   * One subscription attempt at a time; it never rejects: its outcome is the
+   * `capabilities` record. An attempt for an earlier control dialog ends when
+   * that dialog does, and a new one waits for it.
+   */
+  #subscribeOnce(control: Dialog, at: number): Promise<void> {
+    const running = this.#subscribing;
+    if (running?.control === control) return running.done;
+    const done: Promise<void> = (running?.done ?? Promise.resolve())
+      .then(() => this.#subscribe(control, at))
+      .finally(() => {
+        if (this.#subscribing?.done === done) this.#subscribing = undefined;
+      });
+    this.#subscribing = { control, done };
+    return done;
+  }
+
+  async #subscribe(control: Dialog, at: number): Promise<void> {
+    let abandoned = false;
+    let sub: Subscription | undefined;
+    const controlEnded = new Promise<never>((_, reject) => {
+      const fail = () => reject(new McuError('MCU_ERR_DOWN', `MCU ${this.mcuId}: control dialog ended`));
+      if (control.state === 'terminated' || this.#control !== control) fail();
+      else control.once('terminated', fail);
+    });
+    controlEnded.catch(noop);
+    try {
+      const full = new Promise<void>((resolve) => {
+        this.#onFullState = resolve;
+      });
+      this.#roster.expectFullState();
+      const subscribing = this.#ua.subscribe(this.#subUri, {
+        event: 'conference',
+        accept: CONFERENCE_INFO_CONTENT_TYPE,
+        expires: this.#o.subscribeExpires,
+        ...this.#auth,
+      });
+      subscribing.then((s) => {
+        if (abandoned) s.unsubscribe().catch(noop);
+      }, noop);
+      const answerBy = Math.min(at, this.#clock.now() + this.#o.requestTimeoutMs);
+      sub = await Promise.race([this.#race(subscribing, answerBy, 'conference SUBSCRIBE'), controlEnded]);
+      this.#trying = sub;
+      const ended = new Promise<never>((_, reject) =>
+        sub!.once('terminated', (reason) =>
+          reject(new McuError('MCU_ERR_REJECTED', `conference subscription ended before its full state (${reason})`)),
+        ),
+      );
+      ended.catch(noop);
+      // A first NOTIFY that raced ahead of the 2xx is held by the stack for this listener (RFC 6665 4.1.2.4).
+      this.#attachSubscription(sub);
+      await Promise.race([this.#race(full, at, 'full conference state'), ended, controlEnded]);
+    } catch (err) {
+      abandoned = true;
+      this.#onFullState = undefined;
+      this.#trying = undefined;
+      sub?.unsubscribe().catch(noop);
+      if (!this.#closed && this.#control === control) this.#conferenceEventsMissing(this.#mapError(err, 'SUBSCRIBE'));
+      return;
+    }
+    this.#trying = undefined;
+    if (this.#closed || this.#control !== control) {
+      sub.unsubscribe().catch(noop);
+      return;
+    }
+    this.#sub = sub;
+    if (this.#capabilities.conferenceEvents !== 'available') {
+      if (this.#capabilities.conferenceEvents === 'missing')
+        this.#log?.info('conference event package available again: roster from the MCU');
+      this.#setCapabilities({ conferenceEvents: 'available', lacks: [] });
+    }
+  }
+
+  #conferenceEventsMissing(err: McuError): void {
+    const sipStatus = (err.details as { sipStatus?: number } | undefined)?.sipStatus;
+    const reason = err.message.replace(`MCU ${this.mcuId}: `, '');
+    this.#nextResubscribeAt = this.#clock.now() + this.#o.resubscribeIntervalMs;
+    const was = this.#capabilities;
+    this.#setCapabilities({
+      conferenceEvents: 'missing',
+      lacks: [{ feature: 'conference-events', reason, ...(sipStatus === undefined ? {} : { sipStatus }) }],
+    });
+    if (was.conferenceEvents !== 'missing')
+      this.#log?.warn(
+        { reason, sipStatus, retryMs: this.#o.resubscribeIntervalMs },
+        'MCU lacks the conference event package (RFC 4575): up, with the roster from what the driver sets up',
+      );
+  }
+
+  #setCapabilities(c: McuCapabilities): void {
+    this.#capabilities = Object.freeze(c);
+    this.safeEmit('capabilities', this.#capabilities);
   }
 
   #attachSubscription(sub: Subscription): void {
     sub.on('notify', (n) => {
-      if (n.body.length === 0) return;
+      if (n.body.length === 0 || (sub !== this.#sub && sub !== this.#trying)) return;
       let info: ConferenceInfo;
       try {
         info = parseConferenceInfo(n.body);
@@ -219,63 +361,44 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
         this.#log?.warn({ err }, 'unreadable conference-info ignored');
         return;
       }
-      this.#applyConferenceInfo(info, sub);
+      const change = this.#roster.apply(info);
+      if (change === 'stale') return;
+      if (change === 'gap') {
+        this.#log?.warn({ got: info.version }, 'conference-info version gap: asking for full state');
+        sub.refresh().catch(noop);
+        return;
+      }
+      this.#emitChange(change);
+      if (info.state === 'full') {
+        this.#onFullState?.();
+        this.#onFullState = undefined;
+      }
     });
     sub.on('terminated', (reason) => {
-      if (this.#sub === sub) this.#lost(`conference subscription ended (${reason})`);
+      if (this.#sub !== sub) return;
+      this.#sub = undefined;
+      // Not a reason to call the MCU down (only the control dialog is): ask again at the next health check.
+      this.#conferenceEventsMissing(
+        new McuError('MCU_ERR_REJECTED', `conference subscription ended (${reason})`, {
+          details: { mcu: this.mcuId },
+        }),
+      );
+      this.#nextResubscribeAt = this.#clock.now();
     });
   }
 
-  /** RFC 4575 4.1: apply a full document, or a partial one that follows the last version; else ask for the full state. */
-  #applyConferenceInfo(info: ConferenceInfo, sub: Subscription): void {
-    if (info.state === 'full') {
-      const old = new Set(this.#roster.keys());
-      this.#roster.clear();
-      for (const u of info.users) if (u.state !== 'deleted') this.#roster.set(u.entity, toEntry(u));
-      this.#version = info.version;
-      const removed = [...old].filter((e) => !this.#roster.has(e));
-      this.safeEmit('roster', { full: true, version: info.version, changed: [...this.#roster.values()], removed });
-      for (const e of removed) this.#emitLinkGone(e);
-      for (const u of this.#roster.values()) if (u.kind === 'link') this.#emitLink(u);
-      this.#onFullState?.();
-      this.#onFullState = undefined;
-      return;
-    }
-    if (this.#version < 0 || info.version <= this.#version) return; // before the full state, or a duplicate
-    if (info.version !== this.#version + 1) {
-      this.#log?.warn({ have: this.#version, got: info.version }, 'conference-info version gap: asking for full state');
-      this.#version = -1;
-      sub.refresh().catch(() => {});
-      return;
-    }
-    this.#version = info.version;
-    const changed: RosterEntry[] = [];
-    const removed: string[] = [];
-    for (const u of info.users) {
-      const was = this.#roster.get(u.entity);
-      if (u.state === 'deleted') {
-        if (was !== undefined) {
-          this.#roster.delete(u.entity);
-          removed.push(u.entity);
-          if (was.kind === 'link') this.#emitLinkGone(u.entity);
-        }
-        continue;
-      }
-      const entry = toEntry(u);
-      this.#roster.set(u.entity, entry);
-      changed.push(entry);
-      if (entry.kind === 'link' && (was === undefined || was.status !== entry.status)) this.#emitLink(entry);
-    }
-    this.safeEmit('roster', { full: false, version: info.version, changed, removed });
+  #emitChange(change: RosterChange, links = true): void {
+    this.safeEmit('roster', change.update);
+    if (links) for (const l of change.links) this.safeEmit('link', l);
   }
 
-  #emitLink(e: RosterEntry): void {
-    const state = e.status === 'connected' ? 'connected' : e.status === 'dialing-out' ? 'dialing' : 'disconnected';
-    this.safeEmit('link', { target: e.entity, state });
+  /** For an MCU without the conference event package: the driver's own roster (events only; links report themselves). */
+  #learn(change: RosterChange | undefined): void {
+    if (change !== undefined) this.#emitChange(change, false);
   }
 
-  #emitLinkGone(target: string): void {
-    this.safeEmit('link', { target, state: 'disconnected', reason: 'left the conference' });
+  #rosterFromDriver(): boolean {
+    return this.#capabilities.conferenceEvents !== 'available';
   }
 
   #lost(reason: string): void {
@@ -283,10 +406,19 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
     const sub = this.#sub;
     this.#control = undefined;
     this.#sub = undefined;
-    this.#version = -1;
-    control?.bye().catch(() => {});
-    sub?.unsubscribe().catch(() => {});
+    this.#roster.expectFullState();
+    control?.bye().catch(noop);
+    sub?.unsubscribe().catch(noop);
     this.#setHealth(false, reason);
+  }
+
+  /** 481 to a request in the control dialog: the MCU restarted and lost every call. */
+  #restarted(control: Dialog): void {
+    if (this.#rosterFromDriver()) {
+      const change = this.#roster.clear();
+      if (change !== undefined) this.#emitChange(change);
+    }
+    if (this.#control === control) this.#lost('control dialog unknown to the MCU (481): it restarted');
   }
 
   #setHealth(up: boolean, reason: string): void {
@@ -294,7 +426,7 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
     const changed = this.#health.up !== up;
     this.#health = { up, reason, since: this.#clock.wallNow() };
     if (changed) {
-      if (up) this.#log?.info({ reason }, 'MCU up');
+      if (up) this.#log?.info({ reason, capabilities: this.#capabilities }, 'MCU up');
       else this.#log?.warn({ reason }, 'MCU down');
     }
     this.safeEmit('health', this.#health);
@@ -308,25 +440,37 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
     }, this.#o.healthIntervalMs);
   }
 
-  /** OPTIONS inside the control dialog: proves the MCU answers and still knows our dialog (481 after a restart). */
+  /**
+   * OPTIONS inside the control dialog: proves the MCU answers and still knows
+   * our dialog (481 after a restart). It takes no command lane, so it never
+   * waits behind a command.
+   */
   async #healthTick(): Promise<void> {
     if (this.#closed) return;
     const control = this.#control;
-    if (control === undefined) {
-      await this.#establishOnce().catch(() => {});
+    if (control === undefined || !this.#health.up) {
+      await this.#establishOnce().catch(noop);
       return;
     }
+    const at = this.#clock.now() + this.#o.requestTimeoutMs;
     try {
-      await this.#serial(control, (c) => c.request('OPTIONS'), this.#o.requestTimeoutMs, 'OPTIONS');
+      await this.#race(
+        this.#send(control, at, (c) => c.request('OPTIONS')),
+        at,
+        'OPTIONS',
+      );
       this.#failures = 0;
     } catch (err) {
       if (this.#control !== control) return;
       if (err instanceof SipResponseError && err.sipStatus === 481) {
-        this.#lost('control dialog unknown to the MCU (481): it restarted');
+        this.#restarted(control);
         return;
       }
       this.#healthFailed(this.#mapError(err, 'OPTIONS').message);
+      return;
     }
+    if (this.#capabilities.conferenceEvents === 'missing' && this.#clock.now() >= this.#nextResubscribeAt)
+      this.#subscribeOnce(control, this.#clock.now() + this.#o.connectTimeoutMs).catch(noop);
   }
 
   #healthFailed(reason: string): void {
@@ -340,22 +484,29 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
 
   async dialLink(target: string): Promise<LinkState> {
     if (parseUri(target) === undefined) throw new McuError('MCU_ERR_INVALID_ARGUMENT', `not a SIP URI: ${target}`);
-    const control = this.#ready();
-    this.safeEmit('link', { target, state: 'dialing' });
+    const what = `dial ${target}`;
+    const before = this.#roster.entries.get(target);
+    let dialing = false;
     let outcome: { status: number; reason: string };
     try {
-      const sub = await this.#serial(control, (c) => c.refer(target), this.#o.dialTimeoutMs, `REFER to ${target}`);
-      outcome = await this.#deadline(sub.outcome, this.#o.dialTimeoutMs, `dialing ${target}`);
+      outcome = await this.#command(`link:${target}`, this.#o.dialTimeoutMs, what, async (control, at) => {
+        dialing = true;
+        this.safeEmit('link', { target, state: 'dialing' });
+        const sub = await this.#send(control, at, (c) => c.refer(target));
+        return sub.outcome;
+      });
     } catch (err) {
-      const e = this.#mapError(err, `dial ${target}`);
-      this.safeEmit('link', { target, state: 'failed', reason: e.message });
+      const e = this.#mapError(err, what);
+      if (dialing) this.safeEmit('link', { target, state: 'failed', reason: e.message });
       throw e;
     }
     if (outcome.status >= 200 && outcome.status < 300) {
+      if (this.#rosterFromDriver()) this.#learn(this.#roster.learn(target, { kind: 'link', status: 'connected' }));
       const state: LinkState = { target, state: 'connected' };
       this.safeEmit('link', state);
       return state;
     }
+    if (this.#rosterFromDriver() && before?.status !== 'connected') this.#learn(this.#roster.forget(target));
     const code = BUSY.has(outcome.status) ? 'MCU_ERR_BUSY' : 'MCU_ERR_REJECTED';
     const message = `MCU ${this.mcuId}: dialing ${target} failed: ${outcome.status} ${outcome.reason}`;
     this.safeEmit('link', { target, state: 'failed', reason: message, sipStatus: outcome.status });
@@ -363,20 +514,18 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
   }
 
   async hangUpLink(target: string): Promise<void> {
-    if (parseUri(target) === undefined) throw new McuError('MCU_ERR_INVALID_ARGUMENT', `not a SIP URI: ${target}`);
-    const control = this.#ready();
     // RFC 4579 5.6: a REFER whose Refer-To carries method=BYE asks the focus to remove that participant.
+    const bye = withUriParams(target, { method: 'BYE' });
+    if (bye === undefined) throw new McuError('MCU_ERR_INVALID_ARGUMENT', `not a SIP URI: ${target}`);
+    const what = `hang up ${target}`;
     let outcome: { status: number; reason: string };
     try {
-      const sub = await this.#serial(
-        control,
-        (c) => c.refer(`<${target};method=BYE>`),
-        this.#o.requestTimeoutMs,
-        `hang up ${target}`,
-      );
-      outcome = await this.#deadline(sub.outcome, this.#o.requestTimeoutMs, `hang up ${target}`);
+      outcome = await this.#command(`link:${target}`, this.#o.requestTimeoutMs, what, async (control, at) => {
+        const sub = await this.#send(control, at, (c) => c.refer(bye));
+        return sub.outcome;
+      });
     } catch (err) {
-      throw this.#mapError(err, `hang up ${target}`);
+      throw this.#mapError(err, what);
     }
     if (outcome.status < 200 || outcome.status >= 300)
       throw new McuError(
@@ -386,6 +535,10 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
           details: { mcu: this.mcuId, target, sipStatus: outcome.status },
         },
       );
+    if (this.#rosterFromDriver() && this.#roster.entries.has(target)) {
+      this.#learn(this.#roster.forget(target));
+      this.safeEmit('link', { target, state: 'disconnected', reason: 'hung up' });
+    }
   }
 
   setLayout(output: string, layout: LayoutName): Promise<void> {
@@ -409,11 +562,19 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
   }
 
   async requestKeyframe(output: string): Promise<void> {
-    await this.#info(MEDIA_CONTROL_CONTENT_TYPE, buildPictureFastUpdate(output), `picture fast update of ${output}`);
+    await this.#info(
+      `out:${output}`,
+      MEDIA_CONTROL_CONTENT_TYPE,
+      buildPictureFastUpdate(output),
+      `picture fast update of ${output}`,
+    );
+    if (this.#rosterFromDriver()) this.#learn(this.#roster.learn(output, {}));
   }
 
   async #msml(cmd: MsmlCommand): Promise<void> {
-    const res = await this.#info(MSML_CONTENT_TYPE, buildMsml(cmd), `MSML ${cmd.op}`);
+    // Commands on one output stay in order (layout, then what goes in it); a source's audio has its own lane.
+    const lane = cmd.op === 'audio' ? `audio:${cmd.source}` : `out:${cmd.output}`;
+    const res = await this.#info(lane, MSML_CONTENT_TYPE, buildMsml(cmd), `MSML ${cmd.op}`);
     const result = parseResult(res.body);
     if (result.response !== 200)
       throw new McuError(
@@ -423,22 +584,69 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
           details: { mcu: this.mcuId, msmlResponse: result.response, description: result.description },
         },
       );
+    if (!this.#rosterFromDriver()) return;
+    // The MCU accepted a command naming these participants: they are in its conference.
+    if (cmd.op === 'audio') this.#learn(this.#roster.learn(cmd.source, { audioMuted: cmd.muted }));
+    else {
+      this.#learn(this.#roster.learn(cmd.output, {}));
+      if (cmd.op === 'show') this.#learn(this.#roster.learn(cmd.source, {}));
+    }
   }
 
-  async #info(contentType: string, body: string, what: string) {
-    const control = this.#ready();
-    try {
-      return await this.#serial(
-        control,
-        (c) => c.request('INFO', { contentType, body }),
-        this.#o.requestTimeoutMs,
-        what,
-      );
-    } catch (err) {
-      // 481: the MCU no longer knows our dialog (it restarted): re-establish from its full state.
-      if (err instanceof SipResponseError && err.sipStatus === 481 && this.#control === control)
-        this.#lost('control dialog unknown to the MCU (481)');
+  #info(lane: string, contentType: string, body: string, what: string) {
+    return this.#command(lane, this.#o.requestTimeoutMs, what, (control, at) =>
+      this.#send(control, at, (c) => c.request('INFO', { contentType, body })),
+    ).catch((err: unknown) => {
       throw this.#mapError(err, what);
+    });
+  }
+
+  /**
+   * A command in its lane under its own deadline (see lanes.ts); `work` gets
+   * the control dialog as it is when the command starts, and the deadline.
+   */
+  #command<T>(lane: string, ms: number, what: string, work: (control: Dialog, at: number) => Promise<T>): Promise<T> {
+    try {
+      this.#ready();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const at = this.#clock.now() + ms;
+    return this.#lanes.run(
+      lane,
+      at,
+      async () => {
+        const control = this.#ready();
+        try {
+          return await work(control, at);
+        } catch (err) {
+          // 481: the MCU no longer knows our dialog (it restarted): re-establish from its full state.
+          if (err instanceof SipResponseError && err.sipStatus === 481) this.#restarted(control);
+          throw err;
+        }
+      },
+      () => this.#timeoutError(what, ms),
+    );
+  }
+
+  /**
+   * Send in the control dialog. Over UDP a later CSeq of ours may overtake
+   * this one, and the MCU must then refuse this one with 500 (RFC 3261
+   * 12.2.2): a 500 while a later request of ours went out is retried once,
+   * inside the deadline. The reason phrase is never read.
+   */
+  async #send<T>(control: Dialog, at: number, send: (c: Dialog) => Promise<T>): Promise<T> {
+    let retried = false;
+    for (;;) {
+      const mark = ++this.#sent;
+      try {
+        return await send(control);
+      } catch (err) {
+        const overtaken = err instanceof SipResponseError && err.sipStatus === 500 && this.#sent > mark;
+        if (!overtaken || retried || this.#clock.now() >= at) throw err;
+        retried = true;
+        this.#log?.debug('500 while a later request was out: retrying once (RFC 3261 12.2.2)');
+      }
     }
   }
 
@@ -454,34 +662,13 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
 
   // ---- helpers -------------------------------------------------------------
 
-  /**
-   * One request at a time in the control dialog: over UDP a later CSeq may
-   * overtake an earlier one, and the MCU must then refuse the earlier with
-   * 500 (RFC 3261 12.2.2). The deadline counts the wait in the queue; a
-   * request whose deadline passed while queued is never sent.
-   */
-  #serial<T>(control: Dialog, send: (c: Dialog) => Promise<T>, ms: number, what: string): Promise<T> {
-    let expired = false;
-    const run = this.#tail.then(() => {
-      if (expired) throw new McuError('MCU_ERR_TIMEOUT', `MCU ${this.mcuId}: ${what}: deadline passed in the queue`);
-      return send(control);
-    });
-    this.#tail = run.catch(() => {});
-    return this.#deadline(run, ms, what, () => {
-      expired = true;
-    });
-  }
-
-  /** Race a promise against a deadline; `onTimeout` cancels what can be cancelled. */
-  #deadline<T>(p: Promise<T>, ms: number, what: string, onTimeout?: () => void): Promise<T> {
+  /** Race a promise against a deadline (clock time `at`); `onTimeout` cancels what can be cancelled. */
+  #race<T>(p: Promise<T>, at: number, what: string, onTimeout?: () => void): Promise<T> {
+    const ms = Math.max(0, Math.round(at - this.#clock.now()));
     return new Promise<T>((resolve, reject) => {
       const timer = this.#clock.setTimeout(() => {
         onTimeout?.();
-        reject(
-          new McuError('MCU_ERR_TIMEOUT', `MCU ${this.mcuId}: ${what}: no answer within ${ms} ms`, {
-            details: { mcu: this.mcuId, timeoutMs: ms },
-          }),
-        );
+        reject(this.#timeoutError(what, ms));
       }, ms);
       p.then(
         (v) => {
@@ -496,6 +683,12 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
     });
   }
 
+  #timeoutError(what: string, ms: number): McuError {
+    return new McuError('MCU_ERR_TIMEOUT', `MCU ${this.mcuId}: ${what}: no answer within ${ms} ms`, {
+      details: { mcu: this.mcuId, timeoutMs: ms },
+    });
+  }
+
   #mapError(err: unknown, what: string): McuError {
     if (err instanceof McuError) return err;
     const details = { mcu: this.mcuId };
@@ -504,16 +697,23 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
       const code =
         s === 481
           ? 'MCU_ERR_DOWN'
-          : BUSY.has(s) && what === 'connect'
-            ? 'MCU_ERR_BUSY'
-            : s === 408
-              ? 'MCU_ERR_TIMEOUT'
-              : 'MCU_ERR_REJECTED';
+          : s === 401 || s === 407
+            ? 'MCU_ERR_AUTH'
+            : BUSY.has(s) && what === 'connect'
+              ? 'MCU_ERR_BUSY'
+              : s === 408
+                ? 'MCU_ERR_TIMEOUT'
+                : 'MCU_ERR_REJECTED';
       return new McuError(code, `MCU ${this.mcuId}: ${what}: ${s} ${err.reason}`, {
         cause: err,
         details: { ...details, sipStatus: s },
       });
     }
+    if (isCascadedError(err, 'SIP_ERR_AUTH'))
+      return new McuError('MCU_ERR_AUTH', `MCU ${this.mcuId}: ${what}: ${(err as Error).message}`, {
+        cause: err,
+        details,
+      });
     if (isCascadedError(err, 'SIP_ERR_TIMEOUT'))
       return new McuError('MCU_ERR_TIMEOUT', `MCU ${this.mcuId}: ${what}: SIP transaction timed out`, {
         cause: err,
@@ -543,21 +743,11 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
     this.#control = undefined;
     this.#sub = undefined;
     // An attempt still in flight cleans up after itself when it sees #closed (it never waits on us).
+    const at = this.#clock.now() + this.#o.requestTimeoutMs;
     await Promise.allSettled([
-      sub === undefined ? undefined : this.#deadline(sub.unsubscribe(), this.#o.requestTimeoutMs, 'unsubscribe'),
-      control === undefined ? undefined : this.#deadline(control.bye(), this.#o.requestTimeoutMs, 'BYE'),
+      sub === undefined ? undefined : this.#race(sub.unsubscribe(), at, 'unsubscribe'),
+      control === undefined ? undefined : this.#race(control.bye(), at, 'BYE'),
     ]);
     this.#setHealth(false, 'closed');
   }
-}
-
-function toEntry(u: ConferenceUser): RosterEntry {
-  return {
-    entity: u.entity,
-    kind: u.kind,
-    status: u.status,
-    audioMuted: u.audioMuted,
-    ...(u.displayText === undefined ? {} : { displayText: u.displayText }),
-    ...(u.callId === undefined ? {} : { callId: u.callId }),
-  };
 }

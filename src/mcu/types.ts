@@ -20,12 +20,38 @@ export interface RosterEntry {
   readonly callId?: string;
 }
 
-/** A roster notification: the whole roster (`full`) or what changed since the previous version. */
+/**
+ * A roster notification: the whole roster (`full`) or what changed since the
+ * previous version. `source` says where it came from: the MCU's conference
+ * event package (RFC 4575; `version` is the document's), or, for an MCU
+ * without it, what the driver itself set up and saw accepted (`version` then
+ * counts the driver's own updates).
+ */
 export interface RosterUpdate {
+  readonly source: 'conference-events' | 'driver';
   readonly full: boolean;
   readonly version: number;
   readonly changed: readonly RosterEntry[];
   readonly removed: readonly string[];
+}
+
+/** Something the driver uses that this MCU does not offer, and how it showed. */
+export interface McuLack {
+  readonly feature: 'conference-events';
+  readonly reason: string;
+  /** The SIP status the MCU refused with, when it answered at all. */
+  readonly sipStatus?: number;
+}
+
+/**
+ * What this MCU offers of what the driver uses. `conferenceEvents` is
+ * 'unknown' until the first subscription attempt settles; 'missing' means the
+ * MCU is up but the roster comes from the driver's own actions, and the
+ * driver keeps trying to subscribe.
+ */
+export interface McuCapabilities {
+  readonly conferenceEvents: 'available' | 'missing' | 'unknown';
+  readonly lacks: readonly McuLack[];
 }
 
 export type LinkStateName = 'dialing' | 'connected' | 'failed' | 'disconnected';
@@ -41,6 +67,7 @@ export interface LinkState {
 
 export type McuDriverEvents = {
   health: [McuHealth];
+  capabilities: [McuCapabilities];
   roster: [RosterUpdate];
   link: [LinkState];
 };
@@ -56,12 +83,17 @@ export interface McuDriver extends TypedEmitter<McuDriverEvents> {
   /** The conference URI the driver controls. */
   readonly uri: string;
   readonly health: McuHealth;
-  /** The roster as of the last notification, by entity. */
+  /** What the MCU offers of what the driver uses (the conference event package); the driver degrades without it. */
+  readonly capabilities: McuCapabilities;
+  /** The roster as of the last notification (or, without the conference event package, the driver's own view), by entity. */
   readonly roster: ReadonlyMap<string, RosterEntry>;
   /**
    * Open the control channel and the roster subscription; resolves when the
-   * MCU is up with its full roster. Supervision (health checks, reconnection)
-   * runs from the first call until close(), even when the first attempt fails.
+   * MCU is up with its full roster, or up without one when the MCU lacks the
+   * conference event package (see `capabilities`). Only a failed control
+   * dialog fails it. Supervision (health checks, reconnection, re-subscribe
+   * attempts) runs from the first call until close(), even when the first
+   * attempt fails.
    */
   connect(): Promise<void>;
   /** Ask this MCU to dial a cascade link to `target` (another conference URI); resolves when connected. */
