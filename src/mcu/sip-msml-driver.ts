@@ -19,8 +19,12 @@
 import type { Logger } from 'pino';
 import { type Clock, isCascadedError, onceClose, realClock, type TimerHandle, TypedEmitter } from '../core/index.js';
 import {
+  answerOffer,
+  controlLegOffer,
   type Dialog,
   type DigestCredentials,
+  glareBackoffMs,
+  type InviteOptions,
   parseUri,
   SipResponseError,
   type Subscription,
@@ -59,6 +63,14 @@ export interface SipMsmlDriverOptions {
   /** RFC 4028 session interval asked for on the control dialog, s; default: the user agent's setting. */
   readonly sessionExpires?: number;
   /**
+   * The control INVITE's session description: 'answer' (default) sends none
+   * and answers the offer the MCU puts in its 2xx in the ACK (RFC 3261
+   * 13.2.2.4); 'offer' sends an inactive audio/video offer. An MCU that
+   * refuses one form for its SDP (488, 606, 415, 400) is asked once with the
+   * other, which is kept from then on.
+   */
+  readonly sdp?: SdpForm;
+  /**
    * Transport for the conference subscription; default: the control transport
    * when it is a stream, else TCP when the user agent listens on it (a
    * national roster exceeds a UDP datagram).
@@ -80,6 +92,16 @@ const DEFAULTS = {
   resubscribeIntervalMs: 60_000,
 };
 const BUSY = new Set([486, 503, 600]);
+/**
+ * Refusals of an INVITE for its session description: 488 and 606 (RFC 3261
+ * 21.4.26, 21.6.4), 415 (an unsupported body, 21.4.13), and 400, which some
+ * MCUs send for a missing or unreadable SDP: whether a 400 is about the body
+ * is only in its reason phrase, which the driver does not read, so one
+ * INVITE with the other form is spent to find out.
+ */
+const REFUSED_FOR_SDP = new Set([400, 415, 488, 606]);
+
+export type SdpForm = 'answer' | 'offer';
 /** Bodies we take in answers; SDP because an MCU answers a body-less INVITE with an offer (RFC 3261 13.3.1.4). */
 const ACCEPT = `application/sdp, ${MSML_CONTENT_TYPE}, ${MEDIA_CONTROL_CONTENT_TYPE}`;
 const NO_CAPABILITIES_YET: McuCapabilities = Object.freeze({ conferenceEvents: 'unknown', lacks: [] });
@@ -96,6 +118,10 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
   readonly #log?: Logger;
   readonly #clock: Clock;
   readonly #o: typeof DEFAULTS & { readonly sessionExpires?: number };
+  /** The control INVITE's SDP form: the configured one until the MCU showed it takes only the other. */
+  #sdp: SdpForm;
+  /** Our address in session descriptions (the control leg's media is inactive: it only has to be valid). */
+  readonly #sdpHost: string;
   /** `{ credentials }` for every request to this MCU, or nothing. */
   readonly #auth: { readonly credentials?: DigestCredentials };
   readonly #controlUri: string;
@@ -142,8 +168,11 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
       sessionExpires: opts.sessionExpires,
     };
     this.#auth = opts.credentials === undefined ? {} : { credentials: opts.credentials };
+    this.#sdp = opts.sdp ?? 'answer';
     const uriTransport = u.params.transport?.toLowerCase();
     const control = opts.transport ?? (u.scheme === 'sips' ? 'tls' : uriTransport);
+    const ours = parseUri(opts.ua.contactUri(control === 'tcp' || control === 'tls' ? control : undefined))?.host;
+    this.#sdpHost = ours === undefined ? '127.0.0.1' : ours.replace(/^\[(.*)\]$/, '$1');
     this.#controlUri =
       opts.transport === undefined ? this.uri : withUriParams(this.uri, { transport: opts.transport })!;
     const sub =
@@ -201,18 +230,14 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
     let abandoned = false;
     let control: Dialog;
     try {
-      const inviting = this.#ua.invite(this.#controlUri, {
-        signal: abort.signal,
-        headers: { Accept: ACCEPT },
-        ...this.#auth,
-        ...(this.#o.sessionExpires === undefined ? {} : { sessionTimer: { expires: this.#o.sessionExpires } }),
-      });
-      inviting.then((d) => {
-        if (abandoned) d.bye().catch(noop);
-      }, noop);
-      control = await this.#race(inviting, at, 'control INVITE', () => abort.abort());
+      control = await this.#inviteControl(at, abort.signal, (inviting) =>
+        inviting.then((d) => {
+          if (abandoned) d.bye().catch(noop);
+        }, noop),
+      );
     } catch (err) {
       abandoned = true;
+      abort.abort();
       throw this.#connectFailed(err);
     }
     if (this.#closed) {
@@ -238,6 +263,51 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
       throw this.#connectFailed(new McuError('MCU_ERR_DOWN', `MCU ${this.mcuId}: control dialog lost during connect`));
     this.#failures = 0;
     this.#setHealth(true, 'connected');
+  }
+
+  /**
+   * The control INVITE in this MCU's SDP form; refused for that form, once
+   * more in the other, inside the same deadline (docs/mcu.md, "SDP").
+   * `watch` sees every INVITE, so a dialog set up after we gave up is ended.
+   */
+  async #inviteControl(at: number, signal: AbortSignal, watch: (inviting: Promise<Dialog>) => void): Promise<Dialog> {
+    let form = this.#sdp;
+    for (let attempt = 1; ; attempt++) {
+      const inviting = this.#ua.invite(this.#controlUri, this.#inviteOptions(form, signal));
+      watch(inviting);
+      try {
+        const control = await this.#race(inviting, at, 'control INVITE');
+        if (form !== this.#sdp) {
+          this.#log?.warn(
+            { configured: this.#sdp, works: form },
+            `MCU refused the control INVITE's SDP form, took the other: using sdp "${form}" from now on (set control.sdp)`,
+          );
+          this.#sdp = form;
+        }
+        return control;
+      } catch (err) {
+        const refused = err instanceof SipResponseError && REFUSED_FOR_SDP.has(err.sipStatus);
+        if (!refused || attempt > 1 || this.#clock.now() >= at) throw err;
+        this.#log?.info(
+          { sipStatus: err.sipStatus, form },
+          'control INVITE refused for its SDP form: trying the other',
+        );
+        form = form === 'answer' ? 'offer' : 'answer';
+      }
+    }
+  }
+
+  #inviteOptions(form: SdpForm, signal: AbortSignal): InviteOptions {
+    const host = this.#sdpHost;
+    return {
+      signal,
+      headers: { Accept: ACCEPT },
+      ...this.#auth,
+      ...(this.#o.sessionExpires === undefined ? {} : { sessionTimer: { expires: this.#o.sessionExpires } }),
+      // Answering an offer in the 2xx (RFC 3261 13.2.2.4, RFC 3264): every stream inactive, no media flows.
+      answer: (offer) => answerOffer(offer, { host }),
+      ...(form === 'offer' ? controlLegOffer({ host }) : {}),
+    };
   }
 
   #connectFailed(err: unknown): McuError {
@@ -630,22 +700,36 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
   }
 
   /**
-   * Send in the control dialog. Over UDP a later CSeq of ours may overtake
-   * this one, and the MCU must then refuse this one with 500 (RFC 3261
-   * 12.2.2): a 500 while a later request of ours went out is retried once,
-   * inside the deadline. The reason phrase is never read.
+   * Send in the control dialog, retrying inside the deadline `at` what the
+   * MCU refused only because of timing. The reason phrase is never read.
+   *
+   * - 500 while a later request of ours went out: over UDP that later CSeq
+   *   may have overtaken this one, and the MCU must then refuse this one
+   *   with 500 (RFC 3261 12.2.2). Retried once.
+   * - 491 (request pending; some MCUs answer it while busy with an earlier
+   *   request): retried after the random wait of RFC 3261 14.1, for as long
+   *   as the wait ends before the deadline; we own the control dialog's
+   *   Call-ID, so the wait is 2.1 to 4 s.
    */
   async #send<T>(control: Dialog, at: number, send: (c: Dialog) => Promise<T>): Promise<T> {
-    let retried = false;
+    let retried500 = false;
     for (;;) {
       const mark = ++this.#sent;
       try {
         return await send(control);
       } catch (err) {
-        const overtaken = err instanceof SipResponseError && err.sipStatus === 500 && this.#sent > mark;
-        if (!overtaken || retried || this.#clock.now() >= at) throw err;
-        retried = true;
-        this.#log?.debug('500 while a later request was out: retrying once (RFC 3261 12.2.2)');
+        if (!(err instanceof SipResponseError) || this.#clock.now() >= at) throw err;
+        if (err.sipStatus === 500 && this.#sent > mark && !retried500) {
+          retried500 = true;
+          this.#log?.debug('500 while a later request was out: retrying once (RFC 3261 12.2.2)');
+          continue;
+        }
+        if (err.sipStatus !== 491) throw err;
+        const wait = glareBackoffMs(true);
+        if (this.#clock.now() + wait >= at) throw err;
+        this.#log?.debug({ waitMs: wait }, '491 request pending: retrying after the RFC 3261 14.1 wait');
+        await new Promise<void>((resolve) => this.#clock.setTimeout(resolve, wait));
+        if (this.#closed || this.#control !== control) throw err;
       }
     }
   }

@@ -5,6 +5,7 @@
  * reordered CSeq, URIs with parameters, per-MCU settings from the inventory.
  */
 import t from 'tap';
+import { FakeClock } from '../../src/core/index.js';
 import type { Mcu } from '../../src/inventory/index.js';
 import {
   createSipMsmlDriver,
@@ -16,7 +17,15 @@ import {
   type SipMsmlDriverOptions,
   startMcuPool,
 } from '../../src/mcu/index.js';
-import { createUserAgent, type IncomingRequest, type UserAgent } from '../../src/sip/index.js';
+import {
+  createChallenge,
+  createUserAgent,
+  type DigestAlgorithm,
+  type IncomingRequest,
+  parseSdp,
+  type UserAgent,
+  verifyAuthorization,
+} from '../../src/sip/index.js';
 import { FAST, type HandMcu, HOST, handMcu, okInfo, type Tap, until } from './hand-mcu.js';
 
 t.setTimeout(90_000);
@@ -363,4 +372,221 @@ t.test('the pool gives each MCU its control settings over daemon.mcu, and reads 
     startMcuPool({ ua, mcus: [mcu('three', two.uri, { auth: { username: 'u', passwordFile: `${dir}/gone` } })] }),
     { code: 'CFG_ERR_SECRET', details: { path: `${dir}/gone` } },
   );
+});
+
+/** A hand MCU that challenges every request outside and inside its dialogs (401 or 407). */
+function challenging(mcu: HandMcu, opts: { status: 401 | 407; algorithm: DigestAlgorithm; password: string }) {
+  const [challengeHeader, authHeader] =
+    opts.status === 401 ? ['WWW-Authenticate', 'authorization'] : ['Proxy-Authenticate', 'proxy-authorization'];
+  const authorized = (r: IncomingRequest) => {
+    const h = r.message.headers.get(authHeader);
+    return h !== undefined && verifyAuthorization(h, r.method, (u) => (u === 'cascaded' ? opts.password : undefined));
+  };
+  const challenge = () => ({ headers: { [challengeHeader]: createChallenge('hand-mcu', opts.algorithm).header } });
+  let refused = 0;
+  mcu.behaviour.invite = (inv) => {
+    if (!authorized(inv)) {
+      refused++;
+      inv.reject(opts.status, challenge());
+      return;
+    }
+    inv.accept().then((d) => mcu.adopt(d));
+  };
+  mcu.behaviour.subscribe = (s) => {
+    if (!authorized(s)) {
+      refused++;
+      s.reject(opts.status, challenge());
+      return;
+    }
+    s.accept({ ...mcu.fullState(), expires: 600 }).then((x) => mcu.subscriptions.push(x));
+  };
+  mcu.behaviour.info = (r) => {
+    if (!authorized(r)) {
+      refused++;
+      r.respond(opts.status, challenge());
+      return;
+    }
+    okInfo(r);
+  };
+  return { refused: () => refused };
+}
+
+for (const [status, algorithm] of [
+  [401, 'SHA-256'],
+  [401, 'MD5'],
+  [407, 'SHA-256'],
+] as const) {
+  t.test(`an MCU that challenges (${status}, ${algorithm}) takes its per-MCU credentials`, async (t) => {
+    const mcu = await handMcu(t);
+    mcu.users = [A];
+    const peer = challenging(mcu, { status, algorithm, password: 's3cret' });
+    const ua = await controller(t);
+    const d = driverFor(t, ua, mcu.uri, { credentials: { username: 'cascaded', password: 's3cret' } });
+    await d.connect();
+    t.equal(d.capabilities.conferenceEvents, 'available', 'the SUBSCRIBE got through the challenge too');
+    t.same([...d.roster.keys()], [A]);
+    await d.setLayout(A, '2x2');
+    t.ok(peer.refused() >= 3, `INVITE, SUBSCRIBE and INFO were challenged (${peer.refused()} times)`);
+
+    const none = driverFor(t, ua, mcu.uri);
+    await t.rejects(none.connect(), { code: 'MCU_ERR_AUTH', details: { sipStatus: status } }, 'no credentials');
+    const wrong = driverFor(t, ua, mcu.uri, { credentials: { username: 'cascaded', password: 'guess' } });
+    await t.rejects(wrong.connect(), { code: 'MCU_ERR_AUTH' }, 'credentials refused');
+    t.equal(wrong.health.up, false);
+  });
+}
+
+t.test('the pool answers a challenging MCU with the secret of its auth', async (t) => {
+  const mcu = await handMcu(t);
+  challenging(mcu, { status: 401, algorithm: 'SHA-256', password: 'from-a-file' });
+  const dir = t.testdir({ 'mcu.secret': 'from-a-file\n' });
+  const ua = await controller(t);
+  const pool = await startMcuPool({
+    ua,
+    mcus: [
+      {
+        id: 'hand',
+        name: 'hand',
+        operator: 'op',
+        role: 'master',
+        driver: 'sip-msml',
+        sip: [mcu.uri],
+        vendor: 'generic',
+        capacity: { ports: 10, cascadePorts: 0 },
+        parents: [],
+        auth: { username: 'cascaded', passwordFile: `${dir}/mcu.secret` },
+      },
+    ],
+    driver: { requestTimeoutMs: 1_000 },
+  });
+  t.teardown(() => pool.close());
+  t.same(await pool.firstAttempts, { up: 1, down: 0 });
+});
+
+t.test('an offer in the MCU 2xx is answered in the ACK: inactive audio and video', async (t) => {
+  const offer = [
+    'v=0',
+    'o=mcu 1 1 IN IP4 127.0.0.1',
+    's=conference',
+    'c=IN IP4 127.0.0.1',
+    't=0 0',
+    'm=audio 40000 RTP/AVP 8 0',
+    'a=rtpmap:8 PCMA/8000',
+    'm=video 40002 RTP/AVP 97',
+    'a=rtpmap:97 H264/90000',
+    'm=application 5060 TCP/BFCP *',
+    '',
+  ].join('\r\n');
+  const mcu = await handMcu(t, {
+    invite: (inv) => inv.accept({ contentType: 'application/sdp', body: offer }).then((d) => mcu.adopt(d)),
+  });
+  const ua = await controller(t);
+  const d = driverFor(t, ua, mcu.uri);
+  await d.connect();
+  const invite = mcu.requests.find((r) => r.method === 'INVITE')!;
+  t.equal(invite.message.body.length, 0, 'the INVITE carries no SDP by default');
+  const control = mcu.controls[0]!;
+  t.equal(control.remoteContentType, 'application/sdp', 'the ACK carries a session description');
+  const answer = parseSdp(control.remoteBody);
+  t.same(
+    answer.media.map((m) => [m.media, m.port === 0 ? 'rejected' : 'taken', m.formats]),
+    [
+      ['audio', 'taken', ['8']],
+      ['video', 'taken', ['97']],
+      ['application', 'rejected', ['*']],
+    ],
+    'one answer line per offered line, in order (RFC 3264 6)',
+  );
+  for (const m of answer.media.filter((x) => x.port !== 0))
+    t.ok(
+      m.attributes.some((a) => a.name === 'inactive'),
+      `${m.media} inactive`,
+    );
+  t.equal(d.health.up, true);
+});
+
+t.test('an MCU refusing one SDP form is asked once with the other, which is kept', async (t) => {
+  let refuse: 'body' | 'no-body' = 'no-body';
+  const mcu = await handMcu(t, {
+    invite: (inv) => {
+      const hasBody = inv.message.body.length > 0;
+      if ((refuse === 'no-body' && !hasBody) || (refuse === 'body' && hasBody)) {
+        inv.reject(refuse === 'no-body' ? 488 : 415);
+        return;
+      }
+      inv.accept().then((d) => mcu.adopt(d));
+    },
+  });
+  const ua = await controller(t);
+  const d = driverFor(t, ua, mcu.uri, { healthIntervalMs: 150 });
+  await d.connect();
+  const invites = () => mcu.requests.filter((r) => r.method === 'INVITE');
+  t.same(
+    invites().map((r) => r.message.body.length > 0),
+    [false, true],
+    '488 to the body-less INVITE, then an offer',
+  );
+  const offer = parseSdp(invites()[1]!.message.body);
+  t.same(
+    offer.media.map((m) => m.media),
+    ['audio', 'video'],
+  );
+  t.ok(offer.media.every((m) => m.attributes.some((a) => a.name === 'inactive')));
+  await mcu.controls[0]!.bye();
+  await until('reconnected', () => d.health.up);
+  t.same(
+    invites().map((r) => r.message.body.length > 0),
+    [false, true, true],
+    'the form that worked is used from then on',
+  );
+
+  refuse = 'body';
+  const o = driverFor(t, ua, mcu.uri, { sdp: 'offer' });
+  await o.connect();
+  t.same(
+    invites()
+      .slice(3)
+      .map((r) => r.message.body.length > 0),
+    [true, false],
+    'sdp: offer, refused 415, then without a body',
+  );
+
+  const both = await handMcu(t, { invite: (inv) => inv.reject(606) });
+  const b = driverFor(t, ua, both.uri);
+  await t.rejects(b.connect(), { code: 'MCU_ERR_REJECTED', details: { sipStatus: 606 } });
+  t.equal(both.count('INVITE'), 2, 'only one retry');
+});
+
+t.test('491 to an INFO is retried after the RFC 3261 14.1 wait, inside the deadline (FakeClock)', async (t) => {
+  let pending = 1;
+  const mcu = await handMcu(t, {
+    info: (r) => {
+      if (pending-- > 0) r.respond(491);
+      else okInfo(r);
+    },
+  });
+  const ua = await controller(t);
+  const clock = new FakeClock();
+  const d = driverFor(t, ua, mcu.uri, { clock, requestTimeoutMs: 10_000, healthIntervalMs: 600_000 });
+  await d.connect();
+  const timers = clock.pending;
+  const done = d.setLayout(A, 'single');
+  await until('the 491 came back and the wait is on the clock', () => clock.pending === timers + 2);
+  t.equal(mcu.count('INFO'), 1);
+  clock.advance(2_099);
+  await new Promise((r) => setImmediate(r));
+  t.equal(mcu.count('INFO'), 1, 'not retried before 2.1 s: we own the Call-ID');
+  clock.advance(1_901);
+  await done;
+  t.equal(mcu.count('INFO'), 2, 'retried once the wait (at most 4 s) ended');
+
+  pending = 1;
+  const short = driverFor(t, ua, mcu.uri, { clock, requestTimeoutMs: 2_000, healthIntervalMs: 600_000 });
+  await short.connect();
+  await t.rejects(
+    short.setLayout(A, '2x2'),
+    { code: 'MCU_ERR_REJECTED', details: { sipStatus: 491 } },
+    'a wait that cannot end before the deadline is not started',
+  );
+  t.equal(mcu.count('INFO'), 3);
 });
