@@ -655,6 +655,12 @@ export class TransportLayer {
         `cannot connect to ${dest.host}:${dest.port}: ${this.#sockets.size} connections open (maxConnections)`,
       );
     }
+    // TCP leaves from the address our Via names, not the one the kernel's route picks: on a multi-homed host
+    // (or many simulated MCUs on loopback) the peer then answers where we listen (RFC 3261 18.2.2) and its
+    // per-address limits count us as the one host we are. (TLS: tls.connect's types take no localAddress.)
+    const via = this.localFor(dest.transport)?.host;
+    const localAddress =
+      via !== undefined && isIP(via) === isIP(dest.host) && via !== '0.0.0.0' && via !== '::' ? via : undefined;
     let socket: net.Socket;
     if (dest.transport === 'tls') {
       const t = this.#opts.tls ?? {};
@@ -667,7 +673,7 @@ export class TransportLayer {
         rejectUnauthorized: t.rejectUnauthorized ?? true,
         servername: t.servername,
       });
-    } else socket = net.connect({ host: dest.host, port: dest.port });
+    } else socket = net.connect({ host: dest.host, port: dest.port, localAddress });
     this.#track(socket);
     socket.setNoDelay(true);
     const c = new Connection(

@@ -12,12 +12,13 @@ import t from 'tap';
 import type { Inventory } from '../../src/inventory/index.js';
 import { createSimMcu, type SimMcu, startSimulator, TCP_RTO_MS } from '../../src/sim/index.js';
 import { parseUri } from '../../src/sip/index.js';
+import { randomLoopback } from './helpers.js';
 import { connectTcp, listenTcp, request, response, type TcpPeer } from './raw-sip.js';
 
 t.setTimeout(60_000);
 
-async function mcu(t: { teardown(fn: () => unknown): void }): Promise<{ m: SimMcu; port: number }> {
-  const m = await createSimMcu({ id: 'm', uri: 'sip:conf@127.0.0.1:0', ports: 5 });
+async function mcu(t: { teardown(fn: () => unknown): void }, host = '127.0.0.1'): Promise<{ m: SimMcu; port: number }> {
+  const m = await createSimMcu({ id: 'm', uri: `sip:conf@${host}:0`, ports: 5 });
   t.teardown(() => m.close());
   return { m, port: parseUri(m.uri)!.port! };
 }
@@ -112,11 +113,12 @@ t.test('a reset reaches the peer as ECONNRESET; a new connection works', async (
   t.match(m.wire.tcp, { connections: 2, open: 1 });
 });
 
-t.test('connections the MCU opens itself are impaired too', async (t) => {
-  const { m, port } = await mcu(t);
+t.test('connections the MCU opens itself come from its address, and are impaired too', async (t) => {
+  const host = randomLoopback();
+  const { m, port } = await mcu(t, host);
   const contact = await listenTcp();
   t.teardown(() => contact.close());
-  const peer = await connectTcp('127.0.0.1', port);
+  const peer = await connectTcp(host, port);
   t.teardown(() => peer.close());
   m.setImpairment({ delayMs: 150 });
   const t0 = performance.now();
@@ -124,7 +126,7 @@ t.test('connections the MCU opens itself are impaired too', async (t) => {
   peer.send(
     request({
       method: 'SUBSCRIBE',
-      uri: `sip:conf@127.0.0.1:${port}`,
+      uri: `sip:conf@${host}:${port}`,
       transport: 'TCP',
       local: { host: '127.0.0.1', port: contact.port },
       callId: 'tcp-netem-subscribe',
@@ -136,6 +138,7 @@ t.test('connections the MCU opens itself are impaired too', async (t) => {
   t.equal(ok.status, 200);
   const notify = await contact.inbox.next((r) => r.method === 'NOTIFY' && r.status === undefined);
   contact.peers[0]!.send(response(notify, 200, 'OK'));
+  t.equal(contact.peers[0]!.socket.remoteAddress, host, "the MCU's own address, as its Via says");
   t.ok(notify.at - t0 >= 2 * 150 - 1, `the NOTIFY came ${Math.round(notify.at - t0)} ms after the SUBSCRIBE (>= 300)`);
   t.match(m.wire.tcp, { connections: 2 }, 'the accepted connection and the one the MCU opened');
 });
