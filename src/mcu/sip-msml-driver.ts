@@ -125,7 +125,8 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
   /** `{ credentials }` for every request to this MCU, or nothing. */
   readonly #auth: { readonly credentials?: DigestCredentials };
   readonly #controlUri: string;
-  readonly #subUri: string;
+  /** Where the conference SUBSCRIBE goes: over a stream when we can, else as the control dialog (see #subscribe). */
+  #subUri: string;
   readonly #lanes: CommandLanes;
   readonly #roster = new Roster();
   #health: McuHealth;
@@ -358,17 +359,31 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
         this.#onFullState = resolve;
       });
       this.#roster.expectFullState();
-      const subscribing = this.#ua.subscribe(this.#subUri, {
-        event: 'conference',
-        accept: CONFERENCE_INFO_CONTENT_TYPE,
-        expires: this.#o.subscribeExpires,
-        ...this.#auth,
-      });
-      subscribing.then((s) => {
-        if (abandoned) s.unsubscribe().catch(noop);
-      }, noop);
       const answerBy = Math.min(at, this.#clock.now() + this.#o.requestTimeoutMs);
-      sub = await Promise.race([this.#race(subscribing, answerBy, 'conference SUBSCRIBE'), controlEnded]);
+      const subscribe = (uri: string) => {
+        const subscribing = this.#ua.subscribe(uri, {
+          event: 'conference',
+          accept: CONFERENCE_INFO_CONTENT_TYPE,
+          expires: this.#o.subscribeExpires,
+          ...this.#auth,
+        });
+        subscribing.then((s) => {
+          if (abandoned) s.unsubscribe().catch(noop);
+        }, noop);
+        return Promise.race([this.#race(subscribing, answerBy, 'conference SUBSCRIBE'), controlEnded]);
+      };
+      try {
+        sub = await subscribe(this.#subUri);
+      } catch (err) {
+        // An MCU that takes no TCP (connection refused): subscribe as the control dialog goes, and keep to it.
+        if (!isCascadedError(err, 'SIP_ERR_TRANSPORT') || this.#subUri === this.#controlUri) throw err;
+        this.#log?.warn(
+          { err: (err as Error).message },
+          'conference SUBSCRIBE over a stream transport failed: subscribing over the control transport',
+        );
+        this.#subUri = this.#controlUri;
+        sub = await subscribe(this.#subUri);
+      }
       this.#trying = sub;
       const ended = new Promise<never>((_, reject) =>
         sub!.once('terminated', (reason) =>

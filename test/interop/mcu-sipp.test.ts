@@ -5,40 +5,76 @@
  * can capture on loopback, the session is captured and must decode as SIP
  * with no malformed packet.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import dgram from 'node:dgram';
 import { join } from 'node:path';
 import t from 'tap';
 import { createSipMsmlDriver } from '../../src/mcu/index.js';
 import { createSimMcu } from '../../src/sim/index.js';
 import { createUserAgent } from '../../src/sip/index.js';
-import { freePort, have, SCENARIOS, sipp, tempDir } from './sip-peers.js';
+import { answered, freePort, have, SCENARIOS, sipp, tempDir, udpPortBound } from './sip-peers.js';
 
 t.setTimeout(90_000);
 
-function startCapture(file: string, port: number, more: number[] = []): Promise<ChildProcess | undefined> {
-  const filter = ['udp port', port, ...more.map((p) => `or udp port ${p}`)].join(' ');
-  const child = spawn('tshark', ['-i', 'lo', '-f', filter, '-a', 'duration:40', '-w', file], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+interface Capture {
+  /** Each packet as tshark decodes it live: frame number, CSeq method, status code (tab-separated). */
+  readonly lines: string[];
+  /** Wait until a decoded packet line matches (bounded). */
+  waitFor(re: RegExp, what: string): Promise<void>;
+  /** End the capture; the file is complete when this resolves. */
+  stop(): Promise<void>;
+}
+
+/**
+ * tshark writing `file` and printing each packet as it decodes it (-P), so
+ * the test waits for packets instead of for time: the capture is known to
+ * run once a probe datagram to the first port shows up, and complete once
+ * the last expected message does.
+ */
+async function startCapture(file: string, ports: number[]): Promise<Capture | undefined> {
+  const filter = ports.map((p) => `udp port ${p}`).join(' or ');
+  const fields = ['-T', 'fields', '-e', 'frame.number', '-e', 'sip.CSeq.method', '-e', 'sip.Status-Code'];
+  const child = spawn('tshark', ['-i', 'lo', '-f', filter, '-a', 'duration:60', '-P', '-l', ...fields, '-w', file], {
+    stdio: ['ignore', 'pipe', 'ignore'],
   });
-  return new Promise((resolve) => {
-    let err = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      resolve(undefined);
-    }, 10_000);
-    child.stderr?.on('data', (c: Buffer) => {
-      err += c.toString();
-      if (err.includes('Capturing on')) {
-        clearTimeout(timer);
-        // tshark says so a moment before the capture filter is really in place.
-        setTimeout(() => resolve(child), 500);
+  const lines: string[] = [];
+  let pending = '';
+  child.stdout?.on('data', (c: Buffer) => {
+    pending += c.toString();
+    const parts = pending.split('\n');
+    pending = parts.pop() ?? '';
+    lines.push(...parts);
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const waitFor = async (re: RegExp, what: string, ms = 10_000) => {
+    const end = Date.now() + ms;
+    while (!lines.some((l) => re.test(l))) {
+      if (child.exitCode !== null || Date.now() > end) throw new Error(`capture: no ${what}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const probe = dgram.createSocket('udp4');
+  try {
+    const end = Date.now() + 15_000;
+    while (lines.length === 0) {
+      if (child.exitCode !== null || Date.now() > end) {
+        child.kill('SIGKILL');
+        return undefined;
       }
-    });
-    child.on('exit', () => {
-      clearTimeout(timer);
-      resolve(undefined);
-    });
-  });
+      probe.send('capture probe', ports[0]!, '127.0.0.1');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } finally {
+    probe.close();
+  }
+  return {
+    lines,
+    waitFor,
+    stop: async () => {
+      child.kill('SIGINT');
+      await exited;
+    },
+  };
 }
 
 function tshark(args: string[]): string {
@@ -47,14 +83,14 @@ function tshark(args: string[]): string {
 }
 
 if (!have('sipp')) {
-  t.plan(0, 'sipp is not installed (Debian package sip-tester): skipping the driver-vs-SIPp interop test');
+  t.comment('sipp is not installed (Debian package sip-tester): the driver-vs-SIPp interop test is skipped');
 } else {
   t.test('driver against a SIPp MCU: control INVITE, roster, MSML INFOs, keyframe, OPTIONS, close', async (t) => {
     const tmp = tempDir();
     t.teardown(() => tmp.remove());
     const port = await freePort();
     const pcap = join(tmp.dir, 'driver.pcapng');
-    const capture = have('tshark', '-v') ? await startCapture(pcap, port) : undefined;
+    const capture = have('tshark', '-v') ? await startCapture(pcap, [port]) : undefined;
     if (capture === undefined) t.comment('tshark missing or cannot capture on lo (needs root): capture check skipped');
 
     const peer = sipp(
@@ -63,7 +99,7 @@ if (!have('sipp')) {
       40_000,
     );
     t.teardown(() => peer.stop());
-    await new Promise((r) => setTimeout(r, 500)); // SIPp binds its socket
+    await udpPortBound(port);
 
     const ua = await createUserAgent({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }] });
     t.teardown(() => ua.close());
@@ -84,7 +120,7 @@ if (!have('sipp')) {
     await d.mute('sip:room1@endpoints.invalid');
     await d.unmute('sip:room1@endpoints.invalid');
     await d.requestKeyframe('sip:room1@endpoints.invalid');
-    await new Promise((r) => setTimeout(r, 350)); // a few health OPTIONS in the dialog
+    await answered(ua, 'OPTIONS', 3);
     t.equal(d.health.up, true, 'OPTIONS answered');
     await d.close();
 
@@ -94,10 +130,8 @@ if (!have('sipp')) {
     t.equal(result.failed, 0);
 
     if (capture !== undefined) {
-      await new Promise((r) => setTimeout(r, 300));
-      const exited = new Promise((r) => capture.once('exit', r));
-      capture.kill('SIGINT');
-      await exited;
+      await capture.waitFor(/\tBYE\t200$/, 'answer to the BYE');
+      await capture.stop();
       t.equal(tshark(['-r', pcap, '-Y', '_ws.malformed']).trim(), '', 'no malformed packet');
       const lines = tshark(['-r', pcap, '-Y', 'sip', '-T', 'fields', '-e', 'sip.Method', '-e', 'sip.Status-Code'])
         .trim()
@@ -120,7 +154,7 @@ if (!have('tshark', '-v')) {
       t.teardown(() => tmp.remove());
       const [p1, p2, p3] = [await freePort(), await freePort(), await freePort()];
       const pcap = join(tmp.dir, 'sim.pcapng');
-      const capture = await startCapture(pcap, p1, [p2, p3]);
+      const capture = await startCapture(pcap, [p1, p2, p3]);
       if (capture === undefined) {
         t.comment('tshark cannot capture on lo (needs root): skipped');
         return;
@@ -144,12 +178,10 @@ if (!have('tshark', '-v')) {
       await d.showSource('sip:chair@endpoints.invalid', 2, child.uri);
       await d.requestKeyframe('sip:chair@endpoints.invalid');
       await d.hangUpLink(child.uri);
-      await new Promise((r) => setTimeout(r, 250)); // a couple of health OPTIONS
+      await answered(ua, 'OPTIONS', 2);
       await d.close();
-      await new Promise((r) => setTimeout(r, 300));
-      const exited = new Promise((r) => capture.once('exit', r));
-      capture.kill('SIGINT');
-      await exited;
+      await capture.waitFor(/\tBYE\t200$/, 'answer to the BYE');
+      await capture.stop();
       t.equal(tshark(['-r', pcap, '-Y', '_ws.malformed']).trim(), '', 'no malformed packet');
       const fields = tshark(['-r', pcap, '-Y', 'sip', '-T', 'fields', '-e', 'sip.Method', '-e', 'sip.Event'])
         .trim()

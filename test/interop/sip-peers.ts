@@ -9,6 +9,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { UserAgent } from '../../src/sip/index.js';
 
 export const SCENARIOS = fileURLToPath(new URL('../../../test/interop/sipp/', import.meta.url));
 export const KAMAILIO_DIR = fileURLToPath(new URL('../../../test/interop/kamailio/', import.meta.url));
@@ -151,4 +152,34 @@ export function kamailio(dir: string, cfg: string, workers: number): { child: Ch
   }
   Object.defineProperty(child, 'log', { get: () => log });
   return { child, stop };
+}
+
+/** Resolves once something holds UDP `port` on 127.0.0.1 (a peer we started has bound it), polling up to `ms`. */
+export async function udpPortBound(port: number, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const s = dgram.createSocket('udp4');
+    const taken = await new Promise<boolean>((resolve) => {
+      s.once('error', () => resolve(true));
+      s.bind(port, '127.0.0.1', () => resolve(false));
+    });
+    await new Promise<void>((r) => s.close(() => r()));
+    if (taken) return;
+    if (Date.now() > end) throw new Error(`nothing bound UDP port ${port} within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Resolves with `n` once `n` requests of `method` sent by `ua` were answered 2xx; rejects after `ms`. */
+export function answered(ua: UserAgent, method: string, n: number, ms = 10_000): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let count = 0;
+    const timer = setTimeout(() => reject(new Error(`only ${count} ${method} answered in ${ms} ms`)), ms);
+    ua.on('transaction', (rec) => {
+      if (rec.role === 'uac' && rec.method === method && rec.status < 300 && ++count === n) {
+        clearTimeout(timer);
+        resolve(count);
+      }
+    });
+  });
 }

@@ -590,3 +590,25 @@ t.test('491 to an INFO is retried after the RFC 3261 14.1 wait, inside the deadl
   );
   t.equal(mcu.count('INFO'), 3);
 });
+
+t.test('an MCU that takes no TCP: the subscription falls back to the control transport, and keeps to it', async (t) => {
+  const mcu = await handMcu(t); // UDP only
+  mcu.users = [A];
+  const ua = await controller(t, true); // we listen on TCP too: the SUBSCRIBE goes over TCP first
+  const d = driverFor(t, ua, mcu.uri, { resubscribeIntervalMs: 60_000 });
+  await d.connect();
+  t.equal(d.capabilities.conferenceEvents, 'available');
+  t.same([...d.roster.keys()], [A]);
+  t.same(
+    mcu.requests.filter((r) => r.method === 'SUBSCRIBE').map((r) => [r.transport, r.message.uri]),
+    [['udp', mcu.uri]],
+    'the refused TCP connection never reached the MCU; the retry is over UDP, without a transport parameter',
+  );
+  await until('the MCU has the subscription', () => mcu.subscriptions.length === 1);
+  await mcu.subscriptions[0]!.terminate('noresource');
+  await until(
+    'subscribed again',
+    () => mcu.count('SUBSCRIBE') === 2 && d.capabilities.conferenceEvents === 'available',
+  );
+  t.equal(mcu.requests.filter((r) => r.method === 'SUBSCRIBE')[1]!.transport, 'udp', 'no second try over TCP');
+});
