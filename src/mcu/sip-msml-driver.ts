@@ -368,7 +368,7 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
           ...this.#auth,
         });
         subscribing.then((s) => {
-          if (abandoned) s.unsubscribe().catch(noop);
+          if (abandoned) this.#lateSubscription(s, control);
         }, noop);
         return Promise.race([this.#race(subscribing, answerBy, 'conference SUBSCRIBE'), controlEnded]);
       };
@@ -415,6 +415,22 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
     }
   }
 
+  /**
+   * A SUBSCRIBE accepted after its attempt gave up (a slow MCU, a loaded
+   * machine): taken when nothing replaced it, so the roster arrives without
+   * waiting for the next attempt; otherwise ended.
+   */
+  #lateSubscription(sub: Subscription, control: Dialog): void {
+    if (this.#closed || this.#control !== control || this.#sub !== undefined || this.#subscribing !== undefined) {
+      sub.unsubscribe().catch(noop);
+      return;
+    }
+    this.#log?.info('conference SUBSCRIBE accepted after its deadline: taking the subscription');
+    this.#roster.expectFullState();
+    this.#sub = sub;
+    this.#attachSubscription(sub);
+  }
+
   #conferenceEventsMissing(err: McuError): void {
     const sipStatus = (err.details as { sipStatus?: number } | undefined)?.sipStatus;
     const reason = err.message.replace(`MCU ${this.mcuId}: `, '');
@@ -457,6 +473,8 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
       if (info.state === 'full') {
         this.#onFullState?.();
         this.#onFullState = undefined;
+        if (sub === this.#sub && this.#capabilities.conferenceEvents !== 'available')
+          this.#setCapabilities({ conferenceEvents: 'available', lacks: [] });
       }
     });
     sub.on('terminated', (reason) => {

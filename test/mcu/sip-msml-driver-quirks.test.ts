@@ -142,6 +142,25 @@ t.test('an unanswered SUBSCRIBE: up at the request deadline; a later re-subscrib
   );
 });
 
+t.test('a SUBSCRIBE accepted after its deadline is taken, not ended (a slow MCU, a loaded machine)', async (t) => {
+  let held: import('../../src/sip/index.js').IncomingSubscribe | undefined;
+  const mcu = await handMcu(t, {
+    subscribe: (s) => {
+      held = s;
+    },
+  });
+  mcu.users = [A];
+  const ua = await controller(t);
+  const d = driverFor(t, ua, mcu.uri, { requestTimeoutMs: 300, resubscribeIntervalMs: 60_000 });
+  await d.connect();
+  t.equal(d.capabilities.conferenceEvents, 'missing', 'no answer within the deadline');
+  held!.accept({ ...mcu.fullState(), expires: 600 }).then((x) => mcu.subscriptions.push(x));
+  await until('the late subscription brought the roster', () => d.capabilities.conferenceEvents === 'available');
+  t.same([...d.roster.keys()], [A]);
+  t.equal(mcu.count('SUBSCRIBE'), 1, 'neither ended nor asked again');
+  t.equal(d.health.up, true);
+});
+
 t.test('the subscription ending later does not take the MCU down; it is asked again', async (t) => {
   const mcu = await handMcu(t);
   mcu.users = [A];
