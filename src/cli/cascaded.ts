@@ -51,6 +51,8 @@ the exit at once (128 + signal number).
 Environment:
   NOTIFY_SOCKET, WATCHDOG_USEC  set by systemd (Type=notify, WatchdogSec=).
   STATE_DIRECTORY               default daemon.stateDir (systemd StateDirectory=).
+  CREDENTIALS_DIRECTORY         where mcus[].auth.credential secrets are read
+                                (systemd LoadCredential=).
 
 Logs are JSON lines on stdout (pino). Documentation: README.md.
 `;
