@@ -33,6 +33,9 @@ export const DEFAULT_TIMERS: TimerConfig = {
 };
 
 const MAGIC = 'z9hG4bK'; // RFC 3261 8.1.1.7 branch magic cookie
+const EMPTY = Buffer.alloc(0);
+/** The callbacks of a client transaction whose TU has had its final answer. */
+const DONE: ClientCallbacks = { onProvisional: () => {}, onFinal: () => {}, onError: () => {} };
 
 /** One finished transaction, for metrics (the `transaction` event of the user agent). */
 export interface TransactionRecord {
@@ -69,7 +72,7 @@ export class ClientTransaction {
   readonly dest: Destination;
   state: ClientState = 'calling';
   readonly #mgr: TransactionManager;
-  readonly #buf: Buffer;
+  #buf: Buffer;
   readonly #flow?: Flow;
   #cb: ClientCallbacks;
   readonly #invite: boolean;
@@ -169,7 +172,12 @@ export class ClientTransaction {
     }
     // Timer D (INVITE, >= 32 s) or K (T4) over UDP; zero over reliable transports.
     const linger = this.#reliable ? 0 : this.#invite ? Math.max(32_000, 64 * timers.t1) : timers.t4;
-    this.#cb.onFinal(res);
+    const cb = this.#cb;
+    // From here on the transaction only absorbs retransmitted finals: it must not keep the TU's
+    // callbacks (and through them its dialog) or the request bytes alive for Timer D or K.
+    this.#cb = DONE;
+    this.#buf = EMPTY;
+    cb.onFinal(res);
     if (linger === 0) this.#terminate();
     else this.#timeout = clock.setTimeout(() => this.#terminate(), linger);
   }
@@ -219,12 +227,18 @@ export class ClientTransaction {
     this.#mgr.removeClient(this);
   }
 
+  /** Whether the TU still waits on this transaction (abort must tell it). */
+  get #pending(): boolean {
+    return this.state === 'calling' || this.state === 'proceeding';
+  }
+
   /** Abort without a network outcome (user agent closing). */
   abort(err: SipError): void {
     if (this.state === 'terminated') return;
-    const pending = this.state !== 'completed';
+    const pending = this.#pending;
+    const cb = this.#cb;
     this.#terminate();
-    if (pending) this.#cb.onError(err);
+    if (pending) cb.onError(err);
   }
 
   get startedAt(): number {
@@ -323,9 +337,9 @@ export class ServerTransaction {
     this.#timer = undefined;
     this.#mgr.record(this, 'uas', res.status);
     if (this.#invite && res.status < 300) {
-      // RFC 6026 Accepted: absorb INVITE retransmissions for Timer L = 64*T1.
+      // RFC 6026 Accepted: absorb INVITE retransmissions for Timer L = 64*T1 (the 2xx is the TU's to resend).
       this.state = 'accepted';
-      this.#timeout = clock.setTimeout(() => this.#terminate(), 64 * timers.t1);
+      this.#linger(undefined);
     } else if (this.#invite) {
       this.state = 'completed';
       if (!this.#reliable) {
@@ -338,8 +352,14 @@ export class ServerTransaction {
       this.state = 'completed';
       // Timer J = 64*T1 over UDP, zero over reliable transports.
       if (this.#reliable) this.#terminate();
-      else this.#timeout = clock.setTimeout(() => this.#terminate(), 64 * timers.t1);
+      else this.#linger(this.#last);
     }
+  }
+
+  /** Only absorbing retransmissions is left: the manager keeps a small record of it instead of this object. */
+  #linger(last: Buffer | undefined): void {
+    this.onCancel = this.onAck = undefined;
+    this.#mgr.linger(this, { last, dest: this.dest, flow: this.inbound.flow, invite: this.#invite });
   }
 
   #onTimerG(): void {
@@ -440,6 +460,32 @@ export interface TransactionUser {
   onRecord(rec: TransactionRecord): void;
 }
 
+/**
+ * What is left of a server transaction whose only duty is to absorb
+ * retransmissions for 64*T1: an INVITE in Accepted (Timer L, RFC 6026; the
+ * TU resends the 2xx) or a non-INVITE in Completed over UDP (Timer J, its
+ * final response sent again). The transaction object itself, with the parsed
+ * request and whatever the TU hung on it, is not kept that long: at a few
+ * thousand calls a second, 64*T1 of full transactions was most of the heap
+ * and of the garbage collector's work.
+ */
+interface Lingering {
+  readonly last: Buffer | undefined;
+  readonly dest: Destination;
+  readonly flow: Flow | undefined;
+  readonly invite: boolean;
+  /** Clock time at which it ends. */
+  until?: number;
+}
+
+/** What a CANCEL needs of the INVITE transaction it names (RFC 3261 9.2). */
+export interface CancelTarget {
+  readonly answered: boolean;
+  readonly onCancel?: () => void;
+}
+
+const ANSWERED: CancelTarget = { answered: true };
+
 /** Matches messages to transactions (RFC 3261 17.1.3 and 17.2.3) and owns the transaction tables. */
 export class TransactionManager {
   readonly clock: Clock;
@@ -450,6 +496,9 @@ export class TransactionManager {
   readonly #tu: TransactionUser;
   readonly #clients = new Map<string, ClientTransaction>();
   readonly #servers = new Map<string, ServerTransaction>();
+  /** Every entry lives 64*T1, so insertion order is expiry order and one timer sweeps them from the front. */
+  readonly #lingering = new Map<string, Lingering>();
+  #sweep?: TimerHandle;
 
   constructor(transport: TransportSink, clock: Clock, timers: TimerConfig, tu: TransactionUser, forceRport = false) {
     this.forceRport = forceRport;
@@ -460,7 +509,7 @@ export class TransactionManager {
   }
 
   get size(): { clients: number; servers: number } {
-    return { clients: this.#clients.size, servers: this.#servers.size };
+    return { clients: this.#clients.size, servers: this.#servers.size + this.#lingering.size };
   }
 
   /** Start a client transaction for a request whose top Via carries `branch`. */
@@ -496,20 +545,51 @@ export class TransactionManager {
       else this.#tu.onAck(inb);
       return;
     }
-    const existing = this.#servers.get(`${key}:${msg.method}`);
+    const txKey = `${key}:${msg.method}`;
+    const existing = this.#servers.get(txKey);
     if (existing !== undefined) {
       existing.retransmitted();
       return;
     }
-    const tx = new ServerTransaction(this, `${key}:${msg.method}`, inb);
+    const lingering = this.#lingering.get(txKey);
+    if (lingering !== undefined) {
+      // A retransmission: a non-INVITE gets its final response again, an accepted INVITE is absorbed.
+      if (lingering.last !== undefined) this.transport.send(lingering.last, lingering.dest, lingering.flow);
+      return;
+    }
+    const tx = new ServerTransaction(this, txKey, inb);
     this.#servers.set(tx.key, tx);
     this.#tu.onRequest(tx);
   }
 
   /** The INVITE server transaction a CANCEL refers to (RFC 3261 9.2: same branch and sent-by). */
-  findInviteFor(cancel: SipRequest): ServerTransaction | undefined {
+  findInviteFor(cancel: SipRequest): CancelTarget | undefined {
     const key = serverKey(cancel);
-    return key === undefined ? undefined : this.#servers.get(`${key}:INVITE`);
+    if (key === undefined) return undefined;
+    return this.#servers.get(`${key}:INVITE`) ?? (this.#lingering.has(`${key}:INVITE`) ? ANSWERED : undefined);
+  }
+
+  /** A server transaction hands over to a lingering record for 64*T1. */
+  linger(tx: ServerTransaction, l: Lingering): void {
+    this.removeServer(tx);
+    const ms = 64 * this.timers.t1;
+    l.until = this.clock.now() + ms;
+    this.#lingering.set(tx.key, l);
+    if (this.#sweep === undefined) this.#armSweep(ms);
+  }
+
+  #armSweep(ms: number): void {
+    this.#sweep = this.clock.setTimeout(() => {
+      const now = this.clock.now();
+      for (const [k, l] of this.#lingering) {
+        if (l.until! > now) {
+          this.#armSweep(l.until! - now);
+          return;
+        }
+        this.#lingering.delete(k);
+      }
+      this.#sweep = undefined;
+    }, ms);
   }
 
   #stateless(inb: Inbound, status: number, reason: string): void {
@@ -549,6 +629,9 @@ export class TransactionManager {
   close(err: SipError): void {
     for (const tx of [...this.#clients.values()]) tx.abort(err);
     for (const tx of [...this.#servers.values()]) tx.abort();
+    this.#lingering.clear();
+    this.clock.clearTimeout(this.#sweep);
+    this.#sweep = undefined;
   }
 }
 

@@ -219,9 +219,17 @@ t.test('INVITE server: 2xx moves to Accepted; Timer L absorbs INVITE retransmiss
   t.equal(h.servers.length, 1, 'retransmitted INVITE absorbed (RFC 6026)');
   h.txm.receive(h.inbound(request('ACK', 'z9hG4bKother', 'ACK')));
   t.equal(h.acks.length, 1, 'ACK for the 2xx goes to the TU');
-  h.clock.advance(64 * T1);
-  t.equal(tx.state, 'terminated', 'Timer L = 64*T1');
+  h.txm.receive(h.inbound(request('ACK', 'z9hG4bKabc', 'ACK')));
+  t.equal(h.acks.length, 2, 'so does an ACK with the INVITE branch (RFC 6026 8.8)');
+  t.equal(h.sent.length, 1, 'nothing resent: the TU owns the 2xx');
+  t.equal(h.txm.findInviteFor(request('CANCEL', 'z9hG4bKabc'))?.answered, true, 'a CANCEL finds it answered');
+  h.clock.advance(64 * T1 - 1);
+  t.equal(h.txm.size.servers, 1);
+  h.clock.advance(1);
+  t.equal(h.txm.size.servers, 0, 'Timer L = 64*T1');
   t.equal(h.clock.pending, 0);
+  h.txm.receive(h.inbound(request('INVITE')));
+  t.equal(h.servers.length, 2, 'after Timer L the same INVITE is a new request');
 });
 
 t.test('non-INVITE server: Timer J keeps the response for retransmissions', async (t) => {
@@ -238,9 +246,15 @@ t.test('non-INVITE server: Timer J keeps the response for retransmissions', asyn
   t.equal(h.sent.length, 2, 'retransmission answered from the transaction');
   t.equal(h.sent[0]?.text, h.sent[1]?.text, 'with the same bytes');
   h.clock.advance(64 * T1 - 1);
-  t.equal(tx.state, 'completed');
+  h.txm.receive(h.inbound(request('OPTIONS')));
+  t.equal(h.sent.length, 3, 'answered again until Timer J');
+  t.equal(h.txm.size.servers, 1);
   h.clock.advance(1);
-  t.equal(tx.state, 'terminated', 'Timer J = 64*T1');
+  t.equal(h.txm.size.servers, 0, 'Timer J = 64*T1');
+  t.equal(h.clock.pending, 0);
+  h.txm.receive(h.inbound(request('OPTIONS')));
+  t.equal(h.servers.length, 2, 'after Timer J the same request is a new one');
+  t.equal(tx.state, 'completed', 'the transaction object itself is released, not kept for Timer J');
   t.equal(h.records[0]?.role, 'uas');
   t.equal(h.records[0]?.method, 'OPTIONS');
 });
