@@ -30,10 +30,17 @@ const CANONICAL: Record<string, string> = {
   rack: 'RAck',
 };
 
-/** Lowercase long form of a header name. */
+const KEY_CACHE_MAX = 512; // names: the few dozen SIP defines, spelled a few ways; beyond, computed each time
+const keyCache = new Map<string, string>();
+
+/** Lowercase long form of a header name (cached: every message looks up the same names). */
 export function headerKey(name: string): string {
+  const hit = keyCache.get(name);
+  if (hit !== undefined) return hit;
   const lower = name.toLowerCase();
-  return lower.length === 1 ? (COMPACT[lower] ?? lower) : lower;
+  const key = lower.length === 1 ? (COMPACT[lower] ?? lower) : lower;
+  if (keyCache.size < KEY_CACHE_MAX) keyCache.set(name, key);
+  return key;
 }
 
 function canonicalName(key: string): string {
@@ -43,32 +50,54 @@ function canonicalName(key: string): string {
 }
 
 interface Entry {
+  readonly key: string;
   name: string;
   values: string[];
 }
+
+/** Past this many distinct names a message gets a Map index, so a flood of header names stays linear. */
+const INDEX_ABOVE = 16;
 
 /**
  * Header fields by case-insensitive name. Values are kept as the text of each
  * header line (after unfolding); `list()` splits comma-separated values.
  * The order of lines with the same name is kept, which is all SIP requires
- * (RFC 3261 7.3.1).
+ * (RFC 3261 7.3.1). Entries sit in an array searched linearly: a message has
+ * a dozen names, and a Map per message (built and grown for each of the
+ * millions of messages of a busy day) cost more than the search; a message
+ * with more names than INDEX_ABOVE gets a Map index as well.
  */
 export class SipHeaders {
-  readonly #map = new Map<string, Entry>();
+  readonly #entries: Entry[] = [];
+  #index?: Map<string, Entry>;
+
+  #find(key: string): Entry | undefined {
+    if (this.#index !== undefined) return this.#index.get(key);
+    const es = this.#entries;
+    for (let i = 0; i < es.length; i++) if (es[i]!.key === key) return es[i];
+    return undefined;
+  }
+
+  #add(e: Entry, front = false): void {
+    if (front) this.#entries.unshift(e);
+    else this.#entries.push(e);
+    if (this.#index !== undefined) this.#index.set(e.key, e);
+    else if (this.#entries.length > INDEX_ABOVE) this.#index = new Map(this.#entries.map((x) => [x.key, x]));
+  }
 
   /** First value of a header, or undefined. */
   get(name: string): string | undefined {
-    return this.#map.get(headerKey(name))?.values[0];
+    return this.#find(headerKey(name))?.values[0];
   }
 
   /** Every line's value of a header (not comma-split). */
   getAll(name: string): readonly string[] {
-    return this.#map.get(headerKey(name))?.values ?? [];
+    return this.#find(headerKey(name))?.values ?? [];
   }
 
   /** Every comma-separated element across all lines of a header. */
   list(name: string): string[] {
-    const e = this.#map.get(headerKey(name));
+    const e = this.#find(headerKey(name));
     if (e === undefined) return [];
     if (e.values.length === 1) return splitList(e.values[0]!).filter((x) => x.length > 0);
     const out: string[] = [];
@@ -77,63 +106,87 @@ export class SipHeaders {
   }
 
   has(name: string): boolean {
-    return this.#map.has(headerKey(name));
+    return this.#find(headerKey(name)) !== undefined;
   }
 
   /** Number of lines of a header. */
   count(name: string): number {
-    return this.#map.get(headerKey(name))?.values.length ?? 0;
+    return this.#find(headerKey(name))?.values.length ?? 0;
   }
 
   set(name: string, value: string | readonly string[]): this {
     const key = headerKey(name);
     const values = typeof value === 'string' ? [value] : [...value];
-    if (values.length === 0) this.#map.delete(key);
-    else this.#map.set(key, { name: name.length === 1 || name === key ? canonicalName(key) : name, values });
+    if (values.length === 0) return this.delete(name);
+    const written = name.length === 1 || name === key ? canonicalName(key) : name;
+    const e = this.#find(key);
+    if (e === undefined) this.#add({ key, name: written, values });
+    else {
+      // Replaced in place: a header keeps its position, as a Map entry would.
+      e.name = written;
+      e.values = values;
+    }
     return this;
   }
 
   append(name: string, value: string): this {
     const key = headerKey(name);
-    const e = this.#map.get(key);
+    const e = this.#find(key);
     if (e === undefined)
-      this.#map.set(key, { name: name.length === 1 || name === key ? canonicalName(key) : name, values: [value] });
+      this.#add({ key, name: name.length === 1 || name === key ? canonicalName(key) : name, values: [value] });
     else e.values.push(value);
+    return this;
+  }
+
+  /** Append every line of `other`, in order (a request built from a template: no name is looked up again). */
+  appendAll(other: SipHeaders): this {
+    for (const e of other.#entries) {
+      const mine = this.#find(e.key);
+      if (mine === undefined) this.#add({ key: e.key, name: e.name, values: e.values.slice() });
+      else for (const v of e.values) mine.values.push(v);
+    }
     return this;
   }
 
   /** Insert values before the existing ones (a proxy's Via, a Record-Route). */
   prepend(name: string, value: string): this {
     const key = headerKey(name);
-    const e = this.#map.get(key);
-    if (e === undefined) this.#map.set(key, { name: canonicalName(key), values: [value] });
+    const e = this.#find(key);
+    if (e === undefined) this.#add({ key, name: canonicalName(key), values: [value] }, true);
     else e.values.unshift(value);
     return this;
   }
 
   delete(name: string): this {
-    this.#map.delete(headerKey(name));
+    const key = headerKey(name);
+    const i = this.#entries.findIndex((e) => e.key === key);
+    if (i >= 0) this.#entries.splice(i, 1);
+    this.#index?.delete(key);
     return this;
   }
 
   /** Each line in serialization order, without the generator and tuple of `entries()` (hot paths: serialize, copies). */
   forEachLine(fn: (name: string, value: string) => void): void {
-    for (const e of this.#map.values()) for (let i = 0; i < e.values.length; i++) fn(e.name, e.values[i]!);
+    const es = this.#entries;
+    for (let i = 0; i < es.length; i++) {
+      const e = es[i]!;
+      for (let j = 0; j < e.values.length; j++) fn(e.name, e.values[j]!);
+    }
   }
 
   /** Lines in serialization order: [name as written, value]. */
   *entries(): IterableIterator<[string, string]> {
-    for (const e of this.#map.values()) for (const v of e.values) yield [e.name, v];
+    for (const e of this.#entries) for (const v of e.values) yield [e.name, v];
   }
 
   /** Keys (lowercase long names) present. */
-  keys(): IterableIterator<string> {
-    return this.#map.keys();
+  *keys(): IterableIterator<string> {
+    for (const e of this.#entries) yield e.key;
   }
 
   clone(): SipHeaders {
     const h = new SipHeaders();
-    for (const [k, e] of this.#map) h.#map.set(k, { name: e.name, values: [...e.values] });
+    for (const e of this.#entries) h.#add({ key: e.key, name: e.name, values: [...e.values] });
     return h;
   }
 }

@@ -266,6 +266,6 @@ export function buildResponse(
   if (callId !== undefined) h.set('Call-ID', callId);
   const cseq = src.get('cseq');
   if (cseq !== undefined) h.set('CSeq', cseq);
-  opts.headers?.forEachLine((n, v) => h.append(n, v));
+  if (opts.headers !== undefined) h.appendAll(opts.headers);
   return new SipResponse(status, reason ?? reasonFor(status), h, opts.body);
 }

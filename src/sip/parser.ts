@@ -114,8 +114,10 @@ function headerTooLarge(max: number): ParseError {
 /** Start line and header fields in buf[start, hdrEnd), with the checks every layer relies on. */
 function parseHead(buf: Buffer, start: number, hdrEnd: number, datagram: boolean): Head | ParseError {
   const text = buf.toString('utf8', start, hdrEnd);
-  const lines = text.split('\r\n');
-  const first = lines[0]!;
+  let firstEnd = text.indexOf('\r\n');
+  if (firstEnd < 0) firstEnd = text.length;
+  const first = text.slice(0, firstEnd);
+  const lines = firstEnd + 2;
   let msg: SipMessage;
   if (first.startsWith('SIP/')) {
     const sp1 = first.indexOf(' ');
@@ -132,7 +134,7 @@ function parseHead(buf: Buffer, start: number, hdrEnd: number, datagram: boolean
     if (parts.length !== 3) {
       // Still answer 400 if the headers allow it (RFC 4475 lwsruri, lwsstart, trws).
       const h = new SipHeaders();
-      const ok = isToken(parts[0]!) && parseHeaderLines(lines, h) === undefined;
+      const ok = isToken(parts[0]!) && parseHeaderLines(text, lines, h) === undefined;
       return fail('malformed request line', ok ? new SipRequest(parts[0]!, '', h) : undefined);
     }
     const [method, uri, version] = parts as [string, string, string];
@@ -140,7 +142,7 @@ function parseHead(buf: Buffer, start: number, hdrEnd: number, datagram: boolean
     // One object both ways: the message, or the request as far as understood when it must be refused.
     const req = new SipRequest(method, uri, new SipHeaders());
     if (!/^SIP\/\d+\.\d+$/i.test(version)) return fail('malformed version');
-    const r = parseHeaderLines(lines, req.headers);
+    const r = parseHeaderLines(text, lines, req.headers);
     if (version.toUpperCase() !== 'SIP/2.0')
       return fail(`unsupported version ${version}`, r ? undefined : req, 505, 'SIP_ERR_VERSION');
     if (r !== undefined) return fail(r, req);
@@ -153,36 +155,67 @@ function parseHead(buf: Buffer, start: number, hdrEnd: number, datagram: boolean
     if (err !== undefined) return fail(err, req);
     return contentLength(req, datagram, req);
   }
-  const r = parseHeaderLines(lines, msg.headers);
+  const r = parseHeaderLines(text, lines, msg.headers);
   if (r !== undefined) return fail(r);
   const err = checkHeaders(msg);
   if (err !== undefined) return fail(err);
   return contentLength(msg, datagram, undefined);
 }
 
-/** Header lines with folding (RFC 3261 7.3.1: a line starting with SP or HTAB continues the previous one). */
-function parseHeaderLines(lines: string[], into: SipHeaders): string | undefined {
+/**
+ * The header lines of `text` from index `from`, with folding (RFC 3261 7.3.1:
+ * a line starting with SP or HTAB continues the previous one). Scanned by
+ * index: one slice for a name and one for a value, no array of lines.
+ */
+function parseHeaderLines(text: string, from: number, into: SipHeaders): string | undefined {
+  const n = text.length;
+  if (from > n) return undefined;
   let name: string | undefined;
-  let value = '';
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
+  let vs = 0; // the pending value is text[vs, ve) ...
+  let ve = 0;
+  let folded: string | undefined; // ... or this, once a continuation line was added
+  let pos = from;
+  for (;;) {
+    let eol = text.indexOf('\r\n', pos);
+    const last = eol < 0;
+    if (last) eol = n;
     // A datagram whose header section ends without the empty line (RFC 4475 baddn) leaves one empty line.
-    if (line.length === 0 && i === lines.length - 1) break;
-    const c = line.charCodeAt(0);
+    if (last && eol === pos) break;
+    const c = text.charCodeAt(pos);
     if (c === 32 || c === 9) {
       if (name === undefined) return 'continuation line before any header';
-      value += ` ${line.trim()}`;
-      continue;
+      folded = `${folded ?? text.slice(vs, ve)} ${trimmed(text, pos, eol)}`;
+    } else {
+      if (name !== undefined) into.append(name, folded === undefined ? trimmed(text, vs, ve) : folded.trim());
+      const colon = text.indexOf(':', pos);
+      if (colon <= pos || colon >= eol) return 'header line without a name or colon';
+      let ne = colon;
+      // HCOLON = *( SP / HTAB ) ":" SWS (RFC 3261 25.1)
+      while (ne > pos && (text.charCodeAt(ne - 1) === 32 || text.charCodeAt(ne - 1) === 9)) ne--;
+      name = text.slice(pos, ne);
+      if (!isToken(name)) return 'malformed header name';
+      vs = colon + 1;
+      ve = eol;
+      folded = undefined;
     }
-    if (name !== undefined) into.append(name, value.trim());
-    const colon = line.indexOf(':');
-    if (colon <= 0) return 'header line without a name or colon';
-    name = line.slice(0, colon).trimEnd();
-    if (!isToken(name)) return 'malformed header name';
-    value = line.slice(colon + 1);
+    if (last) break;
+    pos = eol + 2;
   }
-  if (name !== undefined) into.append(name, value.trim());
+  if (name !== undefined) into.append(name, folded === undefined ? trimmed(text, vs, ve) : folded.trim());
   return undefined;
+}
+
+/** text[from, to) without leading and trailing whitespace, as String.prototype.trim would leave it. */
+function trimmed(text: string, from: number, to: number): string {
+  while (from < to && isAsciiSpace(text.charCodeAt(from))) from++;
+  while (to > from && isAsciiSpace(text.charCodeAt(to - 1))) to--;
+  const s = text.slice(from, to);
+  // Non-ASCII at either end may be Unicode whitespace: let trim() decide (rare).
+  return s.length > 0 && (s.charCodeAt(0) >= 128 || s.charCodeAt(s.length - 1) >= 128) ? s.trim() : s;
+}
+
+function isAsciiSpace(c: number): boolean {
+  return c === 32 || (c >= 9 && c <= 13);
 }
 
 /** Syntax of the headers every layer relies on; their presence is checked later (RFC 4475 insuf). */

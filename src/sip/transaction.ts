@@ -170,16 +170,20 @@ export class ClientTransaction {
       this.#ack = serialize(ackForNonSuccess(this.request, res));
       this.#send(this.#ack);
     }
-    // Timer D (INVITE, >= 32 s) or K (T4) over UDP; zero over reliable transports.
-    const linger = this.#reliable ? 0 : this.#invite ? Math.max(32_000, 64 * timers.t1) : timers.t4;
     const cb = this.#cb;
     // From here on the transaction only absorbs retransmitted finals: it must not keep the TU's
     // callbacks (and through them its dialog) or the request bytes alive for Timer D or K.
     this.#cb = DONE;
     this.#buf = EMPTY;
     cb.onFinal(res);
-    if (linger === 0) this.#terminate();
-    else this.#timeout = clock.setTimeout(() => this.#terminate(), linger);
+    // Timer D (INVITE, >= 32 s: the ACK is sent again for each retransmitted final) or K (T4: a
+    // non-INVITE has nothing to resend, so a key in the manager's lingering table does) over UDP;
+    // zero over reliable transports.
+    if (this.#reliable) this.#terminate();
+    else if (!this.#invite) {
+      this.#terminate();
+      this.#mgr.lingerClient(this.key);
+    } else this.#timeout = clock.setTimeout(() => this.#terminate(), Math.max(32_000, 64 * timers.t1));
   }
 
   #onTimerC(): void {
@@ -359,7 +363,7 @@ export class ServerTransaction {
   /** Only absorbing retransmissions is left: the manager keeps a small record of it instead of this object. */
   #linger(last: Buffer | undefined): void {
     this.onCancel = this.onAck = undefined;
-    this.#mgr.linger(this, { last, dest: this.dest, flow: this.inbound.flow, invite: this.#invite });
+    this.#mgr.linger(this, last, this.inbound.flow);
   }
 
   #onTimerG(): void {
@@ -473,9 +477,50 @@ interface Lingering {
   readonly last: Buffer | undefined;
   readonly dest: Destination;
   readonly flow: Flow | undefined;
-  readonly invite: boolean;
   /** Clock time at which it ends. */
-  until?: number;
+  readonly until: number;
+}
+
+/**
+ * Entries that all live the same time: insertion order is expiry order, so
+ * one timer sweeps them from the front (instead of a timer each).
+ */
+class Expiring<V> {
+  readonly map = new Map<string, V>();
+  readonly #clock: Clock;
+  readonly #until: (v: V) => number;
+  #timer?: TimerHandle;
+
+  constructor(clock: Clock, until: (v: V) => number) {
+    this.#clock = clock;
+    this.#until = until;
+  }
+
+  add(key: string, v: V, ttl: number): void {
+    this.map.set(key, v);
+    if (this.#timer === undefined) this.#arm(ttl);
+  }
+
+  #arm(ms: number): void {
+    this.#timer = this.#clock.setTimeout(() => {
+      const now = this.#clock.now();
+      for (const [k, v] of this.map) {
+        const until = this.#until(v);
+        if (until > now) {
+          this.#arm(until - now);
+          return;
+        }
+        this.map.delete(k);
+      }
+      this.#timer = undefined;
+    }, ms);
+  }
+
+  clear(): void {
+    this.map.clear();
+    this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
 }
 
 /** What a CANCEL needs of the INVITE transaction it names (RFC 3261 9.2). */
@@ -496,9 +541,10 @@ export class TransactionManager {
   readonly #tu: TransactionUser;
   readonly #clients = new Map<string, ClientTransaction>();
   readonly #servers = new Map<string, ServerTransaction>();
-  /** Every entry lives 64*T1, so insertion order is expiry order and one timer sweeps them from the front. */
-  readonly #lingering = new Map<string, Lingering>();
-  #sweep?: TimerHandle;
+  /** Server transactions absorbing retransmissions for 64*T1 (Timers J and L). */
+  readonly #lingering: Expiring<Lingering>;
+  /** Non-INVITE client transactions absorbing retransmitted finals for T4 (Timer K): the clock time each ends. */
+  readonly #lingeringClients: Expiring<number>;
 
   constructor(transport: TransportSink, clock: Clock, timers: TimerConfig, tu: TransactionUser, forceRport = false) {
     this.forceRport = forceRport;
@@ -506,10 +552,15 @@ export class TransactionManager {
     this.clock = clock;
     this.timers = timers;
     this.#tu = tu;
+    this.#lingering = new Expiring(clock, (l) => l.until);
+    this.#lingeringClients = new Expiring(clock, (until) => until);
   }
 
   get size(): { clients: number; servers: number } {
-    return { clients: this.#clients.size, servers: this.#servers.size + this.#lingering.size };
+    return {
+      clients: this.#clients.size + this.#lingeringClients.map.size,
+      servers: this.#servers.size + this.#lingering.map.size,
+    };
   }
 
   /** Start a client transaction for a request whose top Via carries `branch`. */
@@ -527,9 +578,11 @@ export class TransactionManager {
       const via = msg.topVia;
       const cseq = msg.cseq;
       if (via?.branch === undefined || cseq === undefined) return;
-      const tx = this.#clients.get(`${via.branch}:${cseq.method === 'ACK' ? 'INVITE' : cseq.method}`);
+      const key = `${via.branch}:${cseq.method === 'ACK' ? 'INVITE' : cseq.method}`;
+      const tx = this.#clients.get(key);
       if (tx !== undefined) tx.receive(msg);
-      else this.#tu.onStrayResponse(inb);
+      // A retransmitted final of a completed non-INVITE is absorbed (Timer K).
+      else if (!this.#lingeringClients.map.has(key)) this.#tu.onStrayResponse(inb);
       return;
     }
     if (msg.topVia === undefined) return;
@@ -551,7 +604,7 @@ export class TransactionManager {
       existing.retransmitted();
       return;
     }
-    const lingering = this.#lingering.get(txKey);
+    const lingering = this.#lingering.map.get(txKey);
     if (lingering !== undefined) {
       // A retransmission: a non-INVITE gets its final response again, an accepted INVITE is absorbed.
       if (lingering.last !== undefined) this.transport.send(lingering.last, lingering.dest, lingering.flow);
@@ -566,30 +619,19 @@ export class TransactionManager {
   findInviteFor(cancel: SipRequest): CancelTarget | undefined {
     const key = serverKey(cancel);
     if (key === undefined) return undefined;
-    return this.#servers.get(`${key}:INVITE`) ?? (this.#lingering.has(`${key}:INVITE`) ? ANSWERED : undefined);
+    return this.#servers.get(`${key}:INVITE`) ?? (this.#lingering.map.has(`${key}:INVITE`) ? ANSWERED : undefined);
   }
 
   /** A server transaction hands over to a lingering record for 64*T1. */
-  linger(tx: ServerTransaction, l: Lingering): void {
+  linger(tx: ServerTransaction, last: Buffer | undefined, flow: Flow | undefined): void {
     this.removeServer(tx);
     const ms = 64 * this.timers.t1;
-    l.until = this.clock.now() + ms;
-    this.#lingering.set(tx.key, l);
-    if (this.#sweep === undefined) this.#armSweep(ms);
+    this.#lingering.add(tx.key, { last, dest: tx.dest, flow, until: this.clock.now() + ms }, ms);
   }
 
-  #armSweep(ms: number): void {
-    this.#sweep = this.clock.setTimeout(() => {
-      const now = this.clock.now();
-      for (const [k, l] of this.#lingering) {
-        if (l.until! > now) {
-          this.#armSweep(l.until! - now);
-          return;
-        }
-        this.#lingering.delete(k);
-      }
-      this.#sweep = undefined;
-    }, ms);
+  /** A completed non-INVITE client transaction is remembered by key for Timer K (T4). */
+  lingerClient(key: string): void {
+    this.#lingeringClients.add(key, this.clock.now() + this.timers.t4, this.timers.t4);
   }
 
   #stateless(inb: Inbound, status: number, reason: string): void {
@@ -630,8 +672,7 @@ export class TransactionManager {
     for (const tx of [...this.#clients.values()]) tx.abort(err);
     for (const tx of [...this.#servers.values()]) tx.abort();
     this.#lingering.clear();
-    this.clock.clearTimeout(this.#sweep);
-    this.#sweep = undefined;
+    this.#lingeringClients.clear();
   }
 }
 

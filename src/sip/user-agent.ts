@@ -289,7 +289,7 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
           return;
         }
         h.set('Max-Forwards', '70');
-        o.headers.forEachLine((n, v) => h.append(n, v));
+        h.appendAll(o.headers);
         h.set('CSeq', `${o.nextCSeq()} ${o.method}`);
         if (auth !== undefined) for (const [name, value] of auth.values()) h.append(name, value);
         const req = new SipRequestClass(o.method, o.ruri, h, o.body);
