@@ -88,6 +88,30 @@ t.test('own table of parser cases', async (t) => {
   }
 });
 
+t.test('thousands of distinct header names: every one kept and found (the index past a dozen names)', async (t) => {
+  const names = Array.from({ length: 3_000 }, (_, i) => `X-H${i}`);
+  const r = parseMessage(
+    msg('OPTIONS sip:b@h SIP/2.0', [...BASE, ...names.map((n, i) => `${n}: v${i}`), 'x-h7: again']),
+    true,
+  );
+  t.equal(r.kind, 'message');
+  if (r.kind !== 'message') return;
+  const h = r.message.headers;
+  t.ok(
+    names.every((n, i) => h.get(n.toLowerCase()) === `v${i}`),
+    'each name is found, case-insensitively',
+  );
+  t.same(h.getAll('X-H7'), ['v7', 'again'], 'repeated lines of one name stay together, in order');
+  t.equal(r.message.callId, 'c1');
+  h.delete('x-h2999').set('X-New', 'n');
+  t.equal(h.get('x-h2999'), undefined);
+  t.equal(h.get('x-new'), 'n');
+  const order: string[] = [];
+  h.forEachLine((n) => order.push(n));
+  t.equal(order.at(-1), 'X-New', 'a new name goes last');
+  t.equal(order[0], 'Via', 'the first stays first');
+});
+
 t.test('UTF-8 body: Content-Length counts bytes', async (t) => {
   const body = 'Xin chào Hà Nội — điều khiển MCU';
   const r = parseMessage(

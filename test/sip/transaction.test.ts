@@ -154,8 +154,14 @@ t.test('non-INVITE client: Timer E caps at T2, T2 after a provisional; F at 64*T
   c.respond(200);
   t.same(c.out.finals, [200]);
   t.equal(h.txm.size.clients, 1);
+  c.respond(200);
+  t.same(c.out.finals, [200], 'a retransmitted final is absorbed during Timer K');
+  t.equal(h.stray.length, 0, 'and does not reach the TU');
   h.clock.advance(DEFAULT_TIMERS.t4);
   t.equal(h.txm.size.clients, 0, 'Timer K = T4');
+  t.equal(h.clock.pending, 0, 'no timer left');
+  c.respond(200);
+  t.equal(h.stray.length, 1, 'after Timer K a final matches nothing: a stray for the TU');
 
   const h2 = harness();
   const c2 = client(h2, 'INFO');
