@@ -49,6 +49,15 @@ export function isToken(s: string): boolean {
   return true;
 }
 
+/** s[a, b) in lower case; sliced as is when it has no upper-case ASCII letter (the usual case: no copy). */
+export function lowerSlice(s: string, a: number, b: number): string {
+  for (let k = a; k < b; k++) {
+    const c = s.charCodeAt(k);
+    if ((c >= 65 && c <= 90) || c >= 128) return s.slice(a, b).toLowerCase();
+  }
+  return s.slice(a, b);
+}
+
 export function isWs(c: number): boolean {
   return c === 32 || c === 9 || c === 13 || c === 10;
 }
@@ -141,7 +150,7 @@ export function parseParams(s: string, i: number, into: Params): number {
     i = skipWs(s, j + 1);
     const ne = scanToken(s, i);
     if (ne === i) return -1;
-    const name = s.slice(i, ne).toLowerCase();
+    const name = lowerSlice(s, i, ne);
     i = skipWs(s, ne);
     if (s.charCodeAt(i) === 61) {
       i = skipWs(s, i + 1);

@@ -33,6 +33,67 @@ const CANONICAL: Record<string, string> = {
 const KEY_CACHE_MAX = 512; // names: the few dozen SIP defines, spelled a few ways; beyond, computed each time
 const keyCache = new Map<string, string>();
 
+/**
+ * Header names most messages carry, in their canonical spelling: the parser
+ * recognises them in place (no slice of the name, no key computed), and a
+ * message stores them spelled so.
+ */
+const KNOWN_NAMES = [
+  'Via',
+  'From',
+  'To',
+  'Call-ID',
+  'CSeq',
+  'Contact',
+  'Max-Forwards',
+  'Content-Length',
+  'Content-Type',
+  'Record-Route',
+  'Route',
+  'User-Agent',
+  'Server',
+  'Allow',
+  'Supported',
+  'Require',
+  'Accept',
+  'Expires',
+  'Event',
+  'Subscription-State',
+  'Session-Expires',
+  'Min-SE',
+  'Authorization',
+  'WWW-Authenticate',
+  'Proxy-Authorization',
+  'Proxy-Authenticate',
+  'Refer-To',
+  'Referred-By',
+  'Allow-Events',
+  'Content-Disposition',
+  'Date',
+  'Reason',
+];
+const KNOWN_BY_LENGTH: string[][] = [];
+for (const n of KNOWN_NAMES) {
+  const list = KNOWN_BY_LENGTH[n.length] ?? [];
+  list.push(n);
+  KNOWN_BY_LENGTH[n.length] = list;
+}
+
+/** The canonical spelling when text[a, b) is one of KNOWN_NAMES, compared without regard to case. */
+export function knownHeaderName(text: string, a: number, b: number): string | undefined {
+  const candidates = KNOWN_BY_LENGTH[b - a];
+  if (candidates === undefined) return undefined;
+  next: for (const n of candidates) {
+    for (let k = 0; k < n.length; k++) {
+      const c = text.charCodeAt(a + k);
+      const m = n.charCodeAt(k);
+      if (c !== m && (c >= 65 && c <= 90 ? c + 32 : c >= 97 && c <= 122 ? c - 32 : -1) !== m) continue next;
+    }
+    return n;
+  }
+  return undefined;
+}
+
 /** Lowercase long form of a header name (cached: every message looks up the same names). */
 export function headerKey(name: string): string {
   const hit = keyCache.get(name);
@@ -201,22 +262,48 @@ export interface Via {
   readonly branch?: string;
 }
 
+const TRANSPORTS = ['UDP', 'TCP', 'TLS', 'SCTP', 'WS', 'WSS'];
+
+/** The transport token s[a, b) in upper case: one of the usual ones as a shared constant, else a copy. */
+function transportAt(s: string, a: number, b: number): string {
+  next: for (const t of TRANSPORTS) {
+    if (t.length !== b - a) continue;
+    for (let k = 0; k < t.length; k++) {
+      const c = s.charCodeAt(a + k);
+      if ((c >= 97 && c <= 122 ? c - 32 : c) !== t.charCodeAt(k)) continue next;
+    }
+    return t;
+  }
+  return s.slice(a, b).toUpperCase();
+}
+
 /** Parse one Via element; undefined when malformed. */
 export function parseVia(s: string): Via | undefined {
   // sent-protocol = protocol-name SLASH protocol-version SLASH transport, LWS allowed around SLASH.
   let i = skipWs(s, 0);
-  const parts: string[] = [];
+  let ts = 0;
+  let te = 0;
   for (let k = 0; k < 3; k++) {
     const e = scanToken(s, i);
     if (e === i) return undefined;
-    parts.push(s.slice(i, e));
+    // protocol-name "SIP", any case (RFC 3261 7.3.1: tokens compare case-insensitively)
+    if (
+      k === 0 &&
+      (e - i !== 3 ||
+        (s.charCodeAt(i) | 32) !== 115 ||
+        (s.charCodeAt(i + 1) | 32) !== 105 ||
+        (s.charCodeAt(i + 2) | 32) !== 112)
+    )
+      return undefined;
+    ts = i;
+    te = e;
     i = skipWs(s, e);
     if (k < 2) {
       if (s.charCodeAt(i) !== 47) return undefined;
       i = skipWs(s, i + 1);
     }
   }
-  if (parts[0]!.toUpperCase() !== 'SIP') return undefined;
+  const transport = transportAt(s, ts, te);
   const hs = i;
   if (s.charCodeAt(i) === 91) {
     const close = s.indexOf(']', i);
@@ -247,7 +334,7 @@ export function parseVia(s: string): Via | undefined {
   const end = parseParams(s, i, params);
   if (end < 0 || skipWs(s, end) !== s.length) return undefined;
   const branch = params.branch;
-  return { transport: parts[2]!.toUpperCase(), host, port, params, branch: branch ?? undefined };
+  return { transport, host, port, params, branch: branch ?? undefined };
 }
 
 /** A name-addr or addr-spec with header parameters (From, To, Contact, Route, Refer-To ...). */

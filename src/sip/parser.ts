@@ -1,6 +1,6 @@
 import { SipError } from './errors.js';
 import { isToken } from './grammar.js';
-import { parseCSeq, parseDecimal, parseNameAddr, SipHeaders } from './headers.js';
+import { knownHeaderName, parseCSeq, parseDecimal, parseNameAddr, SipHeaders } from './headers.js';
 import { type SipMessage, SipRequest, SipResponse } from './message.js';
 
 /** Default maximum message size in bytes: the largest UDP payload over IPv4 loopback. */
@@ -192,8 +192,11 @@ function parseHeaderLines(text: string, from: number, into: SipHeaders): string 
       let ne = colon;
       // HCOLON = *( SP / HTAB ) ":" SWS (RFC 3261 25.1)
       while (ne > pos && (text.charCodeAt(ne - 1) === 32 || text.charCodeAt(ne - 1) === 9)) ne--;
-      name = text.slice(pos, ne);
-      if (!isToken(name)) return 'malformed header name';
+      name = knownHeaderName(text, pos, ne);
+      if (name === undefined) {
+        name = text.slice(pos, ne);
+        if (!isToken(name)) return 'malformed header name';
+      }
       vs = colon + 1;
       ve = eol;
       folded = undefined;
