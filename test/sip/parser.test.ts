@@ -168,6 +168,18 @@ t.test('URIs: parameters, headers, escaping and formatting', async (t) => {
   t.equal(parseVia('SIP/2.0/UDP [::1]:5060;received=::1;branch=z9hG4bKa')?.host, '[::1]');
 });
 
+t.test('parameter names that are Object.prototype members are ordinary parameters', async (t) => {
+  const v = parseVia('SIP/2.0/UDP h;branch=z9hG4bKp;__proto__=x;constructor=y;toString')!;
+  t.equal(v.params.__proto__, 'x');
+  t.equal(v.params.constructor, 'y');
+  t.equal(v.params.tostring, null, 'names are lower-cased');
+  t.same(Object.keys(v.params), ['branch', '__proto__', 'constructor', 'tostring']);
+  const plain = parseVia('SIP/2.0/UDP h;branch=z9hG4bKq')!;
+  t.equal(plain.params.constructor, undefined, 'nothing is inherited');
+  t.equal(plain.params.hasOwnProperty, undefined);
+  t.equal(({} as Record<string, unknown>).x, undefined, 'Object.prototype untouched');
+});
+
 t.test('parsed URIs are shared between messages, so they are frozen', async (t) => {
   const a = parseUri('sip:mcu@10.0.0.7:5070;transport=udp')!;
   const b = parseUri('sip:mcu@10.0.0.7:5070;transport=udp')!;
