@@ -228,6 +228,25 @@ export const configSchema = {
               },
             },
           },
+          sim: {
+            type: 'object',
+            additionalProperties: false,
+            description: 'How the MCU simulator (cascaded-sim) plays this MCU; the daemon ignores it. See docs/sim.md.',
+            properties: {
+              profile: {
+                enum: ['full', 'no-conference-events', 'full-state-only', 'challenging'],
+                description:
+                  "full (default): every feature; no-conference-events: SUBSCRIBE answered 489; full-state-only: RFC 4575 notifications always full; challenging: digest 401 (SHA-256 and MD5) with this MCU's auth, stale nonces now and then.",
+              },
+              processingDelayMs: {
+                type: 'integer',
+                minimum: 0,
+                maximum: 60_000,
+                description:
+                  'How long the simulated MCU takes to carry out an INFO, ms. Absent: drawn per MCU, 20..79.',
+              },
+            },
+          },
         },
       },
     },

@@ -92,6 +92,9 @@ export function semanticViolations(doc: unknown): Violation[] {
       else if (typeof m.id === 'string') master = { index: i, item: m, id: m.id };
       if (items(m.parents).length > 0) add(`${p}/parents`, 'the master is the root of the cascade and has no parents');
     }
+    // The simulator challenges with the MCU's own credentials: without them there is nothing to ask for.
+    if (isObj(m.sim) && m.sim.profile === 'challenging' && m.auth === undefined)
+      add(`${p}/sim/profile`, "the challenging profile needs the MCU's auth (the credentials it asks for)");
   });
   if (items(doc.mcus).length > 0 && master === undefined) {
     add('/mcus', 'no MCU has role "master"; exactly one is required');

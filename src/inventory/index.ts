@@ -13,6 +13,8 @@ export type {
   McuControl,
   McuDriverName,
   McuRole,
+  McuSim,
+  McuSimProfile,
   Operator,
   OperatorKind,
   Province,

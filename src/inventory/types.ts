@@ -63,6 +63,16 @@ export interface McuControl {
   readonly sdp?: 'answer' | 'offer';
 }
 
+/** How a simulated MCU behaves (cascaded-sim, docs/sim.md): real MCUs differ. */
+export type McuSimProfile = 'full' | 'no-conference-events' | 'full-state-only' | 'challenging';
+
+/** Settings of the MCU simulator for this MCU; the daemon ignores them. */
+export interface McuSim {
+  readonly profile?: McuSimProfile;
+  /** How long the simulated MCU takes to carry out an INFO, ms; absent: drawn per MCU (tens of ms). */
+  readonly processingDelayMs?: number;
+}
+
 export interface Mcu {
   readonly id: string;
   readonly name: string;
@@ -80,6 +90,7 @@ export interface Mcu {
   readonly province?: string;
   readonly auth?: McuAuth;
   readonly control?: McuControl;
+  readonly sim?: McuSim;
 }
 
 export interface Endpoint {
