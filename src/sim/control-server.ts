@@ -3,10 +3,10 @@
  * only (it can break every simulated MCU). Faults, impairments and restarts
  * in; rosters, outputs and "what does endpoint E see and hear" out.
  *
- *   GET  /v1/mcus                       every MCU, with participant and link counts
- *   GET  /v1/mcus/:id                   one MCU: participants, outputs, faults, impairment
+ *   GET  /v1/mcus                       every MCU: profile, delays, counters, faults, impairment, wire figures
+ *   GET  /v1/mcus/:id                   the same for one MCU, with participants and outputs
  *   POST /v1/mcus/:id/faults            {"silent"?: bool, "infoStatus"?: 300..699 | null}
- *   POST /v1/mcus/:id/impairment        {"delayMs"?, "jitterMs"?, "loss"?, "processingDelayMs"?} (UDP and TCP)
+ *   POST /v1/mcus/:id/impairment        {"delayMs"?, "jitterMs"?, "loss"?, "processingDelayMs"?, "infoDelayMs"?}
  *   POST /v1/mcus/:id/tcp               {"stallMs"?: 0..600000, "reset"?: true}
  *   POST /v1/mcus/:id/restart           {"downMs"?: number}
  *   POST /v1/mcus/:id/drop-link         {"target": MCU id or conference URI}
@@ -36,6 +36,10 @@ function summary(m: SimMcu) {
     participants: m.participants.size,
     links,
     controlDialogs: m.controlDialogs,
+    profile: m.profile,
+    infoDelayMs: m.infoDelayMs,
+    processingDelayMs: m.processingDelayMs,
+    counters: m.counters,
     faults: m.faults,
     impairment: m.impairment,
     tcpStallLeftMs: m.tcpStalledUntil === 0 ? 0 : Math.max(0, Math.round(m.tcpStalledUntil - performance.now())),
@@ -95,6 +99,8 @@ async function route(net: SimNetwork, method: string, path: string[], body: Reco
       m.setImpairment(i);
       const p = num(body.processingDelayMs, 'processingDelayMs');
       if (p !== undefined) m.setProcessingDelay(p);
+      const info = num(body.infoDelayMs, 'infoDelayMs');
+      if (info !== undefined) m.setInfoDelay(info);
       return summary(m);
     }
     case 'tcp': {

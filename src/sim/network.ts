@@ -5,14 +5,15 @@
  * and display queries answered across the live cascade links.
  */
 import type { Logger } from 'pino';
+import { readMcuSecret } from '../config/index.js';
 import { onceClose } from '../core/index.js';
-import type { Inventory } from '../inventory/index.js';
+import type { Inventory, Mcu } from '../inventory/index.js';
 import { parseUri, type TimerConfig } from '../sip/index.js';
 import { DisplayModel, type EndpointView, type ScreenView } from './display.js';
 import { SimError } from './errors.js';
 import type { Impairment } from './netem.js';
 import { placeFromInventory } from './placement.js';
-import { createSimMcu, entityOf, type SimMcu } from './sim-mcu.js';
+import { createSimMcu, entityOf, type SimAuth, type SimMcu } from './sim-mcu.js';
 
 export interface SimNetworkOptions {
   readonly inventory: Inventory;
@@ -23,7 +24,15 @@ export interface SimNetworkOptions {
   readonly placement?: 'inventory' | 'none' | Readonly<Record<string, string>>;
   /** Impairment applied to every MCU at start (each can be changed later). */
   readonly impairment?: Partial<Impairment>;
+  /** Delay before every request of every MCU, ms (default 0). */
   readonly processingDelayMs?: number;
+  /**
+   * INFO processing delay of every MCU, ms, over the inventory's `sim.processingDelayMs` and the
+   * drawn default (tests that need commands answered at once give 0).
+   */
+  readonly infoDelayMs?: number;
+  /** Environment for the secrets of challenging MCUs (`auth.passwordEnv`, credentials); default process.env. */
+  readonly env?: Readonly<Record<string, string | undefined>>;
   readonly timers?: Partial<TimerConfig>;
   readonly logger?: Logger;
 }
@@ -49,6 +58,17 @@ export interface SimNetwork {
   /** What `mcu` sends on `output` (a participant entity), following links. */
   screen(mcuId: string, output: string): ScreenView;
   close(): Promise<void>;
+}
+
+/** The credentials a challenging MCU asks for: its inventory `auth`, with the secret read where it lives. */
+function simAuth(m: Mcu, env?: Readonly<Record<string, string | undefined>>): SimAuth {
+  if (m.auth === undefined)
+    throw new SimError('SIM_ERR_INVALID_ARGUMENT', `MCU ${m.id}: the challenging profile needs auth`);
+  return {
+    username: m.auth.username,
+    password: readMcuSecret(m.auth, env),
+    ...(m.auth.realm === undefined ? {} : { realm: m.auth.realm }),
+  };
 }
 
 /** Endpoints without a SIP URI of their own get one in a reserved domain (RFC 6761 .invalid). */
@@ -77,6 +97,10 @@ export async function createSimNetwork(options: SimNetworkOptions): Promise<SimN
     byEntity.set(uri, e.id);
   }
 
+  const infoDelay = (m: Mcu) => {
+    const ms = options.infoDelayMs ?? m.sim?.processingDelayMs;
+    return ms === undefined ? {} : { infoDelayMs: ms };
+  };
   const mcus = new Map<string, SimMcu>();
   let unplaced: readonly string[] = [];
   const closeAll = async () => {
@@ -95,6 +119,9 @@ export async function createSimNetwork(options: SimNetworkOptions): Promise<SimN
             ports: m.capacity.ports,
             displayText: m.name,
             isFocus: (entity) => focus.has(entity),
+            ...(m.sim?.profile === undefined ? {} : { profile: m.sim.profile }),
+            ...(m.sim?.profile === 'challenging' ? { auth: simAuth(m, options.env) } : {}),
+            ...infoDelay(m),
             ...(options.impairment === undefined ? {} : { impairment: options.impairment }),
             ...(options.processingDelayMs === undefined ? {} : { processingDelayMs: options.processingDelayMs }),
             ...(options.timers === undefined ? {} : { timers: options.timers }),

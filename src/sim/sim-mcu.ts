@@ -2,8 +2,12 @@
  * One simulated MCU: a conference focus on our SIP stack (signalling only, no
  * media). It serves everything the sip-msml driver uses:
  *
- * - INVITE without a body: a control dialog; INFO in it carries MSML (RFC 5707)
- *   or a picture fast update (RFC 5168); REFER in it dials a cascade link
+ * - INVITE without a body: a control dialog, with the MCU's offer in its 200
+ *   and the answer expected in the ACK (RFC 3261 13.3.1.4, 13.2.2.4; an ACK
+ *   without a valid answer ends the dialog with BYE, as real MCUs did); an
+ *   INVITE whose offer carries no media (every stream inactive) is a control
+ *   dialog too, its offer answered in the 200; INFO in it carries MSML (RFC 5707), after the MCU's INFO
+ *   processing delay, or a picture fast update (RFC 5168); REFER in it dials a cascade link
  *   (RFC 4579: the focus sends a real INVITE to the Refer-To URI and reports
  *   progress in message/sipfrag NOTIFYs), or with `method=BYE` hangs one up;
  * - INVITE with SDP: a participant (a cascade link when the caller is another
@@ -14,10 +18,18 @@
  *
  * Simulated endpoints join without SIP of their own (`join()`), so a national
  * roster costs memory, not sockets. Faults and impairments are set at run time.
+ *
+ * Profiles, as real MCUs differ (docs/sim.md): `full` does all of the above;
+ * `no-conference-events` answers SUBSCRIBE with 489 Bad Event (RFC 6665
+ * 8.3.2); `full-state-only` sends every RFC 4575 notification as full state;
+ * `challenging` asks for digest credentials (src/sim/digest.ts) on every
+ * request outside a dialog and on re-INVITEs, except from the other
+ * conference foci of the network (cascade neighbours, trusted by address).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { onceClose } from '../core/index.js';
+import { onceClose, seededRandom } from '../core/index.js';
+import type { McuSimProfile } from '../inventory/index.js';
 import {
   buildConferenceInfo,
   buildResult,
@@ -45,9 +57,11 @@ import {
   type TimerConfig,
   type UserAgent,
 } from '../sip/index.js';
+import { DigestGuard } from './digest.js';
 import { EMPTY_OUTPUT, type McuDisplayState, type OutputState, type ParticipantState } from './display.js';
 import { SimError } from './errors.js';
 import { attachNetem, type Impairment, type NetemPort, NO_IMPAIRMENT, type WireStats } from './netem.js';
+import { answerProblem, carriesNoMedia, mcuAnswer, mcuOffer, SDP_TYPE } from './sdp.js';
 
 export interface SimFaults {
   /** Stop answering anything (datagrams are dropped on arrival; stream requests go unanswered). */
@@ -65,8 +79,19 @@ export interface SimMcuOptions {
   readonly displayText?: string;
   /** Status for an INVITE when the ports are full (default 486 Busy Here). */
   readonly busyStatus?: 486 | 503;
-  /** Delay before the MCU handles each request, ms. */
+  /** Delay before the MCU handles each request, ms (default 0). */
   readonly processingDelayMs?: number;
+  /**
+   * How long the MCU takes to carry out an INFO (MSML or picture fast update) before it answers, ms.
+   * Default: drawn per MCU from its id, 20..79 ms, as real MCUs take tens of milliseconds; 0 only when asked.
+   */
+  readonly infoDelayMs?: number;
+  /** Behaviour profile (default 'full'). */
+  readonly profile?: McuSimProfile;
+  /** The credentials the `challenging` profile asks for (required by it). */
+  readonly auth?: SimAuth;
+  /** `challenging`: refuse every n-th correctly authenticated request as stale (default 3; 0: never). */
+  readonly staleEvery?: number;
   readonly impairment?: Partial<Impairment>;
   /** Is this URI another conference focus? (RFC 4579 isfocus, known here from the inventory.) */
   readonly isFocus?: (entity: string) => boolean;
@@ -74,6 +99,27 @@ export interface SimMcuOptions {
   readonly logger?: Logger;
   /** Also listen on TCP on the same port (default true: large rosters do not fit a datagram). */
   readonly tcp?: boolean;
+}
+
+export interface SimAuth {
+  readonly username: string;
+  readonly password: string;
+  /** Realm of the challenges (default: the MCU id). */
+  readonly realm?: string;
+}
+
+/** What the MCU's profile did, counted (the control interface shows them). */
+export interface SimCounters {
+  /** 401s sent (challenges, stale ones included). */
+  challenges: number;
+  /** Requests whose credentials were wrong (wrong user, password, URI, replayed nonce count). */
+  authFailures: number;
+  /** Correct credentials refused as stale (a new nonce). */
+  staleNonces: number;
+  /** SUBSCRIBEs refused (no-conference-events). */
+  subscribesRefused: number;
+  /** Control dialogs ended with BYE because the ACK carried no valid answer to our offer. */
+  offersUnanswered: number;
 }
 
 export interface SimParticipant extends ParticipantState {
@@ -91,6 +137,12 @@ export interface SimMcu {
   /** Control dialogs open from drivers. */
   readonly controlDialogs: number;
   readonly faults: SimFaults;
+  readonly profile: McuSimProfile;
+  /** INFO processing delay, ms. */
+  readonly infoDelayMs: number;
+  /** Delay before every request, ms. */
+  readonly processingDelayMs: number;
+  readonly counters: Readonly<SimCounters>;
   readonly impairment: Impairment;
   /** What the network emulator did: datagrams dropped and delayed, and the TCP figures under `tcp`. */
   readonly wire: WireStats;
@@ -107,6 +159,7 @@ export interface SimMcu {
   /** Abort every open TCP connection of this MCU with an RST; returns how many. */
   resetTcp(): number;
   setProcessingDelay(ms: number): void;
+  setInfoDelay(ms: number): void;
   /** Drop a cascade link from this side (BYE), as a failing MCU or line would. */
   dropLink(entity: string): Promise<void>;
   /** Crash and come back after `downMs`: every call and subscription is lost without a BYE. */
@@ -115,8 +168,15 @@ export interface SimMcu {
   close(): Promise<void>;
 }
 
-const SDP = (host: string) =>
-  `v=0\r\no=sim 1 1 IN IP4 ${host}\r\ns=cascade\r\nc=IN IP4 ${host}\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\nm=video 9 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n`;
+const INFO_DELAY_MIN_MS = 20;
+const INFO_DELAY_SPREAD_MS = 60;
+const DEFAULT_STALE_EVERY = 3;
+
+/** The INFO processing delay an MCU gets when none is given: 20..79 ms, the same for the same id. */
+export function defaultInfoDelayMs(id: string): number {
+  return INFO_DELAY_MIN_MS + Math.floor(seededRandom(seedOf(id))() * INFO_DELAY_SPREAD_MS);
+}
+
 const NO_TCP_STATS = { open: 0, connections: 0, delayed: 0, retransmitted: 0, stalled: 0, resets: 0 };
 const MAX_STALL_MS = 600_000; // ms: a stall longer than Timer F many times over proves nothing more
 const LINK_DIAL_TIMEOUT_MS = 20_000; // ms: a cascade INVITE still unanswered is CANCELled
@@ -174,9 +234,21 @@ class SimMcuImpl implements SimMcu {
   readonly #outputs = new Map<string, OutputState>();
   readonly #controls = new Set<Dialog>();
   readonly #subscribers = new Set<Subscriber>();
+  /** The tail of each dialog's queue of REFER NOTIFYs (see #serially). */
+  readonly #dialogQueues = new WeakMap<Dialog, Promise<unknown>>();
   #faults: SimFaults = { silent: false };
   #impairment: Impairment;
   #processingDelayMs: number;
+  #infoDelayMs: number;
+  readonly #profile: McuSimProfile;
+  readonly #digest?: DigestGuard;
+  readonly #counters: SimCounters = {
+    challenges: 0,
+    authFailures: 0,
+    staleNonces: 0,
+    subscribesRefused: 0,
+    offersUnanswered: 0,
+  };
   /** INVITEs answered but not yet confirmed: their ports are taken. */
   #pending = 0;
   #closed = false;
@@ -197,6 +269,20 @@ class SimMcuImpl implements SimMcu {
     this.#user = u.user ?? 'conf';
     this.#impairment = { ...NO_IMPAIRMENT, ...o.impairment };
     this.#processingDelayMs = o.processingDelayMs ?? 0;
+    this.#infoDelayMs = o.infoDelayMs ?? defaultInfoDelayMs(o.id);
+    if (!(this.#processingDelayMs >= 0) || !(this.#infoDelayMs >= 0))
+      throw new SimError('SIM_ERR_INVALID_ARGUMENT', `MCU ${o.id}: delays must be >= 0`);
+    this.#profile = o.profile ?? 'full';
+    if (this.#profile === 'challenging') {
+      if (o.auth === undefined)
+        throw new SimError('SIM_ERR_INVALID_ARGUMENT', `MCU ${o.id}: the challenging profile needs auth`);
+      this.#digest = new DigestGuard({
+        realm: o.auth.realm ?? o.id,
+        username: o.auth.username,
+        password: o.auth.password,
+        staleEvery: o.staleEvery ?? DEFAULT_STALE_EVERY,
+      });
+    }
     this.close = onceClose(() => this.#close());
   }
 
@@ -222,6 +308,22 @@ class SimMcuImpl implements SimMcu {
 
   get impairment(): Impairment {
     return this.#impairment;
+  }
+
+  get profile(): McuSimProfile {
+    return this.#profile;
+  }
+
+  get infoDelayMs(): number {
+    return this.#infoDelayMs;
+  }
+
+  get processingDelayMs(): number {
+    return this.#processingDelayMs;
+  }
+
+  get counters(): Readonly<SimCounters> {
+    return { ...this.#counters };
   }
 
   get wire(): WireStats {
@@ -264,26 +366,55 @@ class SimMcuImpl implements SimMcu {
     // Attached once the port is known; it outlives restarts (same address, same counters).
     this.#netem ??= attachNetem(this.#host, this.#port, seedOf(this.id));
     this.#applyImpairment();
-    ua.on('invite', (inv) => this.#guard(inv, () => this.#onInvite(inv)));
-    ua.on('subscribe', (s) => this.#guard(s, () => this.#onSubscribe(s)));
-    ua.on('refer', (r) => this.#guard(r, async () => r.reject(403, { reason: 'REFER only in a control dialog' })));
+    // Requests outside a dialog: the ones a challenging MCU asks credentials for.
+    ua.on('invite', (inv) => this.#guard(inv, () => this.#onInvite(inv), true));
+    ua.on('subscribe', (s) => this.#guard(s, () => this.#onSubscribe(s), true));
+    ua.on('refer', (r) =>
+      this.#guard(r, async () => r.reject(403, { reason: 'REFER only in a control dialog' }), true),
+    );
     ua.on('request', (req) =>
-      this.#guard(req, async () => {
-        req.respond(req.method === 'OPTIONS' ? 200 : 405);
-      }),
+      this.#guard(
+        req,
+        async () => {
+          req.respond(req.method === 'OPTIONS' ? 200 : 405);
+        },
+        true,
+      ),
     );
   }
 
-  /** Faults and processing delay apply to every request before it is handled. */
-  #guard(req: IncomingRequest, handle: () => Promise<void>): void {
+  /**
+   * Faults and processing delay apply to every request before it is handled;
+   * a challenging MCU first checks the credentials of `authenticate` requests.
+   */
+  #guard(req: IncomingRequest, handle: () => Promise<void>, authenticate = false): void {
     if (this.#faults.silent) return;
-    const run = () =>
-      handle().catch((err: unknown) => {
+    const run = () => {
+      if (authenticate && !this.#authenticated(req)) return Promise.resolve();
+      return handle().catch((err: unknown) => {
         this.#log?.warn({ err, method: req.method }, 'simulated MCU failed to handle a request');
         if (!req.responded) req.respond(500);
       });
+    };
     if (this.#processingDelayMs > 0) sleep(this.#processingDelayMs, undefined, { ref: false }).then(run);
     else void run();
+  }
+
+  /** Digest authentication of the challenging profile: true to go on, false when answered 401. */
+  #authenticated(req: IncomingRequest): boolean {
+    const guard = this.#digest;
+    if (guard === undefined) return true;
+    // Cascade neighbours are trusted by address, as MCUs are set up to accept their peers' links: another
+    // conference focus of the network, calling from the address its URI names.
+    const from = req.message.from?.uri;
+    if (from !== undefined && from.host === req.remote.host && this.#o.isFocus?.(entityOf(from)) === true) return true;
+    const verdict = guard.check(req.message.headers.getAll('authorization'), req.method, req.message.uri);
+    if (verdict === 'ok') return true;
+    if (verdict === 'invalid') this.#counters.authFailures++;
+    if (verdict === 'stale') this.#counters.staleNonces++;
+    this.#counters.challenges++;
+    req.respond(401, { headers: { 'WWW-Authenticate': guard.challenge(verdict === 'stale') } });
+    return false;
   }
 
   // ---- participants ----------------------------------------------------------
@@ -332,12 +463,8 @@ class SimMcuImpl implements SimMcu {
   // ---- INVITE: control dialogs and participants ------------------------------
 
   async #onInvite(inv: IncomingInvite): Promise<void> {
-    if (inv.message.body.length === 0) {
-      const d = await inv.accept();
-      this.#controls.add(d);
-      d.on('terminated', () => this.#controls.delete(d));
-      d.on('request', (req) => this.#guard(req, () => this.#onControlRequest(req)));
-      d.on('refer', (r) => this.#guard(r, () => this.#onRefer(r)));
+    if (inv.message.body.length === 0 || carriesNoMedia(inv.message.body.toString('utf8'))) {
+      await this.#controlDialog(inv);
       return;
     }
     const from = inv.message.from?.uri;
@@ -354,13 +481,18 @@ class SimMcuImpl implements SimMcu {
       inv.reject(this.#o.busyStatus ?? 486, { reason: 'All ports in use' });
       return;
     }
+    const answer = mcuAnswer(inv.message.body.toString('utf8'), this.#host);
+    if (answer === undefined) {
+      inv.reject(488, { reason: 'Not Acceptable Here' });
+      return;
+    }
     const focus = inv.message.contact?.[0]?.params.isfocus !== undefined;
     const kind = this.#o.isFocus?.(entity) === true || focus ? 'link' : 'endpoint';
     // The port is held from the answer on, so concurrent callers cannot overbook it.
     this.#pending++;
     let d: Dialog;
     try {
-      d = await inv.accept({ body: SDP(this.#host) });
+      d = await inv.accept({ contentType: SDP_TYPE, body: answer });
     } finally {
       this.#pending--;
     }
@@ -369,27 +501,72 @@ class SimMcuImpl implements SimMcu {
     this.#watch(p, d);
   }
 
+  /**
+   * A control dialog. Without an offer in the INVITE, ours goes in the 200
+   * and the answer must come in the ACK (RFC 3261 13.3.1.4, 13.2.2.4); an ACK
+   * without a valid one ends the dialog with BYE at once, as real MCUs did.
+   * With an offer that carries no media (an MSML client's control leg), the 200 answers it.
+   */
+  async #controlDialog(inv: IncomingInvite): Promise<void> {
+    let d: Dialog;
+    if (inv.message.body.length === 0) {
+      const offer = mcuOffer(this.#host);
+      d = await inv.accept({ contentType: SDP_TYPE, body: offer });
+      const problem = answerProblem(offer, d.remoteContentType, d.remoteBody);
+      if (problem !== undefined) {
+        this.#counters.offersUnanswered++;
+        this.#log?.warn({ problem, callId: d.callId }, 'control dialog without a valid answer in the ACK: BYE');
+        await d.bye().catch(() => {});
+        return;
+      }
+    } else {
+      const answer = mcuAnswer(inv.message.body.toString('utf8'), this.#host);
+      if (answer === undefined) {
+        inv.reject(488, { reason: 'Not Acceptable Here' });
+        return;
+      }
+      d = await inv.accept({ contentType: SDP_TYPE, body: answer });
+    }
+    this.#controls.add(d);
+    d.on('terminated', () => this.#controls.delete(d));
+    d.on('request', (req) => this.#guard(req, () => this.#onControlRequest(req), req.method === 'INVITE'));
+    d.on('refer', (r) => this.#guard(r, () => this.#onRefer(r)));
+  }
+
   #watch(p: Participant, d: Dialog): void {
     d.on('request', (req) => {
       // Cascade and endpoint calls carry no control: keep the session alive, refuse the rest.
-      req.respond(
-        req.method === 'INVITE' ? 200 : req.method === 'OPTIONS' ? 200 : 405,
-        req.method === 'INVITE' ? { body: SDP(this.#host) } : undefined,
-      );
+      if (req.method === 'INVITE') this.#answerReinvite(req);
+      else req.respond(req.method === 'OPTIONS' ? 200 : 405);
     });
     d.on('terminated', () => {
       if (this.#participants.get(p.entity) === p) this.#remove(p.entity);
     });
   }
 
+  /** A re-INVITE: answer its offer, or offer in the 200 when it has none (RFC 3261 14.2). */
+  #answerReinvite(req: IncomingRequest): void {
+    const body =
+      req.message.body.length === 0 ? mcuOffer(this.#host) : mcuAnswer(req.message.body.toString('utf8'), this.#host);
+    if (body === undefined) req.respond(488, { reason: 'Not Acceptable Here' });
+    else req.respond(200, { contentType: SDP_TYPE, body });
+  }
+
   // ---- INFO: MSML and picture fast update ------------------------------------
 
   async #onControlRequest(req: IncomingRequest): Promise<void> {
-    if (req.method !== 'INFO') {
-      // OPTIONS is the driver's health check; a re-INVITE without a body is a session refresh (RFC 4028).
-      req.respond(req.method === 'OPTIONS' || req.method === 'INVITE' ? 200 : 405);
+    if (req.method === 'INVITE') {
+      // A session refresh (RFC 4028).
+      this.#answerReinvite(req);
       return;
     }
+    if (req.method !== 'INFO') {
+      // OPTIONS is the driver's health check.
+      req.respond(req.method === 'OPTIONS' ? 200 : 405);
+      return;
+    }
+    // The MCU takes a while to carry a command out; the answer says it is done.
+    if (this.#infoDelayMs > 0) await sleep(this.#infoDelayMs, undefined, { ref: false });
     if (this.#faults.infoStatus !== undefined) {
       req.respond(this.#faults.infoStatus);
       return;
@@ -463,35 +640,52 @@ class SimMcuImpl implements SimMcu {
 
   // ---- REFER: dial and hang up cascade links -----------------------------------
 
+  /**
+   * The REFER progress NOTIFYs of one dialog go one at a time, each once the
+   * previous has its final response. With several in flight over UDP, one
+   * lost and retransmitted after a later one is refused 500 by the peer (RFC
+   * 3261 12.2.2: a dialog's CSeq must grow), and that REFER's outcome never
+   * arrives: seen with 62 links dialed at once through a loaded master.
+   */
+  #serially<T>(d: Dialog | undefined, send: () => Promise<T>): Promise<T> {
+    if (d === undefined) return send();
+    const next = (this.#dialogQueues.get(d) ?? Promise.resolve()).then(send, send);
+    this.#dialogQueues.set(
+      d,
+      next.catch(() => {}),
+    );
+    return next;
+  }
+
   async #onRefer(r: IncomingRefer): Promise<void> {
     const target = r.referTo.uri;
     const entity = entityOf(target);
+    const accept = () => this.#serially(r.dialog, () => r.accept());
     if (target.params.method?.toUpperCase() === 'BYE') {
       const p = this.#participants.get(entity);
-      const n = await r.accept();
+      const n = await accept();
       if (p === undefined) {
-        await n.done(404, 'Not Found');
+        await this.#serially(r.dialog, () => n.done(404, 'Not Found'));
         return;
       }
       if (p.dialog !== undefined) await p.dialog.bye().catch(() => {});
       this.#remove(entity);
-      await n.done(200, 'OK');
+      await this.#serially(r.dialog, () => n.done(200, 'OK'));
       return;
     }
     if (target.scheme !== 'sip' || target.host === '') {
       r.reject(400, { reason: 'Bad Refer-To' });
       return;
     }
-    const n = await r.accept();
+    const n = await accept();
     const existing = this.#participants.get(entity);
     if (existing?.status === 'connected') {
-      await n.done(200, 'OK');
+      await this.#serially(r.dialog, () => n.done(200, 'OK'));
       return;
     }
     if (existing !== undefined || this.#full()) {
-      await n.done(
-        existing === undefined ? 503 : 491,
-        existing === undefined ? 'Service Unavailable' : 'Request Pending',
+      await this.#serially(r.dialog, () =>
+        n.done(existing === undefined ? 503 : 491, existing === undefined ? 'Service Unavailable' : 'Request Pending'),
       );
       return;
     }
@@ -501,10 +695,14 @@ class SimMcuImpl implements SimMcu {
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), LINK_DIAL_TIMEOUT_MS).unref();
     try {
-      const d = await ua.invite(entityOf(target), { body: SDP(this.#host), signal: abort.signal });
+      const d = await ua.invite(entityOf(target), {
+        contentType: SDP_TYPE,
+        body: mcuOffer(this.#host),
+        signal: abort.signal,
+      });
       if (this.#participants.get(entity) !== p || this.#ua !== ua) {
         await d.bye().catch(() => {});
-        await n.done(487, 'Request Terminated').catch(() => {});
+        await this.#serially(r.dialog, () => n.done(487, 'Request Terminated')).catch(() => {});
         return;
       }
       p.dialog = d;
@@ -512,7 +710,7 @@ class SimMcuImpl implements SimMcu {
       p.status = 'connected';
       this.#changed([toUser(p, 'full')]);
       this.#watch(p, d);
-      await n.done(200, 'OK').catch(() => {});
+      await this.#serially(r.dialog, () => n.done(200, 'OK')).catch(() => {});
     } catch (err) {
       if (this.#participants.get(entity) === p) this.#remove(entity);
       const e = err as { sipStatus?: number; reason?: string; code?: string };
@@ -537,7 +735,9 @@ class SimMcuImpl implements SimMcu {
   // ---- conference event package ------------------------------------------------
 
   async #onSubscribe(s: IncomingSubscribe): Promise<void> {
-    if (s.event !== 'conference') {
+    // 489 Bad Event: the package is not served (RFC 6665 8.3.2); an MCU without it refuses every SUBSCRIBE.
+    if (s.event !== 'conference' || this.#profile === 'no-conference-events') {
+      this.#counters.subscribesRefused++;
       s.reject(489);
       return;
     }
@@ -569,8 +769,12 @@ class SimMcuImpl implements SimMcu {
   }
 
   #changed(users: ConferenceUser[]): void {
-    for (const sub of this.#subscribers)
-      this.#send(sub, (version) => buildConferenceInfo({ entity: this.uri, version, state: 'partial', users }));
+    // Some MCUs never send partial state (RFC 4575 allows full state in any notification): the whole roster each time.
+    const partial =
+      this.#profile === 'full-state-only'
+        ? undefined
+        : (version: number) => buildConferenceInfo({ entity: this.uri, version, state: 'partial', users });
+    for (const sub of this.#subscribers) this.#send(sub, partial ?? ((v) => this.#fullState(v)));
   }
 
   /** One NOTIFY at a time per subscriber, in version order (RFC 6665 4.2.2 lets a notifier pace them). */
@@ -608,6 +812,11 @@ class SimMcuImpl implements SimMcu {
   setProcessingDelay(ms: number): void {
     if (!(ms >= 0)) throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'processing delay must be >= 0');
     this.#processingDelayMs = ms;
+  }
+
+  setInfoDelay(ms: number): void {
+    if (!(ms >= 0)) throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'INFO delay must be >= 0');
+    this.#infoDelayMs = ms;
   }
 
   stallTcp(ms: number): void {

@@ -12,7 +12,7 @@ import {
   type SipMsmlDriverOptions,
 } from '../../src/mcu/index.js';
 import { createSimMcu, type SimMcu, type SimMcuOptions } from '../../src/sim/index.js';
-import { createUserAgent, type UserAgent } from '../../src/sip/index.js';
+import { answerOffer, createUserAgent, type UserAgent } from '../../src/sip/index.js';
 
 t.setTimeout(90_000);
 
@@ -343,7 +343,8 @@ t.test('the simulated MCU keeps a control dialog alive through session-timer ref
     sessionTimer: { expires: 90 },
   });
   t.teardown(() => ua.close());
-  const control = await ua.invite(m.uri);
+  // The MCU offers in its 200 (RFC 3261 13.3.1.4): the ACK carries our answer.
+  const control = await ua.invite(m.uri, { answer: (offer) => answerOffer(offer, { host: HOST }) });
   t.same(control.sessionTimer, { interval: 90, refresher: 'local' }, 'the MCU accepts the session interval');
   t.equal((await control.reinvite()).status, 200, 'a refresh re-INVITE is answered');
   t.equal(m.controlDialogs, 1);

@@ -123,8 +123,14 @@ class Framer {
 class Inbox {
   readonly all: RawMessage[] = [];
   readonly #waiters: Array<{ pred: (m: RawMessage) => boolean; resolve: (m: RawMessage) => void }> = [];
+  readonly #listeners: Array<(m: RawMessage) => void> = [];
+  /** Call `fn` for every message from now on (to answer requests as they come). */
+  listen(fn: (m: RawMessage) => void): void {
+    this.#listeners.push(fn);
+  }
   add(m: RawMessage): void {
     this.all.push(m);
+    for (const l of this.#listeners) l(m);
     for (const w of [...this.#waiters])
       if (w.pred(m)) {
         this.#waiters.splice(this.#waiters.indexOf(w), 1);

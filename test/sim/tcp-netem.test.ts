@@ -143,7 +143,7 @@ t.test('connections the MCU opens itself come from its address, and are impaired
   t.match(m.wire.tcp, { connections: 2 }, 'the accepted connection and the one the MCU opened');
 });
 
-t.test('the control interface sets TCP faults and shows the figures', async (t) => {
+t.test('the control interface sets TCP faults and delays, and shows the profile and every figure', async (t) => {
   const inventory: Inventory = {
     levels: [{ id: 'x', name: 'x' }],
     provinces: [],
@@ -190,6 +190,15 @@ t.test('the control interface sets TCP faults and shows the figures', async (t) 
     status: 200,
     body: { impairment: { delayMs: 30, loss: 0.1 } },
   });
+  t.match(await post('impairment', { infoDelayMs: 35 }), { status: 200, body: { infoDelayMs: 35 } });
+  t.match(await post('impairment', { infoDelayMs: -1 }), { status: 400, body: { code: 'SIM_ERR_INVALID_ARGUMENT' } });
   const listed = (await (await fetch(`${sim.control.url}/v1/mcus`)).json()) as Record<string, unknown>[];
-  t.match(listed[0], { id: 'm', wire: { dropped: 0, tcp: { connections: 1, resets: 1 } } });
+  t.match(listed[0], {
+    id: 'm',
+    profile: 'full',
+    infoDelayMs: 35,
+    processingDelayMs: 0,
+    counters: { challenges: 0, authFailures: 0, staleNonces: 0, subscribesRefused: 0, offersUnanswered: 0 },
+    wire: { dropped: 0, tcp: { connections: 1, resets: 1 } },
+  });
 });
