@@ -42,6 +42,8 @@ async function startWithSim(t: Tap) {
     if (alive(simPid)) process.kill(simPid, 'SIGKILL');
   });
   await d.waitForLog((l) => l.msg === 'MCUs connected: 3 of 3 up', 60_000);
+  // Signals are the daemon's to handle once it is ready (before, the default action ends it).
+  await d.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('ready:'), 60_000);
   return { d, simPid, control: String(spawned.control) };
 }
 
