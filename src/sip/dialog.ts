@@ -5,7 +5,7 @@ import type { DigestCredentials } from './auth.js';
 import { SipError, SipResponseError } from './errors.js';
 import { mediaType, parseNameAddr, SipHeaders } from './headers.js';
 import { buildResponse, SipRequest, type SipResponse, serializeHead } from './message.js';
-import { addHeaders, nextHop, type Outgoing, toBody, type UaCore } from './routing.js';
+import { addHeaders, type ForkSource, nextHop, type Outgoing, toBody, type UaCore } from './routing.js';
 import { rejectOffer } from './sdp.js';
 import type { ServerTransaction } from './transaction.js';
 import type { Destination, Flow, TransportName } from './transport.js';
@@ -82,12 +82,28 @@ interface DialogInit {
   credentials?: DigestCredentials;
   /** Answers an offer in the 2xx to a body-less (re-)INVITE of ours. */
   answer?: OfferAnswerer;
+  /** Min-SE of our refreshes (RFC 4028 7.4: as in the INVITE that made the dialog, raised by any 422). */
+  minSE?: number;
 }
 
 /** A session description with its media type, as sent in an ACK. */
 interface Described {
   readonly contentType?: string;
   readonly body: Buffer;
+}
+
+/**
+ * An answer refusing every stream of an SDP offer (port 0), for the ACK of a
+ * 2xx whose session we end at once (RFC 3261 13.2.2.4); undefined when the
+ * offer is not SDP we can read.
+ */
+function refusal(res: SipResponse, host: string): Described | undefined {
+  try {
+    const r = rejectOffer({ contentType: res.contentType, body: res.body }, { host });
+    return { contentType: r.contentType, body: Buffer.from(r.body, 'utf8') };
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -161,6 +177,7 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
   #log?: Logger;
   readonly #credentials?: DigestCredentials;
   readonly #answer?: OfferAnswerer;
+  #minSE: number;
 
   constructor(ua: DialogHost, init: DialogInit) {
     super();
@@ -185,6 +202,7 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
     this.#localContentType = init.localContentType;
     this.#credentials = init.credentials;
     this.#answer = init.answer;
+    this.#minSE = init.minSE ?? ua.minSE;
     this.onListenerError((err, event) => this.log?.error({ err, event }, 'dialog listener threw'));
   }
 
@@ -216,8 +234,9 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
     info: {
       uri: string;
       dest: Destination;
-      /** The session interval we asked for (RFC 4028), if any. */
+      /** The session interval we asked for (RFC 4028), if any, and the Min-SE the INVITE carried. */
       requested?: number;
+      minSE?: number;
       localBody?: Buffer;
       localContentType?: string;
       /** The INVITE that got the 2xx (its last authentication retry): the ACK repeats its credentials. */
@@ -245,13 +264,56 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
       localContentType: info.localContentType,
       credentials: info.credentials,
       answer: info.answer,
+      minSE: info.minSE,
     });
     ua.registerDialog(d);
     // A body-less INVITE makes the 2xx carry the offer (RFC 3261 13.3.1.4): the ACK carries our answer (13.2.2.4).
     const { answer, refused } = info.localBody === undefined ? d.#answerOffer(res) : {};
-    d.#sendAck(info.invite, answer);
+    const inv = info.invite.headers;
+    d.#sendAck(info.invite.cseq!.seq, inv.getAll('authorization'), inv.getAll('proxy-authorization'), answer, {
+      offered: info.localBody !== undefined,
+      credentials: info.credentials,
+    });
     d.#sessionTimerFromResponse(res, info.requested);
     return { dialog: d, refused };
+  }
+
+  /**
+   * A 2xx that must not make a dialog of ours: from a second fork of our
+   * INVITE (RFC 3261 13.2.2.4: the first 2xx made the dialog), or without a To
+   * tag. It is ACKed (with an answer rejecting every stream when it carries an
+   * offer: the session is refused) and ended at once with BYE. The dialog
+   * object exists only for that: never registered nor announced.
+   */
+  static refuse2xx(
+    ua: DialogHost,
+    res: SipResponse,
+    info: {
+      transport: TransportName;
+      offered: boolean;
+      credentials?: DigestCredentials;
+      /** The INVITE's Authorization and Proxy-Authorization values. */
+      authorization: readonly string[];
+      proxyAuthorization: readonly string[];
+    },
+  ): void {
+    const d = new DialogImpl(ua, {
+      role: 'uac',
+      callId: res.callId!,
+      localTag: res.from!.params.tag ?? '',
+      remoteTag: res.to!.params.tag ?? '',
+      localHeader: res.headers.get('from')!,
+      remoteHeader: res.headers.get('to')!,
+      remoteTarget: res.contact?.[0]?.uri.raw ?? res.to!.uri.raw,
+      routeSet: res.headers.list('record-route').reverse(),
+      transport: info.transport,
+      localSeq: res.cseq!.seq,
+      usage: 'invite',
+      credentials: info.credentials,
+    });
+    const answer = !info.offered && res.body.length > 0 ? refusal(res, ua.localHost(info.transport)) : undefined;
+    d.#sendAck(res.cseq!.seq, info.authorization, info.proxyAuthorization, answer);
+    void d.bye();
   }
 
   /** UAS side of a dialog-creating non-INVITE request (SUBSCRIBE, REFER), RFC 3261 12.1.1. */
@@ -435,12 +497,17 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
   }
 
   /**
-   * The ACK for a 2xx to our (re-)INVITE `invite`: it repeats the INVITE's
-   * credentials (RFC 3261 13.2.2.4) and carries our answer when the 2xx
-   * carried the offer.
+   * The ACK for a 2xx to our (re-)INVITE with CSeq `cseq`: it repeats the
+   * INVITE's credentials (RFC 3261 13.2.2.4) and carries our answer when the
+   * 2xx carried the offer. `initial` for the INVITE that made the dialog.
    */
-  #sendAck(invite: SipRequest, answer?: Described): void {
-    const cseq = invite.cseq!.seq;
+  #sendAck(
+    cseq: number,
+    authorization: readonly string[],
+    proxyAuthorization: readonly string[],
+    answer?: Described,
+    initial?: ForkSource,
+  ): void {
     const { ruri, routes } = this.#requestTarget();
     const dest = nextHop(ruri, routes, this.transport);
     const h = new SipHeaders();
@@ -451,15 +518,15 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
     h.set('To', this.#remoteHeader);
     h.set('Call-ID', this.callId);
     h.set('CSeq', `${cseq} ACK`);
-    for (const v of invite.headers.getAll('authorization')) h.append('Authorization', v);
-    for (const v of invite.headers.getAll('proxy-authorization')) h.append('Proxy-Authorization', v);
+    for (const v of authorization) h.append('Authorization', v);
+    for (const v of proxyAuthorization) h.append('Proxy-Authorization', v);
     if (answer !== undefined) h.set('Content-Type', answer.contentType ?? 'application/sdp');
     // As one string (SDP is UTF-8 text, RFC 4566 5): kept for the retransmitted 2xx without pinning a pooled Buffer.
     const text = serializeHead(new SipRequest('ACK', ruri, h, answer?.body)) + (answer?.body.toString('utf8') ?? '');
     const flow = this.#flowFor(dest);
     this.#ua.sendRaw(Buffer.from(text, 'utf8'), dest, flow);
     // Retransmissions of the 2xx are ACKed by the user agent, even after this dialog ends (RFC 3261 13.2.2.4).
-    this.#ua.rememberAck(this.id, cseq, text, dest, flow);
+    this.#ua.rememberAck(this, cseq, text, dest, flow, initial);
   }
 
   /**
@@ -493,12 +560,7 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
         : 'the answerer could not answer the session offer in the 2xx',
       { cause, details: { callId: this.callId, contentType: res.contentType } },
     );
-    try {
-      const r = rejectOffer(offer, { host: this.#ua.localHost(this.transport) });
-      return { answer: { contentType: r.contentType, body: Buffer.from(r.body, 'utf8') }, refused };
-    } catch {
-      return { refused };
-    }
+    return { answer: refusal(res, this.#ua.localHost(this.transport)), refused };
   }
 
   // ---- outgoing requests -------------------------------------------------------
@@ -545,7 +607,8 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
     return this.#send(this.outgoing(m, opts));
   }
 
-  async #send(o: Outgoing): Promise<SipResponse> {
+  /** Send with the dialog's rules for the answer; a final status other than 2xx and `pass` rejects. */
+  async #send(o: Outgoing, pass?: number): Promise<SipResponse> {
     let res: SipResponse;
     try {
       res = await this.#ua.send(o);
@@ -555,7 +618,7 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
         this.terminate('request-failed');
       throw err;
     }
-    if (res.status >= 300) {
+    if (res.status >= 300 && res.status !== pass) {
       if (res.status === 481 || res.status === 408) this.terminate('request-failed');
       throw new SipResponseError(res.status, res.reason, { details: { method: o.method, callId: this.callId } });
     }
@@ -576,23 +639,34 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
     try {
       const body = toBody(opts.body) ?? this.#localBody;
       const contentType = opts.body !== undefined ? (opts.contentType ?? 'application/sdp') : this.#localContentType;
+      let interval = this.sessionTimer?.interval;
       let sent: SipRequest | undefined;
-      const o: Outgoing = {
-        ...this.outgoing('INVITE', { ...opts, body, contentType }),
-        onTx: (_tx, req) => {
-          sent = req;
-        },
-      };
-      o.headers.set('Supported', 'timer');
-      const st = this.sessionTimer;
-      if (st !== undefined) {
-        o.headers.set('Session-Expires', `${st.interval};refresher=uac`);
-        o.headers.set('Min-SE', `${this.#ua.minSE}`);
+      let res: SipResponse;
+      for (let attempt = 0; ; attempt++) {
+        const o: Outgoing = {
+          ...this.outgoing('INVITE', { ...opts, body, contentType }),
+          onTx: (_tx, req) => {
+            sent = req;
+          },
+        };
+        o.headers.set('Supported', 'timer');
+        if (interval !== undefined) {
+          o.headers.set('Session-Expires', `${interval};refresher=uac`);
+          o.headers.set('Min-SE', `${this.#minSE}`);
+        }
+        res = await this.#send(o, interval === undefined || attempt > 0 ? undefined : 422);
+        if (res.status < 300) break;
+        // Our interval went below a minimum on the path (RFC 4028 7.4): raise both and retry once.
+        const theirs = res.seconds('min-se');
+        if (interval === undefined || theirs === undefined || (theirs <= interval && theirs <= this.#minSE))
+          throw new SipResponseError(res.status, res.reason, { details: { method: 'INVITE', callId: this.callId } });
+        interval = Math.max(interval, theirs);
+        this.#minSE = Math.max(this.#minSE, theirs);
       }
-      const res = await this.#send(o);
       // Without a description of ours (a body-less INVITE made the dialog and the 2xx had no offer), the 2xx offers.
       const { answer, refused } = body === undefined ? this.#answerOffer(res) : {};
-      this.#sendAck(sent!, answer);
+      const inv = sent!.headers;
+      this.#sendAck(sent!.cseq!.seq, inv.getAll('authorization'), inv.getAll('proxy-authorization'), answer);
       if (refused !== undefined) {
         void this.bye();
         throw refused;
@@ -605,7 +679,7 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
         this.remoteBody = res.body;
         this.remoteContentType = res.contentType;
       }
-      if (st !== undefined) this.#sessionTimerFromResponse(res, st.interval);
+      if (interval !== undefined) this.#sessionTimerFromResponse(res, interval);
       return res;
     } finally {
       this.#reinviting = false;
@@ -653,8 +727,10 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
     // The session ends when the BYE is sent, not when it is answered (RFC 3261 15.1.1).
     this.terminate(reason);
     if (o === undefined || (this.#ua.closed && reason !== 'bye-sent')) return;
+    const sent = this.#ua.send(o);
+    this.#ua.drainOnClose(sent);
     try {
-      await this.#ua.send(o);
+      await sent;
     } catch (err) {
       this.log?.debug({ err }, 'BYE not answered');
     }

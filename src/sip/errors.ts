@@ -38,6 +38,11 @@ export const SIP_ERRORS = {
     description:
       'The 2xx to a body-less INVITE carried a session offer we could not answer (no answerer, or it refused the offer): the 2xx was ACKed and the dialog ended with BYE (RFC 3261 13.2.2.4).',
   },
+  SIP_ERR_PROTOCOL: {
+    status: 502,
+    description:
+      'The peer broke a SIP rule we cannot work around, e.g. a 2xx without a To tag, which cannot make a dialog (the 2xx is ACKed and ended with BYE).',
+  },
   SIP_ERR_SDP: {
     status: 502,
     description: 'A session description (SDP, RFC 4566) is malformed or is not SDP at all.',

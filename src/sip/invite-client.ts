@@ -32,7 +32,7 @@ export async function sendInvite(ua: InviteHost, uri: string, opts: InviteOption
   const dest = nextHop(uri, opts.route ?? []);
   const st = opts.sessionTimer === false ? undefined : (opts.sessionTimer ?? ua.sessionTimer);
   let se = st === undefined ? undefined : (st.expires ?? 1800);
-  const minSE = st?.minSE ?? ua.minSE;
+  let minSE = st?.minSE ?? ua.minSE;
   const callId = randomToken(12);
   const fromTag = ua.newTag();
   const body = toBody(opts.body);
@@ -46,18 +46,36 @@ export async function sendInvite(ua: InviteHost, uri: string, opts: InviteOption
     }
     const { res, req } = await inviteOnce(ua, uri, dest, headers, body, () => ++cseq, opts);
     if (res.status === 422 && se !== undefined && attempt < 2) {
-      // Session interval too small (RFC 4028 7.2): retry with at least the peer's Min-SE.
+      // Session interval too small (RFC 4028 7.4): retry with Session-Expires and Min-SE both raised to at least
+      // the 422's Min-SE, so no element on the path sees a smaller minimum than the one that refused us.
       const theirs = res.seconds('min-se');
-      if (theirs !== undefined && theirs > se) {
-        se = theirs;
+      if (theirs !== undefined && (theirs > se || theirs > minSE)) {
+        se = Math.max(se, theirs);
+        minSE = Math.max(minSE, theirs);
         continue;
       }
     }
     if (res.status >= 300) throw new SipResponseError(res.status, res.reason, { details: { method: 'INVITE', uri } });
+    if ((res.to?.params.tag ?? '') === '') {
+      // A dialog is identified by both tags (RFC 3261 12): without the peer's there is none to make. The 2xx is
+      // still ACKed, so it stops being retransmitted, and the session it opened is ended.
+      const inv = req.headers;
+      DialogImpl.refuse2xx(ua, res, {
+        transport: dest.transport,
+        offered: body !== undefined,
+        credentials: opts.credentials,
+        authorization: inv.getAll('authorization'),
+        proxyAuthorization: inv.getAll('proxy-authorization'),
+      });
+      throw new SipError('SIP_ERR_PROTOCOL', 'the 2xx to our INVITE has no To tag: no dialog can be made', {
+        details: { uri, callId },
+      });
+    }
     const { dialog, refused } = DialogImpl.fromInvite2xx(ua, res, {
       uri,
       dest,
       requested: se,
+      minSE,
       localBody: body,
       localContentType: body === undefined ? undefined : (opts.contentType ?? 'application/sdp'),
       invite: req,

@@ -37,13 +37,32 @@ export interface UaCore {
   /** Our listening address for a transport (the host of our Via and Contact, and of our SDP). */
   localHost(transport: TransportName): string;
   send(o: Outgoing): Promise<SipResponse>;
+  /** A request close() lets finish (bounded) before the sockets close: a BYE in flight. */
+  drainOnClose(p: Promise<unknown>): void;
   /** Send bytes outside any transaction (ACK for 2xx, 2xx retransmissions). */
   sendRaw(buf: Buffer, dest: Destination, flow?: Flow): void;
-  /** The ACK sent for a 2xx to our INVITE with this CSeq: retransmitted for each retransmitted 2xx for 64*T1. */
-  rememberAck(dialogId: string, cseq: number, text: string, dest: Destination, flow?: Flow): void;
+  /**
+   * The ACK sent for a 2xx to our INVITE with this CSeq: re-sent for each
+   * retransmitted 2xx for 64*T1. `initial` marks the ACK of the INVITE that
+   * made the dialog: another 2xx to it (another To tag) is then a fork.
+   */
+  rememberAck(d: AckOwner, cseq: number, text: string, dest: Destination, flow?: Flow, initial?: ForkSource): void;
   newTag(): string;
   newBranch(): string;
   localVia(transport: TransportName, branch: string): string;
+}
+
+/** The dialog an ACK belongs to. */
+export interface AckOwner {
+  readonly callId: string;
+  readonly localTag: string;
+  readonly remoteTag: string;
+}
+
+/** What ending a fork of an INVITE needs (RFC 3261 13.2.2.4): whether the INVITE offered, its credentials. */
+export interface ForkSource {
+  readonly offered: boolean;
+  readonly credentials?: DigestCredentials;
 }
 
 /** An outgoing request before Via, CSeq and Max-Forwards are added. */

@@ -175,6 +175,14 @@ export class SubscriberImpl extends TypedEmitter<SubscriptionEvents> implements 
     if (this.state === 'terminated')
       throw new SipError('SIP_ERR_SUBSCRIPTION', 'subscription ended before it was accepted');
     if (this.#dialog === undefined) {
+      // Without the notifier's tag the 2xx cannot make the dialog (RFC 3261 12, RFC 6665 4.1.2.1), and no NOTIFY did.
+      if ((res.to?.params.tag ?? '') === '') {
+        const err = new SipError('SIP_ERR_PROTOCOL', 'the 2xx to our SUBSCRIBE has no To tag: no dialog can be made', {
+          details: { uri },
+        });
+        this.#end('rejected', err);
+        throw err;
+      }
       this.#attach(
         DialogImpl.fromSubscriberSide(this.#ua, res, res.headers.get('from')!, this.#cseq, {
           fallback: dest.transport,

@@ -280,6 +280,14 @@ export class ServerTransaction {
   /** Set when the TU must hear about a CANCEL or ACK for this INVITE. */
   onCancel?: () => void;
   onAck?: () => void;
+  /**
+   * Another transaction has this request's From tag, Call-ID and CSeq but
+   * another branch: the request reached us twice, merged or looped through
+   * proxies (RFC 3261 8.2.2.2); the UA core answers it 482.
+   */
+  merged = false;
+  /** Its key in the table of merged-request detection, when it is there. */
+  origin?: string;
   readonly #mgr: TransactionManager;
   readonly #invite: boolean;
   readonly #reliable: boolean;
@@ -287,6 +295,8 @@ export class ServerTransaction {
   readonly #viaPatch?: string[];
   #last?: Buffer;
   #lastStatus = 0;
+  /** The transaction record went out (once per transaction). */
+  #recorded = false;
   #timer?: TimerHandle;
   #timeout?: TimerHandle;
   #interval = 0;
@@ -339,7 +349,8 @@ export class ServerTransaction {
     }
     clock.clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#mgr.record(this, 'uas', res.status);
+    // A non-2xx to INVITE is recorded when its ACK comes or Timer H gives up on it.
+    if (!this.#invite || res.status < 300) this.#record(res.status);
     if (this.#invite && res.status < 300) {
       // RFC 6026 Accepted: absorb INVITE retransmissions for Timer L = 64*T1 (the 2xx is the TU's to resend).
       this.state = 'accepted';
@@ -350,8 +361,11 @@ export class ServerTransaction {
         this.#interval = timers.t1;
         this.#timer = clock.setTimeout(() => this.#onTimerG(), this.#interval);
       }
-      // Timer H = 64*T1: give up waiting for the ACK.
-      this.#timeout = clock.setTimeout(() => this.#terminate(), 64 * timers.t1);
+      // Timer H = 64*T1: give up waiting for the ACK, and say so in the record (17.2.1: a transport failure).
+      this.#timeout = clock.setTimeout(() => {
+        this.#record(this.#lastStatus, 'SIP_ERR_TIMEOUT');
+        this.#terminate();
+      }, 64 * timers.t1);
     } else {
       this.state = 'completed';
       // Timer J = 64*T1 over UDP, zero over reliable transports.
@@ -386,6 +400,7 @@ export class ServerTransaction {
     clock.clearTimeout(this.#timeout);
     this.#timer = undefined;
     this.state = 'confirmed';
+    this.#record(this.#lastStatus);
     this.onAck?.();
     // Timer I = T4 over UDP, zero over reliable transports.
     if (this.#reliable) this.#terminate();
@@ -395,9 +410,15 @@ export class ServerTransaction {
   #send(buf: Buffer): void {
     this.#mgr.transport.send(buf, this.dest, this.inbound.flow, (err) => {
       // A response that cannot be delivered ends the transaction (RFC 3261 17.2.4).
-      this.#mgr.onTransportError(this, err);
+      this.#record(this.answered ? this.#lastStatus : 503, err.code);
       this.#terminate();
     });
+  }
+
+  #record(status: number, errorCode?: string): void {
+    if (this.#recorded) return;
+    this.#recorded = true;
+    this.#mgr.record(this, 'uas', status, errorCode);
   }
 
   #terminate(): void {
@@ -408,9 +429,12 @@ export class ServerTransaction {
     this.#timer = this.#timeout = undefined;
     this.state = 'terminated';
     this.#mgr.removeServer(this);
+    this.#mgr.forgetOrigin(this.origin, this.key);
   }
 
+  /** The user agent is closing: a non-2xx still waiting for its ACK is recorded as such. */
   abort(): void {
+    if (this.state === 'completed' && this.#invite) this.#record(this.#lastStatus, 'SIP_ERR_CLOSED');
     this.#terminate();
   }
 
@@ -475,6 +499,8 @@ export interface TransactionUser {
  */
 interface Lingering {
   readonly last: Buffer | undefined;
+  /** Key in the merged-request table (RFC 3261 8.2.2.2): the transaction still counts as ongoing. */
+  readonly origin: string | undefined;
   readonly dest: Destination;
   readonly flow: Flow | undefined;
   /** Clock time at which it ends. */
@@ -489,11 +515,13 @@ class Expiring<V> {
   readonly map = new Map<string, V>();
   readonly #clock: Clock;
   readonly #until: (v: V) => number;
+  readonly #expired?: (key: string, v: V) => void;
   #timer?: TimerHandle;
 
-  constructor(clock: Clock, until: (v: V) => number) {
+  constructor(clock: Clock, until: (v: V) => number, expired?: (key: string, v: V) => void) {
     this.#clock = clock;
     this.#until = until;
+    this.#expired = expired;
   }
 
   add(key: string, v: V, ttl: number): void {
@@ -511,6 +539,7 @@ class Expiring<V> {
           return;
         }
         this.map.delete(k);
+        this.#expired?.(k, v);
       }
       this.#timer = undefined;
     }, ms);
@@ -545,6 +574,12 @@ export class TransactionManager {
   readonly #lingering: Expiring<Lingering>;
   /** Non-INVITE client transactions absorbing retransmitted finals for T4 (Timer K): the clock time each ends. */
   readonly #lingeringClients: Expiring<number>;
+  /**
+   * Transactions of requests without a To tag, by From tag, Call-ID and CSeq
+   * (RFC 3261 8.2.2.2), to their transaction key: while that transaction is
+   * ongoing or lingering, the same request by another branch is merged.
+   */
+  readonly #origins = new Map<string, string>();
 
   constructor(transport: TransportSink, clock: Clock, timers: TimerConfig, tu: TransactionUser, forceRport = false) {
     this.forceRport = forceRport;
@@ -552,7 +587,11 @@ export class TransactionManager {
     this.clock = clock;
     this.timers = timers;
     this.#tu = tu;
-    this.#lingering = new Expiring(clock, (l) => l.until);
+    this.#lingering = new Expiring(
+      clock,
+      (l) => l.until,
+      (key, l) => this.forgetOrigin(l.origin, key),
+    );
     this.#lingeringClients = new Expiring(clock, (until) => until);
   }
 
@@ -575,10 +614,13 @@ export class TransactionManager {
   receive(inb: Inbound): void {
     const msg = inb.message;
     if (msg.kind === 'response') {
-      const via = msg.topVia;
+      const vias = msg.via;
       const cseq = msg.cseq;
-      if (via?.branch === undefined || cseq === undefined) return;
-      const key = `${via.branch}:${cseq.method === 'ACK' ? 'INVITE' : cseq.method}`;
+      // More than one Via: the response was meant for an element above us, not for us (RFC 3261 8.1.3.3).
+      if (vias?.length !== 1 || cseq === undefined) return;
+      const branch = vias[0]!.branch;
+      if (branch === undefined) return;
+      const key = `${branch}:${cseq.method === 'ACK' ? 'INVITE' : cseq.method}`;
       const tx = this.#clients.get(key);
       if (tx !== undefined) tx.receive(msg);
       // A retransmitted final of a completed non-INVITE is absorbed (Timer K).
@@ -612,6 +654,16 @@ export class TransactionManager {
     }
     const tx = new ServerTransaction(this, txKey, inb);
     this.#servers.set(tx.key, tx);
+    // A retransmission matched its transaction above; the same request by another branch is merged or looped.
+    if (msg.to?.params.tag == null) {
+      const origin = `${msg.callId}|${msg.from?.params.tag ?? ''}|${msg.cseq?.seq} ${msg.cseq?.method}`;
+      const first = this.#origins.get(origin);
+      if (first !== undefined && (this.#servers.has(first) || this.#lingering.map.has(first))) tx.merged = true;
+      else {
+        tx.origin = origin;
+        this.#origins.set(origin, txKey);
+      }
+    }
     this.#tu.onRequest(tx);
   }
 
@@ -626,7 +678,7 @@ export class TransactionManager {
   linger(tx: ServerTransaction, last: Buffer | undefined, flow: Flow | undefined): void {
     this.removeServer(tx);
     const ms = 64 * this.timers.t1;
-    this.#lingering.add(tx.key, { last, dest: tx.dest, flow, until: this.clock.now() + ms }, ms);
+    this.#lingering.add(tx.key, { last, origin: tx.origin, dest: tx.dest, flow, until: this.clock.now() + ms }, ms);
   }
 
   /** A completed non-INVITE client transaction is remembered by key for Timer K (T4). */
@@ -655,8 +707,9 @@ export class TransactionManager {
     });
   }
 
-  onTransportError(tx: ServerTransaction, err: SipError): void {
-    if (!tx.answered) this.record(tx, 'uas', 503, err.code);
+  /** A transaction that was first with its From tag, Call-ID and CSeq has ended (or stopped lingering). */
+  forgetOrigin(origin: string | undefined, txKey: string): void {
+    if (origin !== undefined && this.#origins.get(origin) === txKey) this.#origins.delete(origin);
   }
 
   removeClient(tx: ClientTransaction): void {
@@ -673,6 +726,7 @@ export class TransactionManager {
     for (const tx of [...this.#servers.values()]) tx.abort();
     this.#lingering.clear();
     this.#lingeringClients.clear();
+    this.#origins.clear();
   }
 }
 

@@ -15,7 +15,7 @@ import {
   TypedEmitter,
 } from '../core/index.js';
 import { authorize, type DigestCredentials, parseChallenge } from './auth.js';
-import { type DialogImpl, parseSessionExpires } from './dialog.js';
+import { DialogImpl, parseSessionExpires } from './dialog.js';
 import { SipError } from './errors.js';
 import { isToken, scanQuoted } from './grammar.js';
 import { parseNameAddr, SipHeaders } from './headers.js';
@@ -23,9 +23,11 @@ import { IncomingInviteImpl, IncomingReferImpl, IncomingRequestImpl, IncomingSub
 import { type InviteHost, sendInvite } from './invite-client.js';
 import { buildResponse, type SipRequest, SipRequest as SipRequestClass, type SipResponse } from './message.js';
 import {
+  type AckOwner,
   ALLOW,
   ALLOW_VALUE,
   addHeaders,
+  type ForkSource,
   nextHop,
   type Outgoing,
   SUPPORTED,
@@ -64,6 +66,8 @@ const DEFAULT_ACCEPT = [
   'multipart/mixed',
 ];
 const DEFAULT_MIN_SE = 90; // s, RFC 4028 4
+/** close() waits this many T1 (2 s by default) for BYEs to be answered: room for one lost datagram's retransmission. */
+const SHUTDOWN_BYE_WAIT_T1 = 4;
 
 /** Digest answers per request: a proxy, the UAS and one stale nonce each (RFC 3261 22.3, RFC 7616 3.3). */
 const MAX_AUTH_ANSWERS = 4;
@@ -94,6 +98,15 @@ function answerChallenge(
   return undefined;
 }
 
+/** The values of a credentials header in an ACK of ours (as we wrote it: one header per line, full name). */
+function credentialLines(text: string, name: 'authorization' | 'proxy-authorization'): string[] {
+  const out: string[] = [];
+  for (const line of text.slice(0, text.indexOf('\r\n\r\n')).split('\r\n'))
+    if (line.length > name.length + 1 && line[name.length] === ':' && line.slice(0, name.length).toLowerCase() === name)
+      out.push(line.slice(name.length + 1).trim());
+  return out;
+}
+
 /** `;name` or `;name=value` for each Contact header parameter (RFC 3261 20.10 contact-params), checked once. */
 function formatContactParams(params: Readonly<Record<string, string | true>> | undefined): string {
   let out = '';
@@ -109,6 +122,8 @@ function formatContactParams(params: Readonly<Record<string, string | true>> | u
 
 /** An ACK for a 2xx, kept to answer the UAS's retransmissions of that 2xx. */
 interface SentAck {
+  /** The To tag of the 2xx it acknowledges. */
+  readonly toTag: string;
   readonly cseq: number;
   /**
    * The ACK as text: a string of its own, where a Buffer from the pool would
@@ -119,6 +134,19 @@ interface SentAck {
   readonly flow?: Flow;
   /** Clock time after which the UAS has stopped retransmitting (64*T1 after the 2xx). */
   readonly until: number;
+}
+
+/**
+ * The ACKs of one INVITE of ours, by dialog set (Call-ID and From tag): the
+ * dialog's latest ACK, and those of forks we ended (RFC 3261 13.2.2.4). While
+ * the set lives (64*T1, RFC 6026 Timer M), a 2xx to the INVITE with another
+ * To tag is a fork.
+ */
+interface AckSet extends SentAck {
+  /** CSeq of the INVITE that made the dialog (-1 when unknown: the set was re-made by a re-INVITE's ACK). */
+  readonly inviteCseq: number;
+  readonly fork?: ForkSource;
+  readonly forks?: readonly SentAck[];
 }
 
 class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, InviteHost {
@@ -143,7 +171,9 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
    * ACKs by dialog id. Every entry lives 64*T1, so insertion order is expiry
    * order and one timer sweeps them from the front.
    */
-  readonly #acks = new Map<string, SentAck>();
+  readonly #acks = new Map<string, AckSet>();
+  /** Requests close() lets finish before the sockets close: BYEs in flight (no RST to the MCU). */
+  readonly #draining = new Set<Promise<unknown>>();
   #ackSweep?: TimerHandle;
   #closed = false;
   #shut = false;
@@ -333,14 +363,42 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
     });
   }
 
+  drainOnClose(p: Promise<unknown>): void {
+    this.#draining.add(p);
+    const done = (): void => {
+      this.#draining.delete(p);
+    };
+    p.then(done, done);
+  }
+
   sendRaw(buf: Buffer, dest: Destination, flow?: Flow): void {
     this.transport.send(buf, dest, flow);
   }
 
-  rememberAck(dialogId: string, cseq: number, text: string, dest: Destination, flow?: Flow): void {
-    // Re-insert (a re-INVITE's ACK replaces the previous one) to keep the map in expiry order.
-    this.#acks.delete(dialogId);
-    this.#acks.set(dialogId, { cseq, text, dest, flow, until: this.clock.now() + 64 * this.timers.t1 });
+  rememberAck(d: AckOwner, cseq: number, text: string, dest: Destination, flow?: Flow, initial?: ForkSource): void {
+    const key = `${d.callId}|${d.localTag}`;
+    const until = this.clock.now() + 64 * this.timers.t1;
+    const set = this.#acks.get(key);
+    // Re-insert in every case: the map stays in expiry order.
+    this.#acks.delete(key);
+    if (set !== undefined && set.toTag !== d.remoteTag && initial === undefined) {
+      // A fork we ended: its ACK is kept beside the dialog's, the set lives as long as the newest of them.
+      const forks = (set.forks ?? []).filter((f) => f.toTag !== d.remoteTag);
+      forks.push({ toTag: d.remoteTag, cseq, text, dest, flow, until });
+      this.#acks.set(key, { ...set, until, forks });
+    } else {
+      this.#acks.set(key, {
+        toTag: d.remoteTag,
+        cseq,
+        text,
+        dest,
+        flow,
+        until,
+        inviteCseq: initial !== undefined ? cseq : (set?.inviteCseq ?? -1),
+        fork: initial ?? set?.fork,
+        forks: set?.forks,
+      });
+    }
     if (this.#ackSweep === undefined) this.#armAckSweep(64 * this.timers.t1);
   }
 
@@ -459,6 +517,11 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
     }
     if (this.#closed) {
       tx.respond(buildResponse(req, 503, undefined, { toTag: this.newTag() }));
+      return;
+    }
+    if (tx.merged) {
+      // The same request by another path (RFC 3261 8.2.2.2): answered once, by the transaction of the first copy.
+      tx.respond(buildResponse(req, 482, 'Loop Detected', { toTag: this.newTag() }));
       return;
     }
     if (req.method === 'CANCEL') {
@@ -596,24 +659,54 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
   #onStrayResponse(inb: Inbound): void {
     const res = inb.message;
     if (res.kind !== 'response' || !responseAcceptable(res)) return;
-    // A retransmitted 2xx to an INVITE whose transaction is gone: our ACK was lost, send it again, also when
-    // the dialog already ended with our BYE (RFC 3261 13.2.2.4; the UAS retransmits for 64*T1, 13.3.1.4).
-    if (res.status >= 200 && res.status < 300 && res.cseq?.method === 'INVITE') {
-      const a = this.#acks.get(`${res.callId}|${res.from?.params.tag ?? ''}|${res.to?.params.tag ?? ''}`);
-      if (a !== undefined && a.cseq === res.cseq.seq) this.transport.send(Buffer.from(a.text, 'utf8'), a.dest, a.flow);
+    if (res.status >= 200 && res.status < 300 && res.cseq?.method === 'INVITE') this.#stray2xx(res, false);
+  }
+
+  /**
+   * A 2xx to an INVITE whose transaction is gone (RFC 3261 13.2.2.4). A
+   * retransmission (our ACK was lost) gets the same ACK again, also when the
+   * dialog already ended with our BYE (the UAS retransmits for 64*T1,
+   * 13.3.1.4). A 2xx to the INVITE with another To tag comes from a second
+   * fork: the first 2xx made the dialog, this one is ACKed and ended with BYE.
+   */
+  #stray2xx(res: SipResponse, deferred: boolean): void {
+    const set = this.#acks.get(`${res.callId}|${res.from?.params.tag ?? ''}`);
+    if (set === undefined) {
+      // Several 2xx in one TCP read reach us before the first has made its dialog (that takes a few
+      // microtasks): look again once they ran.
+      if (!deferred && !this.#closed) setImmediate(() => this.#stray2xx(res, true));
+      return;
     }
+    const toTag = res.to?.params.tag ?? '';
+    const seq = res.cseq!.seq;
+    const sent = set.toTag === toTag ? set : set.forks?.find((f) => f.toTag === toTag);
+    if (sent !== undefined) {
+      if (sent.cseq === seq) this.transport.send(Buffer.from(sent.text, 'utf8'), sent.dest, sent.flow);
+      return;
+    }
+    if (toTag === '' || seq !== set.inviteCseq || set.fork === undefined || this.#closed) return;
+    this.log?.info({ callId: res.callId, toTag }, 'a second fork answered our INVITE: ACK and BYE');
+    DialogImpl.refuse2xx(this, res, {
+      transport: set.dest.transport,
+      offered: set.fork.offered,
+      credentials: set.fork.credentials,
+      // The ACK carries the INVITE's credentials: the dialog's first ACK has them already.
+      authorization: credentialLines(set.text, 'authorization'),
+      proxyAuthorization: credentialLines(set.text, 'proxy-authorization'),
+    });
   }
 
   async #close(): Promise<void> {
     this.#closed = true;
     const err = new SipError('SIP_ERR_CLOSED', 'user agent closed');
-    // End dialogs with BYE while the sockets are still open, but never wait longer than 2*T1 for the answers.
+    // End dialogs with BYE while the sockets are still open, and let those BYEs and the ones already in flight be
+    // answered before the sockets close (a peer answering a closed TCP connection gets a reset), within a bound.
     const byes = [...this.#dialogs.values()].map((d) => d.closeForShutdown());
     let timer: TimerHandle | undefined;
     await Promise.race([
-      Promise.allSettled(byes),
+      Promise.allSettled([...byes, ...this.#draining]),
       new Promise<void>((r) => {
-        timer = this.clock.setTimeout(r, 2 * this.timers.t1);
+        timer = this.clock.setTimeout(r, SHUTDOWN_BYE_WAIT_T1 * this.timers.t1);
       }),
     ]);
     this.clock.clearTimeout(timer);
