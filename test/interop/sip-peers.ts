@@ -40,6 +40,39 @@ export async function freePort(): Promise<number> {
   }
 }
 
+/** Whether something (a peer we started) holds `port` on 127.0.0.1: our own bind attempt says EADDRINUSE. */
+async function held(port: number, transport: 'udp' | 'tcp'): Promise<boolean> {
+  const inUse = (err: NodeJS.ErrnoException) => err.code === 'EADDRINUSE';
+  if (transport === 'udp') {
+    const s = dgram.createSocket('udp4');
+    return new Promise<boolean>((resolve) => {
+      s.once('error', (err) => {
+        s.close();
+        resolve(inUse(err));
+      });
+      s.bind(port, '127.0.0.1', () => s.close(() => resolve(false)));
+    });
+  }
+  return new Promise<boolean>((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', (err) => resolve(inUse(err)));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(false)));
+  });
+}
+
+/**
+ * Wait until a peer we started has bound its port (instead of sleeping a
+ * guessed time); false when it has not within `ms`.
+ */
+export async function waitBound(port: number, transport: 'udp' | 'tcp', ms = 10_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await held(port, transport)) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return false;
+}
+
 /** Derive a scenario variant: LOSS markers become lost="10" (or nothing), the PAUSE marker a 200 ms pause. */
 export function scenario(dir: string, name: string, opts: { lossy?: boolean; tcp?: boolean } = {}): string {
   let xml = readFileSync(join(SCENARIOS, `${name}.xml`), 'utf8');
