@@ -7,7 +7,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { createUserAgent, type Dialog, type UserAgent } from '../../src/sip/index.js';
-import { freePort, have, KAMAILIO_DIR, kamailio, scenario, sipp, sippArgs, tempDir } from './sip-peers.js';
+import { until } from '../sip/raw-peer.js';
+import { freePort, have, KAMAILIO_DIR, kamailio, scenario, sipp, sippArgs, tempDir, waitBound } from './sip-peers.js';
 
 t.setTimeout(180_000);
 
@@ -109,7 +110,7 @@ if (!have('sipp') || !have('kamailio', '-v')) {
       ).done;
       t.equal(r.code, 0, `SIPp -> kamailio -> our UAS over ${transport}: sipp exit (${r.stderr.slice(0, 400)})`);
       t.equal(r.successful, calls);
-      await new Promise((res) => setTimeout(res, 200));
+      t.ok(await until(() => seen.byes - before.byes === calls), `${transport}: every BYE reached our UAS`);
       t.equal(seen.calls - before.calls, calls, `${transport}: every call reached our UAS`);
       t.equal(seen.routed - before.routed, calls, `${transport}: each dialog's route set is the proxy`);
       t.equal(seen.info - before.info, calls);
@@ -123,7 +124,7 @@ if (!have('sipp') || !have('kamailio', '-v')) {
       ['-sf', scenario(tmp.dir, 'mcu-uas'), '-i', '127.0.0.1', '-p', `${mcu2}`, '-m', `${calls}`, '-timeout', '60s'],
       90_000,
     );
-    await new Promise((r) => setTimeout(r, 300));
+    t.ok(await waitBound(mcu2, 'udp'), 'SIPp UAS is listening');
     const errors: string[] = [];
     let routed = 0;
     let next = 0;

@@ -6,7 +6,8 @@
  */
 import t from 'tap';
 import { createUserAgent, type Dialog, type UserAgent } from '../../src/sip/index.js';
-import { freePort, have, scenario, sipp, sippArgs, tempDir } from './sip-peers.js';
+import { until } from '../sip/raw-peer.js';
+import { freePort, have, scenario, sipp, sippArgs, tempDir, waitBound } from './sip-peers.js';
 
 t.setTimeout(120_000);
 
@@ -90,8 +91,7 @@ if (!have('sipp')) {
       t.equal(seen.info, calls, 'one INFO per call reached the handler (retransmissions absorbed)');
       t.equal(seen.options, calls);
       t.equal(seen.reinvites, calls);
-      await new Promise((r) => setTimeout(r, 100));
-      t.equal(seen.byes, calls);
+      t.ok(await until(() => seen.byes === calls), 'every BYE reached us');
       t.equal(ua.stats.dialogs, 0, 'no dialog left');
       // 7 requests per call without loss; SIPp retransmits the ones whose answer it dropped.
       if (transport === 'udp')
@@ -105,7 +105,7 @@ if (!have('sipp')) {
       const sippPort = await freePort();
       const file = scenario(tmp.dir, 'mcu-uas', { lossy: transport === 'udp' });
       const run = sipp(tmp.dir, sippArgs({ scenario: file, port: sippPort, calls, transport }), 90_000);
-      await new Promise((r) => setTimeout(r, 300));
+      t.ok(await waitBound(sippPort, transport), 'SIPp is listening');
       const uri = `sip:mcu@127.0.0.1:${sippPort}${transport === 'tcp' ? ';transport=tcp' : ''}`;
       let ok = 0;
       const errors: string[] = [];

@@ -13,7 +13,7 @@ import {
   type UserAgent,
   type UserAgentOptions,
 } from '../../src/sip/index.js';
-import { MCU_OFFER, type RawMessage, type RawPeer, rawPeer, responseTo } from './raw-peer.js';
+import { MCU_OFFER, type RawMessage, type RawPeer, rawPeer, responseTo, until } from './raw-peer.js';
 
 t.setTimeout(60_000);
 
@@ -32,16 +32,6 @@ async function ua(t: { teardown(fn: () => unknown): void }, extra: Partial<UserA
   });
   t.teardown(() => u.close());
   return u;
-}
-
-/** Wait for a condition, polling at most `ms` (the tests never sleep a fixed time). */
-async function until(cond: () => boolean, ms = WAIT): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setImmediate(r));
-  }
-  return true;
 }
 
 /** A request of ours in call `callId`, to the dialog with To tag `toTag` when given. */

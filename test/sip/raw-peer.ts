@@ -59,6 +59,24 @@ export interface RawPeer {
   sendTo(port: number, text: string): void;
   /** TCP: ended connections (the peer saw a FIN) and reset ones (ECONNRESET). */
   readonly closes: { fin: number; reset: number };
+  /**
+   * UDP: an OPTIONS to our user agent at `port`, awaited twice over. Our
+   * stack answers in the order datagrams arrive, and loopback keeps order, so
+   * once both answers are back, whatever it sent in reply to earlier messages
+   * has arrived too (also what it deferred to the next turn of its loop).
+   * This is how a test knows something was *not* sent, without sleeping.
+   */
+  settle(port: number): Promise<boolean>;
+}
+
+/** Wait for a condition, polled every few ms, at most `ms`: tests never sleep a fixed time. */
+export async function until(cond: () => boolean, ms = 3_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return true;
 }
 
 export async function rawPeer(
@@ -126,7 +144,8 @@ export async function rawPeer(
     port = (server.address() as net.AddressInfo).port;
     send = (to, text) => to.socket!.write(text);
   }
-  return {
+  let probes = 0;
+  const peer: RawPeer = {
     transport,
     port,
     closes,
@@ -153,7 +172,30 @@ export async function rawPeer(
     },
     reply: (to, text) => send(to, text),
     sendTo: (p, text) => sendTo(p, text),
+    async settle(target) {
+      for (let round = 0; round < 2; round++) {
+        const id = `probe-${port}-${++probes}`;
+        sendTo(
+          target,
+          [
+            `OPTIONS sip:probe@127.0.0.1:${target} SIP/2.0`,
+            `Via: SIP/2.0/UDP ${host}:${port};branch=z9hG4bK${id};rport`,
+            'Max-Forwards: 70',
+            `From: <sip:probe@${host}:${port}>;tag=${id}`,
+            `To: <sip:probe@127.0.0.1:${target}>`,
+            `Call-ID: ${id}`,
+            'CSeq: 1 OPTIONS',
+            'Content-Length: 0',
+            '',
+            '',
+          ].join('\r\n'),
+        );
+        if ((await peer.next(new RegExp(`^SIP/2\\.0 [\\s\\S]*Call-ID: ${id}\r\n`), 3_000)) === undefined) return false;
+      }
+      return true;
+    },
   };
+  return peer;
 }
 
 /**

@@ -217,25 +217,44 @@ if (!existsSync(`${dir}index.tsv`)) {
         forceRport: true,
         accept: ['application/sdp', 'text/plain'],
       });
-      const answer = new Promise<string | null>((resolve) => {
-        const timer = setTimeout(
-          () => {
-            sock.off('message', onMsg);
-            resolve(null);
-          },
-          want === null ? 150 : 1500,
-        );
-        const onMsg = (b: Buffer) => {
-          const first = b.toString('latin1').split('\r\n', 1)[0]!;
-          if (first.startsWith('SIP/2.0 100')) return;
+      // The vector, then a valid OPTIONS from the same socket: the user agent handles datagrams in order, so
+      // when the OPTIONS is answered, any answer to the vector has come before it (no wait for silence).
+      const port = ua.listening[0]!.port;
+      const probeId = `probe-${name}`;
+      const answer = new Promise<string | null | undefined>((resolve) => {
+        let first: string | null = null;
+        const timer = setTimeout(() => done(undefined), 3_000);
+        const done = (v: string | null | undefined) => {
           clearTimeout(timer);
           sock.off('message', onMsg);
-          resolve(first);
+          resolve(v);
+        };
+        const onMsg = (b: Buffer) => {
+          const text = b.toString('latin1');
+          if (text.includes(`\r\nCall-ID: ${probeId}\r\n`)) done(first);
+          else if (first === null && !text.startsWith('SIP/2.0 100')) first = text.split('\r\n', 1)[0]!;
         };
         sock.on('message', onMsg);
       });
-      sock.send(load(name), ua.listening[0]!.port, '127.0.0.1');
+      sock.send(load(name), port, '127.0.0.1');
+      sock.send(
+        [
+          `OPTIONS sip:probe@127.0.0.1:${port} SIP/2.0`,
+          `Via: SIP/2.0/UDP 127.0.0.1:${sock.address().port};branch=z9hG4bK${probeId}`,
+          'Max-Forwards: 70',
+          `From: <sip:probe@127.0.0.1>;tag=${probeId}`,
+          `To: <sip:probe@127.0.0.1:${port}>`,
+          `Call-ID: ${probeId}`,
+          'CSeq: 1 OPTIONS',
+          'Content-Length: 0',
+          '',
+          '',
+        ].join('\r\n'),
+        port,
+        '127.0.0.1',
+      );
       const got = await answer;
+      t.not(got, undefined, `${name}: the probe after it was answered`);
       malformed += ua.stats.malformed;
       await ua.close();
       if (want === null) t.equal(got, null, `${name}: dropped`);

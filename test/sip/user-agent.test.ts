@@ -12,6 +12,7 @@ import { FakeClock } from '../../src/core/clock.js';
 import {
   createChallenge,
   createUserAgent,
+  DEFAULT_TIMERS,
   type Dialog,
   type TransactionRecord,
   type TransportName,
@@ -19,6 +20,7 @@ import {
   type UserAgentOptions,
   verifyAuthorization,
 } from '../../src/sip/index.js';
+import { rawPeer, responseTo, until } from './raw-peer.js';
 
 t.setTimeout(60_000);
 
@@ -267,7 +269,7 @@ t.test('SUBSCRIBE/NOTIFY for the conference package (RFC 6665), refresh, notify,
       if (bodies.length === 2) resolve();
     }),
   );
-  await new Promise((r) => setTimeout(r, 50));
+  t.ok(await until(() => bodies.length === 1 && server !== undefined), 'the first NOTIFY (full state), answered');
   t.equal(sub.state, 'active');
   await server!.notify({ contentType: 'application/conference-info+xml', body: '<conference-info state="partial"/>' });
   await second;
@@ -346,7 +348,7 @@ t.test('idle TCP connections are closed, and reopened on demand', async (t) => {
   t.equal((await a.request('OPTIONS', uriOf(b, 'tcp'))).status, 200);
   t.equal((await a.request('OPTIONS', uriOf(b, 'tcp'))).status, 200);
   t.equal(a.stats.connections, 1, 'connection reused');
-  await new Promise((r) => setTimeout(r, 450));
+  t.ok(await until(() => a.stats.openConnections === 0 && b.stats.openConnections === 0), 'closed when idle');
   t.equal((await a.request('OPTIONS', uriOf(b, 'tcp'))).status, 200);
   t.equal(a.stats.connections, 2, 'a new connection after the idle close');
 });
@@ -375,94 +377,40 @@ t.test('a malformed flood is counted and dropped; the stack keeps working', asyn
   const s = dgram.createSocket('udp4');
   const port = b.listening[0]!.port;
   for (let i = 0; i < 200; i++) s.send(Buffer.from(`GARBAGE ${i} \x00\xff\r\n\r\n`), port, '127.0.0.1');
-  await new Promise((r) => setTimeout(r, 100));
+  t.ok(await until(() => b.stats.malformed === 200), 'every datagram counted');
   s.close();
-  t.equal(b.stats.malformed, 200);
   t.equal((await a.request('OPTIONS', uriOf(b, 'udp'))).status, 200, 'still answering');
 });
 
 t.test('a 2xx retransmitted after our BYE is ACKed again until 64*T1 (RFC 3261 13.2.2.4)', async (t) => {
   // A raw UDP peer plays a UAS that lost our ACK: it sees the BYE, then retransmits its 2xx (13.3.1.4).
   const peer = await rawPeer(t);
-  const next = peer.next;
-  const t1 = 10; // ms: 64*T1 = 640 ms keeps the test short
-  const a = await createUserAgent({
-    listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }],
-    timers: { t1, t2: 80, t4: 100 },
-  });
+  const clock = new FakeClock();
+  const a = await createUserAgent({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }], clock });
   t.teardown(() => a.close());
-  const peerPort = peer.port;
-  const calling = a.invite(`sip:mcu@127.0.0.1:${peerPort}`, { body: SDP });
-  const invite = await next(/^INVITE /, 2_000);
+  const calling = a.invite(peer.uri(), { body: SDP });
+  const invite = (await peer.next(/^INVITE /, 2_000))!;
   t.ok(invite, 'INVITE received');
-  const copy = (name: string) => invite!.text.split('\r\n').filter((l) => l.startsWith(`${name}:`));
-  const ok = [
-    'SIP/2.0 200 OK',
-    ...copy('Via'),
-    ...copy('From'),
-    `${copy('To')[0]};tag=uas1`,
-    ...copy('Call-ID'),
-    ...copy('CSeq'),
-    `Contact: <sip:mcu@127.0.0.1:${peerPort}>`,
-    'Content-Length: 0',
-    '',
-    '',
-  ].join('\r\n');
-  const send = (text: string) => peer.send(text, invite!.port);
-  send(ok);
+  const ok = responseTo(invite, 200, 'OK', { toTag: 'uas1', headers: [`Contact: <${peer.uri()}>`] });
+  peer.reply(invite, ok);
   const d = await calling;
-  t.match((await next(/^ACK /, 2_000))?.text, /CSeq: 1 ACK/, 'the 2xx is ACKed');
+  t.match((await peer.next(/^ACK /, 2_000))?.text, /CSeq: 1 ACK/, 'the 2xx is ACKed');
   const ended = d.bye();
-  const bye = await next(/^BYE /, 2_000);
+  const bye = (await peer.next(/^BYE /, 2_000))!;
   t.ok(bye, 'BYE received');
-  send(ok); // the retransmitted 2xx crosses the BYE: the dialog is over, the ACK is still owed
-  t.match((await next(/^ACK /, 500))?.text, /CSeq: 1 ACK/, 'the retransmitted 2xx is ACKed after the BYE');
-  const byeOk = bye!.text
-    .split('\r\n\r\n')[0]!
-    .replace(/^BYE [^\r]*/, 'SIP/2.0 200 OK')
-    .replace(/Content-Length: \d+/i, 'Content-Length: 0');
-  send(`${byeOk}\r\n\r\n`);
+  peer.reply(invite, ok); // the retransmitted 2xx crosses the BYE: the dialog is over, the ACK is still owed
+  t.match((await peer.next(/^ACK /, 2_000))?.text, /CSeq: 1 ACK/, 'the retransmitted 2xx is ACKed after the BYE');
+  peer.reply(bye, responseTo(bye, 200, 'OK'));
   await ended;
-  await new Promise((r) => setTimeout(r, 64 * t1 + 100));
-  peer.clear();
-  send(ok);
-  t.equal(await next(/^ACK /, 200), undefined, 'after 64*T1 the UAS has stopped retransmitting: nothing is kept');
+  clock.advance(64 * DEFAULT_TIMERS.t1 - 1);
+  peer.reply(invite, ok);
+  t.ok(await peer.settle(a.listening[0]!.port), 'our user agent answered the probes');
+  t.equal(peer.received(/^ACK /).length, 3, 'still ACKed just before 64*T1');
+  clock.advance(1);
+  peer.reply(invite, ok);
+  t.ok(await peer.settle(a.listening[0]!.port));
+  t.equal(peer.received(/^ACK /).length, 3, 'after 64*T1 the UAS has stopped retransmitting: nothing is kept');
 });
-
-/** A raw UDP peer on loopback: the test writes its messages by hand. */
-async function rawPeer(t: { teardown(fn: () => unknown): void }) {
-  const dgram = await import('node:dgram');
-  const sock = dgram.createSocket('udp4');
-  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
-  t.teardown(() => sock.close());
-  const inbox: Array<{ text: string; port: number }> = [];
-  let wake: (() => void) | undefined;
-  sock.on('message', (b, rinfo) => {
-    inbox.push({ text: b.toString(), port: rinfo.port });
-    wake?.();
-  });
-  return {
-    port: sock.address().port,
-    send: (text: string, port: number) => sock.send(text, port, '127.0.0.1'),
-    /** Forget what arrived so far. */
-    clear: () => {
-      inbox.length = 0;
-    },
-    async next(startLine: RegExp, ms: number) {
-      const deadline = Date.now() + ms;
-      for (;;) {
-        const i = inbox.findIndex((m) => startLine.test(m.text));
-        if (i >= 0) return inbox.splice(i, 1)[0];
-        const left = deadline - Date.now();
-        if (left <= 0) return undefined;
-        await new Promise<void>((r) => {
-          wake = r;
-          setTimeout(r, left);
-        });
-      }
-    },
-  };
-}
 
 t.test(
   'a NOTIFY that arrives before the SUBSCRIBE 2xx reaches the listener attached on resolve (RFC 6665 4.1.2.4)',
@@ -480,7 +428,8 @@ t.test(
         .trim();
     const body = '<conference-info version="1" state="full"/>';
     // The notifier sends its first NOTIFY at once; the 2xx follows (a proxy or a busy worker reordered them).
-    peer.send(
+    peer.sendTo(
+      sub.port,
       [
         `NOTIFY ${value('Contact').replace(/^<|>$/g, '')} SIP/2.0`,
         `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKearly1`,
@@ -497,11 +446,10 @@ t.test(
         '',
         body,
       ].join('\r\n'),
-      sub.port,
     );
     t.match((await peer.next(/^SIP\/2.0 200 /, 2_000))?.text, /CSeq: 1 NOTIFY/, 'the early NOTIFY is answered 200');
-    await new Promise((r) => setTimeout(r, 20));
-    peer.send(
+    peer.sendTo(
+      sub.port,
       [
         'SIP/2.0 200 OK',
         line('Via'),
@@ -515,13 +463,13 @@ t.test(
         '',
         '',
       ].join('\r\n'),
-      sub.port,
     );
     const s = await subscribing;
     const seen: string[] = [];
     s.on('notify', (n) => seen.push(n.body.toString()));
     t.equal(s.state, 'active', 'the early NOTIFY made the subscription active');
-    await new Promise((r) => setTimeout(r, 20));
+    t.ok(await until(() => seen.length > 0), 'delivered to the listener');
+    t.ok(await peer.settle(a.listening[0]!.port), 'and nothing more is pending');
     t.same(seen, [body], 'the full state is delivered once, to the listener attached after subscribe() resolved');
   },
 );
@@ -570,7 +518,8 @@ t.test('a focus marks its Contact with isfocus in requests and 2xx responses (RF
   t.ok(inv?.text.split('\r\n').includes(focusContact), 'the INVITE Contact carries the feature tags');
   // Incoming: the focus answers a participant's INVITE.
   focus.on('invite', (i) => i.accept({ body: SDP }).catch(() => {}));
-  peer.send(
+  peer.sendTo(
+    port,
     [
       `INVITE sip:conf1@127.0.0.1:${port} SIP/2.0`,
       `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=z9hG4bKfocus1;rport`,
@@ -584,7 +533,6 @@ t.test('a focus marks its Contact with isfocus in requests and 2xx responses (RF
       '',
       '',
     ].join('\r\n'),
-    port,
   );
   const ok = await peer.next(/^SIP\/2.0 200 [\s\S]*CSeq: 1 INVITE/, 2_000);
   t.ok(ok?.text.split('\r\n').includes(focusContact), 'the 2xx Contact carries the feature tags');
