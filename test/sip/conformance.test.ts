@@ -74,7 +74,7 @@ for (const transport of ['udp', 'tcp'] as const) {
       const a = await ua(t);
       const calling = a.invite(peer.uri(), { answer: (o) => answerOffer(o, { host: '127.0.0.1' }) });
       calling.catch(() => {});
-      const inv = (await peer.next(/^INVITE /, WAIT))!;
+      const inv = (await peer.nextNew('INVITE', WAIT))!;
       const callId = inv.header('call-id')!;
       const first = responseTo(inv, 200, 'OK', {
         toTag: 'forkA',
@@ -120,7 +120,8 @@ for (const transport of ['udp', 'tcp'] as const) {
       const byeA = (await peer.next(inCall('BYE', callId, 'forkA'), WAIT))!;
       peer.reply(byeA, responseTo(byeA, 200, 'OK'));
       await bye;
-      t.equal(peer.received(inCall('BYE', callId, 'forkB')).length, 1, 'one BYE for the fork');
+      const branches = new Set(peer.received(inCall('BYE', callId, 'forkB')).map((m) => m.header('via')));
+      t.equal(branches.size, 1, 'one BYE transaction for the fork (retransmissions aside)');
     },
   );
 }
@@ -178,7 +179,7 @@ t.test('a response with more than one Via is discarded by the transaction match 
   peer.reply(o, responseTo(o, 486, 'Busy Here', { toTag: 'v' }));
   t.equal((await asking).status, 486, 'the 200 with two Vias was not taken; the 486 was');
   const calling = a.invite(peer.uri(), { body: MCU_OFFER });
-  const inv = (await peer.next(/^INVITE /, WAIT))!;
+  const inv = (await peer.nextNew('INVITE', WAIT))!;
   peer.reply(
     inv,
     withProxyVia(inv, 200, 'OK').replace('Content-Length: 0', `Contact: <${peer.uri()}>\r\nContent-Length: 0`),
@@ -192,7 +193,7 @@ t.test('a 2xx without a To tag makes no dialog: ACK, BYE, SIP_ERR_PROTOCOL', asy
   const peer = await rawPeer(t);
   const a = await ua(t);
   const calling = a.invite(peer.uri(), { body: MCU_OFFER });
-  const inv = (await peer.next(/^INVITE /, WAIT))!;
+  const inv = (await peer.nextNew('INVITE', WAIT))!;
   peer.reply(inv, responseTo(inv, 200, 'OK', { headers: [`Contact: <${peer.uri()}>`], body: MCU_OFFER }));
   await t.rejects(calling, { code: 'SIP_ERR_PROTOCOL' });
   const callId = inv.header('call-id')!;
@@ -244,7 +245,7 @@ t.test(
     const peer = await rawPeer(t);
     const a = await ua(t, { sessionTimer: { expires: 90, minSE: 90 } });
     const calling = a.invite(peer.uri(), { body: MCU_OFFER });
-    const inv1 = (await peer.next(/^INVITE /, WAIT))!;
+    const inv1 = (await peer.nextNew('INVITE', WAIT))!;
     t.equal(inv1.header('min-se'), '90');
     peer.reply(inv1, responseTo(inv1, 422, 'Session Interval Too Small', { toTag: 'x', headers: ['Min-SE: 1800'] }));
     const inv2 = (await peer.next(/^INVITE [\s\S]*CSeq: 2 INVITE/, WAIT))!;
@@ -297,7 +298,7 @@ t.test('close() lets a BYE in flight be answered before the sockets close: the M
   const records: TransactionRecord[] = [];
   a.on('transaction', (r) => records.push(r));
   const calling = a.invite(peer.uri(), { body: MCU_OFFER });
-  const inv = (await peer.next(/^INVITE /, WAIT))!;
+  const inv = (await peer.nextNew('INVITE', WAIT))!;
   peer.reply(inv, responseTo(inv, 200, 'OK', { toTag: 'z', headers: [`Contact: <${peer.uri()}>`], body: MCU_OFFER }));
   const d = await calling;
   await peer.next(/^ACK /, WAIT);

@@ -81,7 +81,15 @@ async function challenged(
   status: 401 | 407,
   password: string,
 ): Promise<RawMessage> {
-  const first = (await peer.next(new RegExp(`^${method} `), WAIT))!;
+  const name = status === 401 ? 'authorization' : 'proxy-authorization';
+  // Over UDP on a loaded machine, retransmissions of earlier requests of this method may still come in:
+  // the new request has a higher CSeq than any of them, and no credentials until challenged.
+  const cseq = (m: RawMessage) => Number.parseInt(m.header('cseq') ?? '0', 10);
+  const before = Math.max(0, ...peer.received(new RegExp(`^${method} `)).map(cseq));
+  const first = (await peer.next(
+    (m) => m.startLine.startsWith(`${method} `) && cseq(m) > before && m.header(name) === undefined,
+    WAIT,
+  ))!;
   t.ok(first, `${method} received`);
   const header = status === 401 ? 'WWW-Authenticate' : 'Proxy-Authenticate';
   peer.reply(
@@ -91,7 +99,6 @@ async function challenged(
       headers: [`${header}: ${challenge('mcu.vn', `n-${method}`)}`],
     }),
   );
-  const name = status === 401 ? 'authorization' : 'proxy-authorization';
   // Over UDP the first one may be retransmitted meanwhile: the retry is the one with credentials.
   const second = (await peer.next(new RegExp(`^${method} [\\s\\S]*\r\n${name}:`, 'i'), WAIT))!;
   t.ok(digestValid(second?.header(name), method, password), `${method} retried with valid ${name}`);
@@ -115,7 +122,7 @@ for (const [transport, algorithm] of [
       const calling = a.invite(peer.uri(), { credentials: creds, answer });
       calling.catch(() => {}); // awaited below; a failed assertion must not leave it unhandled at close
 
-      const inv1 = (await peer.next(/^INVITE /, WAIT))!;
+      const inv1 = (await peer.nextNew('INVITE', WAIT))!;
       t.ok(inv1, 'INVITE received');
       t.equal(inv1.body, '', 'no offer in the INVITE');
       t.match(inv1.header('accept'), /application\/sdp/, 'Accept lists application/sdp');
@@ -170,14 +177,14 @@ t.test('a refresh re-INVITE carries our last description; a body-less one gets i
   const a = await ua(t);
   // A quirky MCU: no offer in its 2xx to our body-less INVITE, so we have no description at all.
   const calling = a.invite(peer.uri(), { answer });
-  const inv = (await peer.next(/^INVITE /, WAIT))!;
+  const inv = (await peer.nextNew('INVITE', WAIT))!;
   peer.reply(inv, ok(peer, inv));
   const d = await calling;
   const ack1 = (await peer.next(/^ACK /, WAIT))!;
   t.equal(ack1.body, '', 'nothing to answer, an empty ACK');
 
   const re1 = d.reinvite();
-  const rinv1 = (await peer.next(/^INVITE /, WAIT))!;
+  const rinv1 = (await peer.nextNew('INVITE', WAIT))!;
   t.equal(rinv1.body, '', 'without a description of ours the re-INVITE is body-less');
   peer.reply(rinv1, ok(peer, rinv1, MCU_OFFER));
   await re1;
@@ -186,7 +193,7 @@ t.test('a refresh re-INVITE carries our last description; a body-less one gets i
   t.match(ack2.body, /^v=0\r\n[\s\S]*m=audio [1-9]\d* RTP\/AVP 8\r\n/);
 
   const re2 = d.reinvite();
-  const rinv2 = (await peer.next(/^INVITE /, WAIT))!;
+  const rinv2 = (await peer.nextNew('INVITE', WAIT))!;
   t.equal(rinv2.body, ack2.body, 'the next refresh offers our last description unchanged (RFC 3264 8)');
   peer.reply(rinv2, ok(peer, rinv2, MCU_OFFER.replace('m=application 5070', 'm=application 0')));
   await re2;
@@ -216,9 +223,12 @@ t.test('an offer we cannot answer: the ACK rejects every stream, then BYE, and i
     ],
     ['an offer that is not SDP', { answer }, '<msml/>', 'application/msml+xml', /answerer could not answer/],
   ];
+  const calls = new Set<string>();
   for (const [name, opts, body, type, message] of cases) {
     const calling = a.invite(peer.uri(), opts);
-    const inv = (await peer.next(/^INVITE /, WAIT))!;
+    // A new call, not a late retransmission of the previous one's INVITE.
+    const inv = (await peer.next((m) => m.startLine.startsWith('INVITE ') && !calls.has(m.header('call-id')!), WAIT))!;
+    calls.add(inv.header('call-id')!);
     peer.reply(
       inv,
       responseTo(inv, 200, 'OK', { toTag: 'x', headers: [`Contact: <${peer.uri()}>`], body, contentType: type }),
@@ -251,7 +261,7 @@ t.test(
     peer.reply(o, responseTo(o, 200, 'OK', { toTag: 'o' }));
     await opt;
     const calling = a.invite(peer.uri(), { headers: { Accept: 'application/sdp, application/msml+xml' } });
-    const inv = (await peer.next(/^INVITE /, WAIT))!;
+    const inv = (await peer.nextNew('INVITE', WAIT))!;
     t.same(inv.headers('accept'), ['application/sdp, application/msml+xml'], 'one Accept, the caller’s');
     peer.reply(inv, responseTo(inv, 486, 'Busy Here', { toTag: 'b' }));
     await t.rejects(calling, { code: 'SIP_ERR_RESPONSE', sipStatus: 486 });
@@ -294,13 +304,13 @@ t.test('a session refresh refused with 491 is retried after the owner back-off, 
   const clock = new FakeClock();
   const a = await ua(t, { clock, sessionTimer: { expires: 90 } });
   const calling = a.invite(peer.uri(), { body: MCU_OFFER });
-  const inv = (await peer.next(/^INVITE /, WAIT))!;
+  const inv = (await peer.nextNew('INVITE', WAIT))!;
   t.equal(inv.header('session-expires'), '90');
   peer.reply(inv, ok(peer, inv, MCU_OFFER, ['Session-Expires: 90;refresher=uac', 'Require: timer']));
   const d = await calling;
   await peer.next(/^ACK /, WAIT);
   clock.advance(45_000); // refresh at half the interval (RFC 4028 10)
-  const r1 = (await peer.next(/^INVITE /, WAIT))!;
+  const r1 = (await peer.nextNew('INVITE', WAIT))!;
   t.ok(r1, 'refresh re-INVITE at interval/2');
   peer.reply(r1, responseTo(r1, 491, 'Request Pending'));
   // The 491's ACK is sent in the same turn that arms the back-off: once it is here, the timer runs.
@@ -313,7 +323,7 @@ t.test('a session refresh refused with 491 is retried after the owner back-off, 
     waited += 10;
   }
   t.ok(waited >= 2_100 && waited <= 4_000, `retried after ${waited} ms: 2.1-4 s, we own the Call-ID`);
-  const r2 = (await peer.next(/^INVITE /, WAIT))!;
+  const r2 = (await peer.nextNew('INVITE', WAIT))!;
   t.ok(r2, 'second refresh arrives');
   t.not(r2.header('cseq'), r1.header('cseq'), 'a new transaction');
   peer.reply(r2, ok(peer, r2, MCU_OFFER, ['Session-Expires: 90;refresher=uac']));

@@ -47,8 +47,14 @@ export interface RawPeer {
   readonly port: number;
   /** A SIP URI of this peer, with ;transport=tcp over TCP. */
   uri(user?: string): string;
-  /** The next message whose text matches, waiting at most `ms`; undefined when none came. */
-  next(match: RegExp, ms: number): Promise<RawMessage | undefined>;
+  /** The next message whose text matches (or that satisfies a test), waiting at most `ms`; undefined when none came. */
+  next(match: RegExp | ((m: RawMessage) => boolean), ms: number): Promise<RawMessage | undefined>;
+  /**
+   * The next request of `method` that is not a retransmission of one already
+   * taken with next() or nextNew() (same Call-ID and CSeq): over UDP with
+   * short timers, a loaded machine retransmits before the peer answers.
+   */
+  nextNew(method: string, ms: number): Promise<RawMessage | undefined>;
   /** Everything received so far that matches (without consuming it). */
   received(match: RegExp): RawMessage[];
   /** Forget what arrived so far. */
@@ -145,16 +151,23 @@ export async function rawPeer(
     send = (to, text) => to.socket!.write(text);
   }
   let probes = 0;
+  /** Call-ID and CSeq of the requests next() handed out. */
+  const taken = new Set<string>();
   const peer: RawPeer = {
     transport,
     port,
     closes,
     uri: (user = 'mcu') => `sip:${user}@${host}:${port}${transport === 'tcp' ? ';transport=tcp' : ''}`,
     async next(match, ms) {
+      const test = typeof match === 'function' ? match : (m: RawMessage) => match.test(m.text);
       const deadline = Date.now() + ms;
       for (;;) {
-        const i = inbox.findIndex((m) => match.test(m.text));
-        if (i >= 0) return inbox.splice(i, 1)[0];
+        const i = inbox.findIndex(test);
+        if (i >= 0) {
+          const m = inbox.splice(i, 1)[0]!;
+          if (!m.startLine.startsWith('SIP/')) taken.add(`${m.header('call-id')}|${m.header('cseq')}`);
+          return m;
+        }
         const left = deadline - Date.now();
         if (left <= 0) return undefined;
         await new Promise<void>((r) => {
@@ -166,6 +179,11 @@ export async function rawPeer(
         });
       }
     },
+    nextNew: (method, ms) =>
+      peer.next(
+        (m) => m.startLine.startsWith(`${method} `) && !taken.has(`${m.header('call-id')}|${m.header('cseq')}`),
+        ms,
+      ),
     received: (match) => log.filter((m) => match.test(m.text)),
     clear: () => {
       inbox.length = 0;
