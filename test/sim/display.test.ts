@@ -9,6 +9,7 @@ import type { Inventory } from '../../src/inventory/types.js';
 import { createSipMsmlDriver, type LayoutName, type McuDriver } from '../../src/mcu/index.js';
 import { createSimNetwork, type SimNetwork } from '../../src/sim/index.js';
 import { createUserAgent } from '../../src/sip/index.js';
+import { waitFor } from './helpers.js';
 
 t.setTimeout(60_000);
 
@@ -158,11 +159,11 @@ t.test('what endpoints see and hear across one and two cascade levels', async (t
   // The cascade, dialed the standard way: each parent is REFERred to its child.
   await drivers.get('M')!.dialLink(net.mcu('P').uri);
   await drivers.get('P')!.dialLink(net.mcu('V').uri);
-  const until = async (cond: () => boolean) => {
-    for (let i = 0; i < 300 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
-  };
   // The child side counts a link once its 200 is ACKed.
-  await until(() => net.mcu('P').participants.has(net.mcu('M').uri) && net.mcu('V').participants.has(net.mcu('P').uri));
+  await waitFor(
+    'both links at the child side',
+    () => net.mcu('P').participants.has(net.mcu('M').uri) && net.mcu('V').participants.has(net.mcu('P').uri),
+  );
 
   const name = (x: string) => (drivers.has(x) ? net.mcu(x).uri : net.endpointUri(x));
   for (const c of cases) {
@@ -184,7 +185,7 @@ t.test('what endpoints see and hear across one and two cascade levels', async (t
           break;
         case 'drop':
           await net.mcu(op[1]).dropLink(name(op[2]));
-          await until(() => !net.mcu(op[2]).participants.has(net.mcu(op[1]).uri));
+          await waitFor('the far end to drop the link', () => !net.mcu(op[2]).participants.has(net.mcu(op[1]).uri));
           break;
       }
     }

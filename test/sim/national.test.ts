@@ -99,7 +99,13 @@ t.test('the national network: all MCUs up, the cascade dialed, a commune brought
     // Settings a loaded 2-core machine running 74 MCUs and their drivers in one process can keep: tighter
     // health checks took a healthy master down in the middle of the dial, and 74 national rosters parsed at
     // once can hold a SUBSCRIBE's answer past 2 s (the driver then comes up without the roster and retries).
-    driver: { healthIntervalMs: 1_000, healthFailures: 3, requestTimeoutMs: 5_000, resubscribeIntervalMs: 3_000 },
+    driver: {
+      healthIntervalMs: 1_000,
+      healthFailures: 3,
+      requestTimeoutMs: 5_000,
+      connectTimeoutMs: 30_000,
+      resubscribeIntervalMs: 3_000,
+    },
   });
   t.teardown(() => pool.close());
   t.same(await pool.firstAttempts, { up: 74, down: 0 }, 'every simulated MCU up');
