@@ -271,7 +271,7 @@ const r2 = (x: number) => Math.round(x * 100) / 100;
 export default async function bench(args: string[]): Promise<Record<string, unknown>> {
   const calls = Number(args[0] ?? 5_000);
   const concurrency = Number(args[1] ?? 50);
-  const rounds = Number(args[2] ?? 3);
+  const rounds = Number(args[2] ?? 5);
   if (spawnSync('sipp', ['-v']).error !== undefined)
     throw new Error('sipp is not installed (Debian package sip-tester)');
   const dir = mkdtempSync(join(tmpdir(), 'sip-bench-'));

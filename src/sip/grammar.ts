@@ -60,6 +60,18 @@ export function isToken(s: string): boolean {
   return true;
 }
 
+/**
+ * A flat copy of `s` that refers to nothing else. V8 keeps substrings as
+ * views of the string they were cut from and concatenations as trees of
+ * their parts, so a table key built from a message's branch or tag would keep
+ * that message's whole header text alive for as long as the key (64*T1 for a
+ * lingering transaction). Slicing a fresh concatenation makes V8 flatten it
+ * into a new string first; the result views only that copy.
+ */
+export function detach(s: string): string {
+  return ` ${s}`.slice(1);
+}
+
 /** s[a, b) in lower case; sliced as is when it has no upper-case ASCII letter (the usual case: no copy). */
 export function lowerSlice(s: string, a: number, b: number): string {
   for (let k = a; k < b; k++) {

@@ -1,6 +1,6 @@
 import type { Clock, TimerHandle } from '../core/index.js';
 import { SipError } from './errors.js';
-import { splitList } from './grammar.js';
+import { detach, splitList } from './grammar.js';
 import { SipHeaders } from './headers.js';
 import { buildResponse, SipRequest, type SipResponse, serialize } from './message.js';
 import type { Destination, Flow, Inbound, TransportName } from './transport.js';
@@ -652,7 +652,8 @@ export class TransactionManager {
       if (lingering.last !== undefined) this.transport.send(lingering.last, lingering.dest, lingering.flow);
       return;
     }
-    const tx = new ServerTransaction(this, txKey, inb);
+    // The key may outlive the request by 64*T1 (lingering, merged-request table): it must not pin its text.
+    const tx = new ServerTransaction(this, detach(txKey), inb);
     this.#servers.set(tx.key, tx);
     // A retransmission matched its transaction above; the same request by another branch is merged or looped.
     if (msg.to?.params.tag == null) {
@@ -660,8 +661,8 @@ export class TransactionManager {
       const first = this.#origins.get(origin);
       if (first !== undefined && (this.#servers.has(first) || this.#lingering.map.has(first))) tx.merged = true;
       else {
-        tx.origin = origin;
-        this.#origins.set(origin, txKey);
+        tx.origin = detach(origin);
+        this.#origins.set(tx.origin, tx.key);
       }
     }
     this.#tu.onRequest(tx);
@@ -683,7 +684,7 @@ export class TransactionManager {
 
   /** A completed non-INVITE client transaction is remembered by key for Timer K (T4). */
   lingerClient(key: string): void {
-    this.#lingeringClients.add(key, this.clock.now() + this.timers.t4, this.timers.t4);
+    this.#lingeringClients.add(detach(key), this.clock.now() + this.timers.t4, this.timers.t4);
   }
 
   #stateless(inb: Inbound, status: number, reason: string): void {

@@ -17,7 +17,7 @@ import {
 import { authorize, type DigestCredentials, parseChallenge } from './auth.js';
 import { DialogImpl, parseSessionExpires } from './dialog.js';
 import { SipError } from './errors.js';
-import { isToken, scanQuoted } from './grammar.js';
+import { detach, isToken, scanQuoted } from './grammar.js';
 import { parseNameAddr, SipHeaders } from './headers.js';
 import { IncomingInviteImpl, IncomingReferImpl, IncomingRequestImpl, IncomingSubscribeImpl } from './incoming.js';
 import { type InviteHost, sendInvite } from './invite-client.js';
@@ -376,19 +376,21 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
   }
 
   rememberAck(d: AckOwner, cseq: number, text: string, dest: Destination, flow?: Flow, initial?: ForkSource): void {
-    const key = `${d.callId}|${d.localTag}`;
+    // Key and tag are kept 64*T1: detached, so that they do not pin the 2xx the tag was cut from.
+    const key = detach(`${d.callId}|${d.localTag}`);
+    const toTag = detach(d.remoteTag);
     const until = this.clock.now() + 64 * this.timers.t1;
     const set = this.#acks.get(key);
     // Re-insert in every case: the map stays in expiry order.
     this.#acks.delete(key);
-    if (set !== undefined && set.toTag !== d.remoteTag && initial === undefined) {
+    if (set !== undefined && set.toTag !== toTag && initial === undefined) {
       // A fork we ended: its ACK is kept beside the dialog's, the set lives as long as the newest of them.
-      const forks = (set.forks ?? []).filter((f) => f.toTag !== d.remoteTag);
-      forks.push({ toTag: d.remoteTag, cseq, text, dest, flow, until });
+      const forks = (set.forks ?? []).filter((f) => f.toTag !== toTag);
+      forks.push({ toTag, cseq, text, dest, flow, until });
       this.#acks.set(key, { ...set, until, forks });
     } else {
       this.#acks.set(key, {
-        toTag: d.remoteTag,
+        toTag,
         cseq,
         text,
         dest,
