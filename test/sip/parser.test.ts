@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import t from 'tap';
+import { detach } from '../../src/sip/grammar.js';
 import { parseNameAddr, parseVia, SipHeaders } from '../../src/sip/headers.js';
 import { SipRequest, SipResponse, serialize } from '../../src/sip/message.js';
 import { parseMessage, StreamFramer } from '../../src/sip/parser.js';
@@ -178,6 +179,15 @@ t.test('parameter names that are Object.prototype members are ordinary parameter
   t.equal(plain.params.constructor, undefined, 'nothing is inherited');
   t.equal(plain.params.hasOwnProperty, undefined);
   t.equal(({} as Record<string, unknown>).x, undefined, 'Object.prototype untouched');
+});
+
+t.test('detach: an equal string, for table keys that outlive their message', async (t) => {
+  const text = 'Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKlong-branch-value';
+  const branch = text.slice(text.indexOf('z9hG4bK'));
+  const key = `${branch}|10.0.0.1:5060:INVITE`;
+  t.equal(detach(key), key);
+  t.equal(detach(''), '');
+  t.equal(detach('Hà Nội'), 'Hà Nội', 'non-ASCII text survives');
 });
 
 t.test('parsed URIs are shared between messages, so they are frozen', async (t) => {
