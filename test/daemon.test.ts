@@ -172,3 +172,19 @@ t.test('a port already in use fails the start, closes what was started and exits
   first.child.kill('SIGTERM');
   t.same(await first.exited, { code: 0, signal: null });
 });
+
+t.test(
+  'a SIGTERM during the start is not lost: the daemon finishes starting, then stops cleanly with exit 0',
+  async (t) => {
+    const dir = t.testdir();
+    const d = spawnDaemon(['--config', writeConfig(dir)]);
+    t.teardown(() => d.child.kill('SIGKILL'));
+    // The first part is up, the rest is still starting.
+    await d.waitForLog((l) => l.msg === 'started notifier');
+    d.child.kill('SIGTERM');
+    t.same(await d.exited, { code: 0, signal: null }, 'exit 0, not killed by the signal');
+    const msgs = d.logs.map((l) => l.msg);
+    t.ok(msgs.includes('closed store'), 'the store was closed');
+    t.equal(msgs.at(-1), 'stopped');
+  },
+);

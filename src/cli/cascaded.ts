@@ -174,6 +174,17 @@ async function runDaemon(
   const logger: Logger = pino({ level: levelOverride ?? config.daemon.logLevel, base: { service: 'cascaded' } });
   const flush = () => new Promise<void>((resolve) => logger.flush(() => resolve()));
 
+  // Handlers go in before anything starts: a signal during the start would otherwise end the process at once
+  // (Node's default) with the store open and the simulator child left behind. It is kept and acted on as
+  // soon as the start has completed.
+  let early: NodeJS.Signals | undefined;
+  let onSignal = (signal: NodeJS.Signals) => {
+    early ??= signal;
+  };
+  const dispatch = (signal: NodeJS.Signals) => onSignal(signal);
+  process.on('SIGTERM', dispatch);
+  process.on('SIGINT', dispatch);
+
   let sim: SimulatorProcess | undefined;
   let daemon: Awaited<ReturnType<typeof startDaemon>>;
   try {
@@ -203,7 +214,7 @@ async function runDaemon(
 
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
+    onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
         logger.warn({ signal }, 'second signal: forcing exit');
         resolve(128 + (signal === 'SIGINT' ? 2 : 15));
@@ -228,8 +239,7 @@ async function runDaemon(
         },
       );
     };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    if (early !== undefined) onSignal(early);
   }).then(async (code) => {
     await flush();
     return code;

@@ -274,6 +274,8 @@ t.test('commands for the same output stay ordered; different outputs run concurr
   const perOutput = new Map<string, number>();
   let maxPerOutput = 0;
   const order: string[] = [];
+  const held: (() => void)[] = [];
+  let overlapped = false;
   const mcu = await handMcu(t, {
     info: (req) => {
       const body = req.message.body.toString();
@@ -283,11 +285,21 @@ t.test('commands for the same output stay ordered; different outputs run concurr
       perOutput.set(out, (perOutput.get(out) ?? 0) + 1);
       maxInFlight = Math.max(maxInFlight, inFlight);
       maxPerOutput = Math.max(maxPerOutput, perOutput.get(out)!);
-      setTimeout(() => {
+      const finish = () => {
         inFlight--;
         perOutput.set(out, perOutput.get(out)! - 1);
         okInfo(req);
-      }, 30);
+      };
+      // Hold every answer until both outputs had a command in flight at once (a driver that runs them
+      // side by side gets there whatever the load; one that serialises them is let go after 2 s).
+      held.push(finish);
+      if (inFlight >= 2) overlapped = true;
+      if (overlapped) for (const f of held.splice(0)) f();
+      else
+        setTimeout(() => {
+          const i = held.indexOf(finish);
+          if (i >= 0) held.splice(i, 1)[0]!();
+        }, 2_000);
     },
   });
   const ua = await controller(t);
