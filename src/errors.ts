@@ -3,6 +3,7 @@
  * docs/errors.md documents each one (checked by test/errors.test.ts).
  */
 import { API_ERRORS } from './api/index.js';
+import { CASCADE_ERRORS } from './cascade/index.js';
 import { CONFIG_ERRORS } from './config/index.js';
 import { CORE_ERRORS, type ErrorTable } from './core/index.js';
 import { MCU_ERRORS } from './mcu/index.js';
@@ -20,4 +21,5 @@ export const ALL_ERRORS: ErrorTable = {
   ...PLANNER_ERRORS,
   ...MCU_ERRORS,
   ...SIM_ERRORS,
+  ...CASCADE_ERRORS,
 };

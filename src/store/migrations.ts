@@ -59,4 +59,42 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_type ON events (type, id);
     `,
   },
+  {
+    version: 2,
+    name: 'cascades: the plan, rooms and chair selection of each session; observed link states',
+    sql: `
+      CREATE TABLE cascades (
+        session_id   TEXT PRIMARY KEY REFERENCES sessions (id),
+        root         TEXT NOT NULL,
+        request      TEXT NOT NULL,
+        plan         TEXT NOT NULL,
+        plan_version INTEGER NOT NULL,
+        usage        TEXT NOT NULL,
+        selection    TEXT,
+        generation   INTEGER NOT NULL,
+        updated_at   TEXT NOT NULL
+      );
+      CREATE INDEX cascades_generation ON cascades (generation);
+      CREATE TABLE cascade_rooms (
+        session_id TEXT NOT NULL REFERENCES sessions (id),
+        mcu        TEXT NOT NULL,
+        uri        TEXT NOT NULL,
+        held       INTEGER NOT NULL DEFAULT 1,
+        PRIMARY KEY (session_id, mcu)
+      );
+      CREATE UNIQUE INDEX cascade_rooms_held ON cascade_rooms (uri) WHERE held = 1;
+      CREATE TABLE cascade_links (
+        session_id TEXT NOT NULL REFERENCES sessions (id),
+        child      TEXT NOT NULL,
+        parent     TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        detail     TEXT,
+        since      TEXT NOT NULL,
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (session_id, child)
+      );
+      CREATE INDEX events_subject ON events (subject, id);
+    `,
+  },
 ];

@@ -8,9 +8,14 @@ import { StoreError } from './errors.js';
 import { MIGRATIONS, type Migration } from './migrations.js';
 import type {
   AuditEntry,
+  CascadeHead,
+  CascadeRecord,
+  CascadeUsage,
   EventRecord,
   InventorySnapshot,
+  LinkStateRecord,
   NewAuditEntry,
+  NewCascade,
   NewEvent,
   NewSession,
   SessionPatch,
@@ -122,6 +127,32 @@ interface EventRow {
   subject: string | null;
   data: string;
 }
+
+interface CascadeRow {
+  session_id: string;
+  title: string;
+  state: string;
+  root: string;
+  request: string;
+  plan?: string;
+  plan_version: number;
+  usage: string;
+  selection: string | null;
+  generation: number;
+  created_at: string;
+  updated_at: string;
+}
+interface LinkRow {
+  child: string;
+  parent: string;
+  state: string;
+  detail: string | null;
+  since: string;
+  attempts: number;
+}
+const CASCADE_HEAD = `SELECT c.session_id, s.title, s.state, c.root, c.request, c.plan_version, c.usage, c.selection,
+  c.generation, s.created_at, c.updated_at FROM cascades c JOIN sessions s ON s.id = c.session_id`;
+const LIVE_STATES = ['live', 'ending'];
 
 const toSession = (r: SessionRow): SessionRecord => ({
   id: r.id,
@@ -288,6 +319,209 @@ class SqliteStore implements Store {
     return rows.map(toSession);
   }
 
+  async cascadeGeneration(): Promise<number> {
+    this.#open();
+    return this.#generation();
+  }
+
+  #generation(): number {
+    return (this.#db.prepare('SELECT COALESCE(MAX(generation), 0) AS g FROM cascades').get() as { g: number }).g;
+  }
+
+  /** Inside a transaction: fail when another change came after `expected`; the next generation otherwise. */
+  #nextGeneration(expected: number): number {
+    const current = this.#generation();
+    if (current !== expected)
+      throw new StoreError(
+        'STORE_ERR_CONFLICT',
+        `cascades changed meanwhile (generation ${current}, expected ${expected}): plan again`,
+        { details: { current, expected } },
+      );
+    return current + 1;
+  }
+
+  #insertRooms(sessionId: string, rooms: Readonly<Record<string, string>>): void {
+    const insert = this.#db.prepare('INSERT INTO cascade_rooms (session_id, mcu, uri, held) VALUES (?, ?, ?, 1)');
+    for (const [mcu, uri] of Object.entries(rooms)) {
+      try {
+        insert.run(sessionId, mcu, uri);
+      } catch (err) {
+        if (String((err as { code?: string }).code).startsWith('SQLITE_CONSTRAINT'))
+          throw new StoreError('STORE_ERR_CONFLICT', `room ${uri} of MCU ${mcu} is already held`, {
+            cause: err,
+            details: { mcu, uri },
+          });
+        throw err;
+      }
+    }
+  }
+
+  async createCascade(c: NewCascade, expectedGeneration: number): Promise<CascadeRecord> {
+    const db = this.#open();
+    const now = this.#now();
+    db.transaction(() => {
+      const generation = this.#nextGeneration(expectedGeneration);
+      const s = c.session;
+      try {
+        this.#stmt.insertSession.run(
+          s.id,
+          s.kind,
+          s.title,
+          'live',
+          s.startsAt ?? null,
+          JSON.stringify(s.data ?? null),
+          now,
+          now,
+        );
+      } catch (err) {
+        if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY')
+          throw new StoreError('STORE_ERR_CONFLICT', `session "${s.id}" already exists`, { cause: err });
+        throw err;
+      }
+      db.prepare(
+        `INSERT INTO cascades (session_id, root, request, plan, plan_version, usage, selection, generation, updated_at)
+         VALUES (?, ?, ?, ?, 1, ?, NULL, ?, ?)`,
+      ).run(
+        s.id,
+        c.root,
+        JSON.stringify(c.request ?? null),
+        JSON.stringify(c.plan),
+        JSON.stringify(c.usage),
+        generation,
+        now,
+      );
+      this.#insertRooms(s.id, c.rooms);
+    })();
+    return this.#cascade(c.session.id)!;
+  }
+
+  async replaceCascadePlan(
+    sessionId: string,
+    change: { plan: unknown; usage: CascadeUsage; addRooms: Readonly<Record<string, string>> },
+    expectedGeneration: number,
+  ): Promise<CascadeRecord> {
+    const db = this.#open();
+    db.transaction(() => {
+      const generation = this.#nextGeneration(expectedGeneration);
+      const r = db
+        .prepare(
+          `UPDATE cascades SET plan = ?, plan_version = plan_version + 1, usage = ?, generation = ?, updated_at = ?
+           WHERE session_id = ?`,
+        )
+        .run(JSON.stringify(change.plan), JSON.stringify(change.usage), generation, this.#now(), sessionId);
+      if (r.changes === 0) throw new StoreError('STORE_ERR_NOT_FOUND', `no cascade for session "${sessionId}"`);
+      this.#insertRooms(sessionId, change.addRooms);
+    })();
+    return this.#cascade(sessionId)!;
+  }
+
+  async setCascadeState(sessionId: string, state: 'live' | 'ending' | 'ended'): Promise<CascadeRecord> {
+    const db = this.#open();
+    db.transaction(() => {
+      const now = this.#now();
+      const generation = this.#generation() + 1;
+      const r = db
+        .prepare('UPDATE cascades SET generation = ?, updated_at = ? WHERE session_id = ?')
+        .run(generation, now, sessionId);
+      if (r.changes === 0) throw new StoreError('STORE_ERR_NOT_FOUND', `no cascade for session "${sessionId}"`);
+      db.prepare('UPDATE sessions SET state = ?, updated_at = ? WHERE id = ?').run(state, now, sessionId);
+      if (state === 'ended') db.prepare('UPDATE cascade_rooms SET held = 0 WHERE session_id = ?').run(sessionId);
+    })();
+    return this.#cascade(sessionId)!;
+  }
+
+  async setCascadeSelection(sessionId: string, selection: string | null): Promise<CascadeRecord> {
+    const db = this.#open();
+    const r = db
+      .prepare('UPDATE cascades SET selection = ?, updated_at = ? WHERE session_id = ?')
+      .run(selection, this.#now(), sessionId);
+    if (r.changes === 0) throw new StoreError('STORE_ERR_NOT_FOUND', `no cascade for session "${sessionId}"`);
+    return this.#cascade(sessionId)!;
+  }
+
+  async getCascade(sessionId: string): Promise<CascadeRecord | undefined> {
+    this.#open();
+    return this.#cascade(sessionId);
+  }
+
+  #cascade(sessionId: string): CascadeRecord | undefined {
+    const row = this.#db
+      .prepare(`${CASCADE_HEAD.replace('c.plan_version', 'c.plan, c.plan_version')} WHERE c.session_id = ?`)
+      .get(sessionId) as CascadeRow | undefined;
+    if (row === undefined) return undefined;
+    return { ...this.#head(row), plan: JSON.parse(row.plan!) };
+  }
+
+  #head(row: CascadeRow): CascadeHead {
+    const rooms: Record<string, string> = {};
+    const held = this.#db
+      .prepare('SELECT mcu, uri FROM cascade_rooms WHERE session_id = ? ORDER BY mcu')
+      .all(row.session_id) as { mcu: string; uri: string }[];
+    for (const r of held) rooms[r.mcu] = r.uri;
+    return {
+      sessionId: row.session_id,
+      title: row.title,
+      state: row.state,
+      root: row.root,
+      request: JSON.parse(row.request),
+      planVersion: row.plan_version,
+      usage: JSON.parse(row.usage),
+      rooms,
+      selection: row.selection,
+      generation: row.generation,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+    };
+  }
+
+  async listCascades(query: { states?: readonly string[]; limit?: number } = {}): Promise<CascadeHead[]> {
+    const db = this.#open();
+    const states = query.states ?? LIVE_STATES;
+    if (states.length === 0) return [];
+    const rows = db
+      .prepare(
+        `${CASCADE_HEAD} WHERE s.state IN (${states.map(() => '?').join(', ')})
+         ORDER BY s.created_at, c.session_id LIMIT ?`,
+      )
+      .all(...states, clampLimit(query.limit, 1_000)) as CascadeRow[];
+    return rows.map((r) => this.#head(r));
+  }
+
+  async saveLinkStates(sessionId: string, links: readonly LinkStateRecord[], keep?: readonly string[]): Promise<void> {
+    const db = this.#open();
+    const now = this.#now();
+    const upsert = db.prepare(
+      `INSERT INTO cascade_links (session_id, child, parent, state, detail, since, attempts, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (session_id, child) DO UPDATE SET parent = excluded.parent, state = excluded.state,
+         detail = excluded.detail, since = excluded.since, attempts = excluded.attempts, updated_at = excluded.updated_at`,
+    );
+    db.transaction(() => {
+      for (const l of links) upsert.run(sessionId, l.child, l.parent, l.state, l.detail, l.since, l.attempts, now);
+      if (keep === undefined) return;
+      const kept = new Set(keep);
+      const rows = db.prepare('SELECT child FROM cascade_links WHERE session_id = ?').all(sessionId) as {
+        child: string;
+      }[];
+      const remove = db.prepare('DELETE FROM cascade_links WHERE session_id = ? AND child = ?');
+      for (const r of rows) if (!kept.has(r.child)) remove.run(sessionId, r.child);
+    })();
+  }
+
+  async listLinkStates(sessionId: string): Promise<LinkStateRecord[]> {
+    const db = this.#open();
+    const rows = db
+      .prepare(
+        'SELECT child, parent, state, detail, since, attempts FROM cascade_links WHERE session_id = ? ORDER BY child',
+      )
+      .all(sessionId) as LinkRow[];
+    return rows.map((r) => ({ ...r }));
+  }
+
+  async externalChanges(): Promise<number> {
+    return this.#open().pragma('data_version', { simple: true }) as number;
+  }
+
   async appendAudit(e: NewAuditEntry): Promise<AuditEntry> {
     this.#open();
     const at = this.#now();
@@ -314,7 +548,7 @@ class SqliteStore implements Store {
   }
 
   async listAudit(query: { afterId?: number; limit?: number; actor?: string } = {}): Promise<AuditEntry[]> {
-    return (this.#pageAfter('audit', 'actor', query.actor, query) as AuditRow[]).map(toAudit);
+    return (this.#pageAfter('audit', { actor: query.actor }, query) as AuditRow[]).map(toAudit);
   }
 
   async appendEvent(e: NewEvent): Promise<EventRecord> {
@@ -324,23 +558,25 @@ class SqliteStore implements Store {
     return { id: Number(r.lastInsertRowid), at, type: e.type, subject: e.subject ?? null, data: e.data ?? null };
   }
 
-  async listEvents(query: { afterId?: number; limit?: number; type?: string } = {}): Promise<EventRecord[]> {
-    return (this.#pageAfter('events', 'type', query.type, query) as EventRow[]).map(toEvent);
+  async listEvents(
+    query: { afterId?: number; limit?: number; type?: string; subject?: string } = {},
+  ): Promise<EventRecord[]> {
+    return (this.#pageAfter('events', { type: query.type, subject: query.subject }, query) as EventRow[]).map(toEvent);
   }
 
   /**
    * One page of an append-only table in id order, after `afterId`, optionally
-   * where `column` equals `value`. Table and column names are ours, never input.
+   * where columns equal values. Table and column names are ours, never input.
    */
   #pageAfter(
     table: 'audit' | 'events',
-    column: 'actor' | 'type',
-    value: string | undefined,
+    equal: Partial<Record<'actor' | 'type' | 'subject', string | undefined>>,
     query: { afterId?: number; limit?: number },
   ): unknown[] {
     const db = this.#open();
-    const where = value === undefined ? '' : `${column} = ? AND `;
-    const params = [...(value === undefined ? [] : [value]), query.afterId ?? 0, clampLimit(query.limit, 100)];
+    const set = Object.entries(equal).filter((e): e is [string, string] => e[1] !== undefined);
+    const where = set.map(([column]) => `${column} = ? AND `).join('');
+    const params = [...set.map(([, v]) => v), query.afterId ?? 0, clampLimit(query.limit, 100)];
     return db.prepare(`SELECT * FROM ${table} WHERE ${where}id > ? ORDER BY id LIMIT ?`).all(...params);
   }
 

@@ -24,7 +24,93 @@ export interface Store extends Closeable {
   listAudit(query?: { afterId?: number; limit?: number; actor?: string }): Promise<AuditEntry[]>;
 
   appendEvent(event: NewEvent): Promise<EventRecord>;
-  listEvents(query?: { afterId?: number; limit?: number; type?: string }): Promise<EventRecord[]>;
+  listEvents(query?: { afterId?: number; limit?: number; type?: string; subject?: string }): Promise<EventRecord[]>;
+
+  /**
+   * Cascades (docs/cascade.md): each session's plan, rooms and chair selection, the desired state the
+   * cascade manager reconciles. Every change bumps a generation counter; admission and re-planning pass
+   * the generation they planned against and fail with STORE_ERR_CONFLICT when another change came first
+   * (optimistic concurrency between the daemon and CLI processes sharing the store).
+   */
+  cascadeGeneration(): Promise<number>;
+  /** Create the session (its `session` record) and its cascade; its rooms must be free (STORE_ERR_CONFLICT). */
+  createCascade(cascade: NewCascade, expectedGeneration: number): Promise<CascadeRecord>;
+  /** A re-plan: the new plan and usage, and rooms on MCUs the session did not hold yet. */
+  replaceCascadePlan(
+    sessionId: string,
+    change: {
+      readonly plan: unknown;
+      readonly usage: CascadeUsage;
+      readonly addRooms: Readonly<Record<string, string>>;
+    },
+    expectedGeneration: number,
+  ): Promise<CascadeRecord>;
+  /** Move the session to `ending` or `ended`; `ended` releases its rooms. */
+  setCascadeState(sessionId: string, state: 'live' | 'ending' | 'ended'): Promise<CascadeRecord>;
+  setCascadeSelection(sessionId: string, selection: string | null): Promise<CascadeRecord>;
+  /** One cascade with its plan. */
+  getCascade(sessionId: string): Promise<CascadeRecord | undefined>;
+  /** Cascades without their plans (cheap), in the given session states (default: live and ending), oldest first. */
+  listCascades(query?: { states?: readonly string[]; limit?: number }): Promise<CascadeHead[]>;
+  /**
+   * The link states observed by the daemon (what `cascade status` shows): rows upserted by child MCU;
+   * with `keep`, rows of other child MCUs (links a re-plan removed) are deleted.
+   */
+  saveLinkStates(sessionId: string, links: readonly LinkStateRecord[], keep?: readonly string[]): Promise<void>;
+  listLinkStates(sessionId: string): Promise<LinkStateRecord[]>;
+  /** Changes committed by other connections (processes) since this one opened: a number that grows (PRAGMA data_version). */
+  externalChanges(): Promise<number>;
+}
+
+/** Ports and cascade ports a cascade uses per MCU (what admission reserves for it). */
+export type CascadeUsage = Readonly<Record<string, { readonly ports: number; readonly cascadePorts: number }>>;
+
+export interface NewCascade {
+  /** The session record, created with it (state `live`). */
+  readonly session: Omit<NewSession, 'state'>;
+  readonly root: string;
+  /** What was asked for (endpoints, chair, main endpoints): kept for re-plans and for the record. */
+  readonly request: unknown;
+  /** The planner's plan (JSON). */
+  readonly plan: unknown;
+  readonly usage: CascadeUsage;
+  /** MCU -> the conference room (URI) the session holds on it. */
+  readonly rooms: Readonly<Record<string, string>>;
+}
+
+export interface CascadeHead {
+  readonly sessionId: string;
+  readonly title: string;
+  /** The session's state: live, ending or ended. */
+  readonly state: string;
+  readonly root: string;
+  readonly request: unknown;
+  /** Grows with every re-plan (1 at admission). */
+  readonly planVersion: number;
+  readonly usage: CascadeUsage;
+  /** Every room the session holds (MCUs a re-plan dropped keep theirs until the end). */
+  readonly rooms: Readonly<Record<string, string>>;
+  readonly selection: string | null;
+  readonly generation: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+export interface CascadeRecord extends CascadeHead {
+  readonly plan: unknown;
+}
+
+/** A link of a session as the daemon last saw it. */
+export interface LinkStateRecord {
+  readonly child: string;
+  readonly parent: string;
+  /** planned, dialing, up, failed (docs/cascade.md). */
+  readonly state: string;
+  readonly detail: string | null;
+  /** When it entered this state (ISO 8601). */
+  readonly since: string;
+  /** Dial attempts that failed in a row. */
+  readonly attempts: number;
 }
 
 export interface InventorySnapshot {

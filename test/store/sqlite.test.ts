@@ -90,17 +90,24 @@ t.test('migrations apply in order, once; a newer database is refused', async (t)
   const v1 = await openSqliteStore({ path });
   await v1.appendAudit({ actor: 'a', action: 'x', outcome: 'ok' });
   await v1.close();
-  const v2 = [...MIGRATIONS, { version: 2, name: 'add audit source', sql: 'ALTER TABLE audit ADD COLUMN source TEXT' }];
+  const next = MIGRATIONS.at(-1)!.version + 1;
+  const v2 = [
+    ...MIGRATIONS,
+    { version: next, name: 'add audit source', sql: 'ALTER TABLE audit ADD COLUMN source TEXT' },
+  ];
   const s2 = await openSqliteStore({ path, migrations: v2 });
-  t.equal(await s2.schemaVersion(), 2);
+  t.equal(await s2.schemaVersion(), next);
   t.equal((await s2.listAudit()).length, 1, 'data kept across the migration');
   await s2.close();
   const again = await openSqliteStore({ path, migrations: v2 });
   await again.close();
   const db = new Database(path, { readonly: true });
-  t.same(db.prepare('SELECT version FROM migrations ORDER BY version').all(), [{ version: 1 }, { version: 2 }]);
+  t.same(
+    db.prepare('SELECT version FROM migrations ORDER BY version').all(),
+    v2.map((m) => ({ version: m.version })),
+  );
   db.close();
-  await t.rejects(openSqliteStore({ path }), { code: 'STORE_ERR_VERSION' }, 'v1 build refuses a v2 database');
+  await t.rejects(openSqliteStore({ path }), { code: 'STORE_ERR_VERSION' }, 'an older build refuses a newer database');
   const notDir = join(dir, 'file.txt', 'x.db');
   await t.rejects(openSqliteStore({ path: notDir }), { code: 'STORE_ERR_OPEN' });
 });

@@ -1,0 +1,201 @@
+/**
+ * The desired state of one session, computed from what the store holds (its
+ * plan, its rooms, its main-endpoint choices and the chair selection). Pure.
+ *
+ * Picture routing (docs/cascade.md, "Layouts"):
+ * - up every link, the child MCU shows one endpoint full-screen: the unit's
+ *   main endpoint (the session's choice for that MCU, else the MCU's endpoint
+ *   of the highest level, then the smallest id), or, for an MCU with no
+ *   endpoint of its own in the session, its first child link;
+ * - down every link, the parent shows what its own parent sends it, and the
+ *   root shows the chair (else its main endpoint): everyone sees the chair;
+ * - a chair selection (an endpoint brought to the chair) replaces, along its
+ *   path, each uplink's picture with the selected endpoint (on its own MCU)
+ *   or the child link towards it, and puts that on the chair's screen.
+ */
+import type { Plan } from '../planner/index.js';
+
+/** A participant of one room, named by what it is rather than by the entity an MCU gives it. */
+export type Ref = { readonly link: string } | { readonly endpoint: string };
+
+export interface LayoutSpec {
+  readonly mcu: string;
+  /** Whose screen (an endpoint) or which link's outgoing picture. */
+  readonly output: Ref;
+  /** Shown full-screen (layout `single`, region 1). */
+  readonly source: Ref;
+  readonly why: 'uplink' | 'downlink' | 'chair';
+}
+
+/** What the store holds for a session, as the reconciler reads it. */
+export interface SessionSpec {
+  readonly id: string;
+  readonly phase: 'live' | 'ending';
+  readonly plan: Plan;
+  /** Every room the session holds, MCU -> conference URI (MCUs a re-plan dropped keep theirs until the end). */
+  readonly rooms: Readonly<Record<string, string>>;
+  /** Main endpoint chosen by the session for an MCU (endpoint id). */
+  readonly mains: Readonly<Record<string, string>>;
+  /** The endpoint currently brought to the chair, if any. */
+  readonly selection: string | null;
+}
+
+/** How the reconciler reaches endpoints: their SIP URI, and their level's rank (0: the top level). */
+export interface EndpointDirectory {
+  uri(endpointId: string): string | undefined;
+  levelRank(endpointId: string): number;
+}
+
+export interface DesiredSession {
+  readonly id: string;
+  readonly phase: 'live' | 'ending';
+  readonly root: string;
+  /** MCUs of the plan, root first, then by depth and id. */
+  readonly mcus: readonly string[];
+  readonly depth: Readonly<Record<string, number>>;
+  /** Child MCU -> parent MCU. */
+  readonly parent: Readonly<Record<string, string>>;
+  /** Parent MCU -> its child MCUs, sorted. */
+  readonly children: Readonly<Record<string, readonly string[]>>;
+  /** Rooms of the plan's MCUs. */
+  readonly rooms: Readonly<Record<string, string>>;
+  /** Rooms the session holds on MCUs that left the plan. */
+  readonly formerRooms: Readonly<Record<string, string>>;
+  /** MCU -> endpoint URIs to dial into its room, the main endpoint first. */
+  readonly participants: Readonly<Record<string, readonly string[]>>;
+  /** MCU -> its main endpoint's URI (absent for an MCU with no dialable endpoint). */
+  readonly mains: Readonly<Record<string, string>>;
+  readonly layouts: readonly LayoutSpec[];
+  /** Session endpoints without a SIP URI: they cannot be dialled (reported once). */
+  readonly undialable: readonly string[];
+}
+
+/** The main endpoint of an MCU in a plan: the session's choice, else the highest level, then the smallest id. */
+export function mainEndpoint(
+  mcu: string,
+  onMcu: readonly string[],
+  mains: Readonly<Record<string, string>>,
+  dir: EndpointDirectory,
+): string | undefined {
+  const chosen = mains[mcu];
+  if (chosen !== undefined && onMcu.includes(chosen)) return chosen;
+  let best: string | undefined;
+  let bestRank = Number.POSITIVE_INFINITY;
+  // `onMcu` is sorted by id, so the first of the best rank is the smallest id.
+  for (const e of onMcu) {
+    if (dir.uri(e) === undefined) continue;
+    const rank = dir.levelRank(e);
+    if (rank < bestRank) {
+      best = e;
+      bestRank = rank;
+    }
+  }
+  return best;
+}
+
+export function desiredSession(spec: SessionSpec, dir: EndpointDirectory): DesiredSession {
+  const plan = spec.plan;
+  const rootUsage = plan.mcus.find((m) => m.parent === null);
+  if (rootUsage === undefined) throw new TypeError(`session ${spec.id}: plan without a root`);
+  const root = rootUsage.id;
+  const mcus = plan.mcus.map((m) => m.id);
+  const inPlan = new Set(mcus);
+  const depth: Record<string, number> = {};
+  const parent: Record<string, string> = {};
+  const children: Record<string, readonly string[]> = {};
+  const rooms: Record<string, string> = {};
+  const formerRooms: Record<string, string> = {};
+  const participants: Record<string, readonly string[]> = {};
+  const mains: Record<string, string> = {};
+  const mainId: Record<string, string> = {};
+  const undialable: string[] = [];
+
+  for (const [m, uri] of Object.entries(spec.rooms)) (inPlan.has(m) ? rooms : formerRooms)[m] = uri;
+  for (const m of plan.mcus) {
+    depth[m.id] = m.depth;
+    if (m.parent !== null) parent[m.id] = m.parent;
+    children[m.id] = m.children;
+    const main = mainEndpoint(m.id, m.endpoints, spec.mains, dir);
+    const uris: string[] = [];
+    if (main !== undefined) {
+      mainId[m.id] = main;
+      const uri = dir.uri(main)!;
+      mains[m.id] = uri;
+      uris.push(uri);
+    }
+    for (const e of m.endpoints) {
+      if (e === main) continue;
+      const uri = dir.uri(e);
+      if (uri === undefined) undialable.push(e);
+      else uris.push(uri);
+    }
+    participants[m.id] = uris;
+  }
+
+  // Base pictures: mains up, the chair down.
+  const up = new Map<string, Ref>();
+  for (const m of mcus) {
+    if (m === root) continue;
+    const main = mains[m];
+    const firstChild = children[m]?.[0];
+    if (main !== undefined) up.set(m, { endpoint: main });
+    else if (firstChild !== undefined) up.set(m, { link: firstChild });
+  }
+  const chairUri = plan.chair === null ? undefined : dir.uri(plan.chair);
+  const chairOnRoot = chairUri !== undefined && plan.assignments[plan.chair!] === root;
+  const fromAbove = (m: string): Ref | undefined => {
+    if (m !== root) return { link: parent[m]! };
+    if (chairOnRoot) return { endpoint: chairUri! };
+    const main = mains[root];
+    return main === undefined ? undefined : { endpoint: main };
+  };
+
+  // The chair selection, along its path.
+  const layouts: LayoutSpec[] = [];
+  const selected = selectionMcu(spec, plan, dir);
+  if (selected !== undefined) {
+    const { mcu: at, uri } = selected;
+    let shown: Ref = { endpoint: uri };
+    let m = at;
+    while (m !== root) {
+      up.set(m, shown);
+      shown = { link: m };
+      m = parent[m]!;
+    }
+    if (chairOnRoot) layouts.push({ mcu: root, output: { endpoint: chairUri! }, source: shown, why: 'chair' });
+  }
+
+  for (const m of mcus) {
+    const source = up.get(m);
+    if (m !== root && source !== undefined)
+      layouts.push({ mcu: m, output: { link: parent[m]! }, source, why: 'uplink' });
+    const down = fromAbove(m);
+    if (down === undefined) continue;
+    for (const c of children[m] ?? []) layouts.push({ mcu: m, output: { link: c }, source: down, why: 'downlink' });
+  }
+
+  return {
+    id: spec.id,
+    phase: spec.phase,
+    root,
+    mcus,
+    depth,
+    parent,
+    children,
+    rooms,
+    formerRooms,
+    participants,
+    mains,
+    layouts,
+    undialable,
+  };
+}
+
+/** The MCU and URI of the selected endpoint (a relayed room shows through the room relaying it). */
+function selectionMcu(spec: SessionSpec, plan: Plan, dir: EndpointDirectory): { mcu: string; uri: string } | undefined {
+  if (spec.selection === null) return undefined;
+  const shown = plan.relays[spec.selection] ?? spec.selection;
+  const mcu = plan.assignments[shown];
+  const uri = dir.uri(shown);
+  return mcu === undefined || uri === undefined ? undefined : { mcu, uri };
+}

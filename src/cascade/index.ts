@@ -1,0 +1,30 @@
+/**
+ * The cascade manager (issue 10): turns each live session's plan into live
+ * cascade links and keeps them there. The decisions are a pure function
+ * (reconcile.ts, property-tested); the runtime carries them out through the
+ * MCU drivers. See docs/cascade.md.
+ */
+export type { BackoffPolicy } from './backoff.js';
+export { backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
+export type { DesiredSession, EndpointDirectory, LayoutSpec, Ref, SessionSpec } from './desired.js';
+export { desiredSession, mainEndpoint } from './desired.js';
+export type { CascadeErrorCode } from './errors.js';
+export { CASCADE_ERRORS, CascadeError } from './errors.js';
+export { Bookkeeping, poolOf } from './memory.js';
+export type {
+  Action,
+  Decision,
+  LinkStateName,
+  LinkView,
+  Memory,
+  Observed,
+  ObservedEntry,
+  ObservedMcu,
+  ObservedRoom,
+  Pool,
+  ReconcileOptions,
+  Retry,
+  RoomState,
+  UnexpectedLink,
+} from './reconcile.js';
+export { decide, layoutKey, linkKey, roomKey } from './reconcile.js';

@@ -1,0 +1,82 @@
+/**
+ * The reconciler's bookkeeping (`Memory` of reconcile.ts) and how results
+ * change it. Plain data and synchronous, so the runtime and the property
+ * tests share the very same rules.
+ */
+import { type BackoffPolicy, backoffDelay } from './backoff.js';
+import type { Action, Memory, Pool, Retry } from './reconcile.js';
+
+export function poolOf(action: Action): Pool {
+  switch (action.kind) {
+    case 'dial-link':
+    case 'hang-up-link':
+      return 'link';
+    case 'dial-participant':
+    case 'hang-up-participant':
+      return 'participant';
+    case 'layout':
+      return 'layout';
+    default:
+      return 'control';
+  }
+}
+
+export class Bookkeeping implements Memory {
+  readonly inflight = new Map<string, Pool>();
+  readonly retries = new Map<string, Retry>();
+  readonly applied = new Map<string, string>();
+  readonly opened = new Set<string>();
+  readonly halfSince = new Map<string, number>();
+
+  constructor(
+    readonly backoff: BackoffPolicy,
+    /** In [0, 1): the jitter of retry delays. */
+    readonly random: () => number,
+  ) {}
+
+  started(action: Action): void {
+    this.inflight.set(action.key, poolOf(action));
+  }
+
+  succeeded(action: Action, openedRoomKey?: string): void {
+    this.inflight.delete(action.key);
+    this.retries.delete(action.key);
+    if (action.kind === 'layout') this.applied.set(action.key, action.epoch);
+    if (action.kind === 'open' && openedRoomKey !== undefined) this.opened.add(openedRoomKey);
+  }
+
+  /** A failure: the next attempt waits (immediate first, then growing, capped, with jitter). */
+  failed(action: Action, now: number, error: string): Retry {
+    this.inflight.delete(action.key);
+    const before = this.retries.get(action.key);
+    const failures = (before?.failures ?? 0) + 1;
+    const retry: Retry = {
+      failures,
+      nextAt: now + backoffDelay(failures, this.backoff, this.random()),
+      since: before?.since ?? now,
+      lastError: error,
+    };
+    this.retries.set(action.key, retry);
+    return retry;
+  }
+
+  /** Links seen half-dead in this pass: keep when each was first seen, forget the others. */
+  sawHalf(keys: readonly string[], now: number): void {
+    const seen = new Set(keys);
+    for (const k of this.halfSince.keys()) if (!seen.has(k)) this.halfSince.delete(k);
+    for (const k of keys) if (!this.halfSince.has(k)) this.halfSince.set(k, now);
+  }
+
+  /** A room whose conference was closed: it must be opened again before it counts. */
+  closedRoom(roomKey: string): void {
+    this.opened.delete(roomKey);
+  }
+
+  /** Everything kept about a session that ended (its keys carry `|id|`). */
+  forgetSession(id: string): void {
+    const mark = `|${id}|`;
+    const ends = `|${id}`;
+    for (const map of [this.retries, this.applied, this.halfSince] as Map<string, unknown>[])
+      for (const k of map.keys()) if (k.includes(mark) || k.endsWith(ends)) map.delete(k);
+  }
+}

@@ -1,0 +1,612 @@
+/**
+ * The reconciler's decisions, as a pure function: the desired state of every
+ * session, what the MCUs report (rooms and their rosters, MCU health) and the
+ * reconciler's own bookkeeping (actions in flight, retry times, layouts
+ * applied) in; the actions that move the observed state towards the desired
+ * one out. No I/O, no clock, no randomness: the runtime (manager.ts) carries
+ * the actions out and feeds the results back. Every action is idempotent, so
+ * deciding again after a lost result or a restart is always safe.
+ *
+ * A link (child MCU -> parent MCU) is *up* only when both rooms are open and
+ * neither end contradicts it: each end that reports its roster (the
+ * conference event package) lists the link connected, and at least one end
+ * lists it (an end without the package counts through its open control
+ * dialog: the driver's own view). Both ends must agree on the Call-ID when
+ * both give one. Links are dialled parents first: a link is dialled only once
+ * its parent's own link is up.
+ */
+import type { DesiredSession, LayoutSpec, Ref } from './desired.js';
+
+export type RoomState = 'closed' | 'opening' | 'open' | 'down';
+
+export interface ObservedEntry {
+  /** The participant as the MCU names it (normalised: scheme, user, host, port). */
+  readonly entity: string;
+  readonly kind: 'endpoint' | 'link';
+  readonly status: 'connected' | 'dialing-out' | 'disconnected';
+  readonly callId?: string;
+  /** Counts this entity's (re)connections in this room as the runtime saw them: a new call, a new number. */
+  readonly gen: number;
+}
+
+export interface ObservedRoom {
+  readonly state: RoomState;
+  /** True when the roster is the MCU's own (conference events); false when it is only what the driver did. */
+  readonly reports: boolean;
+  /** By entity. */
+  readonly roster: ReadonlyMap<string, ObservedEntry>;
+}
+
+export interface ObservedMcu {
+  readonly up: boolean;
+  /** When it last went up or down (the runtime's monotonic clock). */
+  readonly since: number;
+}
+
+export interface Observed {
+  readonly now: number;
+  readonly mcus: ReadonlyMap<string, ObservedMcu>;
+  /** By room key (`roomKey` of the room URI). */
+  readonly rooms: ReadonlyMap<string, ObservedRoom>;
+}
+
+export interface Retry {
+  readonly failures: number;
+  /** No new attempt before this time. */
+  readonly nextAt: number;
+  /** When the first failure of this run happened. */
+  readonly since: number;
+  readonly lastError?: string;
+}
+
+/** The reconciler's own bookkeeping, kept by the runtime. */
+export interface Memory {
+  /** Action key -> its pool, for every action in flight. */
+  readonly inflight: ReadonlyMap<string, Pool>;
+  /** Action key -> failures in a row. */
+  readonly retries: ReadonlyMap<string, Retry>;
+  /** Layout key -> the epoch it was applied at (see `epochOf`). */
+  readonly applied: ReadonlyMap<string, string>;
+  /** Room keys whose conference was opened (the driver supervises it from then on). */
+  readonly opened: ReadonlySet<string>;
+  /** Link key -> when it was first seen up at one end and gone at the other. */
+  readonly halfSince: ReadonlyMap<string, number>;
+}
+
+export interface ReconcileOptions {
+  /** Link actions (dial, hang-up) in flight at once, over every session. */
+  readonly linkConcurrency: number;
+  readonly participantConcurrency: number;
+  readonly layoutConcurrency: number;
+  /** How long a link may be up at one end and gone at the other before it is hung up and redialled, ms. */
+  readonly halfDeadGraceMs: number;
+  /** How long an MCU of a session may stay unusable (down, or its link failing) before a re-plan, ms. */
+  readonly replanAfterMs: number;
+  /** Links in a session's rooms that no session asked for: reported always, hung up only with 'hang-up'. */
+  readonly unexpectedLinks: 'report' | 'hang-up';
+}
+
+export type Pool = 'link' | 'participant' | 'layout' | 'control';
+
+interface ActionBase {
+  /** Identifies the work: at most one action per key is in flight. */
+  readonly key: string;
+  readonly session: string;
+}
+
+export type Action =
+  | (ActionBase & { readonly kind: 'open'; readonly mcu: string; readonly room: string })
+  | (ActionBase & {
+      readonly kind: 'dial-link';
+      readonly child: string;
+      readonly parent: string;
+      /** The parent's room, whose focus dials. */
+      readonly room: string;
+      /** The child's room. */
+      readonly target: string;
+      /** Hang up this stale entity in `room` first (a half-dead link). */
+      readonly replace?: string;
+    })
+  | (ActionBase & {
+      readonly kind: 'hang-up-link';
+      readonly mcu: string;
+      readonly room: string;
+      /** The link's entity in that room. */
+      readonly target: string;
+      readonly why: 'teardown' | 'stale' | 'unexpected';
+      readonly child?: string;
+    })
+  | (ActionBase & {
+      readonly kind: 'dial-participant' | 'hang-up-participant';
+      readonly mcu: string;
+      readonly room: string;
+      readonly endpoint: string;
+    })
+  | (ActionBase & {
+      readonly kind: 'layout';
+      readonly mcu: string;
+      readonly room: string;
+      readonly output: string;
+      readonly source: string;
+      readonly epoch: string;
+      readonly why: LayoutSpec['why'];
+    })
+  | (ActionBase & { readonly kind: 'replan'; readonly lost: readonly string[] })
+  | (ActionBase & { readonly kind: 'finish' });
+
+export type LinkStateName = 'planned' | 'dialing' | 'up' | 'failed';
+
+/** One desired link as the reconciler sees it now. */
+export interface LinkView {
+  readonly session: string;
+  readonly child: string;
+  readonly parent: string;
+  readonly state: LinkStateName;
+  /** Why it is not up, when known (a failure, an MCU down, waiting for the parent). */
+  readonly detail?: string;
+}
+
+export interface UnexpectedLink {
+  readonly session: string;
+  readonly mcu: string;
+  readonly room: string;
+  readonly entity: string;
+}
+
+export interface Decision {
+  readonly actions: readonly Action[];
+  readonly links: readonly LinkView[];
+  /** Keys of links up at one end and gone at the other now (the runtime keeps when each was first seen). */
+  readonly half: readonly string[];
+  readonly unexpected: readonly UnexpectedLink[];
+  /** Sessions whose tear-down is complete (also in `actions` as `finish` unless already in flight). */
+  readonly finished: readonly string[];
+  /** The next time something waiting (a retry, a grace period, a re-plan deadline) becomes due, if any. */
+  readonly wakeAt?: number;
+}
+
+/**
+ * A URI as rosters name participants: scheme, user, host and port, without
+ * parameters or headers; lowercase scheme and host. Cheap and pure, so it
+ * can run on every roster entry.
+ */
+export function roomKey(uri: string): string {
+  let s = uri.trim();
+  if (s.startsWith('<') && s.endsWith('>')) s = s.slice(1, -1);
+  const semi = s.search(/[;?]/);
+  if (semi >= 0) s = s.slice(0, semi);
+  const colon = s.indexOf(':');
+  if (colon < 0) return s;
+  const at = s.lastIndexOf('@');
+  const scheme = s.slice(0, colon).toLowerCase();
+  const user = at > colon ? s.slice(colon + 1, at + 1) : '';
+  const hostport = s.slice(at > colon ? at + 1 : colon + 1).toLowerCase();
+  return `${scheme}:${user}${hostport}`;
+}
+
+/** host:port of a room key (the MCU's address). */
+function addressOf(key: string): string {
+  const at = key.lastIndexOf('@');
+  return at >= 0 ? key.slice(at + 1) : key.slice(key.indexOf(':') + 1);
+}
+
+export const linkKey = (session: string, child: string) => `K|${session}|${child}`;
+export const layoutKey = (session: string, mcu: string, output: Ref) =>
+  `L|${session}|${mcu}|${'link' in output ? `link:${output.link}` : `ep:${output.endpoint}`}`;
+const participantKey = (session: string, mcu: string, uri: string) => `P|${session}|${mcu}|${uri}`;
+const strayKey = (session: string, mcu: string, entity: string) => `H|${session}|${mcu}|${entity}`;
+const openKey = (room: string) => `O|${room}`;
+
+type EndSays = 'yes' | 'dialing' | 'no' | 'unknown';
+
+interface LinkEnds {
+  readonly parentRoom?: ObservedRoom;
+  readonly childRoom?: ObservedRoom;
+  readonly atParent?: ObservedEntry;
+  readonly atChild?: ObservedEntry;
+  readonly parentSays: EndSays;
+  readonly childSays: EndSays;
+  readonly up: boolean;
+  /** One end lists it connected, the other (reporting, open) does not. */
+  readonly half: boolean;
+}
+
+/** Link entries of a room, by the address (host:port) of their far end. */
+function linksByAddress(room: ObservedRoom | undefined): Map<string, ObservedEntry[]> {
+  const out = new Map<string, ObservedEntry[]>();
+  if (room === undefined) return out;
+  for (const e of room.roster.values()) {
+    if (e.kind !== 'link' || e.status === 'disconnected') continue;
+    const a = addressOf(e.entity);
+    const list = out.get(a);
+    if (list === undefined) out.set(a, [e]);
+    else list.push(e);
+  }
+  return out;
+}
+
+/**
+ * The entry of `room` for its link to the room `peerKey`: by entity, else by
+ * the Call-ID the other end gave, else the only link from the peer MCU's
+ * address (an MCU may name the far end by its address of record rather than
+ * by the room).
+ */
+function findLink(
+  room: ObservedRoom | undefined,
+  byAddress: Map<string, ObservedEntry[]> | undefined,
+  peerKey: string,
+  callId: string | undefined,
+): ObservedEntry | undefined {
+  if (room === undefined) return undefined;
+  const direct = room.roster.get(peerKey);
+  if (direct !== undefined && direct.kind === 'link') return direct;
+  const candidates = byAddress?.get(addressOf(peerKey));
+  if (candidates === undefined) return undefined;
+  if (callId !== undefined) {
+    const same = candidates.find((e) => e.callId === callId);
+    if (same !== undefined) return same;
+  }
+  return candidates.length === 1 ? candidates[0] : undefined;
+}
+
+function says(room: ObservedRoom | undefined, entry: ObservedEntry | undefined): EndSays {
+  if (room === undefined || room.state !== 'open') return 'unknown';
+  if (entry?.status === 'connected') return 'yes';
+  if (!room.reports) return 'unknown';
+  return entry?.status === 'dialing-out' ? 'dialing' : 'no';
+}
+
+/** Everything one pass needs about a session, computed once. */
+class SessionView {
+  readonly keys: Record<string, string> = {};
+  readonly links = new Map<string, LinkEnds>();
+  readonly byAddress = new Map<string, Map<string, ObservedEntry[]>>();
+  /** Room keys of every room the session holds (current and former). */
+  readonly allRooms = new Set<string>();
+
+  constructor(
+    readonly d: DesiredSession,
+    readonly obs: Observed,
+  ) {
+    for (const [m, uri] of Object.entries(d.rooms)) {
+      const k = roomKey(uri);
+      this.keys[m] = k;
+      this.allRooms.add(k);
+    }
+    for (const uri of Object.values(d.formerRooms)) this.allRooms.add(roomKey(uri));
+    for (const m of d.mcus) {
+      const k = this.keys[m];
+      if (k !== undefined) this.byAddress.set(m, linksByAddress(obs.rooms.get(k)));
+    }
+    for (const child of d.mcus) {
+      const parent = d.parent[child];
+      if (parent !== undefined) this.links.set(child, this.#ends(child, parent));
+    }
+  }
+
+  room(m: string): ObservedRoom | undefined {
+    const k = this.keys[m];
+    return k === undefined ? undefined : this.obs.rooms.get(k);
+  }
+
+  #ends(child: string, parent: string): LinkEnds {
+    const pk = this.keys[parent];
+    const ck = this.keys[child];
+    const parentRoom = this.room(parent);
+    const childRoom = this.room(child);
+    const atParent = ck === undefined ? undefined : findLink(parentRoom, this.byAddress.get(parent), ck, undefined);
+    const atChild = pk === undefined ? undefined : findLink(childRoom, this.byAddress.get(child), pk, atParent?.callId);
+    const parentSays = says(parentRoom, atParent);
+    const childSays = says(childRoom, atChild);
+    const open = parentRoom?.state === 'open' && childRoom?.state === 'open';
+    const agree = atParent?.callId === undefined || atChild?.callId === undefined || atParent.callId === atChild.callId;
+    const ok = (s: EndSays) => s === 'yes' || s === 'unknown';
+    const up = open && ok(parentSays) && ok(childSays) && (parentSays === 'yes' || childSays === 'yes') && agree;
+    const half =
+      open &&
+      !up &&
+      ((parentSays === 'yes' && childSays === 'no') ||
+        (childSays === 'yes' && parentSays === 'no') ||
+        (parentSays === 'yes' && childSays === 'yes' && !agree));
+    return { parentRoom, childRoom, atParent, atChild, parentSays, childSays, up, half };
+  }
+
+  isUp(child: string): boolean {
+    return this.links.get(child)?.up === true;
+  }
+
+  /** A link present at either end (for tear-down: anything to hang up). */
+  present(child: string): boolean {
+    const l = this.links.get(child);
+    if (l === undefined) return false;
+    const here = (s: EndSays) => s === 'yes' || s === 'dialing';
+    return here(l.parentSays) || here(l.childSays);
+  }
+
+  /** The entity of `m`'s link to `peer`, with the epoch of that call, when the link is up. */
+  linkRef(m: string, peer: string): { entity: string; epoch: string } | undefined {
+    const child = this.d.parent[m] === peer ? m : peer;
+    const l = this.links.get(child);
+    if (l === undefined || !l.up) return undefined;
+    const here = child === m ? l.atChild : l.atParent;
+    const there = child === m ? l.atParent : l.atChild;
+    const entity = here?.entity ?? this.keys[peer];
+    if (entity === undefined) return undefined;
+    return { entity, epoch: `${here?.gen ?? '-'}/${there?.gen ?? '-'}` };
+  }
+}
+
+export function decide(
+  sessions: readonly DesiredSession[],
+  obs: Observed,
+  mem: Memory,
+  opts: ReconcileOptions,
+): Decision {
+  const now = obs.now;
+  const actions: Action[] = [];
+  const links: LinkView[] = [];
+  const half: string[] = [];
+  const unexpected: UnexpectedLink[] = [];
+  const finished: string[] = [];
+  let wakeAt: number | undefined;
+  const wake = (t: number) => {
+    if (t > now && (wakeAt === undefined || t < wakeAt)) wakeAt = t;
+  };
+  // Bounded concurrency per pool. Candidates are offered in priority order (sessions in order, each
+  // plan root first and by depth), so the first ones offered are the ones taken.
+  const budget: Record<Pool, number> = {
+    link: opts.linkConcurrency,
+    participant: opts.participantConcurrency,
+    layout: opts.layoutConcurrency,
+    control: Number.POSITIVE_INFINITY,
+  };
+  for (const pool of mem.inflight.values()) budget[pool]--;
+  /** Not in flight and not waiting for a retry (then its time is a wake-up time). */
+  const ready = (key: string): boolean => {
+    if (mem.inflight.has(key)) return false;
+    const r = mem.retries.get(key);
+    if (r !== undefined && r.nextAt > now) {
+      wake(r.nextAt);
+      return false;
+    }
+    return true;
+  };
+  const offer = (pool: Pool, action: Action) => {
+    if (budget[pool] <= 0 || !ready(action.key)) return;
+    budget[pool]--;
+    actions.push(action);
+  };
+  const mcuUp = (m: string) => obs.mcus.get(m)?.up === true;
+  const failedToOpen = (v: SessionView, m: string) => (mem.retries.get(openKey(v.keys[m] ?? ''))?.failures ?? 0) > 0;
+
+  const views = sessions.map((d) => new SessionView(d, obs));
+  for (const v of views) {
+    const d = v.d;
+    for (const m of d.mcus) {
+      const uri = d.rooms[m];
+      if (uri === undefined || mem.opened.has(roomKey(uri)) || !mcuUp(m)) continue;
+      offer('control', { kind: 'open', key: openKey(roomKey(uri)), session: d.id, mcu: m, room: uri });
+    }
+  }
+  // Links first (every session), then layouts, then endpoints: the cascade before what rides on it.
+  for (const v of views) if (v.d.phase === 'live') liveLinks(v);
+  for (const v of views) if (v.d.phase === 'live') layoutsOf(v);
+  for (const v of views) if (v.d.phase === 'live') participantsOf(v);
+  for (const v of views) if (v.d.phase === 'ending') ending(v);
+
+  function liveLinks(v: SessionView): void {
+    const d = v.d;
+    const lost: string[] = [];
+    for (const child of d.mcus) {
+      const parent = d.parent[child];
+      if (parent === undefined) continue;
+      const key = linkKey(d.id, child);
+      const l = v.links.get(child)!;
+      const retry = mem.retries.get(key);
+      const parentReady = parent === d.root || v.isUp(parent);
+      const dial = (replace?: string): Action => ({
+        kind: 'dial-link',
+        key,
+        session: d.id,
+        child,
+        parent,
+        room: d.rooms[parent]!,
+        target: d.rooms[child]!,
+        ...(replace === undefined ? {} : { replace }),
+      });
+      let detail: string | undefined;
+
+      if (l.half) {
+        half.push(key);
+        // Up at one end, gone at the other: once the grace has passed (a notification may be on its
+        // way), hang up what is left and dial again.
+        const since = mem.halfSince.get(key) ?? now;
+        if (now - since < opts.halfDeadGraceMs) wake(since + opts.halfDeadGraceMs);
+        else if (parentReady) offer('link', dial(l.atParent?.entity ?? v.keys[child]!));
+      } else if (!l.up) {
+        if (!mcuUp(parent)) detail = `MCU ${parent} is down`;
+        else if (!mcuUp(child)) detail = `MCU ${child} is down`;
+        else if (l.parentRoom?.state !== 'open' || l.childRoom?.state !== 'open') detail = 'rooms opening';
+        else if (!parentReady) detail = `waiting for ${parent}'s own link`;
+        else if (l.parentSays !== 'dialing' && l.childSays !== 'dialing') offer('link', dial());
+      }
+
+      const dialing = mem.inflight.has(key) || l.parentSays === 'dialing' || l.childSays === 'dialing';
+      const failures = retry?.failures ?? 0;
+      const state: LinkStateName = l.up ? 'up' : dialing ? 'dialing' : failures > 0 ? 'failed' : 'planned';
+      const why = state === 'failed' ? retry?.lastError : state === 'planned' ? detail : undefined;
+      links.push(
+        why === undefined
+          ? { session: d.id, child, parent, state }
+          : { session: d.id, child, parent, state, detail: why },
+      );
+
+      // An MCU unusable for this session for too long (down, or its link failing) is planned around.
+      if (!l.up) {
+        const health = obs.mcus.get(child);
+        const since = health !== undefined && !health.up ? health.since : failures > 0 ? retry?.since : undefined;
+        if (since !== undefined) {
+          if (now - since >= opts.replanAfterMs) lost.push(child);
+          else wake(since + opts.replanAfterMs);
+        }
+      }
+    }
+    if (lost.length > 0) offer('control', { kind: 'replan', key: `R|${d.id}`, session: d.id, lost });
+    straysOf(v);
+  }
+
+  /** Links in the session's rooms that the plan does not have: ours from an earlier plan, or someone else's. */
+  function straysOf(v: SessionView): void {
+    const d = v.d;
+    for (const m of d.mcus) {
+      const room = v.room(m);
+      if (room?.state !== 'open') continue;
+      const expected = new Set<ObservedEntry>();
+      const up = d.parent[m] === undefined ? undefined : v.links.get(m);
+      if (up?.atChild !== undefined) expected.add(up.atChild);
+      for (const c of d.children[m] ?? []) {
+        const down = v.links.get(c);
+        if (down?.atParent !== undefined) expected.add(down.atParent);
+      }
+      for (const e of room.roster.values()) {
+        if (e.kind !== 'link' || e.status === 'disconnected' || expected.has(e)) continue;
+        const ours = v.allRooms.has(e.entity);
+        if (!ours) unexpected.push({ session: d.id, mcu: m, room: d.rooms[m]!, entity: e.entity });
+        if (ours || opts.unexpectedLinks === 'hang-up')
+          offer('link', {
+            kind: 'hang-up-link',
+            key: strayKey(d.id, m, e.entity),
+            session: d.id,
+            mcu: m,
+            room: d.rooms[m]!,
+            target: e.entity,
+            why: ours ? 'stale' : 'unexpected',
+          });
+      }
+    }
+  }
+
+  function resolve(v: SessionView, m: string, ref: Ref): { entity: string; epoch: string } | undefined {
+    if ('link' in ref) return v.linkRef(m, ref.link);
+    const entity = roomKey(ref.endpoint);
+    const e = v.room(m)?.roster.get(entity);
+    return e?.status === 'connected' ? { entity, epoch: String(e.gen) } : undefined;
+  }
+
+  function layoutsOf(v: SessionView): void {
+    const d = v.d;
+    for (const spec of d.layouts) {
+      if (budget.layout <= 0) return;
+      if (v.room(spec.mcu)?.state !== 'open') continue;
+      const out = resolve(v, spec.mcu, spec.output);
+      const src = resolve(v, spec.mcu, spec.source);
+      if (out === undefined || src === undefined) continue;
+      const key = layoutKey(d.id, spec.mcu, spec.output);
+      const epoch = `${out.entity}#${out.epoch}>${src.entity}#${src.epoch}`;
+      if (mem.applied.get(key) === epoch) continue;
+      offer('layout', {
+        kind: 'layout',
+        key,
+        session: d.id,
+        mcu: spec.mcu,
+        room: d.rooms[spec.mcu]!,
+        output: out.entity,
+        source: src.entity,
+        epoch,
+        why: spec.why,
+      });
+    }
+  }
+
+  function participantsOf(v: SessionView): void {
+    const d = v.d;
+    const dialOne = (m: string, ep: string) =>
+      offer('participant', {
+        kind: 'dial-participant',
+        key: participantKey(d.id, m, ep),
+        session: d.id,
+        mcu: m,
+        room: d.rooms[m]!,
+        endpoint: ep,
+      });
+    const absent = (room: ObservedRoom, ep: string) => room.roster.get(roomKey(ep))?.status !== 'connected';
+    // Main endpoints at once (the picture up each link needs them) ...
+    for (const m of d.mcus) {
+      const main = d.mains[m];
+      const room = v.room(m);
+      if (budget.participant <= 0) return;
+      if (main !== undefined && room?.state === 'open' && absent(room, main)) dialOne(m, main);
+    }
+    // ... the others once their MCU is cascaded.
+    for (const m of d.mcus) {
+      const room = v.room(m);
+      if (room?.state !== 'open' || (m !== d.root && !v.isUp(m))) continue;
+      const main = d.mains[m];
+      for (const ep of d.participants[m] ?? []) {
+        if (budget.participant <= 0) return;
+        if (ep !== main && absent(room, ep)) dialOne(m, ep);
+      }
+    }
+  }
+
+  function ending(v: SessionView): void {
+    const d = v.d;
+    let remaining = 0;
+    // Deepest first: a link goes only once nothing hangs below its child.
+    const order = d.mcus.filter((m) => d.parent[m] !== undefined).reverse();
+    for (const child of order) {
+      const parent = d.parent[child]!;
+      const present = v.present(child);
+      links.push({ session: d.id, child, parent, state: present ? 'up' : 'planned' });
+      if (!present) continue;
+      remaining++;
+      if ((d.children[child] ?? []).some((c) => v.present(c))) continue;
+      const l = v.links.get(child)!;
+      const atParent = l.parentSays === 'yes' || l.parentSays === 'dialing';
+      const mcu = atParent ? parent : child;
+      const target = atParent ? l.atParent?.entity : l.atChild?.entity;
+      if (target === undefined) continue;
+      offer('link', {
+        kind: 'hang-up-link',
+        key: linkKey(d.id, child),
+        session: d.id,
+        mcu,
+        room: d.rooms[mcu]!,
+        target,
+        why: 'teardown',
+        child,
+      });
+    }
+    for (const m of d.mcus) {
+      const room = v.room(m);
+      if (room?.state !== 'open') {
+        // A room not seen yet holds the end back, unless its MCU is down or the room failed to open.
+        if (mcuUp(m) && !failedToOpen(v, m)) remaining++;
+        continue;
+      }
+      // Endpoints leave once their MCU is cut off from the cascade (children first).
+      const cutOff = !v.present(m) && (d.children[m] ?? []).every((c) => !v.present(c));
+      for (const ep of d.participants[m] ?? []) {
+        if (room.roster.get(roomKey(ep)) === undefined) continue;
+        remaining++;
+        if (cutOff)
+          offer('participant', {
+            kind: 'hang-up-participant',
+            key: participantKey(d.id, m, ep),
+            session: d.id,
+            mcu: m,
+            room: d.rooms[m]!,
+            endpoint: ep,
+          });
+      }
+    }
+    if (remaining === 0) {
+      finished.push(d.id);
+      offer('control', { kind: 'finish', key: `F|${d.id}`, session: d.id });
+    }
+  }
+
+  return wakeAt === undefined
+    ? { actions, links, half, unexpected, finished }
+    : { actions, links, half, unexpected, finished, wakeAt };
+}

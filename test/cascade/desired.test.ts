@@ -1,0 +1,110 @@
+/**
+ * The desired state of a session (src/cascade/desired.ts): who is dialled
+ * where, each MCU's main endpoint, and what every link carries, with and
+ * without a chair selection; and the backoff of retries.
+ */
+import t from 'tap';
+import { backoffDelay, DEFAULT_BACKOFF, desiredSession, mainEndpoint, roomKey } from '../../src/cascade/index.js';
+import type { Plan } from '../../src/planner/index.js';
+import { directory, fakePlan } from './world.js';
+
+// root r (chair, a province room) <- p (province MCU: province room, district, commune) <- q (communes only)
+//                                 <- t (transit: no endpoint of its own) <- u (one commune)
+const plan = fakePlan(
+  'r',
+  { p: 'r', q: 'p', t: 'r', u: 't' },
+  {
+    r: ['chair-L0', 'gov-L0'],
+    p: ['p-commune-L3', 'p-district-L2', 'p-room-L1', 'nouri-L0'],
+    q: ['q-b-L3', 'q-a-L3'],
+    u: ['u-L3'],
+  },
+  'chair-L0',
+);
+const rooms = { r: 'sip:1@r', p: 'sip:1@p', q: 'sip:1@q', t: 'sip:1@t', u: 'sip:1@u', gone: 'sip:1@gone' };
+const uri = (id: string) => `sip:${id}@ep.invalid`;
+
+t.test(
+  'main endpoints: the session choice, else the highest level, then the smallest id; never one without a URI',
+  async (t) => {
+    t.equal(mainEndpoint('p', ['p-commune-L3', 'p-district-L2', 'p-room-L1', 'nouri-L0'], {}, directory), 'p-room-L1');
+    t.equal(mainEndpoint('q', ['q-a-L3', 'q-b-L3'], {}, directory), 'q-a-L3');
+    t.equal(mainEndpoint('q', ['q-a-L3', 'q-b-L3'], { q: 'q-b-L3' }, directory), 'q-b-L3');
+    t.equal(
+      mainEndpoint('q', ['q-a-L3'], { q: 'elsewhere' }, directory),
+      'q-a-L3',
+      'a choice not on that MCU is ignored',
+    );
+    t.equal(mainEndpoint('t', [], {}, directory), undefined);
+  },
+);
+
+t.test('the base picture: mains up every link, the chair down every link', async (t) => {
+  const d = desiredSession({ id: 's', phase: 'live', plan, rooms, mains: {}, selection: null }, directory);
+  t.equal(d.root, 'r');
+  t.same(d.mcus, ['r', 'p', 't', 'q', 'u']);
+  t.same(d.formerRooms, { gone: 'sip:1@gone' }, 'a room of an MCU no longer in the plan');
+  t.same(d.undialable, ['nouri-L0']);
+  t.same(d.participants.p, [uri('p-room-L1'), uri('p-commune-L3'), uri('p-district-L2')], 'main first');
+  t.same(d.participants.t, []);
+  const by = (mcu: string, why: string) => d.layouts.filter((l) => l.mcu === mcu && l.why === why);
+  t.same(by('p', 'uplink'), [
+    { mcu: 'p', output: { link: 'r' }, source: { endpoint: uri('p-room-L1') }, why: 'uplink' },
+  ]);
+  t.same(by('t', 'uplink')[0]?.source, { link: 'u' }, 'a transit MCU sends up what comes from below');
+  t.same(
+    by('r', 'downlink').map((l) => [l.output, l.source]),
+    [
+      [{ link: 'p' }, { endpoint: uri('chair-L0') }],
+      [{ link: 't' }, { endpoint: uri('chair-L0') }],
+    ],
+  );
+  t.same(by('p', 'downlink')[0]?.source, { link: 'r' }, 'an intermediate MCU passes the chair down');
+  t.same(by('r', 'chair'), [], 'no selection, nothing on the chair screen');
+  t.notOk(
+    d.layouts.some((l) => l.mcu === 'r' && l.why === 'uplink'),
+    'the root has no uplink',
+  );
+});
+
+t.test('a chair selection reroutes its path and shows on the chair screen', async (t) => {
+  const d = desiredSession({ id: 's', phase: 'live', plan, rooms, mains: {}, selection: 'q-b-L3' }, directory);
+  const up = (m: string) => d.layouts.find((l) => l.mcu === m && l.why === 'uplink')?.source;
+  t.same(up('q'), { endpoint: uri('q-b-L3') });
+  t.same(up('p'), { link: 'q' });
+  t.same(up('u'), { endpoint: uri('u-L3') }, 'other paths unchanged');
+  t.same(
+    d.layouts.filter((l) => l.why === 'chair'),
+    [{ mcu: 'r', output: { endpoint: uri('chair-L0') }, source: { link: 'p' }, why: 'chair' }],
+  );
+  const onRoot = desiredSession({ id: 's', phase: 'live', plan, rooms, mains: {}, selection: 'gov-L0' }, directory);
+  t.same(onRoot.layouts.find((l) => l.why === 'chair')?.source, { endpoint: uri('gov-L0') });
+  const relayed = { ...plan, relays: { 'relayed-x': 'q-a-L3' } } as Plan;
+  const viaRelay = desiredSession(
+    { id: 's', phase: 'live', plan: relayed, rooms, mains: {}, selection: 'relayed-x' },
+    directory,
+  );
+  t.same(
+    viaRelay.layouts.find((l) => l.mcu === 'q' && l.why === 'uplink')?.source,
+    { endpoint: uri('q-a-L3') },
+    'a relayed room shows through the room relaying it',
+  );
+});
+
+t.test('room keys name a URI as rosters do', async (t) => {
+  t.equal(roomKey('sip:7001@127.0.1.5:5060;transport=tcp'), 'sip:7001@127.0.1.5:5060');
+  t.equal(roomKey('<SIP:Conf@HOST.example>'), 'sip:Conf@host.example');
+  t.equal(roomKey('sip:host.example?subject=x'), 'sip:host.example');
+});
+
+t.test('retries: immediate first, then growing, capped, with jitter', async (t) => {
+  const p = DEFAULT_BACKOFF;
+  t.equal(backoffDelay(0, p, 0.5), 0, 'the first attempt does not wait');
+  const at = (n: number, r: number) => backoffDelay(n, p, r);
+  t.equal(at(1, 0), p.baseMs);
+  t.equal(at(2, 0), 2 * p.baseMs);
+  t.equal(at(3, 0), 4 * p.baseMs);
+  t.equal(at(60, 0), p.maxMs, 'capped');
+  t.ok(at(60, 0.999) >= p.maxMs * (1 - p.jitter) && at(60, 0.999) < p.maxMs, 'jitter takes off up to its share');
+  for (let n = 1; n < 40; n++) t.ok(at(n + 1, 0) >= at(n, 0), `non-decreasing at ${n}`);
+});
