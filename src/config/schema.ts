@@ -168,6 +168,31 @@ export const configSchema = {
           role: { enum: ['master', 'slave'] },
           driver: { enum: ['sip-msml'], default: 'sip-msml' },
           sip: { type: 'array', minItems: 1, items: sipUri },
+          conferences: {
+            type: 'object',
+            additionalProperties: false,
+            description:
+              "The MCU's conferences (meeting rooms), one per live session: a URI template with {room} over a range of rooms, or a list of URIs. Absent: one conference, the first sip URI.",
+            properties: {
+              template: {
+                type: 'string',
+                minLength: 1,
+                maxLength: 512,
+                description: 'A SIP URI with {room} where the room number goes, e.g. "sip:{room}@10.1.2.3:5060".',
+              },
+              rooms: {
+                type: 'object',
+                additionalProperties: false,
+                required: ['from', 'to'],
+                description: 'Room numbers of the template, both ends included (at most 1000 rooms).',
+                properties: {
+                  from: { type: 'integer', minimum: 0, maximum: 999_999_999 },
+                  to: { type: 'integer', minimum: 0, maximum: 999_999_999 },
+                },
+              },
+              uris: { type: 'array', minItems: 1, maxItems: 1000, uniqueItems: true, items: sipUri },
+            },
+          },
           h323: { type: 'string', pattern: '^[^\\s:]+:[0-9]{1,5}$' },
           vendor: { type: 'string', default: 'generic' },
           capacity: {
@@ -287,6 +312,7 @@ export const RENAMED_KEYS: Readonly<Record<string, string>> = {
   cascadeTo: 'parents',
   uri: 'sip',
   uris: 'sip',
+  room: 'rooms',
   sipUri: 'sip',
   type: 'role',
   model: 'connection',

@@ -1,3 +1,4 @@
+import { conferenceKey, MAX_ROOMS, ROOM_PLACEHOLDER, roomUris } from '../inventory/index.js';
 import type { Violation } from './errors.js';
 
 /**
@@ -100,6 +101,7 @@ export function semanticViolations(doc: unknown): Violation[] {
     add('/mcus', 'no MCU has role "master"; exactly one is required');
   }
   out.push(...cascadeCycles(mcus));
+  out.push(...conferenceViolations(items(doc.mcus)));
 
   items(doc.endpoints).forEach((e, i) => {
     if (!isObj(e)) return;
@@ -143,6 +145,70 @@ export function semanticViolations(doc: unknown): Violation[] {
     }
   });
 
+  return out;
+}
+
+const SIP_URI = /^sips?:[^\s]+$/;
+
+/**
+ * `mcus[].conferences`: one form (a template over a range of rooms, or a
+ * list), a template with `{room}` giving SIP URIs, a sane range, and no room
+ * URI claimed by two MCUs (as a room or as an MCU's own `sip` URI). A clash
+ * between two MCUs is reported once, at its first room, so overlapping
+ * ranges do not flood the report.
+ */
+function conferenceViolations(list: unknown[]): Violation[] {
+  const out: Violation[] = [];
+  const owner = new Map<string, number>();
+  list.forEach((m, i) => {
+    if (isObj(m)) for (const uri of items(m.sip)) if (typeof uri === 'string') owner.set(conferenceKey(uri), i);
+  });
+  list.forEach((m, i) => {
+    if (!isObj(m) || !isObj(m.conferences)) return;
+    const c = m.conferences;
+    const p = `/mcus/${i}/conferences`;
+    const before = out.length;
+    const add = (path: string, message: string) => out.push({ path: `${p}${path}`, message });
+    const hasTemplate = c.template !== undefined;
+    const hasRooms = c.rooms !== undefined;
+    if (c.uris !== undefined && (hasTemplate || hasRooms))
+      add('', 'give either a template with rooms, or uris, not both');
+    else if (c.uris === undefined && !hasTemplate && !hasRooms) add('', 'needs a template with rooms, or uris');
+    else if (hasTemplate && !hasRooms) add('/rooms', 'is required with a template');
+    else if (hasRooms && !hasTemplate) add('/template', 'is required with rooms');
+    if (typeof c.template === 'string') {
+      if (!c.template.includes(ROOM_PLACEHOLDER))
+        add('/template', `must contain ${ROOM_PLACEHOLDER} where the room number goes`);
+      else if (!SIP_URI.test(c.template.replaceAll(ROOM_PLACEHOLDER, '1')))
+        add('/template', 'must give a SIP URI (sip: or sips:, no spaces) once the room number is in');
+    }
+    if (isObj(c.rooms) && typeof c.rooms.from === 'number' && typeof c.rooms.to === 'number') {
+      const { from, to } = c.rooms;
+      if (from > to) add('/rooms', `from (${from}) is after to (${to})`);
+      else if (to - from + 1 > MAX_ROOMS) add('/rooms', `${to - from + 1} rooms: at most ${MAX_ROOMS} per MCU`);
+    }
+    if (out.length > before || (c.uris !== undefined && !Array.isArray(c.uris))) return;
+    const rooms =
+      c.uris !== undefined
+        ? items(c.uris).map((u, k) => ({ uri: u, path: `${p}/uris/${k}` }))
+        : typeof c.template === 'string' && isObj(c.rooms) && typeof c.rooms.from === 'number'
+          ? roomUris({ template: c.template, rooms: c.rooms as { from: number; to: number } }).map((uri) => ({
+              uri,
+              path: `${p}/template`,
+            }))
+          : [];
+    const reported = new Set<number>();
+    for (const { uri, path } of rooms) {
+      if (typeof uri !== 'string') continue;
+      const key = conferenceKey(uri);
+      const first = owner.get(key);
+      if (first === undefined) owner.set(key, i);
+      else if (first !== i && !reported.has(first)) {
+        reported.add(first);
+        out.push({ path, message: `conference URI "${uri}" is already used by /mcus/${first}` });
+      }
+    }
+  });
   return out;
 }
 

@@ -1,7 +1,9 @@
 /**
  * The inventory as data (types shared by config, planner, store, drivers and
- * simulator) and the seeded generator of the demo national network.
+ * simulator), the addressing of an MCU's conferences, and the seeded generator
+ * of the demo national network.
  */
+export { conferenceKey, conferenceUris, MAX_ROOMS, ROOM_PLACEHOLDER, roomUris } from './conferences.js';
 export type {
   ConnectionModel,
   Endpoint,
@@ -10,9 +12,12 @@ export type {
   Mcu,
   McuAuth,
   McuCapacity,
+  McuConferences,
   McuControl,
   McuDriverName,
   McuRole,
+  McuRoomList,
+  McuRoomRange,
   McuSim,
   McuSimProfile,
   Operator,

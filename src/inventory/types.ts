@@ -73,14 +73,37 @@ export interface McuSim {
   readonly processingDelayMs?: number;
 }
 
+/**
+ * How an MCU's conferences (meeting rooms) are addressed: a URI template with
+ * a room number over a range of rooms, or a list of meeting-room URIs. One
+ * conference per live session (docs/mcu.md, "Several conferences per MCU").
+ */
+export type McuConferences = McuRoomRange | McuRoomList;
+
+export interface McuRoomRange {
+  /** A SIP URI with `{room}` where the room number goes, e.g. `sip:{room}@10.1.2.3:5060`. */
+  readonly template: string;
+  /** Room numbers, both ends included. */
+  readonly rooms: { readonly from: number; readonly to: number };
+}
+
+export interface McuRoomList {
+  readonly uris: readonly string[];
+}
+
 export interface Mcu {
   readonly id: string;
   readonly name: string;
   readonly operator: string;
   readonly role: McuRole;
   readonly driver: McuDriverName;
-  /** Conference-focus SIP URIs, preferred first. */
+  /**
+   * Conference-focus SIP URIs, preferred first. The first is the MCU's
+   * address for health checks and its default ("lobby") conference.
+   */
   readonly sip: readonly string[];
+  /** The MCU's conferences for sessions; absent: one, the first `sip` URI (see `conferenceUris`). */
+  readonly conferences?: McuConferences;
   /** Optional H.323 signalling address, host:port. */
   readonly h323?: string;
   readonly vendor: string;

@@ -205,6 +205,76 @@ const cases: [string, (o: Mutable) => void, [string, RegExp][]][] = [
     (o) => (o.daemon.mcu = { healthIntervalMs: 10 }),
     [['/daemon/mcu/healthIntervalMs', /must be >= 500/]],
   ],
+  [
+    'conferences: a template without {room}',
+    (o) => (o.mcus[1].conferences = { template: 'sip:room@127.0.0.3', rooms: { from: 1, to: 3 } }),
+    [['/mcus/1/conferences/template', /must contain \{room\}/]],
+  ],
+  [
+    'conferences: a template that gives no SIP URI',
+    (o) => (o.mcus[1].conferences = { template: 'http://x/{room}', rooms: { from: 1, to: 3 } }),
+    [['/mcus/1/conferences/template', /must give a SIP URI/]],
+  ],
+  [
+    'conferences: a range backwards',
+    (o) => (o.mcus[1].conferences = { template: 'sip:{room}@127.0.0.3', rooms: { from: 9, to: 3 } }),
+    [['/mcus/1/conferences/rooms', /from \(9\) is after to \(3\)/]],
+  ],
+  [
+    'conferences: a range too large',
+    (o) => (o.mcus[1].conferences = { template: 'sip:{room}@127.0.0.3', rooms: { from: 1, to: 5000 } }),
+    [['/mcus/1/conferences/rooms', /5000 rooms: at most 1000 per MCU/]],
+  ],
+  [
+    'conferences: a template without rooms',
+    (o) => (o.mcus[1].conferences = { template: 'sip:{room}@127.0.0.3' }),
+    [['/mcus/1/conferences/rooms', /is required with a template/]],
+  ],
+  [
+    'conferences: both forms',
+    (o) =>
+      (o.mcus[1].conferences = {
+        template: 'sip:{room}@127.0.0.3',
+        rooms: { from: 1, to: 2 },
+        uris: ['sip:a@127.0.0.3'],
+      }),
+    [['/mcus/1/conferences', /either a template with rooms, or uris, not both/]],
+  ],
+  ['conferences: empty', (o) => (o.mcus[1].conferences = {}), [['/mcus/1/conferences', /needs a template/]]],
+  [
+    'conferences: a room number not an integer',
+    (o) => (o.mcus[1].conferences = { template: 'sip:{room}@127.0.0.3', rooms: { from: 1.5, to: 3 } }),
+    [['/mcus/1/conferences/rooms/from', /must be integer/]],
+  ],
+  [
+    'conferences: a list with a bad URI and a duplicate',
+    (o) => (o.mcus[1].conferences = { uris: ['sip:a@127.0.0.3', 'mailto:x', 'sip:a@127.0.0.3'] }),
+    [
+      ['/mcus/1/conferences/uris/1', /must match/],
+      ['/mcus/1/conferences/uris/2', /duplicate of item 0/],
+    ],
+  ],
+  [
+    'conferences: two MCUs share rooms (reported once per pair, spelled differently)',
+    (o) => {
+      o.mcus[1].conferences = { template: 'sip:{room}@127.0.0.9:5060', rooms: { from: 10, to: 20 } };
+      o.mcus[2].conferences = { template: 'sip:{room}@127.0.0.9', rooms: { from: 15, to: 30 } };
+    },
+    [['/mcus/2/conferences/template', /conference URI "sip:15@127.0.0.9" is already used by \/mcus\/1/]],
+  ],
+  [
+    "conferences: a room that is another MCU's address",
+    (o) => (o.mcus[2].conferences = { uris: ['sip:a@127.0.0.4', 'sip:conf@127.0.0.3:5060;transport=udp'] }),
+    [['/mcus/2/conferences/uris/1', /is already used by \/mcus\/1/]],
+  ],
+  [
+    'conferences: unknown key with a hint',
+    (o) => (o.mcus[1].conferences = { template: 'sip:{room}@127.0.0.3', room: { from: 1, to: 2 } }),
+    [
+      ['/mcus/1/conferences/room', /did you mean "rooms"/],
+      ['/mcus/1/conferences/rooms', /is required with a template/],
+    ],
+  ],
   ['wrong version', (o) => (o.version = 2), [['/version', /must be 1/]]],
   [
     'province operator without province',

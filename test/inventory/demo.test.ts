@@ -58,3 +58,23 @@ t.test('capacities force second-level cascades', async (t) => {
     t.ok(onlyThere.length > parent.capacity.ports - 2, `${m.id}: ${parent.id} cannot hold its endpoints alone`);
   }
 });
+
+t.test('every demo MCU has its own range of meeting rooms on its address', async (t) => {
+  const { conferenceUris } = await import('../../src/inventory/index.js');
+  const seen = new Set<string>();
+  for (const m of inv.mcus) {
+    const rooms = conferenceUris(m);
+    t.ok(rooms.length >= 16, `${m.id}: ${rooms.length} rooms`);
+    const host = /@([^;]+)$/.exec(m.sip[0]!)![1];
+    t.ok(
+      rooms.every((r) => r.endsWith(`@${host}`) && !r.startsWith('sip:conf@')),
+      `${m.id}: rooms on the MCU's own address, apart from its lobby`,
+    );
+    for (const r of rooms) seen.add(r);
+  }
+  t.equal(
+    seen.size,
+    inv.mcus.reduce((n, m) => n + conferenceUris(m).length, 0),
+    'no room shared',
+  );
+});
