@@ -18,7 +18,8 @@ export const MCU_ERRORS = {
   },
   MCU_ERR_DOWN: {
     status: 503,
-    description: 'The MCU is down or unreachable (health checks failing, no control dialog): nothing was sent.',
+    description:
+      'The MCU, or the conference of it the command is for, is down or unreachable (health checks failing, no control dialog): nothing was sent.',
   },
   MCU_ERR_PROTOCOL: {
     status: 502,
@@ -26,9 +27,13 @@ export const MCU_ERRORS = {
   },
   MCU_ERR_INVALID_ARGUMENT: {
     status: 400,
-    description: 'A driver call was given an invalid argument (unknown layout, region out of range, bad URI).',
+    description:
+      "A driver call was given an invalid argument (unknown layout, region out of range, bad URI, a conference URI that is not one of the MCU's).",
   },
-  MCU_ERR_CLOSED: { status: 503, description: 'The MCU driver was closed; it accepts no more work.' },
+  MCU_ERR_CLOSED: {
+    status: 503,
+    description: 'The MCU driver was closed, or the conference was closed (open() it again); it accepts no more work.',
+  },
 } as const satisfies ErrorTable;
 
 export type McuErrorCode = keyof typeof MCU_ERRORS;

@@ -17,6 +17,9 @@ export { startMcuPool } from './pool.js';
 export type { SipMsmlDriverOptions } from './sip-msml-driver.js';
 export { createSipMsmlDriver } from './sip-msml-driver.js';
 export type {
+  Conference,
+  ConferenceEvents,
+  ConferenceStateName,
   LinkState,
   LinkStateName,
   McuCapabilities,

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import { readMcuSecret } from '../config/index.js';
 import { onceClose } from '../core/index.js';
-import type { Mcu } from '../inventory/index.js';
+import { conferenceUris, type Mcu } from '../inventory/index.js';
 import type { DigestCredentials, UserAgent } from '../sip/index.js';
 import { McuError } from './errors.js';
 import { createSipMsmlDriver, type SipMsmlDriverOptions } from './sip-msml-driver.js';
@@ -51,7 +51,7 @@ export async function startMcuPool(options: McuPoolOptions): Promise<McuPool> {
         ...m.control,
         ...credentialsOf(m, options.env),
         ua: options.ua,
-        mcu: { id: m.id, uri },
+        mcu: { id: m.id, uri, conferences: conferenceUris(m) },
         logger: options.logger,
       }),
     );

@@ -72,6 +72,65 @@ export type McuDriverEvents = {
   link: [LinkState];
 };
 
+export type ConferenceStateName = 'closed' | 'opening' | 'open' | 'down';
+
+export type ConferenceEvents = {
+  roster: [RosterUpdate];
+  link: [LinkState];
+  state: [ConferenceStateName];
+  /** Whether this conference's roster comes from the MCU's conference events or from the driver. */
+  capabilities: [McuCapabilities];
+};
+
+/**
+ * One conference (meeting room) of an MCU, controlled through its own
+ * control dialog and subscription (or, for an MCU without the conference
+ * event package, the driver's own roster). Outputs and sources are
+ * participant URIs of its roster. Every call has its own deadline and fails
+ * with a coded McuError; nothing waits for another conference's commands.
+ */
+export interface Conference extends TypedEmitter<ConferenceEvents> {
+  readonly mcuId: string;
+  readonly uri: string;
+  /** closed (not opened, or closed), opening (first attempt), open, down (lost: re-opened at the next health tick). */
+  readonly state: ConferenceStateName;
+  /** Whether the roster comes from the MCU's conference events ('available') or from the driver ('missing'). */
+  readonly capabilities: McuCapabilities;
+  /** Conference events, or the driver's own view for an MCU without them; by entity. */
+  readonly roster: ReadonlyMap<string, RosterEntry>;
+  /**
+   * Control dialog (+ conference subscription where the MCU has the event
+   * package) to this conference; resolves when open with its full roster.
+   * Idempotent; supervised until close(): after an MCU restart or a far-end
+   * BYE it is re-opened and the roster re-read in full (state 'down'
+   * meanwhile). A failed first attempt rejects, and supervision goes on.
+   */
+  open(): Promise<void>;
+  /** This conference's focus dials a cascade link to `target` (another MCU's conference URI), RFC 4579 REFER. */
+  dialLink(target: string): Promise<LinkState>;
+  hangUpLink(target: string): Promise<void>;
+  /** This conference's focus dials a participant (an endpoint URI) into the conference (REFER, RFC 4579 5.5). */
+  dialParticipant(uri: string): Promise<void>;
+  /** This conference's focus hangs a participant up (REFER with method=BYE, RFC 4579 5.6). */
+  hangUpParticipant(uri: string): Promise<void>;
+  setLayout(output: string, layout: LayoutName): Promise<void>;
+  /** Put `source`'s video into region `region` (1-based) of `output`'s layout. */
+  showSource(output: string, region: number, source: string): Promise<void>;
+  mute(source: string): Promise<void>;
+  unmute(source: string): Promise<void>;
+  /** Ask the encoder of `output` for a keyframe (RFC 5168). */
+  requestKeyframe(output: string): Promise<void>;
+  /**
+   * Ends the control dialog and subscription only: the conference, its
+   * participants and its cascade links stay on the MCU (links run MCU to
+   * MCU; a daemon restart drops nothing). Idempotent; open() again later
+   * (another session in the same room). Commands meanwhile fail with
+   * MCU_ERR_CLOSED. The driver's default conference stays open while the
+   * driver is connected: it is the MCU's health channel.
+   */
+  close(): Promise<void>;
+}
+
 /**
  * One MCU as the daemon drives it (design section 2). Outputs and sources are
  * participant URIs of the roster: an endpoint's screen is the output of its
@@ -80,15 +139,24 @@ export type McuDriverEvents = {
  */
 export interface McuDriver extends TypedEmitter<McuDriverEvents> {
   readonly mcuId: string;
-  /** The conference URI the driver controls. */
+  /** The MCU's address: its default ("lobby") conference, whose control dialog is the health channel. */
   readonly uri: string;
   readonly health: McuHealth;
   /** What the MCU offers of what the driver uses (the conference event package); the driver degrades without it. */
   readonly capabilities: McuCapabilities;
-  /** The roster as of the last notification (or, without the conference event package, the driver's own view), by entity. */
+  /** The default conference's roster as of the last notification (or the driver's own view), by entity. */
   readonly roster: ReadonlyMap<string, RosterEntry>;
+  /** The conferences handed out so far (the default one always), by URI. */
+  readonly conferences: ReadonlyMap<string, Conference>;
   /**
-   * Open the control channel and the roster subscription; resolves when the
+   * The handle of one of this MCU's conferences, created once per URI: the
+   * driver's `uri` (its default conference) or one of `conferenceUris(mcu)`
+   * (others: MCU_ERR_INVALID_ARGUMENT, when the driver was given the list).
+   */
+  conference(uri: string): Conference;
+  /**
+   * Open the default conference (control channel and roster subscription) and
+   * hold it open until close(); resolves when the
    * MCU is up with its full roster, or up without one when the MCU lacks the
    * conference event package (see `capabilities`). Only a failed control
    * dialog fails it. Supervision (health checks, reconnection, re-subscribe
@@ -96,7 +164,10 @@ export interface McuDriver extends TypedEmitter<McuDriverEvents> {
    * attempt fails.
    */
   connect(): Promise<void>;
-  /** Ask this MCU to dial a cascade link to `target` (another conference URI); resolves when connected. */
+  /**
+   * The default conference's commands (`conference(uri)`'s). Ask this MCU to
+   * dial a cascade link to `target` (another conference URI); resolves when connected.
+   */
   dialLink(target: string): Promise<LinkState>;
   /** Ask this MCU to hang up its link to `target`. */
   hangUpLink(target: string): Promise<void>;
@@ -107,6 +178,6 @@ export interface McuDriver extends TypedEmitter<McuDriverEvents> {
   unmute(source: string): Promise<void>;
   /** Ask the encoder of `output` for a keyframe (RFC 5168). */
   requestKeyframe(output: string): Promise<void>;
-  /** End the control dialog and the subscription. Idempotent; later calls fail with MCU_ERR_CLOSED. */
+  /** End every conference's control dialog and subscription. Idempotent; later calls fail with MCU_ERR_CLOSED. */
   close(): Promise<void>;
 }

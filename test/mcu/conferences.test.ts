@@ -1,0 +1,355 @@
+/**
+ * Several conferences of one MCU through one sip-msml driver (issue 10),
+ * against a hand-driven MCU on our stack that serves a lobby and rooms on one
+ * address, each room selected by the Request-URI's user part: each conference
+ * has its own control dialog and subscription, commands of different
+ * conferences never wait for each other, and a conference re-opens after a
+ * far-end BYE or an MCU restart. (The simulator's rooms are tested in
+ * test/sim/conferences.test.ts; SIPp as a witness in test/interop/.)
+ */
+import t from 'tap';
+import {
+  buildConferenceInfo,
+  buildResult,
+  CONFERENCE_INFO_CONTENT_TYPE,
+  type ConferenceStateName,
+  createSipMsmlDriver,
+  type McuDriver,
+  type McuHealth,
+  MSML_CONTENT_TYPE,
+  type RosterUpdate,
+  type SipMsmlDriverOptions,
+} from '../../src/mcu/index.js';
+import {
+  createUserAgent,
+  type Dialog,
+  type IncomingRefer,
+  type IncomingRequest,
+  type ServerSubscription,
+  type UserAgent,
+} from '../../src/sip/index.js';
+import { FAST, HOST, type Tap, until } from './hand-mcu.js';
+
+t.setTimeout(60_000);
+
+const A = 'sip:a@endpoints.invalid';
+const B = 'sip:b@endpoints.invalid';
+
+interface Room {
+  users: string[];
+  controls: Dialog[];
+  subs: ServerSubscription[];
+  infos: IncomingRequest[];
+  refers: IncomingRefer[];
+  /** INFO in this room: default 200 with an MSML result 200. */
+  info?: (req: IncomingRequest) => void;
+  /** Answer OPTIONS in the control dialog with this status (481: the dialog is unknown). */
+  optionsStatus?: number;
+}
+
+/** An MCU with a lobby (`conf`) and rooms on one address: the Request-URI's user part picks the room. */
+async function roomsMcu(t: Tap, rooms: string[], opts: { events?: boolean } = {}) {
+  const ua = await createUserAgent({
+    listen: [{ transport: 'udp', host: HOST, port: 0 }],
+    timers: FAST,
+    user: 'conf',
+    handlerTimeoutMs: 60_000,
+  });
+  t.teardown(() => ua.close());
+  const port = ua.listening[0]!.port;
+  const uri = (user: string) => `sip:${user}@${HOST}:${port}`;
+  const state = new Map<string, Room>();
+  for (const r of ['conf', ...rooms]) state.set(r, { users: [], controls: [], subs: [], infos: [], refers: [] });
+  const roomOf = (req: IncomingRequest) => state.get(req.message.requestUri?.user ?? '');
+  const full = (user: string, version = 1) => ({
+    contentType: CONFERENCE_INFO_CONTENT_TYPE,
+    body: buildConferenceInfo({
+      entity: uri(user),
+      version,
+      state: 'full',
+      users: state.get(user)!.users.map((entity) => ({
+        entity,
+        state: 'full' as const,
+        kind: 'endpoint' as const,
+        status: 'connected' as const,
+        audioMuted: false,
+      })),
+    }),
+  });
+  ua.on('invite', (inv) => {
+    const room = roomOf(inv);
+    if (room === undefined) {
+      inv.reject(404);
+      return;
+    }
+    inv.accept().then(
+      (d) => {
+        room.controls.push(d);
+        d.on('request', (req) => {
+          if (req.method === 'INFO') {
+            room.infos.push(req);
+            if (room.info !== undefined) room.info(req);
+            else req.respond(200, { contentType: MSML_CONTENT_TYPE, body: buildResult({ response: 200 }) });
+          } else req.respond(req.method === 'OPTIONS' ? (room.optionsStatus ?? 200) : 405);
+        });
+        d.on('refer', (ref) => {
+          room.refers.push(ref);
+          ref.accept().then(
+            (n) => n.done(200, 'OK'),
+            () => {},
+          );
+        });
+      },
+      () => {},
+    );
+  });
+  ua.on('subscribe', (s) => {
+    const user = s.message.requestUri?.user ?? '';
+    const room = state.get(user);
+    if (room === undefined || opts.events === false) {
+      s.reject(room === undefined ? 404 : 489);
+      return;
+    }
+    s.accept({ ...full(user), expires: 600 }).then(
+      (sub) => room.subs.push(sub),
+      () => {},
+    );
+  });
+  return { ua, uri, room: (user: string) => state.get(user)! };
+}
+
+async function controller(t: Tap): Promise<UserAgent> {
+  const ua = await createUserAgent({ listen: [{ transport: 'udp', host: HOST, port: 0 }], timers: FAST });
+  t.teardown(() => ua.close());
+  return ua;
+}
+
+function driverFor(
+  t: Tap,
+  ua: UserAgent,
+  lobby: string,
+  extra: Partial<SipMsmlDriverOptions> = {},
+  conferences?: string[],
+): McuDriver {
+  const d = createSipMsmlDriver({
+    ua,
+    mcu: { id: 'rooms', uri: lobby, ...(conferences === undefined ? {} : { conferences }) },
+    requestTimeoutMs: 1_000,
+    healthIntervalMs: 100,
+    healthFailures: 3,
+    ...extra,
+  });
+  t.teardown(() => d.close());
+  return d;
+}
+
+t.test('each conference has its own control dialog, subscription and roster; commands go to their room', async (t) => {
+  const mcu = await roomsMcu(t, ['8001', '8002']);
+  mcu.room('conf').users = [A];
+  mcu.room('8001').users = [B];
+  const ua = await controller(t);
+  const rooms = [mcu.uri('8001'), mcu.uri('8002')];
+  const d = driverFor(t, ua, mcu.uri('conf'), {}, rooms);
+  await d.connect();
+  t.equal(d.conference(d.uri), d.conference(d.uri), 'one handle per URI');
+  t.equal(d.conferences.size, 1, 'the default conference only, until others are asked for');
+
+  const r1 = d.conference(rooms[0]!);
+  const r2 = d.conference(rooms[1]!);
+  t.equal(d.conference(rooms[0]!), r1);
+  t.equal(r1.state, 'closed');
+  t.equal(r1.mcuId, 'rooms');
+  const states: ConferenceStateName[] = [];
+  r1.on('state', (s) => states.push(s));
+  await Promise.all([r1.open(), r2.open(), r1.open()]);
+  t.same(states, ['opening', 'open']);
+  t.equal(r2.state, 'open');
+  t.equal(mcu.room('8001').controls.length, 1, 'a control dialog to room 8001');
+  t.equal(mcu.room('8002').controls.length, 1, 'and one to room 8002');
+  t.equal(mcu.room('conf').controls.length, 1, 'the lobby keeps its own');
+  await until('one subscription per room', () => mcu.room('8001').subs.length + mcu.room('8002').subs.length === 2);
+  t.same([...r1.roster.keys()], [B], "room 8001's roster");
+  t.same([...r2.roster.keys()], [], "room 8002's roster");
+  t.same([...d.roster.keys()], [A], "the driver's own roster is the lobby's");
+  t.same(r1.capabilities.conferenceEvents, 'available');
+
+  await r1.setLayout(B, '2x2');
+  await r2.requestKeyframe(A);
+  t.equal(mcu.room('8001').infos.length, 1, 'the layout went to room 8001');
+  t.equal(mcu.room('8002').infos.length, 1, 'the keyframe to room 8002');
+  t.equal(mcu.room('conf').infos.length, 0);
+
+  await r2.dialParticipant(A);
+  const refer = mcu.room('8002').refers[0]!;
+  t.equal(refer.referTo.uri.user, 'a', 'REFER with the participant as Refer-To, in the room dialog');
+  await r2.hangUpParticipant(A);
+  t.equal(mcu.room('8002').refers[1]?.referTo.uri.params.method, 'BYE', 'hang-up: Refer-To with method=BYE');
+  await r1.dialLink(mcu.uri('9999'));
+  t.equal(mcu.room('8001').refers.length, 1, 'a link from room 8001');
+
+  // Roster changes of one room reach its handle only.
+  const updates: RosterUpdate[] = [];
+  r2.on('roster', (u) => updates.push(u));
+  mcu.room('8002').users = [A, B];
+  await mcu.room('8002').subs[0]!.notify(full(mcu, '8002', 2));
+  await until('room 8002 roster updated', () => r2.roster.size === 2);
+  t.equal(updates.length, 1);
+  t.same([...r1.roster.keys()], [B], 'room 8001 unchanged');
+
+  t.throws(() => d.conference(mcu.uri('7777')), { code: 'MCU_ERR_INVALID_ARGUMENT' }, 'not a room of this MCU');
+  t.throws(() => d.conference('not a uri'), { code: 'MCU_ERR_INVALID_ARGUMENT' });
+  await t.rejects(r1.dialParticipant('nope'), { code: 'MCU_ERR_INVALID_ARGUMENT' });
+});
+
+function full(mcu: { uri: (u: string) => string; room: (u: string) => Room }, user: string, version: number) {
+  return {
+    contentType: CONFERENCE_INFO_CONTENT_TYPE,
+    body: buildConferenceInfo({
+      entity: mcu.uri(user),
+      version,
+      state: 'full',
+      users: mcu.room(user).users.map((entity) => ({
+        entity,
+        state: 'full' as const,
+        kind: 'endpoint' as const,
+        status: 'connected' as const,
+        audioMuted: false,
+      })),
+    }),
+  };
+}
+
+t.test('commands of different conferences never wait for each other', async (t) => {
+  const mcu = await roomsMcu(t, ['8001', '8002']);
+  const held: IncomingRequest[] = [];
+  mcu.room('8001').info = (req) => held.push(req); // room 8001 never answers an INFO
+  const ua = await controller(t);
+  const d = driverFor(t, ua, mcu.uri('conf'), { requestTimeoutMs: 1_500, healthFailures: 100 });
+  await d.connect();
+  const r1 = d.conference(mcu.uri('8001'));
+  const r2 = d.conference(mcu.uri('8002'));
+  await Promise.all([r1.open(), r2.open()]);
+  const stuck = r1.setLayout(A, 'single');
+  stuck.catch(() => {});
+  await until('the stuck INFO reached room 8001', () => held.length === 1);
+  // The same output name in another room and in the lobby: other lanes, other dialogs.
+  const t0 = Date.now();
+  await r2.setLayout(A, 'single');
+  await d.setLayout(A, '2x2');
+  await r2.showSource(A, 1, B);
+  const elapsed = Date.now() - t0;
+  t.ok(elapsed < 1_500, `room 8002 and the lobby answered in ${elapsed} ms while room 8001 held its INFO`);
+  await t.rejects(stuck, { code: 'MCU_ERR_TIMEOUT', details: { conference: mcu.uri('8001') } });
+  t.equal(r1.state, 'open', 'a command timing out does not take the conference down');
+});
+
+t.test('a far-end BYE takes one conference down and it re-opens with its full roster', async (t) => {
+  const mcu = await roomsMcu(t, ['8001']);
+  mcu.room('8001').users = [A];
+  const ua = await controller(t);
+  const d = driverFor(t, ua, mcu.uri('conf'));
+  const health: McuHealth[] = [];
+  d.on('health', (h) => health.push(h));
+  await d.connect();
+  const r1 = d.conference(mcu.uri('8001'));
+  await r1.open();
+  const states: ConferenceStateName[] = [];
+  r1.on('state', (s) => states.push(s));
+  const rosters: RosterUpdate[] = [];
+  r1.on('roster', (u) => rosters.push(u));
+  mcu.room('8001').users = [A, B];
+  await mcu.room('8001').controls[0]!.bye();
+  await until('down, then open again', () => states.join() === 'down,open', 5_000);
+  t.equal(mcu.room('8001').controls.length, 2, 'a new control dialog to the room');
+  t.same([...r1.roster.keys()].sort(), [A, B], 'the roster re-read in full');
+  t.ok(rosters.some((u) => u.full));
+  t.same(
+    health.map((h) => h.up),
+    [true],
+    'the MCU stayed up: only the lobby is its health channel',
+  );
+  await t.rejects(
+    (async () => {
+      mcu
+        .room('8001')
+        .controls[1]!.bye()
+        .catch(() => {});
+      await until('down', () => r1.state === 'down');
+      return r1.setLayout(A, 'single');
+    })(),
+    { code: 'MCU_ERR_DOWN', details: { conference: mcu.uri('8001') } },
+    'nothing is sent to a conference while it is down',
+  );
+  await until('open again', () => r1.state === 'open');
+});
+
+t.test('a restart (481) re-opens every conference of the MCU', async (t) => {
+  const mcu = await roomsMcu(t, ['8001', '8002']);
+  const ua = await controller(t);
+  const d = driverFor(t, ua, mcu.uri('conf'));
+  await d.connect();
+  const r1 = d.conference(mcu.uri('8001'));
+  const r2 = d.conference(mcu.uri('8002'));
+  await Promise.all([r1.open(), r2.open()]);
+  const downs: string[] = [];
+  r1.on('state', (s) => s === 'down' && downs.push('8001'));
+  r2.on('state', (s) => s === 'down' && downs.push('8002'));
+  // The lobby hears 481 first: the MCU forgot its dialogs. Rooms still answer 200, yet are re-opened.
+  mcu.room('conf').optionsStatus = 481;
+  await until('the MCU down', () => !d.health.up, 5_000);
+  mcu.room('conf').optionsStatus = 200;
+  await until('every conference re-opened', () => d.health.up && r1.state === 'open' && r2.state === 'open', 5_000);
+  t.same(downs.sort(), ['8001', '8002'], 'both rooms went down with the MCU');
+  t.equal(mcu.room('8001').controls.length, 2);
+  t.equal(mcu.room('8002').controls.length, 2);
+});
+
+t.test(
+  'close(): dialogs end, the conference stays on the MCU; open() again; the lobby stays while connected',
+  async (t) => {
+    const mcu = await roomsMcu(t, ['8001']);
+    const ua = await controller(t);
+    const d = driverFor(t, ua, mcu.uri('conf'));
+    await d.connect();
+    const r1 = d.conference(mcu.uri('8001'));
+    await r1.open();
+    await Promise.all([r1.close(), r1.close()]);
+    t.equal(r1.state, 'closed');
+    await until('the control dialog ended', () => mcu.room('8001').controls[0]!.state === 'terminated');
+    await until('the subscription ended', () => mcu.room('8001').subs[0]!.state === 'terminated');
+    await t.rejects(r1.setLayout(A, 'single'), { code: 'MCU_ERR_CLOSED' });
+    await r1.open();
+    t.equal(r1.state, 'open', 'opened again (another session in the same room)');
+    t.equal(mcu.room('8001').controls.length, 2);
+
+    await d.conference(d.uri).close();
+    t.equal(d.conference(d.uri).state, 'open', 'the lobby stays open while the driver is connected');
+    t.ok(d.health.up);
+
+    await d.close();
+    t.equal(r1.state, 'closed');
+    t.equal(d.conference(d.uri).state, 'closed');
+    await t.rejects(r1.open(), { code: 'MCU_ERR_CLOSED' });
+    await t.rejects(r1.dialLink(mcu.uri('9')), { code: 'MCU_ERR_CLOSED' });
+  },
+);
+
+t.test('without the conference event package each room keeps the roster the driver set up', async (t) => {
+  const mcu = await roomsMcu(t, ['8001'], { events: false });
+  const ua = await controller(t);
+  const d = driverFor(t, ua, mcu.uri('conf'));
+  await d.connect();
+  const r1 = d.conference(mcu.uri('8001'));
+  await r1.open();
+  t.equal(r1.capabilities.conferenceEvents, 'missing');
+  const updates: RosterUpdate[] = [];
+  r1.on('roster', (u) => updates.push(u));
+  await r1.dialParticipant(A);
+  await r1.dialLink(mcu.uri('9999'));
+  t.match(r1.roster.get(A), { kind: 'endpoint', status: 'connected' });
+  t.match(r1.roster.get(mcu.uri('9999')), { kind: 'link', status: 'connected' });
+  t.equal(d.roster.size, 0, "the lobby's roster is its own");
+  await r1.hangUpParticipant(A);
+  t.notOk(r1.roster.has(A));
+  t.ok(updates.every((u) => u.source === 'driver'));
+});
