@@ -3,11 +3,13 @@
  * dependency order and close in reverse (style.md): the API stops accepting
  * first, the store closes last, the logger is flushed by the caller.
  */
+
+import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { createSystemdNotifier, type SystemdNotifier } from '../native/index.js';
-import { loadOrCreateCertificate, startApiServer } from './api/index.js';
+import { type ApiEvents, loadOrCreateCertificate, startApiServer } from './api/index.js';
 import type { Config } from './config/index.js';
-import { onceClose } from './core/index.js';
+import { onceClose, realClock, TypedEmitter } from './core/index.js';
 import { type McuPool, startMcuPool } from './mcu/index.js';
 import { createUserAgent, type ListenOptions } from './sip/index.js';
 import { openSqliteStore, type Store } from './store/index.js';
@@ -17,6 +19,8 @@ export interface DaemonOptions {
   readonly logger: Logger;
   /** Defaults to a notifier on the process environment (a no-op outside systemd). */
   readonly notifier?: SystemdNotifier;
+  /** Shown by /v1/status and the OpenAPI document. */
+  readonly version?: string;
 }
 
 export interface Daemon {
@@ -24,6 +28,8 @@ export interface Daemon {
   readonly store: Store;
   /** One MCU driver per inventory MCU, supervised (health, reconnection). */
   readonly mcus: McuPool;
+  /** Read the API certificate again and serve it to new connections (SIGHUP); the old one stays on failure. */
+  reloadTls(): Promise<void>;
   /** Close every part in reverse start order. Idempotent. */
   close(): Promise<void>;
 }
@@ -99,7 +105,22 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     // The events table keeps each MCU's up/down history for the session report.
     // Attached before the first connection attempts settle, so none is missed.
     let stopping = false;
+    // What /v1/events streams: the drivers' changes, as plain data.
+    const apiEvents = new TypedEmitter<ApiEvents>();
+    apiEvents.onListenerError((err, event) => log.warn({ err, event }, 'an event listener failed'));
     for (const d of mcus.drivers.values()) {
+      d.on('health', (h) => apiEvents.safeEmit('mcu', { mcu: d.mcuId, up: h.up, reason: h.reason }));
+      d.on('capabilities', (c) =>
+        apiEvents.safeEmit('capabilities', { mcu: d.mcuId, conferenceEvents: c.conferenceEvents }),
+      );
+      d.on('link', (l) =>
+        apiEvents.safeEmit('link', {
+          mcu: d.mcuId,
+          target: l.target,
+          state: l.state,
+          ...(l.reason === undefined ? {} : { reason: l.reason }),
+        }),
+      );
       d.on('health', (h) => {
         if (stopping) return;
         store
@@ -108,12 +129,33 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       });
     }
 
-    const tls = await loadOrCreateCertificate(config.daemon.api.tls, config.daemon.stateDir, [config.daemon.api.host]);
+    const apiCfg = config.daemon.api;
+    const loadTls = () => loadOrCreateCertificate(apiCfg.tls, config.daemon.stateDir, [apiCfg.host]);
+    const tls = apiCfg.plainHttp ? undefined : await loadTls();
+    const clientCa =
+      apiCfg.clientCertificates === undefined ? undefined : await readFile(apiCfg.clientCertificates.ca, 'utf8');
     const api = await start('api', () =>
       startApiServer({
-        host: config.daemon.api.host,
-        port: config.daemon.api.port,
-        tls,
+        host: apiCfg.host,
+        port: apiCfg.port,
+        ...(tls === undefined ? { plainHttp: true } : { tls }),
+        ...(apiCfg.clientCertificates === undefined || clientCa === undefined
+          ? {}
+          : { clientCertificates: { ca: clientCa, identities: apiCfg.clientCertificates.identities } }),
+        bodyLimitBytes: apiCfg.bodyLimitBytes,
+        requestTimeoutMs: apiCfg.requestTimeoutMs,
+        rateLimit: apiCfg.rateLimit,
+        maxEventClients: apiCfg.maxEventClients,
+        metricsAuth: apiCfg.metricsAuth,
+        context: {
+          inventory: inv,
+          store,
+          drivers: mcus.drivers,
+          events: apiEvents,
+          clock: realClock,
+          startedAt: Date.now(),
+          version: options.version ?? '0.0.0',
+        },
         logger,
         readiness: [
           {
@@ -141,7 +183,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
 
     const status = `ready: ${inv.mcus.length} MCUs, ${inv.endpoints.length} endpoints; API ${api.url}`;
     notifier.ready(status);
-    log.info({ api: api.url, selfSignedCertificate: tls.selfSigned }, status);
+    log.info({ api: api.url, selfSignedCertificate: tls?.selfSigned ?? false, plainHttp: tls === undefined }, status);
     // `systemctl status` shows MCU health once every driver has made its first attempt, then on every change.
     const mcuStatus = () => {
       if (!stopping) notifier.status(`${status}; MCUs up: ${mcus.upCount()} of ${mcus.drivers.size}`);
@@ -153,6 +195,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       apiUrl: api.url,
       store,
       mcus,
+      async reloadTls() {
+        if (tls === undefined) return;
+        const fresh = await loadTls();
+        api.reloadTls(fresh);
+        log.info({ selfSigned: fresh.selfSigned }, 'API certificate reloaded');
+      },
       close: onceClose(async () => {
         stopping = true;
         notifier.stopping('stopping');

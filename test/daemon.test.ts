@@ -68,8 +68,11 @@ t.test('starts in order, serves health, and on SIGTERM closes in reverse order a
       ],
     },
   });
-  const missing = await httpsGet(`${url}/v1/nothing`, join(dir, 'state'));
+  const missing = await httpsGet(`${url}/nothing`, join(dir, 'state'));
   t.match(missing, { status: 404, body: { code: 'API_ERR_NOT_FOUND' } });
+  // Every /v1 call is authenticated, even one that names no route.
+  const anonymous = await httpsGet(`${url}/v1/nothing`, join(dir, 'state'));
+  t.match(anonymous, { status: 401, body: { code: 'API_ERR_UNAUTHENTICATED' } });
 
   d.child.kill('SIGTERM');
   t.same(await d.exited, { code: 0, signal: null }, 'exit code 0');

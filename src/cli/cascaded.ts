@@ -24,6 +24,9 @@ Usage:
   cascaded --check-config FILE [--json]          validate a config file and exit
   cascaded plan [options]                        plan a session's cascade offline
                                                  (cascaded plan --help)
+  cascaded token create|list|revoke [options]    API bearer tokens (cascaded token --help);
+                                                 works while the daemon runs
+  cascaded audit verify [--head HASH]            check the audit hash chain
   cascaded --help | --version
 
 Options:
@@ -46,7 +49,8 @@ Options:
 
 Signals: SIGTERM or SIGINT closes every part in reverse start order within
 daemon.shutdownTimeoutMs (default 10 s) and exits 0; a second signal forces
-the exit at once (128 + signal number).
+the exit at once (128 + signal number). SIGHUP reads the API certificate
+again and serves it to new connections (the old one stays if it fails).
 
 Environment:
   NOTIFY_SOCKET, WATCHDOG_USEC  set by systemd (Type=notify, WatchdogSec=).
@@ -73,6 +77,10 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'plan') {
     const { runPlan } = await import('./plan.js');
     return runPlan(argv.slice(1));
+  }
+  if (argv[0] === 'token' || argv[0] === 'audit') {
+    const { runAudit, runToken } = await import('./admin.js');
+    return argv[0] === 'token' ? runToken(argv.slice(1)) : runAudit(argv.slice(1));
   }
   let values: {
     config?: string;
@@ -184,6 +192,9 @@ async function runDaemon(
   const dispatch = (signal: NodeJS.Signals) => onSignal(signal);
   process.on('SIGTERM', dispatch);
   process.on('SIGINT', dispatch);
+  // SIGHUP reloads the API certificate once the API runs; before that it is ignored (Node would exit).
+  let onHangup = () => {};
+  process.on('SIGHUP', () => onHangup());
 
   let sim: SimulatorProcess | undefined;
   let daemon: Awaited<ReturnType<typeof startDaemon>>;
@@ -197,7 +208,7 @@ async function runDaemon(
         logger,
       });
     }
-    daemon = await startDaemon({ config, logger });
+    daemon = await startDaemon({ config, logger, version: version() });
   } catch (err) {
     logger.fatal({ err, code: isCascadedError(err) ? err.code : undefined }, 'start failed');
     await sim?.close();
@@ -240,6 +251,16 @@ async function runDaemon(
       );
     };
     if (early !== undefined) onSignal(early);
+    onHangup = () => {
+      daemon
+        .reloadTls()
+        .catch((err: unknown) =>
+          logger.error(
+            { err, code: isCascadedError(err) ? err.code : undefined },
+            'API certificate reload failed; the old one stays',
+          ),
+        );
+    };
   }).then(async (code) => {
     await flush();
     return code;

@@ -4,4 +4,12 @@ export type { ParseOptions } from './load.js';
 export { formatViolations, loadConfigFile, parseConfig } from './load.js';
 export { configSchema } from './schema.js';
 export { readMcuSecret } from './secrets.js';
-export type { Config, DaemonConfig, LogLevel, McuDriverSettings, SipListen, SipTransportName } from './types.js';
+export type {
+  ApiConfig,
+  Config,
+  DaemonConfig,
+  LogLevel,
+  McuDriverSettings,
+  SipListen,
+  SipTransportName,
+} from './types.js';

@@ -119,9 +119,11 @@ function build(raw: RawConfig, source: string, options: ParseOptions): Config {
       synchronous: d.store.synchronous,
     },
     api: {
-      host: d.api.host,
-      port: d.api.port,
+      ...d.api,
       ...(d.api.tls ? { tls: { cert: abs(d.api.tls.cert), key: abs(d.api.tls.key) } } : {}),
+      ...(d.api.clientCertificates
+        ? { clientCertificates: { ...d.api.clientCertificates, ca: abs(d.api.clientCertificates.ca) } }
+        : {}),
     },
     sip: d.sip,
     mcu: d.mcu,

@@ -70,8 +70,61 @@ export const configSchema = {
               type: 'object',
               additionalProperties: false,
               required: ['cert', 'key'],
-              description: 'PEM files. Absent: a self-signed certificate is generated in stateDir.',
+              description:
+                'PEM files, read again on SIGHUP. Absent: a self-signed certificate is generated in stateDir.',
               properties: { cert: path, key: path },
+            },
+            plainHttp: {
+              type: 'boolean',
+              default: false,
+              description: 'Serve plain HTTP instead of HTTPS: only allowed when host is a loopback address.',
+            },
+            bodyLimitBytes: { type: 'integer', minimum: 1024, maximum: 64 * 1024 * 1024, default: 1024 * 1024 },
+            requestTimeoutMs: {
+              type: 'integer',
+              minimum: 1_000,
+              maximum: 600_000,
+              default: 35_000,
+              description: 'Deadline of one request (above the 30 s chair deadline); also the bound on receiving it.',
+            },
+            rateLimit: {
+              type: 'object',
+              additionalProperties: false,
+              default: {},
+              description: 'Per token, on every mutating route and on plans.',
+              properties: {
+                max: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1_200 },
+                windowMs: { type: 'integer', minimum: 1_000, maximum: 3_600_000, default: 60_000 },
+              },
+            },
+            maxEventClients: { type: 'integer', minimum: 1, maximum: 10_000, default: 100 },
+            metricsAuth: {
+              type: 'boolean',
+              default: false,
+              description: '/metrics needs a bearer token too (Prometheus: authorization.credentials_file).',
+            },
+            clientCertificates: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['ca', 'identities'],
+              description: 'mTLS: client certificates signed by ca, mapped to roles by their SHA-256 fingerprint.',
+              properties: {
+                ca: path,
+                identities: {
+                  type: 'array',
+                  items: {
+                    type: 'object',
+                    additionalProperties: false,
+                    required: ['name', 'fingerprint256', 'role'],
+                    properties: {
+                      name,
+                      fingerprint256: { type: 'string', pattern: '^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$' },
+                      role: { enum: ['viewer', 'operator', 'admin'] },
+                      scope: { type: 'string', pattern: '^(operator|province):[a-z0-9][a-z0-9._-]*$' },
+                    },
+                  },
+                },
+              },
             },
           },
         },

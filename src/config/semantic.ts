@@ -145,6 +145,7 @@ export function semanticViolations(doc: unknown): Violation[] {
     }
   });
 
+  apiRules(doc, provinces, operators, add);
   return out;
 }
 
@@ -237,4 +238,33 @@ function cascadeCycles(mcus: ReadonlyMap<string, Indexed>): Violation[] {
   };
   for (const id of [...mcus.keys()].sort()) if (!state.has(id)) visit(id);
   return out;
+}
+
+/** Plain HTTP only on loopback (Decision 1594 I.5: encrypted remote control); mTLS scopes name real units. */
+function apiRules(
+  doc: Obj,
+  provinces: ReadonlyMap<string, Indexed>,
+  operators: ReadonlyMap<string, Indexed>,
+  add: (path: string, message: string) => void,
+): void {
+  const api = isObj(doc.daemon) && isObj(doc.daemon.api) ? doc.daemon.api : undefined;
+  if (api === undefined) return;
+  const host = str(api.host) ?? '127.0.0.1';
+  const loopback = host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+  if (api.plainHttp === true && !loopback) {
+    add('/daemon/api/plainHttp', `plain HTTP is only allowed on a loopback host, not ${host}: use HTTPS`);
+  }
+  if (api.plainHttp === true && api.tls !== undefined) add('/daemon/api/tls', 'plainHttp serves no certificate');
+  const certs = isObj(api.clientCertificates) ? api.clientCertificates : undefined;
+  items(certs?.identities).forEach((ident, i) => {
+    if (!isObj(ident)) return;
+    const scope = str(ident.scope);
+    const path = `/daemon/api/clientCertificates/identities/${i}/scope`;
+    if (ident.role === 'operator' && scope === undefined) add(path, 'an operator identity needs a scope');
+    if (ident.role !== 'operator' && scope !== undefined) add(path, 'only an operator identity takes a scope');
+    const m = scope === undefined ? null : /^(operator|province):(.+)$/.exec(scope);
+    if (m === null) return;
+    const known = m[1] === 'operator' ? operators : provinces;
+    if (!known.has(m[2]!)) add(path, `unknown ${m[1]} "${m[2]}"`);
+  });
 }

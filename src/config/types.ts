@@ -15,13 +15,31 @@ export interface DaemonConfig {
   readonly stateDir: string;
   readonly shutdownTimeoutMs: number;
   readonly store: { readonly driver: 'sqlite'; readonly path: string; readonly synchronous: 'normal' | 'full' };
-  readonly api: {
-    readonly host: string;
-    readonly port: number;
-    readonly tls?: { readonly cert: string; readonly key: string };
-  };
+  readonly api: ApiConfig;
   readonly sip: { readonly listen: readonly SipListen[] };
   readonly mcu: McuDriverSettings;
+}
+
+/** The REST API (docs/api.md). */
+export interface ApiConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly tls?: { readonly cert: string; readonly key: string };
+  readonly plainHttp: boolean;
+  readonly bodyLimitBytes: number;
+  readonly requestTimeoutMs: number;
+  readonly rateLimit: { readonly max: number; readonly windowMs: number };
+  readonly maxEventClients: number;
+  readonly metricsAuth: boolean;
+  readonly clientCertificates?: {
+    readonly ca: string;
+    readonly identities: readonly {
+      readonly name: string;
+      readonly fingerprint256: string;
+      readonly role: 'viewer' | 'operator' | 'admin';
+      readonly scope?: string;
+    }[];
+  };
 }
 
 /**

@@ -1,3 +1,5 @@
+export type { AuditRowContent } from './audit-chain.js';
+export { AUDIT_GENESIS, auditRowHash } from './audit-chain.js';
 export type { StoreErrorCode } from './errors.js';
 export { STORE_ERRORS, StoreError } from './errors.js';
 export type { Migration } from './migrations.js';

@@ -97,4 +97,38 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX events_subject ON events (subject, id);
     `,
   },
+  {
+    version: 3,
+    name: 'api: bearer tokens (hashed), audit hash chain (who, role, request id, source address)',
+    // The audit table is append-only: triggers refuse UPDATE and DELETE, and each row carries the
+    // SHA-256 of its predecessor's hash and its own content, so an edit made around the triggers
+    // (another SQLite client, a hex editor) breaks the chain that `cascaded audit verify` walks.
+    // Rows written before this version cannot be hashed in SQL: audit_chain records where the
+    // chain starts, so blanking the hashes of later rows does not pass for legacy rows.
+    sql: `
+      CREATE TABLE api_tokens (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        role       TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+        scope      TEXT,
+        hash       TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        revoked_at TEXT
+      );
+      ALTER TABLE audit ADD COLUMN role TEXT;
+      ALTER TABLE audit ADD COLUMN request_id TEXT;
+      ALTER TABLE audit ADD COLUMN source TEXT;
+      ALTER TABLE audit ADD COLUMN prev_hash TEXT;
+      ALTER TABLE audit ADD COLUMN hash TEXT;
+      CREATE TABLE audit_chain (last_unchained_id INTEGER NOT NULL);
+      INSERT INTO audit_chain SELECT COALESCE(MAX(id), 0) FROM audit;
+      CREATE INDEX audit_action ON audit (action, id);
+      CREATE INDEX audit_target ON audit (target, id);
+      CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+      CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+    `,
+  },
 ];

@@ -4,16 +4,21 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { type Clock, CoreError, onceClose, realClock } from '../core/index.js';
 import type { Inventory } from '../inventory/index.js';
+import { AUDIT_GENESIS, auditRowHash } from './audit-chain.js';
 import { StoreError } from './errors.js';
 import { MIGRATIONS, type Migration } from './migrations.js';
 import type {
+  ApiTokenRecord,
   AuditEntry,
+  AuditQuery,
+  AuditVerification,
   CascadeHead,
   CascadeRecord,
   CascadeUsage,
   EventRecord,
   InventorySnapshot,
   LinkStateRecord,
+  NewApiToken,
   NewAuditEntry,
   NewCascade,
   NewEvent,
@@ -114,11 +119,26 @@ interface AuditRow {
   id: number;
   at: string;
   actor: string;
+  role: string | null;
   action: string;
   target: string | null;
   outcome: string;
   duration_ms: number | null;
+  request_id: string | null;
+  source: string | null;
   details: string;
+  prev_hash: string | null;
+  hash: string | null;
+}
+interface TokenRow {
+  id: string;
+  name: string;
+  role: ApiTokenRecord['role'];
+  scope: string | null;
+  hash: string;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
 }
 interface EventRow {
   id: number;
@@ -168,12 +188,42 @@ const toAudit = (r: AuditRow): AuditEntry => ({
   id: r.id,
   at: r.at,
   actor: r.actor,
+  role: r.role,
   action: r.action,
   target: r.target,
   outcome: r.outcome,
   durationMs: r.duration_ms,
+  requestId: r.request_id,
+  source: r.source,
   details: JSON.parse(r.details),
+  hash: r.hash,
 });
+const toToken = (r: TokenRow): ApiTokenRecord => ({
+  id: r.id,
+  name: r.name,
+  role: r.role,
+  scope: r.scope,
+  hash: r.hash,
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+  revokedAt: r.revoked_at,
+});
+const auditContent = (r: AuditRow) => ({
+  id: r.id,
+  at: r.at,
+  actor: r.actor,
+  role: r.role,
+  action: r.action,
+  target: r.target,
+  outcome: r.outcome,
+  durationMs: r.duration_ms,
+  requestId: r.request_id,
+  source: r.source,
+  details: r.details,
+});
+
+/** Rows read per step of a chain walk, so a long audit never sits in memory at once. */
+const VERIFY_CHUNK = 2_000;
 const toEvent = (r: EventRow): EventRecord => ({
   id: r.id,
   at: r.at,
@@ -207,9 +257,16 @@ class SqliteStore implements Store {
       updateSession: db.prepare(
         'UPDATE sessions SET title = ?, state = ?, starts_at = ?, data = ?, updated_at = ? WHERE id = ?',
       ),
+      lastAudit: db.prepare('SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1'),
       insertAudit: db.prepare(
-        'INSERT INTO audit (at, actor, action, target, outcome, duration_ms, details) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        `INSERT INTO audit (id, at, actor, role, action, target, outcome, duration_ms, request_id, source, details, prev_hash, hash)
+         VALUES (@id, @at, @actor, @role, @action, @target, @outcome, @durationMs, @requestId, @source, @details, @prevHash, @hash)`,
       ),
+      insertToken: db.prepare(
+        'INSERT INTO api_tokens (id, name, role, scope, hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ),
+      getToken: db.prepare('SELECT * FROM api_tokens WHERE id = ?'),
+      revokeToken: db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
       insertEvent: db.prepare('INSERT INTO events (at, type, subject, data) VALUES (?, ?, ?, ?)'),
     };
   }
@@ -523,32 +580,134 @@ class SqliteStore implements Store {
   }
 
   async appendAudit(e: NewAuditEntry): Promise<AuditEntry> {
-    this.#open();
-    const at = this.#now();
+    const db = this.#open();
     const details = JSON.stringify(e.details ?? null);
-    const r = this.#stmt.insertAudit.run(
-      at,
-      e.actor,
-      e.action,
-      e.target ?? null,
-      e.outcome,
-      e.durationMs ?? null,
-      details,
-    );
-    return {
-      id: Number(r.lastInsertRowid),
-      at,
-      actor: e.actor,
-      action: e.action,
-      target: e.target ?? null,
-      outcome: e.outcome,
-      durationMs: e.durationMs ?? null,
-      details: e.details ?? null,
-    };
+    // IMMEDIATE: the write lock is taken before the last hash is read, so a CLI appending
+    // from another process at the same moment cannot fork the chain.
+    return db
+      .transaction((): AuditEntry => {
+        const last = this.#stmt.lastAudit.get() as { id: number; hash: string | null } | undefined;
+        const content = {
+          id: (last?.id ?? 0) + 1,
+          at: this.#now(),
+          actor: e.actor,
+          role: e.role ?? null,
+          action: e.action,
+          target: e.target ?? null,
+          outcome: e.outcome,
+          durationMs: e.durationMs ?? null,
+          requestId: e.requestId ?? null,
+          source: e.source ?? null,
+          details,
+        };
+        const prevHash = last?.hash ?? AUDIT_GENESIS;
+        const hash = auditRowHash(prevHash, content);
+        this.#stmt.insertAudit.run({ ...content, prevHash, hash });
+        return { ...content, details: e.details ?? null, hash };
+      })
+      .immediate();
   }
 
-  async listAudit(query: { afterId?: number; limit?: number; actor?: string } = {}): Promise<AuditEntry[]> {
-    return (this.#pageAfter('audit', { actor: query.actor }, query) as AuditRow[]).map(toAudit);
+  async listAudit(query: AuditQuery = {}): Promise<AuditEntry[]> {
+    const db = this.#open();
+    const where: string[] = [];
+    const params: unknown[] = [];
+    const eq = (column: string, v: string | undefined) => {
+      if (v === undefined) return;
+      where.push(`${column} = ?`);
+      params.push(v);
+    };
+    eq('actor', query.actor);
+    eq('action', query.action);
+    eq('target', query.target);
+    eq('outcome', query.outcome);
+    if (query.afterId !== undefined) {
+      where.push('id > ?');
+      params.push(query.afterId);
+    }
+    if (query.beforeId !== undefined) {
+      where.push('id < ?');
+      params.push(query.beforeId);
+    }
+    if (query.since !== undefined) {
+      where.push('at >= ?');
+      params.push(query.since);
+    }
+    if (query.until !== undefined) {
+      where.push('at < ?');
+      params.push(query.until);
+    }
+    const sql = `SELECT * FROM audit ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id ${
+      query.newestFirst ? 'DESC' : 'ASC'
+    } LIMIT ?`;
+    return (db.prepare(sql).all(...params, clampLimit(query.limit, 100)) as AuditRow[]).map(toAudit);
+  }
+
+  async verifyAudit(): Promise<AuditVerification> {
+    const db = this.#open();
+    const start = (db.prepare('SELECT last_unchained_id FROM audit_chain').get() as { last_unchained_id: number })
+      .last_unchained_id;
+    const page = db.prepare('SELECT * FROM audit WHERE id > ? ORDER BY id LIMIT ?');
+    let prev = AUDIT_GENESIS;
+    let lastId = start;
+    let checked = 0;
+    for (;;) {
+      const rows = page.all(lastId, VERIFY_CHUNK) as AuditRow[];
+      for (const r of rows) {
+        const broken = (reason: string): AuditVerification => ({
+          ok: false,
+          checked,
+          unchained: start,
+          head: prev === AUDIT_GENESIS ? null : prev,
+          lastId,
+          broken: { id: r.id, reason },
+        });
+        // Ids are dense (assigned as last + 1, rows never deleted): a gap is a deleted row.
+        if (r.id !== lastId + 1) return broken(`row ${lastId + 1} is missing`);
+        if (r.prev_hash !== prev) return broken('prev_hash does not match the previous row');
+        if (r.hash !== auditRowHash(prev, auditContent(r))) return broken('content does not match its hash');
+        prev = r.hash;
+        lastId = r.id;
+        checked++;
+      }
+      if (rows.length < VERIFY_CHUNK) break;
+      // Let other work (API requests) run between chunks of a long chain.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      this.#open();
+    }
+    return { ok: true, checked, unchained: start, head: prev === AUDIT_GENESIS ? null : prev, lastId };
+  }
+
+  async createToken(t: NewApiToken): Promise<ApiTokenRecord> {
+    this.#open();
+    try {
+      this.#stmt.insertToken.run(t.id, t.name, t.role, t.scope ?? null, t.hash, this.#now(), t.expiresAt ?? null);
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+        throw new StoreError('STORE_ERR_CONFLICT', `token "${t.id}" already exists`, { cause: err });
+      }
+      throw err;
+    }
+    return toToken(this.#stmt.getToken.get(t.id) as TokenRow);
+  }
+
+  async getToken(id: string): Promise<ApiTokenRecord | undefined> {
+    this.#open();
+    const row = this.#stmt.getToken.get(id) as TokenRow | undefined;
+    return row && toToken(row);
+  }
+
+  async listTokens(): Promise<ApiTokenRecord[]> {
+    const db = this.#open();
+    return (db.prepare('SELECT * FROM api_tokens ORDER BY created_at, id').all() as TokenRow[]).map(toToken);
+  }
+
+  async revokeToken(id: string): Promise<ApiTokenRecord> {
+    this.#open();
+    this.#stmt.revokeToken.run(this.#now(), id);
+    const row = this.#stmt.getToken.get(id) as TokenRow | undefined;
+    if (row === undefined) throw new StoreError('STORE_ERR_NOT_FOUND', `no token "${id}"`);
+    return toToken(row);
   }
 
   async appendEvent(e: NewEvent): Promise<EventRecord> {

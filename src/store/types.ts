@@ -20,8 +20,17 @@ export interface Store extends Closeable {
   getSession(id: string): Promise<SessionRecord | undefined>;
   listSessions(query?: { state?: string; limit?: number }): Promise<SessionRecord[]>;
 
+  /** Append one audit row, chained to the previous row's hash (in one immediate transaction, safe across processes). */
   appendAudit(entry: NewAuditEntry): Promise<AuditEntry>;
-  listAudit(query?: { afterId?: number; limit?: number; actor?: string }): Promise<AuditEntry[]>;
+  listAudit(query?: AuditQuery): Promise<AuditEntry[]>;
+  /** Walk the whole hash chain: an edited, inserted or deleted row breaks it (only a cut tail needs `head`). */
+  verifyAudit(): Promise<AuditVerification>;
+
+  createToken(token: NewApiToken): Promise<ApiTokenRecord>;
+  getToken(id: string): Promise<ApiTokenRecord | undefined>;
+  listTokens(): Promise<ApiTokenRecord[]>;
+  /** Mark a token revoked (kept for the audit trail); STORE_ERR_NOT_FOUND when unknown. */
+  revokeToken(id: string): Promise<ApiTokenRecord>;
 
   appendEvent(event: NewEvent): Promise<EventRecord>;
   listEvents(query?: { afterId?: number; limit?: number; type?: string; subject?: string }): Promise<EventRecord[]>;
@@ -154,6 +163,12 @@ export interface SessionRecord {
 export interface NewAuditEntry {
   /** Who: a token name or user, or "system". */
   readonly actor: string;
+  /** The actor's role (and scope) when the action came through the API, e.g. "operator:province:quang-binh". */
+  readonly role?: string;
+  /** The API request id, to match a row with the daemon log. */
+  readonly requestId?: string;
+  /** The client address. */
+  readonly source?: string;
   /** What: e.g. "chair.switch", "session.create". */
   readonly action: string;
   readonly target?: string;
@@ -163,11 +178,74 @@ export interface NewAuditEntry {
   readonly details?: unknown;
 }
 
-export interface AuditEntry extends Required<Omit<NewAuditEntry, 'target' | 'durationMs'>> {
+export interface AuditEntry {
   readonly id: number;
   readonly at: string;
+  readonly actor: string;
+  readonly role: string | null;
+  readonly action: string;
   readonly target: string | null;
+  readonly outcome: string;
   readonly durationMs: number | null;
+  readonly requestId: string | null;
+  readonly source: string | null;
+  readonly details: unknown;
+  /** SHA-256 (hex) of the previous row's hash and this row's content; null for rows older than the chain. */
+  readonly hash: string | null;
+}
+
+export interface AuditQuery {
+  readonly afterId?: number;
+  readonly beforeId?: number;
+  readonly limit?: number;
+  readonly actor?: string;
+  readonly action?: string;
+  readonly target?: string;
+  readonly outcome?: string;
+  /** ISO 8601 bounds on `at` (inclusive since, exclusive until). */
+  readonly since?: string;
+  readonly until?: string;
+  /** Newest first (ids descending); default oldest first. */
+  readonly newestFirst?: boolean;
+}
+
+export interface AuditVerification {
+  readonly ok: boolean;
+  /** Rows checked (chained rows). */
+  readonly checked: number;
+  /** Rows written before the chain existed (store version 1), not verifiable. */
+  readonly unchained: number;
+  /** Hash of the last row: keep it elsewhere to detect a cut tail later. */
+  readonly head: string | null;
+  readonly lastId: number;
+  /** The first row where the chain breaks, and why. */
+  readonly broken?: { readonly id: number; readonly reason: string };
+}
+
+export type ApiRole = 'viewer' | 'operator' | 'admin';
+
+export interface NewApiToken {
+  /** The public part of the token (also its primary key). */
+  readonly id: string;
+  readonly name: string;
+  readonly role: ApiRole;
+  /** "operator:ID" or "province:ID" for an operator; absent otherwise. */
+  readonly scope?: string;
+  /** SHA-256 (hex) of the secret part; the secret itself is never stored. */
+  readonly hash: string;
+  /** ISO 8601; absent: never expires. */
+  readonly expiresAt?: string;
+}
+
+export interface ApiTokenRecord {
+  readonly id: string;
+  readonly name: string;
+  readonly role: ApiRole;
+  readonly scope: string | null;
+  readonly hash: string;
+  readonly createdAt: string;
+  readonly expiresAt: string | null;
+  readonly revokedAt: string | null;
 }
 
 export interface NewEvent {

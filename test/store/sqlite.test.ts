@@ -87,27 +87,24 @@ t.test('inventory snapshots are written only when the inventory changes', async 
 t.test('migrations apply in order, once; a newer database is refused', async (t) => {
   const dir = t.testdir({ 'file.txt': 'not a directory' });
   const path = join(dir, 'm.db');
-  const v1 = await openSqliteStore({ path });
-  await v1.appendAudit({ actor: 'a', action: 'x', outcome: 'ok' });
-  await v1.close();
-  const next = MIGRATIONS.at(-1)!.version + 1;
-  const v2 = [
-    ...MIGRATIONS,
-    { version: next, name: 'add audit source', sql: 'ALTER TABLE audit ADD COLUMN source TEXT' },
-  ];
-  const s2 = await openSqliteStore({ path, migrations: v2 });
-  t.equal(await s2.schemaVersion(), next);
+  const current = await openSqliteStore({ path });
+  await current.appendAudit({ actor: 'a', action: 'x', outcome: 'ok' });
+  await current.close();
+  const latest = MIGRATIONS.at(-1)!.version;
+  const next = [...MIGRATIONS, { version: latest + 1, name: 'add a table', sql: 'CREATE TABLE extra (x INTEGER)' }];
+  const s2 = await openSqliteStore({ path, migrations: next });
+  t.equal(await s2.schemaVersion(), latest + 1);
   t.equal((await s2.listAudit()).length, 1, 'data kept across the migration');
   await s2.close();
-  const again = await openSqliteStore({ path, migrations: v2 });
+  const again = await openSqliteStore({ path, migrations: next });
   await again.close();
   const db = new Database(path, { readonly: true });
   t.same(
     db.prepare('SELECT version FROM migrations ORDER BY version').all(),
-    v2.map((m) => ({ version: m.version })),
+    next.map((m) => ({ version: m.version })),
   );
   db.close();
-  await t.rejects(openSqliteStore({ path }), { code: 'STORE_ERR_VERSION' }, 'an older build refuses a newer database');
+  await t.rejects(openSqliteStore({ path }), { code: 'STORE_ERR_VERSION' }, 'this build refuses a newer database');
   const notDir = join(dir, 'file.txt', 'x.db');
   await t.rejects(openSqliteStore({ path: notDir }), { code: 'STORE_ERR_OPEN' });
 });
@@ -176,4 +173,43 @@ t.test('kill -9 in the middle of a burst loses no committed record', async (t) =
     t.ok((await store.listAudit({ limit: 1 })).length === 1, 'reopens and reads after the crash');
     await store.close();
   }
+});
+
+t.test('audit rows written before the chain stay readable; the chain starts after them', async (t) => {
+  const path = join(t.testdir(), 'legacy.db');
+  // A database as version 1 left it, with one audit row.
+  const v1 = new Database(path);
+  v1.exec(MIGRATIONS[0]!.sql);
+  v1.prepare("INSERT INTO migrations VALUES (1, 'initial', 'then')").run();
+  v1.pragma('user_version = 1');
+  v1.prepare("INSERT INTO audit (at, actor, action, outcome) VALUES ('then', 'old', 'x', 'ok')").run();
+  v1.close();
+  const store = await openSqliteStore({ path });
+  t.teardown(() => store.close());
+  t.match(await store.verifyAudit(), { ok: true, checked: 0, unchained: 1, head: null });
+  const a = await store.appendAudit({
+    actor: 'new',
+    role: 'admin',
+    action: 'y',
+    outcome: 'ok',
+    requestId: 'r',
+    source: '::1',
+  });
+  t.match(a, { id: 2, role: 'admin', requestId: 'r', source: '::1', hash: /^[0-9a-f]{64}$/ });
+  t.match(await store.verifyAudit(), { ok: true, checked: 1, unchained: 1, head: a.hash, lastId: 2 });
+  t.match(await store.listAudit({ newestFirst: true, limit: 1 }), [{ actor: 'new' }]);
+  t.match(await store.listAudit({ actor: 'old' }), [{ id: 1, hash: null }]);
+});
+
+t.test('API tokens: created once, listed, revoked (kept), unknown ids refused', async (t) => {
+  const store = await openSqliteStore({ path: ':memory:' });
+  t.teardown(() => store.close());
+  const rec = await store.createToken({ id: '0123456789abcdef', name: 'n', role: 'viewer', hash: 'h'.repeat(64) });
+  t.match(rec, { id: '0123456789abcdef', role: 'viewer', scope: null, expiresAt: null, revokedAt: null });
+  await t.rejects(store.createToken({ id: rec.id, name: 'm', role: 'admin', hash: 'x' }), {
+    code: 'STORE_ERR_CONFLICT',
+  });
+  t.match(await store.revokeToken(rec.id), { revokedAt: String });
+  t.equal((await store.listTokens()).length, 1);
+  await t.rejects(store.revokeToken('ffffffffffffffff'), { code: 'STORE_ERR_NOT_FOUND' });
 });
