@@ -11,6 +11,7 @@ import { type ApiEvents, loadOrCreateCertificate, startApiServer } from './api/i
 import type { Config } from './config/index.js';
 import { onceClose, realClock, TypedEmitter } from './core/index.js';
 import { type McuPool, startMcuPool } from './mcu/index.js';
+import { createMetrics } from './metrics/index.js';
 import { createUserAgent, type ListenOptions } from './sip/index.js';
 import { openSqliteStore, type Store } from './store/index.js';
 
@@ -33,6 +34,9 @@ export interface Daemon {
   /** Close every part in reverse start order. Idempotent. */
   close(): Promise<void>;
 }
+
+/** How often the running daemon walks the audit hash chain (ms). */
+const AUDIT_VERIFY_MS = 300_000;
 
 interface Part {
   readonly name: string;
@@ -107,6 +111,11 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     let stopping = false;
     // What /v1/events streams: the drivers' changes, as plain data.
     const apiEvents = new TypedEmitter<ApiEvents>();
+    // Metrics subscribe to the same events (and read state at scrape time): never in the control path.
+    const metrics = createMetrics({ inventory: inv, store });
+    metrics.watchDrivers(mcus.drivers.values());
+    metrics.watchTransactions(ua);
+    metrics.watchChair(apiEvents);
     apiEvents.onListenerError((err, event) => log.warn({ err, event }, 'an event listener failed'));
     for (const d of mcus.drivers.values()) {
       d.on('health', (h) => apiEvents.safeEmit('mcu', { mcu: d.mcuId, up: h.up, reason: h.reason }));
@@ -155,6 +164,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           clock: realClock,
           startedAt: Date.now(),
           version: options.version ?? '0.0.0',
+          metrics,
         },
         logger,
         readiness: [
@@ -180,6 +190,23 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         ],
       }),
     );
+
+    metrics.watchApi(api.events);
+    // The audit chain is walked at start and then every AUDIT_VERIFY_MS; a break shows as
+    // cascaded_audit_chain_ok 0 (alert AuditChainBroken) and in the log.
+    let auditTimer: NodeJS.Timeout | undefined;
+    const verifyAudit = async () => {
+      try {
+        const r = await store.verifyAudit();
+        metrics.setAuditChain(r);
+        if (!r.ok) log.error({ broken: r.broken, checked: r.checked }, 'audit chain broken');
+      } catch (err) {
+        if (!stopping) log.warn({ err }, 'could not verify the audit chain');
+      }
+      if (!stopping) auditTimer = setTimeout(() => void verifyAudit(), AUDIT_VERIFY_MS).unref();
+    };
+    await verifyAudit();
+    parts.push({ name: 'audit-verifier', close: async () => clearTimeout(auditTimer) });
 
     const status = `ready: ${inv.mcus.length} MCUs, ${inv.endpoints.length} endpoints; API ${api.url}`;
     notifier.ready(status);

@@ -21,6 +21,7 @@ import {
 import { parseConfig } from '../../src/config/index.js';
 import { realClock, TypedEmitter } from '../../src/core/index.js';
 import { type McuPool, startMcuPool } from '../../src/mcu/index.js';
+import { createMetrics, type Metrics } from '../../src/metrics/index.js';
 import { createSimMcu, type SimMcu } from '../../src/sim/index.js';
 import { createUserAgent } from '../../src/sip/index.js';
 import { type ApiRole, openSqliteStore, type Store } from '../../src/store/index.js';
@@ -52,6 +53,7 @@ export interface Harness {
   readonly events: TypedEmitter<ApiEvents>;
   readonly sims: ReadonlyMap<string, SimMcu>;
   readonly pool: McuPool;
+  readonly metrics: Metrics;
   readonly tokens: Readonly<Record<TokenName, string>>;
   call(method: string, path: string, opts?: CallOptions): Promise<Reply>;
   /** A fresh token (e.g. for a rate-limit test that must not share a budget). */
@@ -96,7 +98,12 @@ export async function startHarness(
   await pool.firstAttempts;
   const tls = await loadOrCreateCertificate(undefined, join(dir, 'state'), ['127.0.0.1']);
   const events = new TypedEmitter<ApiEvents>();
+  const metrics = createMetrics({ inventory: config.inventory, store });
+  metrics.watchDrivers(pool.drivers.values());
+  metrics.watchTransactions(ua);
+  metrics.watchChair(events);
   const context: ApiContext = {
+    metrics,
     inventory: config.inventory,
     store,
     drivers: pool.drivers,
@@ -117,6 +124,7 @@ export async function startHarness(
     context,
   });
   t.teardown(() => server.close());
+  metrics.watchApi(server.events);
 
   const token = async (role: ApiRole, scope?: string, expiresAt?: number) => {
     const s = scope === undefined ? undefined : parseScope(scope);
@@ -151,6 +159,7 @@ export async function startHarness(
     events,
     sims,
     pool,
+    metrics,
     tokens,
     token,
     call: (method, path, opts = {}) => call(server.url, ca, method, path, opts),

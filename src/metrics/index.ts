@@ -1,0 +1,10 @@
+/** Prometheus metrics (prom-client), fed from typed events: they stay out of control flow. */
+export type {
+  ApiRequestEvent,
+  ChairEvent,
+  MeteredDriver,
+  Metrics,
+  MetricsOptions,
+  TransactionEvent,
+} from './metrics.js';
+export { createMetrics } from './metrics.js';

@@ -1,0 +1,290 @@
+/**
+ * The Prometheus registry and every `cascaded_` metric. Metrics are fed from
+ * typed events (drivers, the SIP user agent, the API, the chair) and from
+ * state read at scrape time; nothing in the control path calls in here, and a
+ * listener here that throws is caught by the emitter (safeEmit).
+ * Names carry their unit (`_seconds`, `_total`), labels stay bounded (MCU and
+ * province ids, methods, status classes, route patterns; never raw URLs).
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { TypedEmitter } from '../core/index.js';
+import type { Inventory } from '../inventory/index.js';
+import type { McuDriverEvents } from '../mcu/index.js';
+import type { Store } from '../store/index.js';
+
+/** What the metrics read from a driver: its identity, health, capabilities and roster, plus its events. */
+export interface MeteredDriver extends Pick<TypedEmitter<McuDriverEvents>, 'on'> {
+  readonly mcuId: string;
+  readonly health: { readonly up: boolean };
+  readonly capabilities: { readonly conferenceEvents: string };
+  readonly roster: ReadonlyMap<string, { readonly kind: string; readonly status: string }>;
+}
+
+export interface TransactionEvent {
+  readonly role: 'uac' | 'uas';
+  readonly method: string;
+  readonly status: number;
+  readonly durationMs: number;
+}
+
+export interface ApiRequestEvent {
+  readonly method: string;
+  readonly route: string;
+  readonly status: number;
+  readonly durationMs: number;
+}
+
+export interface ChairEvent {
+  readonly outcome: string;
+  readonly ms: number;
+}
+
+export interface MetricsOptions {
+  readonly inventory: Inventory;
+  readonly store?: Store;
+  /** The chair SLO: a switch slower than this counts as a violation (default 30 s, Decision 1594 II.1.6). */
+  readonly chairSloSeconds?: number;
+  /** Session states that count as ready (the session module names them). */
+  readonly readyStates?: readonly string[];
+}
+
+export interface Metrics {
+  readonly registry: Registry;
+  readonly contentType: string;
+  render(): Promise<string>;
+  watchDrivers(drivers: Iterable<MeteredDriver>): void;
+  watchTransactions(source: Pick<TypedEmitter<{ transaction: [TransactionEvent] }>, 'on'>): void;
+  watchApi(source: Pick<TypedEmitter<{ request: [ApiRequestEvent] }>, 'on'>): void;
+  watchChair(source: Pick<TypedEmitter<{ chair: [ChairEvent] }>, 'on'>): void;
+  /** The last audit chain verification (the daemon runs it periodically). */
+  setAuditChain(result: { readonly ok: boolean; readonly checked: number }): void;
+}
+
+const statusClass = (s: number) => `${Math.floor(s / 100)}xx`;
+
+export function createMetrics(options: MetricsOptions): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const inv = options.inventory;
+  const slo = options.chairSloSeconds ?? 30;
+  const readyStates = new Set(options.readyStates ?? ['ready', 'live']);
+  const drivers: MeteredDriver[] = [];
+  const mcuInfo = new Map(inv.mcus.map((m) => [m.id, m]));
+  const endpointBySip = new Map<string, { level: string; province: string }>();
+  for (const e of inv.endpoints) {
+    if (e.sip !== undefined) endpointBySip.set(e.sip, { level: e.level, province: e.province ?? 'none' });
+  }
+
+  new Gauge({
+    name: 'cascaded_mcu_up',
+    help: 'Whether the MCU answers its health checks (1) or not (0).',
+    labelNames: ['mcu', 'role', 'operator'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const d of drivers) {
+        const m = mcuInfo.get(d.mcuId);
+        this.set({ mcu: d.mcuId, role: m?.role ?? 'unknown', operator: m?.operator ?? 'unknown' }, d.health.up ? 1 : 0);
+      }
+    },
+  });
+  new Gauge({
+    name: 'cascaded_mcu_conference_events',
+    help: 'Whether the MCU offers the conference event package (RFC 4575): 1 available, 0 missing, -1 not known yet.',
+    labelNames: ['mcu'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const d of drivers) {
+        const c = d.capabilities.conferenceEvents;
+        this.set({ mcu: d.mcuId }, c === 'available' ? 1 : c === 'missing' ? 0 : -1);
+      }
+    },
+  });
+
+  // Cascade links as the MCUs report them: the last state of each (mcu, target).
+  const links = new Map<string, string>();
+  new Gauge({
+    name: 'cascaded_cascade_links',
+    help: 'Cascade links by their last reported state.',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of ['dialing', 'connected', 'failed', 'disconnected']) this.set({ state: s }, 0);
+      for (const s of links.values()) this.inc({ state: s });
+    },
+  });
+  const linkDown = new Gauge({
+    name: 'cascaded_cascade_link_down_since_seconds',
+    help: 'Unix time since which a cascade link that was connected is not connected (absent while connected).',
+    labelNames: ['mcu', 'target'],
+    registers: [registry],
+  });
+  const redials = new Counter({
+    name: 'cascaded_cascade_redials_total',
+    help: 'Cascade links dialed again after they had been connected or had failed.',
+    labelNames: ['mcu'],
+    registers: [registry],
+  });
+
+  const chairDuration = new Histogram({
+    name: 'cascaded_chair_switch_duration_seconds',
+    help: 'Time to bring an endpoint to the chair, from command to the last step confirmed.',
+    labelNames: ['outcome'],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60],
+    registers: [registry],
+  });
+  const chairSlo = new Counter({
+    name: 'cascaded_chair_slo_violations_total',
+    help: `Chair switches that failed or took longer than the SLO (${slo} s).`,
+    registers: [registry],
+  });
+
+  const sipTx = new Counter({
+    name: 'cascaded_sip_transactions_total',
+    help: 'Finished SIP transactions by method, role and final status class (408 timeouts, 503 transport errors).',
+    labelNames: ['method', 'role', 'status_class'],
+    registers: [registry],
+  });
+  const sipTxDuration = new Histogram({
+    name: 'cascaded_sip_transaction_duration_seconds',
+    help: 'SIP transaction duration, request to final response.',
+    labelNames: ['method', 'role'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 32],
+    registers: [registry],
+  });
+
+  new Gauge({
+    name: 'cascaded_endpoints_connected',
+    help: 'Endpoints connected to some MCU, by level and province (from the MCU rosters).',
+    labelNames: ['level', 'province'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const seen = new Set<string>();
+      for (const d of drivers) {
+        for (const [entity, r] of d.roster) {
+          if (r.kind !== 'endpoint' || r.status !== 'connected' || seen.has(entity)) continue;
+          seen.add(entity);
+          const e = endpointBySip.get(entity);
+          this.inc({ level: e?.level ?? 'unknown', province: e?.province ?? 'unknown' });
+        }
+      }
+    },
+  });
+
+  const store = options.store;
+  new Gauge({
+    name: 'cascaded_sessions',
+    help: 'Sessions by phase (state).',
+    labelNames: ['phase'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (store === undefined) return;
+      for (const s of await store.listSessions({ limit: 10_000 })) this.inc({ phase: s.state });
+    },
+  });
+  new Gauge({
+    name: 'cascaded_session_start_timestamp_seconds',
+    help: 'Official start of each session with a start time (Unix seconds).',
+    labelNames: ['session'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (store === undefined) return;
+      for (const s of await store.listSessions({ limit: 10_000 })) {
+        if (s.startsAt !== null) this.set({ session: s.id }, Date.parse(s.startsAt) / 1000);
+      }
+    },
+  });
+  new Gauge({
+    name: 'cascaded_session_ready',
+    help: `Whether a session with a start time is ready (state ${[...readyStates].join(' or ')}) (1) or not (0).`,
+    labelNames: ['session'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      if (store === undefined) return;
+      for (const s of await store.listSessions({ limit: 10_000 })) {
+        if (s.startsAt !== null) this.set({ session: s.id }, readyStates.has(s.state) ? 1 : 0);
+      }
+    },
+  });
+
+  const apiRequests = new Counter({
+    name: 'cascaded_api_requests_total',
+    help: 'API requests by method, route pattern and status.',
+    labelNames: ['method', 'route', 'status'],
+    registers: [registry],
+  });
+  const apiDuration = new Histogram({
+    name: 'cascaded_api_request_duration_seconds',
+    help: 'API request duration.',
+    labelNames: ['method', 'route'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30],
+    registers: [registry],
+  });
+
+  const auditOk = new Gauge({
+    name: 'cascaded_audit_chain_ok',
+    help: 'Whether the last walk of the audit hash chain found it intact (1) or broken (0).',
+    registers: [registry],
+  });
+  const auditRows = new Gauge({
+    name: 'cascaded_audit_chain_rows',
+    help: 'Audit rows verified by the last walk of the chain.',
+    registers: [registry],
+  });
+  const auditVerified = new Gauge({
+    name: 'cascaded_audit_chain_verified_timestamp_seconds',
+    help: 'When the audit chain was last walked (Unix seconds).',
+    registers: [registry],
+  });
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    render: () => registry.metrics(),
+    watchDrivers(list) {
+      for (const d of list) {
+        drivers.push(d);
+        d.on('link', (l) => {
+          const key = `${d.mcuId}\u0000${l.target}`;
+          const before = links.get(key);
+          links.set(key, l.state);
+          if (l.state === 'dialing' && (before === 'connected' || before === 'failed' || before === 'disconnected')) {
+            redials.inc({ mcu: d.mcuId });
+          }
+          if (l.state === 'connected') linkDown.remove({ mcu: d.mcuId, target: l.target });
+          else if (before === 'connected') linkDown.set({ mcu: d.mcuId, target: l.target }, Date.now() / 1000);
+        });
+      }
+    },
+    watchTransactions(source) {
+      source.on('transaction', (r) => {
+        sipTx.inc({ method: r.method, role: r.role, status_class: statusClass(r.status) });
+        sipTxDuration.observe({ method: r.method, role: r.role }, r.durationMs / 1000);
+      });
+    },
+    watchApi(source) {
+      source.on('request', (r) => {
+        apiRequests.inc({ method: r.method, route: r.route, status: String(r.status) });
+        apiDuration.observe({ method: r.method, route: r.route }, r.durationMs / 1000);
+      });
+    },
+    watchChair(source) {
+      source.on('chair', (c) => {
+        const s = c.ms / 1000;
+        chairDuration.observe({ outcome: c.outcome }, s);
+        if (c.outcome !== 'ok' || s > slo) chairSlo.inc();
+      });
+    },
+    setAuditChain(r) {
+      auditOk.set(r.ok ? 1 : 0);
+      auditRows.set(r.checked);
+      auditVerified.set(Date.now() / 1000);
+    },
+  };
+}

@@ -1,0 +1,85 @@
+import t from 'tap';
+import { parseConfig } from '../../src/config/index.js';
+import { TypedEmitter } from '../../src/core/index.js';
+import type { McuDriverEvents } from '../../src/mcu/index.js';
+import { type ChairEvent, createMetrics, type TransactionEvent } from '../../src/metrics/index.js';
+import { openSqliteStore } from '../../src/store/index.js';
+import { baseConfig, toYaml } from '../config/fixtures.js';
+
+class FakeDriver extends TypedEmitter<McuDriverEvents> {
+  health = { up: true };
+  capabilities = { conferenceEvents: 'missing' };
+  roster = new Map<string, { kind: string; status: string }>();
+  constructor(readonly mcuId: string) {
+    super();
+  }
+}
+
+const sample = (text: string, name: string) =>
+  text
+    .split('\n')
+    .filter((l) => l.startsWith(name))
+    .join('\n');
+
+t.test('metrics follow the events they subscribe to and the state read at scrape time', async (t) => {
+  const o = baseConfig();
+  o.endpoints[2].sip = 'sip:nb-h1@ep.invalid';
+  const inv = parseConfig(toYaml(o)).inventory;
+  const store = await openSqliteStore({ path: ':memory:' });
+  t.teardown(() => store.close());
+  await store.createSession({
+    id: 's1',
+    kind: 'planned',
+    title: 'x',
+    state: 'planned',
+    startsAt: '2030-01-01T00:00:00Z',
+  });
+  const m = createMetrics({ inventory: inv, store });
+  const nb = new FakeDriver('nb');
+  const master = new FakeDriver('master');
+  master.capabilities = { conferenceEvents: 'available' };
+  nb.health = { up: false };
+  m.watchDrivers([master, nb]);
+  nb.roster.set('sip:nb-h1@ep.invalid', { kind: 'endpoint', status: 'connected' });
+  nb.roster.set('sip:conf@master', { kind: 'link', status: 'connected' });
+
+  nb.safeEmit('link', { target: 'sip:conf@master', state: 'connected' });
+  nb.safeEmit('link', { target: 'sip:conf@master', state: 'disconnected', reason: 'BYE' });
+  nb.safeEmit('link', { target: 'sip:conf@master', state: 'dialing' });
+  const sip = new TypedEmitter<{ transaction: [TransactionEvent] }>();
+  m.watchTransactions(sip);
+  sip.safeEmit('transaction', { role: 'uac', method: 'INFO', status: 200, durationMs: 40 });
+  sip.safeEmit('transaction', { role: 'uac', method: 'INFO', status: 408, durationMs: 32_000 });
+  const chair = new TypedEmitter<{ chair: [ChairEvent] }>();
+  m.watchChair(chair);
+  chair.safeEmit('chair', { outcome: 'ok', ms: 800 });
+  chair.safeEmit('chair', { outcome: 'ok', ms: 31_000 });
+  chair.safeEmit('chair', { outcome: 'ERR_DEADLINE', ms: 30_000 });
+  m.setAuditChain({ ok: true, checked: 7 });
+
+  const text = await m.render();
+  t.match(sample(text, 'cascaded_mcu_up'), /cascaded_mcu_up\{mcu="nb",role="slave",operator="nb"\} 0/);
+  t.match(text, /cascaded_mcu_up\{mcu="master",role="master",operator="cuc"\} 1/);
+  t.match(text, /cascaded_mcu_conference_events\{mcu="nb"\} 0/);
+  t.match(text, /cascaded_cascade_links\{state="dialing"\} 1/);
+  t.match(text, /cascaded_cascade_links\{state="connected"\} 0/);
+  t.match(text, /cascaded_cascade_redials_total\{mcu="nb"\} 1/);
+  t.match(text, /cascaded_cascade_link_down_since_seconds\{mcu="nb",target="sip:conf@master"\} \d/);
+  t.match(text, /cascaded_sip_transactions_total\{method="INFO",role="uac",status_class="4xx"\} 1/);
+  t.match(text, /cascaded_sip_transaction_duration_seconds_bucket\{le="0.05",method="INFO",role="uac"\} 1/);
+  t.match(text, /cascaded_chair_slo_violations_total 2/, 'one too slow, one failed');
+  t.match(text, /cascaded_chair_switch_duration_seconds_count\{outcome="ok"\} 2/);
+  t.match(text, /cascaded_endpoints_connected\{level="district",province="ninh-binh"\} 1/);
+  t.match(text, /cascaded_sessions\{phase="planned"\} 1/);
+  t.match(text, /cascaded_session_start_timestamp_seconds\{session="s1"\} 1893456000/);
+  t.match(text, /cascaded_session_ready\{session="s1"\} 0/);
+  t.match(text, /cascaded_audit_chain_ok 1/);
+  t.match(text, /process_cpu_seconds_total/);
+  for (const line of text.split('\n')) {
+    const name = /^(cascaded_[a-z_]+)/.exec(line)?.[1];
+    if (name !== undefined) t.notMatch(name, /_ms$|_millis/, `${name}: units in seconds`);
+  }
+
+  nb.safeEmit('link', { target: 'sip:conf@master', state: 'connected' });
+  t.notMatch(await m.render(), /cascaded_cascade_link_down_since_seconds\{/, 'a link back up is no longer down');
+});
