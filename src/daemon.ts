@@ -206,7 +206,6 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       if (!stopping) auditTimer = setTimeout(() => void verifyAudit(), AUDIT_VERIFY_MS).unref();
     };
     await verifyAudit();
-    parts.push({ name: 'audit-verifier', close: async () => clearTimeout(auditTimer) });
 
     const status = `ready: ${inv.mcus.length} MCUs, ${inv.endpoints.length} endpoints; API ${api.url}`;
     notifier.ready(status);
@@ -230,6 +229,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       },
       close: onceClose(async () => {
         stopping = true;
+        clearTimeout(auditTimer);
         notifier.stopping('stopping');
         log.info('stopping');
         await closeAll();
