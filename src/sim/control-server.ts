@@ -3,13 +3,14 @@
  * only (it can break every simulated MCU). Faults, impairments and restarts
  * in; rosters, outputs and "what does endpoint E see and hear" out.
  *
- *   GET  /v1/mcus                       every MCU: profile, delays, counters, faults, impairment, wire figures
- *   GET  /v1/mcus/:id                   the same for one MCU, with participants and outputs
+ *   GET  /v1/mcus                       every MCU: conferences, profile, delays, counters, faults, impairment, wire figures
+ *   GET  /v1/mcus/:id                   the same for one MCU, with participants and outputs per conference
+ *   GET  /v1/mcus/:id/conferences       its conferences (lobby and rooms in use), participants and outputs
  *   POST /v1/mcus/:id/faults            {"silent"?: bool, "infoStatus"?: 300..699 | null}
  *   POST /v1/mcus/:id/impairment        {"delayMs"?, "jitterMs"?, "loss"?, "processingDelayMs"?, "infoDelayMs"?}
  *   POST /v1/mcus/:id/tcp               {"stallMs"?: 0..600000, "reset"?: true}
  *   POST /v1/mcus/:id/restart           {"downMs"?: number}
- *   POST /v1/mcus/:id/drop-link         {"target": MCU id or conference URI}
+ *   POST /v1/mcus/:id/drop-link         {"target": MCU id or conference URI, "conference"?: room name or URI}
  *   GET  /v1/endpoints/:id/view         what the endpoint sees and hears
  */
 import http from 'node:http';
@@ -17,7 +18,7 @@ import { isIP } from 'node:net';
 import { isCascadedError, onceClose } from '../core/index.js';
 import { SimError } from './errors.js';
 import type { SimNetwork } from './network.js';
-import type { SimMcu } from './sim-mcu.js';
+import type { SimConference, SimMcu } from './sim-mcu.js';
 
 export interface SimControlServer {
   readonly url: string;
@@ -29,12 +30,20 @@ const MAX_DOWN_MS = 600_000; // ms: the HTTP request waits for the MCU to come b
 
 function summary(m: SimMcu) {
   let links = 0;
-  for (const p of m.participants.values()) if (p.kind === 'link') links++;
+  let participants = 0;
+  let inUse = 0;
+  for (const c of m.conferences.values()) {
+    participants += c.participants.size;
+    for (const p of c.participants.values()) if (p.kind === 'link') links++;
+    if (c.participants.size > 0 || c.controlDialogs > 0) inUse++;
+  }
   return {
     id: m.id,
     uri: m.uri,
-    participants: m.participants.size,
+    participants,
     links,
+    /** Conferences with a participant or a control dialog, the lobby included. */
+    conferences: inUse,
     controlDialogs: m.controlDialogs,
     profile: m.profile,
     infoDelayMs: m.infoDelayMs,
@@ -47,17 +56,38 @@ function summary(m: SimMcu) {
   };
 }
 
-function detail(m: SimMcu) {
+function conference(m: SimMcu, c: SimConference) {
   return {
-    ...summary(m),
-    participants: [...m.participants.values()].map((p) => ({
+    uri: c.uri,
+    room: c.room,
+    lobby: c.uri === m.uri,
+    controlDialogs: c.controlDialogs,
+    subscribers: c.subscribers,
+    participants: [...c.participants.values()].map((p) => ({
       entity: p.entity,
       kind: p.kind,
       status: p.status,
       audioMuted: p.audioMuted,
       ...(p.displayText === undefined ? {} : { displayText: p.displayText }),
     })),
+    outputs: Object.fromEntries(c.outputs),
+  };
+}
+
+/** Conferences that are in use (a participant or a control dialog), the lobby always. */
+function conferences(m: SimMcu) {
+  return [...m.conferences.values()]
+    .filter((c) => c.uri === m.uri || c.participants.size > 0 || c.controlDialogs > 0)
+    .map((c) => conference(m, c));
+}
+
+function detail(m: SimMcu) {
+  const list = conferences(m);
+  return {
+    ...summary(m),
+    participants: list.flatMap((c) => c.participants.map((p) => ({ ...p, conference: c.uri }))),
     outputs: Object.fromEntries(m.outputs),
+    conferences: list,
   };
 }
 
@@ -76,6 +106,7 @@ async function route(net: SimNetwork, method: string, path: string[], body: Reco
   if (path[1] !== 'mcus' || path[2] === undefined) throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'unknown path');
   const m = net.mcu(decodeURIComponent(path[2]));
   if (path.length === 3 && method === 'GET') return detail(m);
+  if (path.length === 4 && path[3] === 'conferences' && method === 'GET') return conferences(m);
   if (method !== 'POST' || path.length !== 4) throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'unknown path');
   switch (path[3]) {
     case 'faults': {
@@ -120,8 +151,10 @@ async function route(net: SimNetwork, method: string, path: string[], body: Reco
     }
     case 'drop-link': {
       if (typeof body.target !== 'string') throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'target must be a string');
+      if (body.conference !== undefined && typeof body.conference !== 'string')
+        throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'conference must be a string');
       const target = net.mcus.get(body.target)?.uri ?? body.target;
-      await m.dropLink(target);
+      await m.dropLink(target, body.conference);
       return summary(m);
     }
     default:

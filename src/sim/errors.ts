@@ -7,6 +7,10 @@ export const SIM_ERRORS = {
     status: 404,
     description: 'No endpoint or cascade link with that id in the simulated network or conference.',
   },
+  SIM_ERR_UNKNOWN_CONFERENCE: {
+    status: 404,
+    description: 'The simulated MCU has no conference (lobby or room) with that name or URI.',
+  },
   SIM_ERR_FULL: { status: 409, description: 'The simulated MCU has no free port for another participant.' },
   SIM_ERR_INVALID_ARGUMENT: {
     status: 400,

@@ -8,8 +8,8 @@
 export type { SimControlServer } from './control-server.js';
 export { startSimControlServer } from './control-server.js';
 export type {
+  ConferenceDisplayState,
   EndpointView,
-  McuDisplayState,
   OutputState,
   ParticipantState,
   RegionView,
@@ -26,7 +26,16 @@ export type { Placement } from './placement.js';
 export { endpointRoom, placeFromInventory } from './placement.js';
 export type { SimulatorExit, SimulatorProcess, SimulatorProcessOptions, SimulatorReady } from './process.js';
 export { spawnSimulator } from './process.js';
-export type { SimAuth, SimCounters, SimFaults, SimMcu, SimMcuOptions, SimParticipant } from './sim-mcu.js';
+export type {
+  SimAuth,
+  SimConference,
+  SimCounters,
+  SimEndpointDirectory,
+  SimFaults,
+  SimMcu,
+  SimMcuOptions,
+  SimParticipant,
+} from './sim-mcu.js';
 export { createSimMcu, defaultInfoDelayMs, entityOf } from './sim-mcu.js';
 export type { Simulator, SimulatorOptions } from './simulator.js';
 export { DEFAULT_CONTROL_PORT, startSimulator } from './simulator.js';

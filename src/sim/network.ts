@@ -1,14 +1,16 @@
 /**
  * A whole simulated network: one simulated MCU per inventory MCU, each on the
- * address of its conference URI, with the inventory's endpoints joined to
- * their first candidate MCU that has room (src/sim/placement.ts; or to none),
- * and display queries answered across the live cascade links.
+ * address of its conference URI and hosting its rooms (`conferences`), with
+ * the inventory's endpoints joined to the lobby of their first candidate MCU
+ * that has room (src/sim/placement.ts; or to none), dialled out from there
+ * into rooms by REFER (wherever they sit), and display queries answered
+ * across the live cascade links.
  */
 import type { Logger } from 'pino';
 import { readMcuSecret } from '../config/index.js';
 import { onceClose } from '../core/index.js';
-import type { Inventory, Mcu } from '../inventory/index.js';
-import { parseUri, type TimerConfig } from '../sip/index.js';
+import { conferenceUris, type Inventory, type Mcu } from '../inventory/index.js';
+import { parseUri, type SessionTimerOptions, type TimerConfig } from '../sip/index.js';
 import { DisplayModel, type EndpointView, type ScreenView } from './display.js';
 import { SimError } from './errors.js';
 import type { Impairment } from './netem.js';
@@ -34,6 +36,8 @@ export interface SimNetworkOptions {
   /** Environment for the secrets of challenging MCUs (`auth.passwordEnv`, credentials); default process.env. */
   readonly env?: Readonly<Record<string, string | undefined>>;
   readonly timers?: Partial<TimerConfig>;
+  /** Session timer of the cascade links the MCUs dial (RFC 4028; default 90 s, false for none). */
+  readonly sessionTimer?: SessionTimerOptions | false;
   readonly logger?: Logger;
 }
 
@@ -50,13 +54,19 @@ export interface SimNetwork {
   readonly unplaced: readonly string[];
   /** The SIP identity a simulated endpoint has in rosters. */
   endpointUri(endpointId: string): string;
-  /** The inventory id of a roster entity (endpoint or MCU conference URI). */
+  /** The inventory id of a roster entity (endpoint, or an MCU's lobby or room URI: the MCU's id). */
   idOf(entity: string): string | undefined;
   mcu(id: string): SimMcu;
+  /** Where a simulated endpoint is: its MCU and conference, or undefined when in none. */
+  whereIs(endpointId: string): { readonly mcu: string; readonly conference: string } | undefined;
   /** What an endpoint sees and hears, following cascade links; SIM_ERR_UNKNOWN_PARTICIPANT if it is in no conference. */
   endpointView(endpointId: string): EndpointViewById;
-  /** What `mcu` sends on `output` (a participant entity), following links. */
-  screen(mcuId: string, output: string): ScreenView;
+  /**
+   * What `mcu` sends on `output` (a participant entity), following links: in
+   * `conference` (a room name or URI) when given, else in the conference of
+   * the MCU that has `output` (the lobby when none has).
+   */
+  screen(mcuId: string, output: string, conference?: string): ScreenView;
   close(): Promise<void>;
 }
 
@@ -80,15 +90,36 @@ export function simulatedEndpointUri(id: string, sip?: string): string {
   return `sip:${encodeURIComponent(id)}@endpoints.invalid`;
 }
 
+/**
+ * The rooms of an MCU as the simulator serves them: user parts on the MCU's
+ * own address (one SIP user agent per simulated MCU).
+ */
+function simRooms(m: Mcu): string[] | undefined {
+  if (m.conferences === undefined) return undefined;
+  const lobby = parseUri(m.sip[0] ?? '')!;
+  return conferenceUris(m).map((uri) => {
+    const u = parseUri(uri);
+    const samePort = lobby.port === 0 || (u?.port ?? 5060) === (lobby.port ?? 5060);
+    if (u === undefined || u.user === undefined || u.host !== lobby.host || !samePort)
+      throw new SimError(
+        'SIM_ERR_INVALID_ARGUMENT',
+        `MCU ${m.id}: room ${uri}: the simulator serves an MCU's rooms as users on its own address (${m.sip[0]})`,
+      );
+    return u.user;
+  });
+}
+
 export async function createSimNetwork(options: SimNetworkOptions): Promise<SimNetwork> {
   const inv = options.inventory;
   const byEntity = new Map<string, string>();
   const focus = new Set<string>();
+  const rooms = new Map<string, string[] | undefined>();
   for (const m of inv.mcus) {
     const u = parseUri(m.sip[0] ?? '');
     if (u === undefined) throw new SimError('SIM_ERR_INVALID_ARGUMENT', `MCU ${m.id} has no SIP URI`);
     focus.add(entityOf(u));
     byEntity.set(entityOf(u), m.id);
+    rooms.set(m.id, simRooms(m));
   }
   const epUri = new Map<string, string>();
   for (const e of inv.endpoints) {
@@ -102,6 +133,14 @@ export async function createSimNetwork(options: SimNetworkOptions): Promise<SimN
     return ms === undefined ? {} : { infoDelayMs: ms };
   };
   const mcus = new Map<string, SimMcu>();
+  const simulated = new Set(epUri.values());
+  // A dial-out takes the endpoint from wherever it sits (few MCUs hold it: one, or none after a restart).
+  const endpoints = {
+    has: (entity: string) => simulated.has(entity),
+    release: (entity: string, to: SimMcu) => {
+      for (const m of mcus.values()) if (m !== to && m.locate(entity) !== undefined) m.leave(entity);
+    },
+  };
   let unplaced: readonly string[] = [];
   const closeAll = async () => {
     await Promise.allSettled([...mcus.values()].map((m) => m.close()));
@@ -119,6 +158,9 @@ export async function createSimNetwork(options: SimNetworkOptions): Promise<SimN
             ports: m.capacity.ports,
             displayText: m.name,
             isFocus: (entity) => focus.has(entity),
+            endpoints,
+            ...(rooms.get(m.id) === undefined ? {} : { rooms: rooms.get(m.id)! }),
+            ...(options.sessionTimer === undefined ? {} : { sessionTimer: options.sessionTimer }),
             ...(m.sim?.profile === undefined ? {} : { profile: m.sim.profile }),
             ...(m.sim?.profile === 'challenging' ? { auth: simAuth(m, options.env) } : {}),
             ...infoDelay(m),
@@ -131,9 +173,11 @@ export async function createSimNetwork(options: SimNetworkOptions): Promise<SimN
       );
       for (const s of started) {
         mcus.set(s.id, s);
-        // An MCU bound on port 0 is known by the URI it actually serves.
-        focus.add(s.uri);
-        byEntity.set(s.uri, s.id);
+        // An MCU bound on port 0 is known by the URI it actually serves; its rooms are foci too.
+        for (const uri of [s.uri, ...(rooms.get(s.id) ?? []).map((r) => s.roomUri(r))]) {
+          focus.add(uri);
+          byEntity.set(uri, s.id);
+        }
       }
     }
     const placement = options.placement ?? 'inventory';
@@ -162,7 +206,7 @@ export async function createSimNetwork(options: SimNetworkOptions): Promise<SimN
       'endpoints left out: every candidate MCU is full',
     );
 
-  const model = () => new DisplayModel([...mcus.values()].map((m) => m.display()));
+  const model = () => new DisplayModel([...mcus.values()].flatMap((m) => m.display()));
   const ids = (entities: readonly string[]) => entities.map((e) => byEntity.get(e) ?? e);
   return {
     mcus,
@@ -178,15 +222,25 @@ export async function createSimNetwork(options: SimNetworkOptions): Promise<SimN
       if (m === undefined) throw new SimError('SIM_ERR_UNKNOWN_MCU', `no simulated MCU ${id}`);
       return m;
     },
+    whereIs(id) {
+      const uri = epUri.get(id);
+      if (uri === undefined) throw new SimError('SIM_ERR_UNKNOWN_PARTICIPANT', `no endpoint ${id}`);
+      for (const m of mcus.values()) {
+        const conference = m.locate(uri);
+        if (conference !== undefined) return { mcu: m.id, conference };
+      }
+      return undefined;
+    },
     endpointView(id) {
       const uri = epUri.get(id);
       const v = uri === undefined ? undefined : model().endpointView(uri);
       if (v === undefined) throw new SimError('SIM_ERR_UNKNOWN_PARTICIPANT', `endpoint ${id} is in no conference`);
       return { ...v, seesIds: ids(v.sees), hearsIds: ids(v.hears) };
     },
-    screen(mcuId, output) {
-      if (!mcus.has(mcuId)) throw new SimError('SIM_ERR_UNKNOWN_MCU', `no simulated MCU ${mcuId}`);
-      return model().screen(mcuId, output);
+    screen(mcuId, output, conference) {
+      const m = mcus.get(mcuId);
+      if (m === undefined) throw new SimError('SIM_ERR_UNKNOWN_MCU', `no simulated MCU ${mcuId}`);
+      return model().screen(conference === undefined ? (m.locate(output) ?? m.uri) : m.roomUri(conference), output);
     },
     close: onceClose(closeAll),
   };

@@ -19,6 +19,17 @@
  * Simulated endpoints join without SIP of their own (`join()`), so a national
  * roster costs memory, not sockets. Faults and impairments are set at run time.
  *
+ * Conferences (issue 10): the MCU hosts its lobby (the user part of its URI)
+ * and, when given `rooms`, one conference per room, selected by the
+ * Request-URI's user part (404 for another). Everything above happens per
+ * conference: control dialogs, MSML, subscriptions, participants, outputs;
+ * the ports are the MCU's, shared by all its conferences. A REFER to a
+ * simulated endpoint "dials it out": it leaves the conference it was in (on
+ * this MCU or another) and joins this one; a hang-up sends it back to the
+ * lobby, idle. Cascade links are INVITEs from the dialing room's URI (so the
+ * far end names the link by it) to the far room's, with session timers (RFC
+ * 4028), so both ends notice a half-dead link.
+ *
  * Profiles, as real MCUs differ (docs/sim.md): `full` does all of the above;
  * `no-conference-events` answers SUBSCRIBE with 489 Bad Event (RFC 6665
  * 8.3.2); `full-state-only` sends every RFC 4575 notification as full state;
@@ -53,12 +64,13 @@ import {
   type IncomingSubscribe,
   parseUri,
   type ServerSubscription,
+  type SessionTimerOptions,
   type SipUri,
   type TimerConfig,
   type UserAgent,
 } from '../sip/index.js';
 import { DigestGuard } from './digest.js';
-import { EMPTY_OUTPUT, type McuDisplayState, type OutputState, type ParticipantState } from './display.js';
+import { type ConferenceDisplayState, EMPTY_OUTPUT, type OutputState, type ParticipantState } from './display.js';
 import { SimError } from './errors.js';
 import { attachNetem, type Impairment, type NetemPort, NO_IMPAIRMENT, type WireStats } from './netem.js';
 import { answerProblem, carriesNoMedia, mcuAnswer, mcuOffer, SDP_TYPE } from './sdp.js';
@@ -95,10 +107,32 @@ export interface SimMcuOptions {
   readonly impairment?: Partial<Impairment>;
   /** Is this URI another conference focus? (RFC 4579 isfocus, known here from the inventory.) */
   readonly isFocus?: (entity: string) => boolean;
+  /**
+   * Rooms besides the lobby (the user part of `uri`), by user part (`8001`) or
+   * as URIs whose user part is taken (the host and port are the MCU's).
+   * Absent: the lobby alone, and every Request-URI reaches it.
+   */
+  readonly rooms?: readonly string[];
+  /** Where the simulated endpoints are, network-wide; absent: this MCU's own (and any `.invalid` URI). */
+  readonly endpoints?: SimEndpointDirectory;
+  /**
+   * RFC 4028 session timer of the cascade links (and calls) this MCU dials;
+   * default 90 s, the RFC's smallest interval; false for none. Its `minSE`
+   * is also the smallest interval the MCU accepts from callers.
+   */
+  readonly sessionTimer?: SessionTimerOptions | false;
   readonly timers?: Partial<TimerConfig>;
   readonly logger?: Logger;
   /** Also listen on TCP on the same port (default true: large rosters do not fit a datagram). */
   readonly tcp?: boolean;
+}
+
+/** Where the simulated endpoints are: a dial-out takes one from wherever it sits. */
+export interface SimEndpointDirectory {
+  /** Is this a simulated endpoint (no SIP of its own)? */
+  has(entity: string): boolean;
+  /** Take it out of the conference it is in, on any MCU but `to`. */
+  release(entity: string, to: SimMcu): void;
 }
 
 export interface SimAuth {
@@ -120,21 +154,44 @@ export interface SimCounters {
   subscribesRefused: number;
   /** Control dialogs ended with BYE because the ACK carried no valid answer to our offer. */
   offersUnanswered: number;
+  /** Session refreshes (RFC 4028) of cascade links and calls, sent or answered. */
+  sessionRefreshes: number;
+  /** Cascade links and calls this MCU ended unrefreshed: their session timer ran out, or a refresh failed (RFC 4028 10). */
+  sessionExpiries: number;
 }
 
 export interface SimParticipant extends ParticipantState {
   readonly entity: string;
+  /** The URI of the conference it is in. */
+  readonly conference: string;
   readonly displayText?: string;
   readonly status: 'connected' | 'dialing-out';
 }
 
-export interface SimMcu {
-  readonly id: string;
-  /** The conference URI actually served (with the bound port). */
+/** One conference of a simulated MCU. */
+export interface SimConference {
   readonly uri: string;
+  /** Its user part: `conf` for the lobby, `8001` for a room. */
+  readonly room: string;
   readonly participants: ReadonlyMap<string, SimParticipant>;
   readonly outputs: ReadonlyMap<string, OutputState>;
   /** Control dialogs open from drivers. */
+  readonly controlDialogs: number;
+  /** Conference event subscriptions (RFC 4575). */
+  readonly subscribers: number;
+}
+
+export interface SimMcu {
+  readonly id: string;
+  /** The lobby's URI, the MCU's address (with the bound port). */
+  readonly uri: string;
+  /** Every conference that has existed since the start or the last restart, lobby first, by URI. */
+  readonly conferences: ReadonlyMap<string, SimConference>;
+  /** Participants of every conference (an entity in two conferences appears once: see `conferences`). */
+  readonly participants: ReadonlyMap<string, SimParticipant>;
+  /** Outputs of every conference (by entity, as `participants`). */
+  readonly outputs: ReadonlyMap<string, OutputState>;
+  /** Control dialogs open from drivers, in every conference. */
   readonly controlDialogs: number;
   readonly faults: SimFaults;
   readonly profile: McuSimProfile;
@@ -148,8 +205,19 @@ export interface SimMcu {
   readonly wire: WireStats;
   /** Stalled TCP until this time (performance.now() ms), 0 when not stalled. */
   readonly tcpStalledUntil: number;
-  /** Add a simulated endpoint (no SIP of its own). Throws SIM_ERR_FULL when the ports are used up. */
-  join(entity: string, displayText?: string): void;
+  /** The names of its rooms besides the lobby (`8001`, ...), as configured. */
+  readonly rooms: readonly string[];
+  /** The URI of a room (`8001`) or of the lobby (its user part); SIM_ERR_UNKNOWN_CONFERENCE for another. */
+  roomUri(room: string): string;
+  /** The URI of the conference an entity is in here, if any (the first of several). */
+  locate(entity: string): string | undefined;
+  /**
+   * Add a simulated endpoint (no SIP of its own) to the lobby or a room
+   * (its user part or URI); one already in another conference here moves.
+   * Throws SIM_ERR_FULL when the ports are used up.
+   */
+  join(entity: string, displayText?: string, room?: string): void;
+  /** Take an entity out of every conference here (no BYE: for simulated endpoints). */
   leave(entity: string): void;
   setFaults(faults: Partial<SimFaults>): void;
   /** Delay, jitter and loss on the MCU's UDP and TCP traffic (TCP keeps order; loss costs a retransmission timeout). */
@@ -160,11 +228,12 @@ export interface SimMcu {
   resetTcp(): number;
   setProcessingDelay(ms: number): void;
   setInfoDelay(ms: number): void;
-  /** Drop a cascade link from this side (BYE), as a failing MCU or line would. */
-  dropLink(entity: string): Promise<void>;
+  /** Drop a cascade link from this side (BYE), as a failing MCU or line would; in `room` only when given. */
+  dropLink(entity: string, room?: string): Promise<void>;
   /** Crash and come back after `downMs`: every call and subscription is lost without a BYE. */
   restart(downMs?: number): Promise<void>;
-  display(): McuDisplayState;
+  /** Every conference's state for the display model. */
+  display(): readonly ConferenceDisplayState[];
   close(): Promise<void>;
 }
 
@@ -180,6 +249,8 @@ export function defaultInfoDelayMs(id: string): number {
 const NO_TCP_STATS = { open: 0, connections: 0, delayed: 0, retransmitted: 0, stalled: 0, resets: 0 };
 const MAX_STALL_MS = 600_000; // ms: a stall longer than Timer F many times over proves nothing more
 const LINK_DIAL_TIMEOUT_MS = 20_000; // ms: a cascade INVITE still unanswered is CANCELled
+/** s: the smallest session interval RFC 4028 4 allows: a half-dead link is noticed within about 1.5 minutes. */
+const LINK_SESSION_EXPIRES = 90;
 const PORT_PROBE_ATTEMPTS = 5;
 
 /** The bind failed because the address was taken (the cause chain of a SIP_ERR_TRANSPORT). */
@@ -203,6 +274,7 @@ export function entityOf(u: SipUri): string {
 }
 
 interface Participant extends SimParticipant {
+  conference: string;
   audioMuted: boolean;
   status: 'connected' | 'dialing-out';
   callId?: string;
@@ -213,6 +285,27 @@ interface Subscriber {
   readonly server: ServerSubscription;
   version: number;
   chain: Promise<void>;
+}
+
+/** One conference's state: the lobby or a room. */
+class Room implements SimConference {
+  readonly participants = new Map<string, Participant>();
+  readonly outputs = new Map<string, OutputState>();
+  readonly controls = new Set<Dialog>();
+  readonly subs = new Set<Subscriber>();
+
+  constructor(
+    readonly room: string,
+    readonly uri: string,
+  ) {}
+
+  get controlDialogs(): number {
+    return this.controls.size;
+  }
+
+  get subscribers(): number {
+    return this.subs.size;
+  }
 }
 
 export async function createSimMcu(options: SimMcuOptions): Promise<SimMcu> {
@@ -230,10 +323,12 @@ class SimMcuImpl implements SimMcu {
   #port: number;
   #ua?: UserAgent;
   #netem?: NetemPort;
-  readonly #participants = new Map<string, Participant>();
-  readonly #outputs = new Map<string, OutputState>();
-  readonly #controls = new Set<Dialog>();
-  readonly #subscribers = new Set<Subscriber>();
+  /** Room names (user parts) besides the lobby; undefined: the lobby takes every Request-URI. */
+  readonly #roomNames?: ReadonlySet<string>;
+  /** The lobby first, then rooms as they were first used (created on demand: a room costs nothing until then). */
+  readonly #rooms = new Map<string, Room>();
+  /** Participants of every conference: the ports in use. */
+  #used = 0;
   /** The tail of each dialog's queue of REFER NOTIFYs (see #serially). */
   readonly #dialogQueues = new WeakMap<Dialog, Promise<unknown>>();
   #faults: SimFaults = { silent: false };
@@ -248,6 +343,8 @@ class SimMcuImpl implements SimMcu {
     staleNonces: 0,
     subscribesRefused: 0,
     offersUnanswered: 0,
+    sessionRefreshes: 0,
+    sessionExpiries: 0,
   };
   /** INVITEs answered but not yet confirmed: their ports are taken. */
   #pending = 0;
@@ -267,6 +364,16 @@ class SimMcuImpl implements SimMcu {
     this.#host = u.host;
     this.#port = u.port ?? 5060;
     this.#user = u.user ?? 'conf';
+    if (o.rooms !== undefined) {
+      const names = new Set<string>();
+      for (const r of o.rooms) {
+        const name = r.startsWith('sip:') ? parseUri(r)?.user : r;
+        if (name === undefined || name === '' || /[\s@:;?]/.test(name))
+          throw new SimError('SIM_ERR_INVALID_ARGUMENT', `MCU ${o.id}: not a room name or room URI: ${r}`);
+        if (name !== this.#user) names.add(name);
+      }
+      this.#roomNames = names;
+    }
     this.#impairment = { ...NO_IMPAIRMENT, ...o.impairment };
     this.#processingDelayMs = o.processingDelayMs ?? 0;
     this.#infoDelayMs = o.infoDelayMs ?? defaultInfoDelayMs(o.id);
@@ -287,19 +394,80 @@ class SimMcuImpl implements SimMcu {
   }
 
   get uri(): string {
-    return `sip:${this.#user}@${this.#host}:${this.#port}`;
+    return this.#uriOf(this.#user);
+  }
+
+  #uriOf(room: string): string {
+    return `sip:${room}@${this.#host}:${this.#port}`;
+  }
+
+  /** The lobby (created with the MCU, and again after a restart). */
+  get #lobby(): Room {
+    return this.#room(this.#user)!;
+  }
+
+  /**
+   * The conference of a Request-URI user part or a room name; undefined for
+   * one this MCU does not host. Without rooms every name is the lobby.
+   */
+  #room(name: string | undefined): Room | undefined {
+    const key = name === undefined || this.#roomNames === undefined ? this.#user : name;
+    let r = this.#rooms.get(key);
+    if (r === undefined) {
+      if (key !== this.#user && !this.#roomNames?.has(key)) return undefined;
+      r = new Room(key, this.#uriOf(key));
+      this.#rooms.set(key, r);
+    }
+    return r;
+  }
+
+  /** A room by its name or URI, for the API: SIM_ERR_UNKNOWN_CONFERENCE for another. */
+  #roomNamed(room: string | undefined): Room {
+    const name = room === undefined ? this.#user : room.startsWith('sip:') ? parseUri(room)?.user : room;
+    const r = name === undefined ? undefined : this.#room(name);
+    if (r === undefined || (name !== this.#user && this.#roomNames === undefined))
+      throw new SimError('SIM_ERR_UNKNOWN_CONFERENCE', `MCU ${this.id} has no conference ${room}`);
+    return r;
+  }
+
+  get rooms(): readonly string[] {
+    return [...(this.#roomNames ?? [])];
+  }
+
+  roomUri(room: string): string {
+    const name = room.startsWith('sip:') ? parseUri(room)?.user : room;
+    if (name !== undefined && (name === this.#user || this.#roomNames?.has(name) === true)) return this.#uriOf(name);
+    throw new SimError('SIM_ERR_UNKNOWN_CONFERENCE', `MCU ${this.id} has no conference ${room}`);
+  }
+
+  get conferences(): ReadonlyMap<string, SimConference> {
+    this.#room(this.#user);
+    return new Map([...this.#rooms.values()].map((r) => [r.uri, r]));
   }
 
   get participants(): ReadonlyMap<string, SimParticipant> {
-    return this.#participants;
+    if (this.#rooms.size === 1) return this.#lobby.participants;
+    const all = new Map<string, SimParticipant>();
+    for (const r of this.#rooms.values()) for (const [e, p] of r.participants) if (!all.has(e)) all.set(e, p);
+    return all;
   }
 
   get outputs(): ReadonlyMap<string, OutputState> {
-    return this.#outputs;
+    if (this.#rooms.size === 1) return this.#lobby.outputs;
+    const all = new Map<string, OutputState>();
+    for (const r of this.#rooms.values()) for (const [e, o] of r.outputs) if (!all.has(e)) all.set(e, o);
+    return all;
   }
 
   get controlDialogs(): number {
-    return this.#controls.size;
+    let n = 0;
+    for (const r of this.#rooms.values()) n += r.controls.size;
+    return n;
+  }
+
+  locate(entity: string): string | undefined {
+    for (const r of this.#rooms.values()) if (r.participants.has(entity)) return r.uri;
+    return undefined;
   }
 
   get faults(): SimFaults {
@@ -335,6 +503,7 @@ class SimMcuImpl implements SimMcu {
   }
 
   async start(attempt = 1): Promise<void> {
+    const st = this.#o.sessionTimer;
     const ua = await createUserAgent({
       listen: [
         { transport: 'udp', host: this.#host, port: this.#port },
@@ -342,6 +511,9 @@ class SimMcuImpl implements SimMcu {
       ],
       user: this.#user,
       userAgent: 'cascaded-sim',
+      // A conference focus says so in its Contact (RFC 4579 3.3): far ends take its calls as cascade links.
+      contactParams: { isfocus: true },
+      ...(st === false ? {} : { sessionTimer: { expires: LINK_SESSION_EXPIRES, ...st } }),
       timers: this.#o.timers,
       logger: this.#o.logger,
     });
@@ -363,6 +535,8 @@ class SimMcuImpl implements SimMcu {
       }
     }
     this.#ua = ua;
+    // The lobby exists from the start (rooms when first used): its URI needs the bound port.
+    this.#room(this.#user);
     // Attached once the port is known; it outlives restarts (same address, same counters).
     this.#netem ??= attachNetem(this.#host, this.#port, seedOf(this.id));
     this.#applyImpairment();
@@ -417,54 +591,86 @@ class SimMcuImpl implements SimMcu {
     return false;
   }
 
+  /** The conference a request outside a dialog is for, or undefined after answering 404. */
+  #roomOf(req: IncomingRequest, reject: (status: number) => void): Room | undefined {
+    const r = this.#room(req.message.requestUri?.user);
+    if (r === undefined) reject(404);
+    return r;
+  }
+
   // ---- participants ----------------------------------------------------------
 
-  join(entity: string, displayText?: string): void {
+  join(entity: string, displayText?: string, room?: string): void {
     this.#assertOpen();
     const u = parseUri(entity);
     if (u === undefined) throw new SimError('SIM_ERR_INVALID_ARGUMENT', `not a URI: ${entity}`);
     const e = entityOf(u);
-    if (this.#participants.has(e)) return;
-    if (this.#full()) throw new SimError('SIM_ERR_FULL', `MCU ${this.id}: all ${this.#o.ports} ports in use`);
-    this.#add({
+    const to = this.#roomNamed(room);
+    if (to.participants.has(e)) return;
+    const from = [...this.#rooms.values()].find((r) => r.participants.get(e)?.kind === 'endpoint');
+    const was = from?.participants.get(e);
+    if (from !== undefined) this.#remove(from, e);
+    else if (this.#full()) throw new SimError('SIM_ERR_FULL', `MCU ${this.id}: all ${this.#o.ports} ports in use`);
+    const text = displayText ?? was?.displayText;
+    this.#add(to, {
       entity: e,
+      conference: to.uri,
       kind: 'endpoint',
       status: 'connected',
       audioMuted: false,
-      ...(displayText ? { displayText } : {}),
+      ...(text ? { displayText: text } : {}),
     });
   }
 
   leave(entity: string): void {
-    this.#remove(entity);
+    for (const r of this.#rooms.values()) this.#remove(r, entity);
   }
 
   #full(): boolean {
-    return this.#participants.size + this.#pending >= this.#o.ports;
+    return this.#used + this.#pending >= this.#o.ports;
   }
 
-  #add(p: Participant): void {
-    this.#participants.set(p.entity, p);
-    this.#changed([toUser(p, 'full')]);
+  #add(r: Room, p: Participant): void {
+    if (!r.participants.has(p.entity)) this.#used++;
+    r.participants.set(p.entity, p);
+    this.#changed(r, [toUser(p, 'full')]);
   }
 
-  #remove(entity: string): void {
-    const p = this.#participants.get(entity);
+  #remove(r: Room, entity: string): void {
+    const p = r.participants.get(entity);
     if (p === undefined) return;
-    this.#participants.delete(entity);
-    this.#outputs.delete(entity);
+    r.participants.delete(entity);
+    this.#used--;
+    r.outputs.delete(entity);
     // A participant that left is no longer shown anywhere.
-    for (const [k, out] of this.#outputs)
+    for (const [k, out] of r.outputs)
       if (out.regions.includes(entity))
-        this.#outputs.set(k, { ...out, regions: out.regions.map((r) => (r === entity ? null : r)) });
-    this.#changed([{ entity, state: 'deleted', kind: p.kind, status: 'disconnected', audioMuted: false }]);
+        r.outputs.set(k, { ...out, regions: out.regions.map((x) => (x === entity ? null : x)) });
+    this.#changed(r, [{ entity, state: 'deleted', kind: p.kind, status: 'disconnected', audioMuted: false }]);
+  }
+
+  /**
+   * A simulated endpoint (no SIP of its own): the network's; for an MCU on
+   * its own, an endpoint here without a call, or a `.invalid` URI (RFC 6761:
+   * it cannot be called anyway).
+   */
+  #simulated(entity: string, u: SipUri): boolean {
+    const dir = this.#o.endpoints;
+    if (dir !== undefined) return dir.has(entity);
+    for (const r of this.#rooms.values()) {
+      const p = r.participants.get(entity);
+      if (p !== undefined) return p.kind === 'endpoint' && p.dialog === undefined;
+    }
+    return u.host.endsWith('.invalid');
   }
 
   // ---- INVITE: control dialogs and participants ------------------------------
 
   async #onInvite(inv: IncomingInvite): Promise<void> {
+    const room = this.#roomOf(inv, (status) => inv.reject(status, { reason: 'No Such Conference' }));
+    if (room === undefined) return;
     if (inv.message.body.length === 0 || carriesNoMedia(inv.message.body.toString('utf8'))) {
-      await this.#controlDialog(inv);
+      await this.#controlDialog(inv, room);
       return;
     }
     const from = inv.message.from?.uri;
@@ -473,7 +679,7 @@ class SimMcuImpl implements SimMcu {
       return;
     }
     const entity = entityOf(from);
-    if (this.#participants.has(entity)) {
+    if (room.participants.has(entity)) {
       inv.reject(486, { reason: 'Already in the conference' });
       return;
     }
@@ -496,9 +702,22 @@ class SimMcuImpl implements SimMcu {
     } finally {
       this.#pending--;
     }
-    const p: Participant = { entity, kind, status: 'connected', audioMuted: false, dialog: d, callId: d.callId };
-    this.#add(p);
-    this.#watch(p, d);
+    if (this.#rooms.get(room.room) !== room) {
+      // The MCU restarted while the call was being set up: it no longer exists here.
+      await d.bye().catch(() => {});
+      return;
+    }
+    const p: Participant = {
+      entity,
+      conference: room.uri,
+      kind,
+      status: 'connected',
+      audioMuted: false,
+      dialog: d,
+      callId: d.callId,
+    };
+    this.#add(room, p);
+    this.#watch(room, p, d);
   }
 
   /**
@@ -507,7 +726,7 @@ class SimMcuImpl implements SimMcu {
    * without a valid one ends the dialog with BYE at once, as real MCUs did.
    * With an offer that carries no media (an MSML client's control leg), the 200 answers it.
    */
-  async #controlDialog(inv: IncomingInvite): Promise<void> {
+  async #controlDialog(inv: IncomingInvite, room: Room): Promise<void> {
     let d: Dialog;
     if (inv.message.body.length === 0) {
       const offer = mcuOffer(this.#host);
@@ -527,20 +746,29 @@ class SimMcuImpl implements SimMcu {
       }
       d = await inv.accept({ contentType: SDP_TYPE, body: answer });
     }
-    this.#controls.add(d);
-    d.on('terminated', () => this.#controls.delete(d));
-    d.on('request', (req) => this.#guard(req, () => this.#onControlRequest(req), req.method === 'INVITE'));
-    d.on('refer', (r) => this.#guard(r, () => this.#onRefer(r)));
+    room.controls.add(d);
+    d.on('terminated', () => room.controls.delete(d));
+    d.on('request', (req) => this.#guard(req, () => this.#onControlRequest(req, room), req.method === 'INVITE'));
+    d.on('refer', (r) => this.#guard(r, () => this.#onRefer(r, room)));
   }
 
-  #watch(p: Participant, d: Dialog): void {
+  #watch(room: Room, p: Participant, d: Dialog): void {
     d.on('request', (req) => {
       // Cascade and endpoint calls carry no control: keep the session alive, refuse the rest.
       if (req.method === 'INVITE') this.#answerReinvite(req);
       else req.respond(req.method === 'OPTIONS' ? 200 : 405);
     });
-    d.on('terminated', () => {
-      if (this.#participants.get(p.entity) === p) this.#remove(p.entity);
+    d.on('refreshed', () => this.#counters.sessionRefreshes++);
+    d.on('terminated', (reason) => {
+      if (room.participants.get(p.entity) !== p) return;
+      // A far end gone silent: the session timer ends the call on this side too (RFC 4028 10), or the refresh
+      // fails (a timeout, or 481 from a far end that restarted: RFC 3261 12.2.1.2 ends the dialog then). Our
+      // refreshes are the only requests we send in these dialogs, so a failed request is a failed refresh.
+      if (reason === 'session-expired' || reason === 'request-failed') {
+        this.#counters.sessionExpiries++;
+        this.#log?.info({ entity: p.entity, kind: p.kind }, 'session timer ended a call');
+      }
+      this.#remove(room, p.entity);
     });
   }
 
@@ -554,7 +782,7 @@ class SimMcuImpl implements SimMcu {
 
   // ---- INFO: MSML and picture fast update ------------------------------------
 
-  async #onControlRequest(req: IncomingRequest): Promise<void> {
+  async #onControlRequest(req: IncomingRequest, room: Room): Promise<void> {
     if (req.method === 'INVITE') {
       // A session refresh (RFC 4028).
       this.#answerReinvite(req);
@@ -580,9 +808,9 @@ class SimMcuImpl implements SimMcu {
         req.respond(400, { reason: 'Bad media_control' });
         return;
       }
-      const out = output === undefined ? undefined : this.#outputs.get(output);
-      if (output !== undefined && this.#participants.has(output))
-        this.#outputs.set(output, { ...(out ?? EMPTY_OUTPUT), keyframes: (out?.keyframes ?? 0) + 1 });
+      const out = output === undefined ? undefined : room.outputs.get(output);
+      if (output !== undefined && room.participants.has(output))
+        room.outputs.set(output, { ...(out ?? EMPTY_OUTPUT), keyframes: (out?.keyframes ?? 0) + 1 });
       req.respond(200);
       return;
     }
@@ -597,48 +825,49 @@ class SimMcuImpl implements SimMcu {
       this.#answer(req, { response: 400, description: (err as Error).message });
       return;
     }
-    this.#answer(req, this.#execute(cmd));
+    this.#answer(req, this.#execute(room, cmd));
   }
 
   #answer(req: IncomingRequest, result: MsmlResult): void {
     req.respond(200, { contentType: MSML_CONTENT_TYPE, body: buildResult(result) });
   }
 
-  #execute(cmd: MsmlCommand): MsmlResult {
+  #execute(room: Room, cmd: MsmlCommand): MsmlResult {
+    const { participants, outputs } = room;
     switch (cmd.op) {
       case 'layout': {
-        if (!this.#participants.has(cmd.output)) return { response: 404, description: `unknown output ${cmd.output}` };
+        if (!participants.has(cmd.output)) return { response: 404, description: `unknown output ${cmd.output}` };
         if (!isLayoutName(cmd.layout)) return { response: 400, description: 'unknown layout' };
         const n = layoutRegions(cmd.layout).length;
-        const old = this.#outputs.get(cmd.output) ?? EMPTY_OUTPUT;
+        const old = outputs.get(cmd.output) ?? EMPTY_OUTPUT;
         const regions = Array.from({ length: n }, (_, i) => old.regions[i] ?? null);
-        this.#outputs.set(cmd.output, { layout: cmd.layout, regions, keyframes: old.keyframes });
+        outputs.set(cmd.output, { layout: cmd.layout, regions, keyframes: old.keyframes });
         return { response: 200 };
       }
       case 'show': {
-        if (!this.#participants.has(cmd.output)) return { response: 404, description: `unknown output ${cmd.output}` };
-        if (!this.#participants.has(cmd.source)) return { response: 404, description: `unknown source ${cmd.source}` };
-        const old = this.#outputs.get(cmd.output) ?? EMPTY_OUTPUT;
+        if (!participants.has(cmd.output)) return { response: 404, description: `unknown output ${cmd.output}` };
+        if (!participants.has(cmd.source)) return { response: 404, description: `unknown source ${cmd.source}` };
+        const old = outputs.get(cmd.output) ?? EMPTY_OUTPUT;
         if (cmd.region > old.regions.length)
           return { response: 400, description: `region ${cmd.region} not in layout ${old.layout}` };
         const regions = old.regions.slice();
         regions[cmd.region - 1] = cmd.source;
-        this.#outputs.set(cmd.output, { ...old, regions });
+        outputs.set(cmd.output, { ...old, regions });
         return { response: 200 };
       }
       case 'audio': {
-        const p = this.#participants.get(cmd.source);
+        const p = participants.get(cmd.source);
         if (p === undefined) return { response: 404, description: `unknown source ${cmd.source}` };
         if (p.audioMuted !== cmd.muted) {
           p.audioMuted = cmd.muted;
-          this.#changed([toUser(p, 'partial')]);
+          this.#changed(room, [toUser(p, 'partial')]);
         }
         return { response: 200 };
       }
     }
   }
 
-  // ---- REFER: dial and hang up cascade links -----------------------------------
+  // ---- REFER: dial and hang up cascade links and participants -------------------
 
   /**
    * The REFER progress NOTIFYs of one dialog go one at a time, each once the
@@ -657,19 +886,23 @@ class SimMcuImpl implements SimMcu {
     return next;
   }
 
-  async #onRefer(r: IncomingRefer): Promise<void> {
+  async #onRefer(r: IncomingRefer, room: Room): Promise<void> {
     const target = r.referTo.uri;
     const entity = entityOf(target);
     const accept = () => this.#serially(r.dialog, () => r.accept());
     if (target.params.method?.toUpperCase() === 'BYE') {
-      const p = this.#participants.get(entity);
+      // RFC 4579 5.6: remove that participant from this conference.
+      const p = room.participants.get(entity);
       const n = await accept();
       if (p === undefined) {
         await this.#serially(r.dialog, () => n.done(404, 'Not Found'));
         return;
       }
       if (p.dialog !== undefined) await p.dialog.bye().catch(() => {});
-      this.#remove(entity);
+      this.#remove(room, entity);
+      // A simulated endpoint hung up from a room is idle again: back in the lobby, where it started.
+      if (p.dialog === undefined && p.kind === 'endpoint' && room !== this.#lobby && this.#rooms.has(room.room))
+        this.#add(this.#lobby, { ...p, conference: this.#lobby.uri, audioMuted: false });
       await this.#serially(r.dialog, () => n.done(200, 'OK'));
       return;
     }
@@ -678,29 +911,39 @@ class SimMcuImpl implements SimMcu {
       return;
     }
     const n = await accept();
-    const existing = this.#participants.get(entity);
+    const existing = room.participants.get(entity);
     if (existing?.status === 'connected') {
       await this.#serially(r.dialog, () => n.done(200, 'OK'));
       return;
     }
-    if (existing !== undefined || this.#full()) {
-      await this.#serially(r.dialog, () =>
-        n.done(existing === undefined ? 503 : 491, existing === undefined ? 'Service Unavailable' : 'Request Pending'),
-      );
+    if (existing !== undefined) {
+      await this.#serially(r.dialog, () => n.done(491, 'Request Pending'));
       return;
     }
-    const p: Participant = { entity, kind: 'link', status: 'dialing-out', audioMuted: false };
-    this.#add(p);
+    if (this.#simulated(entity, target)) {
+      await this.#serially(r.dialog, () => n.done(...this.#dialSimulated(room, entity)));
+      return;
+    }
+    if (this.#full()) {
+      await this.#serially(r.dialog, () => n.done(503, 'Service Unavailable'));
+      return;
+    }
+    // Another conference focus (or, without the network's list, anything): a cascade link. Else an endpoint.
+    const kind = this.#o.isFocus === undefined || this.#o.isFocus(entity) ? 'link' : 'endpoint';
+    const p: Participant = { entity, conference: room.uri, kind, status: 'dialing-out', audioMuted: false };
+    this.#add(room, p);
     const ua = this.#ua!;
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), LINK_DIAL_TIMEOUT_MS).unref();
     try {
-      const d = await ua.invite(entityOf(target), {
+      const d = await ua.invite(entity, {
+        // The far end names the link by the calling conference: this room, not the MCU's lobby.
+        from: room.uri,
         contentType: SDP_TYPE,
         body: mcuOffer(this.#host),
         signal: abort.signal,
       });
-      if (this.#participants.get(entity) !== p || this.#ua !== ua) {
+      if (room.participants.get(entity) !== p || this.#ua !== ua) {
         await d.bye().catch(() => {});
         await this.#serially(r.dialog, () => n.done(487, 'Request Terminated')).catch(() => {});
         return;
@@ -708,11 +951,11 @@ class SimMcuImpl implements SimMcu {
       p.dialog = d;
       p.callId = d.callId;
       p.status = 'connected';
-      this.#changed([toUser(p, 'full')]);
-      this.#watch(p, d);
+      this.#changed(room, [toUser(p, 'full')]);
+      this.#watch(room, p, d);
       await this.#serially(r.dialog, () => n.done(200, 'OK')).catch(() => {});
     } catch (err) {
-      if (this.#participants.get(entity) === p) this.#remove(entity);
+      if (room.participants.get(entity) === p) this.#remove(room, entity);
       const e = err as { sipStatus?: number; reason?: string; code?: string };
       // No answer: 408. Unreachable (transport failure): 480, not the 503 of RFC 3261 8.1.3.1, which a
       // driver would read as "no free port" on the far MCU.
@@ -725,11 +968,36 @@ class SimMcuImpl implements SimMcu {
     }
   }
 
-  async dropLink(entity: string): Promise<void> {
-    const p = this.#participants.get(entity);
-    if (p?.kind !== 'link') throw new SimError('SIM_ERR_UNKNOWN_PARTICIPANT', `MCU ${this.id}: no link ${entity}`);
+  /**
+   * "Dial out" a simulated endpoint (it has no SIP of its own): it leaves the
+   * conference it was in, here or on another MCU, and joins `room`. A port
+   * is taken only when it comes from elsewhere. The sipfrag outcome.
+   */
+  #dialSimulated(room: Room, entity: string): [number, string] {
+    const here = [...this.#rooms.values()].find((r) => r.participants.has(entity));
+    const was = here?.participants.get(entity);
+    if (here === undefined && this.#full()) return [503, 'Service Unavailable'];
+    this.#o.endpoints?.release(entity, this);
+    if (here !== undefined) this.#remove(here, entity);
+    this.#add(room, {
+      entity,
+      conference: room.uri,
+      kind: 'endpoint',
+      status: 'connected',
+      audioMuted: false,
+      ...(was?.displayText === undefined ? {} : { displayText: was.displayText }),
+    });
+    return [200, 'OK'];
+  }
+
+  async dropLink(entity: string, room?: string): Promise<void> {
+    const rooms = room === undefined ? [...this.#rooms.values()] : [this.#roomNamed(room)];
+    const r = rooms.find((x) => x.participants.get(entity)?.kind === 'link');
+    const p = r?.participants.get(entity);
+    if (r === undefined || p === undefined)
+      throw new SimError('SIM_ERR_UNKNOWN_PARTICIPANT', `MCU ${this.id}: no link ${entity}`);
     await p.dialog?.bye().catch(() => {});
-    this.#remove(entity);
+    this.#remove(r, entity);
   }
 
   // ---- conference event package ------------------------------------------------
@@ -741,6 +1009,8 @@ class SimMcuImpl implements SimMcu {
       s.reject(489);
       return;
     }
+    const room = this.#roomOf(s, (status) => s.reject(status, { reason: 'No Such Conference' }));
+    if (room === undefined) return;
     const sub: Subscriber = {
       server: undefined as unknown as ServerSubscription,
       version: 1,
@@ -748,42 +1018,43 @@ class SimMcuImpl implements SimMcu {
     };
     const server = await s.accept({
       contentType: CONFERENCE_INFO_CONTENT_TYPE,
-      body: this.#fullState(1),
+      body: this.#fullState(room, 1),
       expires: Math.min(s.expires, 3600),
     });
     (sub as { server: ServerSubscription }).server = server;
-    this.#subscribers.add(sub);
+    room.subs.add(sub);
     // A refresh asks for the full state again (RFC 4575 4.1: how a subscriber recovers from a lost version).
-    server.on('refreshed', () => this.#send(sub, (v) => this.#fullState(v)));
-    server.on('terminated', () => this.#subscribers.delete(sub));
+    server.on('refreshed', () => this.#send(room, sub, (v) => this.#fullState(room, v)));
+    server.on('terminated', () => room.subs.delete(sub));
   }
 
-  #fullState(version: number): string {
+  #fullState(room: Room, version: number): string {
     return buildConferenceInfo({
-      entity: this.uri,
+      entity: room.uri,
       version,
       state: 'full',
       ...(this.#o.displayText === undefined ? {} : { displayText: this.#o.displayText }),
-      users: [...this.#participants.values()].map((p) => toUser(p, 'full')),
+      users: [...room.participants.values()].map((p) => toUser(p, 'full')),
     });
   }
 
-  #changed(users: ConferenceUser[]): void {
+  #changed(room: Room, users: ConferenceUser[]): void {
+    if (room.subs.size === 0) return;
     // Some MCUs never send partial state (RFC 4575 allows full state in any notification): the whole roster each time.
     const partial =
       this.#profile === 'full-state-only'
         ? undefined
-        : (version: number) => buildConferenceInfo({ entity: this.uri, version, state: 'partial', users });
-    for (const sub of this.#subscribers) this.#send(sub, partial ?? ((v) => this.#fullState(v)));
+        : (version: number) => buildConferenceInfo({ entity: room.uri, version, state: 'partial', users });
+    for (const sub of room.subs) this.#send(room, sub, partial ?? ((v) => this.#fullState(room, v)));
   }
 
   /** One NOTIFY at a time per subscriber, in version order (RFC 6665 4.2.2 lets a notifier pace them). */
-  #send(sub: Subscriber, body: (version: number) => string): void {
+  #send(room: Room, sub: Subscriber, body: (version: number) => string): void {
     sub.chain = sub.chain.then(async () => {
       if (sub.server.state === 'terminated') return;
       sub.version++;
       await sub.server.notify({ contentType: CONFERENCE_INFO_CONTENT_TYPE, body: body(sub.version) }).catch(() => {
-        this.#subscribers.delete(sub);
+        room.subs.delete(sub);
       });
     });
   }
@@ -854,17 +1125,21 @@ class SimMcuImpl implements SimMcu {
     const ua = this.#ua;
     this.#ua = undefined;
     await ua?.close();
-    this.#participants.clear();
-    this.#outputs.clear();
-    this.#controls.clear();
-    this.#subscribers.clear();
+    // Every conference, its calls, outputs and subscriptions are gone; the lobby comes back empty.
+    this.#rooms.clear();
+    this.#used = 0;
     if (downMs > 0) await sleep(downMs, undefined, { ref: false });
     if (this.#closed) return;
     await this.start();
   }
 
-  display(): McuDisplayState {
-    return { id: this.id, participants: this.#participants, outputs: this.#outputs };
+  display(): readonly ConferenceDisplayState[] {
+    return [...this.#rooms.values()].map((r) => ({
+      id: r.uri,
+      mcu: this.id,
+      participants: r.participants,
+      outputs: r.outputs,
+    }));
   }
 
   #assertOpen(): void {

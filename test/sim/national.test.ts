@@ -167,6 +167,29 @@ t.test('the national network: all MCUs up, the cascade dialed, a commune brought
   t.same(sim.network.endpointView(chair).seesIds, [x], 'the chair sees the commune endpoint');
   t.ok(sim.network.endpointView(chair).hearsIds.includes(x), 'and hears it');
 
+  // A provincial session at the same time, in rooms of the same MCUs (issue 10): mid's room 8001 dials a link to
+  // xMcu's room 8001, each room dials an endpoint out of its lobby; the national picture is untouched.
+  const room = (mcu: string) => sim.network.mcu(mcu).roomUri('8001');
+  const midRoom = pool.driver(mid).conference(room(mid));
+  const xRoom = pool.driver(xMcu).conference(room(xMcu));
+  await Promise.all([midRoom.open(), xRoom.open()]);
+  await midRoom.dialLink(room(xMcu));
+  const y = seated(xMcu).find((e) => e !== x)!;
+  const z = seated(mid)[0]!;
+  await Promise.all([
+    xRoom.dialParticipant(sim.network.endpointUri(y)),
+    midRoom.dialParticipant(sim.network.endpointUri(z)),
+  ]);
+  await waitFor('the link at the room of the child', () => sim.network.mcu(xMcu).locate(room(mid)) === room(xMcu));
+  await Promise.all([
+    xRoom.showSource(room(mid), 1, sim.network.endpointUri(y)),
+    midRoom.showSource(sim.network.endpointUri(z), 1, room(xMcu)),
+  ]);
+  t.same(sim.network.endpointView(z).seesIds, [y], 'the provincial session shows its own endpoint');
+  t.same(sim.network.endpointView(z).hearsIds, [y], 'and hears only its own session');
+  t.same(sim.network.endpointView(chair).seesIds, [x], 'the national session still shows the commune');
+  t.notOk(sim.network.endpointView(chair).hearsIds.includes(y), 'and does not hear the provincial session');
+
   // The control interface.
   const base = sim.control.url;
   const list = await http('GET', `${base}/v1/mcus`);
@@ -191,6 +214,8 @@ t.test('the national network: all MCUs up, the cascade dialed, a commune brought
   await http('POST', `${base}/v1/mcus/${xMcu}/faults`, { silent: false });
   await waitFor('the MCU to come back', () => victim.health.up, 30_000);
   t.equal(victim.health.up, true, 'and comes back');
+  await waitFor('its room to re-open', () => xRoom.state === 'open', 30_000);
+  t.ok(xRoom.roster.has(room(mid)), 'with the link of the provincial session, read afresh');
 
   const dropped = new Promise<string>((resolve) =>
     pool.driver(mid).on('link', (l) => {
