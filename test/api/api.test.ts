@@ -62,17 +62,17 @@ t.test('MCU commands reach the MCU over SIP and are audited; scope decides who m
     body: { output: A, region: 2, source: B },
   });
   t.equal(show.status, 200);
-  const out = nb.display().outputs.get(A)!;
+  const out = nb.outputs.get(A)!;
   t.equal(out.layout, '2x2', 'the MCU carries the layout');
   t.equal(out.regions[1], B, 'and shows B in region 2');
   t.equal((await h.call('POST', '/v1/mcus/nb/keyframe', { token: h.tokens.admin, body: { output: A } })).status, 200);
-  t.ok(nb.display().outputs.get(A)!.keyframes >= 1, 'the MCU saw the picture fast update');
+  t.ok(nb.outputs.get(A)!.keyframes >= 1, 'the MCU saw the picture fast update');
   t.equal(
     (await h.call('POST', '/v1/mcus/nb/audio', { token: h.tokens.opNinhBinh, body: { source: B, muted: true } }))
       .status,
     200,
   );
-  t.equal(nb.display().participants.get(B)!.audioMuted, true);
+  t.equal(nb.participants.get(B)!.audioMuted, true);
 
   // VNPT commands its own MCU, not the province's; the central department commands the master only.
   t.equal(
