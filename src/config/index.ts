@@ -6,6 +6,7 @@ export { configSchema } from './schema.js';
 export { readMcuSecret } from './secrets.js';
 export type {
   ApiConfig,
+  CascadeSettings,
   Config,
   DaemonConfig,
   LogLevel,

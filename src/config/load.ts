@@ -94,6 +94,7 @@ interface RawConfig {
     api: DaemonConfig['api'];
     sip: DaemonConfig['sip'];
     mcu: DaemonConfig['mcu'];
+    cascade: DaemonConfig['cascade'];
   };
   levels: Inventory['levels'];
   provinces: Inventory['provinces'];
@@ -127,6 +128,7 @@ function build(raw: RawConfig, source: string, options: ParseOptions): Config {
     },
     sip: d.sip,
     mcu: d.mcu,
+    cascade: d.cascade,
   };
   const inventory: Inventory = {
     levels: raw.levels,

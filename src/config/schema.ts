@@ -146,6 +146,80 @@ export const configSchema = {
             },
           },
         },
+        cascade: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          description: 'The cascade manager: how it dials, heals and re-plans live sessions (docs/cascade.md).',
+          properties: {
+            linkConcurrency: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 1_000,
+              default: 64,
+              description: 'Cascade link dials and hang-ups in flight at once, over every session.',
+            },
+            endpointConcurrency: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 1_000,
+              default: 32,
+              description: 'Endpoint dials and hang-ups in flight at once.',
+            },
+            layoutConcurrency: {
+              type: 'integer',
+              minimum: 1,
+              maximum: 1_000,
+              default: 32,
+              description: 'Layouts (one endpoint full-screen on a link or screen) being set at once.',
+            },
+            dialEndpoints: {
+              type: 'boolean',
+              default: true,
+              description: "Dial the session's endpoints into its rooms (false: links and layouts only).",
+            },
+            halfDeadGraceMs: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 600_000,
+              default: 3_000,
+              description: 'A link up at one MCU and gone at the other is hung up and redialled after this long.',
+            },
+            replanAfterMs: {
+              type: 'integer',
+              minimum: 1_000,
+              maximum: 86_400_000,
+              default: 60_000,
+              description:
+                'An MCU of a session unusable this long (down, or its link failing) triggers a re-plan without it.',
+            },
+            unexpectedLinks: {
+              enum: ['report', 'hang-up'],
+              default: 'report',
+              description:
+                "Links in a session's rooms that no session asked for: report them (and leave them), or hang them up.",
+            },
+            pollMs: {
+              type: 'integer',
+              minimum: 100,
+              maximum: 60_000,
+              default: 1_000,
+              description: 'How often the store is checked for sessions created, ended or changed by other processes.',
+            },
+            retry: {
+              type: 'object',
+              additionalProperties: false,
+              default: {},
+              description:
+                'Redials: immediate first, then baseMs doubling up to maxMs, minus up to jitter of it at random.',
+              properties: {
+                baseMs: { type: 'integer', minimum: 10, maximum: 600_000, default: 250 },
+                maxMs: { type: 'integer', minimum: 10, maximum: 3_600_000, default: 10_000 },
+                jitter: { type: 'number', minimum: 0, maximum: 1, default: 0.25 },
+              },
+            },
+          },
+        },
         sip: {
           type: 'object',
           additionalProperties: false,

@@ -18,6 +18,20 @@ export interface DaemonConfig {
   readonly api: ApiConfig;
   readonly sip: { readonly listen: readonly SipListen[] };
   readonly mcu: McuDriverSettings;
+  readonly cascade: CascadeSettings;
+}
+
+/** The cascade manager's settings (docs/cascade.md): bounds, healing and re-planning. */
+export interface CascadeSettings {
+  readonly linkConcurrency: number;
+  readonly endpointConcurrency: number;
+  readonly layoutConcurrency: number;
+  readonly dialEndpoints: boolean;
+  readonly halfDeadGraceMs: number;
+  readonly replanAfterMs: number;
+  readonly unexpectedLinks: 'report' | 'hang-up';
+  readonly pollMs: number;
+  readonly retry: { readonly baseMs: number; readonly maxMs: number; readonly jitter: number };
 }
 
 /** The REST API (docs/api.md). */
