@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { createSystemdNotifier, type SystemdNotifier } from '../native/index.js';
 import { type ApiEvents, loadOrCreateCertificate, startApiServer } from './api/index.js';
+import { type CascadeManager, startCascadeManager } from './cascade/index.js';
 import type { Config } from './config/index.js';
 import { onceClose, realClock, TypedEmitter } from './core/index.js';
 import { type McuPool, startMcuPool } from './mcu/index.js';
@@ -22,6 +23,11 @@ export interface DaemonOptions {
   readonly notifier?: SystemdNotifier;
   /** Shown by /v1/status and the OpenAPI document. */
   readonly version?: string;
+  /**
+   * When no session is live, admit one with every endpoint, rooted at the master, chaired by the first
+   * endpoint of the top level on the master (`npm start`: the demo national session).
+   */
+  readonly demoSession?: boolean;
 }
 
 export interface Daemon {
@@ -31,6 +37,8 @@ export interface Daemon {
   readonly mcus: McuPool;
   /** Read the API certificate again and serve it to new connections (SIGHUP); the old one stays on failure. */
   reloadTls(): Promise<void>;
+  /** Dials, verifies, heals and tears down the cascade of every live session (docs/cascade.md). */
+  readonly cascade: CascadeManager;
   /** Close every part in reverse start order. Idempotent. */
   close(): Promise<void>;
 }
@@ -138,6 +146,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       });
     }
 
+    // The cascade of every live session: read from the store, reconciled against the MCUs' full state, so
+    // a restart finds the links the MCUs kept (they run MCU to MCU) and dials only what is missing.
+    const cascade = await start('cascade', () =>
+      startCascadeManager({ store, inventory: inv, mcus, settings: config.daemon.cascade, logger }),
+    );
+    if (options.demoSession === true) await admitDemoSession(cascade, store, config, log);
+
     const apiCfg = config.daemon.api;
     const loadTls = () => loadOrCreateCertificate(apiCfg.tls, config.daemon.stateDir, [apiCfg.host]);
     const tls = apiCfg.plainHttp ? undefined : await loadTls();
@@ -227,6 +242,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         api.reloadTls(fresh);
         log.info({ selfSigned: fresh.selfSigned }, 'API certificate reloaded');
       },
+      cascade,
       close: onceClose(async () => {
         stopping = true;
         clearTimeout(auditTimer);
@@ -238,6 +254,29 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
   } catch (err) {
     await closeAll();
     throw err;
+  }
+}
+
+/** The demo national session (`npm start`): every endpoint, rooted at the master, unless a session is live. */
+async function admitDemoSession(cascade: CascadeManager, store: Store, config: Config, log: Logger): Promise<void> {
+  const live = await store.listCascades();
+  if (live.length > 0) {
+    log.info({ sessions: live.map((s) => s.sessionId) }, 'demo session: a session is live already, none created');
+    return;
+  }
+  const inv = config.inventory;
+  const master = inv.mcus.find((m) => m.role === 'master')?.id;
+  const top = inv.levels[0]?.id;
+  const chair = inv.endpoints.find((e) => e.level === top && master !== undefined && e.mcus.includes(master))?.id;
+  try {
+    const head = await cascade.admit({
+      title: 'Demo national session',
+      endpoints: 'all',
+      ...(chair === undefined ? {} : { chair }),
+    });
+    log.info({ session: head.sessionId, chair }, `demo session ${head.sessionId} created: dialing its cascade`);
+  } catch (err) {
+    log.error({ err }, 'demo session could not be created');
   }
 }
 

@@ -4,12 +4,24 @@
  * (reconcile.ts, property-tested); the runtime carries them out through the
  * MCU drivers. See docs/cascade.md.
  */
+export type { AdmitOptions, Holder, ReplanOutcome, SessionRequest, StoredRequest } from './admission.js';
+export { admitSession, endSession, heldBy, replanSession, selectForChair, usageOf } from './admission.js';
 export type { BackoffPolicy } from './backoff.js';
 export { backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
 export type { DesiredSession, EndpointDirectory, LayoutSpec, Ref, SessionSpec } from './desired.js';
 export { desiredSession, mainEndpoint } from './desired.js';
 export type { CascadeErrorCode } from './errors.js';
 export { CASCADE_ERRORS, CascadeError } from './errors.js';
+export type {
+  CascadeManager,
+  CascadeManagerEvents,
+  CascadeManagerOptions,
+  CascadeProgress,
+  LayoutEvent,
+  LinkEvent,
+  SessionEvent,
+} from './manager.js';
+export { startCascadeManager } from './manager.js';
 export { Bookkeeping, poolOf } from './memory.js';
 export type {
   Action,
@@ -28,3 +40,5 @@ export type {
   UnexpectedLink,
 } from './reconcile.js';
 export { decide, layoutKey, linkKey, roomKey } from './reconcile.js';
+export type { SessionStatus } from './status.js';
+export { cascadeStatus } from './status.js';

@@ -27,6 +27,10 @@ Usage:
   cascaded token create|list|revoke [options]    API bearer tokens (cascaded token --help);
                                                  works while the daemon runs
   cascaded audit verify [--head HASH]            check the audit hash chain
+  cascaded session create|list|show|end ...      sessions, against the store the running
+                                                 daemon reconciles (cascaded session --help)
+  cascaded cascade status [ID] [--watch]         the cascade of live sessions: links
+                                                 planned, dialing, up, failed
   cascaded --help | --version
 
 Options:
@@ -42,6 +46,9 @@ Options:
                            an exit of its own is logged as an error and makes the
                            daemon's exit code 1. See docs/sim.md.
       --sim-control-port N the simulator's loopback HTTP control port.
+      --demo-session       when no session is live, create one with every endpoint
+                           of the inventory, rooted at the master, and dial it
+                           (the demo: npm start). See docs/cascade.md.
   -l, --log-level LEVEL    override daemon.logLevel: fatal, error, warn, info,
                            debug, trace, silent.
   -h, --help               this text.
@@ -82,6 +89,10 @@ async function main(argv: string[]): Promise<number> {
     const { runAudit, runToken } = await import('./admin.js');
     return argv[0] === 'token' ? runToken(argv.slice(1)) : runAudit(argv.slice(1));
   }
+  if (argv[0] === 'session' || argv[0] === 'cascade') {
+    const { runCascade, runSession } = await import('./session.js');
+    return argv[0] === 'session' ? runSession(argv.slice(1)) : runCascade(argv.slice(1));
+  }
   let values: {
     config?: string;
     'check-config'?: string;
@@ -89,6 +100,7 @@ async function main(argv: string[]): Promise<number> {
     'log-level'?: string;
     'with-sim'?: boolean;
     'sim-control-port'?: string;
+    'demo-session'?: boolean;
     help?: boolean;
     version?: boolean;
   };
@@ -102,6 +114,7 @@ async function main(argv: string[]): Promise<number> {
         'log-level': { type: 'string', short: 'l' },
         'with-sim': { type: 'boolean' },
         'sim-control-port': { type: 'string' },
+        'demo-session': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -131,7 +144,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const sim = values['with-sim'] === true ? { controlPort: simPort } : undefined;
-  return runDaemon(values.config ?? DEFAULT_CONFIG, values['log-level'], sim);
+  return runDaemon(values.config ?? DEFAULT_CONFIG, values['log-level'], sim, values['demo-session'] === true);
 }
 
 async function checkConfig(file: string, json: boolean): Promise<number> {
@@ -165,6 +178,7 @@ async function runDaemon(
   file: string,
   levelOverride: string | undefined,
   withSim: { controlPort?: number } | undefined,
+  demoSession: boolean,
 ): Promise<number> {
   let config: Config;
   try {
@@ -208,7 +222,7 @@ async function runDaemon(
         logger,
       });
     }
-    daemon = await startDaemon({ config, logger, version: version() });
+    daemon = await startDaemon({ config, logger, version: version(), demoSession });
   } catch (err) {
     logger.fatal({ err, code: isCascadedError(err) ? err.code : undefined }, 'start failed');
     await sim?.close();

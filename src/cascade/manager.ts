@@ -1,0 +1,776 @@
+/**
+ * The cascade manager's runtime: it keeps the desired state of every live
+ * session (read from the store, reloaded when another process changes it),
+ * the observed state of every room of those sessions (from the drivers'
+ * conference events and MCU health), asks the pure reconciler what to do,
+ * and carries it out through the drivers: bounded, retried with backoff,
+ * every outcome fed back. Progress goes to the log, to the store (link
+ * states, session events) and to listeners of its events.
+ */
+import type { Logger } from 'pino';
+import type { CascadeSettings } from '../config/index.js';
+import { type Clock, isCascadedError, onceClose, realClock, type TimerHandle, TypedEmitter } from '../core/index.js';
+import type { Inventory } from '../inventory/index.js';
+import type { Conference, McuDriver, McuPool, RosterEntry, RosterUpdate } from '../mcu/index.js';
+import type { Plan } from '../planner/index.js';
+import type { CascadeHead, LinkStateRecord, Store } from '../store/index.js';
+import {
+  type AdmitOptions,
+  admitSession,
+  endSession,
+  replanSession,
+  type SessionRequest,
+  selectForChair,
+} from './admission.js';
+import { type DesiredSession, desiredSession, type EndpointDirectory, type SessionSpec } from './desired.js';
+import { Bookkeeping } from './memory.js';
+import {
+  type Action,
+  decide,
+  type LinkStateName,
+  type LinkView,
+  type Observed,
+  type ObservedEntry,
+  type ObservedMcu,
+  type ObservedRoom,
+  type ReconcileOptions,
+  type RoomState,
+  roomKey,
+} from './reconcile.js';
+
+export interface CascadeManagerOptions {
+  readonly store: Store;
+  readonly inventory: Inventory;
+  readonly mcus: McuPool;
+  readonly settings: CascadeSettings;
+  readonly logger?: Logger;
+  readonly clock?: Clock;
+  /** In [0, 1): the jitter of retries (default Math.random). */
+  readonly random?: () => number;
+}
+
+/** A link changed state. */
+export interface LinkEvent {
+  readonly session: string;
+  readonly child: string;
+  readonly parent: string;
+  readonly state: LinkStateName;
+  readonly previous: LinkStateName | undefined;
+  readonly detail?: string;
+  /** The manager's clock (monotonic ms). */
+  readonly at: number;
+}
+
+/** A layout was applied (a link's picture, or the chair's screen). */
+export interface LayoutEvent {
+  readonly session: string;
+  readonly mcu: string;
+  readonly output: string;
+  readonly source: string;
+  readonly why: 'uplink' | 'downlink' | 'chair';
+  readonly at: number;
+}
+
+export interface SessionEvent {
+  readonly session: string;
+  /** up: every link of the plan up (again); replanned; ended: torn down and closed. */
+  readonly kind: 'up' | 'replanned' | 'ended';
+  readonly at: number;
+  readonly data?: unknown;
+}
+
+export type CascadeManagerEvents = {
+  link: [LinkEvent];
+  layout: [LayoutEvent];
+  session: [SessionEvent];
+};
+
+/** Counts of a session's links by state, and the links themselves. */
+export interface CascadeProgress {
+  readonly session: string;
+  readonly phase: 'live' | 'ending';
+  readonly root: string;
+  readonly counts: Readonly<Record<LinkStateName, number>>;
+  readonly links: readonly LinkView[];
+}
+
+export interface CascadeManager extends TypedEmitter<CascadeManagerEvents> {
+  /** Progress of every session the manager reconciles (or one). */
+  progress(sessionId?: string): CascadeProgress[];
+  /** Admit a session (docs/cascade.md, "Sessions") and start dialing it at once. */
+  admit(request: SessionRequest, options?: AdmitOptions): Promise<CascadeHead>;
+  /** End a session: tear-down starts at once. Idempotent. */
+  end(sessionId: string): Promise<CascadeHead>;
+  /**
+   * Record the endpoint on the chair's screen (or none). The chair module switches itself; the manager keeps
+   * the selection applied, and re-applies it after a redial.
+   */
+  select(sessionId: string, endpoint: string | null): Promise<CascadeHead>;
+  /** Read the store now (the daemon also polls it). */
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const NO_COUNTS: Record<LinkStateName, number> = { planned: 0, dialing: 0, up: 0, failed: 0 };
+/** At most one reconcile pass per this many ms while events pour in (a national endpoint dial is 10^4 of them). */
+const MIN_PASS_GAP_MS = 20;
+/** Hang-up answers that mean "already gone" (RFC 4579 5.6: the focus does not know that participant). */
+const GONE = new Set([404, 481]);
+
+export async function startCascadeManager(options: CascadeManagerOptions): Promise<CascadeManager> {
+  const m = new Manager(options);
+  await m.start();
+  return m;
+}
+
+interface SessionState {
+  head: CascadeHead;
+  plan: Plan;
+  desired: DesiredSession;
+  /** When the manager started to dial it (its clock), for the "all up in N ms" line. */
+  startedAt: number;
+  allUp: boolean;
+  /** Was every link up once already (since the manager started)? */
+  wasUp: boolean;
+}
+
+/** One room of a session as the manager watches it. */
+class RoomWatch implements ObservedRoom {
+  state: RoomState;
+  reports: boolean;
+  readonly roster = new Map<string, ObservedEntry>();
+  readonly #off: () => void;
+
+  constructor(
+    readonly mcu: string,
+    readonly uri: string,
+    readonly conference: Conference,
+    nextGen: () => number,
+    changed: () => void,
+  ) {
+    this.state = conference.state;
+    this.reports = conference.capabilities.conferenceEvents === 'available';
+    const apply = (e: RosterEntry) => {
+      const key = roomKey(e.entity);
+      const was = this.roster.get(key);
+      const sameCall =
+        was !== undefined && was.status === 'connected' && e.status === 'connected' && was.callId === e.callId;
+      this.roster.set(key, {
+        entity: key,
+        kind: e.kind,
+        status: e.status,
+        ...(e.callId === undefined ? {} : { callId: e.callId }),
+        gen: sameCall ? was.gen : nextGen(),
+      });
+    };
+    const onRoster = (u: RosterUpdate) => {
+      if (u.full) {
+        const keep = new Set(u.changed.map((e) => roomKey(e.entity)));
+        for (const k of this.roster.keys()) if (!keep.has(k)) this.roster.delete(k);
+      }
+      for (const e of u.changed) apply(e);
+      for (const r of u.removed) this.roster.delete(roomKey(r));
+      changed();
+    };
+    const onState = (s: RoomState) => {
+      this.state = s;
+      changed();
+    };
+    const onCapabilities = () => {
+      this.reports = conference.capabilities.conferenceEvents === 'available';
+      changed();
+    };
+    for (const e of conference.roster.values()) apply(e);
+    conference.on('roster', onRoster);
+    conference.on('state', onState);
+    conference.on('capabilities', onCapabilities);
+    this.#off = () => {
+      conference.off('roster', onRoster);
+      conference.off('state', onState);
+      conference.off('capabilities', onCapabilities);
+    };
+  }
+
+  detach(): void {
+    this.#off();
+  }
+}
+
+class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManager {
+  readonly #store: Store;
+  readonly #inventory: Inventory;
+  readonly #pool: McuPool;
+  readonly #settings: CascadeSettings;
+  readonly #log?: Logger;
+  readonly #clock: Clock;
+  readonly #book: Bookkeeping;
+  readonly #opts: ReconcileOptions;
+  readonly #dir: EndpointDirectory;
+  readonly #sessions = new Map<string, SessionState>();
+  readonly #rooms = new Map<string, RoomWatch>();
+  readonly #mcus = new Map<string, ObservedMcu>();
+  readonly #links = new Map<string, LinkView>();
+  readonly #reported = new Set<string>();
+  readonly #unsubscribe: (() => void)[] = [];
+  #gen = 0;
+  #closed = false;
+  #passScheduled = false;
+  #lastPass = Number.NEGATIVE_INFINITY;
+  #wakeTimer?: TimerHandle;
+  #pollTimer?: TimerHandle;
+  #dataVersion = -1;
+  #syncing?: Promise<void>;
+  #resync = false;
+  /** Store writes, one after another (link states and events), so close() can wait for the last. */
+  #writes: Promise<void> = Promise.resolve();
+  readonly close: () => Promise<void>;
+
+  constructor(o: CascadeManagerOptions) {
+    super();
+    this.#store = o.store;
+    this.#inventory = o.inventory;
+    this.#pool = o.mcus;
+    this.#settings = o.settings;
+    this.#log = o.logger?.child({ module: 'cascade' });
+    this.#clock = o.clock ?? realClock;
+    this.#book = new Bookkeeping(o.settings.retry, o.random ?? Math.random);
+    this.#opts = {
+      linkConcurrency: o.settings.linkConcurrency,
+      participantConcurrency: o.settings.endpointConcurrency,
+      layoutConcurrency: o.settings.layoutConcurrency,
+      halfDeadGraceMs: o.settings.halfDeadGraceMs,
+      replanAfterMs: o.settings.replanAfterMs,
+      unexpectedLinks: o.settings.unexpectedLinks,
+    };
+    const levels = new Map(o.inventory.levels.map((l, i) => [l.id, i]));
+    const endpoints = new Map(o.inventory.endpoints.map((e) => [e.id, e]));
+    this.#dir = {
+      uri: (id) => endpoints.get(id)?.sip,
+      levelRank: (id) => levels.get(endpoints.get(id)?.level ?? '') ?? levels.size,
+    };
+    this.onListenerError((err, event) => this.#log?.error({ err, event }, 'cascade listener threw'));
+    this.close = onceClose(() => this.#close());
+  }
+
+  async start(): Promise<void> {
+    const now = this.#clock.now();
+    for (const [id, d] of this.#pool.drivers) {
+      this.#mcus.set(id, { up: d.health.up, since: now });
+      const onHealth = () => {
+        const was = this.#mcus.get(id);
+        if (was?.up !== d.health.up) this.#mcus.set(id, { up: d.health.up, since: this.#clock.now() });
+        this.#kick();
+      };
+      d.on('health', onHealth);
+      this.#unsubscribe.push(() => d.off('health', onHealth));
+    }
+    this.#dataVersion = await this.#store.externalChanges();
+    await this.sync();
+    this.#schedulePoll();
+    this.#kick();
+  }
+
+  // ---- desired state ---------------------------------------------------------
+
+  sync(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    if (this.#syncing !== undefined) {
+      this.#resync = true;
+      return this.#syncing;
+    }
+    this.#syncing = this.#load()
+      .catch((err: unknown) => this.#log?.error({ err }, 'could not read sessions from the store'))
+      .finally(() => {
+        this.#syncing = undefined;
+        if (this.#resync && !this.#closed) {
+          this.#resync = false;
+          void this.sync();
+        }
+      });
+    return this.#syncing;
+  }
+
+  async #load(): Promise<void> {
+    const heads = await this.#store.listCascades();
+    const seen = new Set<string>();
+    for (const head of heads) {
+      seen.add(head.sessionId);
+      const known = this.#sessions.get(head.sessionId);
+      let plan = known?.plan;
+      if (known === undefined || known.head.planVersion !== head.planVersion) {
+        const record = await this.#store.getCascade(head.sessionId);
+        if (record === undefined) continue;
+        plan = record.plan as Plan;
+      }
+      if (
+        known !== undefined &&
+        plan === known.plan &&
+        known.head.state === head.state &&
+        known.head.selection === head.selection &&
+        Object.keys(known.head.rooms).length === Object.keys(head.rooms).length
+      ) {
+        known.head = head;
+        continue;
+      }
+      const spec: SessionSpec = {
+        id: head.sessionId,
+        phase: head.state === 'ending' ? 'ending' : 'live',
+        plan: plan!,
+        rooms: head.rooms,
+        mains: mainsOf(plan!, head.request),
+        selection: head.selection,
+      };
+      const desired = desiredSession(spec, this.#dir);
+      if (known === undefined) {
+        this.#log?.info(
+          { session: head.sessionId, title: head.title, root: desired.root, links: Object.keys(desired.parent).length },
+          `session ${head.sessionId} (${head.title}): ${head.state === 'ending' ? 'tearing down' : 'dialing'} ${Object.keys(desired.parent).length} cascade links from ${desired.root}`,
+        );
+        if (desired.undialable.length > 0)
+          this.#log?.warn(
+            { session: head.sessionId, count: desired.undialable.length, first: desired.undialable.slice(0, 5) },
+            'session endpoints without a SIP URI in the inventory: not dialled',
+          );
+      } else if (known.head.state !== head.state && head.state === 'ending')
+        this.#log?.info({ session: head.sessionId }, `session ${head.sessionId}: ending, tearing the cascade down`);
+      this.#sessions.set(head.sessionId, {
+        head,
+        plan: plan!,
+        desired,
+        startedAt: known?.startedAt ?? this.#clock.now(),
+        allUp: known?.allUp ?? false,
+        wasUp: known?.wasUp ?? false,
+      });
+      for (const [mcu, uri] of Object.entries(desired.rooms)) this.#watch(mcu, uri);
+    }
+    for (const id of [...this.#sessions.keys()]) if (!seen.has(id)) this.#forget(id, false);
+    this.#kick();
+  }
+
+  #watch(mcu: string, uri: string): void {
+    const key = roomKey(uri);
+    if (this.#rooms.has(key)) return;
+    const driver: McuDriver | undefined = this.#pool.drivers.get(mcu);
+    if (driver === undefined) {
+      this.#log?.warn({ mcu }, `MCU ${mcu} has no driver: its rooms cannot be reached`);
+      return;
+    }
+    let conference: Conference;
+    try {
+      conference = driver.conference(uri);
+    } catch (err) {
+      this.#log?.error({ err, mcu, uri }, `room ${uri} of MCU ${mcu} cannot be used`);
+      return;
+    }
+    this.#rooms.set(
+      key,
+      new RoomWatch(
+        mcu,
+        uri,
+        conference,
+        () => ++this.#gen,
+        () => this.#kick(),
+      ),
+    );
+  }
+
+  /** A session gone from the reconciler: its rooms are closed (control dialogs only; nothing on the MCU changes). */
+  #forget(id: string, closeRooms: boolean): Promise<void> {
+    const s = this.#sessions.get(id);
+    this.#sessions.delete(id);
+    this.#book.forgetSession(id);
+    for (const k of [...this.#links.keys()]) if (k.startsWith(`${id}|`)) this.#links.delete(k);
+    if (s === undefined) return Promise.resolve();
+    const closing: Promise<void>[] = [];
+    for (const uri of Object.values(s.head.rooms)) {
+      const key = roomKey(uri);
+      const w = this.#rooms.get(key);
+      if (w === undefined) continue;
+      w.detach();
+      this.#rooms.delete(key);
+      this.#book.closedRoom(key);
+      if (closeRooms) closing.push(w.conference.close().catch(() => {}));
+    }
+    return Promise.all(closing).then(() => {});
+  }
+
+  // ---- the reconcile loop --------------------------------------------------------
+
+  #kick(): void {
+    if (this.#closed || this.#passScheduled) return;
+    this.#passScheduled = true;
+    const wait = this.#lastPass + MIN_PASS_GAP_MS - this.#clock.now();
+    const run = () => {
+      this.#passScheduled = false;
+      this.#pass();
+    };
+    if (wait > 0) this.#clock.setTimeout(run, wait);
+    else setImmediate(run);
+  }
+
+  #observed(): Observed {
+    return { now: this.#clock.now(), mcus: this.#mcus, rooms: this.#rooms };
+  }
+
+  #pass(): void {
+    if (this.#closed) return;
+    const now = this.#clock.now();
+    this.#lastPass = now;
+    const sessions = [...this.#sessions.values()].map((s) => s.desired);
+    const decision = decide(sessions, this.#observed(), this.#book, this.#opts);
+    this.#book.sawHalf(decision.half, now);
+    this.#track(decision.links, now);
+    this.#report(decision.unexpected);
+    for (const a of decision.actions) {
+      if (!this.#settings.dialEndpoints && a.kind === 'dial-participant') continue;
+      this.#start(a);
+    }
+    this.#clock.clearTimeout(this.#wakeTimer);
+    if (decision.wakeAt !== undefined)
+      this.#wakeTimer = this.#clock.setTimeout(() => this.#kick(), Math.max(0, decision.wakeAt - now));
+  }
+
+  #start(a: Action): void {
+    this.#book.started(a);
+    this.#effect(a).then(
+      () => {
+        if (this.#closed) return;
+        this.#book.succeeded(a, a.kind === 'open' ? roomKey(a.room) : undefined);
+        this.#succeeded(a);
+        this.#kick();
+      },
+      (err: unknown) => {
+        if (this.#closed) return;
+        const retry = this.#book.failed(a, this.#clock.now(), describe(err));
+        this.#failedAction(a, err, retry.failures, retry.nextAt - this.#clock.now());
+        this.#kick();
+      },
+    );
+  }
+
+  #conference(room: string): Conference {
+    const w = this.#rooms.get(roomKey(room));
+    if (w === undefined) throw new Error(`room ${room} is not watched`);
+    return w.conference;
+  }
+
+  async #effect(a: Action): Promise<void> {
+    switch (a.kind) {
+      case 'open':
+        await this.#conference(a.room).open();
+        return;
+      case 'dial-link': {
+        const c = this.#conference(a.room);
+        if (a.replace !== undefined) {
+          this.#log?.warn(
+            { session: a.session, child: a.child, parent: a.parent },
+            `link ${a.child} -> ${a.parent} is up at one end only: hanging it up and dialing it again`,
+          );
+          await hangUp(() => c.hangUpLink(a.replace!));
+        }
+        await c.dialLink(a.target);
+        return;
+      }
+      case 'hang-up-link':
+        await hangUp(() => this.#conference(a.room).hangUpLink(a.target));
+        return;
+      case 'dial-participant':
+        await this.#conference(a.room).dialParticipant(a.endpoint);
+        return;
+      case 'hang-up-participant':
+        await hangUp(() => this.#conference(a.room).hangUpParticipant(a.endpoint));
+        return;
+      case 'layout': {
+        const c = this.#conference(a.room);
+        // One output's commands share a lane in the driver and go in this order; issuing them together
+        // saves the wait between them.
+        await Promise.all([
+          c.setLayout(a.output, 'single'),
+          c.showSource(a.output, 1, a.source),
+          c.requestKeyframe(a.output),
+        ]);
+        return;
+      }
+      case 'replan':
+        await this.#replan(a.session, a.lost);
+        return;
+      case 'finish':
+        await this.#finish(a.session);
+        return;
+    }
+  }
+
+  async #replan(id: string, lost: readonly string[]): Promise<void> {
+    this.#log?.warn(
+      { session: id, lost },
+      `session ${id}: MCUs unusable for too long (${lost.join(', ')}): re-planning`,
+    );
+    const out = await replanSession(this.#store, this.#inventory, id, { lostMcus: lost });
+    const changes = out.plan.changes;
+    const data = {
+      lost,
+      planVersion: out.record.planVersion,
+      droppedMcus: changes?.droppedMcus ?? [],
+      addedMcus: changes?.addedMcus ?? [],
+      relinkedMcus: changes?.relinkedMcus ?? [],
+      movedEndpoints: changes?.movedEndpoints.length ?? 0,
+      droppedEndpoints: changes?.droppedEndpoints ?? [],
+    };
+    this.#log?.info(
+      { session: id, ...data, movedEndpoints: data.movedEndpoints },
+      `session ${id} re-planned without ${lost.join(', ')}: ${data.movedEndpoints} endpoints moved, ${data.droppedEndpoints.length} left out`,
+    );
+    this.#event('cascade.replan', id, data);
+    this.safeEmit('session', { session: id, kind: 'replanned', at: this.#clock.now(), data });
+    await this.sync();
+  }
+
+  async #finish(id: string): Promise<void> {
+    await this.#forget(id, true);
+    await this.#store.setCascadeState(id, 'ended');
+    this.#log?.info({ session: id }, `session ${id} ended: cascade torn down, rooms released`);
+    this.#event('cascade.session.ended', id, {});
+    this.safeEmit('session', { session: id, kind: 'ended', at: this.#clock.now() });
+  }
+
+  #succeeded(a: Action): void {
+    if (a.kind === 'layout')
+      this.safeEmit('layout', {
+        session: a.session,
+        mcu: a.mcu,
+        output: a.output,
+        source: a.source,
+        why: a.why,
+        at: this.#clock.now(),
+      });
+    else if (a.kind === 'hang-up-link' && a.why !== 'teardown') {
+      this.#log?.info({ session: a.session, mcu: a.mcu, target: a.target, why: a.why }, `hung up ${a.why} link`);
+      this.#event('cascade.link.hung-up', a.session, { mcu: a.mcu, target: a.target, why: a.why });
+    }
+  }
+
+  #failedAction(a: Action, err: unknown, failures: number, waitMs: number): void {
+    const code = isCascadedError(err) ? err.code : undefined;
+    const msg = describe(err);
+    const what =
+      a.kind === 'dial-link'
+        ? `dialing link ${a.child} -> ${a.parent}`
+        : a.kind === 'layout'
+          ? `layout of ${a.output} on ${a.mcu}`
+          : a.kind.endsWith('participant')
+            ? `${a.kind} ${'endpoint' in a ? a.endpoint : ''}`
+            : a.kind;
+    const fields = { session: a.session, code, failures, retryInMs: Math.round(waitMs) };
+    // The first failure of a run is news; the rest of it is debug detail.
+    if (failures === 1 || a.kind === 'replan') this.#log?.warn({ ...fields, err: msg }, `${what} failed: ${msg}`);
+    else this.#log?.debug({ ...fields, err: msg }, `${what} failed again`);
+    if (a.kind === 'replan' && failures === 1) this.#event('cascade.replan.failed', a.session, { error: msg, code });
+  }
+
+  // ---- progress ------------------------------------------------------------------
+
+  #track(views: readonly LinkView[], now: number): void {
+    const changed = new Map<string, LinkStateRecord[]>();
+    const wall = new Date(this.#clock.wallNow()).toISOString();
+    for (const v of views) {
+      const key = `${v.session}|${v.child}`;
+      const was = this.#links.get(key);
+      if (was?.state === v.state && was.detail === v.detail && was.parent === v.parent) continue;
+      this.#links.set(key, v);
+      const retry = this.#book.retries.get(`K|${v.session}|${v.child}`);
+      const rows = changed.get(v.session) ?? [];
+      rows.push({
+        child: v.child,
+        parent: v.parent,
+        state: v.state,
+        detail: v.detail ?? null,
+        since: wall,
+        attempts: retry?.failures ?? 0,
+      });
+      changed.set(v.session, rows);
+      if (was?.state === v.state) continue;
+      this.safeEmit('link', {
+        session: v.session,
+        child: v.child,
+        parent: v.parent,
+        state: v.state,
+        previous: was?.state,
+        ...(v.detail === undefined ? {} : { detail: v.detail }),
+        at: now,
+      });
+      const s = this.#sessions.get(v.session);
+      const counts = this.#counts(v.session);
+      const line = `${counts.up} of ${views.filter((x) => x.session === v.session).length} up`;
+      if (v.state === 'up') {
+        this.#log?.info(
+          { session: v.session, child: v.child, parent: v.parent, ...counts },
+          `link ${v.child} -> ${v.parent} up (${line})`,
+        );
+        this.#event('cascade.link.up', v.session, { child: v.child, parent: v.parent });
+      } else if (was?.state === 'up' && s?.desired.phase === 'live') {
+        this.#log?.warn(
+          { session: v.session, child: v.child, parent: v.parent, ...counts },
+          `link ${v.child} -> ${v.parent} dropped (${line})`,
+        );
+        this.#event('cascade.link.down', v.session, { child: v.child, parent: v.parent, detail: v.detail });
+        if (s !== undefined) s.allUp = false;
+      } else if (v.state === 'failed' && s?.desired.phase === 'live')
+        this.#event('cascade.link.failed', v.session, { child: v.child, parent: v.parent, detail: v.detail });
+    }
+    for (const [session, rows] of changed) {
+      const s = this.#sessions.get(session);
+      const keep = s === undefined ? undefined : Object.keys(s.desired.parent);
+      this.#write(() => this.#store.saveLinkStates(session, rows, keep));
+    }
+    for (const s of this.#sessions.values()) {
+      if (s.allUp || s.desired.phase !== 'live') continue;
+      const c = this.#counts(s.desired.id);
+      const total = Object.keys(s.desired.parent).length;
+      if (c.up !== total) continue;
+      s.allUp = true;
+      const ms = Math.round(now - s.startedAt);
+      const again = s.wasUp;
+      s.wasUp = true;
+      this.#log?.info(
+        { session: s.desired.id, links: total, ms, again },
+        again
+          ? `session ${s.desired.id}: all ${total} cascade links up again`
+          : `session ${s.desired.id}: all ${total} cascade links up (${ms} ms)`,
+      );
+      this.#event('cascade.session.up', s.desired.id, { links: total, ms });
+      this.safeEmit('session', { session: s.desired.id, kind: 'up', at: now, data: { links: total, ms } });
+    }
+  }
+
+  #counts(session: string): Record<LinkStateName, number> {
+    const c = { ...NO_COUNTS };
+    for (const [k, v] of this.#links) if (k.startsWith(`${session}|`)) c[v.state]++;
+    return c;
+  }
+
+  #report(unexpected: readonly { session: string; mcu: string; room: string; entity: string }[]): void {
+    const now = new Set<string>();
+    for (const u of unexpected) {
+      const key = `${u.session}|${u.room}|${u.entity}`;
+      now.add(key);
+      if (this.#reported.has(key)) continue;
+      this.#reported.add(key);
+      this.#log?.warn(
+        { ...u, policy: this.#settings.unexpectedLinks },
+        `unexpected link ${u.entity} in room ${u.room} of MCU ${u.mcu}: ${this.#settings.unexpectedLinks === 'report' ? 'left alone' : 'hanging it up'}`,
+      );
+      this.#event('cascade.link.unexpected', u.session, { mcu: u.mcu, room: u.room, entity: u.entity });
+    }
+    for (const k of this.#reported) if (!now.has(k)) this.#reported.delete(k);
+  }
+
+  #event(type: string, session: string, data: unknown): void {
+    this.#write(() => this.#store.appendEvent({ type, subject: session, data }).then(() => {}));
+  }
+
+  #write(op: () => Promise<void>): void {
+    this.#writes = this.#writes.then(op).catch((err: unknown) => {
+      this.#log?.warn({ err }, 'could not record cascade progress in the store');
+    });
+  }
+
+  progress(sessionId?: string): CascadeProgress[] {
+    const out: CascadeProgress[] = [];
+    for (const s of this.#sessions.values()) {
+      if (sessionId !== undefined && s.desired.id !== sessionId) continue;
+      const links = [...this.#links.entries()].filter(([k]) => k.startsWith(`${s.desired.id}|`)).map(([, v]) => v);
+      out.push({
+        session: s.desired.id,
+        phase: s.desired.phase,
+        root: s.desired.root,
+        counts: this.#counts(s.desired.id),
+        links,
+      });
+    }
+    return out;
+  }
+
+  // ---- commands ------------------------------------------------------------------
+
+  async admit(request: SessionRequest, options?: AdmitOptions): Promise<CascadeHead> {
+    const record = await admitSession(this.#store, this.#inventory, request, options);
+    this.#log?.info(
+      { session: record.sessionId, root: record.root, planVersion: record.planVersion },
+      `session ${record.sessionId} admitted`,
+    );
+    await this.sync();
+    return record;
+  }
+
+  async end(sessionId: string): Promise<CascadeHead> {
+    const head = await endSession(this.#store, sessionId);
+    await this.sync();
+    return head;
+  }
+
+  async select(sessionId: string, endpoint: string | null): Promise<CascadeHead> {
+    const head = await selectForChair(this.#store, this.#inventory, sessionId, endpoint);
+    await this.sync();
+    return head;
+  }
+
+  // ---- polling and closing -------------------------------------------------------
+
+  #schedulePoll(): void {
+    this.#pollTimer = this.#clock.setTimeout(() => {
+      this.#poll().finally(() => {
+        if (!this.#closed) this.#schedulePoll();
+      });
+    }, this.#settings.pollMs);
+  }
+
+  async #poll(): Promise<void> {
+    try {
+      const v = await this.#store.externalChanges();
+      if (v === this.#dataVersion) return;
+      this.#dataVersion = v;
+      await this.sync();
+    } catch (err) {
+      if (!this.#closed) this.#log?.warn({ err }, 'could not poll the store for session changes');
+    }
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    this.#clock.clearTimeout(this.#pollTimer);
+    this.#clock.clearTimeout(this.#wakeTimer);
+    for (const off of this.#unsubscribe) off();
+    for (const w of this.#rooms.values()) w.detach();
+    await this.#syncing;
+    // Nothing on the MCUs is undone: links run MCU to MCU and the rooms' control dialogs close with the drivers.
+    await this.#writes;
+  }
+}
+
+/** The session's main endpoints by MCU, from the endpoints its request names. */
+function mainsOf(plan: Plan, request: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  const mains = (request as { mains?: unknown } | null)?.mains;
+  if (!Array.isArray(mains)) return out;
+  for (const e of mains) {
+    const m = typeof e === 'string' ? plan.assignments[e] : undefined;
+    if (m !== undefined && out[m] === undefined) out[m] = e;
+  }
+  return out;
+}
+
+/** A hang-up of something already gone is done. */
+async function hangUp(op: () => Promise<void>): Promise<void> {
+  try {
+    await op();
+  } catch (err) {
+    const status =
+      (isCascadedError(err) ? (err.details as { sipStatus?: number } | undefined)?.sipStatus : undefined) ?? 0;
+    if (!GONE.has(status)) throw err;
+  }
+}
+
+function describe(err: unknown): string {
+  if (isCascadedError(err)) return `${err.code}: ${err.message}`;
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,166 @@
+/**
+ * `cascaded session ...` and `cascaded cascade status` as a user runs them:
+ * child processes against a config file, stdout a pipe (the national
+ * session's JSON arrives whole), exit codes, --help, refusals with reasons.
+ */
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { networkConfig } from './helpers.js';
+
+t.setTimeout(180_000);
+
+interface Run {
+  readonly code: number | null;
+  readonly out: string;
+  readonly err: string;
+}
+
+function cli(args: readonly string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['dist/src/cli/cascaded.js', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      err += d;
+    });
+    child.once('close', (code) => resolve({ code, out, err }));
+  });
+}
+
+t.test('create, list, show, status and end a session from the command line', async (t) => {
+  const dir = t.testdir();
+  const config = join(dir, 'net.yaml');
+  writeFileSync(
+    config,
+    JSON.stringify(
+      networkConfig(
+        '127.251.0.',
+        [
+          { id: 'm', ports: 6, rooms: 2 },
+          { id: 'p', parents: ['m'], rooms: 2 },
+        ],
+        [
+          { id: 'chair', level: 'central', mcus: ['m'] },
+          { id: 'gov-1', level: 'central', mcus: ['m'] },
+          { id: 'gov-2', level: 'central', mcus: ['m'] },
+          { id: 'gov-3', level: 'central', mcus: ['m'] },
+          { id: 'x1', mcus: ['p'] },
+          { id: 'x2', mcus: ['p'] },
+        ],
+        { stateDir: dir, logLevel: 'warn' },
+      ),
+    ),
+  );
+  const c = ['--config', config];
+
+  const created = await cli([
+    'session',
+    'create',
+    ...c,
+    '--id',
+    'one',
+    '--title',
+    'Phiên 1',
+    '--endpoints',
+    'x1,gov-1',
+    '--chair',
+    'chair',
+    '--json',
+  ]);
+  t.equal(created.code, 0, created.err);
+  t.match(JSON.parse(created.out), {
+    sessionId: 'one',
+    title: 'Phiên 1',
+    state: 'live',
+    root: 'm',
+    summary: { endpoints: 3, mcus: 2, links: 1, maxDepth: 1 },
+  });
+  t.notOk('plan' in JSON.parse(created.out), 'the plan stays in the store (session show has it)');
+
+  const text = await cli(['session', 'create', ...c, '--id', 'two', '--endpoints', 'x2']);
+  t.equal(text.code, 0, text.err);
+  t.match(text.out, /session two admitted: .*1 cascade links/);
+
+  const refused = await cli(['session', 'create', ...c, '--endpoints', 'gov-2,gov-3,x1', '--chair', 'chair']);
+  t.equal(refused.code, 1, 'no capacity: exit 1');
+  t.match(refused.err, /PLAN_ERR_INFEASIBLE/);
+  t.match(refused.err, /held by one, two|held by two, one/, 'the reasons name the sessions holding the capacity');
+  const refusedJson = await cli([
+    'session',
+    'create',
+    ...c,
+    '--endpoints',
+    'gov-2,gov-3,x1',
+    '--chair',
+    'chair',
+    '--json',
+  ]);
+  t.match(JSON.parse(refusedJson.out), { code: 'PLAN_ERR_INFEASIBLE', details: { heldBy: ['one', 'two'] } });
+
+  const list = await cli(['session', 'list', ...c, '--json']);
+  t.same(
+    JSON.parse(list.out).map((s: { sessionId: string }) => s.sessionId),
+    ['one', 'two'],
+  );
+  const show = await cli(['session', 'show', ...c, 'one', '--json']);
+  t.match(JSON.parse(show.out), { sessionId: 'one', plan: { links: { p: 'm' } }, events: [] });
+
+  const status = await cli(['cascade', 'status', ...c, 'one', '--json']);
+  t.equal(status.code, 0);
+  t.match(JSON.parse(status.out), {
+    sessionId: 'one',
+    counts: { planned: 1, dialing: 0, up: 0, failed: 0 },
+    links: [{ child: 'p', parent: 'm', state: 'planned' }],
+  });
+  const all = await cli(['cascade', 'status', ...c]);
+  t.match(all.out, /one "Phiên 1" live, root m: 1 links: 0 up, 0 dialing, 0 failed, 1 planned/);
+
+  const end = await cli(['session', 'end', ...c, 'one']);
+  t.equal(end.code, 0);
+  t.match(end.out, /one: ending/);
+  t.equal((await cli(['session', 'end', ...c, 'one'])).code, 0, 'ending twice is fine');
+  const gone = await cli(['session', 'end', ...c, 'nope', '--json']);
+  t.equal(gone.code, 1);
+  t.match(JSON.parse(gone.out), { code: 'CASCADE_ERR_NOT_FOUND' });
+  t.equal((await cli(['cascade', 'status', ...c, 'nope'])).code, 1);
+});
+
+t.test('usage: --help everywhere, bad usage exits 2', async (t) => {
+  for (const args of [
+    ['session', '--help'],
+    ['session', 'create', '--help'],
+    ['cascade', 'status', '--help'],
+    ['--help'],
+  ]) {
+    const r = await cli(args);
+    t.equal(r.code, 0, `${args.join(' ')}: exit 0`);
+    t.match(r.out, /Usage:/);
+  }
+  t.match(await cli(['session', 'create', '--endpoints', 'a', '--all']), { code: 2, err: /exactly one of/ });
+  t.match(await cli(['session', 'frobnicate']), { code: 2 });
+  t.match(await cli(['session', 'create', '--bogus']), { code: 2 });
+  t.match(await cli(['cascade', 'nothing']), { code: 2 });
+  t.match(await cli(['cascade', 'status', '--interval', '5']), { code: 2 });
+  t.match(await cli(['session', 'create', '--config', '/nonexistent.yaml', '--all']), { code: 1 });
+});
+
+t.test('the national session: created and shown whole through a pipe', async (t) => {
+  const dir = t.testdir();
+  const config = join(dir, 'national.yaml');
+  // The demo network, with its store in this test's directory.
+  const demo = readFileSync('config/demo.yaml', 'utf8');
+  writeFileSync(config, demo.replace(/^daemon:\n/m, `daemon:\n  stateDir: ${JSON.stringify(dir)}\n`));
+  const created = await cli(['session', 'create', '--config', config, '--all', '--id', 'national', '--json']);
+  t.equal(created.code, 0, created.err);
+  const summary = JSON.parse(created.out).summary;
+  t.ok(summary.links > 50 && summary.mcus === summary.links + 1, `${summary.links} cascade links`);
+  const show = await cli(['session', 'show', '--config', config, 'national', '--json']);
+  t.equal(show.code, 0, show.err);
+  t.ok(show.out.length > 500_000, `${show.out.length} bytes through the pipe`);
+  t.equal(Object.keys(JSON.parse(show.out).plan.assignments).length > 11_000, true, 'parsed whole');
+});
