@@ -294,7 +294,10 @@ class SessionView {
     const ck = this.keys[child];
     const parentRoom = this.room(parent);
     const childRoom = this.room(child);
-    const atParent = ck === undefined ? undefined : findLink(parentRoom, this.byAddress.get(parent), ck, undefined);
+    // The parent's focus dialled the child's room, so it names the link by that URI; only the child, called,
+    // may name it otherwise (by the caller's address of record).
+    const direct = ck === undefined ? undefined : parentRoom?.roster.get(ck);
+    const atParent = direct?.kind === 'link' ? direct : undefined;
     const atChild = pk === undefined ? undefined : findLink(childRoom, this.byAddress.get(child), pk, atParent?.callId);
     const parentSays = says(parentRoom, atParent);
     const childSays = says(childRoom, atChild);

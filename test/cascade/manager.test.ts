@@ -1,29 +1,66 @@
 /**
  * The cascade manager against simulated MCUs over real sockets (the
  * simulator in this process; the end-to-end tests run it as its own
- * process): a cascade of depth 2 dialled parents first and verified from
- * both MCUs, each slave showing its main endpoint up its link, a dropped
- * link healed with its picture restored, and the tear-down, all checked on
- * the simulator's display model rather than on the manager's own view.
+ * process), each session in rooms of its own: a cascade of depth 2 dialled
+ * parents first and verified from both MCUs, the endpoints dialled out of
+ * the lobbies into the session's rooms, each slave showing its main endpoint
+ * up its link; links dropped at random all healed with their pictures; a link
+ * someone else dialled into a session's room reported and left alone; the
+ * tear-down. Everything is checked on the simulator (its conferences and its
+ * display model), not on the manager's own view.
  */
 import t from 'tap';
 import type { LinkEvent } from '../../src/cascade/index.js';
-import { createSimNetwork } from '../../src/sim/index.js';
+import { roomKey } from '../../src/cascade/index.js';
+import { createSipMsmlDriver } from '../../src/mcu/index.js';
+import { createSimNetwork, type SimNetwork } from '../../src/sim/index.js';
+import type { CascadeHead } from '../../src/store/index.js';
 import { loopbackBase, network, startParts, until } from './helpers.js';
 
-t.setTimeout(120_000);
+t.setTimeout(180_000);
 
-t.test('a depth-2 cascade: dialled parents first, verified, pictures set, a drop healed, torn down', async (t) => {
-  const base = loopbackBase();
+const ep = (id: string) => `sip:${id}@endpoints.invalid`;
+
+/** The simulator's view of one session: its room on each MCU, the links there, what goes over them. */
+function simView(sim: SimNetwork, head: CascadeHead) {
+  const room = (m: string) => roomKey(head.rooms[m]!);
+  const conf = (m: string) => sim.mcu(m).conferences.get(room(m));
+  /** The entry for the link between m's room and peer's room, at m. */
+  const linkAt = (m: string, peer: string) => conf(m)?.participants.get(room(peer));
+  return {
+    room,
+    conf,
+    linkAt,
+    /** Up at both MCUs, on one call. */
+    linked: (child: string, parent: string) => {
+      const a = linkAt(parent, child);
+      const b = linkAt(child, parent);
+      return a?.status === 'connected' && b?.status === 'connected' && a.callId === b.callId;
+    },
+    /** What m's room sends over its link to peer. */
+    shows: (m: string, peer: string) => {
+      if (linkAt(m, peer) === undefined) return undefined;
+      return sim.screen(m, room(peer), room(m)).regions.map((r) => r.source);
+    },
+    /** Is the endpoint in the session's room on m? */
+    seated: (id: string, m: string) => sim.whereIs(id)?.conference === room(m),
+  };
+}
+
+t.test('a depth-2 cascade in rooms: parents first, verified, endpoints in, pictures set, torn down', async (t) => {
   const inv = network(
-    base,
-    [{ id: 'm' }, { id: 'p', parents: ['m'] }, { id: 'v', parents: ['p'] }],
+    loopbackBase(),
+    [
+      { id: 'm', rooms: 4 },
+      { id: 'p', parents: ['m'], rooms: 4 },
+      { id: 'v', parents: ['p'], rooms: 4 },
+    ],
     [
       { id: 'chair', level: 'central', mcus: ['m'] },
       { id: 'p-room', level: 'province', mcus: ['p'] },
       { id: 'p-x1', mcus: ['p'] },
       { id: 'v-x1', mcus: ['v'] },
-      { id: 'v-x2', level: 'district', mcus: ['v'] },
+      { id: 'v-h2', level: 'district', mcus: ['v'] },
     ],
   );
   const sim = await createSimNetwork({ inventory: inv, infoDelayMs: 5 });
@@ -35,67 +72,192 @@ t.test('a depth-2 cascade: dialled parents first, verified, pictures set, a drop
 
   const head = await parts.manager.admit({ title: 'depth 2', endpoints: 'all', chair: 'chair' });
   t.equal(head.state, 'live');
-  const uri = (m: string) => sim.mcu(m).uri;
-  const mcu = (m: string) => sim.mcu(m);
+  t.ok(
+    Object.values(head.rooms).every((r) => /sip:70\d\d@/.test(r)),
+    'the session has rooms, not the lobbies',
+  );
+  const v = simView(sim, head);
   await until('both links up', () => parts.manager.progress(head.sessionId)[0]?.counts.up === 2);
-
-  // Verified at both MCUs, on one call each.
-  for (const [child, parent] of [
-    ['p', 'm'],
-    ['v', 'p'],
-  ] as const) {
-    const atParent = mcu(parent).participants.get(uri(child));
-    const atChild = [...mcu(child).participants.values()].find(
-      (x) => x.kind === 'link' && x.callId === atParent?.callId,
-    );
-    t.equal(atParent?.status, 'connected', `${child} -> ${parent} at the parent`);
-    t.ok(atChild, `${child} -> ${parent} at the child, same Call-ID`);
-  }
+  t.ok(v.linked('p', 'm'), 'p -> m at both MCUs, one Call-ID');
+  t.ok(v.linked('v', 'p'), 'v -> p at both MCUs, one Call-ID');
   const upOrder = links.filter((e) => e.state === 'up').map((e) => e.child);
   t.same(upOrder, ['p', 'v'], 'the parent link came up first');
   const firstMove = links.findIndex((e) => e.child === 'v' && e.state !== 'planned');
-  t.ok(
-    firstMove > links.findIndex((e) => e.child === 'p' && e.state === 'up'),
-    'the child link moved only once its parent was up',
+  t.ok(firstMove > links.findIndex((e) => e.child === 'p' && e.state === 'up'), 'v moved only once p was up');
+
+  await until('every endpoint dialled into its room', () =>
+    [
+      ['chair', 'm'],
+      ['p-room', 'p'],
+      ['p-x1', 'p'],
+      ['v-x1', 'v'],
+      ['v-h2', 'v'],
+    ].every(([id, m]) => v.seated(id!, m!)),
   );
+  t.pass('every endpoint left its lobby for the session room');
 
-  // Each slave shows its main endpoint (highest level) full-screen up its link; the chair goes down.
-  const ep = (id: string) => `sip:${id}@endpoints.invalid`;
-  /** What MCU `m` sends over its link to `peer` (the link found by its Call-ID at the other end). */
-  const shows = (m: string, peer: string) => {
-    const call = mcu(peer).participants.get(uri(m))?.callId ?? mcu(m).participants.get(uri(peer))?.callId;
-    const link = [...mcu(m).participants.entries()].find(([, x]) => x.kind === 'link' && x.callId === call)?.[0];
-    return link === undefined ? undefined : sim.screen(m, link).regions.map((r) => r.source);
-  };
-  await until('the pictures up and down the links', () => {
-    const pUp = shows('p', 'm');
-    const vUp = shows('v', 'p');
-    return pUp?.[0] === ep('p-room') && vUp?.[0] === ep('v-x2');
-  });
-  t.same(shows('p', 'm'), [ep('p-room')], 'p shows its province room up');
-  t.same(shows('v', 'p'), [ep('v-x2')], 'v shows its district room up (highest level on v)');
-  const down = sim.screen('m', uri('p'));
-  t.same(
-    down.regions.map((r) => r.source),
-    [ep('chair')],
-    'the master sends the chair down to p',
-  );
+  await until('the pictures', () => v.shows('p', 'm')?.[0] === ep('p-room') && v.shows('v', 'p')?.[0] === ep('v-h2'));
+  t.same(v.shows('p', 'm'), [ep('p-room')], 'p shows its province room up (its main endpoint)');
+  t.same(v.shows('v', 'p'), [ep('v-h2')], 'v shows its district room up (highest level on v)');
+  await until('the chair down', () => v.shows('m', 'p')?.[0] === ep('chair') && v.shows('p', 'v')?.[0] === v.room('m'));
+  t.same(v.shows('m', 'p'), [ep('chair')], 'the master sends the chair down to p');
+  t.same(v.shows('p', 'v'), [v.room('m')], 'p passes down what the master sends');
+  t.same(sim.endpointView('v-x1').seesIds, [], 'endpoint screens are left to the MCU (not in scope here)');
 
-  // A drop: the MCU hangs the link up (BYE) on its own; the manager redials it and sets the picture again.
-  const before = links.length;
-  await mcu('p').dropLink(uri('v'));
-  await until('the dropped link noticed', () => links.slice(before).some((e) => e.child === 'v' && e.state !== 'up'));
-  await until('the link healed', () => parts.manager.progress(head.sessionId)[0]?.counts.up === 2);
-  await until('the picture restored', () => shows('v', 'p')?.[0] === ep('v-x2'));
-  t.pass('healed with its picture');
-
-  // The end: links children first, then endpoints, then the session is ended and its rooms released.
   await parts.manager.end(head.sessionId);
   await until('the session ended', async () => (await parts.store.getCascade(head.sessionId))?.state === 'ended');
-  t.equal(mcu('p').participants.get(uri('v')), undefined, 'no link left on p');
-  t.equal(mcu('m').participants.get(uri('p')), undefined, 'no link left on m');
+  t.equal(v.linkAt('p', 'v'), undefined, 'no link left on p');
+  t.equal(v.linkAt('m', 'p'), undefined, 'no link left on m');
+  t.equal(sim.whereIs('v-x1')?.conference, sim.mcu('v').uri, 'the endpoints went back to their lobby');
   const events = (await parts.store.listEvents({ subject: head.sessionId, limit: 1000 })).map((e) => e.type);
-  t.ok(events.includes('cascade.link.up') && events.includes('cascade.link.down'), 'link events recorded');
   t.ok(events.includes('cascade.session.up') && events.includes('cascade.session.ended'), 'session events recorded');
   t.same(parts.manager.progress(), [], 'nothing left to reconcile');
 });
+
+t.test('links dropped at random are all healed, each with its picture', async (t) => {
+  // master <- 4 provinces <- one second MCU each: 8 links.
+  const provinces = ['a', 'b', 'c', 'd'];
+  const inv = network(
+    loopbackBase(),
+    [
+      { id: 'm', rooms: 2 },
+      ...provinces.map((p) => ({ id: p, parents: ['m'], rooms: 2 })),
+      ...provinces.map((p) => ({ id: `${p}2`, parents: [p], rooms: 2 })),
+    ],
+    [
+      { id: 'chair', level: 'central', mcus: ['m'] },
+      ...provinces.flatMap((p) => [
+        { id: `${p}-room`, level: 'province', mcus: [p] },
+        { id: `${p}2-x`, mcus: [`${p}2`] },
+      ]),
+    ],
+  );
+  const sim = await createSimNetwork({ inventory: inv, infoDelayMs: 5 });
+  t.teardown(() => sim.close());
+  const parts = await startParts(inv, t.testdir());
+  t.teardown(() => parts.close());
+  const head = await parts.manager.admit({ endpoints: 'all', chair: 'chair' });
+  const v = simView(sim, head);
+  const pairs = provinces.flatMap((p) => [
+    [p, 'm'],
+    [`${p}2`, p],
+  ]) as [string, string][];
+  const main = (m: string) => ep(m.endsWith('2') ? `${m}-x` : `${m}-room`);
+  const healthy = () => pairs.every(([c, p]) => v.linked(c, p) && v.shows(c, p)?.[0] === main(c));
+  await until('the cascade up with its pictures', healthy, 30_000);
+
+  let seed = 7;
+  const rnd = () => {
+    seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return seed / 2_147_483_648;
+  };
+  for (let round = 0; round < 4; round++) {
+    // Two or three links at once, dropped by either end.
+    const victims = pairs.filter(() => rnd() < 0.35).slice(0, 3);
+    if (victims.length === 0) victims.push(pairs[round]!);
+    await Promise.all(
+      victims.map(([c, p]) =>
+        rnd() < 0.5 ? sim.mcu(p).dropLink(v.room(c), v.room(p)) : sim.mcu(c).dropLink(v.room(p), v.room(c)),
+      ),
+    );
+    t.ok(!victims.some(([c, p]) => v.linked(c, p)), `round ${round}: ${victims.map(([c]) => c).join(', ')} dropped`);
+    await until(`round ${round}: every link and picture back`, healthy, 30_000);
+  }
+  t.pass('all healed');
+  const events = (await parts.store.listEvents({ subject: head.sessionId, type: 'cascade.link.down', limit: 1000 }))
+    .length;
+  t.ok(events >= 4, `${events} drops recorded`);
+});
+
+t.test("a link someone else dialled into a session's room is reported and left alone", async (t) => {
+  const inv = network(
+    loopbackBase(),
+    [
+      { id: 'm', rooms: 2 },
+      { id: 'p', parents: ['m'], rooms: 2 },
+      { id: 'x', parents: ['m'], rooms: 2 },
+    ],
+    [
+      { id: 'chair', level: 'central', mcus: ['m'] },
+      { id: 'p-room', level: 'province', mcus: ['p'] },
+    ],
+  );
+  const sim = await createSimNetwork({ inventory: inv, infoDelayMs: 5 });
+  t.teardown(() => sim.close());
+  const parts = await startParts(inv, t.testdir());
+  t.teardown(() => parts.close());
+  const head = await parts.manager.admit({ endpoints: 'all', chair: 'chair' });
+  const v = simView(sim, head);
+  await until('the link up', () => v.linked('p', 'm'));
+  // A technician has x's lobby dial into the session's room on m, by hand.
+  const x = createSipMsmlDriver({ ua: parts.ua, mcu: { id: 'x', uri: sim.mcu('x').uri } });
+  t.teardown(() => x.close());
+  await x.connect();
+  await x.dialLink(v.room('m'));
+  await until(
+    'reported',
+    async () => (await parts.store.listEvents({ subject: head.sessionId, type: 'cascade.link.unexpected' })).length > 0,
+  );
+  const [e] = await parts.store.listEvents({ subject: head.sessionId, type: 'cascade.link.unexpected' });
+  t.match(e?.data, { mcu: 'm', entity: roomKey(sim.mcu('x').uri) }, 'the event names the room and the link');
+  // Still there after more passes (the manager keeps reconciling: let a drop and heal happen meanwhile).
+  await sim.mcu('p').dropLink(v.room('m'), v.room('p'));
+  await until('healed', () => v.linked('p', 'm'));
+  t.equal(v.conf('m')?.participants.get(roomKey(sim.mcu('x').uri))?.status, 'connected', 'the foreign link stays');
+});
+
+t.test(
+  'an MCU that answers 486, then one that stops answering: each re-planned around after the set time',
+  async (t) => {
+    const inv = network(
+      loopbackBase(),
+      [
+        { id: 'm', rooms: 2 },
+        { id: 'p', parents: ['m'], rooms: 2, ports: 6 },
+        { id: 'q', parents: ['m'], rooms: 2 },
+        { id: 'r', parents: ['m'], rooms: 2 },
+      ],
+      [
+        { id: 'chair', level: 'central', mcus: ['m'] },
+        { id: 'x1', mcus: ['p', 'q', 'r'] },
+        { id: 'x2', level: 'district', mcus: ['p', 'q', 'r'] },
+      ],
+    );
+    const sim = await createSimNetwork({ inventory: inv, infoDelayMs: 5 });
+    t.teardown(() => sim.close());
+    // p is busy with calls the daemon does not know of: its ports are all taken, so it answers 486.
+    for (let i = 0; i < 6; i++) sim.mcu('p').join(`sip:walk-in-${i}@endpoints.invalid`);
+    const parts = await startParts(inv, t.testdir(), { replanAfterMs: 2_000 });
+    t.teardown(() => parts.close());
+    const head = await parts.manager.admit({ endpoints: 'all', chair: 'chair' });
+    t.match((await parts.store.getCascade(head.sessionId))?.plan, { links: { p: 'm' } }, 'planned on p first');
+
+    const t0 = performance.now();
+    await until('the first re-plan', async () => (await parts.store.getCascade(head.sessionId))?.planVersion === 2);
+    t.ok(performance.now() - t0 >= 1_500, 'not before the configured time (2 s, less the jitter of the first tries)');
+    const [first] = await parts.store.listEvents({ subject: head.sessionId, type: 'cascade.replan' });
+    t.match(
+      first?.data,
+      { lost: ['p'], droppedMcus: ['p'], addedMcus: ['q'], movedEndpoints: 2 },
+      'the outcome, stored',
+    );
+    let now = (await parts.store.getCascade(head.sessionId))!;
+    let v = simView(sim, now);
+    await until('the cascade on q', () => v.linked('q', 'm') && v.seated('x1', 'q') && v.seated('x2', 'q'));
+    t.pass('x1 and x2 dialled into the session room on q');
+    await until('q shows its main endpoint up', () => v.shows('q', 'm')?.[0] === ep('x2'));
+
+    // q stops answering altogether: down after the failed health checks, then re-planned around.
+    sim.mcu('q').setFaults({ silent: true });
+    await until('the second re-plan', async () => (await parts.store.getCascade(head.sessionId))?.planVersion === 3);
+    const replans = await parts.store.listEvents({ subject: head.sessionId, type: 'cascade.replan' });
+    t.match(replans[1]?.data, { lost: ['q'], addedMcus: ['r'], movedEndpoints: 2 });
+    now = (await parts.store.getCascade(head.sessionId))!;
+    v = simView(sim, now);
+    await until('the cascade on r', () => v.linked('r', 'm') && v.seated('x1', 'r') && v.seated('x2', 'r'));
+    t.pass('x1 and x2 moved on to r');
+    // The stale link of ours towards q's room is hung up at m (q cannot answer, m can).
+    await until('the stale link gone from m', () => v.conf('m')?.participants.get(v.room('q')) === undefined);
+    t.pass('the link to the lost MCU is hung up at the master');
+  },
+);
