@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { type Logger, pino } from 'pino';
 import { type Config, ConfigError, formatViolations, loadConfigFile } from '../config/index.js';
 import { isCascadedError } from '../core/index.js';
-import { startDaemon } from '../daemon.js';
+import type { startDaemon } from '../daemon.js';
 import type { SimulatorProcess } from '../sim/index.js';
 
 const HELP = `cascaded: MCU cascade control daemon
@@ -222,6 +222,8 @@ async function runDaemon(
         logger,
       });
     }
+    // Loaded here, not at the top: the subcommands (plan, session, token ...) start without the daemon's parts.
+    const { startDaemon } = await import('../daemon.js');
     daemon = await startDaemon({ config, logger, version: version(), demoSession });
   } catch (err) {
     logger.fatal({ err, code: isCascadedError(err) ? err.code : undefined }, 'start failed');
