@@ -35,9 +35,9 @@ import {
 import { CONFERENCE_INFO_CONTENT_TYPE, type ConferenceInfo, parseConferenceInfo } from './conference-info.js';
 import { McuError } from './errors.js';
 import { CommandLanes } from './lanes.js';
-import { isLayoutName, type LayoutName } from './layouts.js';
+import { isLayoutName, type LayoutName, layoutRegions } from './layouts.js';
 import { buildPictureFastUpdate, MEDIA_CONTROL_CONTENT_TYPE } from './media-control.js';
-import { buildMsml, MSML_CONTENT_TYPE, type MsmlCommand, parseResult } from './msml.js';
+import { buildMsml, buildSwitch, MSML_CONTENT_TYPE, type MsmlCommand, type MsmlResult, parseResult } from './msml.js';
 import { Roster, type RosterChange } from './roster.js';
 import type {
   Conference,
@@ -46,6 +46,8 @@ import type {
   LinkState,
   McuCapabilities,
   RosterEntry,
+  SwitchOptions,
+  SwitchTiming,
 } from './types.js';
 
 export type SdpForm = 'answer' | 'offer';
@@ -756,19 +758,82 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     if (this.#rosterFromDriver()) this.#learn(this.#roster.learn(output, {}));
   }
 
+  async switchOutput(
+    output: string,
+    layout: LayoutName,
+    sources: readonly string[],
+    options: SwitchOptions = {},
+  ): Promise<SwitchTiming> {
+    if (!isLayoutName(layout))
+      return Promise.reject(new McuError('MCU_ERR_INVALID_ARGUMENT', `unknown layout ${String(layout)}`));
+    if (sources.length > layoutRegions(layout).length)
+      return Promise.reject(
+        new McuError('MCU_ERR_INVALID_ARGUMENT', `${sources.length} sources for the ${layout} layout`),
+      );
+    const keyframe = options.keyframe !== false;
+    const { clock } = this.#m;
+    const t0 = clock.now();
+    const what = `switch of ${output}`;
+    const body = buildSwitch({ output, layout, sources });
+    let timing: SwitchTiming;
+    try {
+      timing = await this.#command(`out:${output}`, this.#m.o.requestTimeoutMs, what, async (control, at) => {
+        const info = (contentType: string, b: string) =>
+          this.#send(control, at, (c) => c.request('INFO', { contentType, body: b }));
+        let switched = 0;
+        let keyed = 0;
+        // Both go out now, the keyframe request right behind the switch: one round trip instead of two.
+        const sw = info(MSML_CONTENT_TYPE, body).then((res) => {
+          switched = clock.now();
+          return res;
+        });
+        const kf = keyframe
+          ? info(MEDIA_CONTROL_CONTENT_TYPE, buildPictureFastUpdate(output)).then(() => {
+              keyed = clock.now();
+            })
+          : undefined;
+        kf?.catch(noop);
+        const result = parseResult((await sw).body);
+        if (result.response !== 200) throw this.#msmlRefused('switch', result);
+        if (kf === undefined) return { switchedMs: switched - t0, keyframeMs: null };
+        const keyedFirst = await kf.then(
+          () => keyed < switched,
+          () => true,
+        );
+        // Answered before the switch: it may have been carried out before it (the switch was lost and sent
+        // again, or refused 500 for coming after it). Failed: once more, inside the deadline.
+        if (keyedFirst) {
+          await info(MEDIA_CONTROL_CONTENT_TYPE, buildPictureFastUpdate(output));
+          keyed = clock.now();
+        }
+        return { switchedMs: switched - t0, keyframeMs: keyed - t0 };
+      });
+    } catch (err) {
+      throw this.#mapError(err, what);
+    }
+    if (this.#rosterFromDriver()) {
+      this.#learn(this.#roster.learn(output, {}));
+      for (const source of sources) this.#learn(this.#roster.learn(source, {}));
+    }
+    return timing;
+  }
+
+  #msmlRefused(op: string, result: MsmlResult): McuError {
+    return new McuError(
+      'MCU_ERR_REJECTED',
+      `${this.#who}: MSML ${op}: ${result.response} ${result.description ?? ''}`.trim(),
+      {
+        details: { ...this.#details, msmlResponse: result.response, description: result.description },
+      },
+    );
+  }
+
   async #msml(cmd: MsmlCommand): Promise<void> {
     // Commands on one output stay in order (layout, then what goes in it); a source's audio has its own lane.
     const lane = cmd.op === 'audio' ? `audio:${cmd.source}` : `out:${cmd.output}`;
     const res = await this.#info(lane, MSML_CONTENT_TYPE, buildMsml(cmd), `MSML ${cmd.op}`);
     const result = parseResult(res.body);
-    if (result.response !== 200)
-      throw new McuError(
-        'MCU_ERR_REJECTED',
-        `${this.#who}: MSML ${cmd.op}: ${result.response} ${result.description ?? ''}`.trim(),
-        {
-          details: { ...this.#details, msmlResponse: result.response, description: result.description },
-        },
-      );
+    if (result.response !== 200) throw this.#msmlRefused(cmd.op, result);
     if (!this.#rosterFromDriver()) return;
     // The MCU accepted a command naming these participants: they are in its conference.
     if (cmd.op === 'audio') this.#learn(this.#roster.learn(cmd.source, { audioMuted: cmd.muted }));

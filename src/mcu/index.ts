@@ -10,8 +10,16 @@ export { MCU_ERRORS, McuError } from './errors.js';
 export type { LayoutName, Region } from './layouts.js';
 export { isLayoutName, LAYOUT_NAMES, layoutRegions } from './layouts.js';
 export { buildPictureFastUpdate, MEDIA_CONTROL_CONTENT_TYPE, parsePictureFastUpdate } from './media-control.js';
-export type { MsmlCommand, MsmlResult } from './msml.js';
-export { buildMsml, buildResult, MSML_CONTENT_TYPE, parseMsml, parseResult } from './msml.js';
+export type { MsmlCommand, MsmlResult, OutputSwitch } from './msml.js';
+export {
+  buildMsml,
+  buildResult,
+  buildSwitch,
+  MSML_CONTENT_TYPE,
+  parseMsml,
+  parseMsmlRequest,
+  parseResult,
+} from './msml.js';
 export type { McuPool, McuPoolOptions } from './pool.js';
 export { startMcuPool } from './pool.js';
 export type { SipMsmlDriverOptions } from './sip-msml-driver.js';
@@ -29,4 +37,6 @@ export type {
   McuLack,
   RosterEntry,
   RosterUpdate,
+  SwitchOptions,
+  SwitchTiming,
 } from './types.js';

@@ -1,7 +1,7 @@
 import { McuError } from './errors.js';
 
 /** The standard screen layouts an output can take, by the names technicians use. */
-export const LAYOUT_NAMES = ['single', '1+1', '2x2', '1+5', '1+7', '3x3'] as const;
+export const LAYOUT_NAMES = ['single', '1+1', '2x2', '1+5', '1+7', '3x3', 'pip'] as const;
 export type LayoutName = (typeof LAYOUT_NAMES)[number];
 
 /**
@@ -57,6 +57,12 @@ const GEOMETRY: Record<LayoutName, readonly Region[]> = {
   '1+5': onePlus(3),
   '1+7': onePlus(4),
   '3x3': grid(3),
+  // Picture in picture: one source full-screen, a second in a quarter-size inset at the bottom right over it
+  // (MSML regions may overlap, RFC 5707 7.6.1). The chair's screen uses it for "the speaker large, the chair small".
+  pip: [
+    { id: 1, left: 0, top: 0, size: '1' },
+    { id: 2, left: 75, top: 75, size: '1/4' },
+  ],
 };
 
 export function isLayoutName(x: unknown): x is LayoutName {

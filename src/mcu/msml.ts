@@ -6,11 +6,13 @@
  * - a source into a region of an output: `modifystream id1="conn:SOURCE" id2="conn:OUTPUT"`
  *   with `stream media="video" dir="from-id1" display="REGION"`;
  * - audio mute and unmute of a source in the mix: `modifystream id1="conn:SOURCE" id2="conf:main"`
- *   with `stream media="audio" dir="from-id1"` and `gain amt="mute|unmute"`.
+ *   with `stream media="audio" dir="from-id1"` and `gain amt="mute|unmute"`;
+ * - a switch of one output (the chair's hot path): its `modifyconference` then one video
+ *   `modifystream` per region, in one request.
  */
 import { McuError } from './errors.js';
 import { type LayoutName, layoutOf, layoutRegions, type Region } from './layouts.js';
-import { ATTR, attr, buildXml, child, children, parseXml } from './xml.js';
+import { ATTR, attr, buildXml, child, children, parseXml, type XmlNode } from './xml.js';
 
 export const MSML_CONTENT_TYPE = 'application/msml+xml';
 export const CONFERENCE_ID = 'conf:main';
@@ -33,35 +35,39 @@ function unconn(id: string | undefined, what: string): string {
   return id.slice(5);
 }
 
+function layoutNode(output: string, layout: LayoutName): Record<string, unknown> {
+  return {
+    [`${ATTR}id`]: CONFERENCE_ID,
+    videolayout: {
+      [`${ATTR}type`]: 'text/msml-basic-layout',
+      [`${ATTR}id`]: conn(output),
+      root: { [`${ATTR}size`]: 'CIF' },
+      region: layoutRegions(layout).map((r) => ({
+        [`${ATTR}id`]: String(r.id),
+        [`${ATTR}left`]: `${r.left}%`,
+        [`${ATTR}top`]: `${r.top}%`,
+        [`${ATTR}relativesize`]: r.size,
+      })),
+    },
+  };
+}
+
+function showNode(output: string, region: number, source: string): Record<string, unknown> {
+  return {
+    [`${ATTR}id1`]: conn(source),
+    [`${ATTR}id2`]: conn(output),
+    stream: { [`${ATTR}media`]: 'video', [`${ATTR}dir`]: 'from-id1', [`${ATTR}display`]: String(region) },
+  };
+}
+
 export function buildMsml(cmd: MsmlCommand): string {
   let body: Record<string, unknown>;
   switch (cmd.op) {
     case 'layout':
-      body = {
-        modifyconference: {
-          [`${ATTR}id`]: CONFERENCE_ID,
-          videolayout: {
-            [`${ATTR}type`]: 'text/msml-basic-layout',
-            [`${ATTR}id`]: conn(cmd.output),
-            root: { [`${ATTR}size`]: 'CIF' },
-            region: layoutRegions(cmd.layout).map((r) => ({
-              [`${ATTR}id`]: String(r.id),
-              [`${ATTR}left`]: `${r.left}%`,
-              [`${ATTR}top`]: `${r.top}%`,
-              [`${ATTR}relativesize`]: r.size,
-            })),
-          },
-        },
-      };
+      body = { modifyconference: layoutNode(cmd.output, cmd.layout) };
       break;
     case 'show':
-      body = {
-        modifystream: {
-          [`${ATTR}id1`]: conn(cmd.source),
-          [`${ATTR}id2`]: conn(cmd.output),
-          stream: { [`${ATTR}media`]: 'video', [`${ATTR}dir`]: 'from-id1', [`${ATTR}display`]: String(cmd.region) },
-        },
-      };
+      body = { modifystream: showNode(cmd.output, cmd.region, cmd.source) };
       break;
     case 'audio':
       body = {
@@ -80,27 +86,46 @@ export function buildMsml(cmd: MsmlCommand): string {
   return buildXml({ msml: { [`${ATTR}version`]: '1.1', ...body } });
 }
 
-/** Parse one MSML request of our subset (the simulator's side). */
-export function parseMsml(body: string | Buffer): MsmlCommand {
-  const doc = child(parseXml(body, 'MSML'), 'msml');
-  if (doc === undefined || attr(doc, 'version') !== '1.1')
-    throw new McuError('MCU_ERR_PROTOCOL', 'MSML: no <msml version="1.1"> root');
-  const mc = child(doc, 'modifyconference');
-  if (mc !== undefined) {
-    const vl = child(mc, 'videolayout');
-    if (vl === undefined) throw new McuError('MCU_ERR_PROTOCOL', 'MSML: modifyconference without videolayout');
-    const regions: Region[] = children(vl, 'region').map((r) => ({
-      id: Number(attr(r, 'id')),
-      left: Number.parseFloat(attr(r, 'left') ?? 'NaN'),
-      top: Number.parseFloat(attr(r, 'top') ?? 'NaN'),
-      size: attr(r, 'relativesize') ?? '',
-    }));
-    const layout = layoutOf(regions);
-    if (layout === undefined) throw new McuError('MCU_ERR_PROTOCOL', 'MSML: videolayout is not a known layout');
-    return { op: 'layout', output: unconn(attr(vl, 'id'), 'videolayout id'), layout };
-  }
-  const ms = children(doc, 'modifystream')[0];
-  if (ms === undefined) throw new McuError('MCU_ERR_PROTOCOL', 'MSML: no modifyconference or modifystream');
+/** One output switched in one request: its layout, then the source of each region from region 1. */
+export interface OutputSwitch {
+  readonly output: string;
+  readonly layout: LayoutName;
+  readonly sources: readonly string[];
+}
+
+/**
+ * The MSML request that switches an output at once: `modifyconference` with
+ * its layout, then one `modifystream` per region. An MSML request may carry
+ * several operations, which the media server carries out in document order
+ * and stops at the first that fails (RFC 5707, section 5), so one INFO does
+ * what three did.
+ */
+export function buildSwitch(s: OutputSwitch): string {
+  const streams = s.sources.map((source, i) => showNode(s.output, i + 1, source));
+  return buildXml({
+    msml: {
+      [`${ATTR}version`]: '1.1',
+      modifyconference: layoutNode(s.output, s.layout),
+      ...(streams.length === 0 ? {} : { modifystream: streams }),
+    },
+  });
+}
+
+function parseLayout(mc: XmlNode): MsmlCommand {
+  const vl = child(mc, 'videolayout');
+  if (vl === undefined) throw new McuError('MCU_ERR_PROTOCOL', 'MSML: modifyconference without videolayout');
+  const regions: Region[] = children(vl, 'region').map((r) => ({
+    id: Number(attr(r, 'id')),
+    left: Number.parseFloat(attr(r, 'left') ?? 'NaN'),
+    top: Number.parseFloat(attr(r, 'top') ?? 'NaN'),
+    size: attr(r, 'relativesize') ?? '',
+  }));
+  const layout = layoutOf(regions);
+  if (layout === undefined) throw new McuError('MCU_ERR_PROTOCOL', 'MSML: videolayout is not a known layout');
+  return { op: 'layout', output: unconn(attr(vl, 'id'), 'videolayout id'), layout };
+}
+
+function parseStream(ms: XmlNode): MsmlCommand {
   const stream = children(ms, 'stream')[0];
   const source = unconn(attr(ms, 'id1'), 'id1');
   if (attr(stream, 'dir') !== 'from-id1') throw new McuError('MCU_ERR_PROTOCOL', 'MSML: stream dir must be from-id1');
@@ -116,6 +141,28 @@ export function parseMsml(body: string | Buffer): MsmlCommand {
     return { op: 'audio', source, muted: amt === 'mute' };
   }
   throw new McuError('MCU_ERR_PROTOCOL', 'MSML: stream media must be audio or video');
+}
+
+/**
+ * Every operation of an MSML request of our subset (the simulator's side),
+ * in the order the MCU carries them out: the layout first, then the streams.
+ */
+export function parseMsmlRequest(body: string | Buffer): MsmlCommand[] {
+  const doc = child(parseXml(body, 'MSML'), 'msml');
+  if (doc === undefined || attr(doc, 'version') !== '1.1')
+    throw new McuError('MCU_ERR_PROTOCOL', 'MSML: no <msml version="1.1"> root');
+  const conferences = children(doc, 'modifyconference');
+  if (conferences.length > 1) throw new McuError('MCU_ERR_PROTOCOL', 'MSML: more than one modifyconference');
+  const ops = [...conferences.map(parseLayout), ...children(doc, 'modifystream').map(parseStream)];
+  if (ops.length === 0) throw new McuError('MCU_ERR_PROTOCOL', 'MSML: no modifyconference or modifystream');
+  return ops;
+}
+
+/** Parse an MSML request of one operation (the simulator's side). */
+export function parseMsml(body: string | Buffer): MsmlCommand {
+  const ops = parseMsmlRequest(body);
+  if (ops.length !== 1) throw new McuError('MCU_ERR_PROTOCOL', `MSML: ${ops.length} operations, one expected`);
+  return ops[0]!;
 }
 
 export function buildResult(result: MsmlResult): string {

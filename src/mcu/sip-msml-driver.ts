@@ -42,6 +42,8 @@ import type {
   McuDriverEvents,
   McuHealth,
   RosterEntry,
+  SwitchOptions,
+  SwitchTiming,
 } from './types.js';
 
 export type { SdpForm };
@@ -283,6 +285,15 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
 
   requestKeyframe(output: string): Promise<void> {
     return this.#lobby.requestKeyframe(output);
+  }
+
+  switchOutput(
+    output: string,
+    layout: LayoutName,
+    sources: readonly string[],
+    options?: SwitchOptions,
+  ): Promise<SwitchTiming> {
+    return this.#lobby.switchOutput(output, layout, sources, options);
   }
 
   async #close(): Promise<void> {

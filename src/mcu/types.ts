@@ -72,6 +72,18 @@ export type McuDriverEvents = {
   link: [LinkState];
 };
 
+export interface SwitchOptions {
+  /** Ask for a keyframe of the output after the switch (default true). */
+  readonly keyframe?: boolean;
+}
+
+/** When the MCU confirmed each part of a `switchOutput`, in ms after the call (queueing in the lane included). */
+export interface SwitchTiming {
+  readonly switchedMs: number;
+  /** Null when no keyframe was asked for. */
+  readonly keyframeMs: number | null;
+}
+
 export type ConferenceStateName = 'closed' | 'opening' | 'open' | 'down';
 
 export type ConferenceEvents = {
@@ -120,6 +132,23 @@ export interface Conference extends TypedEmitter<ConferenceEvents> {
   unmute(source: string): Promise<void>;
   /** Ask the encoder of `output` for a keyframe (RFC 5168). */
   requestKeyframe(output: string): Promise<void>;
+  /**
+   * Switch `output` in one round trip: its layout and the source of each
+   * region (from region 1) in one MSML request, which the MCU carries out in
+   * order, and, unless `keyframe` is false, a keyframe request for it sent
+   * right behind in the same dialog without waiting for the first answer.
+   * The dialog's CSeq order makes the MCU take the switch first (RFC 3261
+   * 12.2.2); when the switch was answered after the keyframe request (it was
+   * lost and sent again, so the keyframe may have come first), the keyframe
+   * is asked for once more. Shares the output's lane with setLayout,
+   * showSource and requestKeyframe.
+   */
+  switchOutput(
+    output: string,
+    layout: LayoutName,
+    sources: readonly string[],
+    options?: SwitchOptions,
+  ): Promise<SwitchTiming>;
   /**
    * Ends the control dialog and subscription only: the conference, its
    * participants and its cascade links stay on the MCU (links run MCU to
@@ -178,6 +207,13 @@ export interface McuDriver extends TypedEmitter<McuDriverEvents> {
   unmute(source: string): Promise<void>;
   /** Ask the encoder of `output` for a keyframe (RFC 5168). */
   requestKeyframe(output: string): Promise<void>;
+  /** Switch an output in one round trip (see `Conference.switchOutput`). */
+  switchOutput(
+    output: string,
+    layout: LayoutName,
+    sources: readonly string[],
+    options?: SwitchOptions,
+  ): Promise<SwitchTiming>;
   /** End every conference's control dialog and subscription. Idempotent; later calls fail with MCU_ERR_CLOSED. */
   close(): Promise<void>;
 }

@@ -52,7 +52,7 @@ import {
   MSML_CONTENT_TYPE,
   type MsmlCommand,
   type MsmlResult,
-  parseMsml,
+  parseMsmlRequest,
   parsePictureFastUpdate,
 } from '../mcu/index.js';
 import {
@@ -818,14 +818,21 @@ class SimMcuImpl implements SimMcu {
       req.respond(415, { headers: { Accept: `${MSML_CONTENT_TYPE}, ${MEDIA_CONTROL_CONTENT_TYPE}` } });
       return;
     }
-    let cmd: MsmlCommand;
+    let cmds: MsmlCommand[];
     try {
-      cmd = parseMsml(req.message.body);
+      cmds = parseMsmlRequest(req.message.body);
     } catch (err) {
       this.#answer(req, { response: 400, description: (err as Error).message });
       return;
     }
-    this.#answer(req, this.#execute(room, cmd));
+    // Several operations (an output's switch) are carried out in order; the first that fails ends the request
+    // and is the answer (RFC 5707 section 5).
+    let result: MsmlResult = { response: 200 };
+    for (const cmd of cmds) {
+      result = this.#execute(room, cmd);
+      if (result.response !== 200) break;
+    }
+    this.#answer(req, result);
   }
 
   #answer(req: IncomingRequest, result: MsmlResult): void {

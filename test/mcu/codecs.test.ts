@@ -15,11 +15,14 @@ import {
   buildMsml,
   buildPictureFastUpdate,
   buildResult,
+  buildSwitch,
   type ConferenceInfo,
   LAYOUT_NAMES,
+  layoutRegions,
   type MsmlCommand,
   parseConferenceInfo,
   parseMsml,
+  parseMsmlRequest,
   parsePictureFastUpdate,
   parseResult,
 } from '../../src/mcu/index.js';
@@ -86,6 +89,45 @@ t.test('every MSML body the driver builds validates against the subset schema an
   const pfu = buildPictureFastUpdate('sip:chair@endpoints.invalid');
   t.same(await validate(pfu, MEDIA_XSD), { valid: true, errors: [] }, 'picture fast update matches RFC 5168');
   t.same(parsePictureFastUpdate(pfu), { output: 'sip:chair@endpoints.invalid' });
+});
+
+t.test("an output's switch is one request: its layout, then each region's source, in that order", async (t) => {
+  const switches = fc.sample(
+    fc.constantFrom(...LAYOUT_NAMES).chain((layout) =>
+      fc.record({
+        output: uri,
+        layout: fc.constant(layout),
+        sources: fc.array(uri, { maxLength: layoutRegions(layout).length }),
+      }),
+    ),
+    { numRuns: 100, seed: 11 },
+  );
+  const bodies = switches.map(buildSwitch);
+  const r = await validateXML({
+    xml: bodies.map((contents, i) => ({ fileName: `switch-${i}.xml`, contents })),
+    schema: [MSML_XSD],
+  });
+  t.same(
+    r.errors.map((e) => e.message),
+    [],
+    `${switches.length} switch bodies valid`,
+  );
+  const parsed = switches.filter(
+    (sw, i) =>
+      canonical(parseMsmlRequest(bodies[i]!).map(canonical)) ===
+      canonical(
+        [
+          { op: 'layout', output: sw.output, layout: sw.layout },
+          ...sw.sources.map((source, k) => ({ op: 'show', output: sw.output, region: k + 1, source })),
+        ].map(canonical),
+      ),
+  );
+  t.equal(parsed.length, switches.length, 'and parse back to the operations in order');
+  t.throws(() => parseMsml(bodies.find((_, i) => switches[i]!.sources.length > 0)!), { code: 'MCU_ERR_PROTOCOL' });
+  const twoLayouts =
+    '<msml version="1.1"><modifyconference id="conf:main"><videolayout type="text/msml-basic-layout" id="conn:sip:a@b"><root size="CIF"/><region id="1" left="0%" top="0%" relativesize="1"/></videolayout></modifyconference><modifyconference id="conf:main"><videolayout type="text/msml-basic-layout" id="conn:sip:a@b"><root size="CIF"/><region id="1" left="0%" top="0%" relativesize="1"/></videolayout></modifyconference></msml>';
+  t.throws(() => parseMsmlRequest(twoLayouts), { code: 'MCU_ERR_PROTOCOL' }, 'one layout per request');
+  t.equal((await validate(twoLayouts)).valid, false, 'and the schema says so too');
 });
 
 t.test('the validator is real: bodies outside the subset are refused', async (t) => {
