@@ -4,6 +4,7 @@
  */
 import { API_ERRORS } from './api/index.js';
 import { CASCADE_ERRORS } from './cascade/index.js';
+import { CHAIR_ERRORS } from './chair/index.js';
 import { CONFIG_ERRORS } from './config/index.js';
 import { CORE_ERRORS, type ErrorTable } from './core/index.js';
 import { MCU_ERRORS } from './mcu/index.js';
@@ -22,4 +23,5 @@ export const ALL_ERRORS: ErrorTable = {
   ...MCU_ERRORS,
   ...SIM_ERRORS,
   ...CASCADE_ERRORS,
+  ...CHAIR_ERRORS,
 };
