@@ -10,7 +10,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import type { TypedEmitter } from '../core/index.js';
 import type { Inventory } from '../inventory/index.js';
 import type { McuDriverEvents } from '../mcu/index.js';
-import type { Store } from '../store/index.js';
+import type { SessionRecord, Store } from '../store/index.js';
 
 /** What the metrics read from a driver: its identity, health, capabilities and roster, plus its events. */
 export interface MeteredDriver extends Pick<TypedEmitter<McuDriverEvents>, 'on'> {
@@ -175,15 +175,16 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
 
   const store = options.store;
+  // Read once per scrape (in render) and shared by the three session gauges.
+  let sessions: readonly SessionRecord[] = [];
   new Gauge({
     name: 'cascaded_sessions',
     help: 'Sessions by phase (state).',
     labelNames: ['phase'],
     registers: [registry],
-    async collect() {
+    collect() {
       this.reset();
-      if (store === undefined) return;
-      for (const s of await store.listSessions({ limit: 10_000 })) this.inc({ phase: s.state });
+      for (const s of sessions) this.inc({ phase: s.state });
     },
   });
   new Gauge({
@@ -191,10 +192,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     help: 'Official start of each session with a start time (Unix seconds).',
     labelNames: ['session'],
     registers: [registry],
-    async collect() {
+    collect() {
       this.reset();
-      if (store === undefined) return;
-      for (const s of await store.listSessions({ limit: 10_000 })) {
+      for (const s of sessions) {
         if (s.startsAt !== null) this.set({ session: s.id }, Date.parse(s.startsAt) / 1000);
       }
     },
@@ -204,10 +204,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     help: `Whether a session with a start time is ready (state ${[...readyStates].join(' or ')}) (1) or not (0).`,
     labelNames: ['session'],
     registers: [registry],
-    async collect() {
+    collect() {
       this.reset();
-      if (store === undefined) return;
-      for (const s of await store.listSessions({ limit: 10_000 })) {
+      for (const s of sessions) {
         if (s.startsAt !== null) this.set({ session: s.id }, readyStates.has(s.state) ? 1 : 0);
       }
     },
@@ -246,7 +245,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
   return {
     registry,
     contentType: registry.contentType,
-    render: () => registry.metrics(),
+    async render() {
+      if (store !== undefined) sessions = await store.listSessions({ limit: 10_000 });
+      return registry.metrics();
+    },
     watchDrivers(list) {
       for (const d of list) {
         drivers.push(d);

@@ -3,7 +3,7 @@ import { connect as tlsConnect } from 'node:tls';
 import selfsigned from 'selfsigned';
 import t from 'tap';
 import { ROUTES } from '../../src/api/index.js';
-import { type Harness, startHarness } from './harness.js';
+import { type Harness, type Reply, startHarness } from './harness.js';
 
 const A = 'sip:a@ep.invalid';
 const B = 'sip:b@ep.invalid';
@@ -265,4 +265,97 @@ t.test('SIGHUP reload: new connections get the new certificate', async (t) => {
   t.not(after, before);
   t.match((await import('node:crypto')).X509Certificate.prototype, {});
   t.equal(after, new (await import('node:crypto')).X509Certificate(fresh.cert).fingerprint256);
+});
+
+t.test('mTLS: a client certificate signed by the configured CA maps to its identity and role', async (t) => {
+  const { X509Certificate } = await import('node:crypto');
+  const client = await selfsigned.generate([{ name: 'commonName', value: 'qb-console' }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    extensions: [{ name: 'extKeyUsage', clientAuth: true }],
+  });
+  const stranger = await selfsigned.generate([{ name: 'commonName', value: 'stranger' }], {
+    keyType: 'ec',
+    curve: 'P-256',
+  });
+  const fp = new X509Certificate(client.cert).fingerprint256;
+  // The client certificate is self-signed, so it is its own CA here.
+  const m = await startHarness(t, {
+    clientCertificates: {
+      ca: client.cert,
+      identities: [{ name: 'qb-console', fingerprint256: fp, role: 'operator', scope: 'province:quang-binh' }],
+    },
+  });
+  const withCert = (cert: { cert: string; private: string }, path: string, method = 'GET', body?: unknown) =>
+    new Promise<{ status: number; body: Reply['body'] }>((resolve, reject) => {
+      const payload = body === undefined ? undefined : JSON.stringify(body);
+      const req = httpsRequest(new URL(path, m.url), {
+        method,
+        ca: m.ca,
+        cert: cert.cert,
+        key: cert.private,
+        headers: payload === undefined ? {} : { 'content-type': 'application/json' },
+      });
+      req.on('response', (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => {
+          text += d;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+      });
+      req.on('error', reject).end(payload);
+    });
+  const status = await withCert(client, '/v1/status');
+  t.match(status, {
+    status: 200,
+    body: { caller: { name: 'qb-console', role: 'operator', scope: 'province:quang-binh', id: /^cert:[0-9a-f]{16}$/ } },
+  });
+  const out = await withCert(client, '/v1/mcus/nb/keyframe', 'POST', { output: A });
+  t.match(out, { status: 403, body: { code: 'API_ERR_OUT_OF_SCOPE' } }, 'its scope applies');
+  const rows = await m.store.listAudit({ action: 'mcu.keyframe', newestFirst: true, limit: 1 });
+  t.match(rows[0], { actor: status.body.caller.id, details: { via: 'certificate', name: 'qb-console' } });
+  const unknown = await withCert(stranger, '/v1/status');
+  t.match(
+    unknown,
+    { status: 401, body: { details: { reason: 'missing' } } },
+    'a certificate from another CA is no identity',
+  );
+  t.match(await m.call('GET', '/v1/status', { token: m.tokens.viewer }), { status: 200 }, 'tokens still work');
+});
+
+t.test('plugged-in session commands: national chair rule, request deadline, per-token rate limit', async (t) => {
+  const calls: string[] = [];
+  const m = await startHarness(t, {
+    requestTimeoutMs: 1_000,
+    rateLimit: { max: 3, windowMs: 60_000 },
+    context: {
+      sessions: {
+        rootOf: async (id) => (id === 'national' ? 'master' : id === 'nb-session' ? 'nb' : undefined),
+        chair: async (id, endpoint, requestId) => {
+          calls.push(`${id}:${endpoint}:${requestId}`);
+          // A chair path that never finishes: the API's deadline answers for it.
+          if (endpoint === 'stuck') return new Promise<object>(() => {});
+          return { ok: true, steps: [] };
+        },
+      },
+    },
+  });
+  const chair = (token: string, session: string, endpoint = 'nb-h1') =>
+    m.call('POST', `/v1/sessions/${session}/chair`, { token, body: { endpoint } });
+  t.match(await chair(m.tokens.opNinhBinh, 'national'), { status: 403, body: { code: 'API_ERR_OUT_OF_SCOPE' } });
+  t.match(await chair(m.tokens.opVnpt, 'national'), { status: 403 });
+  t.match(await chair(m.tokens.opCentral, 'national'), { status: 200, body: { ok: true } });
+  t.match(await chair(m.tokens.opNinhBinh, 'nb-session'), { status: 200 }, 'a province runs its own session');
+  t.match(await chair(m.tokens.opQuangBinh, 'nb-session'), { status: 403 });
+  t.equal(calls.length, 2, 'refused commands never reached the chair');
+  const slow = await chair(m.tokens.admin, 'national', 'stuck');
+  t.match(slow, { status: 503, body: { code: 'API_ERR_TIMEOUT' } });
+  // Three per token per window: the fourth is refused with Retry-After, another token is not affected.
+  const viewerRuns = await Promise.all([1, 2, 3, 4].map(() => chair(m.tokens.opCentral, 'national')));
+  const limited = viewerRuns.filter((r) => r.status === 429);
+  t.ok(limited.length >= 1, 'rate limited');
+  t.match(limited[0], { body: { code: 'API_ERR_RATE_LIMITED' }, headers: { 'retry-after': /\d/ } });
+  t.match(await chair(m.tokens.opNinhBinh, 'nb-session'), { status: 200 }, 'per token');
+  const rows = await m.store.listAudit({ action: 'chair.switch', outcome: 'API_ERR_RATE_LIMITED' });
+  t.equal(rows.length, 0, '429s are not audited');
 });

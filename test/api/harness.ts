@@ -72,7 +72,7 @@ export type TokenName =
 
 export async function startHarness(
   t: { testdir(): string; teardown(fn: () => unknown): void },
-  overrides: Partial<ApiServerOptions> = {},
+  overrides: Partial<Omit<ApiServerOptions, 'context'>> & { readonly context?: Partial<ApiContext> } = {},
   mutate: (o: Mutable) => void = () => {},
 ): Promise<Harness> {
   const dir = t.testdir();
@@ -113,6 +113,7 @@ export async function startHarness(
     version: 'test',
     ...overrides.context,
   };
+  const { context: _ignored, ...serverOverrides } = overrides;
   const server = await startApiServer({
     host: '127.0.0.1',
     port: 0,
@@ -120,7 +121,7 @@ export async function startHarness(
     logger,
     readiness: [],
     bodyLimitBytes: 16 * 1024,
-    ...overrides,
+    ...serverOverrides,
     context,
   });
   t.teardown(() => server.close());
