@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { ConfigError, formatViolations, loadConfigFile } from '../config/index.js';
 import { DEFAULT_CONTROL_PORT, type SimulatorReady, startSimulator } from '../sim/index.js';
+import { exitWhenFlushed } from './exit.js';
 
 const HELP = `cascaded-sim: the MCU simulator (every MCU of an inventory, one process)
 
@@ -110,10 +111,7 @@ async function main(argv: string[]): Promise<number> {
   );
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(`cascaded-sim: ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+main(process.argv.slice(2)).then(exitWhenFlushed, (err: unknown) => {
+  process.stderr.write(`cascaded-sim: ${(err as Error)?.stack ?? String(err)}\n`);
+  exitWhenFlushed(1);
+});

@@ -12,6 +12,7 @@ import { type Config, ConfigError, formatViolations, loadConfigFile } from '../c
 import { isCascadedError } from '../core/index.js';
 import type { startDaemon } from '../daemon.js';
 import type { SimulatorProcess } from '../sim/index.js';
+import { exitWhenFlushed } from './exit.js';
 
 const HELP = `cascaded: MCU cascade control daemon
 
@@ -158,12 +159,15 @@ async function checkConfig(file: string, json: boolean): Promise<number> {
       mcus: inv.mcus.length,
       endpoints: inv.endpoints.length,
     };
-    if (json) process.stdout.write(`${JSON.stringify({ ok: true, source: file, counts })}\n`);
+    const warnings = config.warnings;
+    if (json) process.stdout.write(`${JSON.stringify({ ok: true, source: file, counts, warnings })}\n`);
     else {
       const summary = Object.entries(counts)
         .map(([k, v]) => `${v} ${k}`)
         .join(', ');
-      process.stdout.write(`${file}: ok (${summary})\n`);
+      const warned = warnings.length === 0 ? '' : `, ${warnings.length} warning${warnings.length === 1 ? '' : 's'}`;
+      process.stdout.write(`${file}: ok (${summary}${warned})\n`);
+      if (warnings.length > 0) process.stderr.write(`${formatViolations(file, warnings, 'warning')}\n`);
     }
     return 0;
   } catch (err) {
@@ -195,6 +199,7 @@ async function runDaemon(
   }
   const logger: Logger = pino({ level: levelOverride ?? config.daemon.logLevel, base: { service: 'cascaded' } });
   const flush = () => new Promise<void>((resolve) => logger.flush(() => resolve()));
+  for (const w of config.warnings) logger.warn({ path: w.path, line: w.line }, `config warning: ${w.message}`);
 
   // Handlers go in before anything starts: a signal during the start would otherwise end the process at once
   // (Node's default) with the store open and the simulator child left behind. It is kept and acted on as
@@ -283,10 +288,7 @@ async function runDaemon(
   });
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err: unknown) => {
-    process.stderr.write(`cascaded: ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exit(1);
-  },
-);
+main(process.argv.slice(2)).then(exitWhenFlushed, (err: unknown) => {
+  process.stderr.write(`cascaded: ${(err as Error)?.stack ?? String(err)}\n`);
+  exitWhenFlushed(1);
+});

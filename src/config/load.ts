@@ -60,7 +60,8 @@ export function parseConfig(text: string, options: ParseOptions = {}): Config {
 
   const violations: Violation[] = [];
   if (!validate()(raw)) violations.push(...(validate().errors ?? []).map(fromAjv));
-  violations.push(...semanticViolations(raw));
+  const semantic = semanticViolations(raw);
+  violations.push(...semantic.violations);
   violations.push(...secretViolations(raw, options.cwd ?? process.cwd(), options.env ?? process.env));
   if (violations.length > 0) {
     const located = dedupe(violations).map((v) => locate(doc, lines, v));
@@ -69,13 +70,14 @@ export function parseConfig(text: string, options: ParseOptions = {}): Config {
       details: { source, violations: located },
     });
   }
-  return deepFreeze(build(raw as RawConfig, source, options));
+  const warnings = semantic.warnings.map((v) => locate(doc, lines, v)).sort(byPosition);
+  return deepFreeze({ ...build(raw as RawConfig, source, options), warnings });
 }
 
-/** The human-readable form: one line per violation, as `--check-config` prints it. */
-export function formatViolations(source: string, violations: readonly Violation[]): string {
+/** The human-readable form: one line per violation (or warning), as `--check-config` prints it. */
+export function formatViolations(source: string, violations: readonly Violation[], noun = 'problem'): string {
   const n = violations.length;
-  const head = `${source}: ${n} problem${n === 1 ? '' : 's'}`;
+  const head = `${source}: ${n} ${noun}${n === 1 ? '' : 's'}`;
   const body = violations.map((v) => {
     const at = v.line === undefined ? '' : ` (line ${v.line}${v.column === undefined ? '' : `:${v.column}`})`;
     return `  ${v.path || '/'}${at}: ${v.message}`;
@@ -103,7 +105,7 @@ interface RawConfig {
   endpoints: Inventory['endpoints'];
 }
 
-function build(raw: RawConfig, source: string, options: ParseOptions): Config {
+function build(raw: RawConfig, source: string, options: ParseOptions): Omit<Config, 'warnings'> {
   const cwd = options.cwd ?? process.cwd();
   const env = options.env ?? process.env;
   const abs = (p: string) => (isAbsolute(p) ? p : resolve(cwd, p));

@@ -3,9 +3,15 @@ import type { Violation } from './errors.js';
 
 /**
  * Rules a JSON Schema cannot express: references between sections, exactly
- * one master, no cascade cycles. Runs on the raw document even when the schema
- * check failed, so one pass reports everything; every access is therefore
- * guarded, and malformed items are skipped (the schema already reported them).
+ * one master. Runs on the raw document even when the schema check failed, so
+ * one pass reports everything; every access is therefore guarded, and
+ * malformed items are skipped (the schema already reported them).
+ *
+ * Allowed parents may form cycles (A into B for a session rooted at B, B into
+ * A for one rooted at A; the master may list parents for sessions rooted
+ * elsewhere): the planner builds a tree from each session's root. An endpoint
+ * with no candidate MCU is a warning, not an error: it loads, but it cannot
+ * join a session (the planner says why when a session asks for it).
  */
 
 type Obj = Record<string, unknown>;
@@ -20,10 +26,17 @@ interface Indexed {
   readonly id: string;
 }
 
-export function semanticViolations(doc: unknown): Violation[] {
+export interface SemanticReport {
+  readonly violations: Violation[];
+  readonly warnings: Violation[];
+}
+
+export function semanticViolations(doc: unknown): SemanticReport {
   const out: Violation[] = [];
-  if (!isObj(doc)) return out;
+  const warnings: Violation[] = [];
+  if (!isObj(doc)) return { violations: out, warnings };
   const add = (path: string, message: string) => out.push({ path, message });
+  const warn = (path: string, message: string) => warnings.push({ path, message });
 
   /** Index a section by id, reporting duplicates. */
   const index = (section: string): Map<string, Indexed> => {
@@ -91,7 +104,6 @@ export function semanticViolations(doc: unknown): Violation[] {
       if (master !== undefined)
         add(`${p}/role`, `a second master (the first is /mcus/${master.index}); exactly one is allowed`);
       else if (typeof m.id === 'string') master = { index: i, item: m, id: m.id };
-      if (items(m.parents).length > 0) add(`${p}/parents`, 'the master is the root of the cascade and has no parents');
     }
     // The simulator challenges with the MCU's own credentials: without them there is nothing to ask for.
     if (isObj(m.sim) && m.sim.profile === 'challenging' && m.auth === undefined)
@@ -100,7 +112,6 @@ export function semanticViolations(doc: unknown): Violation[] {
   if (items(doc.mcus).length > 0 && master === undefined) {
     add('/mcus', 'no MCU has role "master"; exactly one is required');
   }
-  out.push(...cascadeCycles(mcus));
   out.push(...conferenceViolations(items(doc.mcus)));
 
   items(doc.endpoints).forEach((e, i) => {
@@ -127,7 +138,7 @@ export function semanticViolations(doc: unknown): Violation[] {
     } else {
       if (e.relayVia !== undefined) add(`${p}/relayVia`, 'applies only to relay endpoints');
       if (Array.isArray(e.mcus) || e.mcus === undefined) {
-        if (cands.length === 0) add(`${p}/mcus`, 'endpoint has no candidate MCU');
+        if (cands.length === 0) warn(`${p}/mcus`, 'endpoint has no candidate MCU: it cannot join any session');
       }
     }
     if (connection === 'via-operator') {
@@ -146,7 +157,7 @@ export function semanticViolations(doc: unknown): Violation[] {
   });
 
   apiRules(doc, provinces, operators, add);
-  return out;
+  return { violations: out, warnings };
 }
 
 const SIP_URI = /^sips?:[^\s]+$/;
@@ -210,33 +221,6 @@ function conferenceViolations(list: unknown[]): Violation[] {
       }
     }
   });
-  return out;
-}
-
-/**
- * Report each cycle among allowed parent links once, at the edge that closes
- * it, e.g. `/mcus/3/parents/0: cascade cycle a -> b -> c -> a`.
- */
-function cascadeCycles(mcus: ReadonlyMap<string, Indexed>): Violation[] {
-  const out: Violation[] = [];
-  const state = new Map<string, 1 | 2>(); // 1 = on the DFS stack, 2 = done
-  const stack: string[] = [];
-  const visit = (id: string) => {
-    state.set(id, 1);
-    stack.push(id);
-    const node = mcus.get(id)!;
-    items(node.item.parents).forEach((parent, j) => {
-      if (typeof parent !== 'string' || parent === id || !mcus.has(parent)) return;
-      const s = state.get(parent);
-      if (s === 1) {
-        const cycle = [...stack.slice(stack.indexOf(parent)), parent];
-        out.push({ path: `/mcus/${node.index}/parents/${j}`, message: `cascade cycle ${cycle.join(' -> ')}` });
-      } else if (s === undefined) visit(parent);
-    });
-    stack.pop();
-    state.set(id, 2);
-  };
-  for (const id of [...mcus.keys()].sort()) if (!state.has(id)) visit(id);
   return out;
 }
 

@@ -1,4 +1,5 @@
 import type { Inventory } from '../inventory/index.js';
+import type { Violation } from './errors.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type SipTransportName = 'udp' | 'tcp' | 'tls';
@@ -76,4 +77,6 @@ export interface Config {
   readonly source: string;
   readonly daemon: DaemonConfig;
   readonly inventory: Inventory;
+  /** What loads but deserves attention (for example an endpoint no MCU can take), located like violations. */
+  readonly warnings: readonly Violation[];
 }

@@ -44,7 +44,23 @@ t.test('--check-config --json on a valid file', async (t) => {
     ok: true,
     source: 'config/example.yaml',
     counts: { levels: 3, provinces: 2, operators: 4, mcus: 3, endpoints: 5 },
+    warnings: [],
   });
+});
+
+t.test('--check-config: warnings do not fail the check, and are listed with their path', async (t) => {
+  const dir = t.testdir();
+  const o = baseConfig();
+  o.endpoints[2].mcus = [];
+  const file = join(dir, 'warn.yaml');
+  writeFileSync(file, toYaml(o));
+  const r = run('--check-config', file);
+  t.equal(r.status, 0, r.stderr);
+  t.match(r.stdout, /: ok \(.*, 1 warning\)/);
+  t.match(r.stderr, /1 warning\n\s+\/endpoints\/2\/mcus \(line \d+:\d+\): endpoint has no candidate MCU/);
+  const j = run('--check-config', file, '--json');
+  t.equal(j.status, 0);
+  t.match(JSON.parse(j.stdout), { ok: true, warnings: [{ path: '/endpoints/2/mcus', line: Number }] });
 });
 
 t.test('usage errors and help', async (t) => {
