@@ -8,7 +8,13 @@ export const PLANNER_ERRORS = {
   },
   PLAN_ERR_INVALID_SESSION: {
     status: 400,
-    description: 'The session names unknown endpoints or MCUs, has no endpoint, or its chair cannot be placed.',
+    description:
+      'The session names unknown endpoints or MCUs, has no endpoint, its chair cannot be placed, or its reserved capacity or budget is malformed.',
+  },
+  PLAN_ERR_TIMEOUT: {
+    status: 503,
+    description:
+      'The time budget ran out before any valid plan was found (the session may be infeasible); retry with a larger `budgetMs`.',
   },
   PLAN_ERR_INVALID_PLAN: {
     status: 400,

@@ -5,7 +5,7 @@
  * read back from storage can be re-validated with it before it is dialed.
  */
 import type { Inventory } from '../inventory/index.js';
-import type { Objective, Plan } from './types.js';
+import type { HeldCapacity, Objective, Plan } from './types.js';
 
 export interface PlanCheck {
   /** Human-readable violations; empty when the plan is valid. */
@@ -14,25 +14,36 @@ export interface PlanCheck {
   readonly objective: Objective;
 }
 
-export function checkPlan(inventory: Inventory, plan: Plan): PlanCheck {
+/**
+ * `reserved`: the capacity other live sessions hold, which the plan must leave free (default: what
+ * the plan records it was made with).
+ */
+export function checkPlan(
+  inventory: Inventory,
+  plan: Plan,
+  options: { readonly reserved?: Readonly<Record<string, HeldCapacity>> } = {},
+): PlanCheck {
   const violations: string[] = [];
   const mcus = new Map(inventory.mcus.map((m) => [m.id, m]));
   const endpoints = new Map(inventory.endpoints.map((e) => [e.id, e]));
   const down = new Set(plan.unavailableMcus);
-  const master = inventory.mcus.find((m) => m.role === 'master')?.id;
-  if (master !== plan.master) violations.push(`master is ${master}, plan says ${plan.master}`);
+  const reserved = options.reserved ?? plan.reserved ?? {};
+  const heldPorts = (id: string) => reserved[id]?.ports ?? 0;
+  const heldCascade = (id: string) => reserved[id]?.cascadePorts ?? 0;
+  const root = plan.root;
+  if (!mcus.has(root)) violations.push(`the root ${root} is not an MCU of the inventory`);
 
-  // The tree: every linked MCU reaches the master through allowed, available parents.
-  const used = new Set<string>([plan.master]);
+  // The tree: every linked MCU reaches the root through allowed, available parents.
+  const used = new Set<string>([root]);
   for (const [child, parent] of Object.entries(plan.links)) {
     used.add(child);
     used.add(parent);
     const c = mcus.get(child);
     if (c === undefined) violations.push(`unknown MCU ${child}`);
     else if (!c.parents.includes(parent)) violations.push(`${child} may not cascade into ${parent}`);
-    if (child === plan.master) violations.push('the master has a parent');
+    if (child === root) violations.push('the root has a parent');
   }
-  const depthOf = new Map<string, number>([[plan.master, 0]]);
+  const depthOf = new Map<string, number>([[root, 0]]);
   const resolve = (m: string, seen: Set<string>): number => {
     const known = depthOf.get(m);
     if (known !== undefined) return known;
@@ -44,7 +55,7 @@ export function checkPlan(inventory: Inventory, plan: Plan): PlanCheck {
     return d;
   };
   for (const m of used) {
-    if (Number.isNaN(resolve(m, new Set()))) violations.push(`MCU ${m} does not reach the master`);
+    if (Number.isNaN(resolve(m, new Set()))) violations.push(`MCU ${m} does not reach the root`);
     if (down.has(m)) violations.push(`MCU ${m} is unavailable but used`);
     if (!mcus.has(m)) violations.push(`unknown MCU ${m}`);
   }
@@ -80,7 +91,7 @@ export function checkPlan(inventory: Inventory, plan: Plan): PlanCheck {
       continue;
     }
     if (id === plan.chair) {
-      if (m !== plan.master) violations.push(`the chair ${id} is on ${m}, not on the master`);
+      if (m !== root) violations.push(`the chair ${id} is on ${m}, not on the root`);
     } else {
       const rank = e.mcus.indexOf(m);
       if (rank < 0) violations.push(`endpoint ${id} is on ${m}, not one of its candidates`);
@@ -99,16 +110,24 @@ export function checkPlan(inventory: Inventory, plan: Plan): PlanCheck {
       violations.push(`relay ${e}: ${r.relayVia} not in session`);
   }
 
-  let fullest = { mcu: plan.master, used: 0, ports: Math.max(1, mcus.get(plan.master)?.capacity.ports ?? 1) };
+  // Ports held by other sessions count against the capacity and towards the load.
+  let fullest = { mcu: root, used: 0, ports: Math.max(1, mcus.get(root)?.capacity.ports ?? 1) };
   for (const id of [...used].sort()) {
     const m = mcus.get(id);
     if (m === undefined) continue;
     const u = portUse.get(id) ?? 0;
     const c = cascadeUse.get(id) ?? 0;
-    if (u > m.capacity.ports) violations.push(`MCU ${id} uses ${u} of ${m.capacity.ports} ports`);
-    if (c > m.capacity.cascadePorts) violations.push(`MCU ${id} uses ${c} of ${m.capacity.cascadePorts} cascade ports`);
-    if (m.capacity.ports > 0 && u * fullest.ports > fullest.used * m.capacity.ports) {
-      fullest = { mcu: id, used: u, ports: m.capacity.ports };
+    const load = u + heldPorts(id);
+    if (load > m.capacity.ports) {
+      violations.push(`MCU ${id} uses ${u} ports with ${heldPorts(id)} held by other sessions, of ${m.capacity.ports}`);
+    }
+    if (c + heldCascade(id) > m.capacity.cascadePorts) {
+      violations.push(
+        `MCU ${id} uses ${c} cascade ports with ${heldCascade(id)} held by other sessions, of ${m.capacity.cascadePorts}`,
+      );
+    }
+    if (m.capacity.ports > 0 && load * fullest.ports > fullest.used * m.capacity.ports) {
+      fullest = { mcu: id, used: load, ports: m.capacity.ports };
     }
   }
   if (depths.some((d) => Number.isNaN(d))) violations.push('some endpoint has no depth');

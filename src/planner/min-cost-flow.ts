@@ -6,28 +6,38 @@
  * pushing whole shortest-path layers at once (instead of one path at a time)
  * keeps the number of Dijkstra runs to the number of distinct path costs.
  *
- * Costs are vectors of K non-negative integers compared lexicographically:
- * the planner's objective tiers (depth, preference, links ...) cannot be
- * packed into one float without overflowing 2^53 at national scale, and
- * vectors keep every comparison exact.
+ * Costs are vectors of K integers compared lexicographically: the planner's
+ * objective tiers (depth, preference, links ...) cannot be packed into one
+ * float without overflowing 2^53 at national scale, and vectors keep every
+ * comparison exact.
+ *
+ * The search solves thousands of small networks: storage is typed arrays, the
+ * blocking flow walks an explicit stack over arcs marked admissible once per
+ * phase, and adjacent cost tiers are packed into one number where exact.
  */
 
 /** Capacity standing for "unbounded": larger than any supply the planner builds. */
 export const UNBOUNDED = 2 ** 40;
 
 export class FlowNetwork {
-  readonly k: number;
+  readonly #k: number;
   #nodes = 0;
-  readonly #from: number[] = [];
-  readonly #to: number[] = [];
-  readonly #cap: number[] = [];
-  readonly #cost: number[] = [];
-  readonly #flow: number[] = [];
+  #arcs = 0;
+  #from = new Int32Array(64);
+  #to = new Int32Array(64);
+  #cap = new Float64Array(64);
+  #flow = new Float64Array(64);
+  #cost = new Float64Array(64);
   #start = new Int32Array(1);
   #adj = new Int32Array(0);
 
   constructor(tiers: number) {
-    this.k = tiers;
+    this.#k = tiers;
+    this.#cost = new Float64Array(64 * tiers);
+  }
+
+  get k(): number {
+    return this.#k;
   }
 
   addNode(): number {
@@ -38,15 +48,40 @@ export class FlowNetwork {
     return this.#nodes;
   }
 
+  #grow(): void {
+    const size = this.#from.length * 2;
+    const more = <T extends Int32Array | Float64Array>(a: T, n: number): T => {
+      const b = new (a.constructor as new (n: number) => T)(n);
+      b.set(a);
+      return b;
+    };
+    this.#from = more(this.#from, size);
+    this.#to = more(this.#to, size);
+    this.#cap = more(this.#cap, size);
+    this.#flow = more(this.#flow, size);
+    this.#cost = more(this.#cost, size * this.#k);
+  }
+
   /** Adds arc u->v and its residual twin; returns the arc id (even). `cost` has K entries (or is omitted: zero). */
   addArc(u: number, v: number, cap: number, cost?: readonly number[]): number {
-    const id = this.#to.length;
-    this.#from.push(u, v);
-    this.#to.push(v, u);
-    this.#cap.push(cap, 0);
-    this.#flow.push(0, 0);
-    for (let i = 0; i < this.k; i++) this.#cost.push(cost === undefined ? 0 : cost[i]!);
-    for (let i = 0; i < this.k; i++) this.#cost.push(cost === undefined ? 0 : -cost[i]!);
+    const id = this.#arcs;
+    if (id + 2 > this.#from.length) this.#grow();
+    const k = this.#k;
+    this.#from[id] = u;
+    this.#to[id] = v;
+    this.#cap[id] = cap;
+    this.#flow[id] = 0;
+    this.#from[id + 1] = v;
+    this.#to[id + 1] = u;
+    this.#cap[id + 1] = 0;
+    this.#flow[id + 1] = 0;
+    const c = this.#cost;
+    for (let i = 0; i < k; i++) {
+      const x = cost === undefined ? 0 : cost[i]!;
+      c[id * k + i] = x;
+      c[(id + 1) * k + i] = -x;
+    }
+    this.#arcs = id + 2;
     return id;
   }
 
@@ -60,58 +95,68 @@ export class FlowNetwork {
    */
   solve(s: number, t: number): { value: number; cost: number[] } {
     const n = this.#nodes;
-    const k = this.k;
-    const m = this.#to.length;
-    // Adjacency in CSR form: arcs grouped by tail.
-    const start = new Int32Array(n + 1);
-    for (let e = 0; e < m; e++) start[this.#from[e]! + 1]!++;
-    for (let v = 0; v < n; v++) start[v + 1]! += start[v]!;
-    const adj = new Int32Array(m);
-    const fill = start.slice(0, n);
-    for (let e = 0; e < m; e++) adj[fill[this.#from[e]!]!++] = e;
-    this.#start = start;
-    this.#adj = adj;
-
+    const m = this.#arcs;
+    const from = this.#from;
     const to = this.#to;
     const cap = this.#cap;
     const flow = this.#flow;
-    const cost = this.#cost;
+    const { k, cost } = packCosts(this.#cost, this.#k, m, n);
+    // Adjacency in CSR form: arcs grouped by tail.
+    const start = new Int32Array(n + 1);
+    for (let e = 0; e < m; e++) start[from[e]! + 1]!++;
+    for (let v = 0; v < n; v++) start[v + 1]! += start[v]!;
+    const adj = new Int32Array(m);
+    const fill = start.slice(0, n);
+    for (let e = 0; e < m; e++) adj[fill[from[e]!]!++] = e;
+    this.#start = start;
+    this.#adj = adj;
+
     const pi = new Float64Array(n * k);
     const dist = new Float64Array(n * k);
     const done = new Uint8Array(n);
     const reached = new Uint8Array(n);
-    const cand = new Float64Array(k);
-    const heap = new MinHeap(k, dist, m + 1);
+    const heap = new MinHeap(k, dist, n);
+    const admissible = new Uint8Array(m);
     const level = new Int32Array(n);
     const iter = new Int32Array(n);
     const queue = new Int32Array(n);
+    const pathArc = new Int32Array(n);
     let value = 0;
-
-    const reducedIsZero = (e: number, u: number, v: number): boolean => {
-      for (let i = 0; i < k; i++) if (cost[e * k + i]! + pi[u * k + i]! - pi[v * k + i]! !== 0) return false;
-      return true;
-    };
 
     for (;;) {
       // Dijkstra on reduced costs (all >= 0 lexicographically by the potential invariant).
       done.fill(0);
       reached.fill(0);
-      dist.fill(0);
       reached[s] = 1;
+      for (let i = 0; i < k; i++) dist[s * k + i] = 0;
       heap.clear();
       heap.push(s);
       while (heap.size > 0) {
         const u = heap.pop();
         if (done[u]) continue;
         done[u] = 1;
+        const du = u * k;
         for (let a = start[u]!; a < start[u + 1]!; a++) {
           const e = adj[a]!;
           if (cap[e]! - flow[e]! <= 0) continue;
           const v = to[e]!;
           if (done[v]) continue;
-          for (let i = 0; i < k; i++) cand[i] = dist[u * k + i]! + cost[e * k + i]! + pi[u * k + i]! - pi[v * k + i]!;
-          if (!reached[v] || lexLess(cand, 0, dist, v * k, k)) {
-            for (let i = 0; i < k; i++) dist[v * k + i] = cand[i]!;
+          const dv = v * k;
+          const ek = e * k;
+          // Is dist[u] + reduced(e) < dist[v]? Compared tier by tier, without building the vector.
+          let better = reached[v] === 0;
+          if (!better) {
+            for (let i = 0; i < k; i++) {
+              const x = dist[du + i]! + cost[ek + i]! + pi[du + i]! - pi[dv + i]!;
+              const y = dist[dv + i]!;
+              if (x !== y) {
+                better = x < y;
+                break;
+              }
+            }
+          }
+          if (better) {
+            for (let i = 0; i < k; i++) dist[dv + i] = dist[du + i]! + cost[ek + i]! + pi[du + i]! - pi[dv + i]!;
             reached[v] = 1;
             heap.push(v);
           }
@@ -119,12 +164,37 @@ export class FlowNetwork {
       }
       if (!reached[t]) break;
       // Potentials: pi += min(dist, dist[t]) keeps every residual reduced cost >= 0.
+      const tk = t * k;
       for (let v = 0; v < n; v++) {
-        const capAtT = !reached[v] || lexLess(dist, t * k, dist, v * k, k);
-        const src = capAtT ? t * k : v * k;
-        for (let i = 0; i < k; i++) pi[v * k + i]! += dist[src + i]!;
+        const vk = v * k;
+        let capAtT = reached[v] === 0;
+        if (!capAtT) {
+          for (let i = 0; i < k; i++) {
+            if (dist[tk + i] !== dist[vk + i]) {
+              capAtT = dist[tk + i]! < dist[vk + i]!;
+              break;
+            }
+          }
+        }
+        const src = capAtT ? tk : vk;
+        for (let i = 0; i < k; i++) pi[vk + i]! += dist[src + i]!;
       }
-      // Blocking flows on the admissible subgraph (residual arcs of zero reduced cost).
+      // The admissible arcs of this phase: zero reduced cost (the twin of one is one too).
+      for (let e = 0; e < m; e += 2) {
+        const uk = from[e]! * k;
+        const vk = to[e]! * k;
+        const ek = e * k;
+        let zero = 1;
+        for (let i = 0; i < k; i++) {
+          if (cost[ek + i]! + pi[uk + i]! - pi[vk + i]! !== 0) {
+            zero = 0;
+            break;
+          }
+        }
+        admissible[e] = zero;
+        admissible[e + 1] = zero;
+      }
+      // Blocking flows on the admissible subgraph.
       for (;;) {
         level.fill(-1);
         level[s] = 0;
@@ -136,37 +206,58 @@ export class FlowNetwork {
           for (let a = start[u]!; a < start[u + 1]!; a++) {
             const e = adj[a]!;
             const v = to[e]!;
-            if (level[v]! >= 0 || cap[e]! - flow[e]! <= 0 || !reducedIsZero(e, u, v)) continue;
+            if (level[v]! >= 0 || !admissible[e] || cap[e]! - flow[e]! <= 0) continue;
             level[v] = level[u]! + 1;
             queue[qt++] = v;
           }
         }
         if (level[t]! < 0) break;
         for (let v = 0; v < n; v++) iter[v] = start[v]!;
-        const push = (u: number, limit: number): number => {
-          if (u === t) return limit;
-          for (; iter[u]! < start[u + 1]!; iter[u]!++) {
-            const e = adj[iter[u]!]!;
-            const v = to[e]!;
-            const r = cap[e]! - flow[e]!;
-            if (r <= 0 || level[v] !== level[u]! + 1 || !reducedIsZero(e, u, v)) continue;
-            const got = push(v, Math.min(limit, r));
-            if (got > 0) {
-              flow[e]! += got;
-              flow[e ^ 1]! -= got;
-              return got;
+        // Depth-first along level-increasing admissible arcs; each path found is saturated at once.
+        for (;;) {
+          let u = s;
+          let depth = 0;
+          while (u !== t) {
+            let advanced = false;
+            for (; iter[u]! < start[u + 1]!; iter[u]!++) {
+              const e = adj[iter[u]!]!;
+              const v = to[e]!;
+              if (!admissible[e] || level[v] !== level[u]! + 1 || cap[e]! - flow[e]! <= 0) continue;
+              pathArc[depth++] = e;
+              u = v;
+              advanced = true;
+              break;
             }
+            if (advanced) continue;
+            // Dead end: no path through u this round; step back.
+            level[u] = -1;
+            if (depth === 0) break;
+            const back = pathArc[--depth]!;
+            u = from[back]!;
+            iter[u]!++;
           }
-          return 0;
-        };
-        for (let got = push(s, UNBOUNDED); got > 0; got = push(s, UNBOUNDED)) value += got;
+          if (u !== t) break;
+          let push = UNBOUNDED;
+          for (let i = 0; i < depth; i++) {
+            const e = pathArc[i]!;
+            push = Math.min(push, cap[e]! - flow[e]!);
+          }
+          for (let i = 0; i < depth; i++) {
+            const e = pathArc[i]!;
+            flow[e]! += push;
+            flow[e ^ 1]! -= push;
+          }
+          value += push;
+        }
       }
     }
 
-    const total = new Array<number>(k).fill(0);
+    const tiers = this.#k;
+    const original = this.#cost;
+    const total = new Array<number>(tiers).fill(0);
     for (let e = 0; e < m; e += 2) {
       const f = flow[e]!;
-      if (f > 0) for (let i = 0; i < k; i++) total[i]! += f * cost[e * k + i]!;
+      if (f > 0) for (let i = 0; i < tiers; i++) total[i]! += f * original[e * tiers + i]!;
     }
     return { value, cost: total };
   }
@@ -192,37 +283,67 @@ export class FlowNetwork {
   }
 }
 
-/** a[ao..ao+k) < b[bo..bo+k) lexicographically. */
-function lexLess(a: ArrayLike<number>, ao: number, b: ArrayLike<number>, bo: number, k: number): boolean {
-  for (let i = 0; i < k; i++) {
-    const x = a[ao + i]!;
-    const y = b[bo + i]!;
-    if (x !== y) return x < y;
+/** Largest magnitude a packed cost word may reach, with room for the few additions the solver makes. */
+const PACK_LIMIT = 2 ** 48;
+
+/**
+ * The arc costs with adjacent tiers packed into one number where that is exact, so each
+ * comparison and addition handles fewer words. Every quantity the solver forms in tier i (a
+ * distance, a potential, a reduced cost, a sum of these) stays within R_i = 5 n C_i, where C_i is
+ * the largest |cost| of the tier: distances and potentials are path costs over at most n arcs.
+ * A word holding tiers i..j as sum v_x * W_x, with W_j = 1 and W_x = W_(x+1) * (2 R_(x+1) + 1),
+ * then orders and adds exactly like the vector, as long as the product of the (2 R + 1) stays
+ * below 2^48 (below 2^53 with room to add).
+ */
+function packCosts(cost: Float64Array, k: number, arcs: number, nodes: number): { k: number; cost: Float64Array } {
+  if (k <= 1) return { k, cost };
+  const span = new Float64Array(k);
+  for (let e = 0; e < arcs; e++) {
+    for (let i = 0; i < k; i++) span[i] = Math.max(span[i]!, Math.abs(cost[e * k + i]!));
   }
-  return false;
+  for (let i = 0; i < k; i++) span[i] = 2 * 5 * Math.max(1, nodes) * span[i]! + 1;
+  // Groups of consecutive tiers, greedily from the most important.
+  const group = new Int32Array(k);
+  const weight = new Float64Array(k);
+  let words = 0;
+  for (let i = 0; i < k; ) {
+    let j = i;
+    let product = span[i]!;
+    while (j + 1 < k && product * span[j + 1]! <= PACK_LIMIT) product *= span[++j]!;
+    let w = 1;
+    for (let x = j; x >= i; x--) {
+      group[x] = words;
+      weight[x] = w;
+      w *= span[x]!;
+    }
+    words++;
+    i = j + 1;
+  }
+  if (words === k) return { k, cost };
+  const packed = new Float64Array(arcs * words);
+  for (let e = 0; e < arcs; e++) {
+    for (let i = 0; i < k; i++) packed[e * words + group[i]!]! += cost[e * k + i]! * weight[i]!;
+  }
+  return { k: words, cost: packed };
 }
 
 /**
- * Binary heap of (node, distance snapshot) entries with lazy deletion: a node
- * whose distance drops is pushed again and its stale entry skipped when popped.
- * Keys are copied at push time so a later decrease cannot break heap order.
- * At most one push per arc relaxation plus the source: sized once per solve.
+ * Binary heap of nodes keyed by their distance vector, with decrease-key: each node is in the
+ * heap at most once (its position is tracked), so the heap never holds more than the nodes and a
+ * lowered distance only sifts the node up.
  */
 class MinHeap {
   readonly #k: number;
   readonly #dist: Float64Array;
-  readonly #nodes: Int32Array;
-  readonly #keys: Float64Array;
   readonly #heap: Int32Array;
-  #used = 0;
+  readonly #pos: Int32Array;
   #size = 0;
 
-  constructor(k: number, dist: Float64Array, capacity: number) {
+  constructor(k: number, dist: Float64Array, nodes: number) {
     this.#k = k;
     this.#dist = dist;
-    this.#nodes = new Int32Array(capacity);
-    this.#keys = new Float64Array(capacity * k);
-    this.#heap = new Int32Array(capacity);
+    this.#heap = new Int32Array(nodes);
+    this.#pos = new Int32Array(nodes).fill(-1);
   }
 
   get size(): number {
@@ -230,59 +351,63 @@ class MinHeap {
   }
 
   clear(): void {
-    this.#used = 0;
+    for (let i = 0; i < this.#size; i++) this.#pos[this.#heap[i]!] = -1;
     this.#size = 0;
   }
 
   #less(a: number, b: number): boolean {
     const k = this.#k;
-    const keys = this.#keys;
+    const d = this.#dist;
     for (let i = 0; i < k; i++) {
-      const x = keys[a * k + i]!;
-      const y = keys[b * k + i]!;
+      const x = d[a * k + i]!;
+      const y = d[b * k + i]!;
       if (x !== y) return x < y;
     }
-    return this.#nodes[a]! < this.#nodes[b]!; // ties by node id: the same network always yields the same flow
+    return a < b; // ties by node id: the same network always yields the same flow
   }
 
+  /** Inserts v, or moves it up after its distance dropped. */
   push(v: number): void {
-    const k = this.#k;
-    const entry = this.#used++;
-    this.#nodes[entry] = v;
-    for (let i = 0; i < k; i++) this.#keys[entry * k + i] = this.#dist[v * k + i]!;
     const h = this.#heap;
-    let i = this.#size++;
-    h[i] = entry;
+    const pos = this.#pos;
+    let i = pos[v]!;
+    if (i < 0) {
+      i = this.#size++;
+      h[i] = v;
+    }
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!this.#less(h[i]!, h[p]!)) break;
-      const tmp = h[i]!;
+      if (!this.#less(v, h[p]!)) break;
       h[i] = h[p]!;
-      h[p] = tmp;
+      pos[h[i]!] = i;
       i = p;
     }
+    h[i] = v;
+    pos[v] = i;
   }
 
   pop(): number {
     const h = this.#heap;
+    const pos = this.#pos;
     const top = h[0]!;
+    pos[top] = -1;
     const size = --this.#size;
     if (size > 0) {
-      h[0] = h[size]!;
+      const v = h[size]!;
       let i = 0;
       for (;;) {
         const l = 2 * i + 1;
+        if (l >= size) break;
         const r = l + 1;
-        let b = i;
-        if (l < size && this.#less(h[l]!, h[b]!)) b = l;
-        if (r < size && this.#less(h[r]!, h[b]!)) b = r;
-        if (b === i) break;
-        const tmp = h[i]!;
-        h[i] = h[b]!;
-        h[b] = tmp;
-        i = b;
+        const c = r < size && this.#less(h[r]!, h[l]!) ? r : l;
+        if (!this.#less(h[c]!, v)) break;
+        h[i] = h[c]!;
+        pos[h[i]!] = i;
+        i = c;
       }
+      h[i] = v;
+      pos[v] = i;
     }
-    return this.#nodes[top]!;
+    return top;
   }
 }

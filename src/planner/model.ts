@@ -1,26 +1,35 @@
 /**
  * Turns an inventory and a session into the planner's canonical problem:
- * MCUs and endpoints numbered in sorted id order, endpoints grouped into demands (endpoints
+ * the network as seen from the session's root (distances, capacity left by
+ * other sessions), MCUs and endpoints numbered in sorted id order, endpoints grouped into demands (endpoints
  * with the same usable candidates, the same depth weight and, when
  * re-planning, the same previous MCU are interchangeable). Sorting everything
  * by id here is what makes the plan independent of input order.
  */
 import type { Endpoint, Inventory } from '../inventory/index.js';
 import { PlanError } from './errors.js';
+import type { HeldCapacity } from './types.js';
 
 export interface Network {
   /** MCU ids, sorted; an MCU's index is its position here. */
   readonly ids: readonly string[];
   readonly index: ReadonlyMap<string, number>;
-  readonly master: number;
+  /** The session's root MCU (depth 0). */
+  readonly root: number;
+  /** Ports and cascade ports left to this session: the capacity minus what other sessions hold. */
   readonly ports: readonly number[];
   readonly cascadePorts: readonly number[];
+  /** The ports of each MCU and those other sessions hold there (the utilisation counts both). */
+  readonly capacity: readonly number[];
+  readonly cascadeCapacity: readonly number[];
+  readonly held: readonly number[];
+  readonly heldCascade: readonly number[];
   readonly available: readonly boolean[];
-  /** Available parents of each MCU, in the inventory's preference order. */
+  /** Available parents of each MCU, in the inventory's preference order (none for the root). */
   readonly parents: readonly (readonly number[])[];
   /** Position of each of those parents in the inventory's list (the parent-preference tie-break). */
   readonly parentRank: readonly (readonly number[])[];
-  /** Fewest links from each MCU to the master through available MCUs (Infinity: no path). */
+  /** Fewest links from each MCU to the root through available MCUs (Infinity: no path). */
   readonly dist: readonly number[];
   /** The deepest an MCU can sit in any tree: no plan needs a larger depth bound. */
   readonly height: number;
@@ -28,7 +37,7 @@ export interface Network {
 
 /** Interchangeable endpoints: the unit the flow network moves. */
 export interface Demand {
-  /** Usable candidate MCUs (available, with a path to the master), in preference order. */
+  /** Usable candidate MCUs (available, with a path to the root), in preference order. */
   readonly cands: readonly number[];
   /** Position of each usable candidate in the endpoint's own list (the preference cost). */
   readonly ranks: readonly number[];
@@ -38,9 +47,9 @@ export interface Demand {
   readonly weight: number;
   /** Re-planning: the MCU the members were on (-1: new to the session or MCU lost). */
   readonly prev: number;
-  /** The chair: pinned to the master, no preference cost. */
+  /** The chair: pinned to the root, no preference cost. */
   readonly chair: boolean;
-  /** Candidate MCU ids left out because unavailable or without a path to the master (for reasons). */
+  /** Candidate MCU ids left out because unavailable or without a path to the root (for reasons). */
   readonly blocked: readonly string[];
 }
 
@@ -67,7 +76,9 @@ export interface Problem {
   readonly addedForRelay: readonly string[];
   readonly chair: string | null;
   readonly unavailable: readonly string[];
-  /** Re-planning: each MCU's previous parent (-1: master or not in the previous tree). */
+  /** The capacity other sessions hold, by MCU id (MCUs with none left out), sorted by id. */
+  readonly reserved: Readonly<Record<string, { readonly ports: number; readonly cascadePorts: number }>>;
+  /** Re-planning: each MCU's previous parent (-1: the root or not in the previous tree). */
   readonly prevParent: readonly number[] | null;
   /** Re-planning: per endpoint number, its MCU in the previous plan, available or not (-1: none). */
   readonly prevMcu: Int32Array | null;
@@ -75,54 +86,76 @@ export interface Problem {
 
 const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-export function buildNetwork(inventory: Inventory, unavailable: readonly string[]): Network {
+/** What the network is built from, besides the inventory. */
+export interface NetworkInput {
+  readonly unavailable: readonly string[];
+  /** The root MCU's id; undefined: the inventory's master. */
+  readonly root: string | undefined;
+  readonly reserved: Readonly<Record<string, HeldCapacity>>;
+}
+
+export function buildNetwork(inventory: Inventory, input: NetworkInput): Network {
   const ids = inventory.mcus.map((m) => m.id).sort(byId);
   const index = new Map(ids.map((id, i) => [id, i]));
   const byIndex = ids.map((id) => inventory.mcus.find((m) => m.id === id)!);
-  const unknown = unavailable.filter((id) => !index.has(id));
+  const unknown = [...input.unavailable, ...Object.keys(input.reserved)].filter((id) => !index.has(id));
+  if (input.root !== undefined && !index.has(input.root)) unknown.push(input.root);
   if (unknown.length > 0) {
+    const list = [...new Set(unknown)];
+    throw new PlanError('PLAN_ERR_INVALID_SESSION', `unknown MCU${list.length > 1 ? 's' : ''}: ${list.join(', ')}`, {
+      details: { unknownMcus: list },
+    });
+  }
+  const badHeld = Object.entries(input.reserved).filter(
+    ([, h]) => !isCount(h.ports ?? 0) || !isCount(h.cascadePorts ?? 0),
+  );
+  if (badHeld.length > 0) {
     throw new PlanError(
       'PLAN_ERR_INVALID_SESSION',
-      `unknown MCU${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`,
-      {
-        details: { unknownMcus: unknown },
-      },
+      `reserved capacity must be whole numbers >= 0 (${badHeld.map(([id]) => id).join(', ')})`,
+      { details: { reserved: badHeld.map(([id]) => id) } },
     );
   }
-  const down = new Set(unavailable);
+  const down = new Set(input.unavailable);
   const available = ids.map((id) => !down.has(id));
-  const masters = byIndex.flatMap((m, i) => (m.role === 'master' ? [i] : []));
-  if (masters.length !== 1) {
-    throw new PlanError(
-      'PLAN_ERR_INVALID_SESSION',
-      `the inventory must have exactly one master MCU (${masters.length})`,
-    );
-  }
-  const master = masters[0]!;
+  let root: number;
+  if (input.root === undefined) {
+    const masters = byIndex.flatMap((m, i) => (m.role === 'master' ? [i] : []));
+    if (masters.length !== 1) {
+      throw new PlanError(
+        'PLAN_ERR_INVALID_SESSION',
+        `the inventory must have exactly one master MCU (${masters.length}), or the session must name its root`,
+      );
+    }
+    root = masters[0]!;
+  } else root = index.get(input.root)!;
   const parents: number[][] = [];
   const parentRank: number[][] = [];
-  for (const m of byIndex) {
+  byIndex.forEach((m, c) => {
     const ps: number[] = [];
     const rs: number[] = [];
-    m.parents.forEach((pid, rank) => {
-      const p = index.get(pid);
-      if (p !== undefined && available[p] && !ps.includes(p)) {
-        ps.push(p);
-        rs.push(rank);
-      }
-    });
-    parents.push(m.role === 'master' ? [] : ps);
-    parentRank.push(m.role === 'master' ? [] : rs);
-  }
-  // Breadth-first from the master along reversed parent links.
+    // The root has no parent, whatever the inventory allows it for sessions rooted elsewhere.
+    if (c !== root) {
+      m.parents.forEach((pid, rank) => {
+        const p = index.get(pid);
+        if (p !== undefined && p !== c && available[p] && !ps.includes(p)) {
+          ps.push(p);
+          rs.push(rank);
+        }
+      });
+    }
+    parents.push(ps);
+    parentRank.push(rs);
+  });
+  // Breadth-first from the root along reversed parent links.
   const children: number[][] = ids.map(() => []);
   parents.forEach((ps, c) => {
     if (available[c]) for (const p of ps) children[p]!.push(c);
   });
   const dist = ids.map(() => Number.POSITIVE_INFINITY);
-  if (available[master]) {
-    dist[master] = 0;
-    const queue = [master];
+  if (available[root]) {
+    dist[root] = 0;
+    const queue = [root];
     for (let h = 0; h < queue.length; h++) {
       const u = queue[h]!;
       for (const c of children[u]!) {
@@ -133,12 +166,18 @@ export function buildNetwork(inventory: Inventory, unavailable: readonly string[
       }
     }
   }
+  const held = byIndex.map((m) => input.reserved[m.id]?.ports ?? 0);
+  const heldCascade = byIndex.map((m) => input.reserved[m.id]?.cascadePorts ?? 0);
   return {
     ids,
     index,
-    master,
-    ports: byIndex.map((m) => m.capacity.ports),
-    cascadePorts: byIndex.map((m) => m.capacity.cascadePorts),
+    root,
+    ports: byIndex.map((m, i) => Math.max(0, m.capacity.ports - held[i]!)),
+    cascadePorts: byIndex.map((m, i) => Math.max(0, m.capacity.cascadePorts - heldCascade[i]!)),
+    capacity: byIndex.map((m) => m.capacity.ports),
+    cascadeCapacity: byIndex.map((m) => m.capacity.cascadePorts),
+    held,
+    heldCascade,
     available,
     parents,
     parentRank,
@@ -147,7 +186,23 @@ export function buildNetwork(inventory: Inventory, unavailable: readonly string[
   };
 }
 
-/** Longest parent chain to the master among reachable MCUs (parent links are acyclic: config validation). */
+/** The capacity other sessions hold, as the plan records it: MCUs with some, in id order. */
+function heldRecord(net: Network): Record<string, { ports: number; cascadePorts: number }> {
+  const out: Record<string, { ports: number; cascadePorts: number }> = {};
+  net.ids.forEach((id, m) => {
+    if (net.held[m]! > 0 || net.heldCascade[m]! > 0)
+      out[id] = { ports: net.held[m]!, cascadePorts: net.heldCascade[m]! };
+  });
+  return out;
+}
+
+const isCount = (x: unknown): boolean => typeof x === 'number' && Number.isInteger(x) && x >= 0;
+
+/**
+ * The deepest an MCU can sit in a tree rooted at the root: the longest parent chain when the
+ * allowed parents of the reachable MCUs form no cycle; with cycles (allowed: which way a link
+ * goes depends on the session's root), a tree path visits each reachable MCU at most once.
+ */
 function longestPath(n: number, parents: readonly (readonly number[])[], dist: readonly number[]): number {
   const memo = new Array<number>(n).fill(-1);
   const onStack = new Uint8Array(n);
@@ -166,9 +221,13 @@ function longestPath(n: number, parents: readonly (readonly number[])[], dist: r
     return best;
   };
   let h = 0;
-  for (let m = 0; m < n; m++) if (dist[m]! < Number.POSITIVE_INFINITY) h = Math.max(h, depth(m));
-  // A cycle would make the chain bound meaningless; any tree is still at most n-1 deep.
-  return cyclic ? n - 1 : h;
+  let reachable = 0;
+  for (let m = 0; m < n; m++) {
+    if (dist[m]! === Number.POSITIVE_INFINITY) continue;
+    reachable++;
+    h = Math.max(h, depth(m));
+  }
+  return cyclic ? Math.max(0, reachable - 1) : h;
 }
 
 export interface Previous {
@@ -223,10 +282,10 @@ export function buildProblem(
   inventory: Inventory,
   sessionEndpoints: readonly string[],
   chairId: string | undefined,
-  unavailable: readonly string[],
+  input: NetworkInput,
   previous: Previous | null,
 ): Problem {
-  const net = buildNetwork(inventory, unavailable);
+  const net = buildNetwork(inventory, input);
   const { ids, number, endpoints: byNumber, signature, relayVia } = indexOf(inventory);
   const count = ids.length;
   // 1: requested, 2: added because a requested relay goes through it.
@@ -263,7 +322,7 @@ export function buildProblem(
   if (chairNo >= 0 && relayVia[chairNo]! !== -1) {
     throw new PlanError(
       'PLAN_ERR_INVALID_SESSION',
-      `the chair ${chairId} is a relay endpoint: it must sit on the master`,
+      `the chair ${chairId} is a relay endpoint: it must sit on the root MCU`,
       {
         details: { chair: chairId },
       },
@@ -329,8 +388,8 @@ export function buildProblem(
     const cands: number[] = [];
     const ranks: number[] = [];
     if (g.chair) {
-      if (net.dist[net.master] === 0) {
-        cands.push(net.master);
+      if (net.dist[net.root] === 0) {
+        cands.push(net.root);
         ranks.push(0);
       }
     } else {
@@ -343,7 +402,7 @@ export function buildProblem(
       });
     }
     if (cands.length === 0) {
-      stranded.push({ members: g.members, candidates: g.chair ? [net.ids[net.master]!] : [...g.e.mcus] });
+      stranded.push({ members: g.members, candidates: g.chair ? [net.ids[net.root]!] : [...g.e.mcus] });
       continue;
     }
     const blocked = g.chair ? [] : g.e.mcus.filter((mid) => !cands.includes(net.index.get(mid)!));
@@ -372,7 +431,8 @@ export function buildProblem(
     relayVia,
     addedForRelay,
     chair: chairId ?? null,
-    unavailable: [...new Set(unavailable)].sort(byId),
+    unavailable: [...new Set(input.unavailable)].sort(byId),
+    reserved: heldRecord(net),
     prevParent,
     prevMcu,
   };

@@ -6,29 +6,67 @@ import type { Inventory } from '../inventory/index.js';
 import { PlanError } from './errors.js';
 import { buildProblem, indexOf, type Previous, type Problem } from './model.js';
 import { explainInfeasible } from './reasons.js';
-import { keptSolution, Optimiser, PLAN_TIERS, REPLAN_TIERS, type SearchStats, type Solution } from './search.js';
-import type { McuUsage, Objective, Plan, PlanChanges, PlanOptions, Session, SessionChange } from './types.js';
+import {
+  keptSolution,
+  type Limits,
+  Optimiser,
+  type Outcome,
+  PLAN_TIERS,
+  REPLAN_TIERS,
+  type Solution,
+  shedding,
+  type Tiers,
+  withUnplaced,
+} from './search.js';
+import type {
+  InfeasibilityReason,
+  McuUsage,
+  Objective,
+  ObjectiveBound,
+  Plan,
+  PlanChanges,
+  PlanClock,
+  PlanOptions,
+  SearchStats,
+  Session,
+  SessionChange,
+} from './types.js';
 
 const byId = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-/**
- * Search effort of the last call in this process (for the benchmark and tests). `shortcut`: whether
- * the last re-plan offered the previous plan (`keptSolution`) and whether it was kept or a shallower
- * plan found ('none' when it did not apply, and for `plan`).
- */
-export const lastSearchStats: SearchStats & { shortcut: 'none' | 'kept' | 'shallower' } = {
-  nodes: 0,
-  flows: 0,
-  shortcut: 'none',
-};
+/** Default time budgets (ms): a few seconds for a plan asked for by a person, less mid-session. */
+export const PLAN_BUDGET_MS = 5_000;
+export const REPLAN_BUDGET_MS = 1_000;
+
+const realClock: PlanClock = { now: () => performance.now() };
+
+function limits(options: { budgetMs?: number; clock?: PlanClock }, fallback: number): Limits {
+  const budget = options.budgetMs ?? fallback;
+  if (typeof budget !== 'number' || !(budget >= 0) || !Number.isFinite(budget)) {
+    throw new PlanError('PLAN_ERR_INVALID_SESSION', `budgetMs must be a number of milliseconds >= 0 (${budget})`, {
+      details: { budgetMs: budget },
+    });
+  }
+  const clock = options.clock ?? realClock;
+  return { now: () => clock.now(), deadline: clock.now() + budget };
+}
 
 /**
- * The optimal cascade plan for a session (objective: docs/planner.md).
- * Throws PlanError PLAN_ERR_INVALID_SESSION or PLAN_ERR_INFEASIBLE (with `details.reasons`).
+ * The optimal cascade plan for a session (objective: docs/planner.md), within a time budget:
+ * when it runs out first, the best plan found (`optimal: false`, with the best proven bound).
+ * Throws PlanError PLAN_ERR_INVALID_SESSION, PLAN_ERR_INFEASIBLE (with `details.reasons`) or
+ * PLAN_ERR_TIMEOUT (no plan found within the budget).
  */
 export function plan(inventory: Inventory, session: Session, options: PlanOptions = {}): Plan {
-  const problem = buildProblem(inventory, session.endpoints, session.chair, options.unavailableMcus ?? [], null);
-  const next = solve(problem, null, false);
+  const limit = limits(options, PLAN_BUDGET_MS);
+  const problem = buildProblem(
+    inventory,
+    session.endpoints,
+    session.chair,
+    { unavailable: options.unavailableMcus ?? [], root: session.root, reserved: options.reserved ?? {} },
+    null,
+  );
+  const next = solve(problem, null, false, limit);
   return remember(inventory, problem, next.place, next.plan);
 }
 
@@ -70,7 +108,7 @@ function freezePlan(p: Plan): void {
   }
   for (const flat of [p.endpoints, p.addedForRelay, p.unavailableMcus, p.unusedMcus, p.mcus]) Object.freeze(flat);
   for (const record of [p.assignments, p.relays, p.depths, p.links]) Object.freeze(record);
-  deep(p.objective);
+  for (const part of [p.objective, p.reserved, p.bound, p.search]) deep(part);
   if (p.changes !== undefined) deep(p.changes);
   Object.freeze(p);
 }
@@ -80,19 +118,34 @@ function freezePlan(p: Plan): void {
  * few existing links are re-parented and as few endpoints moved as possible,
  * then the rest of the objective applies. `changes` lists what moved.
  */
-export function replan(inventory: Inventory, previous: Plan, change: SessionChange): Plan {
-  return replanning(inventory, previous, change, true);
+export function replan(inventory: Inventory, previous: Plan, change: SessionChange, options: ReplanOptions = {}): Plan {
+  return replanning(inventory, previous, change, options, true);
 }
+
+/** Options of a re-plan: the budget, and the capacity other sessions hold now (default: as recorded in the previous plan). */
+export type ReplanOptions = Pick<PlanOptions, 'budgetMs' | 'clock' | 'reserved'>;
 
 /**
  * `replan` by the full search only, never keeping the previous plan without one (`keptSolution`):
  * the tests hold the shortcut to it. Not part of the public API.
  */
-export function replanByFullSearch(inventory: Inventory, previous: Plan, change: SessionChange): Plan {
-  return replanning(inventory, previous, change, false);
+export function replanByFullSearch(
+  inventory: Inventory,
+  previous: Plan,
+  change: SessionChange,
+  options: ReplanOptions = {},
+): Plan {
+  return replanning(inventory, previous, change, options, false);
 }
 
-function replanning(inventory: Inventory, previous: Plan, change: SessionChange, shortcut: boolean): Plan {
+function replanning(
+  inventory: Inventory,
+  previous: Plan,
+  change: SessionChange,
+  options: ReplanOptions,
+  shortcut: boolean,
+): Plan {
+  const limit = limits(options, REPLAN_BUDGET_MS);
   const cached = known.get(previous);
   const mine = cached !== undefined && cached.inventory === inventory ? cached : null;
   // A plan this module returned for this inventory matches it: only another plan needs the check.
@@ -122,7 +175,8 @@ function replanning(inventory: Inventory, previous: Plan, change: SessionChange,
     mcuOf: mine?.mcuOf ?? null,
     links: previous.links,
   };
-  let problem = buildProblem(inventory, change.addEndpoints ?? [], previous.chair ?? undefined, unavailable, prev);
+  const input = { unavailable, root: previous.root, reserved: options.reserved ?? previous.reserved };
+  let problem = buildProblem(inventory, change.addEndpoints ?? [], previous.chair ?? undefined, input, prev);
   // Mid-session, losing an MCU must not stop the whole session: endpoints left with no reachable
   // candidate (and relays through them) leave it, and the rest is re-planned. The chair cannot leave.
   const reasons = problem.stranded.length > 0 ? explainInfeasible(problem) : [];
@@ -149,10 +203,15 @@ function replanning(inventory: Inventory, previous: Plan, change: SessionChange,
       stranded: [],
     };
   }
-  const next = solve(problem, previous, shortcut);
-  return remember(inventory, problem, next.place, {
+  const next = solve(problem, previous, shortcut, limit);
+  const all = [...droppedEndpoints, ...next.dropped].sort(byId);
+  return remember(inventory, next.problem, next.place, {
     ...next.plan,
-    changes: { ...diff(previous, next.plan, problem, next.place), droppedEndpoints, reasons },
+    changes: {
+      ...diff(previous, next.plan, next.problem, next.place),
+      droppedEndpoints: all,
+      reasons: [...reasons, ...next.reasons],
+    },
   });
 }
 
@@ -174,7 +233,7 @@ function checkPrevious(inventory: Inventory, previous: Plan): number[] {
       .filter(([c, p]) => !mcus.has(c) || !mcus.has(p))
       .map(([c, p]) => `link ${c} -> ${p}`),
   );
-  if (!mcus.has(previous.master)) bad.push(`master ${previous.master}`);
+  if (!mcus.has(previous.root)) bad.push(`root ${previous.root}`);
   if (bad.length > 0) {
     const unique = [...new Set(bad)];
     throw new PlanError(
@@ -188,22 +247,135 @@ function checkPrevious(inventory: Inventory, previous: Plan): number[] {
   return endpoints;
 }
 
-function solve(problem: Problem, previous: Plan | null, shortcut: boolean): { plan: Plan; place: Int32Array } {
+interface Solved {
+  readonly plan: Plan;
+  readonly place: Int32Array;
+  /** The problem the plan answers: without the members a shortage left out. */
+  readonly problem: Problem;
+  /** Endpoints a re-plan under a shortage left out, and why. */
+  readonly dropped: readonly string[];
+  readonly reasons: readonly InfeasibilityReason[];
+}
+
+function solve(problem: Problem, previous: Plan | null, shortcut: boolean, limit: Limits): Solved {
   const infeasible = () =>
     new PlanError('PLAN_ERR_INFEASIBLE', 'no cascade plan fits this session', {
       details: { reasons: explainInfeasible(problem) },
     });
   if (problem.stranded.length > 0) throw infeasible();
   const tiers = previous === null ? PLAN_TIERS : REPLAN_TIERS;
-  const optimiser = new Optimiser(problem, tiers);
+  const optimiser = new Optimiser(problem, tiers, limit);
   const kept = previous === null || !shortcut ? null : keptSolution(problem, tiers);
-  const solution = optimiser.run(kept);
-  lastSearchStats.nodes = optimiser.stats.nodes;
-  lastSearchStats.flows = optimiser.stats.flows;
-  lastSearchStats.shortcut = kept === null ? 'none' : solution === kept ? 'kept' : 'shallower';
-  if (solution === null) throw infeasible();
-  const place = placement(problem, solution);
-  return { plan: render(problem, solution, place), place };
+  let outcome = optimiser.run(kept);
+  let used = optimiser;
+  let bound = (o: Outcome) => boundOf(o, tiers);
+  let solved = problem;
+  const dropped: string[] = [];
+  let reasons: InfeasibilityReason[] = [];
+  if (outcome.solution === null && outcome.complete && previous !== null) {
+    // Mid-session, a shortage must not end the session: place as many as fit, report the rest.
+    reasons = explainInfeasible(problem);
+    // First leave out what the ports alone cannot place (the cheapest to lose: the fewest, then
+    // those whose MCU was lost), and plan the rest exactly. The count left out is then minimal, and
+    // the plan optimal too when nobody else could have been left out instead to better effect.
+    const shed = shedding(problem);
+    const reduced = withoutUnplaced(problem, shed.drop, dropped);
+    const rest = carryOn(new Optimiser(reduced, tiers, limit), optimiser);
+    const second = rest.run(null);
+    if (second.solution !== null) {
+      const leftOut = problem.demands.reduce((w, d, i) => w + d.weight * shed.drop[i]!, 0);
+      used = rest;
+      solved = reduced;
+      outcome = { ...second, complete: second.complete && shed.interchangeable };
+      // Beyond the count, the bound holds only when whom to leave out was no choice.
+      bound = (o) => ({ unplaced: leftOut, ...(o.complete ? boundOf(o, tiers) : zeroBound(boundOf(o, tiers))) });
+    } else {
+      // Cascade ports are short too: search over whom to leave out as well.
+      dropped.length = 0;
+      const partial = withUnplaced(tiers);
+      used = carryOn(new Optimiser(problem, partial, limit), rest);
+      outcome = used.run(null);
+      bound = (o) => boundOf(o, partial);
+      if (outcome.solution !== null) solved = withoutUnplaced(problem, outcome.solution.unplaced, dropped);
+    }
+  }
+  const stats: SearchStats = {
+    nodes: used.stats.nodes,
+    flows: used.stats.flows,
+    shortcut: kept === null ? 'none' : outcome.solution === kept ? 'kept' : 'shallower',
+    budgetExhausted: used.stats.exhausted,
+  };
+  const solution = outcome.solution;
+  if (solution === null) {
+    if (outcome.complete) throw infeasible();
+    throw new PlanError('PLAN_ERR_TIMEOUT', 'the time budget ran out before any plan was found', {
+      details: { bound: outcome.bound === null ? null : bound(outcome) },
+    });
+  }
+  const place = placement(solved, solution);
+  const plan = render(solved, solution, place, { optimal: outcome.complete, bound: bound(outcome), search: stats });
+  return { plan, place, problem: solved, dropped, reasons };
+}
+
+/** A second optimiser continues the first's counts (a plan reports the effort of the whole call). */
+function carryOn(next: Optimiser, before: Optimiser): Optimiser {
+  next.stats.nodes = before.stats.nodes;
+  next.stats.flows = before.stats.flows;
+  next.stats.exhausted = before.stats.exhausted;
+  return next;
+}
+
+/** A bound that says nothing about the tiers of `b`. */
+function zeroBound(b: ObjectiveBound): ObjectiveBound {
+  return {
+    maxDepth: 0,
+    ...(b.relinkedMcus === undefined ? {} : { relinkedMcus: 0, movedEndpoints: 0 }),
+    atMaxDepth: 0,
+    depthSum: 0,
+    preferenceSum: 0,
+    links: 0,
+  };
+}
+
+/** The outcome's lower bound as the plan reports it, in the objective's order for this search. */
+function boundOf(outcome: Outcome, t: Tiers): ObjectiveBound {
+  const b = outcome.bound!;
+  const at = (i: number) => b.tiers[i]!;
+  return {
+    ...(t.unplaced >= 0 ? { unplaced: at(t.unplaced) } : {}),
+    maxDepth: b.depth,
+    ...(t.relink >= 0 ? { relinkedMcus: at(t.relink), movedEndpoints: at(t.moved) } : {}),
+    atMaxDepth: at(t.atDepth),
+    depthSum: at(t.depthSum),
+    preferenceSum: at(t.preference),
+    links: at(t.links),
+  };
+}
+
+/**
+ * The problem without the members a shortage leaves unplaced (per demand, its last members: they
+ * are interchangeable) and the relays through them; their ids go to `dropped`.
+ */
+function withoutUnplaced(problem: Problem, unplaced: readonly number[], dropped: string[]): Problem {
+  const { ids, relayVia } = problem;
+  const gone = new Uint8Array(ids.length);
+  problem.demands.forEach((d, i) => {
+    for (let k = d.members.length - unplaced[i]!; k < d.members.length; k++) gone[d.members[k]!] = 1;
+  });
+  const session = problem.session.filter((e) => {
+    const via = relayVia[e]!;
+    if (via >= 0 && gone[via] === 1) gone[e] = 1;
+    if (gone[e] === 1) dropped.push(ids[e]!);
+    return gone[e] === 0;
+  });
+  const left = new Set(dropped);
+  return {
+    ...problem,
+    session,
+    // Demands left empty stay (in place: solutions index demands by position).
+    demands: problem.demands.map((d, i) => ({ ...d, members: d.members.slice(0, d.members.length - unplaced[i]!) })),
+    addedForRelay: problem.addedForRelay.filter((e) => !left.has(e)),
+  };
 }
 
 /** The MCU of every endpoint in the session, by number (a relay: its source's MCU); -1 elsewhere. */
@@ -223,7 +395,12 @@ function placement(problem: Problem, s: Solution): Int32Array {
   return place;
 }
 
-function render(problem: Problem, s: Solution, place: Int32Array): Plan {
+function render(
+  problem: Problem,
+  s: Solution,
+  place: Int32Array,
+  result: Pick<Plan, 'optimal' | 'bound' | 'search'>,
+): Plan {
   const { net, ids, relayVia } = problem;
   let preferenceSum = 0;
   problem.demands.forEach((d, i) => {
@@ -272,23 +449,25 @@ function render(problem: Problem, s: Solution, place: Int32Array): Plan {
   }
 
   const mcus: McuUsage[] = [];
-  let fullest = { mcu: net.ids[net.master]!, used: 0, ports: Math.max(1, net.ports[net.master]!) };
+  let fullest = { mcu: net.ids[net.root]!, used: 0, ports: Math.max(1, net.capacity[net.root]!) };
   net.ids.forEach((id, m) => {
     if (s.parent[m] === -2) return;
     const ep = onMcu[m]!;
     const ch = children[m]!;
-    const used = ep.length + ch.length + (m === net.master ? 0 : 1);
-    const capacity = net.ports[m]!;
+    const used = ep.length + ch.length + (m === net.root ? 0 : 1);
+    const capacity = net.capacity[m]!;
+    const load = used + net.held[m]!;
     // Ids ascend here, so a tie keeps the first MCU by id.
-    if (capacity > 0 && used * fullest.ports > fullest.used * capacity) fullest = { mcu: id, used, ports: capacity };
+    if (capacity > 0 && load * fullest.ports > fullest.used * capacity)
+      fullest = { mcu: id, used: load, ports: capacity };
     mcus.push({
       id,
       parent: s.parent[m]! >= 0 ? net.ids[s.parent[m]!]! : null,
       depth: s.depth[m]!,
       endpoints: ep,
       children: ch,
-      ports: { used, capacity },
-      cascadePorts: { used: ch.length, capacity: net.cascadePorts[m]! },
+      ports: { used, held: net.held[m]!, capacity },
+      cascadePorts: { used: ch.length, held: net.heldCascade[m]!, capacity: net.cascadeCapacity[m]! },
     });
   });
   mcus.sort((a, b) => a.depth - b.depth || byId(a.id, b.id));
@@ -303,11 +482,12 @@ function render(problem: Problem, s: Solution, place: Int32Array): Plan {
   };
 
   return {
-    master: net.ids[net.master]!,
+    root: net.ids[net.root]!,
     chair: problem.chair,
     endpoints,
     addedForRelay: problem.addedForRelay,
     unavailableMcus: problem.unavailable,
+    reserved: problem.reserved,
     assignments: assigned,
     relays,
     depths,
@@ -315,6 +495,7 @@ function render(problem: Problem, s: Solution, place: Int32Array): Plan {
     mcus,
     unusedMcus: net.ids.filter((_, m) => net.available[m] && s.parent[m] === -2),
     objective,
+    ...result,
   };
 }
 

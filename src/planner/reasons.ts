@@ -1,7 +1,7 @@
 /**
  * Why a session cannot be planned, in terms a technician can act on: which
  * endpoints, which MCU lacks how many ports or cascade ports, which MCU has no
- * cascade path to the master.
+ * cascade path to the session's root.
  *
  * Capacity shortages come from a minimum cut of a relaxed network (any depth,
  * links of optional MCUs free): if even the relaxation cannot place everyone,
@@ -23,17 +23,21 @@ const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 export function explainInfeasible(problem: Problem): InfeasibilityReason[] {
   const { net } = problem;
   const reasons: InfeasibilityReason[] = [];
+  if (!net.available[net.root]) {
+    const mcu = net.ids[net.root]!;
+    reasons.push({ kind: 'root-unavailable', mcu, message: `the session's root MCU ${mcu} is unavailable` });
+  }
   const noPath = new Map<string, Set<string>>();
-  const why = (mcu: string): 'unavailable' | 'no-path-to-master' => {
+  const why = (mcu: string): 'unavailable' | 'no-path-to-root' => {
     const m = net.index.get(mcu);
-    return m === undefined || !net.available[m] ? 'unavailable' : 'no-path-to-master';
+    return m === undefined || !net.available[m] ? 'unavailable' : 'no-path-to-root';
   };
 
   for (const s of problem.stranded) {
     const endpoints = s.members.map((e) => problem.ids[e]!);
     const candidates = s.candidates.map((mcu) => ({ mcu, why: why(mcu) }));
     for (const c of candidates) {
-      if (c.why !== 'no-path-to-master') continue;
+      if (c.why !== 'no-path-to-root') continue;
       const set = noPath.get(c.mcu) ?? new Set<string>();
       for (const e of endpoints) set.add(e);
       noPath.set(c.mcu, set);
@@ -42,7 +46,7 @@ export function explainInfeasible(problem: Problem): InfeasibilityReason[] {
       candidates.length === 0
         ? 'they have no candidate MCU'
         : candidates
-            .map((c) => `${c.mcu} ${c.why === 'unavailable' ? 'is unavailable' : 'has no cascade path to the master'}`)
+            .map((c) => `${c.mcu} ${c.why === 'unavailable' ? 'is unavailable' : 'has no cascade path to the root'}`)
             .join('; ');
     reasons.push({
       kind: 'no-reachable-candidate',
@@ -57,10 +61,10 @@ export function explainInfeasible(problem: Problem): InfeasibilityReason[] {
   for (const [mcu, endpoints] of [...noPath].sort(([a], [b]) => (a < b ? -1 : 1))) {
     const eps = [...endpoints].sort();
     reasons.push({
-      kind: 'no-path-to-master',
+      kind: 'no-path-to-root',
       mcu,
       endpoints: eps,
-      message: `MCU ${mcu} has no cascade path to the master through available MCUs; it is a candidate of ${plural(eps.length, 'endpoint')} (${list(eps)})`,
+      message: `MCU ${mcu} has no cascade path to the root ${net.ids[net.root]} through available MCUs; it is a candidate of ${plural(eps.length, 'endpoint')} (${list(eps)})`,
     });
   }
   return reasons;
@@ -81,7 +85,7 @@ function capacityReasons(problem: Problem, noPath: Map<string, Set<string>>): In
   const cascadeArc: number[] = [];
   for (let m = 0; m < n; m++) {
     const reachable = net.dist[m]! < Number.POSITIVE_INFINITY;
-    const own = forced[m] && m !== net.master ? 1 : 0;
+    const own = forced[m] && m !== net.root ? 1 : 0;
     portArc.push(g.addArc(port[m]!, t, reachable ? Math.max(0, net.ports[m]! - own) : 0));
     cascadeArc.push(g.addArc(cascade[m]!, port[m]!, reachable ? net.cascadePorts[m]! : 0));
   }
@@ -94,7 +98,7 @@ function capacityReasons(problem: Problem, noPath: Map<string, Set<string>>): In
     return node;
   });
   const upNode = net.ids.map((_, m) => {
-    if (!forced[m] || m === net.master) return -1;
+    if (!forced[m] || m === net.root) return -1;
     const node = g.addNode();
     g.addArc(s, node, 1);
     supply += 1;
@@ -115,7 +119,7 @@ function capacityReasons(problem: Problem, noPath: Map<string, Set<string>>): In
       .sort((a, b) => a - b)
       .map((e) => problem.ids[e]!);
     const children = net.ids.filter((_, m) => upNode[m]! >= 0 && side[upNode[m]!]);
-    // A blocked candidate would relieve the shortage if it had a path to the master: worth saying.
+    // A blocked candidate would relieve the shortage if it had a path to the root: worth saying.
     for (const d of competing) {
       for (const mcu of d.blocked) {
         const m = net.index.get(mcu)!;
@@ -157,11 +161,16 @@ function capacityReasons(problem: Problem, noPath: Map<string, Set<string>>): In
     return reasons;
   }
   if (problem.stranded.length > 0) return reasons;
-  // Totals suffice but the exact search found no tree: name the MCUs the relaxation fills up.
+  // Totals suffice but the exact search found no tree: name the MCUs the relaxation fills up, and the
+  // parents (the root included) whose cascade ports other sessions hold entirely.
+  const parentOfCandidate = new Uint8Array(n);
+  parentOfCandidate[net.root] = 1;
+  for (const d of demands) for (const c of d.cands) for (const p of net.parents[c]!) parentOfCandidate[p] = 1;
   const tight = net.ids.filter(
     (_, m) =>
-      (net.ports[m]! > 0 && g.flowOn(portArc[m]!) >= net.ports[m]! - (forced[m] && m !== net.master ? 1 : 0)) ||
-      (net.cascadePorts[m]! > 0 && g.flowOn(cascadeArc[m]!) >= net.cascadePorts[m]!),
+      (net.ports[m]! > 0 && g.flowOn(portArc[m]!) >= net.ports[m]! - (forced[m] && m !== net.root ? 1 : 0)) ||
+      (net.cascadePorts[m]! > 0 && g.flowOn(cascadeArc[m]!) >= net.cascadePorts[m]!) ||
+      (parentOfCandidate[m] === 1 && net.cascadePorts[m] === 0 && net.heldCascade[m]! > 0),
   );
   reasons.push({
     kind: 'no-tree',

@@ -10,7 +10,8 @@
  * search branches on exactly those. The relaxation at a node:
  *   - an MCU whose label is still open is charged at its shallowest label,
  *     and its uplink to a parent at label k is charged the extra depth of the
- *     endpoints that can only use this MCU (a valid lower bound, exact for them);
+ *     weight it must host whenever it takes part (`#mustWeight`: the members
+ *     that cannot fit anywhere else, a valid lower bound);
  *   - an MCU that may still be left out may host without an uplink and does
  *     not reserve the port its own link would take.
  * Both only enlarge the feasible set and lower costs, so the flow's cost
@@ -18,8 +19,17 @@
  * a feasible plan whenever it is consistent. A node is closed when that plan
  * costs what the bound says. Finding the best D is NP-hard in general (it
  * contains dominating set through cascade-port limits), so the search is
- * exponential in the worst case; on the national network it closes in a
- * handful of nodes.
+ * exponential in the worst case, and a time budget bounds it: on expiry the
+ * best plan found is returned with the smallest bound of the open nodes.
+ *
+ * What makes tight networks fast (issue 9: a root with far fewer cascade
+ * ports than the MCUs that want them). Charging only the members an MCU must
+ * host (rather than only those with no other candidate) makes the flow rank
+ * the MCUs competing for the root's cascade ports by what each really loses
+ * one level deeper. Branching goes to the MCU whose inconsistency costs the
+ * most (not the first found), and every node also completes its relaxation
+ * into a plan (labels fixed at the flow's real depths, one more flow), so a
+ * good incumbent prunes from the first nodes on.
  *
  * Costs are vectors compared lexicographically; the layout is given by `Tiers`.
  * Port balance (tier 5, the fullest MCU's utilisation) is not a flow cost: it
@@ -28,10 +38,13 @@
  */
 import { FlowNetwork, UNBOUNDED } from './min-cost-flow.js';
 import type { Problem } from './model.js';
+import { TreeBound, type TreeMultipliers, type TreePenalties } from './tree-bound.js';
 
-/** Indexes of the flow cost vector. Re-planning puts its change counts first. */
+/** Indexes of the flow cost vector. Re-planning puts its change counts first, a shortage the unplaced. */
 export interface Tiers {
   readonly k: number;
+  /** Weight of the members left unplaced (re-plans under a shortage); -1 when everyone must be placed. */
+  readonly unplaced: number;
   /** Re-planning: MCUs relinked to another parent; -1 when planning afresh. */
   readonly relink: number;
   /** Re-planning: endpoints moved to another MCU; -1 when planning afresh. */
@@ -46,6 +59,7 @@ export interface Tiers {
 
 export const PLAN_TIERS: Tiers = {
   k: 5,
+  unplaced: -1,
   relink: -1,
   moved: -1,
   atDepth: 0,
@@ -56,6 +70,7 @@ export const PLAN_TIERS: Tiers = {
 };
 export const REPLAN_TIERS: Tiers = {
   k: 7,
+  unplaced: -1,
   relink: 0,
   moved: 1,
   atDepth: 2,
@@ -65,24 +80,69 @@ export const REPLAN_TIERS: Tiers = {
   parentRank: 6,
 };
 
+/** The same order with the weight of unplaced members first: place as many as possible, then the rest. */
+export function withUnplaced(t: Tiers): Tiers {
+  const shift = (i: number) => (i < 0 ? i : i + 1);
+  return {
+    k: t.k + 1,
+    unplaced: 0,
+    relink: shift(t.relink),
+    moved: shift(t.moved),
+    atDepth: shift(t.atDepth),
+    depthSum: shift(t.depthSum),
+    preference: shift(t.preference),
+    links: shift(t.links),
+    parentRank: shift(t.parentRank),
+  };
+}
+
 export interface Solution {
   readonly depthBound: number;
-  /** Parent index per MCU: -1 for the master, -2 when left out. */
+  /** Parent index per MCU: -1 for the root, -2 when left out. */
   readonly parent: Int32Array;
   /** Depth per MCU, -1 when left out. */
   readonly depth: Int32Array;
   /** Per demand, how many of its members go to each of its candidates. */
   readonly alloc: readonly (readonly number[])[];
+  /** Per demand, how many members are left unplaced (only under a shortage). */
+  readonly unplaced: readonly number[];
   readonly cost: readonly number[];
 }
 
-export interface SearchStats {
+/** When the search must stop: `now()` past `deadline` (milliseconds on the same clock). */
+export interface Limits {
+  readonly now: () => number;
+  readonly deadline: number;
+}
+
+export interface SearchCounters {
   nodes: number;
   flows: number;
+  /** Set once the deadline has passed: every search from then on stops at its next node. */
+  exhausted: boolean;
+}
+
+/** What `run` found. */
+export interface Outcome {
+  readonly solution: Solution | null;
+  /** The solution is proven optimal, or (with none) the problem is proven infeasible. */
+  readonly complete: boolean;
+  /**
+   * A lexicographic lower bound: no plan fits within a smaller depth bound than `depth`, and none
+   * within `depth` costs less than `tiers`. Null when infeasibility is proven.
+   */
+  readonly bound: { readonly depth: number; readonly tiers: readonly number[] } | null;
 }
 
 const NONE = -2;
 const ROOT = -1;
+/** Subgradient steps of the tree bound at a search's root node, and at every other node (warm-started). */
+const ROOT_STEPS = 300;
+const NODE_STEPS = 30;
+/** Nodes a search may take past the budget to find a first plan when it has none (see `#fallback`). */
+const FALLBACK_NODES = 64;
+/** Once there is an incumbent, nodes between two completions of a relaxation into a plan. */
+const COMPLETE_EVERY = 8;
 
 interface State {
   readonly lo: Int32Array;
@@ -97,8 +157,16 @@ interface Relaxation {
   readonly supply: number;
   /** Per demand, the arc to each candidate (-1: candidate not usable here). */
   readonly demandArcs: readonly (readonly number[])[];
+  /** Per demand, its arc to the sink for unplaced members (-1: none). */
+  readonly dropArcs: readonly number[];
   /** Per MCU, its uplink arcs to each usable parent. */
   readonly upArcs: readonly (readonly { p: number; arc: number }[])[];
+  /** What the tree penalties added to every flow's tier 1 regardless of its choices (subtracted from the bound). */
+  readonly offset: number;
+  /** Per demand, the candidate its members were folded onto (their only usable one here), -1 if none. */
+  readonly folded: Int32Array;
+  /** The cost of the folded members (priced networks). */
+  readonly constant: readonly number[];
 }
 
 interface NodeResult {
@@ -109,6 +177,29 @@ interface NodeResult {
   readonly branch: number;
   /** MCUs that may be left out yet host endpoints or children without a link of their own. */
   readonly hostingUnlinked: readonly number[];
+  /** The flow's tree: parent per MCU and its real depth (-1: not linked to the root). */
+  readonly parent: Int32Array;
+  readonly realDepth: Int32Array;
+}
+
+/** A node waiting in the search: its labels, the bound and tree multipliers of the node it came from. */
+interface Open {
+  readonly st: State;
+  readonly bound: readonly number[] | null;
+  readonly mult: TreeMultipliers | null;
+}
+
+interface SearchResult {
+  readonly best: Solution | null;
+  /** The whole tree was searched: `best` is optimal (or null: no plan within this depth). */
+  readonly complete: boolean;
+  /** When not complete: the smallest bound among the open nodes and `best`; null if none is known. */
+  readonly lower: readonly number[] | null;
+  /**
+   * The nodes set aside that may still hold a plan as good as `best` on every tier but the
+   * parent-preference tie-break: port balance, the next tier, needs to look only there.
+   */
+  readonly ties: readonly Open[];
 }
 
 function lexCompare(a: readonly number[], b: readonly number[]): number {
@@ -118,24 +209,42 @@ function lexCompare(a: readonly number[], b: readonly number[]): number {
 
 /** The optimiser for one problem; `run` returns the lexicographically best solution or null if infeasible. */
 export class Optimiser {
-  readonly stats: SearchStats = { nodes: 0, flows: 0 };
+  readonly stats: SearchCounters = { nodes: 0, flows: 0, exhausted: false };
   readonly #p: Problem;
   readonly #t: Tiers;
+  readonly #limits: Limits;
+  /** Under a shortage members may stay unplaced, so no MCU is needed by anyone in particular. */
+  readonly #partial: boolean;
   /** Weight and count of the members that can only use each MCU. */
   readonly #forcedWeight: number[];
   readonly #forcedCount: number[];
+  /** Per MCU, the weight and count it must host whenever it takes part within the depth bound `#mustDepth` (-1: not yet known). */
+  #mustWeight: number[];
+  #mustCount = new Int32Array(0);
+  #mustDepth = -1;
+  #tree: TreeBound | null = null;
 
-  constructor(problem: Problem, tiers: Tiers) {
+  constructor(problem: Problem, tiers: Tiers, limits: Limits) {
     this.#p = problem;
     this.#t = tiers;
+    this.#limits = limits;
+    this.#partial = tiers.unplaced >= 0;
     const n = problem.net.ids.length;
     this.#forcedWeight = new Array<number>(n).fill(0);
     this.#forcedCount = new Array<number>(n).fill(0);
-    for (const d of problem.demands) {
-      if (d.cands.length !== 1) continue;
-      this.#forcedWeight[d.cands[0]!]! += d.members.length * d.weight;
-      this.#forcedCount[d.cands[0]!]! += d.members.length;
+    if (!this.#partial) {
+      for (const d of problem.demands) {
+        if (d.cands.length !== 1) continue;
+        this.#forcedWeight[d.cands[0]!]! += d.members.length * d.weight;
+        this.#forcedCount[d.cands[0]!]! += d.members.length;
+      }
     }
+    this.#mustWeight = this.#forcedWeight;
+  }
+
+  #expired(): boolean {
+    if (!this.stats.exhausted && this.#limits.now() > this.#limits.deadline) this.stats.exhausted = true;
+    return this.stats.exhausted;
   }
 
   /**
@@ -146,24 +255,118 @@ export class Optimiser {
    * without a search at its depth (see `keptSolution` for why); feasibility is monotone in D,
    * so one search just below it settles that.
    */
-  run(kept: Solution | null = null): Solution | null {
+  run(kept: Solution | null = null): Outcome {
+    if (this.#partial) return this.#runPartial();
     const { net, demands } = this.#p;
     let dLow = 0;
     for (const d of demands) dLow = Math.max(dLow, Math.min(...d.cands.map((m) => net.dist[m]!)));
-    let below: Solution | null = null;
+    let below: SearchResult | null = null;
     if (kept !== null) {
       // The unpriced root relaxation usually settles it; the full search at D - 1 only when it does not.
       const shallower = kept.depthBound - 1;
-      if (kept.depthBound <= dLow || this.#portsShort(shallower) || !this.#mayFit(shallower)) return kept;
-      below = this.#search(kept.depthBound - 1, null, null);
-      if (below === null) return kept;
+      const done = { solution: kept, complete: true, bound: { depth: kept.depthBound, tiers: kept.cost } };
+      if (kept.depthBound <= dLow || this.#portsShort(shallower) || !this.#mayFit(shallower)) return done;
+      below = this.#search(shallower, null, null);
+      if (below.best === null && below.complete) return done;
+      if (below.best === null) {
+        return { solution: kept, complete: false, bound: { depth: shallower, tiers: this.#zeroIfNull(below.lower) } };
+      }
     }
     for (let depth = dLow; depth <= net.height; depth++) {
+      if (this.#expired()) return this.#fallback(depth, null);
+      if (this.#portsShort(depth) || !this.#mayFit(depth)) continue;
       // A shallower plan exists: the first feasible depth is at most the one already searched.
-      const best = kept !== null && depth === kept.depthBound - 1 ? below : this.#search(depth, null, null);
-      if (best !== null) return this.#balance(best);
+      const r =
+        below !== null && kept !== null && depth === kept.depthBound - 1 ? below : this.#search(depth, null, null);
+      if (r.best !== null) {
+        if (!r.complete) return { solution: r.best, complete: false, bound: { depth, tiers: r.lower! } };
+        const balanced = this.#balance(r.best, r.ties);
+        return { solution: balanced.best, complete: balanced.complete, bound: { depth, tiers: r.best.cost } };
+      }
+      if (!r.complete) return this.#fallback(depth, r.lower);
     }
-    return null;
+    return { solution: null, complete: true, bound: null };
+  }
+
+  /**
+   * The budget ran out before any plan within `depth` was found: the first plan a short dive of
+   * the search finds within `depth` or deeper, with the bound proven so far (nothing fits within a
+   * smaller depth bound).
+   */
+  #fallback(depth: number, lower: readonly number[] | null): Outcome {
+    const bound = { depth, tiers: this.#zeroIfNull(lower) };
+    for (let d = depth; d <= this.#p.net.height; d++) {
+      if (this.#portsShort(d) || !this.#mayFit(d)) continue;
+      const r = this.#search(d, null, null, { dive: FALLBACK_NODES });
+      if (r.best !== null) return { solution: r.best, complete: false, bound };
+    }
+    return { solution: null, complete: false, bound };
+  }
+
+  #zeroIfNull(v: readonly number[] | null): readonly number[] {
+    return v ?? new Array<number>(this.#t.k).fill(0);
+  }
+
+  /**
+   * Under a shortage: the fewest unplaced (weighted) members, then the smallest depth bound that
+   * places that many, then the rest of the objective there. Depth bounds are tried upwards, each
+   * search only for plans leaving fewer unplaced than the best so far (a deeper bound can only
+   * place more), and the tries stop once the count meets a lower bound from the ports alone.
+   */
+  #runPartial(): Outcome {
+    const { net } = this.#p;
+    const t = this.#t;
+    const least = this.#unplacedAtLeast(net.height);
+    const lower = new Array<number>(t.k).fill(0);
+    lower[t.unplaced] = least;
+    let best: Solution | null = null;
+    let ties: readonly Open[] = [];
+    for (let depth = 0; depth <= net.height; depth++) {
+      let cutoff: number[] | null = null;
+      if (best !== null) {
+        cutoff = new Array<number>(t.k).fill(Number.POSITIVE_INFINITY);
+        cutoff[t.unplaced] = best.cost[t.unplaced]! - 1;
+      }
+      const r = this.#search(depth, null, cutoff);
+      if (r.best !== null) {
+        best = r.best;
+        ties = r.ties;
+      }
+      if (!r.complete) return { solution: best, complete: false, bound: { depth: 0, tiers: lower } };
+      if (best !== null && best.cost[t.unplaced]! <= least) break;
+    }
+    if (best === null) return { solution: null, complete: true, bound: null };
+    const balanced = this.#balance(best, ties);
+    return {
+      solution: balanced.best,
+      complete: balanced.complete,
+      bound: { depth: best.depthBound, tiers: best.cost },
+    };
+  }
+
+  /**
+   * Members no plan within depth D can place, whatever the tree: a maximum flow of the members into
+   * the ports of the MCUs within D of the root (each other than the root keeping one for its own link).
+   */
+  #unplacedAtLeast(depth: number): number {
+    const { net, demands } = this.#p;
+    const g = new FlowNetwork(1);
+    const s = g.addNode();
+    const t = g.addNode();
+    const port = net.ids.map((_, m) => {
+      const v = g.addNode();
+      if (net.dist[m]! <= depth) g.addArc(v, t, Math.max(0, net.ports[m]! - (m === net.root ? 0 : 1)));
+      return v;
+    });
+    let supply = 0;
+    for (const d of demands) {
+      const v = g.addNode();
+      g.addArc(s, v, d.members.length);
+      supply += d.members.length;
+      for (const m of d.cands) g.addArc(v, port[m]!, UNBOUNDED);
+    }
+    this.stats.flows++;
+    return supply - g.solve(s, t).value;
   }
 
   /** Port use per MCU of a solution: endpoints, child links and its own link. */
@@ -183,38 +386,53 @@ export class Optimiser {
     return use;
   }
 
-  /** The fullest MCU as [used, ports]; [0, 1] when nothing is used. */
+  /** The fullest MCU taking part as [load, ports], the load counting other sessions' ports; [0, 1] when none. */
   maxUtilisation(s: Solution): [number, number] {
+    const { net } = this.#p;
     const use = this.portUse(s);
     let best: [number, number] = [0, 1];
     use.forEach((u, m) => {
-      const cap = this.#p.net.ports[m]!;
-      if (cap > 0 && u * best[1] > best[0] * cap) best = [u, cap];
+      const cap = net.capacity[m]!;
+      const load = u + net.held[m]!;
+      if (s.parent[m] !== NONE && cap > 0 && load * best[1] > best[0] * cap) best = [load, cap];
     });
     return best;
   }
 
-  #balance(first: Solution): Solution {
+  /**
+   * Port balance (tier 5) by descent: every MCU capped just below the fullest one's utilisation,
+   * searched again with the earlier tiers as a cut-off. Only the nodes the previous search set
+   * aside as possibly holding a plan as good on the earlier tiers are searched again (`ties`): a
+   * node closed or pruned against a strictly better plan holds none, and caps only narrow.
+   */
+  #balance(first: Solution, ties: readonly Open[]): { best: Solution; complete: boolean } {
     const { net } = this.#p;
-    // Lower bound: ports an MCU must give to the members that can only use it (and its own link).
+    // Lower bound: the load an MCU that must take part carries (what it must host, its own link, other sessions).
+    this.#prepare(first.depthBound);
     let low: [number, number] = [0, 1];
     net.ids.forEach((_, m) => {
-      const forced = this.#forcedCount[m]! + (this.#forcedCount[m]! > 0 && m !== net.master ? 1 : 0);
-      const cap = net.ports[m]!;
-      if (cap > 0 && forced * low[1] > low[0] * cap) low = [forced, cap];
+      if (net.dist[m]! > first.depthBound) return;
+      const must = m === net.root ? this.#must(m) : this.#forcedCount[m]! > 0 ? this.#must(m) : 0;
+      const needed = m === net.root || must > 0;
+      if (!needed) return;
+      const load = must + (m === net.root ? 0 : 1) + net.held[m]!;
+      const cap = net.capacity[m]!;
+      if (cap > 0 && load * low[1] > low[0] * cap) low = [load, cap];
     });
-    const primary = (s: Solution) => s.cost.filter((_, i) => i !== this.#t.parentRank);
     let best = first;
+    let from = ties;
     for (;;) {
       const [used, cap] = this.maxUtilisation(best);
-      if (used * low[1] <= low[0] * cap) return best;
-      // Every MCU strictly below used/cap: at most ceil(used*P/cap) - 1 ports.
-      const caps = net.ports.map((p) => Math.floor((used * p - 1) / cap));
+      if (used * low[1] <= low[0] * cap) return { best, complete: true };
+      // Every MCU strictly below used/cap: a load of at most ceil(used*P/cap) - 1 ports, this session's part of it.
+      const caps = net.capacity.map((p, m) => Math.floor((used * p - 1) / cap) - net.held[m]!);
       const cutoff = [...best.cost];
       cutoff[this.#t.parentRank] = Number.POSITIVE_INFINITY;
-      const next = this.#search(best.depthBound, caps, cutoff);
-      if (next === null || lexCompare(primary(next), primary(best)) !== 0) return best;
-      best = next;
+      const next = this.#search(best.depthBound, caps, cutoff, { from });
+      if (next.best === null || !this.#samePrimary(next.best.cost, best.cost)) return { best, complete: next.complete };
+      best = next.best;
+      if (!next.complete) return { best, complete: false };
+      from = next.ties;
     }
   }
 
@@ -224,7 +442,7 @@ export class Optimiser {
     const n = net.ids.length;
     const root: State = { lo: new Int32Array(n), hi: new Int32Array(n), unusedOk: new Uint8Array(n) };
     for (let m = 0; m < n; m++) {
-      if (m === net.master) continue; // label 0, always used
+      if (m === net.root) continue; // label 0, always used
       const reach = net.dist[m]!;
       if (reach <= depth) {
         root.lo[m] = reach;
@@ -240,8 +458,101 @@ export class Optimiser {
   }
 
   /**
+   * Per depth bound D, what each MCU must host whenever it takes part: its forced members, and
+   * those of the others that cannot fit anywhere else (all members minus a maximum flow into the
+   * other MCUs usable within D, each keeping a port for its own link). Valid at every node of the
+   * search at D, which only narrows the choices. The flow's uplink charges need it only for MCUs
+   * that can sit deeper than their shallowest label; the tree bound needs it for all, so it is
+   * computed per MCU on first use.
+   */
+  #prepare(depth: number): void {
+    if (this.#mustDepth === depth) return;
+    this.#mustDepth = depth;
+    const { net } = this.#p;
+    const n = net.ids.length;
+    this.#mustCount = new Int32Array(n).fill(-1);
+    this.#mustWeight = [...this.#forcedWeight];
+    this.#tree = null;
+    // Under a shortage an MCU may leave its members unplaced instead: no charge is certain.
+    if (this.#partial) return;
+    for (let m = 0; m < n; m++) {
+      if (m === net.root || net.dist[m]! > depth) continue;
+      const deeper = net.parents[m]!.some((p) => p !== net.root && Math.max(net.dist[p]!, net.dist[m]!) + 1 <= depth);
+      if (deeper) this.#must(m);
+    }
+  }
+
+  /** The count of members MCU m must host at the current depth bound (and its must weight, as a side effect). */
+  #must(m: number): number {
+    const known = this.#mustCount[m]!;
+    if (known >= 0) return known;
+    const { net, demands } = this.#p;
+    const depth = this.#mustDepth;
+    let minWeight = Number.POSITIVE_INFINITY;
+    for (const d of demands) if (d.cands.length > 1 && d.cands.includes(m)) minWeight = Math.min(minWeight, d.weight);
+    let count = this.#forcedCount[m]!;
+    if (minWeight < Number.POSITIVE_INFINITY) {
+      const usable = (x: number) => net.dist[x]! <= depth;
+      const g = new FlowNetwork(1);
+      const s = g.addNode();
+      const t = g.addNode();
+      const port = net.ids.map((_, x) => {
+        const v = g.addNode();
+        if (x !== m && usable(x)) g.addArc(v, t, Math.max(0, net.ports[x]! - (x === net.root ? 0 : 1)));
+        return v;
+      });
+      let supply = 0;
+      for (const d of demands) {
+        const v = g.addNode();
+        g.addArc(s, v, d.members.length);
+        supply += d.members.length;
+        for (const c of d.cands) g.addArc(v, port[c]!, UNBOUNDED);
+      }
+      this.stats.flows++;
+      count = Math.max(count, supply - g.solve(s, t).value);
+      if (count > this.#forcedCount[m]! && !this.#partial) {
+        this.#mustWeight[m] = this.#forcedWeight[m]! + (count - this.#forcedCount[m]!) * minWeight;
+      }
+    }
+    this.#mustCount[m] = count;
+    return count;
+  }
+
+  /** The tree bound of the current depth bound, built on first use (it needs every MCU's must-host). */
+  #treeBound(): TreeBound {
+    if (this.#tree !== null) return this.#tree;
+    const { net } = this.#p;
+    const depth = this.#mustDepth;
+    const n = net.ids.length;
+    const optional = new Uint8Array(n);
+    const childCap = new Float64Array(n);
+    // Under a shortage: what goes unplaced whatever happens, and what each MCU adds when it stays out.
+    const base = this.#partial ? this.#unplacedAtLeast(depth) : 0;
+    const outCost = new Float64Array(n);
+    for (let m = 0; m < n; m++) {
+      if (net.dist[m]! > depth) continue;
+      const must = this.#must(m);
+      optional[m] = m !== net.root && (this.#partial || must === 0) ? 1 : 0;
+      outCost[m] = Math.max(0, must - base);
+      // Under a shortage an MCU may host less to take more children.
+      const own = this.#partial ? 0 : must;
+      childCap[m] = Math.max(0, Math.min(net.cascadePorts[m]!, net.ports[m]! - own - (m === net.root ? 0 : 1)));
+    }
+    this.#tree = new TreeBound({
+      depth,
+      root: net.root,
+      weight: this.#mustWeight,
+      optional,
+      childCap,
+      parents: net.parents,
+      ...(this.#partial ? { outCost, base } : {}),
+    });
+    return this.#tree;
+  }
+
+  /**
    * A counting proof that no plan fits within depth D, cheaper than `#mayFit`'s flow: an MCU sits no
-   * shallower than its distance to the master, so members with one candidate within distance D must
+   * shallower than its distance to the root, so members with one candidate within distance D must
    * all be on it, and it also needs a port for its own link. True proves that no plan fits; false
    * proves nothing.
    */
@@ -258,10 +569,11 @@ export class Optimiser {
         }
         only = m;
       }
+      if (only === -1) return true;
       if (only >= 0) need[only]! += d.members.length;
     }
     for (let m = 0; m < need.length; m++) {
-      if (need[m]! > 0 && need[m]! + (m === net.master ? 0 : 1) > net.ports[m]!) return true;
+      if (need[m]! > 0 && need[m]! + (m === net.root ? 0 : 1) > net.ports[m]!) return true;
     }
     return false;
   }
@@ -279,47 +591,178 @@ export class Optimiser {
     return r.g.solve(r.s, r.sink).value === r.supply;
   }
 
-  #search(depth: number, caps: number[] | null, cutoff: number[] | null): Solution | null {
+  /**
+   * The branch and bound within depth bound D. With `dive` (a node count), the search ignores the
+   * deadline and stops at its first plan or after that many nodes: the answer when the budget ran
+   * out before any plan was found.
+   */
+  #search(
+    depth: number,
+    caps: number[] | null,
+    cutoff: number[] | null,
+    how: { readonly dive?: number; readonly from?: readonly Open[] } = {},
+  ): SearchResult {
+    const dive = how.dive ?? null;
     const root = this.#root(depth);
-    if (root === null) return null;
+    if (root === null) return { best: null, complete: true, lower: null, ties: [] };
+    this.#prepare(depth);
     let best: Solution | null = null;
-    const visit = (node: State): void => {
-      this.stats.nodes++;
-      let st = node;
-      for (;;) {
-        const r = this.#relax(st, depth, caps);
-        if (r === null) return;
-        if (cutoff !== null && lexCompare(r.bound, cutoff) > 0) return;
-        if (best !== null && lexCompare(r.bound, best.cost) >= 0) return;
-        if (
-          r.plan !== null &&
-          (best === null || lexCompare(r.plan.cost, best.cost) < 0) &&
-          (cutoff === null || lexCompare(r.plan.cost, cutoff) <= 0)
-        ) {
-          best = r.plan;
-        }
-        if (r.closed || r.branch < 0) return;
-        if (best !== null && lexCompare(r.bound, best.cost) >= 0) return;
-        // Probing: an MCU the relaxation leans on that cannot be left out must take part. Fixing all such
-        // at once, with a cheap feasibility flow each, spares a branch per MCU (the capacity-driven
-        // second-level MCUs and the operators' MCUs of the national network are all caught here).
-        const needed = r.hostingUnlinked.filter((m) => !this.#canLeaveOut(st, m, depth, caps));
-        if (needed.length === 0) {
-          for (const child of this.#options(st, r.branch, r.plan)) visit(child);
-          return;
-        }
-        const unusedOk = st.unusedOk.slice();
-        for (const m of needed) unusedOk[m] = 0;
-        st = { lo: st.lo, hi: st.hi, unusedOk };
-      }
+    const accept = (s: Solution | null) => {
+      if (s === null || (cutoff !== null && lexCompare(s.cost, cutoff) > 0)) return;
+      if (best === null || lexCompare(s.cost, best.cost) < 0) best = s;
     };
-    visit(root);
-    return best;
+    const pruned = (b: readonly number[]) =>
+      (cutoff !== null && lexCompare(b, cutoff) > 0) || (best !== null && lexCompare(b, best.cost) >= 0);
+    // The tree bound is on tier 1 of a fresh plan (depth) or of a re-plan under a shortage (unplaced);
+    // other re-plans put their change counts first.
+    const useTree = this.#t.atDepth === 0 || this.#t.unplaced === 0;
+    // Depth first (from the root, or from the nodes a previous search set aside).
+    const stack: Open[] = how.from === undefined ? [{ st: root, bound: null, mult: null }] : [...how.from].reverse();
+    const setAside: Open[] = [];
+    const start = this.stats.nodes;
+    while (stack.length > 0) {
+      if (dive !== null && (best !== null || this.stats.nodes - start >= dive)) {
+        return { best, complete: false, lower: null, ties: [] };
+      }
+      if (dive === null && this.#expired()) {
+        let lower: readonly number[] | null = best === null ? null : (best as Solution).cost;
+        for (const open of stack) {
+          if (open.bound === null) return { best, complete: false, lower: null, ties: [] };
+          if (lower === null || lexCompare(open.bound, lower) < 0) lower = open.bound;
+        }
+        return { best, complete: false, lower, ties: [] };
+      }
+      const open = stack.pop()!;
+      if (open.bound !== null && pruned(open.bound)) {
+        setAside.push(open);
+        continue;
+      }
+      this.stats.nodes++;
+      let st = open.st;
+      let mult = open.mult;
+      // The tree penalties are on tier 1 of a fresh plan.
+      const penalise = this.#t.atDepth === 0;
+      let r = this.#relaxAndProbe(
+        st,
+        depth,
+        caps,
+        mult !== null && penalise ? this.#treeBound().penalties(mult) : null,
+      );
+      if (r !== null && !pruned(r.relaxed.bound)) accept(r.relaxed.plan);
+      if (r !== null && useTree && mult === null && !r.relaxed.closed && !pruned(r.relaxed.bound)) {
+        // The first node the flow alone cannot close: the tree bound from here on. MCUs that must host
+        // someone take part in every plan; its multipliers start from zero.
+        const tree = this.#treeBound();
+        st = this.#withMustUse(r.st, depth);
+        mult = tree.bound(st, tree.initial(), this.#guess(best, cutoff, r.relaxed.bound), ROOT_STEPS).multipliers;
+        r = this.#relaxAndProbe(st, depth, caps, penalise ? tree.penalties(mult) : null);
+        if (r !== null && !pruned(r.relaxed.bound)) accept(r.relaxed.plan);
+      }
+      if (r === null) continue;
+      st = r.st;
+      let relaxed = r.relaxed;
+      // A node done with (closed, or no better than the incumbent) may still hold a plan as good.
+      const aside = (bound: readonly number[]) => setAside.push({ st, bound, mult });
+      if (pruned(relaxed.bound) || relaxed.closed || relaxed.branch < 0) {
+        aside(relaxed.bound);
+        continue;
+      }
+      let bound: readonly number[] = relaxed.bound;
+      if (relaxed.plan !== null && mult !== null && penalise) {
+        // The penalised flow's own tree is a valid plan, dearer than its bound only through the
+        // multipliers: the flow without them shows where the tree is really inconsistent.
+        const plain = this.#relax(st, depth, caps, null);
+        if (plain === null) continue;
+        accept(plain.plan);
+        if (lexCompare(plain.bound, bound) > 0) bound = plain.bound;
+        if (plain.closed || plain.branch < 0 || pruned(bound)) {
+          aside(bound);
+          continue;
+        }
+        relaxed = plain;
+      }
+      if (useTree && mult !== null) {
+        const tb = this.#treeBound().bound(st, mult, this.#guess(best, cutoff, relaxed.bound), NODE_STEPS);
+        mult = tb.multipliers;
+        const tier1 = Math.ceil(tb.value - 1e-6);
+        if (tier1 > bound[0]!) bound = [tier1, ...new Array<number>(this.#t.k - 1).fill(0)];
+        if (pruned(bound)) {
+          aside(bound);
+          continue;
+        }
+      }
+      // Completing the relaxation into a plan costs a flow: at every node until there is an
+      // incumbent, then now and then (the incumbent rarely improves late).
+      if (best === null || this.stats.nodes % COMPLETE_EVERY === 0) accept(this.#complete(st, relaxed, depth, caps));
+      if (pruned(bound)) {
+        aside(bound);
+        continue;
+      }
+      const kids = this.#options(st, relaxed);
+      for (let i = kids.length - 1; i >= 0; i--) stack.push({ st: kids[i]!, bound, mult });
+    }
+    if (best === null) return { best, complete: true, lower: null, ties: [] };
+    const found = best as Solution;
+    const ties = setAside.filter((o) => this.#samePrimary(o.bound!, found.cost));
+    return { best, complete: true, lower: found.cost, ties };
   }
 
-  /** Children of a node: MCU m fixed to each of its remaining labels (shallowest first), or left out. */
-  #options(st: State, m: number, plan: Solution | null): State[] {
-    const out: State[] = [];
+  /** Equal on every tier but the parent-preference tie-break (a node's bound against a plan's cost). */
+  #samePrimary(a: readonly number[], b: readonly number[]): boolean {
+    for (let i = 0; i < a.length; i++) if (i !== this.#t.parentRank && a[i] !== b[i]) return false;
+    return true;
+  }
+
+  /**
+   * A node's relaxation, with probing: an MCU the relaxation leans on without linking it, that
+   * cannot be left out, must take part. Fixing all such at once, with a cheap feasibility flow
+   * each, spares a branch per MCU. Null when the node is infeasible.
+   */
+  #relaxAndProbe(
+    start: State,
+    depth: number,
+    caps: number[] | null,
+    pen: TreePenalties | null,
+  ): { st: State; relaxed: NodeResult } | null {
+    let st = start;
+    for (;;) {
+      const r = this.#relax(st, depth, caps, pen);
+      if (r === null) return null;
+      if (r.closed || r.branch < 0) return { st, relaxed: r };
+      const needed = r.hostingUnlinked.filter((m) => !this.#canLeaveOut(st, m, depth, caps));
+      if (needed.length === 0) return { st, relaxed: r };
+      const unusedOk = st.unusedOk.slice();
+      for (const m of needed) unusedOk[m] = 0;
+      st = { lo: st.lo, hi: st.hi, unusedOk };
+    }
+  }
+
+  /** The node with every MCU that must host someone within depth D fixed to take part. */
+  #withMustUse(st: State, depth: number): State {
+    if (this.#partial) return st;
+    const unusedOk = st.unusedOk.slice();
+    for (let m = 0; m < unusedOk.length; m++) {
+      if (unusedOk[m] === 1 && this.#p.net.dist[m]! <= depth && this.#must(m) > 0) unusedOk[m] = 0;
+    }
+    return { lo: st.lo, hi: st.hi, unusedOk };
+  }
+
+  /** What the tree bound's steps aim at: the incumbent's tier 1, or without one a little above a known bound. */
+  #guess(best: Solution | null, cutoff: readonly number[] | null, bound: readonly number[] | null): number {
+    if (best !== null) return best.cost[0]!;
+    if (cutoff !== null && Number.isFinite(cutoff[0]!)) return cutoff[0]!;
+    if (bound !== null) return bound[0]! * 1.25 + 10;
+    // Every MCU at the depth bound with only what it must host: more than the tree model's optimum.
+    return this.#mustWeight.reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * Children of a node: the branching MCU fixed to each of its remaining labels, or left out. The
+   * depth the flow gave it comes first (the dive follows the relaxation), then the others from the
+   * shallowest; leaving it out comes first when the flow did not link it.
+   */
+  #options(st: State, r: NodeResult): State[] {
+    const m = r.branch;
     const fix = (lo: number, hi: number, unusedOk: number) => {
       const c: State = { lo: st.lo.slice(), hi: st.hi.slice(), unusedOk: st.unusedOk.slice() };
       c.lo[m] = lo;
@@ -327,11 +770,13 @@ export class Optimiser {
       c.unusedOk[m] = unusedOk;
       return c;
     };
-    const leaveOut = st.unusedOk[m] ? fix(1, 0, 1) : null;
-    for (let k = st.lo[m]!; k <= st.hi[m]!; k++) out.push(fix(k, k, 0));
-    if (leaveOut !== null) {
-      // Try leaving it out first when the relaxation did not use it at all.
-      if (plan !== null && plan.parent[m] === NONE) out.unshift(leaveOut);
+    const out: State[] = [];
+    const seen = r.realDepth[m]!;
+    if (seen >= st.lo[m]! && seen <= st.hi[m]!) out.push(fix(seen, seen, 0));
+    for (let k = st.lo[m]!; k <= st.hi[m]!; k++) if (k !== seen) out.push(fix(k, k, 0));
+    if (st.unusedOk[m]) {
+      const leaveOut = fix(1, 0, 1);
+      if (r.parent[m] === NONE) out.unshift(leaveOut);
       else out.push(leaveOut);
     }
     return out;
@@ -342,7 +787,13 @@ export class Optimiser {
    * it is a plain feasibility network, used to probe whether an MCU may be left out
    * and whether a depth bound may fit at all.
    */
-  #network(st: State, depth: number, caps: number[] | null, priced: boolean): Relaxation | null {
+  #network(
+    st: State,
+    depth: number,
+    caps: number[] | null,
+    priced: boolean,
+    pen: TreePenalties | null = null,
+  ): Relaxation | null {
     const { net, demands, prevParent } = this.#p;
     const t = this.#t;
     const n = net.ids.length;
@@ -353,19 +804,56 @@ export class Optimiser {
     const g = new FlowNetwork(priced ? t.k : 1);
     const s = g.addNode();
     const sink = g.addNode();
-    const portNode = new Int32Array(n).fill(-1);
-    const cascadeNode = new Int32Array(n).fill(-1);
+    const vec = () => new Array<number>(t.k).fill(0);
+    // The MCUs that can take part here, and the ports each offers endpoints.
+    const open = new Uint8Array(n);
+    const room = new Int32Array(n);
     for (let m = 0; m < n; m++) {
       if (!usable(m)) continue;
-      const own = m !== net.master && mustUse(m) ? 1 : 0;
+      const own = m !== net.root && mustUse(m) ? 1 : 0;
       const cap = portCap(m) - own;
       // An MCU that hosts anything needs a port for its own link; with none it cannot take part.
-      if (cap < 0 || (m !== net.master && portCap(m) < 1)) {
+      if (cap < 0 || (m !== net.root && portCap(m) < 1)) {
         if (mustUse(m)) return null;
         continue;
       }
+      open[m] = 1;
+      room[m] = cap;
+    }
+    // Members with one usable candidate here go there: no flow needed, only their cost and the ports
+    // they take (a third of the national network's arcs). Not under a shortage, where they may stay out.
+    const folded = new Int32Array(demands.length).fill(-1);
+    const constant = vec();
+    const chargeOf = (d: (typeof demands)[number], j: number, count: number, into: number[]) => {
+      const m = d.cands[j]!;
+      const k = st.lo[m]!;
+      if (k === depth) into[t.atDepth]! += d.weight * count;
+      into[t.depthSum]! += d.weight * k * count;
+      if (!d.chair) into[t.preference]! += d.ranks[j]! * count;
+      if (t.moved >= 0 && d.prev >= 0 && d.prev !== m) into[t.moved]! += count;
+    };
+    if (!this.#partial) {
+      demands.forEach((d, i) => {
+        let only = -1;
+        for (let j = 0; j < d.cands.length; j++) {
+          if (!open[d.cands[j]!]) continue;
+          if (only >= 0) return;
+          only = j;
+        }
+        if (only < 0) return;
+        folded[i] = only;
+        room[d.cands[only]!]! -= d.members.length;
+        if (priced) chargeOf(d, only, d.members.length, constant);
+      });
+    }
+    const portNode = new Int32Array(n).fill(-1);
+    const cascadeNode = new Int32Array(n).fill(-1);
+    for (let m = 0; m < n; m++) {
+      if (!open[m]) continue;
+      // The members with no other usable candidate do not fit.
+      if (room[m]! < 0) return null;
       portNode[m] = g.addNode();
-      g.addArc(portNode[m]!, sink, cap);
+      g.addArc(portNode[m]!, sink, room[m]!);
       if (net.cascadePorts[m]! > 0) {
         cascadeNode[m] = g.addNode();
         g.addArc(cascadeNode[m]!, portNode[m]!, net.cascadePorts[m]!);
@@ -373,57 +861,85 @@ export class Optimiser {
     }
 
     let supply = 0;
-    const vec = () => new Array<number>(t.k).fill(0);
     const demandArcs: number[][] = [];
-    for (const d of demands) {
+    const dropArcs: number[] = [];
+    demands.forEach((d, i) => {
+      const arcs: number[] = [];
+      demandArcs.push(arcs);
+      if (folded[i]! >= 0) {
+        dropArcs.push(-1);
+        return;
+      }
       const node = g.addNode();
       g.addArc(s, node, d.members.length);
       supply += d.members.length;
-      const arcs: number[] = [];
       d.cands.forEach((m, j) => {
         if (portNode[m]! < 0) {
           arcs.push(-1);
           return;
         }
-        const k = st.lo[m]!;
         const c = vec();
-        c[t.atDepth] = k === depth ? d.weight : 0;
-        c[t.depthSum] = d.weight * k;
-        c[t.preference] = d.chair ? 0 : d.ranks[j]!;
-        if (t.moved >= 0) c[t.moved] = d.prev >= 0 && d.prev !== m ? 1 : 0;
+        chargeOf(d, j, 1, c);
         arcs.push(g.addArc(node, portNode[m]!, UNBOUNDED, priced ? c : undefined));
       });
-      demandArcs.push(arcs);
-    }
+      if (this.#partial && !d.chair) {
+        const c = vec();
+        c[t.unplaced] = d.weight;
+        dropArcs.push(g.addArc(node, sink, d.members.length, priced ? c : undefined));
+      } else dropArcs.push(-1);
+    });
 
     const upArcs: { p: number; arc: number }[][] = [];
+    let offset = 0;
     for (let m = 0; m < n; m++) {
       const ups: { p: number; arc: number }[] = [];
       upArcs.push(ups);
-      if (m === net.master || portNode[m]! < 0) continue;
+      if (m === net.root || portNode[m]! < 0) continue;
       const node = g.addNode();
       g.addArc(s, node, 1);
       supply += 1;
-      if (!mustUse(m)) g.addArc(node, sink, 1);
+      const most = pen === null ? 0 : pen.holdMax(m);
+      offset += most;
+      if (!mustUse(m)) {
+        const c = vec();
+        c[t.atDepth] = most;
+        g.addArc(node, sink, 1, priced ? c : undefined);
+      }
       net.parents[m]!.forEach((p, r) => {
         if (cascadeNode[p]! < 0 || st.lo[p]! + 1 > st.hi[m]!) return;
-        const k = Math.max(st.lo[m]!, st.lo[p]! + 1);
-        const c = vec();
-        const fw = this.#forcedWeight[m]!;
-        c[t.atDepth] = fw * ((k === depth ? 1 : 0) - (st.lo[m] === depth ? 1 : 0));
-        c[t.depthSum] = fw * (k - st.lo[m]!);
-        c[t.links] = 1;
-        c[t.parentRank] = net.parentRank[m]![r]!;
-        if (t.relink >= 0) c[t.relink] = prevParent !== null && prevParent[m]! >= 0 && prevParent[m] !== p ? 1 : 0;
-        ups.push({ p, arc: g.addArc(node, cascadeNode[p]!, 1, priced ? c : undefined) });
+        const first = Math.max(st.lo[m]!, st.lo[p]! + 1);
+        // With tree penalties an uplink per exact depth (the penalties are per depth); without, the
+        // shallowest is the cheapest and stands for all.
+        const last = pen === null ? first : Math.min(st.hi[m]!, st.hi[p]! + 1);
+        for (let k = first; k <= last; k++) {
+          const c = vec();
+          const mw = this.#mustWeight[m]!;
+          c[t.atDepth] = mw * ((k === depth ? 1 : 0) - (st.lo[m] === depth ? 1 : 0));
+          c[t.depthSum] = mw * (k - st.lo[m]!);
+          c[t.links] = 1;
+          c[t.parentRank] = net.parentRank[m]![r]!;
+          if (t.relink >= 0) c[t.relink] = prevParent !== null && prevParent[m]! >= 0 && prevParent[m] !== p ? 1 : 0;
+          if (pen !== null) c[t.atDepth]! += pen.arc(m, p, k) + most - pen.hold(m, k);
+          ups.push({ p, arc: g.addArc(node, cascadeNode[p]!, 1, priced ? c : undefined) });
+        }
       });
     }
 
-    return { g, s, sink, supply, demandArcs, upArcs };
+    return { g, s, sink, supply, demandArcs, dropArcs, upArcs, offset, folded, constant };
+  }
+
+  /** Per demand, how many members the flow (or the folding) put on each candidate. */
+  #allocation(r: Relaxation): number[][] {
+    return this.#p.demands.map((d, i) => {
+      const only = r.folded[i]!;
+      if (only >= 0) return d.cands.map((_, j) => (j === only ? d.members.length : 0));
+      return d.cands.map((_, j) => (r.demandArcs[i]![j]! < 0 ? 0 : r.g.flowOn(r.demandArcs[i]![j]!)));
+    });
   }
 
   /** Whether the node's relaxation stays feasible with MCU m left out (if not, m must take part). */
   #canLeaveOut(st: State, m: number, depth: number, caps: number[] | null): boolean {
+    if (this.#partial) return true;
     const probe: State = { lo: st.lo.slice(), hi: st.hi.slice(), unusedOk: st.unusedOk };
     probe.lo[m] = 1;
     probe.hi[m] = 0;
@@ -433,26 +949,24 @@ export class Optimiser {
     return r.g.solve(r.s, r.sink).value === r.supply;
   }
 
-  #relax(st: State, depth: number, caps: number[] | null): NodeResult | null {
-    const { net, demands, prevParent } = this.#p;
-    const t = this.#t;
+  #relax(st: State, depth: number, caps: number[] | null, pen: TreePenalties | null = null): NodeResult | null {
+    const { net, demands } = this.#p;
     const n = net.ids.length;
     const mustUse = (m: number) => st.lo[m]! <= st.hi[m]! && st.unusedOk[m] === 0;
     const portCap = (m: number) => Math.min(net.ports[m]!, caps === null ? net.ports[m]! : caps[m]!);
-    const built = this.#network(st, depth, caps, true);
+    const built = this.#network(st, depth, caps, true, pen);
     if (built === null) return null;
-    const { g, s, sink, supply, demandArcs, upArcs } = built;
-    const vec = () => new Array<number>(t.k).fill(0);
+    const { g, s, sink, supply, dropArcs, upArcs } = built;
     const { value, cost } = g.solve(s, sink);
     this.stats.flows++;
     if (value < supply) return null;
+    for (let i = 0; i < cost.length; i++) cost[i]! += built.constant[i]!;
+    cost[this.#t.atDepth]! -= built.offset;
 
-    // The flow's own plan, evaluated with its real depths.
-    const alloc = demands.map((d, i) =>
-      d.cands.map((_, j) => (demandArcs[i]![j]! < 0 ? 0 : g.flowOn(demandArcs[i]![j]!))),
-    );
+    const alloc = this.#allocation(built);
+    const unplaced = dropArcs.map((a) => (a < 0 ? 0 : g.flowOn(a)));
     const parent = new Int32Array(n).fill(NONE);
-    parent[net.master] = ROOT;
+    parent[net.root] = ROOT;
     const children = new Int32Array(n);
     for (let m = 0; m < n; m++) {
       for (const u of upArcs[m]!) {
@@ -470,76 +984,195 @@ export class Optimiser {
         hostedWeight[m]! += alloc[i]![j]! * d.weight;
       });
     });
-    const discrepant: number[] = [];
+    const realDepth = depthsOf(parent, net.root);
+    // Each inconsistency with what it would cost to repair: branching on the costliest one first
+    // moves the bound most.
+    const impact = new Float64Array(n);
+    const hostingUnlinked: number[] = [];
+    let consistent = true;
     for (let m = 0; m < n; m++) {
-      if (parent[m] === NONE && (hosted[m]! > 0 || children[m]! > 0)) discrepant.push(m);
-    }
-    const hostingUnlinked = [...discrepant];
-    const realDepth = new Int32Array(n).fill(-1);
-    const depthOf = (m: number): number => {
-      if (realDepth[m]! >= 0) return realDepth[m]!;
-      const p = parent[m]!;
-      const d = p === ROOT ? 0 : p === NONE ? -1 : depthOf(p) < 0 ? -1 : depthOf(p) + 1;
-      realDepth[m] = d;
-      return d;
-    };
-    let consistent = discrepant.length === 0;
-    for (let m = 0; m < n; m++) {
-      if (parent[m] === NONE) continue;
-      const dm = depthOf(m);
-      if (dm < 0 || dm > depth) consistent = false;
-      // Charged at its shallowest label, but really deeper: its endpoints beyond the forced ones, or its children, cost more.
-      if (dm > st.lo[m]! && (hostedWeight[m]! > this.#forcedWeight[m]! || children[m]! > 0)) discrepant.push(m);
+      if (m === net.root) continue;
+      const busy = hosted[m]! > 0 || children[m]! > 0;
+      const dm = realDepth[m]!;
+      const extra = hostedWeight[m]! - this.#mustWeight[m]!;
+      if (parent[m] === NONE) {
+        if (!busy) continue;
+        consistent = false;
+        hostingUnlinked.push(m);
+        impact[m] = 1 + hostedWeight[m]! * (depth - st.lo[m]! + 1) + children[m]! * n;
+        continue;
+      }
+      if (dm < 0 || dm > depth) {
+        consistent = false;
+        impact[m] = 1 + Math.max(0, extra) * (depth - st.lo[m]! + 1) + children[m]! * n;
+        continue;
+      }
+      // Charged at its shallowest label, but really deeper: its endpoints beyond the must-host ones, or its children, cost more.
+      if (dm > st.lo[m]! && (extra > 0 || children[m]! > 0))
+        impact[m] = 1 + Math.max(0, extra) * (dm - st.lo[m]!) + children[m]!;
       // An MCU that may be left out did not reserve its own link's port.
-      if (m !== net.master && !mustUse(m) && hosted[m]! + children[m]! + 1 > portCap(m)) discrepant.push(m);
+      if (!mustUse(m) && hosted[m]! + children[m]! + 1 > portCap(m)) impact[m] = Math.max(impact[m]!, 1);
     }
 
     let plan: Solution | null = null;
-    if (consistent) {
-      const real = vec();
-      demands.forEach((d, i) => {
-        d.cands.forEach((m, j) => {
-          const f = alloc[i]![j]!;
-          if (f === 0) return;
-          const dm = realDepth[m]!;
-          real[t.atDepth]! += dm === depth ? f * d.weight : 0;
-          real[t.depthSum]! += f * d.weight * dm;
-          real[t.preference]! += d.chair ? 0 : f * d.ranks[j]!;
-          if (t.moved >= 0 && d.prev >= 0 && d.prev !== m) real[t.moved]! += f;
-        });
-      });
-      let ownPortsOk = true;
-      for (let m = 0; m < n; m++) {
-        const p = parent[m]!;
-        if (p < 0) continue;
-        real[t.links]!++;
-        real[t.parentRank]! += net.parentRank[m]![net.parents[m]!.indexOf(p)]!;
-        if (t.relink >= 0 && prevParent !== null && prevParent[m]! >= 0 && prevParent[m] !== p) real[t.relink]!++;
-        if (hosted[m]! + children[m]! + 1 > portCap(m)) ownPortsOk = false;
-      }
-      if (ownPortsOk) plan = { depthBound: depth, parent, depth: realDepth, alloc, cost: real };
-    }
+    if (consistent) plan = this.#evaluate(parent, alloc, unplaced, depth, caps);
     const closed = plan !== null && lexCompare(plan.cost, cost) === 0;
     let branch = -1;
     if (!closed) {
-      // Shallowest discrepancy first: fixing a parent's label makes its children's charges exact.
-      let bestKey = Number.POSITIVE_INFINITY;
-      for (const m of discrepant) {
-        const key = st.lo[m]! * n + m;
-        if (key < bestKey && !(st.lo[m] === st.hi[m] && st.unusedOk[m] === 0)) {
-          bestKey = key;
-          branch = m;
-        }
+      let bestImpact = 0;
+      for (let m = 0; m < n; m++) {
+        if (impact[m]! <= bestImpact || (st.lo[m] === st.hi[m] && st.unusedOk[m] === 0)) continue;
+        bestImpact = impact[m]!;
+        branch = m;
       }
       if (branch < 0) {
         for (let m = 0; m < n && branch < 0; m++) {
-          if (m !== net.master && (st.lo[m]! < st.hi[m]! || (st.lo[m]! <= st.hi[m]! && st.unusedOk[m] === 1)))
-            branch = m;
+          if (m !== net.root && (st.lo[m]! < st.hi[m]! || (st.lo[m]! <= st.hi[m]! && st.unusedOk[m] === 1))) branch = m;
         }
       }
     }
-    return { bound: cost, plan, closed, branch, hostingUnlinked };
+    return { bound: cost, plan, closed, branch, hostingUnlinked, parent, realDepth };
   }
+
+  /**
+   * A plan from a node's relaxation: every MCU the flow linked consistently keeps its real depth,
+   * every other MCU that must take part sits at its deepest label, the rest are left out; one more
+   * flow with every label fixed is exact, and MCUs left with nothing below them are dropped.
+   */
+  #complete(st: State, r: NodeResult, depth: number, caps: number[] | null): Solution | null {
+    const { net } = this.#p;
+    const n = net.ids.length;
+    const fixed: State = { lo: new Int32Array(n), hi: new Int32Array(n), unusedOk: new Uint8Array(n) };
+    for (let m = 0; m < n; m++) {
+      if (m === net.root) continue;
+      const k = r.realDepth[m]!;
+      if (r.parent[m]! !== NONE && k >= st.lo[m]! && k <= st.hi[m]!) {
+        fixed.lo[m] = k;
+        fixed.hi[m] = k;
+      } else if (st.unusedOk[m] === 0 && st.lo[m]! <= st.hi[m]!) {
+        fixed.lo[m] = st.hi[m]!;
+        fixed.hi[m] = st.hi[m]!;
+      } else {
+        fixed.lo[m] = 1;
+        fixed.hi[m] = 0;
+        fixed.unusedOk[m] = 1;
+      }
+    }
+    const built = this.#network(fixed, depth, caps, true);
+    if (built === null) return null;
+    const { g, s, sink, supply, dropArcs, upArcs } = built;
+    this.stats.flows++;
+    if (g.solve(s, sink).value < supply) return null;
+    const parent = new Int32Array(n).fill(NONE);
+    parent[net.root] = ROOT;
+    for (let m = 0; m < n; m++) for (const u of upArcs[m]!) if (g.flowOn(u.arc) > 0) parent[m] = u.p;
+    const alloc = this.#allocation(built);
+    const unplaced = dropArcs.map((a) => (a < 0 ? 0 : g.flowOn(a)));
+    return this.#evaluate(pruneIdle(parent, alloc, this.#p.demands, net.root), alloc, unplaced, depth, caps);
+  }
+
+  /** The exact cost of a tree and an allocation, or null when it breaks a rule (depth, ports, cascade ports). */
+  #evaluate(
+    parent: Int32Array,
+    alloc: readonly (readonly number[])[],
+    unplaced: readonly number[],
+    depthBound: number,
+    caps: number[] | null,
+  ): Solution | null {
+    const { net, demands, prevParent } = this.#p;
+    const t = this.#t;
+    const n = net.ids.length;
+    const depth = depthsOf(parent, net.root);
+    const hosted = new Int32Array(n);
+    const children = new Int32Array(n);
+    const cost = new Array<number>(t.k).fill(0);
+    for (let m = 0; m < n; m++) if (parent[m]! >= 0) children[parent[m]!]!++;
+    for (let i = 0; i < demands.length; i++) {
+      const d = demands[i]!;
+      if (t.unplaced >= 0) cost[t.unplaced]! += unplaced[i]! * d.weight;
+      for (let j = 0; j < d.cands.length; j++) {
+        const f = alloc[i]![j]!;
+        if (f === 0) continue;
+        const m = d.cands[j]!;
+        const dm = depth[m]!;
+        if (dm < 0 || dm > depthBound) return null;
+        hosted[m]! += f;
+        if (dm === depthBound) cost[t.atDepth]! += f * d.weight;
+        cost[t.depthSum]! += f * d.weight * dm;
+        if (!d.chair) cost[t.preference]! += f * d.ranks[j]!;
+        if (t.moved >= 0 && d.prev >= 0 && d.prev !== m) cost[t.moved]! += f;
+      }
+    }
+    for (let m = 0; m < n; m++) {
+      const p = parent[m]!;
+      const cap = Math.min(net.ports[m]!, caps === null ? net.ports[m]! : caps[m]!);
+      if (children[m]! > net.cascadePorts[m]!) return null;
+      if (p === NONE) {
+        if (m !== net.root && (hosted[m]! > 0 || children[m]! > 0)) return null;
+        continue;
+      }
+      if (hosted[m]! + children[m]! + (m === net.root ? 0 : 1) > cap) return null;
+      if (p < 0) continue;
+      if (depth[m]! < 0 || depth[m]! > depthBound) return null;
+      cost[t.links]!++;
+      cost[t.parentRank]! += net.parentRank[m]![net.parents[m]!.indexOf(p)]!;
+      if (t.relink >= 0 && prevParent !== null && prevParent[m]! >= 0 && prevParent[m] !== p) cost[t.relink]!++;
+    }
+    return { depthBound, parent, depth, alloc, unplaced, cost };
+  }
+}
+
+/** Depth of every MCU in a parent array (-1: left out, or not linked to the root: a cycle or a dangling chain). */
+function depthsOf(parent: Int32Array, root: number): Int32Array {
+  const n = parent.length;
+  const UNKNOWN = -3;
+  const ON_PATH = -2;
+  const depth = new Int32Array(n).fill(UNKNOWN);
+  depth[root] = 0;
+  const path: number[] = [];
+  for (let m = 0; m < n; m++) {
+    let u = m;
+    while (u >= 0 && depth[u] === UNKNOWN) {
+      depth[u] = ON_PATH;
+      path.push(u);
+      u = parent[u]!;
+    }
+    // Walked up to a known depth, to no parent (u < 0), or back onto the path itself (a cycle).
+    let d = u >= 0 && depth[u]! >= 0 ? depth[u]! : -1;
+    for (let i = path.length - 1; i >= 0; i--) {
+      d = d < 0 ? -1 : d + 1;
+      depth[path[i]!] = d;
+    }
+    path.length = 0;
+  }
+  return depth;
+}
+
+/** The tree without MCUs that host nothing and have no children left (a link for nothing). */
+function pruneIdle(
+  parentIn: Int32Array,
+  alloc: readonly (readonly number[])[],
+  demands: Problem['demands'],
+  root: number,
+): Int32Array {
+  const parent = parentIn.slice();
+  const n = parent.length;
+  const busy = new Int32Array(n);
+  demands.forEach((d, i) => {
+    d.cands.forEach((m, j) => {
+      busy[m]! += alloc[i]![j]!;
+    });
+  });
+  for (let m = 0; m < n; m++) if (parent[m]! >= 0) busy[parent[m]!]!++;
+  const idle: number[] = [];
+  for (let m = 0; m < n; m++) if (m !== root && parent[m]! >= 0 && busy[m] === 0) idle.push(m);
+  while (idle.length > 0) {
+    const m = idle.pop()!;
+    const p = parent[m]!;
+    parent[m] = NONE;
+    if (p >= 0 && --busy[p]! === 0 && p !== root && parent[p]! >= 0) idle.push(p);
+  }
+  return parent;
 }
 
 /**
@@ -548,7 +1181,7 @@ export class Optimiser {
  *
  * It applies when every endpoint of the new session was placed before on an MCU it may still
  * use, every such MCU keeps its whole previous parent chain (available, allowed, up to the
- * master) and the result fits every capacity. Then it is the re-plan's unique optimum at its
+ * root) and the result fits every capacity. Then it is the re-plan's unique optimum at its
  * own depth D, whatever the rest of the objective: it re-parents no link and moves no endpoint,
  * so the re-plan order's tiers 2 and 3 are at their minimum (0); any plan with both at 0 keeps
  * every endpoint where it was and, through its unchanged links, the whole chain above it, so
@@ -560,7 +1193,7 @@ export class Optimiser {
  */
 export function keptSolution(problem: Problem, tiers: Tiers): Solution | null {
   const { net, demands, prevParent } = problem;
-  if (prevParent === null || tiers.relink < 0 || tiers.moved < 0) return null;
+  if (prevParent === null || tiers.relink < 0 || tiers.moved < 0 || tiers.unplaced >= 0) return null;
   const n = net.ids.length;
   const hosted = new Int32Array(n);
   const alloc: number[][] = [];
@@ -572,11 +1205,11 @@ export function keptSolution(problem: Problem, tiers: Tiers): Solution | null {
     alloc.push(row);
     hosted[d.prev]! += d.members.length;
   }
-  // The tree: every hosting MCU's previous chain, which must still be allowed and reach the master.
+  // The tree: every hosting MCU's previous chain, which must still be allowed and reach the root.
   const parent = new Int32Array(n).fill(NONE);
   const depth = new Int32Array(n).fill(-1);
-  parent[net.master] = ROOT;
-  depth[net.master] = 0;
+  parent[net.root] = ROOT;
+  depth[net.root] = 0;
   const children = new Int32Array(n);
   const chain: number[] = [];
   for (let h = 0; h < n; h++) {
@@ -600,7 +1233,7 @@ export function keptSolution(problem: Problem, tiers: Tiers): Solution | null {
   let depthBound = 0;
   for (let m = 0; m < n; m++) {
     if (parent[m] === NONE) continue;
-    if (hosted[m]! + children[m]! + (m === net.master ? 0 : 1) > net.ports[m]!) return null;
+    if (hosted[m]! + children[m]! + (m === net.root ? 0 : 1) > net.ports[m]!) return null;
     if (children[m]! > net.cascadePorts[m]!) return null;
     if (hosted[m]! > 0) depthBound = Math.max(depthBound, depth[m]!);
   }
@@ -618,5 +1251,38 @@ export function keptSolution(problem: Problem, tiers: Tiers): Solution | null {
     cost[tiers.links]!++;
     cost[tiers.parentRank]! += net.parentRank[m]![net.parents[m]!.indexOf(p)]!;
   }
-  return { depthBound, parent, depth, alloc, cost };
+  return { depthBound, parent, depth, alloc, unplaced: demands.map(() => 0), cost };
+}
+
+/**
+ * Under a shortage, which members to leave out first: a minimum-cost flow of the members into the
+ * ports of the MCUs that can reach the root (each but the root keeping one for its own link),
+ * where leaving a member out costs its weight, then 1 more if it was placed before on an MCU still
+ * available (a member whose MCU was lost moves anyway). Per demand, how many to leave out; their
+ * total weight is a lower bound on what any plan leaves out. `interchangeable`: every demand with
+ * members left out has the same candidates and weight, so no other choice of whom to leave out
+ * could do better on any tier.
+ */
+export function shedding(problem: Problem): { readonly drop: readonly number[]; readonly interchangeable: boolean } {
+  const { net, demands } = problem;
+  const g = new FlowNetwork(2);
+  const s = g.addNode();
+  const t = g.addNode();
+  const port = net.ids.map((_, m) => {
+    const v = g.addNode();
+    if (net.dist[m]! < Number.POSITIVE_INFINITY) g.addArc(v, t, Math.max(0, net.ports[m]! - (m === net.root ? 0 : 1)));
+    return v;
+  });
+  const dropArc = demands.map((d) => {
+    const v = g.addNode();
+    g.addArc(s, v, d.members.length);
+    for (const m of d.cands) g.addArc(v, port[m]!, UNBOUNDED);
+    return d.chair ? -1 : g.addArc(v, t, d.members.length, [d.weight, d.prev >= 0 ? 1 : 0]);
+  });
+  g.solve(s, t);
+  const drop = dropArc.map((a) => (a < 0 ? 0 : g.flowOn(a)));
+  const shed = demands.filter((_, i) => drop[i]! > 0);
+  const same = (a: (typeof demands)[number], b: (typeof demands)[number]) =>
+    a.weight === b.weight && a.cands.length === b.cands.length && a.cands.every((m, j) => m === b.cands[j]);
+  return { drop, interchangeable: shed.every((d) => same(d, shed[0]!)) };
 }

@@ -1,4 +1,5 @@
-/** `cascaded plan` (src/cli/plan.ts): tree and JSON output, exit codes, session files. */
+/** `cascaded plan` (src/cli/plan.ts): tree and JSON output, exit codes, session files, output through a pipe. */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,8 +15,8 @@ levels: [ { id: commune, name: Commune } ]
 provinces: [ { id: p1, name: P1 } ]
 operators: [ { id: op, name: Op, kind: central } ]
 mcus:
-  - { id: master, name: Master, operator: op, role: master, sip: [ "sip:m@127.0.0.1" ], vendor: x, capacity: { ports: 10, cascadePorts: 1 } }
-  - { id: p1, name: P1, operator: op, role: slave, sip: [ "sip:p@127.0.0.1" ], vendor: x, capacity: { ports: 4, cascadePorts: 0 }, parents: [ master ] }
+  - { id: master, name: Master, operator: op, role: master, sip: [ "sip:m@127.0.0.1" ], vendor: x, capacity: { ports: 10, cascadePorts: 1 }, parents: [ p1 ] }
+  - { id: p1, name: P1, operator: op, role: slave, sip: [ "sip:p@127.0.0.1" ], vendor: x, capacity: { ports: 4, cascadePorts: 1 }, parents: [ master ] }
 endpoints:
   - { id: chair, name: Chair, level: commune, mcus: [ master ], vcs: x }
   - { id: e1, name: E1, level: commune, mcus: [ p1 ], vcs: x }
@@ -73,6 +74,68 @@ t.test('infeasible: exit 1 with reasons; JSON error body with --json', async (t)
     code: 'PLAN_ERR_INFEASIBLE',
     details: { reasons: [{ kind: 'no-reachable-candidate' }] },
   });
+});
+
+t.test('--root plans a session rooted at another MCU; --reserved leaves what other sessions hold', async (t) => {
+  const r = await run(['-c', config, '--all', '--root', 'p1', '--chair', 'e1', '--json']);
+  t.equal(r.code, 0, r.err);
+  const p = JSON.parse(r.out);
+  t.equal(p.root, 'p1');
+  t.same(p.links, { master: 'p1' }, 'the master cascades into the root');
+  t.same(p.assignments, { chair: 'master', e1: 'p1', e2: 'p1' }, 'the chair e1 sits on the root');
+  t.same(p.depths, { chair: 1, e1: 0, e2: 0 });
+  t.equal(p.optimal, true);
+  const tree = await run(['-c', config, '-s', session, '--root', 'p1']);
+  t.match(tree.out, /Root: p1; chair: chair/);
+  t.match(tree.out, /Proven optimal/);
+  const held = join(dir, 'held.yaml');
+  writeFileSync(held, 'p1: { ports: 2 }\n');
+  const h = await run(['-c', config, '-s', session, '--reserved', held]);
+  t.equal(h.code, 1, 'two ports left on p1: its link and one endpoint');
+  t.match(h.err, /PLAN_ERR_INFEASIBLE/);
+  writeFileSync(held, 'p1: { ports: 1 }\n');
+  const ok = await run(['-c', config, '-s', session, '--reserved', held]);
+  t.equal(ok.code, 0, ok.err);
+  t.match(ok.out, /p1 {2}depth 1 {2}ports 3 \(\+1 held\)\/4/);
+  writeFileSync(held, 'p1: { ports: -1 }\n');
+  t.equal((await run(['-c', config, '-s', session, '--reserved', held])).code, 2);
+});
+
+t.test('--budget: a plan not proven optimal says so', async (t) => {
+  const r = await run(['-c', config, '-s', session, '--budget', '0']);
+  t.equal(r.code, 0, r.err);
+  t.match(r.out, /NOT proven optimal: the time budget ran out first; lower bound max depth \d/);
+  t.equal((await run(['-c', config, '-s', session, '--budget', 'soon'])).code, 2);
+});
+
+t.test('the national plan as JSON through a pipe arrives whole', async (t) => {
+  // The process exits only once its output has drained into the pipe (1.35 MB: more than a pipe buffers).
+  const cli = join(process.cwd(), 'dist/src/cli/cascaded.js');
+  const reader =
+    'let s="";process.stdin.on("data",(d)=>{s+=d}).on("end",()=>{const p=JSON.parse(s);process.stdout.write(JSON.stringify({n:p.endpoints.length,bytes:s.length,optimal:p.optimal}))})';
+  const producer = spawn(process.execPath, [cli, 'plan', '--all', '--json', '--chair', 'vpcp-chair'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const consumer = spawn(process.execPath, ['-e', reader], { stdio: ['pipe', 'pipe', 'inherit'] });
+  producer.stdout.pipe(consumer.stdin);
+  let out = '';
+  consumer.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const timer = setTimeout(() => {
+    producer.kill();
+    consumer.kill();
+  }, 100_000);
+  const [code] = await Promise.all([
+    new Promise<number | null>((resolve) => producer.on('close', resolve)),
+    new Promise<number | null>((resolve) => consumer.on('close', resolve)),
+  ]);
+  clearTimeout(timer);
+  t.equal(code, 0);
+  const got = JSON.parse(out) as { n: number; bytes: number; optimal: boolean };
+  t.equal(got.n, 11_398, 'every endpoint of the demo network');
+  t.ok(got.bytes > 1_000_000, `${got.bytes} bytes, more than a pipe holds`);
+  t.equal(got.optimal, true);
 });
 
 t.test('bad usage and bad input: exit 2', async (t) => {

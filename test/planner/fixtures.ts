@@ -1,10 +1,12 @@
 /**
  * Test fixtures: seeded random inventories and sessions, small enough for the
- * exhaustive oracle or medium for the ILP, with tight capacities on purpose.
+ * exhaustive oracle or medium for the ILP, with tight capacities on purpose,
+ * random session roots, cycles among allowed parents and capacity held by
+ * other sessions.
  */
-import { seededRandom } from '../../src/core/random.js';
-import type { Endpoint, Inventory, Mcu } from '../../src/inventory/types.js';
-import type { Session } from '../../src/planner/index.js';
+import { seededRandom } from '../../src/core/index.js';
+import type { Endpoint, Inventory, Mcu } from '../../src/inventory/index.js';
+import type { HeldCapacity, Session } from '../../src/planner/index.js';
 
 /** The seeded PRNG, so every instance can be reproduced from its seed. */
 export const prng = seededRandom;
@@ -14,7 +16,7 @@ export function mcu(id: string, ports: number, cascadePorts: number, parents: st
     id,
     name: id,
     operator: 'op',
-    role: parents.length === 0 && id === 'master' ? 'master' : 'slave',
+    role: id === 'master' ? 'master' : 'slave',
     driver: 'sip-msml',
     sip: [`sip:conf@${id}.test`],
     vendor: 'test',
@@ -40,6 +42,7 @@ export interface Instance {
   readonly inventory: Inventory;
   readonly session: Session;
   readonly unavailable: string[];
+  readonly reserved: Readonly<Record<string, Required<HeldCapacity>>>;
 }
 
 export interface Shape {
@@ -71,7 +74,12 @@ export const MEDIUM: Shape = {
   orphans: 0.02,
 };
 
-/** A random instance: slaves may cascade into the master or into slaves created before them (no cycles). */
+/**
+ * A random instance: slaves cascade into the master or into slaves created before them, and
+ * sometimes also into one created after them (a cycle) or the master into a slave; the session's
+ * root is the master or, for a quarter of the seeds, a random slave; other sessions hold part of
+ * some MCUs' capacity for a third of the seeds.
+ */
 export function randomInstance(seed: number, shape: Shape): Instance {
   const rnd = prng(seed);
   const int = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1));
@@ -90,8 +98,11 @@ export function randomInstance(seed: number, shape: Shape): Instance {
     const earlier = names.slice(0, i);
     const parents = shuffle(earlier.filter(() => rnd() < 0.6));
     if (parents.length === 0 && rnd() >= shape.orphans) parents.push(earlier[int(0, earlier.length - 1)]!);
+    // A parent created later closes a cycle: which way the link goes depends on the session's root.
+    if (i < slaves && rnd() < 0.25) parents.push(names[int(i + 1, slaves)]!);
     mcus.push(mcu(names[i]!, int(...shape.ports), int(...shape.cascadePorts), parents));
   }
+  if (rnd() < 0.3) mcus[0] = { ...mcus[0]!, parents: [names[int(1, slaves)]!] };
   const count = int(...shape.endpoints);
   const endpoints: Endpoint[] = [];
   for (let i = 0; i < count; i++) {
@@ -110,10 +121,22 @@ export function randomInstance(seed: number, shape: Shape): Instance {
   const chairs = endpoints.filter((e) => e.connection !== 'relay');
   const chair = chairs.length > 0 && rnd() < 0.5 ? chairs[int(0, chairs.length - 1)]!.id : undefined;
   const unavailable = slaves > 1 && rnd() < 0.2 ? [names[int(1, slaves)]!] : [];
+  const root = rnd() < 0.25 ? names[int(1, slaves)]! : undefined;
+  const reserved: Record<string, Required<HeldCapacity>> = {};
+  if (rnd() < 0.3) {
+    for (const m of mcus) {
+      if (rnd() < 0.4) reserved[m.id] = { ports: int(0, 2), cascadePorts: int(0, m.capacity.cascadePorts > 0 ? 1 : 0) };
+    }
+  }
   return {
     seed,
     inventory: inventory(shuffle(mcus), shuffle(endpoints)),
-    session: chair === undefined ? { endpoints: chosen } : { endpoints: chosen, chair },
+    session: {
+      endpoints: chosen,
+      ...(chair === undefined ? {} : { chair }),
+      ...(root === undefined ? {} : { root }),
+    },
     unavailable,
+    reserved,
   };
 }

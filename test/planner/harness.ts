@@ -1,8 +1,16 @@
-/** What the planner tests share: the public API, a coded-error guard, the oracle comparison. */
+/** What the planner tests share: the public API, a coded-error guard, the oracle comparisons. */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { Test } from 'tap';
-import { isCascadedError } from '../../src/core/errors.js';
+import { isCascadedError } from '../../src/core/index.js';
 import { checkPlan, type PlanErrorCode, plan } from '../../src/planner/index.js';
-import { compareObjectives, type OracleObjective } from './exhaustive.js';
+import {
+  compareObjectives,
+  fingerprint,
+  nationalInstance,
+  type OracleObjective,
+  VERDICT_OPTIONS,
+} from '../../testkit/index.js';
 import type { Instance } from './fixtures.js';
 
 export { checkPlan, plan, replan } from '../../src/planner/index.js';
@@ -12,8 +20,9 @@ export function isPlanError(err: unknown, code: PlanErrorCode): boolean {
 }
 
 /**
- * The planner against an oracle on seeded instances: the same feasibility,
- * an equal objective, and a plan the independent checker accepts. At most
+ * The planner against an oracle on seeded instances: the same feasibility, an
+ * equal objective as recomputed by the independent checker (not as the
+ * planner reports it), a plan the checker accepts, proven optimal. At most
  * five mismatches are reported in detail.
  */
 export async function compareWithOracle(
@@ -32,7 +41,7 @@ export async function compareWithOracle(
     const expected = await oracle(inst);
     let got: ReturnType<typeof plan> | null = null;
     try {
-      got = plan(inst.inventory, inst.session, { unavailableMcus: inst.unavailable });
+      got = plan(inst.inventory, inst.session, { unavailableMcus: inst.unavailable, reserved: inst.reserved });
     } catch (err) {
       if (!isPlanError(err, 'PLAN_ERR_INFEASIBLE')) throw err;
     }
@@ -44,13 +53,59 @@ export async function compareWithOracle(
       continue;
     }
     feasible++;
-    const o = got.objective;
+    const check = checkPlan(inst.inventory, got, { reserved: inst.reserved });
+    const o = check.objective;
     const mine = { ...o, utilisation: [o.maxUtilisation.used, o.maxUtilisation.ports] as const };
-    const check = checkPlan(inst.inventory, got);
-    if ((compareObjectives(mine, expected) !== 0 || check.violations.length > 0) && mismatches++ < 5) {
-      t.fail(`seed ${seed}`, { got: mine, expected, violations: check.violations });
+    const bad = compareObjectives(mine, expected) !== 0 || check.violations.length > 0 || !got.optimal;
+    if (bad && mismatches++ < 5) {
+      t.fail(`seed ${seed}`, { got: mine, expected, violations: check.violations, optimal: got.optimal });
     }
   }
   t.equal(mismatches, 0, 'no mismatch');
   t.ok(feasible > total / 3, `enough feasible instances (${feasible} of ${total})`);
+}
+
+interface Verdicts {
+  readonly instances: readonly { seed: number; fingerprint: string; objective: OracleObjective | null }[];
+}
+
+/** The ILP oracle's cached verdicts (`npm run gen:planner-verdicts`). */
+const verdictFile = fileURLToPath(new URL('../../../test/planner/national-verdicts.json', import.meta.url));
+
+/**
+ * National-scale instances with tight cascade ports, seeds `from` to `to`: planned with proof of
+ * optimality, valid under the independent checker, with the objective the checker recomputes
+ * equal to the ILP's.
+ */
+export function checkNational(t: Test, from: number, to: number): void {
+  const verdicts = JSON.parse(readFileSync(verdictFile, 'utf8')) as Verdicts;
+  for (let seed = from; seed <= to; seed++) {
+    t.test(`national seed ${seed}`, async (t) => {
+      const verdict = verdicts.instances.find((v) => v.seed === seed);
+      const inst = nationalInstance(seed, VERDICT_OPTIONS);
+      t.ok(verdict, 'a cached verdict');
+      t.equal(fingerprint(inst), verdict?.fingerprint, 'it is for this instance (else: npm run gen:planner-verdicts)');
+      const master = inst.inventory.mcus.find((m) => m.role === 'master')!;
+      const wanting = inst.inventory.mcus.filter((m) => m.parents.includes(master.id)).length;
+      const free = master.capacity.cascadePorts - (inst.reserved[master.id]?.cascadePorts ?? 0);
+      t.ok(free < wanting, `tight: the master has ${free} cascade ports for ${wanting} MCUs that may cascade into it`);
+      const p = plan(inst.inventory, inst.session, {
+        unavailableMcus: inst.unavailable,
+        reserved: inst.reserved,
+        budgetMs: 60_000,
+      });
+      t.ok(p.optimal, `proven optimal (${p.search.nodes} nodes)`);
+      const check = checkPlan(inst.inventory, p, { reserved: inst.reserved });
+      t.same(check.violations, [], 'valid');
+      const o = check.objective;
+      const mine = { ...o, utilisation: [o.maxUtilisation.used, o.maxUtilisation.ports] as const };
+      t.equal(
+        compareObjectives(mine, verdict!.objective!),
+        0,
+        'the objective the checker recomputes is the ILP optimum',
+      );
+      const { maxUtilisation: _, ...tiers } = p.objective;
+      t.same(p.bound, tiers, 'the bound meets the objective');
+    });
+  }
 }

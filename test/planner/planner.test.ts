@@ -4,7 +4,8 @@
  * reasons, and re-planning with minimal change.
  */
 import t from 'tap';
-import type { InfeasibilityReason, Plan } from '../../src/planner/index.js';
+import type { HeldCapacity, InfeasibilityReason, Plan } from '../../src/planner/index.js';
+import { nationalInstance } from '../../testkit/index.js';
 import { endpoint, inventory, mcu, prng, randomInstance, relay, SMALL } from './fixtures.js';
 import { checkPlan, isPlanError, plan, replan } from './harness.js';
 
@@ -117,10 +118,10 @@ t.test('infeasible sessions say which endpoints and why', async (t) => {
     endpoints: ['p1-a'],
     candidates: [
       { mcu: 'p1', why: 'unavailable' },
-      { mcu: 'p1b', why: 'no-path-to-master' },
+      { mcu: 'p1b', why: 'no-path-to-root' },
     ],
   });
-  t.match(lost, [{}, { kind: 'no-path-to-master', mcu: 'p1b', endpoints: ['p1-a'] }]);
+  t.match(lost, [{}, { kind: 'no-path-to-root', mcu: 'p1b', endpoints: ['p1-a'] }]);
 
   const small = inventory(
     [mcu('master', 4, 1), mcu('s', 3, 0, ['master'])],
@@ -192,13 +193,13 @@ t.test('losing an MCU: its endpoints move if they can, leave with reasons if not
   t.match(q.changes!.reasons, [
     { kind: 'no-reachable-candidate' },
     { kind: 'no-reachable-candidate' },
-    { kind: 'no-path-to-master', mcu: 'c' },
+    { kind: 'no-path-to-root', mcu: 'c' },
   ]);
   t.same(q.unavailableMcus, ['a']);
   const back = replan(inv, q, { restoredMcus: ['a'], addEndpoints: ['y'] });
   t.equal(back.assignments.x, 'b', 'x stays where it is after the MCU comes back');
   t.equal(back.assignments.y, 'a');
-  t.throws(() => replan(inv, { ...p, master: 'gone' }, {}), { code: 'PLAN_ERR_INVALID_PLAN' });
+  t.throws(() => replan(inv, { ...p, root: 'gone' }, {}), { code: 'PLAN_ERR_INVALID_PLAN' });
   // Plans are frozen: `replan` keeps numbers beside the plan object it returned, which a mutation would make stale.
   t.ok(Object.isFrozen(q) && Object.isFrozen(q.assignments) && Object.isFrozen(q.mcus[0]!.endpoints));
   t.ok(Object.isFrozen(q.changes!.reasons[0]) && Object.isFrozen(q.objective.maxUtilisation));
@@ -221,4 +222,128 @@ t.test('re-planning keeps the depth optimal before sparing links', async (t) => 
   t.same(q.links, { a: 'master', d: 'a' });
   t.same(q.changes!.relinkedMcus, ['d']);
   t.equal(q.objective.maxDepth, 2);
+});
+
+t.test('any root: allowed parents in a cycle cascade away from the session root', async (t) => {
+  const inv = inventory(
+    [mcu('master', 10, 2, ['a']), mcu('a', 10, 2, ['master', 'b']), mcu('b', 10, 2, ['a'])],
+    [endpoint('em', ['master']), endpoint('ea', ['a']), endpoint('eb', ['b'])],
+  );
+  const all = ['em', 'ea', 'eb'];
+  const national = plan(inv, { endpoints: all });
+  t.equal(national.root, 'master');
+  t.same(national.links, { a: 'master', b: 'a' });
+  t.same(national.depths, { ea: 1, eb: 2, em: 0 });
+  const provincial = plan(inv, { endpoints: all, root: 'b', chair: 'ea' });
+  t.equal(provincial.root, 'b');
+  t.same(provincial.links, { a: 'b', master: 'a' }, 'the same links, the other way round');
+  t.same(provincial.depths, { ea: 0, eb: 0, em: 2 });
+  t.equal(provincial.assignments.ea, 'b', 'the chair sits on the root whatever its candidates');
+  t.equal(provincial.mcus[0]!.id, 'b');
+  t.same(checkPlan(inv, provincial).violations, []);
+  t.same(checkPlan(inv, { ...provincial, root: 'master' }).violations.length > 0, true, 'checked against its own root');
+  t.throws(() => plan(inv, { endpoints: all, root: 'nowhere' }), {
+    code: 'PLAN_ERR_INVALID_SESSION',
+    details: { unknownMcus: ['nowhere'] },
+  });
+  t.match(
+    reasonsOf(() => plan(inv, { endpoints: all, root: 'b' }, { unavailableMcus: ['b'] })),
+    [{ kind: 'root-unavailable', mcu: 'b' }],
+  );
+});
+
+t.test('capacity held by other sessions: the plan fits in what is left', async (t) => {
+  const inv = inventory(
+    [mcu('master', 10, 2), mcu('a', 6, 0, ['master']), mcu('b', 6, 0, ['master'])],
+    ['x1', 'x2', 'x3', 'x4'].map((x) => endpoint(x, ['a', 'b'])),
+  );
+  const session = { endpoints: ['x1', 'x2', 'x3', 'x4'] };
+  const free = plan(inv, session);
+  t.same(Object.values(free.assignments), ['a', 'a', 'a', 'a'], 'all on their first choice when a is free');
+  const reserved = { a: { ports: 3 } };
+  const shared = plan(inv, session, { reserved });
+  t.same(shared.reserved, { a: { ports: 3, cascadePorts: 0 } });
+  const a = shared.mcus.find((m) => m.id === 'a')!;
+  t.same(a.ports, { used: 3, held: 3, capacity: 6 }, 'two endpoints and its link, beside the three held');
+  t.same(checkPlan(inv, shared).violations, [], 'checked against the capacity it recorded');
+  t.match(checkPlan(inv, free, { reserved }).violations, [/MCU a uses 5 ports with 3 held by other sessions, of 6/]);
+  t.equal(shared.objective.maxUtilisation.mcu, 'a');
+  t.equal(shared.objective.maxUtilisation.used, 6, 'the load counts the ports other sessions hold');
+  t.match(
+    reasonsOf(() => plan(inv, session, { reserved: { a: { ports: 5 }, b: { ports: 5 } } })),
+    [{ kind: 'ports-short', mcus: ['a', 'b'] }],
+  );
+  t.match(
+    reasonsOf(() => plan(inv, session, { reserved: { master: { cascadePorts: 2 } } })),
+    [{ kind: 'no-tree', mcus: ['master'] }],
+    'the root has no cascade port left',
+  );
+  const malformed: Record<string, HeldCapacity>[] = [
+    { zz: { ports: 1 } },
+    { a: { ports: -1 } },
+    { a: { cascadePorts: 0.5 } },
+  ];
+  for (const bad of malformed) {
+    t.throws(() => plan(inv, session, { reserved: bad }), { code: 'PLAN_ERR_INVALID_SESSION' }, JSON.stringify(bad));
+  }
+});
+
+t.test('the time budget: past it, the best plan found, marked as not proven optimal, with a bound', async (t) => {
+  // A national network with tight cascade ports takes hundreds of search nodes; a clock that moves
+  // one millisecond each time it is read stops it after a handful.
+  const inst = nationalInstance(3, { roots: 'master', reserved: true });
+  let now = 0;
+  const clock = { now: () => now++ };
+  const options = { reserved: inst.reserved, budgetMs: 10, clock };
+  const p = plan(inst.inventory, inst.session, options);
+  t.equal(p.optimal, false);
+  t.equal(p.search.budgetExhausted, true);
+  t.same(checkPlan(inst.inventory, p).violations, [], 'a valid plan all the same');
+  const tiers = ['maxDepth', 'atMaxDepth', 'depthSum', 'preferenceSum', 'links'] as const;
+  const cmp = tiers.map((k) => p.bound[k] - p.objective[k]).find((d) => d !== 0) ?? 0;
+  t.ok(cmp <= 0, 'the bound is no better than the plan found', { bound: p.bound, objective: p.objective });
+  t.ok(p.bound.maxDepth >= 1, 'depth bounds that cannot fit are proven');
+  // No budget at all still answers at once, from the first relaxation.
+  const started = performance.now();
+  const quick = plan(inst.inventory, inst.session, { reserved: inst.reserved, budgetMs: 0 });
+  t.ok(performance.now() - started < 30_000, 'answers without searching');
+  t.equal(quick.optimal, false);
+  t.same(checkPlan(inst.inventory, quick).violations, []);
+  t.throws(() => plan(inst.inventory, inst.session, { budgetMs: -1 }), { code: 'PLAN_ERR_INVALID_SESSION' });
+});
+
+t.test('a re-plan under a shortage places as many endpoints as fit and says why the rest left', async (t) => {
+  const inv = inventory(
+    [mcu('master', 20, 2), mcu('a', 6, 0, ['master']), mcu('b', 4, 0, ['master'])],
+    [
+      ...['x1', 'x2', 'x3', 'x4', 'x5'].map((x) => endpoint(x, ['a', 'b'])),
+      endpoint('y1', ['b']),
+      endpoint('y2', ['b']),
+    ],
+  );
+  const p = plan(inv, { endpoints: inv.endpoints.map((e) => e.id) });
+  t.same(p.mcus.find((m) => m.id === 'a')!.endpoints, ['x1', 'x2', 'x3', 'x4', 'x5']);
+  const q = replan(inv, p, { lostMcus: ['a'] });
+  t.ok(q.optimal);
+  t.same(q.changes!.droppedEndpoints.length, 4, 'b keeps a port for its link: three of seven fit');
+  t.same(Object.keys(q.assignments).length, 3);
+  t.equal(q.bound.unplaced, 4, 'the count left out is proven minimal');
+  t.match(q.changes!.reasons, [{ kind: 'ports-short', mcus: ['b'] }]);
+  t.same(checkPlan(inv, q).violations, []);
+  t.ok(
+    q.changes!.droppedEndpoints.every((e) => !(e in q.depths)),
+    'dropped endpoints are out of the session',
+  );
+  const back = replan(inv, q, { restoredMcus: ['a'], addEndpoints: q.changes!.droppedEndpoints });
+  t.same(back.changes!.droppedEndpoints, [], 'they come back with their MCU');
+});
+
+t.test('search statistics are part of each result, not state of the module', async (t) => {
+  const inv = province();
+  const small = plan(inv, { endpoints: ['gov'] });
+  const big = plan(inv, { endpoints: inv.endpoints.map((e) => e.id), chair: 'chair' });
+  t.match(small.search, { nodes: Number, flows: Number, shortcut: 'none', budgetExhausted: false });
+  t.ok(Object.isFrozen(small.search));
+  t.ok(big.search.flows >= small.search.flows, 'each result keeps its own counts');
+  t.equal(replan(inv, big, {}).search.shortcut, 'kept');
 });

@@ -1,12 +1,13 @@
 /**
- * The exhaustive oracle: every cascade tree (each slave left out or under one
- * of its allowed parents), every assignment of every endpoint to one of its
- * candidates, kept if every capacity holds; the lexicographically best
+ * The exhaustive oracle: every cascade tree (each MCU but the session's root
+ * left out or under one of its allowed parents, cycles rejected), every
+ * assignment of every endpoint to one of its candidates, kept if every
+ * capacity left by other sessions holds; the lexicographically best
  * objective wins. Written from the issue's definitions only, sharing no code
  * with the planner, so the two can check each other.
  */
-import type { Inventory } from '../../src/inventory/types.js';
-import type { Session } from '../../src/planner/index.js';
+import type { Inventory } from '../src/inventory/index.js';
+import type { Session } from '../src/planner/index.js';
 
 export interface OracleObjective {
   readonly maxDepth: number;
@@ -48,12 +49,25 @@ export function sessionMembers(
   return { members, weight };
 }
 
-export function exhaustive(inv: Inventory, session: Session, unavailable: readonly string[]): OracleObjective | null {
+/** Ports and cascade ports of one MCU held by other live sessions. */
+export interface Held {
+  readonly ports: number;
+  readonly cascadePorts: number;
+}
+
+export function exhaustive(
+  inv: Inventory,
+  session: Session,
+  unavailable: readonly string[],
+  reserved: Readonly<Record<string, Held>> = {},
+): OracleObjective | null {
   const down = new Set(unavailable);
   const mcus = inv.mcus.filter((m) => !down.has(m.id));
-  const master = mcus.find((m) => m.role === 'master');
-  if (master === undefined) return null;
-  const slaves = mcus.filter((m) => m !== master);
+  const rootId = session.root ?? inv.mcus.find((m) => m.role === 'master')?.id;
+  const root = mcus.find((m) => m.id === rootId);
+  if (root === undefined) return null;
+  const slaves = mcus.filter((m) => m !== root);
+  const held = (id: string) => reserved[id] ?? { ports: 0, cascadePorts: 0 };
   const byId = new Map(inv.endpoints.map((e) => [e.id, e]));
   const { members, weight } = sessionMembers(inv, session);
   const placed = [...members].filter((id) => byId.get(id)!.connection !== 'relay');
@@ -65,22 +79,22 @@ export function exhaustive(inv: Inventory, session: Session, unavailable: readon
       const s = slaves[i]!;
       parentOf.set(s.id, null);
       chooseTree(i + 1);
-      for (const p of s.parents) {
-        if (down.has(p)) continue;
+      for (const p of new Set(s.parents)) {
+        if (down.has(p) || p === s.id) continue;
         parentOf.set(s.id, p);
         chooseTree(i + 1);
       }
       parentOf.delete(s.id);
       return;
     }
-    // A valid tree: every used slave's parent is the master or a used slave.
-    const depth = new Map<string, number>([[master.id, 0]]);
-    const depthOf = (id: string): number => {
+    // A valid tree: every used slave's parent chain reaches the root without a cycle.
+    const depth = new Map<string, number>([[root.id, 0]]);
+    const depthOf = (id: string, steps: number): number => {
       if (depth.has(id)) return depth.get(id)!;
       const p = parentOf.get(id);
-      if (p === null || p === undefined) return Number.NaN;
-      const d = depthOf(p) + 1;
-      depth.set(id, d);
+      if (p === null || p === undefined || steps > mcus.length) return Number.NaN;
+      const d = depthOf(p, steps + 1) + 1;
+      if (!Number.isNaN(d)) depth.set(id, d);
       return d;
     };
     const ports = new Map<string, number>(mcus.map((m) => [m.id, 0]));
@@ -89,16 +103,19 @@ export function exhaustive(inv: Inventory, session: Session, unavailable: readon
     for (const s of slaves) {
       const p = parentOf.get(s.id);
       if (p === null || p === undefined) continue;
-      if (Number.isNaN(depthOf(s.id))) return;
+      if (Number.isNaN(depthOf(s.id, 0))) return;
       links++;
       ports.set(s.id, ports.get(s.id)! + 1);
       ports.set(p, ports.get(p)! + 1);
       cascade.set(p, cascade.get(p)! + 1);
     }
+    // Only MCUs taking part must fit: an MCU other sessions fill up is simply not used.
     for (const m of mcus) {
-      if (ports.get(m.id)! > m.capacity.ports || cascade.get(m.id)! > m.capacity.cascadePorts) return;
+      const h = held(m.id);
+      if (ports.get(m.id)! > 0 && ports.get(m.id)! + h.ports > m.capacity.ports) return;
+      if (cascade.get(m.id)! > 0 && cascade.get(m.id)! + h.cascadePorts > m.capacity.cascadePorts) return;
     }
-    const capacity = new Map(mcus.map((m) => [m.id, m.capacity.ports]));
+    const capacity = new Map(mcus.map((m) => [m.id, m.capacity.ports - held(m.id).ports]));
     const on = new Map<string, string>();
     const assign = (k: number, pref: number): void => {
       if (k === placed.length) {
@@ -111,12 +128,13 @@ export function exhaustive(inv: Inventory, session: Session, unavailable: readon
           if (d === maxDepth) atMaxDepth += w;
           depthSum += d * w;
         }
+        // The load of an MCU taking part: this session's ports and those other sessions hold.
         let utilisation: [number, number] = [0, 1];
         for (const m of mcus) {
-          const used = ports.get(m.id)!;
+          const load = ports.get(m.id)! + held(m.id).ports;
           const cap = m.capacity.ports;
-          if ((m === master || parentOf.get(m.id)) && cap > 0 && used * utilisation[1] > utilisation[0] * cap) {
-            utilisation = [used, cap];
+          if ((m === root || parentOf.get(m.id)) && cap > 0 && load * utilisation[1] > utilisation[0] * cap) {
+            utilisation = [load, cap];
           }
         }
         const obj: OracleObjective = { maxDepth, atMaxDepth, depthSum, preferenceSum: pref, links, utilisation };
@@ -124,7 +142,7 @@ export function exhaustive(inv: Inventory, session: Session, unavailable: readon
         return;
       }
       const id = placed[k]!;
-      const options = id === session.chair ? [master.id] : byId.get(id)!.mcus;
+      const options = id === session.chair ? [root.id] : byId.get(id)!.mcus;
       options.forEach((m, rank) => {
         if (!depth.has(m) || ports.get(m)! >= capacity.get(m)!) return;
         ports.set(m, ports.get(m)! + 1);
