@@ -108,7 +108,7 @@ t.test('POST /v1/plans: a dry run of the planner; infeasible and invalid session
     body: { endpoints: ['nb-h1', 'qb-x1'], chair: 'chair' },
   });
   t.equal(res.status, 200);
-  t.match(res.body, { master: 'master', chair: 'chair', links: { nb: 'master' } });
+  t.match(res.body, { root: 'master', chair: 'chair', links: { nb: 'master' } });
   const all = await h.call('POST', '/v1/plans', { token: h.tokens.viewer, body: { all: true } });
   t.equal(all.status, 200);
   t.equal(all.body.endpoints.length, 6);
