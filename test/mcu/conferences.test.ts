@@ -8,6 +8,7 @@
  * test/sim/conferences.test.ts; SIPp as a witness in test/interop/.)
  */
 import t from 'tap';
+import { FakeClock } from '../../src/core/index.js';
 import {
   buildConferenceInfo,
   buildResult,
@@ -45,6 +46,8 @@ interface Room {
   info?: (req: IncomingRequest) => void;
   /** Answer OPTIONS in the control dialog with this status (481: the dialog is unknown). */
   optionsStatus?: number;
+  /** OPTIONS in the control dialog: instead of the answer by optionsStatus. */
+  options?: (req: IncomingRequest) => void;
 }
 
 /** An MCU with a lobby (`conf`) and rooms on one address: the Request-URI's user part picks the room. */
@@ -90,7 +93,8 @@ async function roomsMcu(t: Tap, rooms: string[], opts: { events?: boolean } = {}
             room.infos.push(req);
             if (room.info !== undefined) room.info(req);
             else req.respond(200, { contentType: MSML_CONTENT_TYPE, body: buildResult({ response: 200 }) });
-          } else req.respond(req.method === 'OPTIONS' ? (room.optionsStatus ?? 200) : 405);
+          } else if (req.method === 'OPTIONS' && room.options !== undefined) room.options(req);
+          else req.respond(req.method === 'OPTIONS' ? (room.optionsStatus ?? 200) : 405);
         });
         d.on('refer', (ref) => {
           room.refers.push(ref);
@@ -353,3 +357,46 @@ t.test('without the conference event package each room keeps the roster the driv
   t.notOk(r1.roster.has(A));
   t.ok(updates.every((u) => u.source === 'driver'));
 });
+
+t.test(
+  'supervision on the FakeClock: a room whose check hangs skips ticks, the lobby is checked on every one',
+  async (t) => {
+    const mcu = await roomsMcu(t, ['8001']);
+    const ua = await controller(t);
+    const clock = new FakeClock();
+    const d = driverFor(t, ua, mcu.uri('conf'), { clock, healthIntervalMs: 1_000, requestTimeoutMs: 10_000 });
+    await d.connect();
+    const r1 = d.conference(mcu.uri('8001'));
+    await r1.open();
+    // Room 8001 never answers an OPTIONS from now on (a hung conference); the lobby always does.
+    const held: IncomingRequest[] = [];
+    const lobbyOptions: IncomingRequest[] = [];
+    mcu.room('8001').options = (req) => held.push(req);
+    mcu.room('conf').options = (req) => {
+      lobbyOptions.push(req);
+      req.respond(200);
+    };
+    let answered = 0;
+    ua.on('transaction', (rec) => {
+      if (rec.role === 'uac' && rec.method === 'OPTIONS' && rec.status === 200) answered++;
+    });
+    /** One health tick: the lobby's OPTIONS answered, and the driver's next tick timed from there. */
+    const tick = async (ms: number) => {
+      const before = answered;
+      clock.advance(ms);
+      await until("the lobby's OPTIONS answered", () => answered === before + 1);
+      await new Promise((r) => setImmediate(r));
+    };
+    for (let n = 0; n < 3; n++) await tick(1_000);
+    t.equal(lobbyOptions.length, 3, 'the lobby was checked on every tick');
+    t.equal(held.length, 1, "the room's first check still runs: the room skipped the next two ticks");
+    t.equal(r1.state, 'open', 'a check still inside its deadline takes nothing down');
+    t.ok(d.health.up);
+    // Its deadline (10 s) passes: one failure counted; the room checks again at the next tick.
+    await tick(10_000);
+    t.equal(held.length, 1);
+    await tick(1_000);
+    await until('the room checked again', () => held.length === 2);
+    t.equal(r1.state, 'open', 'one failure of three');
+  },
+);

@@ -250,6 +250,30 @@ t.test('dial-out on one MCU: a port taken only from elsewhere, busy when full, 2
   t.throws(() => m.join(c, undefined, '8002'), { code: 'SIM_ERR_UNKNOWN_CONFERENCE' });
 });
 
+t.test('a restart empties every room; the driver re-opens them and a session dials again', async (t) => {
+  const m = await createSimMcu({ id: 're', uri: `sip:conf@${HOST}:0`, ports: 4, rooms: ['8001'], timers: FAST });
+  t.teardown(() => m.close());
+  const a = 'sip:a@endpoints.invalid';
+  m.join(a);
+  const ua = await controller(t);
+  const d = createSipMsmlDriver({ ua, mcu: { id: 're', uri: m.uri }, healthIntervalMs: 200, requestTimeoutMs: 1_000 });
+  t.teardown(() => d.close());
+  await d.connect();
+  const room = d.conference(m.roomUri('8001'));
+  await room.open();
+  await room.dialParticipant(a);
+  await waitFor('the room lists a', () => room.roster.get(a));
+  const states: string[] = [];
+  room.on('state', (s) => states.push(s));
+  await m.restart(100);
+  t.equal(m.locate(a), undefined, 'the restarted MCU lost every call, in every conference');
+  await waitFor('the room down, then open again', () => (states.join() === 'down,open' ? true : undefined), 8_000);
+  t.equal(room.roster.size, 0, 'its roster read afresh: empty');
+  t.equal(m.conferences.get(m.roomUri('8001'))?.controlDialogs, 1, 'a new control dialog to the room');
+  await room.dialParticipant(a);
+  t.equal(m.locate(a), m.roomUri('8001'), 'the endpoint dialled in again: it sat nowhere, a port was free');
+});
+
 for (const who of ['callee', 'caller'] as const)
   t.test(`session timers on a cascade link: the ${who} is cut off, both ends drop the link (RFC 4028)`, async (t) => {
     // A 2 s session interval: the caller refreshes every second; the callee ends the call at 2 - 2/3 s without one.
