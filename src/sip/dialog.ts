@@ -160,6 +160,11 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
   sessionTimer?: { interval: number; refresher: 'local' | 'remote' };
   /** Subscriptions sharing this dialog, by event (with id), RFC 6665 4.5.2. */
   readonly subscriptions = new Map<string, DialogUsage>();
+  /**
+   * The implicit subscription of the first REFER we sent in this dialog: a notifier names only the
+   * second and later REFERs of a dialog by `id` (RFC 3515 2.4.6), so a NOTIFY with a bare `refer` is its.
+   */
+  firstRefer?: DialogUsage;
   readonly usage: 'invite' | 'subscription';
   readonly #ua: DialogHost;
   readonly #localHeader: string;
@@ -798,7 +803,9 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
       case 'NOTIFY':
       case 'SUBSCRIBE': {
         const key = eventKey(req.headers.get('event'));
-        const sub = key === undefined ? undefined : this.subscriptions.get(key);
+        let sub = key === undefined ? undefined : this.subscriptions.get(key);
+        if (sub === undefined && key === 'refer' && [...this.subscriptions.values()].includes(this.firstRefer!))
+          sub = this.firstRefer;
         if (req.method === 'NOTIFY') {
           if (sub !== undefined && sub.kind === 'subscriber') sub.receiveNotify(tx);
           else tx.respond(buildResponse(req, 481, 'No Such Subscription'));

@@ -211,6 +211,7 @@ export class SubscriberImpl extends TypedEmitter<SubscriptionEvents> implements 
         if (dialog.subscriptions.get(this.key) === this) dialog.subscriptions.delete(this.key);
         this.event = `refer;id=${n}`;
         dialog.subscriptions.set(this.key, this);
+        dialog.firstRefer ??= this;
         return n;
       },
     });
