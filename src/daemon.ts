@@ -151,6 +151,16 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const cascade = await start('cascade', () =>
       startCascadeManager({ store, inventory: inv, mcus, settings: config.daemon.cascade, logger }),
     );
+    metrics.watchCascade(cascade);
+    cascade.on('link', (l) =>
+      apiEvents.safeEmit('link', {
+        mcu: l.child,
+        target: l.parent,
+        state: l.state,
+        session: l.session,
+        ...(l.detail === undefined ? {} : { reason: l.detail }),
+      }),
+    );
     if (options.demoSession === true) await admitDemoSession(cascade, store, config, log);
 
     const apiCfg = config.daemon.api;
@@ -180,6 +190,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           startedAt: Date.now(),
           version: options.version ?? '0.0.0',
           metrics,
+          cascade,
         },
         logger,
         readiness: [

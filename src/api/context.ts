@@ -1,3 +1,4 @@
+import type { CascadeManager } from '../cascade/index.js';
 import type { Clock, TypedEmitter } from '../core/index.js';
 import type { Inventory } from '../inventory/index.js';
 import type { McuDriver } from '../mcu/index.js';
@@ -11,7 +12,16 @@ import type { Store } from '../store/index.js';
 export type ApiEvents = {
   mcu: [{ readonly mcu: string; readonly up: boolean; readonly reason: string }];
   capabilities: [{ readonly mcu: string; readonly conferenceEvents: string }];
-  link: [{ readonly mcu: string; readonly target: string; readonly state: string; readonly reason?: string }];
+  link: [
+    {
+      readonly mcu: string;
+      readonly target: string;
+      readonly state: string;
+      readonly reason?: string;
+      /** The session whose cascade the link belongs to (links the cascade manager dials). */
+      readonly session?: string;
+    },
+  ];
   chair: [{ readonly session: string; readonly endpoint: string; readonly outcome: string; readonly ms: number }];
 };
 
@@ -27,16 +37,13 @@ export interface ApiRequestRecord {
 export type ApiServerEvents = { request: [ApiRequestRecord] };
 
 /**
- * Session commands, plugged in by the composition root once the cascade and
- * session modules provide them (issues 10, 11, 13). Absent: the routes answer
- * 501 API_ERR_NOT_IMPLEMENTED after authentication and authorisation.
+ * Chair commands and the session report, plugged in by the composition root
+ * once the chair and session modules provide them (issues 11, 13). Absent:
+ * those routes answer 501 API_ERR_NOT_IMPLEMENTED after authentication,
+ * authorisation and audit.
  */
 export interface SessionCommands {
-  /** The root MCU of a session (its scope), or undefined when unknown. */
-  rootOf(id: string): Promise<string | undefined>;
-  create?(body: unknown, actor: string): Promise<object>;
-  dial?(id: string): Promise<object>;
-  chair?(id: string, endpoint: string, requestId: string): Promise<object>;
+  chair?(id: string, endpoint: string, requestId: string, actor: string): Promise<object>;
   chairPreview?(id: string, endpoint: string): Promise<object>;
   report?(id: string): Promise<object>;
 }
@@ -47,6 +54,8 @@ export interface ApiContext {
   readonly drivers: ReadonlyMap<string, McuDriver>;
   readonly events: TypedEmitter<ApiEvents>;
   readonly sessions?: SessionCommands;
+  /** The cascade manager (issue 10): admits, dials and ends sessions. Absent: those routes answer 501. */
+  readonly cascade?: Pick<CascadeManager, 'admit' | 'end' | 'sync'>;
   readonly metrics?: { readonly contentType: string; render(): Promise<string> };
   readonly clock: Clock;
   readonly startedAt: number;

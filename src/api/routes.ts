@@ -4,6 +4,7 @@
  * generated tests (test/api/routes.test.ts) walk this table, so a new route
  * cannot skip authentication, authorisation, validation or audit tests.
  */
+import { cascadeStatus } from '../cascade/index.js';
 import type { Endpoint, Inventory, Mcu } from '../inventory/index.js';
 import { LAYOUT_NAMES, type McuDriver } from '../mcu/index.js';
 import { type Plan, plan } from '../planner/index.js';
@@ -22,7 +23,7 @@ export interface RouteRequest {
 }
 
 export interface RouteSpec {
-  readonly method: 'GET' | 'POST';
+  readonly method: 'GET' | 'POST' | 'DELETE';
   readonly url: string;
   readonly summary: string;
   readonly tag: string;
@@ -178,9 +179,15 @@ const scopeOfMcuParam = (req: RouteRequest, ctx: ApiContext) => {
   return m === undefined ? undefined : mcuScope(ctx.inventory, m);
 };
 
+/** A session's scope is its root MCU's; a session the store does not know is treated as national (fail closed). */
 async function scopeOfSessionParam(req: RouteRequest, ctx: ApiContext): Promise<ResourceScope | undefined> {
-  const root = ctx.sessions === undefined ? undefined : await ctx.sessions.rootOf(req.params.id!);
+  const root = (await ctx.store.getCascade(req.params.id!))?.root;
   return sessionScope(ctx.inventory, root);
+}
+
+function cascadeOr501(ctx: ApiContext) {
+  if (ctx.cascade === undefined) throw new ApiError('API_ERR_NOT_IMPLEMENTED', 'no cascade manager in this build');
+  return ctx.cascade;
 }
 
 function sessionsOr501<K extends keyof NonNullable<ApiContext['sessions']>>(ctx: ApiContext, k: K) {
@@ -504,7 +511,7 @@ export const ROUTES: readonly RouteSpec[] = [
   {
     method: 'POST',
     url: '/v1/sessions',
-    summary: 'Create a session (planned or ad hoc)',
+    summary: 'Create a session: admitted within the capacity live sessions leave, then its cascade is dialed',
     tag: 'sessions',
     permission: 'command',
     audit: 'session.create',
@@ -512,27 +519,80 @@ export const ROUTES: readonly RouteSpec[] = [
     schema: {
       body: object(
         {
-          id,
-          kind: { enum: ['planned', 'adhoc'] },
+          id: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' },
+          kind: { enum: ['planned', 'adhoc'], default: 'adhoc' },
           title: { type: 'string', minLength: 1, maxLength: 200 },
-          root: { ...id, description: 'Root MCU (default: the master, a national session).' },
-          startsAt: { type: 'string', format: 'date-time' },
+          root: { ...id, description: 'Root MCU, where the chair sits (default: the master, a national session).' },
           endpoints: { type: 'array', minItems: 1, maxItems: 100_000, items: id },
+          all: { type: 'boolean', description: 'Every endpoint of the inventory (instead of endpoints).' },
           chair: id,
+          mains: {
+            type: 'array',
+            maxItems: 10_000,
+            items: id,
+            description: "Endpoints shown full-screen up their MCU's link (docs/cascade.md).",
+          },
         },
-        ['id', 'kind', 'title', 'endpoints'],
+        [],
       ),
       response: { 201: opaque, 409: { $ref: 'Error#' }, 422: { $ref: 'Error#' }, ...commonErrors },
     },
     scope: (req, ctx) => sessionScope(ctx.inventory, (req.body as { root?: string }).root),
     target: (req) => (req.body as { id?: string }).id,
-    available: (ctx) => ctx.sessions?.create !== undefined,
-    handler: async (req, ctx) => sessionsOr501(ctx, 'create')(req.body, req.principal.id),
+    available: (ctx) => ctx.cascade !== undefined,
+    handler: async (req, ctx) => {
+      const b = req.body as {
+        id?: string;
+        kind: 'planned' | 'adhoc';
+        title?: string;
+        root?: string;
+        endpoints?: string[];
+        all?: boolean;
+        chair?: string;
+        mains?: string[];
+      };
+      if ((b.endpoints === undefined) === (b.all !== true)) {
+        throw new ApiError('API_ERR_VALIDATION', '/body/endpoints: give either endpoints or all: true', {
+          details: [{ path: '/body/endpoints', message: 'give either endpoints or all: true' }],
+        });
+      }
+      return cascadeOr501(ctx).admit({
+        kind: b.kind,
+        endpoints: b.endpoints ?? 'all',
+        ...(b.id === undefined ? {} : { id: b.id }),
+        ...(b.title === undefined ? {} : { title: b.title }),
+        ...(b.root === undefined ? {} : { root: b.root }),
+        ...(b.chair === undefined ? {} : { chair: b.chair }),
+        ...(b.mains === undefined ? {} : { mains: b.mains }),
+      });
+    },
+  },
+  {
+    method: 'DELETE',
+    url: '/v1/sessions/:id',
+    summary: 'End a session: its cascade is torn down',
+    tag: 'sessions',
+    permission: 'command',
+    audit: 'session.end',
+    schema: { params: idParams, response: { 200: opaque, 409: { $ref: 'Error#' }, ...commonErrors } },
+    scope: scopeOfSessionParam,
+    target: (req) => req.params.id,
+    available: (ctx) => ctx.cascade !== undefined,
+    handler: async (req, ctx) => cascadeOr501(ctx).end(req.params.id!),
+  },
+  {
+    method: 'GET',
+    url: '/v1/sessions/:id/cascade',
+    summary: "The session's cascade: every link of its plan as last observed",
+    tag: 'sessions',
+    permission: 'read',
+    schema: { params: idParams, response: ok(opaque) },
+    handler: async (req, ctx) => (await cascadeStatus(ctx.store, req.params.id!))[0],
   },
   {
     method: 'POST',
     url: '/v1/sessions/:id/cascade',
-    summary: "Dial the session's cascade links",
+    summary: "Dial the session's cascade now (re-read the store and reconcile at once); answers its status",
     tag: 'sessions',
     permission: 'command',
     audit: 'session.cascade',
@@ -543,8 +603,12 @@ export const ROUTES: readonly RouteSpec[] = [
     },
     scope: scopeOfSessionParam,
     target: (req) => req.params.id,
-    available: (ctx) => ctx.sessions?.dial !== undefined,
-    handler: async (req, ctx) => sessionsOr501(ctx, 'dial')(req.params.id!),
+    available: (ctx) => ctx.cascade !== undefined,
+    handler: async (req, ctx) => {
+      const status = await cascadeStatus(ctx.store, req.params.id!);
+      await cascadeOr501(ctx).sync();
+      return status[0];
+    },
   },
   {
     method: 'POST',
@@ -562,7 +626,12 @@ export const ROUTES: readonly RouteSpec[] = [
     target: (req) => req.params.id,
     available: (ctx) => ctx.sessions?.chair !== undefined,
     handler: async (req, ctx) =>
-      sessionsOr501(ctx, 'chair')(req.params.id!, (req.body as { endpoint: string }).endpoint, req.id),
+      sessionsOr501(ctx, 'chair')(
+        req.params.id!,
+        (req.body as { endpoint: string }).endpoint,
+        req.id,
+        req.principal.id,
+      ),
   },
   {
     method: 'POST',

@@ -22,7 +22,8 @@ Usage:
   cascadectl [options] mcu ID                       one MCU with its conference
   cascadectl [options] sessions [--state S]
   cascadectl [options] plan (--all | --endpoints A,B,...) [--chair E] [--unavailable M1,M2]
-  cascadectl [options] cascade SESSION              dial the session's cascade
+  cascadectl [options] cascade SESSION [--status]   dial the session's cascade now (--status: only
+                                                    show it), with every link's state
   cascadectl [options] chair SESSION ENDPOINT [--preview]
                                                     bring ENDPOINT to the chair
   cascadectl [options] audit [--actor A] [--action X] [--target T] [--limit N]
@@ -87,6 +88,7 @@ const OPTIONS = {
   chair: { type: 'string' },
   unavailable: { type: 'string' },
   preview: { type: 'boolean' },
+  status: { type: 'boolean' },
   actor: { type: 'string' },
   action: { type: 'string' },
   target: { type: 'string' },
@@ -441,9 +443,28 @@ async function run(argv: string[], env: NodeJS.ProcessEnv, out: (s: string) => v
       return 0;
     }
     case 'cascade': {
-      need(1, 'cascade SESSION');
-      const r = (await call(c, 'POST', `/v1/sessions/${encodeURIComponent(args[0]!)}/cascade`, {})).body;
-      emit(r, () => `${JSON.stringify(r, null, 2)}\n`);
+      need(1, 'cascade SESSION [--status]');
+      const path = `/v1/sessions/${encodeURIComponent(args[0]!)}/cascade`;
+      const r = (values.status ? await call(c, 'GET', path) : await call(c, 'POST', path, {})).body;
+      emit(r, () => {
+        const counts = Object.entries(r.counts as Record<string, number>)
+          .map(([k, n]) => `${n} ${k}`)
+          .join(', ');
+        return (
+          `session ${r.sessionId} (${r.state}), root ${r.root}, plan v${r.planVersion}: ${counts}\n` +
+          table(
+            ['CHILD', 'PARENT', 'STATE', 'SINCE', 'ATTEMPTS', 'DETAIL'],
+            (r.links as Record<string, string | number | null>[]).map((l) => [
+              l.child,
+              l.parent,
+              l.state,
+              l.since,
+              l.attempts,
+              l.detail,
+            ]),
+          )
+        );
+      });
       return 0;
     }
     case 'chair': {

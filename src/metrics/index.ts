@@ -1,6 +1,7 @@
 /** Prometheus metrics (prom-client), fed from typed events: they stay out of control flow. */
 export type {
   ApiRequestEvent,
+  CascadeLinkEvent,
   ChairEvent,
   MeteredDriver,
   Metrics,

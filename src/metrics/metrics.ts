@@ -34,6 +34,14 @@ export interface ApiRequestEvent {
   readonly durationMs: number;
 }
 
+/** A cascade link of a session changed state (the cascade manager's `link` event). */
+export interface CascadeLinkEvent {
+  readonly session: string;
+  readonly child: string;
+  readonly parent: string;
+  readonly state: string;
+}
+
 export interface ChairEvent {
   readonly outcome: string;
   readonly ms: number;
@@ -56,6 +64,8 @@ export interface Metrics {
   watchTransactions(source: Pick<TypedEmitter<{ transaction: [TransactionEvent] }>, 'on'>): void;
   watchApi(source: Pick<TypedEmitter<{ request: [ApiRequestEvent] }>, 'on'>): void;
   watchChair(source: Pick<TypedEmitter<{ chair: [ChairEvent] }>, 'on'>): void;
+  /** Links of sessions' cascades (the cascade manager): counted with the drivers' own links. */
+  watchCascade(source: Pick<TypedEmitter<{ link: [CascadeLinkEvent] }>, 'on'>): void;
   /** The last audit chain verification (the daemon runs it periodically). */
   setAuditChain(result: { readonly ok: boolean; readonly checked: number }): void;
 }
@@ -102,7 +112,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
   });
 
-  // Cascade links as the MCUs report them: the last state of each (mcu, target).
+  // Cascade links: the last state of each, as the cascade manager (by session and child MCU) or a
+  // driver (by MCU and target) reported it. `up` and `connected` both mean the link carries media.
   const links = new Map<string, string>();
   new Gauge({
     name: 'cascaded_cascade_links',
@@ -111,7 +122,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
     collect() {
       this.reset();
-      for (const s of ['dialing', 'connected', 'failed', 'disconnected']) this.set({ state: s }, 0);
+      for (const s of ['planned', 'dialing', 'up', 'failed']) this.set({ state: s }, 0);
       for (const s of links.values()) this.inc({ state: s });
     },
   });
@@ -121,6 +132,17 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['mcu', 'target'],
     registers: [registry],
   });
+  const isUp = (state: string | undefined) => state === 'up' || state === 'connected';
+  const linkChanged = (key: string, mcu: string, target: string, reported: string) => {
+    const state = reported === 'connected' ? 'up' : reported;
+    const before = links.get(key);
+    links.set(key, state);
+    if (state === 'dialing' && before !== undefined && before !== 'planned' && before !== 'dialing') {
+      redials.inc({ mcu });
+    }
+    if (isUp(state)) linkDown.remove({ mcu, target });
+    else if (isUp(before)) linkDown.set({ mcu, target }, Date.now() / 1000);
+  };
   const redials = new Counter({
     name: 'cascaded_cascade_redials_total',
     help: 'Cascade links dialed again after they had been connected or had failed.',
@@ -252,17 +274,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
     watchDrivers(list) {
       for (const d of list) {
         drivers.push(d);
-        d.on('link', (l) => {
-          const key = `${d.mcuId}\u0000${l.target}`;
-          const before = links.get(key);
-          links.set(key, l.state);
-          if (l.state === 'dialing' && (before === 'connected' || before === 'failed' || before === 'disconnected')) {
-            redials.inc({ mcu: d.mcuId });
-          }
-          if (l.state === 'connected') linkDown.remove({ mcu: d.mcuId, target: l.target });
-          else if (before === 'connected') linkDown.set({ mcu: d.mcuId, target: l.target }, Date.now() / 1000);
-        });
+        d.on('link', (l) => linkChanged(`${d.mcuId}\u0000${l.target}`, d.mcuId, l.target, l.state));
       }
+    },
+    watchCascade(source) {
+      source.on('link', (l) => linkChanged(`${l.session}\u0000${l.child}`, l.child, l.parent, l.state));
     },
     watchTransactions(source) {
       source.on('transaction', (r) => {

@@ -330,9 +330,8 @@ t.test('plugged-in session commands: national chair rule, request deadline, per-
     rateLimit: { max: 3, windowMs: 60_000 },
     context: {
       sessions: {
-        rootOf: async (id) => (id === 'national' ? 'master' : id === 'nb-session' ? 'nb' : undefined),
-        chair: async (id, endpoint, requestId) => {
-          calls.push(`${id}:${endpoint}:${requestId}`);
+        chair: async (id, endpoint, requestId, actor) => {
+          calls.push(`${id}:${endpoint}:${requestId}:${actor}`);
           // A chair path that never finishes: the API's deadline answers for it.
           if (endpoint === 'stuck') return new Promise<object>(() => {});
           return { ok: true, steps: [] };
@@ -340,6 +339,16 @@ t.test('plugged-in session commands: national chair rule, request deadline, per-
       },
     },
   });
+  // Sessions and their roots as the cascade manager records them.
+  for (const [id, root] of [
+    ['national', 'master'],
+    ['nb-session', 'nb'],
+  ] as const) {
+    await m.store.createCascade(
+      { session: { id, kind: 'adhoc', title: id }, root, request: {}, plan: {}, usage: {}, rooms: {} },
+      await m.store.cascadeGeneration(),
+    );
+  }
   const chair = (token: string, session: string, endpoint = 'nb-h1') =>
     m.call('POST', `/v1/sessions/${session}/chair`, { token, body: { endpoint } });
   t.match(await chair(m.tokens.opNinhBinh, 'national'), { status: 403, body: { code: 'API_ERR_OUT_OF_SCOPE' } });

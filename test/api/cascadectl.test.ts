@@ -11,6 +11,7 @@ import t from 'tap';
 import { createSimMcu } from '../../src/sim/index.js';
 import { baseConfig, toYaml } from '../config/fixtures.js';
 import { spawnDaemon } from '../helpers/daemon.js';
+import { call } from './harness.js';
 
 const run = promisify(execFile);
 
@@ -89,8 +90,19 @@ t.test('cascadectl against the running daemon', async (t) => {
   t.equal(infeasible.code, 1);
   t.match(infeasible.err, /PLAN_ERR_INFEASIBLE \(HTTP 422\)/);
 
+  const created = await call(url, readFileSync(ca, 'utf8'), 'POST', '/v1/sessions', {
+    token: admin,
+    body: { id: 'nat-1', title: 'Họp', endpoints: ['nb-h1', 'qb-x1'], chair: 'chair' },
+  });
+  t.equal(created.status, 201, JSON.stringify(created.body));
   const sessions = await ctl([...base, '--token', viewer, 'sessions']);
-  t.match(sessions, { code: 0, out: /^SESSION\s+KIND\s+STATE/ });
+  t.match(sessions, { code: 0, out: /^SESSION\s+KIND\s+STATE\s+STARTS\s+TITLE\nnat-1\s+adhoc\s+live\s/ });
+  const cascade = await ctl([...base, '--token', admin, 'cascade', 'nat-1']);
+  t.equal(cascade.code, 0, cascade.err);
+  t.match(cascade.out, /^session nat-1 \(live\), root master, plan v1: /);
+  t.match(cascade.out, /\nCHILD\s+PARENT\s+STATE\s+SINCE\s+ATTEMPTS\s+DETAIL\n(nb|qb-vnpt-1)\s+master\s/);
+  const onlyStatus = await ctl([...base, '--token', viewer, '--json', 'cascade', 'nat-1', '--status']);
+  t.match(JSON.parse(onlyStatus.out), { sessionId: 'nat-1', links: Array });
 
   // Clear messages on 401 and 403.
   const noToken = await ctl([...base, 'status']);
@@ -105,7 +117,7 @@ t.test('cascadectl against the running daemon', async (t) => {
 
   const audit = await ctl([...base, '--token', admin, 'audit', '--action', 'chair.switch']);
   t.equal(audit.code, 0, audit.err);
-  t.match(audit.out, /chair\.switch\s+s1\s+API_ERR_NOT_IMPLEMENTED/);
+  t.match(audit.out, /chair\.switch\s+s1\s+API_ERR_(NOT_IMPLEMENTED|OUT_OF_SCOPE)/);
   t.match(audit.out, /chair\.switch\s+s1\s+API_ERR_FORBIDDEN/);
 
   // A certificate it cannot verify: a clear message with the fingerprint to pin; the pin works.

@@ -18,6 +18,7 @@ import {
   parseScope,
   startApiServer,
 } from '../../src/api/index.js';
+import { type CascadeManager, startCascadeManager } from '../../src/cascade/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { realClock, TypedEmitter } from '../../src/core/index.js';
 import { type McuPool, startMcuPool } from '../../src/mcu/index.js';
@@ -54,6 +55,8 @@ export interface Harness {
   readonly sims: ReadonlyMap<string, SimMcu>;
   readonly pool: McuPool;
   readonly metrics: Metrics;
+  /** The cascade manager, when asked for (`withCascade`). */
+  readonly cascade?: CascadeManager;
   readonly tokens: Readonly<Record<TokenName, string>>;
   call(method: string, path: string, opts?: CallOptions): Promise<Reply>;
   /** A fresh token (e.g. for a rate-limit test that must not share a budget). */
@@ -72,7 +75,11 @@ export type TokenName =
 
 export async function startHarness(
   t: { testdir(): string; teardown(fn: () => unknown): void },
-  overrides: Partial<Omit<ApiServerOptions, 'context'>> & { readonly context?: Partial<ApiContext> } = {},
+  overrides: Partial<Omit<ApiServerOptions, 'context'>> & {
+    readonly context?: Partial<ApiContext>;
+    /** Run the real cascade manager (sessions are admitted and dialed over SIP). */
+    readonly withCascade?: boolean;
+  } = {},
   mutate: (o: Mutable) => void = () => {},
 ): Promise<Harness> {
   const dir = t.testdir();
@@ -97,11 +104,24 @@ export async function startHarness(
   t.teardown(() => pool.close());
   await pool.firstAttempts;
   const tls = await loadOrCreateCertificate(undefined, join(dir, 'state'), ['127.0.0.1']);
+  let cascade: CascadeManager | undefined;
+  if (overrides.withCascade === true) {
+    const manager = await startCascadeManager({
+      store,
+      inventory: config.inventory,
+      mcus: pool,
+      settings: config.daemon.cascade,
+      logger,
+    });
+    t.teardown(() => manager.close());
+    cascade = manager;
+  }
   const events = new TypedEmitter<ApiEvents>();
   const metrics = createMetrics({ inventory: config.inventory, store });
   metrics.watchDrivers(pool.drivers.values());
   metrics.watchTransactions(ua);
   metrics.watchChair(events);
+  if (cascade !== undefined) metrics.watchCascade(cascade);
   const context: ApiContext = {
     metrics,
     inventory: config.inventory,
@@ -111,9 +131,10 @@ export async function startHarness(
     clock: realClock,
     startedAt: Date.now(),
     version: 'test',
+    ...(cascade === undefined ? {} : { cascade }),
     ...overrides.context,
   };
-  const { context: _ignored, ...serverOverrides } = overrides;
+  const { context: _context, withCascade: _withCascade, ...serverOverrides } = overrides;
   const server = await startApiServer({
     host: '127.0.0.1',
     port: 0,
@@ -161,6 +182,7 @@ export async function startHarness(
     sims,
     pool,
     metrics,
+    ...(cascade === undefined ? {} : { cascade }),
     tokens,
     token,
     call: (method, path, opts = {}) => call(server.url, ca, method, path, opts),

@@ -38,6 +38,11 @@ const EXAMPLES: Record<string, Example> = {
     path: '/v1/sessions',
     body: { id: 's1', kind: 'adhoc', title: 'Họp', root: 'nb', endpoints: ['nb-h1'] },
   },
+  'DELETE /v1/sessions/:id': { path: '/v1/sessions/s1', badPath: { path: '/v1/sessions/%2Fx', at: '/params/id' } },
+  'GET /v1/sessions/:id/cascade': {
+    path: '/v1/sessions/s1/cascade',
+    badPath: { path: '/v1/sessions/a%20b/cascade', at: '/params/id' },
+  },
   'POST /v1/sessions/:id/cascade': { path: '/v1/sessions/s1/cascade', body: {} },
   'POST /v1/sessions/:id/chair': { path: '/v1/sessions/s1/chair', body: { endpoint: 'nb-h1' } },
   'POST /v1/sessions/:id/chair/preview': { path: '/v1/sessions/s1/chair/preview', body: { endpoint: 'nb-h1' } },

@@ -2,7 +2,12 @@ import t from 'tap';
 import { parseConfig } from '../../src/config/index.js';
 import { TypedEmitter } from '../../src/core/index.js';
 import type { McuDriverEvents } from '../../src/mcu/index.js';
-import { type ChairEvent, createMetrics, type TransactionEvent } from '../../src/metrics/index.js';
+import {
+  type CascadeLinkEvent,
+  type ChairEvent,
+  createMetrics,
+  type TransactionEvent,
+} from '../../src/metrics/index.js';
 import { openSqliteStore } from '../../src/store/index.js';
 import { baseConfig, toYaml } from '../config/fixtures.js';
 
@@ -62,7 +67,7 @@ t.test('metrics follow the events they subscribe to and the state read at scrape
   t.match(text, /cascaded_mcu_up\{mcu="master",role="master",operator="cuc"\} 1/);
   t.match(text, /cascaded_mcu_conference_events\{mcu="nb"\} 0/);
   t.match(text, /cascaded_cascade_links\{state="dialing"\} 1/);
-  t.match(text, /cascaded_cascade_links\{state="connected"\} 0/);
+  t.match(text, /cascaded_cascade_links\{state="up"\} 0/);
   t.match(text, /cascaded_cascade_redials_total\{mcu="nb"\} 1/);
   t.match(text, /cascaded_cascade_link_down_since_seconds\{mcu="nb",target="sip:conf@master"\} \d/);
   t.match(text, /cascaded_sip_transactions_total\{method="INFO",role="uac",status_class="4xx"\} 1/);
@@ -82,4 +87,19 @@ t.test('metrics follow the events they subscribe to and the state read at scrape
 
   nb.safeEmit('link', { target: 'sip:conf@master', state: 'connected' });
   t.notMatch(await m.render(), /cascaded_cascade_link_down_since_seconds\{/, 'a link back up is no longer down');
+
+  // Links of sessions' cascades, as the cascade manager reports them.
+  const cascade = new TypedEmitter<{ link: [CascadeLinkEvent] }>();
+  m.watchCascade(cascade);
+  cascade.safeEmit('link', { session: 's1', child: 'qb-vnpt-1', parent: 'nb', state: 'planned' });
+  cascade.safeEmit('link', { session: 's1', child: 'qb-vnpt-1', parent: 'nb', state: 'dialing' });
+  cascade.safeEmit('link', { session: 's1', child: 'qb-vnpt-1', parent: 'nb', state: 'up' });
+  let after = await m.render();
+  t.match(after, /cascaded_cascade_links\{state="up"\} 2/, "the driver's link and the session's");
+  t.notMatch(after, /cascaded_cascade_redials_total\{mcu="qb-vnpt-1"\}/, 'a first dial is no redial');
+  cascade.safeEmit('link', { session: 's1', child: 'qb-vnpt-1', parent: 'nb', state: 'failed' });
+  cascade.safeEmit('link', { session: 's1', child: 'qb-vnpt-1', parent: 'nb', state: 'dialing' });
+  after = await m.render();
+  t.match(after, /cascaded_cascade_redials_total\{mcu="qb-vnpt-1"\} 1/);
+  t.match(after, /cascaded_cascade_link_down_since_seconds\{mcu="qb-vnpt-1",target="nb"\} \d/);
 });
