@@ -436,7 +436,7 @@ export const ROUTES: readonly RouteSpec[] = [
           endpoints: { type: 'array', minItems: 1, maxItems: 100_000, items: id },
           all: { type: 'boolean', description: 'Every endpoint of the inventory takes part (instead of endpoints).' },
           chair: id,
-          root: { ...id, description: 'The root MCU; today only the master (national sessions).' },
+          root: { ...id, description: 'The root MCU, where the chair sits (default: the master).' },
           unavailableMcus: { type: 'array', maxItems: 10_000, items: id, uniqueItems: true },
           includeDownMcus: {
             type: 'boolean',
@@ -457,14 +457,6 @@ export const ROUTES: readonly RouteSpec[] = [
         unavailableMcus?: string[];
         includeDownMcus: boolean;
       };
-      const ix = indexInventory(ctx.inventory);
-      if (b.root !== undefined && b.root !== ix.master?.id) {
-        // The planner roots every plan on the master today; provincial roots come with the session module.
-        throw new ApiError(
-          'API_ERR_NOT_IMPLEMENTED',
-          `plans rooted on "${b.root}" (not the master) are not in this build`,
-        );
-      }
       const down = b.includeDownMcus ? [] : [...ctx.drivers.values()].filter((d) => !d.health.up).map((d) => d.mcuId);
       const unavailable = [...new Set([...(b.unavailableMcus ?? []), ...down])];
       if ((b.endpoints === undefined) === (b.all !== true)) {
@@ -473,9 +465,12 @@ export const ROUTES: readonly RouteSpec[] = [
         });
       }
       const endpoints = b.endpoints ?? ctx.inventory.endpoints.map((e) => e.id);
-      const result: Plan = plan(ctx.inventory, b.chair === undefined ? { endpoints } : { endpoints, chair: b.chair }, {
-        unavailableMcus: unavailable,
-      });
+      const session = {
+        endpoints,
+        ...(b.chair === undefined ? {} : { chair: b.chair }),
+        ...(b.root === undefined ? {} : { root: b.root }),
+      };
+      const result: Plan = plan(ctx.inventory, session, { unavailableMcus: unavailable });
       return result;
     },
   },

@@ -123,7 +123,12 @@ t.test('POST /v1/plans: a dry run of the planner; infeasible and invalid session
     token: h.tokens.viewer,
     body: { endpoints: ['nb-h1'], root: 'nb' },
   });
-  t.match(root, { status: 501, body: { code: 'API_ERR_NOT_IMPLEMENTED' } });
+  t.match(root, { status: 200, body: { root: 'nb', assignments: { 'nb-h1': 'nb' } } }, 'a provincial root');
+  const unknownRoot = await h.call('POST', '/v1/plans', {
+    token: h.tokens.viewer,
+    body: { endpoints: ['nb-h1'], root: 'atlantis' },
+  });
+  t.ok(unknownRoot.status >= 400 && unknownRoot.status < 500, `unknown root: ${unknownRoot.body.code}`);
 });
 
 t.test('session commands answer 501 until the session module is plugged in (after auth and scope)', async (t) => {
