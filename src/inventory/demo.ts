@@ -136,6 +136,9 @@ const SIM_PROFILES: Readonly<Record<string, 'no-conference-events' | 'full-state
  */
 const ROOMS = { from: 8001, to: 8032 } as const;
 
+/** The domain of the demo endpoints' SIP URIs (the simulator's, docs/sim.md). */
+const ENDPOINT_DOMAIN = 'endpoints.invalid';
+
 /** The committed demo secret the challenging MCUs ask for (relative to the working directory, like every path). */
 export const DEMO_SECRET_FILE = 'config/demo-secrets/mcu.secret';
 
@@ -330,14 +333,18 @@ export function generateDemoYaml(seed = DEMO_SEED): string {
   w('');
   w('endpoints:');
   const ep = (fields: string) => w(`  - { ${fields} }`);
+  // Where MCUs dial each room (the cascade manager dials the session's endpoints into its rooms): the domain
+  // the simulator knows its endpoints by (RFC 6761 .invalid: it resolves nowhere, the rooms are simulated).
+  // Relayed rooms have none: the AV matrix carries them.
+  const sip = (id: string) => `sip: "sip:${id}@${ENDPOINT_DOMAIN}"`;
   for (const [id, name] of CENTRAL_ENDPOINTS) {
-    ep(`id: ${id}, name: ${q(name)}, level: central, mcus: [ master ], vcs: ${q(pick(VCS))}`);
+    ep(`id: ${id}, name: ${q(name)}, level: central, mcus: [ master ], vcs: ${q(pick(VCS))}, ${sip(id)}`);
   }
   for (const [p, [pid, pname, region]] of PROVINCES.entries()) {
     const pp = perProvince[p]!;
     const provinceEp = `${pid}-ubnd`;
     ep(
-      `id: ${provinceEp}, name: ${q(`UBND ${pname}`)}, level: province, province: ${pid}, mcus: [ master, ${pid} ], vcs: ${q(pick(VCS))}`,
+      `id: ${provinceEp}, name: ${q(`UBND ${pname}`)}, level: province, province: ${pid}, mcus: [ master, ${pid} ], vcs: ${q(pick(VCS))}, ${sip(provinceEp)}`,
     );
     const operator = VIA_OPERATOR[pid];
     const cands = operator
@@ -348,7 +355,7 @@ export function generateDemoYaml(seed = DEMO_SEED): string {
     for (let k = 1; k <= pp.districts; k++) {
       const did = `${pid}-h${String(k).padStart(2, '0')}`;
       ep(
-        `id: ${did}, name: ${q(`${pname} - huyện ${k}`)}, level: district, province: ${pid}, ${cands}, vcs: ${q(pick(VCS))}`,
+        `id: ${did}, name: ${q(`${pname} - huyện ${k}`)}, level: district, province: ${pid}, ${cands}, vcs: ${q(pick(VCS))}, ${sip(did)}`,
       );
       for (let c = 1; c <= pp.communes[k - 1]!; c++) {
         const cid = `${did}-x${String(c).padStart(2, '0')}`;
@@ -358,7 +365,9 @@ export function generateDemoYaml(seed = DEMO_SEED): string {
             `id: ${cid}, name: ${cname}, level: commune, province: ${pid}, connection: relay, relayVia: ${provinceEp}`,
           );
         } else {
-          ep(`id: ${cid}, name: ${cname}, level: commune, province: ${pid}, ${cands}, vcs: ${q(pick(VCS))}`);
+          ep(
+            `id: ${cid}, name: ${cname}, level: commune, province: ${pid}, ${cands}, vcs: ${q(pick(VCS))}, ${sip(cid)}`,
+          );
         }
       }
     }
