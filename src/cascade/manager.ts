@@ -92,6 +92,8 @@ export interface CascadeProgress {
   readonly root: string;
   readonly counts: Readonly<Record<LinkStateName, number>>;
   readonly links: readonly LinkView[];
+  /** The session's dialable endpoints, and how many are in their rooms (as last counted, about once a second). */
+  readonly endpoints: { readonly wanted: number; readonly in: number };
 }
 
 export interface CascadeManager extends TypedEmitter<CascadeManagerEvents> {
@@ -114,6 +116,10 @@ export interface CascadeManager extends TypedEmitter<CascadeManagerEvents> {
 const NO_COUNTS: Record<LinkStateName, number> = { planned: 0, dialing: 0, up: 0, failed: 0 };
 /** At most one reconcile pass per this many ms while events pour in (a national endpoint dial is 10^4 of them). */
 const MIN_PASS_GAP_MS = 20;
+/** How often the endpoints in their rooms are counted for progress (a pass over every session endpoint). */
+const ENDPOINT_COUNT_MS = 1_000;
+/** How often the endpoint count is logged while it changes. */
+const ENDPOINT_LOG_MS = 5_000;
 /** Hang-up answers that mean "already gone" (RFC 4579 5.6: the focus does not know that participant). */
 const GONE = new Set([404, 481]);
 
@@ -132,6 +138,7 @@ interface SessionState {
   allUp: boolean;
   /** Was every link up once already (since the manager started)? */
   wasUp: boolean;
+  endpoints: { wanted: number; in: number; allInLogged: boolean; lastLogAt: number };
 }
 
 /** One room of a session as the manager watches it. */
@@ -217,6 +224,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   #passScheduled = false;
   #lastPass = Number.NEGATIVE_INFINITY;
   #wakeTimer?: TimerHandle;
+  #lastCount = Number.NEGATIVE_INFINITY;
+  #countTimer?: TimerHandle;
   #pollTimer?: TimerHandle;
   #dataVersion = -1;
   #syncing?: Promise<void>;
@@ -241,6 +250,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
       halfDeadGraceMs: o.settings.halfDeadGraceMs,
       replanAfterMs: o.settings.replanAfterMs,
       unexpectedLinks: o.settings.unexpectedLinks,
+      endpoints: o.settings.dialEndpoints ? 'all' : 'mains',
     };
     const levels = new Map(o.inventory.levels.map((l, i) => [l.id, i]));
     const endpoints = new Map(o.inventory.endpoints.map((e) => [e.id, e]));
@@ -340,6 +350,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         startedAt: known?.startedAt ?? this.#clock.now(),
         allUp: known?.allUp ?? false,
         wasUp: known?.wasUp ?? false,
+        endpoints: known?.endpoints ?? { wanted: 0, in: 0, allInLogged: false, lastLogAt: 0 },
       });
       for (const [mcu, uri] of Object.entries(desired.rooms)) this.#watch(mcu, uri);
     }
@@ -420,11 +431,20 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     const decision = decide(sessions, this.#observed(), this.#book, this.#opts);
     this.#book.sawHalf(decision.half, now);
     this.#track(decision.links, now);
+    if (now - this.#lastCount >= ENDPOINT_COUNT_MS) {
+      this.#lastCount = now;
+      this.#countEndpoints(now);
+    } else if (this.#countTimer === undefined)
+      // A count is due later: one pass then, even if nothing else happens.
+      this.#countTimer = this.#clock.setTimeout(
+        () => {
+          this.#countTimer = undefined;
+          this.#kick();
+        },
+        this.#lastCount + ENDPOINT_COUNT_MS - now,
+      );
     this.#report(decision.unexpected);
-    for (const a of decision.actions) {
-      if (!this.#settings.dialEndpoints && a.kind === 'dial-participant') continue;
-      this.#start(a);
-    }
+    for (const a of decision.actions) this.#start(a);
     this.#clock.clearTimeout(this.#wakeTimer);
     if (decision.wakeAt !== undefined)
       this.#wakeTimer = this.#clock.setTimeout(() => this.#kick(), Math.max(0, decision.wakeAt - now));
@@ -642,6 +662,46 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     }
   }
 
+  /** Endpoints in their rooms per live session: logged while they come in, and once when all are. */
+  #countEndpoints(now: number): void {
+    for (const s of this.#sessions.values()) {
+      if (s.desired.phase !== 'live') continue;
+      let wanted = 0;
+      let present = 0;
+      for (const [m, all] of Object.entries(s.desired.participants)) {
+        const main = s.desired.mains[m];
+        const eps = this.#settings.dialEndpoints ? all : main === undefined ? [] : [main];
+        const room = this.#rooms.get(roomKey(s.desired.rooms[m] ?? ''));
+        wanted += eps.length;
+        if (room === undefined) continue;
+        for (const ep of eps) if (room.roster.get(roomKey(ep))?.status === 'connected') present++;
+      }
+      const e = s.endpoints;
+      const changed = present !== e.in;
+      e.wanted = wanted;
+      e.in = present;
+      const id = s.desired.id;
+      if (present === wanted && wanted > 0 && !e.allInLogged) {
+        e.allInLogged = true;
+        const ms = Math.round(now - s.startedAt);
+        this.#log?.info(
+          { session: id, endpoints: wanted, ms },
+          `session ${id}: all ${wanted} endpoints in their rooms (${ms} ms)`,
+        );
+        this.#event('cascade.session.endpoints', id, { endpoints: wanted, ms });
+      } else if (present < wanted) {
+        if (e.allInLogged) e.allInLogged = false;
+        if (changed && now - e.lastLogAt >= ENDPOINT_LOG_MS) {
+          e.lastLogAt = now;
+          this.#log?.info(
+            { session: id, in: present, wanted },
+            `session ${id}: ${present} of ${wanted} endpoints in their rooms`,
+          );
+        }
+      }
+    }
+  }
+
   #counts(session: string): Record<LinkStateName, number> {
     const c = { ...NO_COUNTS };
     for (const [k, v] of this.#links) if (k.startsWith(`${session}|`)) c[v.state]++;
@@ -685,6 +745,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         root: s.desired.root,
         counts: this.#counts(s.desired.id),
         links,
+        endpoints: { wanted: s.endpoints.wanted, in: s.endpoints.in },
       });
     }
     return out;
@@ -739,6 +800,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     this.#closed = true;
     this.#clock.clearTimeout(this.#pollTimer);
     this.#clock.clearTimeout(this.#wakeTimer);
+    this.#clock.clearTimeout(this.#countTimer);
     for (const off of this.#unsubscribe) off();
     for (const w of this.#rooms.values()) w.detach();
     await this.#syncing;

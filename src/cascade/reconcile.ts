@@ -84,6 +84,8 @@ export interface ReconcileOptions {
   readonly replanAfterMs: number;
   /** Links in a session's rooms that no session asked for: reported always, hung up only with 'hang-up'. */
   readonly unexpectedLinks: 'report' | 'hang-up';
+  /** Dial every endpoint of a session, or only each MCU's main endpoint (the one its link shows). */
+  readonly endpoints: 'all' | 'mains';
 }
 
 export type Pool = 'link' | 'participant' | 'layout' | 'control';
@@ -540,14 +542,30 @@ export function decide(
       if (budget.participant <= 0) return;
       if (main !== undefined && room?.state === 'open' && absent(room, main)) dialOne(m, main);
     }
-    // ... the others once their MCU is cascaded.
+    if (opts.endpoints === 'mains') return;
+    // ... the others once their MCU is cascaded, one room after another (round robin): a room's commands
+    // share its control dialog, so spreading them over the rooms keeps every dialog busy at once.
+    const cursors: { m: string; room: ObservedRoom; list: readonly string[]; i: number }[] = [];
     for (const m of d.mcus) {
       const room = v.room(m);
-      if (room?.state !== 'open' || (m !== d.root && !v.isUp(m))) continue;
-      const main = d.mains[m];
-      for (const ep of d.participants[m] ?? []) {
+      if (room?.state === 'open' && (m === d.root || v.isUp(m)))
+        cursors.push({ m, room, list: d.participants[m] ?? [], i: 0 });
+    }
+    while (cursors.length > 0) {
+      for (let k = 0; k < cursors.length; ) {
         if (budget.participant <= 0) return;
-        if (ep !== main && absent(room, ep)) dialOne(m, ep);
+        const c = cursors[k]!;
+        const main = d.mains[c.m];
+        let offered = false;
+        while (!offered && c.i < c.list.length) {
+          const ep = c.list[c.i++]!;
+          if (ep === main || !absent(c.room, ep)) continue;
+          const before = actions.length;
+          dialOne(c.m, ep);
+          offered = actions.length > before;
+        }
+        if (c.i >= c.list.length) cursors.splice(k, 1);
+        else k++;
       }
     }
   }

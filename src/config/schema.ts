@@ -163,7 +163,7 @@ export const configSchema = {
               type: 'integer',
               minimum: 1,
               maximum: 1_000,
-              default: 32,
+              default: 64,
               description: 'Endpoint dials and hang-ups in flight at once.',
             },
             layoutConcurrency: {
@@ -176,7 +176,8 @@ export const configSchema = {
             dialEndpoints: {
               type: 'boolean',
               default: true,
-              description: "Dial the session's endpoints into its rooms (false: links and layouts only).",
+              description:
+                "Dial every endpoint of a session into its rooms (false: only each MCU's main endpoint, the one its link shows).",
             },
             halfDeadGraceMs: {
               type: 'integer',

@@ -26,7 +26,9 @@ export interface NetMcu {
   readonly parents?: readonly string[];
   readonly ports?: number;
   readonly cascadePorts?: number;
-  readonly profile?: 'full' | 'no-conference-events' | 'full-state-only';
+  readonly profile?: 'full' | 'no-conference-events' | 'full-state-only' | 'challenging';
+  /** Digest credentials it asks for (the challenging profile): the file holding the secret. */
+  readonly secretFile?: string;
   readonly rooms?: number;
 }
 
@@ -67,6 +69,7 @@ export function networkConfig(
       capacity: { ports: m.ports ?? 40, cascadePorts: m.cascadePorts ?? 8 },
       parents: m.parents ?? [],
       sim: { profile: m.profile ?? 'full', processingDelayMs: 5 },
+      ...(m.secretFile === undefined ? {} : { auth: { username: 'cascaded', passwordFile: m.secretFile } }),
     })),
     endpoints: endpoints.map((e) => ({
       id: e.id,

@@ -31,6 +31,7 @@ const OPTS: ReconcileOptions = {
   halfDeadGraceMs: 300,
   replanAfterMs: Number.POSITIVE_INFINITY,
   unexpectedLinks: 'report',
+  endpoints: 'all',
 };
 const STEP_MS = 100;
 

@@ -1,5 +1,7 @@
 /**
- * End to end, as it runs in production: the simulator in its own process
+ * End to end, as it runs in production, with MCUs of every simulator profile
+ * (full, no conference events, full-state-only, asking for digest
+ * credentials), each session in rooms: the simulator in its own process
  * (`cascaded-sim`), the daemon in its own (`cascaded`), the session created
  * with `cascaded session create` while the daemon runs. The daemon is killed
  * with SIGKILL mid-session and started again: no cascade link drops (they run
@@ -79,7 +81,7 @@ async function simLinks(control: string): Promise<Record<string, string[]>> {
 }
 
 interface Capture {
-  /** SIP methods of the requests seen so far, in order. */
+  /** SIP methods of the requests seen so far, in order (re-INVITEs as `refresh`). */
   readonly methods: string[];
   stop(): Promise<void>;
 }
@@ -109,6 +111,8 @@ async function captureBetweenMcus(base: string): Promise<Capture | undefined> {
       'frame.number',
       '-e',
       'sip.Method',
+      '-e',
+      'sip.to.tag',
     ],
     { stdio: ['ignore', 'pipe', 'ignore'] },
   );
@@ -140,8 +144,9 @@ async function captureBetweenMcus(base: string): Promise<Capture | undefined> {
   child.stdout.on('data', () => {
     methods.length = 0;
     for (const l of lines) {
-      const m = l.split('\t')[1]?.trim();
-      if (m) methods.push(m);
+      const [, m, toTag] = l.split('\t').map((f) => f.trim());
+      // A re-INVITE (a To tag: inside a dialog) is a link's session refresh (RFC 4028), not a new link.
+      if (m) methods.push(m === 'INVITE' && toTag ? 'refresh' : m);
     }
   });
   return {
@@ -157,22 +162,26 @@ t.test('kill -9 mid-session, restart: no link dropped, state reconciled, nothing
   const dir = t.testdir();
   const base = loopbackBase();
   const config = join(dir, 'net.yaml');
+  const secret = join(dir, 'mcu.secret');
+  writeFileSync(secret, 'restart-test-secret\n');
   writeFileSync(
     config,
     JSON.stringify(
       networkConfig(
         base,
         [
-          { id: 'm' },
-          { id: 'p', parents: ['m'] },
-          { id: 'v', parents: ['p'], profile: 'no-conference-events' },
-          { id: 'q', parents: ['m'], profile: 'full-state-only' },
+          { id: 'm', rooms: 2 },
+          { id: 'p', parents: ['m'], rooms: 2 },
+          { id: 'v', parents: ['p'], rooms: 2, profile: 'no-conference-events' },
+          { id: 'q', parents: ['m'], rooms: 2, profile: 'full-state-only' },
+          { id: 'c', parents: ['m'], rooms: 2, profile: 'challenging', secretFile: secret },
         ],
         [
           { id: 'chair', level: 'central', mcus: ['m'] },
           { id: 'p-room', level: 'province', mcus: ['p'] },
           { id: 'v-x1', mcus: ['v'] },
           { id: 'q-x1', mcus: ['q'] },
+          { id: 'c-x1', mcus: ['c'] },
         ],
         {
           logLevel: 'info',
@@ -204,9 +213,10 @@ t.test('kill -9 mid-session, restart: no link dropped, state reconciled, nothing
     '--json',
   ]);
   t.equal(created.code, 0, created.err);
-  await first.waitForLog((l) => String(l.msg).startsWith('session s1: all 3'), 60_000);
+  const rooms = (JSON.parse(created.out) as { rooms: Record<string, string> }).rooms;
+  await first.waitForLog((l) => String(l.msg).startsWith('session s1: all 4'), 60_000);
   const before = await simLinks(sim.control);
-  t.equal(Object.values(before).flat().length, 6, 'three links, listed at both MCUs');
+  t.equal(Object.values(before).flat().length, 8, 'four links, listed at both MCUs');
 
   const capture = await captureBetweenMcus(base);
   if (capture === undefined)
@@ -219,7 +229,7 @@ t.test('kill -9 mid-session, restart: no link dropped, state reconciled, nothing
 
   const second = spawnDaemon(['--config', config]);
   t.teardown(() => second.child.kill('SIGKILL'));
-  await second.waitForLog((l) => String(l.msg).startsWith('session s1: all 3'), 60_000);
+  await second.waitForLog((l) => String(l.msg).startsWith('session s1: all 4'), 60_000);
   t.same(await simLinks(sim.control), before, 'the same links after the restart');
   t.notOk(
     second.logs.some((l) => /failed|dropped/.test(String(l.msg))),
@@ -229,18 +239,18 @@ t.test('kill -9 mid-session, restart: no link dropped, state reconciled, nothing
   t.match(JSON.parse(status.out), {
     sessionId: 's1',
     state: 'live',
-    counts: { up: 3, dialing: 0, failed: 0, planned: 0 },
+    counts: { up: 4, dialing: 0, failed: 0, planned: 0 },
   });
 
   // A drop now, on purpose: the capture must see its BYE and the redial's INVITE, and nothing before them.
   const drop = await fetch(`${sim.control}/v1/mcus/p/drop-link`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ target: 'v' }),
+    body: JSON.stringify({ target: rooms.v, conference: rooms.p }),
   });
   t.equal(drop.status, 200, 'the simulator drops v -> p');
   await second.waitForLog((l) => String(l.msg).startsWith('link v -> p dropped'));
-  await second.waitForLog((l) => l.msg === 'session s1: all 3 cascade links up again', 30_000);
+  await second.waitForLog((l) => l.msg === 'session s1: all 4 cascade links up again', 30_000);
   t.same(await simLinks(sim.control), before, 'healed');
 
   if (capture !== undefined) {
@@ -272,5 +282,5 @@ t.test('kill -9 mid-session, restart: no link dropped, state reconciled, nothing
   t.match(c, { state: 'live', planVersion: 1 });
   const events = (await store.listEvents({ subject: 's1', limit: 1_000 })).map((e) => e.type);
   t.ok(events.filter((e) => e === 'cascade.session.up').length >= 2, 'both runs recorded the session up');
-  t.ok(events.filter((e) => e === 'cascade.link.up').length >= 3, 'the link events of the first run are there');
+  t.ok(events.filter((e) => e === 'cascade.link.up').length >= 4, 'the link events of the first run are there');
 });
