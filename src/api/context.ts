@@ -1,4 +1,5 @@
 import type { CascadeManager } from '../cascade/index.js';
+import type { ChairEngine } from '../chair/index.js';
 import type { Clock, TypedEmitter } from '../core/index.js';
 import type { Inventory } from '../inventory/index.js';
 import type { McuDriver } from '../mcu/index.js';
@@ -37,15 +38,12 @@ export interface ApiRequestRecord {
 export type ApiServerEvents = { request: [ApiRequestRecord] };
 
 /**
- * Chair commands and the session report, plugged in by the composition root
- * once the chair and session modules provide them (issues 11, 13). Absent:
- * those routes answer 501 API_ERR_NOT_IMPLEMENTED after authentication,
- * authorisation and audit.
+ * The session report, plugged in by the composition root once the session
+ * lifecycle provides it (issue 13). Absent: the route answers 501
+ * API_ERR_NOT_IMPLEMENTED after authentication and authorisation.
  */
-export interface SessionCommands {
-  chair?(id: string, endpoint: string, requestId: string, actor: string): Promise<object>;
-  chairPreview?(id: string, endpoint: string): Promise<object>;
-  report?(id: string): Promise<object>;
+export interface SessionReports {
+  report(id: string): Promise<object>;
 }
 
 export interface ApiContext {
@@ -53,7 +51,12 @@ export interface ApiContext {
   readonly store: Store;
   readonly drivers: ReadonlyMap<string, McuDriver>;
   readonly events: TypedEmitter<ApiEvents>;
-  readonly sessions?: SessionCommands;
+  readonly reports?: SessionReports;
+  /**
+   * The chair engine (issue 11): `POST .../chair` and `.../chair/preview`. Absent: 501. The request id
+   * (the client's X-Request-Id or a new one) is the command's idempotency key, the caller its actor.
+   */
+  readonly chair?: Pick<ChairEngine, 'bringToChair' | 'preview'>;
   /** The cascade manager (issue 10): admits, dials and ends sessions. Absent: those routes answer 501. */
   readonly cascade?: Pick<CascadeManager, 'admit' | 'end' | 'sync'>;
   readonly metrics?: { readonly contentType: string; render(): Promise<string> };

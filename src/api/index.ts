@@ -1,4 +1,4 @@
-export type { ApiContext, ApiEvents, ApiRequestRecord, ApiServerEvents, SessionCommands } from './context.js';
+export type { ApiContext, ApiEvents, ApiRequestRecord, ApiServerEvents, SessionReports } from './context.js';
 export type { ApiErrorCode } from './errors.js';
 export { API_ERRORS, ApiError } from './errors.js';
 export type { Decision, Permission, Principal, ResourceScope, Scope } from './rbac.js';

@@ -190,10 +190,9 @@ function cascadeOr501(ctx: ApiContext) {
   return ctx.cascade;
 }
 
-function sessionsOr501<K extends keyof NonNullable<ApiContext['sessions']>>(ctx: ApiContext, k: K) {
-  const f = ctx.sessions?.[k];
-  if (f === undefined) throw new ApiError('API_ERR_NOT_IMPLEMENTED', `${String(k)} is not in this build`);
-  return f.bind(ctx.sessions) as NonNullable<NonNullable<ApiContext['sessions']>[K]>;
+function chairOr501(ctx: ApiContext) {
+  if (ctx.chair === undefined) throw new ApiError('API_ERR_NOT_IMPLEMENTED', 'no chair engine in this build');
+  return ctx.chair;
 }
 
 // ---------------------------------------------------------------------------
@@ -619,14 +618,12 @@ export const ROUTES: readonly RouteSpec[] = [
     },
     scope: scopeOfSessionParam,
     target: (req) => req.params.id,
-    available: (ctx) => ctx.sessions?.chair !== undefined,
+    available: (ctx) => ctx.chair !== undefined,
     handler: async (req, ctx) =>
-      sessionsOr501(ctx, 'chair')(
-        req.params.id!,
-        (req.body as { endpoint: string }).endpoint,
-        req.id,
-        req.principal.id,
-      ),
+      chairOr501(ctx).bringToChair(req.params.id!, (req.body as { endpoint: string }).endpoint, {
+        requestId: req.id,
+        actor: req.principal.id,
+      }),
   },
   {
     method: 'POST',
@@ -635,9 +632,8 @@ export const ROUTES: readonly RouteSpec[] = [
     tag: 'sessions',
     permission: 'read',
     schema: { params: idParams, body: object({ endpoint: id }), response: ok(opaque) },
-    available: (ctx) => ctx.sessions?.chairPreview !== undefined,
-    handler: async (req, ctx) =>
-      sessionsOr501(ctx, 'chairPreview')(req.params.id!, (req.body as { endpoint: string }).endpoint),
+    available: (ctx) => ctx.chair !== undefined,
+    handler: async (req, ctx) => chairOr501(ctx).preview(req.params.id!, (req.body as { endpoint: string }).endpoint),
   },
   {
     method: 'GET',
@@ -646,8 +642,11 @@ export const ROUTES: readonly RouteSpec[] = [
     tag: 'sessions',
     permission: 'read',
     schema: { params: idParams, response: ok(opaque) },
-    available: (ctx) => ctx.sessions?.report !== undefined,
-    handler: async (req, ctx) => sessionsOr501(ctx, 'report')(req.params.id!),
+    available: (ctx) => ctx.reports !== undefined,
+    handler: async (req, ctx) => {
+      if (ctx.reports === undefined) throw new ApiError('API_ERR_NOT_IMPLEMENTED', 'no session reports in this build');
+      return ctx.reports.report(req.params.id!);
+    },
   },
   {
     method: 'GET',

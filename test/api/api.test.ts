@@ -3,6 +3,7 @@ import { connect as tlsConnect } from 'node:tls';
 import selfsigned from 'selfsigned';
 import t from 'tap';
 import { ROUTES } from '../../src/api/index.js';
+import type { ChairResult } from '../../src/chair/index.js';
 import { type Harness, type Reply, startHarness } from './harness.js';
 
 const A = 'sip:a@ep.invalid';
@@ -334,13 +335,22 @@ t.test('plugged-in session commands: national chair rule, request deadline, per-
     requestTimeoutMs: 1_000,
     rateLimit: { max: 3, windowMs: 60_000 },
     context: {
-      sessions: {
-        chair: async (id, endpoint, requestId, actor) => {
-          calls.push(`${id}:${endpoint}:${requestId}:${actor}`);
+      // A stand-in for the chair engine: this test is about the route's rules, not the hot path.
+      chair: {
+        bringToChair: async (id, endpoint, options) => {
+          calls.push(`${id}:${endpoint}:${options?.requestId}:${options?.actor}`);
           // A chair path that never finishes: the API's deadline answers for it.
-          if (endpoint === 'stuck') return new Promise<object>(() => {});
-          return { ok: true, steps: [] };
+          if (endpoint === 'stuck') return new Promise<never>(() => {});
+          return { session: id, endpoint, outcome: 'ok', ms: 1, steps: [] } as unknown as ChairResult;
         },
+        preview: (id, endpoint) => ({
+          ok: true,
+          session: id,
+          endpoint,
+          shown: endpoint,
+          path: ['nb', 'master'],
+          steps: [],
+        }),
       },
     },
   });
@@ -358,10 +368,27 @@ t.test('plugged-in session commands: national chair rule, request deadline, per-
     m.call('POST', `/v1/sessions/${session}/chair`, { token, body: { endpoint } });
   t.match(await chair(m.tokens.opNinhBinh, 'national'), { status: 403, body: { code: 'API_ERR_OUT_OF_SCOPE' } });
   t.match(await chair(m.tokens.opVnpt, 'national'), { status: 403 });
-  t.match(await chair(m.tokens.opCentral, 'national'), { status: 200, body: { ok: true } });
+  t.match(await chair(m.tokens.opCentral, 'national'), { status: 200, body: { outcome: 'ok' } });
   t.match(await chair(m.tokens.opNinhBinh, 'nb-session'), { status: 200 }, 'a province runs its own session');
   t.match(await chair(m.tokens.opQuangBinh, 'nb-session'), { status: 403 });
   t.equal(calls.length, 2, 'refused commands never reached the chair');
+  t.match(
+    calls[0],
+    /^national:nb-h1:[A-Za-z0-9_-]+:[0-9a-f]{16}$/,
+    'the request id and the caller go with the command',
+  );
+  const same = await m.call('POST', '/v1/sessions/national/chair', {
+    token: m.tokens.opCentral,
+    body: { endpoint: 'nb-h1' },
+    headers: { 'x-request-id': 'chair-42' },
+  });
+  t.equal(same.status, 200);
+  t.match(calls.at(-1), /:chair-42:/, "the client's request id is the idempotency key");
+  const preview = await m.call('POST', '/v1/sessions/nb-session/chair/preview', {
+    token: m.tokens.viewer,
+    body: { endpoint: 'nb-h1' },
+  });
+  t.match(preview, { status: 200, body: { ok: true, path: ['nb', 'master'] } });
   const slow = await chair(m.tokens.admin, 'national', 'stuck');
   t.match(slow, { status: 503, body: { code: 'API_ERR_TIMEOUT' } });
   // Three per token per window: the fourth is refused with Retry-After, another token is not affected.
