@@ -32,6 +32,10 @@ export interface SessionRequest {
   readonly chair?: string;
   /** Endpoints to show up their MCU's link instead of the one chosen by level (docs/cascade.md, "Layouts"). */
   readonly mains?: readonly string[];
+  /** The chair's screen with an endpoint brought to it: full screen or pip (docs/chair.md; default: daemon.chair). */
+  readonly chairLayout?: 'full' | 'pip';
+  /** Mute the previous speaker when another is brought to the chair (default: daemon.chair). */
+  readonly mutePrevious?: boolean;
 }
 
 /** What the store keeps as a cascade's `request`. */
@@ -39,6 +43,8 @@ export interface StoredRequest {
   readonly endpoints: readonly string[];
   readonly chair?: string;
   readonly mains: readonly string[];
+  readonly chairLayout?: 'full' | 'pip';
+  readonly mutePrevious?: boolean;
 }
 
 export interface AdmitOptions {
@@ -105,10 +111,16 @@ function validate(inventory: Inventory, r: SessionRequest): { session: Session; 
   (r.mains ?? []).forEach((e, i) => {
     if (!list.includes(e) && e !== r.chair) throw invalid(`main endpoint "${e}" is not in the session`, `/mains/${i}`);
   });
+  if (r.chairLayout !== undefined && r.chairLayout !== 'full' && r.chairLayout !== 'pip')
+    throw invalid(`chairLayout "${String(r.chairLayout)}": full or pip`, '/chairLayout');
+  if (r.mutePrevious !== undefined && typeof r.mutePrevious !== 'boolean')
+    throw invalid('mutePrevious must be true or false', '/mutePrevious');
   const stored: StoredRequest = {
     endpoints: [...list],
     ...(r.chair === undefined ? {} : { chair: r.chair }),
     mains: [...(r.mains ?? [])],
+    ...(r.chairLayout === undefined ? {} : { chairLayout: r.chairLayout }),
+    ...(r.mutePrevious === undefined ? {} : { mutePrevious: r.mutePrevious }),
   };
   const session: Session = { endpoints: list, ...(r.chair === undefined ? {} : { chair: r.chair }) };
   return { session, root, stored };
@@ -329,5 +341,7 @@ export async function selectForChair(
     if (!(c.plan as Plan).endpoints.includes(endpoint))
       throw invalid(`endpoint "${endpoint}" is not in session ${sessionId}`, '/selection');
   }
-  return store.setCascadeSelection(sessionId, endpoint);
+  await store.setCascadeSelection(sessionId, endpoint);
+  const { plan: _, ...head } = c;
+  return { ...head, selection: endpoint };
 }

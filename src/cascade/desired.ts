@@ -132,6 +132,38 @@ export function desiredSession(spec: SessionSpec, dir: EndpointDirectory): Desir
     participants[m.id] = uris;
   }
 
+  const layouts = layoutsFor({ root, mcus, parent, children, mains }, plan, spec.selection, dir);
+
+  return {
+    id: spec.id,
+    phase: spec.phase,
+    root,
+    mcus,
+    depth,
+    parent,
+    children,
+    rooms,
+    formerRooms,
+    participants,
+    mains,
+    layouts,
+    undialable,
+  };
+}
+
+/**
+ * The pictures of a session for a chair selection: mains up every link, the
+ * chair down, and the selection along its path. Recomputed alone when only
+ * the selection changes (`reselect`): O(MCUs), where the whole desired state
+ * of a national session walks its 11,000 endpoints.
+ */
+function layoutsFor(
+  d: Pick<DesiredSession, 'root' | 'mcus' | 'parent' | 'children' | 'mains'>,
+  plan: Plan,
+  selection: string | null,
+  dir: EndpointDirectory,
+): LayoutSpec[] {
+  const { root, mcus, parent, children, mains } = d;
   // Base pictures: mains up, the chair down.
   const up = new Map<string, Ref>();
   for (const m of mcus) {
@@ -152,7 +184,7 @@ export function desiredSession(spec: SessionSpec, dir: EndpointDirectory): Desir
 
   // The chair selection, along its path.
   const layouts: LayoutSpec[] = [];
-  const selected = selectionMcu(spec, plan, dir);
+  const selected = selectionMcu(selection, plan, dir);
   if (selected !== undefined) {
     const { mcu: at, uri } = selected;
     let shown: Ref = { endpoint: uri };
@@ -173,28 +205,27 @@ export function desiredSession(spec: SessionSpec, dir: EndpointDirectory): Desir
     if (down === undefined) continue;
     for (const c of children[m] ?? []) layouts.push({ mcu: m, output: { link: c }, source: down, why: 'downlink' });
   }
+  return layouts;
+}
 
-  return {
-    id: spec.id,
-    phase: spec.phase,
-    root,
-    mcus,
-    depth,
-    parent,
-    children,
-    rooms,
-    formerRooms,
-    participants,
-    mains,
-    layouts,
-    undialable,
-  };
+/** The same desired state with another chair selection (the chair module switched it already). */
+export function reselect(
+  d: DesiredSession,
+  plan: Plan,
+  selection: string | null,
+  dir: EndpointDirectory,
+): DesiredSession {
+  return { ...d, layouts: layoutsFor(d, plan, selection, dir) };
 }
 
 /** The MCU and URI of the selected endpoint (a relayed room shows through the room relaying it). */
-function selectionMcu(spec: SessionSpec, plan: Plan, dir: EndpointDirectory): { mcu: string; uri: string } | undefined {
-  if (spec.selection === null) return undefined;
-  const shown = plan.relays[spec.selection] ?? spec.selection;
+function selectionMcu(
+  selection: string | null,
+  plan: Plan,
+  dir: EndpointDirectory,
+): { mcu: string; uri: string } | undefined {
+  if (selection === null) return undefined;
+  const shown = plan.relays[selection] ?? selection;
   const mcu = plan.assignments[shown];
   const uri = dir.uri(shown);
   return mcu === undefined || uri === undefined ? undefined : { mcu, uri };

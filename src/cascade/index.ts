@@ -9,7 +9,7 @@ export { admitSession, endSession, heldBy, replanSession, selectForChair, usageO
 export type { BackoffPolicy } from './backoff.js';
 export { backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
 export type { DesiredSession, EndpointDirectory, LayoutSpec, Ref, SessionSpec } from './desired.js';
-export { desiredSession, mainEndpoint } from './desired.js';
+export { desiredSession, mainEndpoint, reselect } from './desired.js';
 export type { CascadeErrorCode } from './errors.js';
 export { CASCADE_ERRORS, CascadeError } from './errors.js';
 export type {
@@ -17,6 +17,7 @@ export type {
   CascadeManagerEvents,
   CascadeManagerOptions,
   CascadeProgress,
+  ChairClaim,
   LayoutEvent,
   LinkEvent,
   SessionEvent,

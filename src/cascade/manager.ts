@@ -22,13 +22,14 @@ import {
   type SessionRequest,
   selectForChair,
 } from './admission.js';
-import { type DesiredSession, desiredSession, type EndpointDirectory, type SessionSpec } from './desired.js';
+import { type DesiredSession, desiredSession, type EndpointDirectory, reselect, type SessionSpec } from './desired.js';
 import { Bookkeeping } from './memory.js';
 import {
   type Action,
   decide,
   type LinkStateName,
   type LinkView,
+  linkKey,
   type Observed,
   type ObservedEntry,
   type ObservedMcu,
@@ -85,6 +86,13 @@ export type CascadeManagerEvents = {
   session: [SessionEvent];
 };
 
+/** See `CascadeManager.claimChair`. */
+export interface ChairClaim {
+  done(ok: boolean): void;
+}
+
+const NO_CLAIM: ChairClaim = { done: () => {} };
+
 /** Counts of a session's links by state, and the links themselves. */
 export interface CascadeProgress {
   readonly session: string;
@@ -108,6 +116,18 @@ export interface CascadeManager extends TypedEmitter<CascadeManagerEvents> {
    * the selection applied, and re-applies it after a redial.
    */
   select(sessionId: string, endpoint: string | null): Promise<CascadeHead>;
+  /**
+   * A chair command takes over the pictures of its path (docs/chair.md): the selection is recorded at once
+   * (in memory now, one store row written behind), so a redial under way applies it and not the previous
+   * one, and the path's layouts count as in flight until `done`. `done(true)`: they were applied on the
+   * calls they ride on now (not sent again; applied again after a redial). `done(false)`: the command
+   * failed, the previous selection comes back unless a newer claim came since.
+   */
+  claimChair(sessionId: string, endpoint: string | null): ChairClaim;
+  /** A live or ending session as the manager holds it: its head (rooms, selection, request) and its plan. */
+  session(sessionId: string): { readonly head: CascadeHead; readonly plan: Plan } | undefined;
+  /** Dial a link of the session again now, past its backoff (a chair command is waiting for it). */
+  healNow(sessionId: string, child: string): void;
   /** Read the store now (the daemon also polls it). */
   sync(): Promise<void>;
   close(): Promise<void>;
@@ -218,6 +238,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   readonly #mcus = new Map<string, ObservedMcu>();
   readonly #links = new Map<string, LinkView>();
   readonly #reported = new Set<string>();
+  /** The chair command holding each session's selection path (claimChair). */
+  readonly #claims = new Map<string, ChairClaim>();
   readonly #unsubscribe: (() => void)[] = [];
   #gen = 0;
   #closed = false;
@@ -303,9 +325,14 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   async #load(): Promise<void> {
     const heads = await this.#store.listCascades();
     const seen = new Set<string>();
-    for (const head of heads) {
-      seen.add(head.sessionId);
-      const known = this.#sessions.get(head.sessionId);
+    for (const stored of heads) {
+      seen.add(stored.sessionId);
+      const known = this.#sessions.get(stored.sessionId);
+      // A chair command's selection is in memory first, its row written behind: the store may not have it yet.
+      const head =
+        known !== undefined && this.#claims.has(stored.sessionId)
+          ? { ...stored, selection: known.head.selection }
+          : stored;
       let plan = known?.plan;
       if (known === undefined || known.head.planVersion !== head.planVersion) {
         const record = await this.#store.getCascade(head.sessionId);
@@ -500,17 +527,10 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
       case 'hang-up-participant':
         await hangUp(() => this.#conference(a.room).hangUpParticipant(a.endpoint));
         return;
-      case 'layout': {
-        const c = this.#conference(a.room);
-        // One output's commands share a lane in the driver and go in this order; issuing them together
-        // saves the wait between them.
-        await Promise.all([
-          c.setLayout(a.output, 'single'),
-          c.showSource(a.output, 1, a.source),
-          c.requestKeyframe(a.output),
-        ]);
+      case 'layout':
+        // Layout, source and keyframe request in one round trip (docs/mcu.md, "switchOutput").
+        await this.#conference(a.room).switchOutput(a.output, 'single', [a.source]);
         return;
-      }
       case 'replan':
         await this.#replan(a.session, a.lost);
         return;
@@ -773,6 +793,67 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     const head = await selectForChair(this.#store, this.#inventory, sessionId, endpoint);
     await this.sync();
     return head;
+  }
+
+  claimChair(sessionId: string, endpoint: string | null): ChairClaim {
+    const s = this.#sessions.get(sessionId);
+    if (s === undefined || s.head.state !== 'live') return NO_CLAIM;
+    const previous = s.head.selection;
+    const claim: ChairClaim = {
+      done: (ok) => {
+        for (const a of taken) {
+          if (ok) this.#book.succeeded(a);
+          else this.#book.inflight.delete(a.key);
+        }
+        const now = this.#sessions.get(sessionId);
+        if (!ok && now !== undefined && this.#claims.get(sessionId) === claim) this.#setSelection(now, previous);
+        if (this.#claims.get(sessionId) === claim) this.#claims.delete(sessionId);
+        this.#kick();
+      },
+    };
+    this.#claims.set(sessionId, claim);
+    this.#setSelection(s, endpoint);
+    // The path's pictures, as the reconciler would send them now: the command sends them, so they count as
+    // in flight (the reconciler leaves them alone) until it is done.
+    const onPath = new Set<string>();
+    const shown = endpoint === null ? undefined : (s.plan.relays[endpoint] ?? endpoint);
+    for (let m = shown === undefined ? undefined : s.plan.assignments[shown]; m !== undefined; m = s.desired.parent[m])
+      onPath.add(m);
+    const decision = decide([s.desired], this.#observed(), this.#book, {
+      ...this.#opts,
+      linkConcurrency: 0,
+      participantConcurrency: 0,
+      layoutConcurrency: Number.POSITIVE_INFINITY,
+    });
+    const taken = decision.actions.filter((a) => a.kind === 'layout' && a.why !== 'downlink' && onPath.has(a.mcu));
+    for (const a of taken) this.#book.started(a);
+    return claim;
+  }
+
+  #setSelection(s: SessionState, selection: string | null): void {
+    if (s.head.selection === selection) return;
+    s.head = { ...s.head, selection };
+    s.desired = reselect(s.desired, s.plan, selection, this.#dir);
+    const id = s.head.sessionId;
+    this.#write(() => this.#store.setCascadeSelection(id, selection));
+    this.#kick();
+  }
+
+  session(sessionId: string): { readonly head: CascadeHead; readonly plan: Plan } | undefined {
+    const s = this.#sessions.get(sessionId);
+    return s === undefined ? undefined : { head: s.head, plan: s.plan };
+  }
+
+  healNow(sessionId: string, child: string): void {
+    const key = linkKey(sessionId, child);
+    const r = this.#book.retries.get(key);
+    if (r === undefined || r.nextAt <= this.#clock.now()) return;
+    this.#book.retries.set(key, { ...r, nextAt: this.#clock.now() });
+    this.#log?.info(
+      { session: sessionId, child },
+      `link ${child} of ${sessionId}: dialing again now (a chair command waits)`,
+    );
+    this.#kick();
   }
 
   // ---- polling and closing -------------------------------------------------------

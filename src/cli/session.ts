@@ -28,7 +28,8 @@ const SESSION_HELP = `cascaded session: create, list, show and end sessions (the
 
 Usage:
   cascaded session create [--root MCU] (--endpoints IDS | --session FILE | --all)
-                          [--chair ID] [--main IDS] [--title TEXT] [--id ID] [--kind adhoc|planned] [--json]
+                          [--chair ID] [--main IDS] [--title TEXT] [--id ID] [--kind adhoc|planned]
+                          [--chair-layout full|pip] [--mute-previous] [--json]
   cascaded session list [--all] [--json]
   cascaded session show ID [--json]
   cascaded session end ID [--json]
@@ -38,11 +39,16 @@ Options:
                         Default: config/demo.yaml.
       --root MCU        the session's root MCU, where the chair sits (default: the master).
   -e, --endpoints IDS   comma-separated endpoint ids.
-  -s, --session FILE    YAML or JSON: { endpoints: [...], chair: ID, root: MCU, title: ..., mains: [...] }.
+  -s, --session FILE    YAML or JSON: { endpoints: [...], chair: ID, root: MCU, title: ..., mains: [...],
+                        chairLayout: full|pip, mutePrevious: true|false }.
   -a, --all             every endpoint of the inventory.
       --chair ID        the chair endpoint (placed on the root).
       --main IDS        endpoints to show full-screen up their MCU's cascade link, instead of
                         the MCU's endpoint of the highest level (docs/cascade.md).
+      --chair-layout L  the chair's screen with an endpoint brought to it: full (the endpoint
+                        full-screen) or pip (the endpoint large, the chair small); default
+                        daemon.chair.layout (docs/chair.md).
+      --mute-previous   mute the previous speaker when another is brought to the chair.
       --title TEXT      a title for people.
       --id ID           the session id (default: s-DATE-TIME-RANDOM).
       --kind KIND       adhoc (default) or planned.
@@ -140,7 +146,7 @@ async function readSessionFile(file: string): Promise<Partial<SessionRequest>> {
   }
   const obj = Array.isArray(raw) ? { endpoints: raw } : raw;
   if (typeof obj !== 'object' || obj === null) throw new UsageError(`${file}: expected { endpoints: [...], ... }`);
-  const { endpoints, chair, root, title, mains, ...rest } = obj as Record<string, unknown>;
+  const { endpoints, chair, root, title, mains, chairLayout, mutePrevious, ...rest } = obj as Record<string, unknown>;
   const extra = Object.keys(rest);
   if (extra.length > 0) throw new UsageError(`${file}: unknown key${extra.length > 1 ? 's' : ''} ${extra.join(', ')}`);
   const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
@@ -148,12 +154,18 @@ async function readSessionFile(file: string): Promise<Partial<SessionRequest>> {
   if (mains !== undefined && !strings(mains)) throw new UsageError(`${file}: mains must be a list of endpoint ids`);
   for (const [k, v] of Object.entries({ chair, root, title }))
     if (v !== undefined && typeof v !== 'string') throw new UsageError(`${file}: ${k} must be a string`);
+  if (chairLayout !== undefined && chairLayout !== 'full' && chairLayout !== 'pip')
+    throw new UsageError(`${file}: chairLayout must be full or pip`);
+  if (mutePrevious !== undefined && typeof mutePrevious !== 'boolean')
+    throw new UsageError(`${file}: mutePrevious must be true or false`);
   return {
     endpoints: endpoints as string[],
     ...(chair === undefined ? {} : { chair: chair as string }),
     ...(root === undefined ? {} : { root: root as string }),
     ...(title === undefined ? {} : { title: title as string }),
     ...(mains === undefined ? {} : { mains: mains as string[] }),
+    ...(chairLayout === undefined ? {} : { chairLayout }),
+    ...(mutePrevious === undefined ? {} : { mutePrevious }),
   };
 }
 
@@ -185,6 +197,8 @@ async function session(argv: string[]): Promise<number> {
     title?: string;
     id?: string;
     kind?: string;
+    'chair-layout'?: string;
+    'mute-previous'?: boolean;
   };
   let positionals: string[];
   try {
@@ -201,6 +215,8 @@ async function session(argv: string[]): Promise<number> {
         title: { type: 'string' },
         id: { type: 'string' },
         kind: { type: 'string' },
+        'chair-layout': { type: 'string' },
+        'mute-previous': { type: 'boolean' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -227,6 +243,9 @@ async function session(argv: string[]): Promise<number> {
           throw new UsageError('give exactly one of --endpoints IDS, --session FILE and --all');
         if (values.kind !== undefined && values.kind !== 'adhoc' && values.kind !== 'planned')
           throw new UsageError('--kind must be adhoc or planned');
+        const chairLayout = values['chair-layout'];
+        if (chairLayout !== undefined && chairLayout !== 'full' && chairLayout !== 'pip')
+          throw new UsageError('--chair-layout must be full or pip');
         const file = values.session === undefined ? {} : await readSessionFile(values.session);
         const opened = await openStore(values.config);
         store = opened.store;
@@ -240,6 +259,10 @@ async function session(argv: string[]): Promise<number> {
             : {}),
           ...(values.id === undefined ? {} : { id: values.id }),
           ...(values.kind === undefined ? {} : { kind: values.kind as 'adhoc' | 'planned' }),
+          ...((chairLayout ?? file.chairLayout) ? { chairLayout: (chairLayout ?? file.chairLayout)! } : {}),
+          ...((values['mute-previous'] ?? file.mutePrevious) !== undefined
+            ? { mutePrevious: (values['mute-previous'] ?? file.mutePrevious)! }
+            : {}),
         };
         const record = await admitSession(store, opened.config.inventory, request);
         const p = record.plan as Plan;

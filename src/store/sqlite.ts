@@ -487,13 +487,12 @@ class SqliteStore implements Store {
     return this.#cascade(sessionId)!;
   }
 
-  async setCascadeSelection(sessionId: string, selection: string | null): Promise<CascadeRecord> {
+  async setCascadeSelection(sessionId: string, selection: string | null): Promise<void> {
     const db = this.#open();
     const r = db
       .prepare('UPDATE cascades SET selection = ?, updated_at = ? WHERE session_id = ?')
       .run(selection, this.#now(), sessionId);
     if (r.changes === 0) throw new StoreError('STORE_ERR_NOT_FOUND', `no cascade for session "${sessionId}"`);
-    return this.#cascade(sessionId)!;
   }
 
   async getCascade(sessionId: string): Promise<CascadeRecord | undefined> {

@@ -56,7 +56,8 @@ export interface Store extends Closeable {
   ): Promise<CascadeRecord>;
   /** Move the session to `ending` or `ended`; `ended` releases its rooms. */
   setCascadeState(sessionId: string, state: 'live' | 'ending' | 'ended'): Promise<CascadeRecord>;
-  setCascadeSelection(sessionId: string, selection: string | null): Promise<CascadeRecord>;
+  /** The endpoint on the chair's screen (or none). Cheap: one row, nothing read back (every chair command writes it). */
+  setCascadeSelection(sessionId: string, selection: string | null): Promise<void>;
   /** One cascade with its plan. */
   getCascade(sessionId: string): Promise<CascadeRecord | undefined>;
   /** Cascades without their plans (cheap), in the given session states (default: live and ending), oldest first. */

@@ -93,8 +93,10 @@ t.test('re-plans, states, selection and link states', async (t) => {
   t.match(r, { planVersion: 2, plan: { v: 2 }, rooms: { master: 'sip:r1@h1', p1: 'sip:r1@h2', p2: 'sip:r1@h3' } });
   t.ok((await store.cascadeGeneration()) > g, 'a re-plan is a change');
 
-  t.match(await store.setCascadeSelection('s1', 'ep-7'), { selection: 'ep-7' });
-  t.match(await store.setCascadeSelection('s1', null), { selection: null });
+  await store.setCascadeSelection('s1', 'ep-7');
+  t.match(await store.getCascade('s1'), { selection: 'ep-7' });
+  await store.setCascadeSelection('s1', null);
+  t.match(await store.getCascade('s1'), { selection: null });
   await t.rejects(store.setCascadeSelection('nope', null), { code: 'STORE_ERR_NOT_FOUND' });
 
   await store.saveLinkStates('s1', [
