@@ -206,6 +206,8 @@ class Command {
   unwatch?: () => void;
   roundQueued = false;
   readonly healAsked = new Set<string>();
+  /** The path's pictures taken over from the cascade manager (ChairSource.claim), once the path is known. */
+  claim?: { done(ok: boolean): void };
   resolve!: (r: ChairResult) => void;
   reject!: (e: Error) => void;
   readonly promise: Promise<ChairResult>;
@@ -415,6 +417,8 @@ class Engine extends TypedEmitter<ChairEvents> implements ChairEngine {
       return;
     }
     const r = this.#resolve(s, cmd.endpoint, cmd.previous);
+    if (cmd.claim === undefined && (r.ok || r.code === 'CHAIR_ERR_PATH_DOWN'))
+      cmd.claim = this.#source.claim?.(cmd.session, cmd.endpoint);
     if (!r.ok) {
       if (r.code !== 'CHAIR_ERR_PATH_DOWN') {
         this.#fail(cmd, new ChairError(r.code, r.message, { details: r.details }));
@@ -571,7 +575,7 @@ class Engine extends TypedEmitter<ChairEvents> implements ChairEngine {
       steps,
     };
     this.#selection.set(cmd.session, cmd.endpoint);
-    this.#source.select?.(cmd.session, cmd.endpoint);
+    cmd.claim?.done(true);
     this.#log?.info(
       { session: cmd.session, endpoint: cmd.endpoint, requestId: cmd.requestId, ms, path: path.mcus },
       cmd.endpoint === null
@@ -587,6 +591,7 @@ class Engine extends TypedEmitter<ChairEvents> implements ChairEngine {
     const ms = this.#end(cmd);
     const steps = this.#outcomes(cmd);
     const details = (err.details ?? {}) as Record<string, unknown>;
+    cmd.claim?.done(false);
     const full = new ChairError(err.code, err.message, {
       cause: err.cause,
       details: { ...details, session: cmd.session, endpoint: cmd.endpoint, requestId: cmd.requestId, ms, steps },

@@ -34,5 +34,5 @@ export type {
   SwitchStep,
 } from './path.js';
 export { CHAIR_LAYOUTS, participantKey, resolveDefault, resolvePath } from './path.js';
-export type { ChairSource, DriverSourceOptions } from './source.js';
-export { driverSource } from './source.js';
+export type { CascadeSourceOptions, ChairSource, DriverSourceOptions } from './source.js';
+export { cascadeSource, chairSession, driverSource } from './source.js';

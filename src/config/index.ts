@@ -7,6 +7,7 @@ export { readMcuSecret } from './secrets.js';
 export type {
   ApiConfig,
   CascadeSettings,
+  ChairSettings,
   Config,
   DaemonConfig,
   LogLevel,

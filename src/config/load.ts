@@ -97,6 +97,7 @@ interface RawConfig {
     sip: DaemonConfig['sip'];
     mcu: DaemonConfig['mcu'];
     cascade: DaemonConfig['cascade'];
+    chair: DaemonConfig['chair'];
   };
   levels: Inventory['levels'];
   provinces: Inventory['provinces'];
@@ -131,6 +132,7 @@ function build(raw: RawConfig, source: string, options: ParseOptions): Omit<Conf
     sip: d.sip,
     mcu: d.mcu,
     cascade: d.cascade,
+    chair: d.chair,
   };
   const inventory: Inventory = {
     levels: raw.levels,

@@ -221,6 +221,39 @@ export const configSchema = {
             },
           },
         },
+        chair: {
+          type: 'object',
+          additionalProperties: false,
+          default: {},
+          description: "The chair hot path: bringing an endpoint to the chair's screen (docs/chair.md).",
+          properties: {
+            deadlineMs: {
+              type: 'integer',
+              minimum: 1_000,
+              maximum: 300_000,
+              default: 30_000,
+              description: "One command's deadline, retries included (Decision 1594: 30 s).",
+            },
+            layout: {
+              enum: ['full', 'pip'],
+              default: 'full',
+              description:
+                "The chair's screen with the endpoint brought to it: full screen, or pip (the speaker large, the chair small). A session's own choice wins.",
+            },
+            mutePrevious: {
+              type: 'boolean',
+              default: false,
+              description: 'Mute the previous speaker when another is brought to the chair. A session may ask for it.',
+            },
+            defaultLayout: {
+              // The layout names of src/mcu (LAYOUT_NAMES).
+              enum: ['single', '1+1', '2x2', '1+5', '1+7', '3x3', 'pip'],
+              default: '3x3',
+              description:
+                "The chair's screen when no one is brought to it: the root's cascade links, then its endpoints.",
+            },
+          },
+        },
         sip: {
           type: 'object',
           additionalProperties: false,

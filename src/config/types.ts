@@ -20,6 +20,15 @@ export interface DaemonConfig {
   readonly sip: { readonly listen: readonly SipListen[] };
   readonly mcu: McuDriverSettings;
   readonly cascade: CascadeSettings;
+  readonly chair: ChairSettings;
+}
+
+/** The chair hot path (docs/chair.md). */
+export interface ChairSettings {
+  readonly deadlineMs: number;
+  readonly layout: 'full' | 'pip';
+  readonly mutePrevious: boolean;
+  readonly defaultLayout: 'single' | '1+1' | '2x2' | '1+5' | '1+7' | '3x3' | 'pip';
 }
 
 /** The cascade manager's settings (docs/cascade.md): bounds, healing and re-planning. */

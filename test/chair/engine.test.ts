@@ -53,7 +53,7 @@ t.test('every step goes out at once; the result times each one', async (t) => {
       ['switch:m0', 'ok', 1, 0, 40],
     ],
   );
-  t.same(cascade.selections, [['S', 'x']], 'the selection recorded for the cascade manager');
+  t.same(cascade.selections, [['S', 'x']], 'the path claimed from the cascade manager, once');
   t.match(finished, [{ requestId: 'r1', session: 'S', endpoint: 'x', outcome: 'ok', ms: 40, actor: 'tester' }]);
   t.equal(engine.inFlight, 0);
 });
@@ -128,7 +128,15 @@ t.test('a newer command supersedes the one in flight; nothing of the older lands
   t.equal(cascade.calls.length, olderCalls.length + newerCalls.length, 'no retry of the superseded command');
   for (const c of newerCalls) c.ok();
   t.equal((await newer).endpoint, 'y');
-  t.same(cascade.selections, [['S', 'y']], 'only the newer is recorded');
+  t.same(
+    cascade.selections,
+    [
+      ['S', 'x'],
+      ['S', 'reverted'],
+      ['S', 'y'],
+    ],
+    "the older's claim on the path released when it was superseded, the newer's held",
+  );
 });
 
 t.test('the same request id does the work once; reused for another command it is a conflict', async (t) => {

@@ -161,8 +161,13 @@ export class FakeCascade implements ChairSource {
     this.heals.push(`${session}:${hop.mcu ?? `${hop.child}>${hop.parent}`}`);
   }
 
-  select(session: string, endpoint: string | null): void {
+  claim(session: string, endpoint: string | null) {
     this.selections.push([session, endpoint]);
+    return {
+      done: (ok: boolean) => {
+        if (!ok) this.selections.push([session, 'reverted']);
+      },
+    };
   }
 }
 
