@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { createSystemdNotifier, type SystemdNotifier } from '../native/index.js';
 import { type ApiEvents, loadOrCreateCertificate, startApiServer } from './api/index.js';
 import { type CascadeManager, startCascadeManager } from './cascade/index.js';
+import { type ChairEngine, cascadeSource, createChairEngine } from './chair/index.js';
 import type { Config } from './config/index.js';
 import { onceClose, realClock, TypedEmitter } from './core/index.js';
 import { type McuPool, startMcuPool } from './mcu/index.js';
@@ -39,6 +40,8 @@ export interface Daemon {
   reloadTls(): Promise<void>;
   /** Dials, verifies, heals and tears down the cascade of every live session (docs/cascade.md). */
   readonly cascade: CascadeManager;
+  /** Brings endpoints to the chair of live sessions (docs/chair.md). */
+  readonly chair: ChairEngine;
   /** Close every part in reverse start order. Idempotent. */
   close(): Promise<void>;
 }
@@ -162,6 +165,35 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       }),
     );
     if (options.demoSession === true) await admitDemoSession(cascade, store, config, log);
+    // The chair hot path, over the sessions the cascade manager holds. It closes before the cascade manager:
+    // commands in flight end (CHAIR_ERR_CLOSED) before the manager stops.
+    const chair = await start('chair', async () =>
+      createChairEngine({
+        source: cascadeSource({ cascade, drivers: mcus.drivers, inventory: inv, settings: config.daemon.chair }),
+        deadlineMs: config.daemon.chair.deadlineMs,
+        logger,
+      }),
+    );
+    // Every command, its outcome and per-step timings: to /v1/events and the metrics (apiEvents), and to the
+    // session's events in the store, for the session report.
+    chair.on('finished', (f) => {
+      apiEvents.safeEmit('chair', { session: f.session, endpoint: f.endpoint ?? '', outcome: f.outcome, ms: f.ms });
+      if (stopping) return;
+      store
+        .appendEvent({
+          type: 'chair.command',
+          subject: f.session,
+          data: {
+            requestId: f.requestId,
+            endpoint: f.endpoint,
+            ...(f.actor === undefined ? {} : { actor: f.actor }),
+            outcome: f.outcome,
+            ms: f.ms,
+            steps: f.steps,
+          },
+        })
+        .catch((err: unknown) => log.warn({ err, session: f.session }, 'could not record a chair command'));
+    });
 
     const apiCfg = config.daemon.api;
     const loadTls = () => loadOrCreateCertificate(apiCfg.tls, config.daemon.stateDir, [apiCfg.host]);
@@ -254,6 +286,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         log.info({ selfSigned: fresh.selfSigned }, 'API certificate reloaded');
       },
       cascade,
+      chair,
       close: onceClose(async () => {
         stopping = true;
         clearTimeout(auditTimer);
