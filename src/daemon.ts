@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { createSystemdNotifier, type SystemdNotifier } from '../native/index.js';
 import { type ApiEvents, loadOrCreateCertificate, startApiServer } from './api/index.js';
 import { type CascadeManager, startCascadeManager } from './cascade/index.js';
-import { type ChairEngine, cascadeSource, createChairEngine } from './chair/index.js';
+import { type ChairEngine, ChairError, cascadeSource, createChairEngine } from './chair/index.js';
 import type { Config } from './config/index.js';
 import { onceClose, realClock, TypedEmitter } from './core/index.js';
 import { type McuPool, startMcuPool } from './mcu/index.js';
@@ -223,6 +223,17 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           version: options.version ?? '0.0.0',
           metrics,
           cascade,
+          sessions: {
+            chair: (id, endpoint, requestId, actor) => chair.bringToChair(id, endpoint, { requestId, actor }),
+            chairReset: (id, requestId, actor) => chair.returnToDefault(id, { requestId, actor }),
+            chairPreview: async (id, endpoint) => {
+              const p = chair.preview(id, endpoint);
+              // What would happen is the answer, a broken path included; an unknown session or endpoint is not.
+              if (!p.ok && (p.code === 'CHAIR_ERR_NO_SESSION' || p.code === 'CHAIR_ERR_NOT_IN_SESSION'))
+                throw new ChairError(p.code, p.message, { details: p.details });
+              return p;
+            },
+          },
         },
         logger,
         readiness: [

@@ -53,10 +53,10 @@ export interface ApiContext {
   readonly events: TypedEmitter<ApiEvents>;
   readonly reports?: SessionReports;
   /**
-   * The chair engine (issue 11): `POST .../chair` and `.../chair/preview`. Absent: 501. The request id
+   * The chair engine (issue 11): `POST .../chair`, `DELETE .../chair` and `.../chair/preview`. Absent: 501. The request id
    * (the client's X-Request-Id or a new one) is the command's idempotency key, the caller its actor.
    */
-  readonly chair?: Pick<ChairEngine, 'bringToChair' | 'preview'>;
+  readonly chair?: Pick<ChairEngine, 'bringToChair' | 'preview' | 'returnToDefault'>;
   /** The cascade manager (issue 10): admits, dials and ends sessions. Absent: those routes answer 501. */
   readonly cascade?: Pick<CascadeManager, 'admit' | 'end' | 'sync'>;
   readonly metrics?: { readonly contentType: string; render(): Promise<string> };

@@ -614,7 +614,13 @@ export const ROUTES: readonly RouteSpec[] = [
     schema: {
       params: idParams,
       body: object({ endpoint: id }),
-      response: { 200: opaque, 409: { $ref: 'Error#' }, 504: { $ref: 'Error#' }, ...commonErrors },
+      response: {
+        200: opaque,
+        409: { $ref: 'Error#' },
+        502: { $ref: 'Error#' },
+        504: { $ref: 'Error#' },
+        ...commonErrors,
+      },
     },
     scope: scopeOfSessionParam,
     target: (req) => req.params.id,
@@ -624,6 +630,28 @@ export const ROUTES: readonly RouteSpec[] = [
         requestId: req.id,
         actor: req.principal.id,
       }),
+  },
+  {
+    method: 'DELETE',
+    url: '/v1/sessions/:id/chair',
+    summary: "Return the chair's screen to the session's default layout",
+    tag: 'sessions',
+    permission: 'chair',
+    audit: 'chair.reset',
+    schema: {
+      params: idParams,
+      response: {
+        200: opaque,
+        409: { $ref: 'Error#' },
+        502: { $ref: 'Error#' },
+        504: { $ref: 'Error#' },
+        ...commonErrors,
+      },
+    },
+    scope: scopeOfSessionParam,
+    target: (req) => req.params.id,
+    available: (ctx) => ctx.sessions?.chairReset !== undefined,
+    handler: async (req, ctx) => sessionsOr501(ctx, 'chairReset')(req.params.id!, req.id, req.principal.id),
   },
   {
     method: 'POST',

@@ -25,7 +25,10 @@ Usage:
   cascadectl [options] cascade SESSION [--status]   dial the session's cascade now (--status: only
                                                     show it), with every link's state
   cascadectl [options] chair SESSION ENDPOINT [--preview]
-                                                    bring ENDPOINT to the chair
+                                                    bring ENDPOINT to the chair: its path,
+                                                    every step and its timing (--preview: the
+                                                    steps, nothing sent)
+  cascadectl [options] chair SESSION --default      the chair's screen back to the default layout
   cascadectl [options] audit [--actor A] [--action X] [--target T] [--limit N]
   cascadectl [options] watch [--types mcu,link,chair,capabilities] [--count N]
                                                     follow /v1/events until Ctrl-C
@@ -88,6 +91,7 @@ const OPTIONS = {
   chair: { type: 'string' },
   unavailable: { type: 'string' },
   preview: { type: 'boolean' },
+  default: { type: 'boolean' },
   status: { type: 'boolean' },
   actor: { type: 'string' },
   action: { type: 'string' },
@@ -468,10 +472,12 @@ async function run(argv: string[], env: NodeJS.ProcessEnv, out: (s: string) => v
       return 0;
     }
     case 'chair': {
-      need(2, 'chair SESSION ENDPOINT [--preview]');
-      const path = `/v1/sessions/${encodeURIComponent(args[0]!)}/chair${values.preview ? '/preview' : ''}`;
-      const r = (await call(c, 'POST', path, { endpoint: args[1] })).body;
-      emit(r, () => `${JSON.stringify(r, null, 2)}\n`);
+      need(values.default ? 1 : 2, 'chair SESSION (ENDPOINT [--preview] | --default)');
+      const at = `/v1/sessions/${encodeURIComponent(args[0]!)}/chair`;
+      const r = values.default
+        ? (await call(c, 'DELETE', at)).body
+        : (await call(c, 'POST', `${at}${values.preview ? '/preview' : ''}`, { endpoint: args[1] })).body;
+      emit(r, () => humanChair(r as ChairAnswer, values.preview === true));
       return 0;
     }
     case 'audit': {
@@ -560,6 +566,49 @@ async function watch(
     }
   }
   return 0;
+}
+
+interface ChairAnswer {
+  readonly ok?: boolean;
+  readonly code?: string;
+  readonly message?: string;
+  readonly session: string;
+  readonly endpoint: string | null;
+  readonly shown?: string | null;
+  readonly path: readonly string[];
+  readonly ms?: number;
+  readonly healed?: readonly Record<string, string>[];
+  readonly steps: readonly {
+    readonly id: string;
+    readonly mcu: string;
+    readonly output?: string;
+    readonly sources?: readonly string[];
+    readonly source?: string;
+    readonly attempts?: number;
+    readonly doneMs?: number;
+    readonly keyframeMs?: number;
+  }[];
+}
+
+/** A chair command's answer for a technician: what went where, and when each MCU confirmed it. */
+function humanChair(r: ChairAnswer, preview: boolean): string {
+  if (r.ok === false) return `${r.code}: ${r.message}\n`;
+  const what = r.endpoint === null ? "the default layout on the chair's screen" : `${r.endpoint} to the chair`;
+  const shown =
+    r.shown !== undefined && r.shown !== null && r.shown !== r.endpoint ? ` (shown through ${r.shown})` : '';
+  const head = preview
+    ? `would bring ${what}${shown} of ${r.session} over ${r.path.join(' -> ')}`
+    : `${what}${shown} of ${r.session} in ${r.ms} ms over ${r.path.join(' -> ')}`;
+  const healed = (r.healed ?? []).map((h) => `healed: ${h.mcu ?? `${h.child} -> ${h.parent}`}\n`).join('');
+  const rows = r.steps.map((st) => [
+    st.id.split(':')[0],
+    st.mcu,
+    st.output ?? st.source ?? '',
+    (st.sources ?? []).join(' '),
+    ...(preview ? [] : [st.attempts, st.doneMs, st.keyframeMs]),
+  ]);
+  const cols = ['STEP', 'MCU', 'OUTPUT', 'SHOWS', ...(preview ? [] : ['ATTEMPTS', 'DONE MS', 'KEYFRAME MS'])];
+  return `${head}\n${healed}${table(cols, rows)}`;
 }
 
 function humanEvent(event: string, d: Record<string, unknown>): string {

@@ -32,6 +32,9 @@ Usage:
                                                  daemon reconciles (cascaded session --help)
   cascaded cascade status [ID] [--watch]         the cascade of live sessions: links
                                                  planned, dialing, up, failed
+  cascaded chair SESSION ENDPOINT [--preview]    bring ENDPOINT to the chair through the
+                                                 running daemon's API, printing every step
+                                                 and its timing (cascaded chair --help)
   cascaded --help | --version
 
 Options:
@@ -89,6 +92,10 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'token' || argv[0] === 'audit') {
     const { runAudit, runToken } = await import('./admin.js');
     return argv[0] === 'token' ? runToken(argv.slice(1)) : runAudit(argv.slice(1));
+  }
+  if (argv[0] === 'chair') {
+    const { runChair } = await import('./chair.js');
+    return runChair(argv.slice(1));
   }
   if (argv[0] === 'session' || argv[0] === 'cascade') {
     const { runCascade, runSession } = await import('./session.js');

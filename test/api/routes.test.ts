@@ -45,6 +45,10 @@ const EXAMPLES: Record<string, Example> = {
   },
   'POST /v1/sessions/:id/cascade': { path: '/v1/sessions/s1/cascade', body: {} },
   'POST /v1/sessions/:id/chair': { path: '/v1/sessions/s1/chair', body: { endpoint: 'nb-h1' } },
+  'DELETE /v1/sessions/:id/chair': {
+    path: '/v1/sessions/s1/chair',
+    badPath: { path: '/v1/sessions/a%20b/chair', at: '/params/id' },
+  },
   'POST /v1/sessions/:id/chair/preview': { path: '/v1/sessions/s1/chair/preview', body: { endpoint: 'nb-h1' } },
   'GET /v1/sessions/:id/report': {
     path: '/v1/sessions/s1/report',
