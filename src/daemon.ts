@@ -223,10 +223,10 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           version: options.version ?? '0.0.0',
           metrics,
           cascade,
-          sessions: {
-            chair: (id, endpoint, requestId, actor) => chair.bringToChair(id, endpoint, { requestId, actor }),
-            chairReset: (id, requestId, actor) => chair.returnToDefault(id, { requestId, actor }),
-            chairPreview: async (id, endpoint) => {
+          chair: {
+            bringToChair: (id, endpoint, opts) => chair.bringToChair(id, endpoint, opts),
+            returnToDefault: (id, opts) => chair.returnToDefault(id, opts),
+            preview: (id, endpoint) => {
               const p = chair.preview(id, endpoint);
               // What would happen is the answer, a broken path included; an unknown session or endpoint is not.
               if (!p.ok && (p.code === 'CHAIR_ERR_NO_SESSION' || p.code === 'CHAIR_ERR_NOT_IN_SESSION'))

@@ -650,8 +650,9 @@ export const ROUTES: readonly RouteSpec[] = [
     },
     scope: scopeOfSessionParam,
     target: (req) => req.params.id,
-    available: (ctx) => ctx.sessions?.chairReset !== undefined,
-    handler: async (req, ctx) => sessionsOr501(ctx, 'chairReset')(req.params.id!, req.id, req.principal.id),
+    available: (ctx) => ctx.chair !== undefined,
+    handler: async (req, ctx) =>
+      chairOr501(ctx).returnToDefault(req.params.id!, { requestId: req.id, actor: req.principal.id }),
   },
   {
     method: 'POST',

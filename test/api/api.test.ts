@@ -343,6 +343,7 @@ t.test('plugged-in session commands: national chair rule, request deadline, per-
           if (endpoint === 'stuck') return new Promise<never>(() => {});
           return { session: id, endpoint, outcome: 'ok', ms: 1, steps: [] } as unknown as ChairResult;
         },
+        returnToDefault: async (id) => ({ session: id, outcome: 'ok', ms: 1, steps: [] }) as unknown as ChairResult,
         preview: (id, endpoint) => ({
           ok: true,
           session: id,
