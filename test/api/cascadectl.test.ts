@@ -112,12 +112,12 @@ t.test('cascadectl against the running daemon', async (t) => {
   t.match(badToken, { code: 3, err: /does not know this token/ });
   const forbidden = await ctl([...base, '--token', viewer, 'chair', 's1', 'nb-h1']);
   t.match(forbidden, { code: 3, err: /not allowed \(API_ERR_FORBIDDEN\)/ });
-  const notYet = await ctl([...base, '--token', admin, 'chair', 's1', 'nb-h1']);
-  t.match(notYet, { code: 1, err: /API_ERR_NOT_IMPLEMENTED \(HTTP 501\)/ });
+  const unknown = await ctl([...base, '--token', admin, 'chair', 's1', 'nb-h1']);
+  t.match(unknown, { code: 1, err: /CHAIR_ERR_NO_SESSION \(HTTP 404\): no live session s1/ });
 
   const audit = await ctl([...base, '--token', admin, 'audit', '--action', 'chair.switch']);
   t.equal(audit.code, 0, audit.err);
-  t.match(audit.out, /chair\.switch\s+s1\s+API_ERR_(NOT_IMPLEMENTED|OUT_OF_SCOPE)/);
+  t.match(audit.out, /chair\.switch\s+s1\s+CHAIR_ERR_NO_SESSION/);
   t.match(audit.out, /chair\.switch\s+s1\s+API_ERR_FORBIDDEN/);
 
   // A certificate it cannot verify: a clear message with the fingerprint to pin; the pin works.
