@@ -58,27 +58,6 @@ export interface AdmitOptions {
 const DEFAULT_ATTEMPTS = 5;
 const SESSION_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-/**
- * The inventory with what other sessions hold taken off each MCU's capacity: what the planner plans within
- * until it takes the held capacity itself (issue 9's `reserved`).
- */
-function within(inventory: Inventory, held: Record<string, { ports: number; cascadePorts: number }>): Inventory {
-  return {
-    ...inventory,
-    mcus: inventory.mcus.map((m) => {
-      const h = held[m.id];
-      if (h === undefined) return m;
-      return {
-        ...m,
-        capacity: {
-          ports: Math.max(0, m.capacity.ports - h.ports),
-          cascadePorts: Math.max(0, m.capacity.cascadePorts - h.cascadePorts),
-        },
-      };
-    }),
-  };
-}
-
 /** Sessions holding capacity on an MCU, for the reasons of a refusal. */
 export interface Holder {
   readonly session: string;
@@ -96,12 +75,8 @@ function validate(inventory: Inventory, r: SessionRequest): { session: Session; 
   const endpoints = new Set(inventory.endpoints.map((e) => e.id));
   if (r.id !== undefined && !SESSION_ID.test(r.id))
     throw invalid(`session id "${r.id}": letters, digits, '.', '_' and '-', at most 64`, '/id');
-  const master = inventory.mcus.find((m) => m.role === 'master')?.id;
-  const root = r.root ?? master;
+  const root = r.root ?? inventory.mcus.find((m) => m.role === 'master')?.id;
   if (root === undefined || !mcus.has(root)) throw invalid(`unknown root MCU "${String(r.root)}"`, '/root');
-  // Until the planner plans for any root (issue 9), a session is rooted at the master.
-  if (root !== master)
-    throw invalid(`root ${root}: a root other than the master (${master}) is not supported yet`, '/root');
   const list = r.endpoints === 'all' ? inventory.endpoints.map((e) => e.id) : r.endpoints;
   if (!Array.isArray(list) || list.length === 0) throw invalid('a session needs at least one endpoint', '/endpoints');
   list.forEach((e, i) => {
@@ -122,7 +97,7 @@ function validate(inventory: Inventory, r: SessionRequest): { session: Session; 
     ...(r.chairLayout === undefined ? {} : { chairLayout: r.chairLayout }),
     ...(r.mutePrevious === undefined ? {} : { mutePrevious: r.mutePrevious }),
   };
-  const session: Session = { endpoints: list, ...(r.chair === undefined ? {} : { chair: r.chair }) };
+  const session: Session = { endpoints: list, root, ...(r.chair === undefined ? {} : { chair: r.chair }) };
   return { session, root, stored };
 }
 
@@ -204,6 +179,26 @@ function allocateRooms(
   return rooms;
 }
 
+/** An endpoint (a room) takes part in one live session at a time: CASCADE_ERR_ENDPOINT_BUSY otherwise. */
+async function refuseBusyEndpoints(store: Store, p: Plan, heads: readonly CascadeHead[]): Promise<void> {
+  const wanted = new Set(p.endpoints);
+  const busy: { endpoint: string; session: string }[] = [];
+  for (const h of heads) {
+    const other = (await store.getCascade(h.sessionId))?.plan as Plan | undefined;
+    for (const e of other?.endpoints ?? []) if (wanted.has(e)) busy.push({ endpoint: e, session: h.sessionId });
+  }
+  if (busy.length === 0) return;
+  const sessions = [...new Set(busy.map((b) => b.session))];
+  throw new CascadeError(
+    'CASCADE_ERR_ENDPOINT_BUSY',
+    `${busy.length} endpoint${busy.length === 1 ? '' : 's'} already in live session${sessions.length === 1 ? '' : 's'} ${sessions.join(', ')} (${busy
+      .slice(0, 5)
+      .map((b) => b.endpoint)
+      .join(', ')}${busy.length > 5 ? ', ...' : ''})`,
+    { details: { sessions, endpoints: busy.slice(0, 100), count: busy.length } },
+  );
+}
+
 function generationLost(err: unknown): boolean {
   if (!isCascadedError(err, 'STORE_ERR_CONFLICT')) return false;
   const d = err.details as { current?: number; mcu?: string } | undefined;
@@ -235,11 +230,15 @@ export async function admitSession(
     const heads = await store.listCascades();
     let p: Plan;
     try {
-      p = plan(within(inventory, heldBy(heads)), session);
+      p = plan(inventory, session, {
+        reserved: heldBy(heads),
+        ...(options.budgetMs === undefined ? {} : { budgetMs: options.budgetMs }),
+      });
     } catch (err) {
       if (err instanceof PlanError && err.code === 'PLAN_ERR_INFEASIBLE') throw refusal(err, heads);
       throw err;
     }
+    await refuseBusyEndpoints(store, p, heads);
     const rooms = allocateRooms(inventory, p, heads);
     try {
       return await store.createCascade(
@@ -292,7 +291,10 @@ export async function replanSession(
     const previous = current.plan as Plan;
     let next: Plan;
     try {
-      next = replan(within(inventory, heldBy(heads)), previous, change);
+      next = replan(inventory, previous, change, {
+        reserved: heldBy(heads),
+        ...(options.budgetMs === undefined ? {} : { budgetMs: options.budgetMs }),
+      });
     } catch (err) {
       if (err instanceof PlanError && err.code === 'PLAN_ERR_INFEASIBLE') throw refusal(err, heads);
       throw err;

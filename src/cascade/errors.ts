@@ -12,6 +12,11 @@ export const CASCADE_ERRORS = {
     description:
       'An MCU of the plan has no free conference room left (every URI of its `conferences` is held by a live session); `details` names the MCU and the sessions holding its rooms.',
   },
+  CASCADE_ERR_ENDPOINT_BUSY: {
+    status: 409,
+    description:
+      'Endpoints of the session already take part in a live session (a room is in one session at a time); `details` lists them and the sessions.',
+  },
   CASCADE_ERR_NOT_FOUND: { status: 404, description: 'No session with that id.' },
   CASCADE_ERR_STATE: {
     status: 409,

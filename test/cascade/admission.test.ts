@@ -44,6 +44,17 @@ t.test('sessions share capacity; a session that does not fit is refused, naming 
   t.match((refused as Error).message, /held by live session a/);
   t.equal(await store.getSession('b'), undefined, 'nothing recorded for a refused session');
 
+  const busy = await admitSession(store, inv, { id: 'b', endpoints: ['gov-5', 'p-x0', 'p-x1'] }).catch(
+    (e: unknown) => e,
+  );
+  t.match(
+    busy,
+    {
+      code: 'CASCADE_ERR_ENDPOINT_BUSY',
+      details: { sessions: ['a'], count: 2, endpoints: [{ session: 'a' }, { session: 'a' }] },
+    },
+    'an endpoint takes part in one live session at a time',
+  );
   const b = await admitSession(store, inv, { id: 'b', endpoints: ['gov-6', 'p-x1'] });
   t.not(b.rooms.master, a.rooms.master, 'another room on the master');
   t.not(b.rooms.p, a.rooms.p, 'another room on p');

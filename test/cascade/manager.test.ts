@@ -261,3 +261,93 @@ t.test(
     t.pass('the link to the lost MCU is hung up at the master');
   },
 );
+
+t.test('a provincial session rooted at a province MCU runs while the national session runs, sharing it', async (t) => {
+  // m <- p <- p2, m <- q. The national session takes the central and province rooms; the province of p runs its
+  // own session with its districts and communes on p (its root) and p2, in rooms of their own.
+  const inv = network(
+    loopbackBase(),
+    [
+      { id: 'm', rooms: 2 },
+      { id: 'p', parents: ['m'], rooms: 2, ports: 8, cascadePorts: 2 },
+      { id: 'p2', parents: ['p'], rooms: 2 },
+      { id: 'q', parents: ['m'], rooms: 2 },
+    ],
+    [
+      { id: 'chair', level: 'central', mcus: ['m'] },
+      { id: 'p-ubnd', level: 'province', mcus: ['p'] },
+      { id: 'q-ubnd', level: 'province', mcus: ['q'] },
+      { id: 'p-h1', level: 'district', mcus: ['p'] },
+      { id: 'p-h2', level: 'district', mcus: ['p'] },
+      { id: 'p-x1', mcus: ['p'] },
+      { id: 'p2-x1', mcus: ['p2'] },
+      { id: 'p2-x2', mcus: ['p2'] },
+      { id: 'p-x2', mcus: ['p'] },
+      { id: 'p-x3', mcus: ['p'] },
+      { id: 'p-x4', mcus: ['p'] },
+    ],
+  );
+  const sim = await createSimNetwork({ inventory: inv, infoDelayMs: 5 });
+  t.teardown(() => sim.close());
+  const parts = await startParts(inv, t.testdir());
+  t.teardown(() => parts.close());
+  const national = await parts.manager.admit({ id: 'national', endpoints: ['p-ubnd', 'q-ubnd'], chair: 'chair' });
+  const provincial = await parts.manager.admit({
+    id: 'province-p',
+    root: 'p',
+    endpoints: ['p-h2', 'p-x1', 'p2-x1', 'p2-x2'],
+    chair: 'p-h1',
+  });
+  t.equal(provincial.root, 'p');
+  t.not(provincial.rooms.p, national.rooms.p, 'p hosts one room per session');
+  const n = simView(sim, national);
+  const pv = simView(sim, provincial);
+  await until('both cascades up', () => n.linked('p', 'm') && n.linked('q', 'm') && pv.linked('p2', 'p'));
+  await until('every endpoint in its session room', () =>
+    [
+      n.seated('p-ubnd', 'p'),
+      n.seated('q-ubnd', 'q'),
+      pv.seated('p-h1', 'p'),
+      pv.seated('p2-x1', 'p2'),
+      pv.seated('p-x1', 'p'),
+    ].every(Boolean),
+  );
+  t.pass('two sessions, two rooms on p, each with its own endpoints and links');
+  t.same(
+    [...(pv.conf('p')?.participants.values() ?? [])].filter((x) => x.kind === 'link').map((x) => x.entity),
+    [pv.room('p2')],
+    "the provincial room's only link is to p2: it is not cascaded to the master",
+  );
+  await until(
+    'the provincial pictures',
+    () => pv.shows('p2', 'p')?.[0] === ep('p2-x1') && pv.shows('p', 'p2')?.[0] === ep('p-h1'),
+  );
+  t.pass("p2 shows its commune up to the province's room; the province's chair goes down");
+  await until('the national pictures', () => n.shows('p', 'm')?.[0] === ep('p-ubnd'));
+
+  // Capacity is shared: p has 8 ports, the national session holds 2 (p-ubnd, its link), the provincial 4 (three
+  // endpoints, the link to p2): a third session needing 4 more on p is refused, naming both.
+  const short = await parts.manager
+    .admit({ id: 'third', endpoints: ['p-x2', 'p-x3', 'p-x4'], chair: 'q-ubnd' })
+    .catch((e: unknown) => e);
+  t.match(
+    short,
+    { code: 'PLAN_ERR_INFEASIBLE', details: { heldBy: ['national', 'province-p'] } },
+    'refused: p is short',
+  );
+  const held = (await parts.manager
+    .admit({ id: 'fifth', root: 'p', endpoints: ['p-h1'] })
+    .catch((e: unknown) => e)) as {
+    code: string;
+  };
+  t.match(
+    held,
+    { code: 'CASCADE_ERR_ENDPOINT_BUSY', details: { sessions: ['province-p'] } },
+    'p-h1 chairs the province',
+  );
+  const full = await parts.manager
+    .admit({ id: 'fourth', endpoints: ['chair'], chair: 'chair', mains: [] })
+    .catch((e: unknown) => e);
+  t.match(full, { code: 'CASCADE_ERR_ENDPOINT_BUSY', details: { sessions: ['national'] } });
+  t.equal(parts.manager.progress().length, 2, 'two sessions reconciled side by side');
+});
