@@ -100,7 +100,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
     plan_ms_p50: round(p50(planMs)),
     plan_ms_max: round(Math.max(...planMs)),
     ilp_ms_p50: Math.round(p50(ilpMs)),
-    ratio_p50: round(p50(ratios) * 1000) / 1000,
+    ratio_p50: Math.round(p50(ratios) * 1000) / 1000,
     replan_ms_p50: round(p50(replanMs)),
     demo_plan_ms_p50: round(demo.ms),
     replan_ms_max: round(Math.max(...replanMs)),

@@ -613,10 +613,11 @@ export class Optimiser {
     };
     const pruned = (b: readonly number[]) =>
       (cutoff !== null && lexCompare(b, cutoff) > 0) || (best !== null && lexCompare(b, best.cost) >= 0);
-    // The tree bound is on tier 1 of a fresh plan (depth) or of a re-plan under a shortage (unplaced);
-    // other re-plans put their change counts first.
-    const useTree = this.#t.atDepth === 0 || this.#t.unplaced === 0;
-    // Depth first (from the root, or from the nodes a previous search set aside).
+    // The tree bound is on the weight at the depth bound, or under a shortage on the unplaced weight.
+    const treeTier = this.#partial ? this.#t.unplaced : this.#t.atDepth;
+    const zeros = new Array<number>(this.#t.k).fill(0);
+    // Best bound first, depth first among equal bounds (from the root, or from the nodes a previous
+    // search set aside): the nodes below a poor first dive wait until the incumbent has improved.
     const stack: Open[] = how.from === undefined ? [{ st: root, bound: null, mult: null }] : [...how.from].reverse();
     const setAside: Open[] = [];
     const start = this.stats.nodes;
@@ -632,7 +633,7 @@ export class Optimiser {
         }
         return { best, complete: false, lower, ties: [] };
       }
-      const open = stack.pop()!;
+      const open = takeBest(stack);
       if (open.bound !== null && pruned(open.bound)) {
         setAside.push(open);
         continue;
@@ -640,8 +641,8 @@ export class Optimiser {
       this.stats.nodes++;
       let st = open.st;
       let mult = open.mult;
-      // The tree penalties are on tier 1 of a fresh plan.
-      const penalise = this.#t.atDepth === 0;
+      // The tree penalties go on the depth tier (under a shortage no weight is certain to be hosted).
+      const penalise = !this.#partial;
       let r = this.#relaxAndProbe(
         st,
         depth,
@@ -649,12 +650,17 @@ export class Optimiser {
         mult !== null && penalise ? this.#treeBound().penalties(mult) : null,
       );
       if (r !== null && !pruned(r.relaxed.bound)) accept(r.relaxed.plan);
-      if (r !== null && useTree && mult === null && !r.relaxed.closed && !pruned(r.relaxed.bound)) {
+      if (r !== null && mult === null && !r.relaxed.closed && !pruned(r.relaxed.bound)) {
         // The first node the flow alone cannot close: the tree bound from here on. MCUs that must host
         // someone take part in every plan; its multipliers start from zero.
         const tree = this.#treeBound();
         st = this.#withMustUse(r.st, depth);
-        mult = tree.bound(st, tree.initial(), this.#guess(best, cutoff, r.relaxed.bound), ROOT_STEPS).multipliers;
+        mult = tree.bound(
+          st,
+          tree.initial(),
+          this.#guess(treeTier, best, cutoff, r.relaxed.bound),
+          ROOT_STEPS,
+        ).multipliers;
         r = this.#relaxAndProbe(st, depth, caps, penalise ? tree.penalties(mult) : null);
         if (r !== null && !pruned(r.relaxed.bound)) accept(r.relaxed.plan);
       }
@@ -681,11 +687,12 @@ export class Optimiser {
         }
         relaxed = plain;
       }
-      if (useTree && mult !== null) {
-        const tb = this.#treeBound().bound(st, mult, this.#guess(best, cutoff, relaxed.bound), NODE_STEPS);
+      if (mult !== null) {
+        const tb = this.#treeBound().bound(st, mult, this.#guess(treeTier, best, cutoff, relaxed.bound), NODE_STEPS);
         mult = tb.multipliers;
-        const tier1 = Math.ceil(tb.value - 1e-6);
-        if (tier1 > bound[0]!) bound = [tier1, ...new Array<number>(this.#t.k - 1).fill(0)];
+        // Valid with the flow's earlier tiers kept: among plans equal on those, the tree bounds this tier.
+        const tier = Math.ceil(tb.value - 1e-6);
+        if (tier > bound[treeTier]!) bound = [...bound.slice(0, treeTier), tier, ...zeros.slice(treeTier + 1)];
         if (pruned(bound)) {
           aside(bound);
           continue;
@@ -747,11 +754,16 @@ export class Optimiser {
     return { lo: st.lo, hi: st.hi, unusedOk };
   }
 
-  /** What the tree bound's steps aim at: the incumbent's tier 1, or without one a little above a known bound. */
-  #guess(best: Solution | null, cutoff: readonly number[] | null, bound: readonly number[] | null): number {
-    if (best !== null) return best.cost[0]!;
-    if (cutoff !== null && Number.isFinite(cutoff[0]!)) return cutoff[0]!;
-    if (bound !== null) return bound[0]! * 1.25 + 10;
+  /** What the tree bound's steps aim at: the incumbent's value of the tier, or without one a little above a known bound. */
+  #guess(
+    tier: number,
+    best: Solution | null,
+    cutoff: readonly number[] | null,
+    bound: readonly number[] | null,
+  ): number {
+    if (best !== null) return best.cost[tier]!;
+    if (cutoff !== null && Number.isFinite(cutoff[tier]!)) return cutoff[tier]!;
+    if (bound !== null) return bound[tier]! * 1.25 + 10;
     // Every MCU at the depth bound with only what it must host: more than the tree model's optimum.
     return this.#mustWeight.reduce((a, b) => a + b, 0);
   }
@@ -1285,4 +1297,19 @@ export function shedding(problem: Problem): { readonly drop: readonly number[]; 
   const same = (a: (typeof demands)[number], b: (typeof demands)[number]) =>
     a.weight === b.weight && a.cands.length === b.cands.length && a.cands.every((m, j) => m === b.cands[j]);
   return { drop, interchangeable: shed.every((d) => same(d, shed[0]!)) };
+}
+
+/**
+ * The open node with the smallest bound (the last pushed among equals: depth first within a tie).
+ * A scan: there are at most a few thousand open nodes, each costing a flow.
+ */
+function takeBest(stack: Open[]): Open {
+  let at = stack.length - 1;
+  for (let i = stack.length - 2; i >= 0; i--) {
+    const b = stack[i]!.bound;
+    const c = stack[at]!.bound;
+    if (b !== null && (c === null ? false : lexCompare(b, c) < 0)) at = i;
+  }
+  const [open] = stack.splice(at, 1);
+  return open!;
 }
