@@ -152,7 +152,14 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     // The cascade of every live session: read from the store, reconciled against the MCUs' full state, so
     // a restart finds the links the MCUs kept (they run MCU to MCU) and dials only what is missing.
     const cascade = await start('cascade', () =>
-      startCascadeManager({ store, inventory: inv, mcus, settings: config.daemon.cascade, logger }),
+      startCascadeManager({
+        store,
+        inventory: inv,
+        mcus,
+        settings: config.daemon.cascade,
+        chairLayout: config.daemon.chair.layout,
+        logger,
+      }),
     );
     metrics.watchCascade(cascade);
     cascade.on('link', (l) =>

@@ -11,7 +11,9 @@
  *   root shows the chair (else its main endpoint): everyone sees the chair;
  * - a chair selection (an endpoint brought to the chair) replaces, along its
  *   path, each uplink's picture with the selected endpoint (on its own MCU)
- *   or the child link towards it, and puts that on the chair's screen.
+ *   or the child link towards it, and puts that on the chair's screen: full
+ *   screen, or in a `pip` session large with the chair's own picture inset
+ *   (as the chair command shows it, docs/chair.md).
  */
 import type { Plan } from '../planner/index.js';
 
@@ -24,6 +26,8 @@ export interface LayoutSpec {
   readonly output: Ref;
   /** Shown full-screen (layout `single`, region 1). */
   readonly source: Ref;
+  /** Shown small over the source (layout `pip`, region 2): the chair's own picture in a `pip` session. */
+  readonly inset?: Ref;
   readonly why: 'uplink' | 'downlink' | 'chair';
 }
 
@@ -38,6 +42,8 @@ export interface SessionSpec {
   readonly mains: Readonly<Record<string, string>>;
   /** The endpoint currently brought to the chair, if any. */
   readonly selection: string | null;
+  /** How the chair's screen shows the selection (the session's choice, else the daemon's; default full). */
+  readonly chairLayout?: 'full' | 'pip';
 }
 
 /** How the reconciler reaches endpoints: their SIP URI, and their level's rank (0: the top level). */
@@ -66,6 +72,7 @@ export interface DesiredSession {
   /** MCU -> its main endpoint's URI (absent for an MCU with no dialable endpoint). */
   readonly mains: Readonly<Record<string, string>>;
   readonly layouts: readonly LayoutSpec[];
+  readonly chairLayout: 'full' | 'pip';
   /** Session endpoints without a SIP URI: they cannot be dialled (reported once). */
   readonly undialable: readonly string[];
 }
@@ -132,7 +139,8 @@ export function desiredSession(spec: SessionSpec, dir: EndpointDirectory): Desir
     participants[m.id] = uris;
   }
 
-  const layouts = layoutsFor({ root, mcus, parent, children, mains }, plan, spec.selection, dir);
+  const chairLayout = spec.chairLayout ?? 'full';
+  const layouts = layoutsFor({ root, mcus, parent, children, mains, chairLayout }, plan, spec.selection, dir);
 
   return {
     id: spec.id,
@@ -147,6 +155,7 @@ export function desiredSession(spec: SessionSpec, dir: EndpointDirectory): Desir
     participants,
     mains,
     layouts,
+    chairLayout,
     undialable,
   };
 }
@@ -158,7 +167,7 @@ export function desiredSession(spec: SessionSpec, dir: EndpointDirectory): Desir
  * of a national session walks its 11,000 endpoints.
  */
 function layoutsFor(
-  d: Pick<DesiredSession, 'root' | 'mcus' | 'parent' | 'children' | 'mains'>,
+  d: Pick<DesiredSession, 'root' | 'mcus' | 'parent' | 'children' | 'mains' | 'chairLayout'>,
   plan: Plan,
   selection: string | null,
   dir: EndpointDirectory,
@@ -194,7 +203,16 @@ function layoutsFor(
       shown = { link: m };
       m = parent[m]!;
     }
-    if (chairOnRoot) layouts.push({ mcu: root, output: { endpoint: chairUri! }, source: shown, why: 'chair' });
+    if (chairOnRoot) {
+      const chair: Ref = { endpoint: chairUri! };
+      layouts.push({
+        mcu: root,
+        output: chair,
+        source: shown,
+        ...(d.chairLayout === 'pip' ? { inset: chair } : {}),
+        why: 'chair',
+      });
+    }
   }
 
   for (const m of mcus) {

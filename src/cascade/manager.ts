@@ -48,6 +48,8 @@ export interface CascadeManagerOptions {
   readonly clock?: Clock;
   /** In [0, 1): the jitter of retries (default Math.random). */
   readonly random?: () => number;
+  /** The chair's screen of a session that does not choose (`daemon.chair.layout`; default full). */
+  readonly chairLayout?: 'full' | 'pip';
 }
 
 /** A link changed state. */
@@ -228,6 +230,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   readonly #inventory: Inventory;
   readonly #pool: McuPool;
   readonly #settings: CascadeSettings;
+  readonly #chairLayout: 'full' | 'pip';
   readonly #log?: Logger;
   readonly #clock: Clock;
   readonly #book: Bookkeeping;
@@ -262,6 +265,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     this.#inventory = o.inventory;
     this.#pool = o.mcus;
     this.#settings = o.settings;
+    this.#chairLayout = o.chairLayout ?? 'full';
     this.#log = o.logger?.child({ module: 'cascade' });
     this.#clock = o.clock ?? realClock;
     this.#book = new Bookkeeping(o.settings.retry, o.random ?? Math.random);
@@ -356,6 +360,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         rooms: head.rooms,
         mains: mainsOf(plan!, head.request),
         selection: head.selection,
+        chairLayout: chairLayoutOf(head.request) ?? this.#chairLayout,
       };
       const desired = desiredSession(spec, this.#dir);
       if (known === undefined) {
@@ -528,8 +533,9 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         await hangUp(() => this.#conference(a.room).hangUpParticipant(a.endpoint));
         return;
       case 'layout':
-        // Layout, source and keyframe request in one round trip (docs/mcu.md, "switchOutput").
-        await this.#conference(a.room).switchOutput(a.output, 'single', [a.source]);
+        // Layout, sources and keyframe request in one round trip (docs/mcu.md, "switchOutput").
+        if (a.inset === undefined) await this.#conference(a.room).switchOutput(a.output, 'single', [a.source]);
+        else await this.#conference(a.room).switchOutput(a.output, 'pip', [a.source, a.inset]);
         return;
       case 'replan':
         await this.#replan(a.session, a.lost);
@@ -819,7 +825,14 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     const shown = endpoint === null ? undefined : (s.plan.relays[endpoint] ?? endpoint);
     for (let m = shown === undefined ? undefined : s.plan.assignments[shown]; m !== undefined; m = s.desired.parent[m])
       onPath.add(m);
-    const decision = decide([s.desired], this.#observed(), this.#book, {
+    // Decided on the path alone (its MCUs, their links and layouts): O(path), where the whole session is
+    // O(endpoints), on the chair's hot path.
+    const path: DesiredSession = {
+      ...s.desired,
+      mcus: s.desired.mcus.filter((m) => onPath.has(m)),
+      layouts: s.desired.layouts.filter((l) => l.why !== 'downlink' && onPath.has(l.mcu)),
+    };
+    const decision = decide([path], this.#observed(), this.#book, {
       ...this.#opts,
       linkConcurrency: 0,
       participantConcurrency: 0,
@@ -891,6 +904,12 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
 }
 
 /** The session's main endpoints by MCU, from the endpoints its request names. */
+/** The session's own choice of the chair's screen (`cascaded session create --chair-layout`). */
+function chairLayoutOf(request: unknown): 'full' | 'pip' | undefined {
+  const l = (request as { chairLayout?: unknown } | null)?.chairLayout;
+  return l === 'full' || l === 'pip' ? l : undefined;
+}
+
 function mainsOf(plan: Plan, request: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   const mains = (request as { mains?: unknown } | null)?.mains;

@@ -130,6 +130,8 @@ export type Action =
       readonly room: string;
       readonly output: string;
       readonly source: string;
+      /** Layout `pip`: this inset small over the source (the chair's own picture). */
+      readonly inset?: string;
       readonly epoch: string;
       readonly why: LayoutSpec['why'];
     })
@@ -168,11 +170,28 @@ export interface Decision {
 }
 
 /**
+ * Keys of the URIs seen lately: a pass looks up every participant of every room (11,000 in a national
+ * session), and a chair command brings two or three passes; parsing each URI again each time was most of
+ * a pass. Bounded: cleared when full (URIs come from the inventory and the rosters, a few per endpoint).
+ */
+const keyCache = new Map<string, string>();
+const KEYS_MAX = 100_000;
+
+/**
  * A URI as rosters name participants: scheme, user, host and port, without
  * parameters or headers; lowercase scheme and host. Cheap and pure, so it
  * can run on every roster entry.
  */
 export function roomKey(uri: string): string {
+  const known = keyCache.get(uri);
+  if (known !== undefined) return known;
+  const key = parseRoomKey(uri);
+  if (keyCache.size >= KEYS_MAX) keyCache.clear();
+  keyCache.set(uri, key);
+  return key;
+}
+
+function parseRoomKey(uri: string): string {
   let s = uri.trim();
   if (s.startsWith('<') && s.endsWith('>')) s = s.slice(1, -1);
   const semi = s.search(/[;?]/);
@@ -235,14 +254,14 @@ function linksByAddress(room: ObservedRoom | undefined): Map<string, ObservedEnt
  */
 function findLink(
   room: ObservedRoom | undefined,
-  byAddress: Map<string, ObservedEntry[]> | undefined,
+  byAddress: () => Map<string, ObservedEntry[]>,
   peerKey: string,
   callId: string | undefined,
 ): ObservedEntry | undefined {
   if (room === undefined) return undefined;
   const direct = room.roster.get(peerKey);
   if (direct !== undefined && direct.kind === 'link') return direct;
-  const candidates = byAddress?.get(addressOf(peerKey));
+  const candidates = byAddress().get(addressOf(peerKey));
   if (candidates === undefined) return undefined;
   if (callId !== undefined) {
     const same = candidates.find((e) => e.callId === callId);
@@ -262,7 +281,8 @@ function says(room: ObservedRoom | undefined, entry: ObservedEntry | undefined):
 class SessionView {
   readonly keys: Record<string, string> = {};
   readonly links = new Map<string, LinkEnds>();
-  readonly byAddress = new Map<string, Map<string, ObservedEntry[]>>();
+  /** Link entries by far address, per MCU: built only for a room that names a link otherwise than by its room. */
+  readonly #byAddress = new Map<string, Map<string, ObservedEntry[]>>();
   /** Room keys of every room the session holds (current and former). */
   readonly allRooms = new Set<string>();
 
@@ -276,10 +296,6 @@ class SessionView {
       this.allRooms.add(k);
     }
     for (const uri of Object.values(d.formerRooms)) this.allRooms.add(roomKey(uri));
-    for (const m of d.mcus) {
-      const k = this.keys[m];
-      if (k !== undefined) this.byAddress.set(m, linksByAddress(obs.rooms.get(k)));
-    }
     for (const child of d.mcus) {
       const parent = d.parent[child];
       if (parent !== undefined) this.links.set(child, this.#ends(child, parent));
@@ -291,6 +307,15 @@ class SessionView {
     return k === undefined ? undefined : this.obs.rooms.get(k);
   }
 
+  #addresses(m: string): Map<string, ObservedEntry[]> {
+    let a = this.#byAddress.get(m);
+    if (a === undefined) {
+      a = linksByAddress(this.room(m));
+      this.#byAddress.set(m, a);
+    }
+    return a;
+  }
+
   #ends(child: string, parent: string): LinkEnds {
     const pk = this.keys[parent];
     const ck = this.keys[child];
@@ -300,7 +325,8 @@ class SessionView {
     // may name it otherwise (by the caller's address of record).
     const direct = ck === undefined ? undefined : parentRoom?.roster.get(ck);
     const atParent = direct?.kind === 'link' ? direct : undefined;
-    const atChild = pk === undefined ? undefined : findLink(childRoom, this.byAddress.get(child), pk, atParent?.callId);
+    const atChild =
+      pk === undefined ? undefined : findLink(childRoom, () => this.#addresses(child), pk, atParent?.callId);
     const parentSays = says(parentRoom, atParent);
     const childSays = says(childRoom, atChild);
     const open = parentRoom?.state === 'open' && childRoom?.state === 'open';
@@ -506,8 +532,12 @@ export function decide(
       const out = resolve(v, spec.mcu, spec.output);
       const src = resolve(v, spec.mcu, spec.source);
       if (out === undefined || src === undefined) continue;
+      const inset = spec.inset === undefined ? undefined : resolve(v, spec.mcu, spec.inset);
+      if (spec.inset !== undefined && inset === undefined) continue;
       const key = layoutKey(d.id, spec.mcu, spec.output);
-      const epoch = `${out.entity}#${out.epoch}>${src.entity}#${src.epoch}`;
+      const epoch =
+        `${out.entity}#${out.epoch}>${src.entity}#${src.epoch}` +
+        (inset === undefined ? '' : `+${inset.entity}#${inset.epoch}`);
       if (mem.applied.get(key) === epoch) continue;
       offer('layout', {
         kind: 'layout',
@@ -517,6 +547,7 @@ export function decide(
         room: d.rooms[spec.mcu]!,
         output: out.entity,
         source: src.entity,
+        ...(inset === undefined ? {} : { inset: inset.entity }),
         epoch,
         why: spec.why,
       });

@@ -4,7 +4,14 @@
  * without a chair selection; and the backoff of retries.
  */
 import t from 'tap';
-import { backoffDelay, DEFAULT_BACKOFF, desiredSession, mainEndpoint, roomKey } from '../../src/cascade/index.js';
+import {
+  backoffDelay,
+  DEFAULT_BACKOFF,
+  desiredSession,
+  mainEndpoint,
+  reselect,
+  roomKey,
+} from '../../src/cascade/index.js';
 import type { Plan } from '../../src/planner/index.js';
 import { directory, fakePlan } from './world.js';
 
@@ -89,6 +96,26 @@ t.test('a chair selection reroutes its path and shows on the chair screen', asyn
     { endpoint: uri('q-a-L3') },
     'a relayed room shows through the room relaying it',
   );
+  const pip = desiredSession(
+    { id: 's', phase: 'live', plan, rooms, mains: {}, selection: 'q-b-L3', chairLayout: 'pip' },
+    directory,
+  );
+  t.same(
+    pip.layouts.filter((l) => l.why === 'chair'),
+    [
+      {
+        mcu: 'r',
+        output: { endpoint: uri('chair-L0') },
+        source: { link: 'p' },
+        inset: { endpoint: uri('chair-L0') },
+        why: 'chair',
+      },
+    ],
+    'a pip session: the selection large, the chair inset',
+  );
+  t.same(reselect(pip, plan, 'u-L3', directory).layouts.find((l) => l.why === 'chair')?.inset, {
+    endpoint: uri('chair-L0'),
+  });
 });
 
 t.test('room keys name a URI as rosters do', async (t) => {
