@@ -51,8 +51,14 @@ const ENDPOINTS = [
   { id: 'chair2', level: 'central', mcus: ['m'] },
   { id: 'pa-y1', mcus: ['pa'] },
   { id: 'pc-y1', mcus: ['pc'] },
+  // The province of pa's own session, rooted at pa (chaired from its people's committee room).
+  { id: 'pa-ubnd', level: 'province', mcus: ['pa'] },
+  { id: 'pa-y2', level: 'district', mcus: ['pa'] },
+  { id: 'va-y1', level: 'district', mcus: ['va'] },
+  { id: 'va-y2', mcus: ['va'] },
 ];
-const NATIONAL = ENDPOINTS.map((e) => e.id).filter((id) => !['chair2', 'pa-y1', 'pc-y1'].includes(id));
+const PROVINCIAL = ['pa-ubnd', 'pa-y2', 'va-y1', 'va-y2'];
+const NATIONAL = ENDPOINTS.map((e) => e.id).filter((id) => !['chair2', 'pa-y1', 'pc-y1', ...PROVINCIAL].includes(id));
 const SECRET = 'demo-only-secret';
 
 let w: ChairWorld;
@@ -107,6 +113,14 @@ async function up(head: CascadeHead, endpoints: readonly string[]): Promise<void
     },
     60_000,
   );
+  // The chair resolves paths from what the MCUs told the daemon, which may come a moment after the simulator's
+  // own view: ready once every endpoint's path resolves.
+  const chair = w.parts.manager.session(head.sessionId)!.plan.chair;
+  await until(
+    `${head.sessionId}: every endpoint's path resolves`,
+    () => endpoints.every((e) => e === chair || w.chair.preview(head.sessionId, e).ok),
+    30_000,
+  );
 }
 
 /**
@@ -126,7 +140,27 @@ async function sessionLayout(head: CascadeHead): Promise<void> {
       await room.switchOutput(uri(e), 'single', [source], { keyframe: false });
     }
   }
-  await until('everyone sees the chair', async () => (await w.view('va-x1')).seesIds.join() === 'chair', 30_000);
+  // A relayed room has no call of its own: it sees what the room relaying it sees.
+  const everyone = plan.mcus
+    .flatMap((m) => m.endpoints)
+    .filter((e) => e !== plan.chair && inv.endpoints.find((x) => x.id === e)?.sip !== undefined);
+  let last = '';
+  await until(
+    `everyone in ${head.sessionId} sees the chair`,
+    async () => {
+      for (const e of everyone) {
+        const sees = (await w.view(e)).seesIds.join();
+        if (sees !== plan.chair) {
+          last = `${e} sees ${sees || 'nothing'}`;
+          return false;
+        }
+      }
+      return true;
+    },
+    30_000,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message} (${last})`);
+  });
 }
 
 async function othersSeeTheChair(t: Tap, endpoints: readonly string[], chair = 'chair'): Promise<void> {
@@ -164,6 +198,37 @@ t.test('depth 1 and depth 2, through MCUs of every simulator profile: the chair 
   await othersSeeTheChair(t, NATIONAL);
 });
 
+t.test('a provincial session rooted at a province MCU: its chair sees each endpoint brought to it', async (t) => {
+  const prov = await w.parts.manager.admit({
+    id: 'province-pa',
+    title: 'province pa',
+    root: 'pa',
+    endpoints: PROVINCIAL,
+    chair: 'pa-ubnd',
+  });
+  t.equal(prov.root, 'pa');
+  t.not(prov.rooms.pa, national.rooms.pa, 'a room of its own on pa, beside the national one');
+  await up(prov, PROVINCIAL);
+  await sessionLayout(prov);
+  const nationalChair = (await w.view('chair')).seesIds;
+  for (const [e, path] of [
+    ['va-y1', ['va', 'pa']],
+    ['pa-y2', ['pa']],
+    ['va-y2', ['va', 'pa']],
+  ] as const) {
+    const r = await w.chair.bringToChair('province-pa', e);
+    t.same(r.path, path, `${e}: the path ${path.join(' -> ')}, ending at the province's MCU`);
+    const v = await w.view('pa-ubnd');
+    t.same(v.seesIds, [e], `${e}: the province's chair sees it (${r.ms} ms)`);
+    t.ok(v.hearsIds.includes(e), `${e}: and hears it`);
+    await othersSeeTheChair(t, PROVINCIAL, 'pa-ubnd');
+  }
+  t.same((await w.view('chair')).seesIds, nationalChair, "the national chair's screen untouched");
+  await othersSeeTheChair(t, NATIONAL);
+  await w.parts.manager.end('province-pa');
+  await until('province-pa ended', () => w.parts.manager.session('province-pa') === undefined, 60_000);
+});
+
 t.test('the session asks for pip and muting: the speaker large with the chair small, the previous muted', async (t) => {
   const s2 = await w.parts.manager.admit({
     id: 'pip',
@@ -177,6 +242,16 @@ t.test('the session asks for pip and muting: the speaker large with the chair sm
   await w.chair.bringToChair('pip', 'pa-y1');
   t.same((await w.view('chair2')).seesIds, ['pa-y1', 'chair2'], 'the speaker, and the chair inset');
   t.ok((await w.view('chair2')).hearsIds.includes('pa-y1'));
+  // The link the speaker comes over drops: the cascade manager redials it and puts it back on the chair's
+  // screen the way the session shows it, still pip.
+  await w.control('POST', '/v1/mcus/pa/drop-link', { target: s2.rooms.m, conference: s2.rooms.pa });
+  await until(
+    'the speaker gone with its link',
+    async () => !(await w.view('chair2')).seesIds.includes('pa-y1'),
+    30_000,
+  );
+  await until('the speaker back', async () => (await w.view('chair2')).seesIds.includes('pa-y1'), 60_000);
+  t.same((await w.view('chair2')).seesIds, ['pa-y1', 'chair2'], 'after the redial: still pip');
   const r = await w.chair.bringToChair('pip', 'pc-y1');
   t.ok(
     r.steps.some((s) => s.kind === 'mute'),
@@ -209,6 +284,7 @@ t.test('with 20% message loss every command succeeds, each one seen by the chair
       `${e}: seen (${r.ms} ms, ${r.steps.map((s) => s.attempts).join('/')} attempts)`,
     );
   }
+  await othersSeeTheChair(t, NATIONAL);
 });
 
 t.test('a link dropped on the path is healed inside the deadline', async (t) => {
