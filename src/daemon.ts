@@ -108,6 +108,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     const ua = await start('sip', () =>
       createUserAgent({
         listen: sipListen,
+        ...config.daemon.sip.limits,
         logger,
         user: 'cascaded',
         userAgent: 'cascaded',

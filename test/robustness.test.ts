@@ -126,3 +126,62 @@ t.test('the daemon survives a flood of malformed SIP over UDP and TCP', async (t
   d.child.kill('SIGTERM');
   t.same(await d.exited, { code: 0, signal: null }, 'and it still stops cleanly');
 });
+
+t.test('daemon.sip.limits reach the SIP port: connections from one address past the cap are refused', async (t) => {
+  const dir = t.testdir();
+  const o = baseConfig();
+  o.daemon = {
+    logLevel: 'warn',
+    stateDir: join(dir, 'state'),
+    api: { host: '127.0.0.1', port: 0 },
+    sip: { listen: [{ transport: 'tcp', host: '127.0.0.1', port: 0 }], limits: { maxConnectionsPerAddress: 2 } },
+  };
+  const file = join(dir, 'cascaded.yaml');
+  writeFileSync(file, toYaml(o));
+  const d = spawnDaemon(['--config', file, '--log-level', 'info']);
+  t.teardown(() => d.child.kill('SIGKILL'));
+  const ready = await d.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('ready:'));
+  const state = join(dir, 'state');
+  const readyz = (await httpsGet(`${String(ready.api)}/readyz`, state)).body as {
+    checks: { name: string; detail?: string }[];
+  };
+  const tcpPort = Number(/tcp:127\.0\.0\.1:(\d+)/.exec(readyz.checks.find((c) => c.name === 'sip')!.detail!)![1]);
+
+  // An OPTIONS over a connection of its own: 'answered' with the connection kept open, or 'closed' unanswered.
+  const ask = (branch: string) => {
+    const s = connect(tcpPort, '127.0.0.1');
+    const outcome = new Promise<'answered' | 'closed'>((resolve) => {
+      let text = '';
+      s.setEncoding('latin1');
+      s.on('data', (d: string) => {
+        text += d;
+        if (/^SIP\/2\.0 200 /.test(text)) resolve('answered');
+      });
+      s.on('error', () => resolve('closed'));
+      s.on('close', () => resolve('closed'));
+    });
+    s.on('connect', () => s.write(options(branch, tcpPort).replace('SIP/2.0/UDP', 'SIP/2.0/TCP')));
+    return { socket: s, outcome };
+  };
+  const first = ask('c1');
+  const second = ask('c2');
+  t.equal(await first.outcome, 'answered');
+  t.equal(await second.outcome, 'answered');
+  const third = ask('c3');
+  t.equal(await third.outcome, 'closed', 'a third connection from 127.0.0.1 is refused (the stack default is 32)');
+  // A slot freed is a slot again.
+  const freed = new Promise((r) => first.socket.once('close', r));
+  first.socket.destroy();
+  await freed;
+  let again: 'answered' | 'closed' = 'closed';
+  // The daemon learns of the close asynchronously: ask until a new connection is accepted (bounded).
+  for (let i = 0; i < 50 && again === 'closed'; i++) {
+    const next = ask(`r${i}`);
+    again = await next.outcome;
+    if (again === 'answered') next.socket.destroy();
+  }
+  t.equal(again, 'answered', 'a closed connection frees its slot');
+  second.socket.destroy();
+  d.child.kill('SIGTERM');
+  t.same(await d.exited, { code: 0, signal: null });
+});

@@ -12,6 +12,7 @@ export type {
   DaemonConfig,
   LogLevel,
   McuDriverSettings,
+  SipLimits,
   SipListen,
   SipTransportName,
 } from './types.js';

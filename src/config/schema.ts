@@ -274,6 +274,45 @@ export const configSchema = {
                 },
               },
             },
+            limits: {
+              type: 'object',
+              additionalProperties: false,
+              default: {},
+              description:
+                'Caps on what a peer can make the SIP port hold (docs/sip.md, "Transport hardening"). Absent: the stack\'s defaults.',
+              properties: {
+                maxConnections: {
+                  type: 'integer',
+                  minimum: 1,
+                  description: 'TCP/TLS connections open at once, both directions (default 1,024).',
+                },
+                maxConnectionsPerAddress: {
+                  type: 'integer',
+                  minimum: 1,
+                  description: 'Inbound TCP/TLS connections from one IP address (default 32).',
+                },
+                maxQueuedBytes: {
+                  type: 'integer',
+                  minimum: 1,
+                  description: 'Unsent bytes one TCP/TLS connection may hold (default 1 MiB).',
+                },
+                maxHeaderSize: {
+                  type: 'integer',
+                  minimum: 1024,
+                  description: 'Largest header section over TCP/TLS, in bytes (default 64 KiB).',
+                },
+                maxStreamMessageSize: {
+                  type: 'integer',
+                  minimum: 65536,
+                  description: 'Largest message over TCP/TLS, in bytes (default 2 MiB).',
+                },
+                idleTimeoutMs: {
+                  type: 'integer',
+                  minimum: 1000,
+                  description: 'Close a TCP/TLS connection that completes no message for this long (default 120,000).',
+                },
+              },
+            },
           },
         },
       },

@@ -4,6 +4,16 @@ import type { Violation } from './errors.js';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type SipTransportName = 'udp' | 'tcp' | 'tls';
 
+/** Caps on the SIP port (docs/sip.md, "Transport hardening"); absent: the stack's defaults. */
+export interface SipLimits {
+  readonly maxConnections?: number;
+  readonly maxConnectionsPerAddress?: number;
+  readonly maxQueuedBytes?: number;
+  readonly maxHeaderSize?: number;
+  readonly maxStreamMessageSize?: number;
+  readonly idleTimeoutMs?: number;
+}
+
 export interface SipListen {
   readonly transport: SipTransportName;
   readonly host: string;
@@ -17,7 +27,7 @@ export interface DaemonConfig {
   readonly shutdownTimeoutMs: number;
   readonly store: { readonly driver: 'sqlite'; readonly path: string; readonly synchronous: 'normal' | 'full' };
   readonly api: ApiConfig;
-  readonly sip: { readonly listen: readonly SipListen[] };
+  readonly sip: { readonly listen: readonly SipListen[]; readonly limits?: SipLimits };
   readonly mcu: McuDriverSettings;
   readonly cascade: CascadeSettings;
   readonly chair: ChairSettings;

@@ -346,3 +346,20 @@ t.test('unreadable file is CFG_ERR_READ', async (t) => {
 t.test('config/cascaded.schema.json is the schema of src/config/schema.ts (npm run gen:schema)', async (t) => {
   t.same(JSON.parse(readFileSync('config/cascaded.schema.json', 'utf8')), configSchema);
 });
+
+t.test('daemon.sip.limits: the transport caps, each checked with its path', async (t) => {
+  const o = baseConfig() as Mutable;
+  o.daemon = { sip: { limits: { maxConnections: 64, maxConnectionsPerAddress: 4, idleTimeoutMs: 30_000 } } };
+  const c = parseConfig(toYaml(o));
+  t.same(c.daemon.sip.limits, { maxConnections: 64, maxConnectionsPerAddress: 4, idleTimeoutMs: 30_000 });
+  t.same(parseConfig(toYaml(baseConfig())).daemon.sip.limits, {}, "absent: the stack's defaults");
+  o.daemon = { sip: { limits: { maxConnections: 0, maxHeaderSize: 10, maxQueuedBytes: 'lots', noSuchCap: 1 } } };
+  const vs = violationsOf(toYaml(o)).map((v) => v.path);
+  for (const path of [
+    '/daemon/sip/limits/maxConnections',
+    '/daemon/sip/limits/maxHeaderSize',
+    '/daemon/sip/limits/maxQueuedBytes',
+    '/daemon/sip/limits/noSuchCap',
+  ])
+    t.ok(vs.includes(path), `${path} is named (${vs.join(', ')})`);
+});
