@@ -12,7 +12,7 @@ import { type CascadeManager, startCascadeManager } from './cascade/index.js';
 import { type ChairEngine, ChairError, cascadeSource, createChairEngine } from './chair/index.js';
 import type { Config } from './config/index.js';
 import { onceClose, realClock, TypedEmitter } from './core/index.js';
-import { type McuPool, startMcuPool } from './mcu/index.js';
+import { type McuPool, type SecretsReload, startMcuPool } from './mcu/index.js';
 import { createMetrics } from './metrics/index.js';
 import { createUserAgent, type ListenOptions } from './sip/index.js';
 import { openSqliteStore, type Store } from './store/index.js';
@@ -38,6 +38,8 @@ export interface Daemon {
   readonly mcus: McuPool;
   /** Read the API certificate again and serve it to new connections (SIGHUP); the old one stays on failure. */
   reloadTls(): Promise<void>;
+  /** Read the MCUs' secrets again (SIGHUP: rotated password files); a secret that cannot be read keeps the old one. */
+  reloadSecrets(): SecretsReload;
   /** Dials, verifies, heals and tears down the cascade of every live session (docs/cascade.md). */
   readonly cascade: CascadeManager;
   /** Brings endpoints to the chair of live sessions (docs/chair.md). */
@@ -303,6 +305,12 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         const fresh = await loadTls();
         api.reloadTls(fresh);
         log.info({ selfSigned: fresh.selfSigned }, 'API certificate reloaded');
+      },
+      reloadSecrets() {
+        const r = mcus.reloadSecrets();
+        for (const f of r.failed) log.error(f, 'MCU secret reload failed; the old credentials stay');
+        if (r.reloaded.length > 0) log.info({ mcus: r.reloaded }, 'MCU secrets read again');
+        return r;
       },
       cascade,
       chair,

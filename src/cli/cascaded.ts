@@ -61,7 +61,8 @@ Options:
 Signals: SIGTERM or SIGINT closes every part in reverse start order within
 daemon.shutdownTimeoutMs (default 10 s) and exits 0; a second signal forces
 the exit at once (128 + signal number). SIGHUP reads the API certificate
-again and serves it to new connections (the old one stays if it fails).
+again and serves it to new connections (the old one stays if it fails), and
+reads the MCUs' secrets again (an unreadable one keeps the old credentials).
 
 Environment:
   NOTIFY_SOCKET, WATCHDOG_USEC  set by systemd (Type=notify, WatchdogSec=).
@@ -218,7 +219,7 @@ async function runDaemon(
   const dispatch = (signal: NodeJS.Signals) => onSignal(signal);
   process.on('SIGTERM', dispatch);
   process.on('SIGINT', dispatch);
-  // SIGHUP reloads the API certificate once the API runs; before that it is ignored (Node would exit).
+  // SIGHUP reloads the API certificate and the MCUs' secrets once the daemon runs; before that it is ignored (Node would exit).
   let onHangup = () => {};
   process.on('SIGHUP', () => onHangup());
 
@@ -280,6 +281,7 @@ async function runDaemon(
     };
     if (early !== undefined) onSignal(early);
     onHangup = () => {
+      daemon.reloadSecrets();
       daemon
         .reloadTls()
         .catch((err: unknown) =>

@@ -20,9 +20,9 @@ export {
   parseMsmlRequest,
   parseResult,
 } from './msml.js';
-export type { McuPool, McuPoolOptions } from './pool.js';
+export type { McuPool, McuPoolOptions, SecretsReload } from './pool.js';
 export { startMcuPool } from './pool.js';
-export type { SipMsmlDriverOptions } from './sip-msml-driver.js';
+export type { SipMsmlDriver, SipMsmlDriverOptions } from './sip-msml-driver.js';
 export { createSipMsmlDriver } from './sip-msml-driver.js';
 export type {
   Conference,

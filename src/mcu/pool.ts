@@ -6,11 +6,11 @@
  */
 import type { Logger } from 'pino';
 import { readMcuSecret } from '../config/index.js';
-import { onceClose } from '../core/index.js';
+import { isCascadedError, onceClose } from '../core/index.js';
 import { conferenceUris, type Mcu } from '../inventory/index.js';
 import type { DigestCredentials, UserAgent } from '../sip/index.js';
 import { McuError } from './errors.js';
-import { createSipMsmlDriver, type SipMsmlDriverOptions } from './sip-msml-driver.js';
+import { createSipMsmlDriver, type SipMsmlDriver, type SipMsmlDriverOptions } from './sip-msml-driver.js';
 import type { McuDriver } from './types.js';
 
 export interface McuPoolOptions {
@@ -29,32 +29,43 @@ export interface McuPool {
   readonly firstAttempts: Promise<{ up: number; down: number }>;
   driver(id: string): McuDriver;
   upCount(): number;
+  /**
+   * Read every MCU's secret again (SIGHUP: a rotated password file). An MCU whose secret cannot be read keeps
+   * the credentials it has and is listed in `failed` with the error's code.
+   */
+  reloadSecrets(): SecretsReload;
   close(): Promise<void>;
 }
 
+export interface SecretsReload {
+  /** MCUs with credentials whose secret was read again. */
+  readonly reloaded: readonly string[];
+  readonly failed: readonly { readonly mcu: string; readonly code: string; readonly message: string }[];
+}
+
 /**
- * Start one driver per sip-msml MCU. Secrets are read here, once: a secret
- * that vanished since the config was checked fails the start with
- * CFG_ERR_SECRET naming its file or variable.
+ * Start one driver per sip-msml MCU. Secrets are read here, and again by
+ * `reloadSecrets()`: a secret that vanished since the config was checked fails
+ * the start with CFG_ERR_SECRET naming its file or variable.
  */
 export async function startMcuPool(options: McuPoolOptions): Promise<McuPool> {
   const log = options.logger?.child({ module: 'mcu' });
   const drivers = new Map<string, McuDriver>();
+  const withAuth: { mcu: Mcu; driver: SipMsmlDriver }[] = [];
   for (const m of options.mcus) {
     if (m.driver !== 'sip-msml') continue;
     const uri = m.sip[0];
     if (uri === undefined) continue;
-    drivers.set(
-      m.id,
-      createSipMsmlDriver({
-        ...options.driver,
-        ...m.control,
-        ...credentialsOf(m, options.env),
-        ua: options.ua,
-        mcu: { id: m.id, uri, conferences: conferenceUris(m) },
-        logger: options.logger,
-      }),
-    );
+    const driver = createSipMsmlDriver({
+      ...options.driver,
+      ...m.control,
+      ...credentialsOf(m, options.env),
+      ua: options.ua,
+      mcu: { id: m.id, uri, conferences: conferenceUris(m) },
+      logger: options.logger,
+    });
+    drivers.set(m.id, driver);
+    if (m.auth !== undefined) withAuth.push({ mcu: m, driver });
   }
   const upCount = () => [...drivers.values()].filter((d) => d.health.up).length;
   const firstAttempts = Promise.allSettled([...drivers.values()].map((d) => d.connect())).then((r) => {
@@ -72,6 +83,21 @@ export async function startMcuPool(options: McuPoolOptions): Promise<McuPool> {
       return d;
     },
     upCount,
+    reloadSecrets() {
+      const reloaded: string[] = [];
+      const failed: { mcu: string; code: string; message: string }[] = [];
+      for (const { mcu, driver } of withAuth) {
+        try {
+          const { credentials } = credentialsOf(mcu, options.env);
+          if (credentials !== undefined) driver.setCredentials(credentials);
+          reloaded.push(mcu.id);
+        } catch (err) {
+          const code = isCascadedError(err) ? err.code : 'CFG_ERR_SECRET';
+          failed.push({ mcu: mcu.id, code, message: err instanceof Error ? err.message : String(err) });
+        }
+      }
+      return { reloaded, failed };
+    },
     close: onceClose(async () => {
       await Promise.allSettled([...drivers.values()].map((d) => d.close()));
     }),

@@ -104,16 +104,28 @@ const DEFAULTS = {
   resubscribeIntervalMs: 60_000,
 };
 
-export function createSipMsmlDriver(options: SipMsmlDriverOptions): McuDriver {
-  return new SipMsmlDriver(options);
+/** A sip-msml driver as its owner (the pool) sees it: a driver whose credentials can be replaced. */
+export interface SipMsmlDriver extends McuDriver {
+  /**
+   * Replace the secret (a rotated password file, SIGHUP). The driver's one credentials object is updated in
+   * place: the dialogs and subscriptions already made with it (src/sip keeps the object) answer their next
+   * challenge with the new secret too.
+   */
+  setCredentials(credentials: DigestCredentials): void;
 }
 
-class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
+export function createSipMsmlDriver(options: SipMsmlDriverOptions): SipMsmlDriver {
+  return new Driver(options);
+}
+
+class Driver extends TypedEmitter<McuDriverEvents> implements SipMsmlDriver {
   readonly mcuId: string;
   readonly uri: string;
   readonly #clock: Clock;
   readonly #log?: Logger;
   readonly #ctx: McuContext;
+  /** The credentials every conference of this MCU reads at each request (McuContext.auth). */
+  readonly #auth: { credentials?: { username: string; password: string; realm?: string } };
   readonly #lobby: ConferenceControl;
   readonly #conferences = new Map<string, ConferenceControl>();
   /** Keys (conferenceKey) of the URIs `conference()` takes; undefined: any SIP URI. */
@@ -140,13 +152,14 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
       resubscribeIntervalMs: opts.resubscribeIntervalMs ?? DEFAULTS.resubscribeIntervalMs,
       ...(opts.sessionExpires === undefined ? {} : { sessionExpires: opts.sessionExpires }),
     };
+    this.#auth = opts.credentials === undefined ? {} : { credentials: { ...opts.credentials } };
     this.#ctx = {
       mcuId: opts.mcu.id,
       ua: opts.ua,
       clock: this.#clock,
       ...(this.#log === undefined ? {} : { log: this.#log }),
       o,
-      auth: opts.credentials === undefined ? {} : { credentials: opts.credentials },
+      auth: this.#auth,
       ...(opts.transport === undefined ? {} : { transport: opts.transport }),
       ...(opts.subscribeTransport === undefined ? {} : { subscribeTransport: opts.subscribeTransport }),
       sdp: opts.sdp ?? 'answer',
@@ -167,6 +180,18 @@ class SipMsmlDriver extends TypedEmitter<McuDriverEvents> implements McuDriver {
     this.#health = { up: false, reason: 'not connected', since: this.#clock.wallNow() };
     this.onListenerError((err, event) => this.#log?.error({ err, event }, 'MCU driver listener threw'));
     this.close = onceClose(() => this.#close());
+  }
+
+  setCredentials(credentials: DigestCredentials): void {
+    const mine = this.#auth.credentials;
+    if (mine === undefined) {
+      this.#auth.credentials = { ...credentials };
+      return;
+    }
+    mine.username = credentials.username;
+    mine.password = credentials.password;
+    if (credentials.realm === undefined) delete mine.realm;
+    else mine.realm = credentials.realm;
   }
 
   get health(): McuHealth {

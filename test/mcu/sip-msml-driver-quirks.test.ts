@@ -4,6 +4,7 @@
  * a far-end BYE at any moment, a command that is never answered, 500 after a
  * reordered CSeq, URIs with parameters, per-MCU settings from the inventory.
  */
+import { rmSync, writeFileSync } from 'node:fs';
 import t from 'tap';
 import { FakeClock } from '../../src/core/index.js';
 import type { Mcu } from '../../src/inventory/index.js';
@@ -492,6 +493,51 @@ t.test('the pool answers a challenging MCU with the secret of its auth', async (
   });
   t.teardown(() => pool.close());
   t.same(await pool.firstAttempts, { up: 1, down: 0 });
+});
+
+t.test('a rotated secret is read again (SIGHUP): the control dialog answers its next challenge with it', async (t) => {
+  const mcu = await handMcu(t);
+  mcu.users = [A];
+  const secret = { status: 401 as const, algorithm: 'SHA-256' as const, password: 'before' };
+  challenging(mcu, secret);
+  const dir = t.testdir({ 'mcu.secret': 'before\n' });
+  const ua = await controller(t);
+  const pool = await startMcuPool({
+    ua,
+    mcus: [
+      {
+        id: 'hand',
+        name: 'hand',
+        operator: 'op',
+        role: 'master',
+        driver: 'sip-msml',
+        sip: [mcu.uri],
+        vendor: 'generic',
+        capacity: { ports: 10, cascadePorts: 0 },
+        parents: [],
+        auth: { username: 'cascaded', passwordFile: `${dir}/mcu.secret` },
+      },
+    ],
+    driver: { requestTimeoutMs: 1_000 },
+  });
+  t.teardown(() => pool.close());
+  t.same(await pool.firstAttempts, { up: 1, down: 0 });
+  const d = pool.driver('hand');
+  await d.setLayout(A, '2x2');
+
+  // The MCU's password changes, and so does the file.
+  secret.password = 'after';
+  await t.rejects(d.setLayout(A, '3x3'), { code: 'MCU_ERR_AUTH' }, 'the old secret is refused');
+  writeFileSync(`${dir}/mcu.secret`, 'after\n');
+  t.same(pool.reloadSecrets(), { reloaded: ['hand'], failed: [] });
+  await d.setLayout(A, '3x3');
+  t.pass('the INFO in the existing control dialog got through with the new secret');
+
+  // A secret that cannot be read keeps the credentials in use.
+  rmSync(`${dir}/mcu.secret`);
+  t.match(pool.reloadSecrets(), { reloaded: [], failed: [{ mcu: 'hand', code: 'CFG_ERR_SECRET' }] });
+  await d.setLayout(A, '2x2');
+  t.pass('still authenticated with the last good secret');
 });
 
 t.test('an offer in the MCU 2xx is answered in the ACK: inactive audio and video', async (t) => {
