@@ -9,6 +9,7 @@ import { CONFIG_ERRORS } from './config/index.js';
 import { CORE_ERRORS, type ErrorTable } from './core/index.js';
 import { MCU_ERRORS } from './mcu/index.js';
 import { PLANNER_ERRORS } from './planner/index.js';
+import { SESSION_ERRORS } from './session/index.js';
 import { SIM_ERRORS } from './sim/index.js';
 import { SIP_ERRORS } from './sip/index.js';
 import { STORE_ERRORS } from './store/index.js';
@@ -24,4 +25,5 @@ export const ALL_ERRORS: ErrorTable = {
   ...SIM_ERRORS,
   ...CASCADE_ERRORS,
   ...CHAIR_ERRORS,
+  ...SESSION_ERRORS,
 };

@@ -131,4 +131,71 @@ export const MIGRATIONS: readonly Migration[] = [
         BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
     `,
   },
+  {
+    version: 4,
+    name: 'session lifecycle: scheduled sessions, their steps and deadlines, acknowledgements, endpoint checks',
+    // A scheduled session's id becomes its cascade's session id when the daemon dials it (the cascade
+    // creates the `sessions` row then), so these tables reference no other table.
+    sql: `
+      CREATE TABLE lifecycle_sessions (
+        id           TEXT PRIMARY KEY,
+        kind         TEXT NOT NULL CHECK (kind IN ('planned', 'adhoc')),
+        title        TEXT NOT NULL,
+        root         TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        requested_at TEXT NOT NULL,
+        starts_at    TEXT NOT NULL,
+        ends_at      TEXT NOT NULL,
+        rehearsal_at TEXT,
+        spec         TEXT NOT NULL,
+        endpoints    TEXT NOT NULL,
+        usage        TEXT NOT NULL,
+        script_pos   INTEGER NOT NULL DEFAULT 0,
+        created_at   TEXT NOT NULL,
+        updated_at   TEXT NOT NULL
+      );
+      CREATE INDEX lifecycle_sessions_status ON lifecycle_sessions (status, starts_at);
+      CREATE TABLE lifecycle_steps (
+        session_id TEXT NOT NULL REFERENCES lifecycle_sessions (id),
+        step       TEXT NOT NULL,
+        due_at     TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        ran_at     TEXT,
+        late_ms    INTEGER,
+        detail     TEXT NOT NULL DEFAULT 'null',
+        PRIMARY KEY (session_id, step)
+      );
+      CREATE TABLE lifecycle_deadlines (
+        session_id TEXT NOT NULL REFERENCES lifecycle_sessions (id),
+        name       TEXT NOT NULL,
+        due_at     TEXT NOT NULL,
+        risk_at    TEXT NOT NULL,
+        state      TEXT NOT NULL,
+        at         TEXT,
+        at_risk_at TEXT,
+        detail     TEXT NOT NULL DEFAULT 'null',
+        PRIMARY KEY (session_id, name)
+      );
+      CREATE TABLE lifecycle_acks (
+        session_id TEXT NOT NULL REFERENCES lifecycle_sessions (id),
+        unit       TEXT NOT NULL,
+        at         TEXT NOT NULL,
+        actor      TEXT NOT NULL,
+        PRIMARY KEY (session_id, unit)
+      );
+      CREATE TABLE lifecycle_checks (
+        id         INTEGER PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES lifecycle_sessions (id),
+        endpoint   TEXT NOT NULL,
+        source     TEXT NOT NULL CHECK (source IN ('unit', 'daemon')),
+        connected  INTEGER,
+        audio      INTEGER,
+        video      INTEGER,
+        notes      TEXT,
+        at         TEXT NOT NULL,
+        actor      TEXT NOT NULL
+      );
+      CREATE INDEX lifecycle_checks_session ON lifecycle_checks (session_id, endpoint, id);
+    `,
+  },
 ];

@@ -6,6 +6,7 @@ import { type Clock, CoreError, onceClose, realClock } from '../core/index.js';
 import type { Inventory } from '../inventory/index.js';
 import { AUDIT_GENESIS, auditRowHash } from './audit-chain.js';
 import { StoreError } from './errors.js';
+import { SqliteLifecycleTables } from './lifecycle.js';
 import { MIGRATIONS, type Migration } from './migrations.js';
 import type {
   ApiTokenRecord,
@@ -17,6 +18,7 @@ import type {
   CascadeUsage,
   EventRecord,
   InventorySnapshot,
+  LifecycleTables,
   LinkStateRecord,
   NewApiToken,
   NewAuditEntry,
@@ -239,6 +241,7 @@ class SqliteStore implements Store {
   #closed = false;
   // Prepared once: statements are the hot path of audit and event writes.
   readonly #stmt;
+  readonly lifecycle: LifecycleTables;
 
   constructor(db: Database.Database, clock: Clock) {
     this.#db = db;
@@ -269,6 +272,10 @@ class SqliteStore implements Store {
       revokeToken: db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
       insertEvent: db.prepare('INSERT INTO events (at, type, subject, data) VALUES (?, ?, ?, ?)'),
     };
+    this.lifecycle = new SqliteLifecycleTables(
+      () => this.#open(),
+      () => this.#now(),
+    );
   }
 
   #now(): string {

@@ -70,6 +70,9 @@ export interface Store extends Closeable {
   listLinkStates(sessionId: string): Promise<LinkStateRecord[]>;
   /** Changes committed by other connections (processes) since this one opened: a number that grows (PRAGMA data_version). */
   externalChanges(): Promise<number>;
+
+  /** The session lifecycle's tables (docs/session.md): scheduled sessions, steps, deadlines, acks, checks. */
+  readonly lifecycle: LifecycleTables;
 }
 
 /** Ports and cascade ports a cascade uses per MCU (what admission reserves for it). */
@@ -261,4 +264,139 @@ export interface EventRecord {
   readonly type: string;
   readonly subject: string | null;
   readonly data: unknown;
+}
+
+/** A scheduled session (docs/session.md). Times are ISO 8601; JSON columns as the session module writes them. */
+export interface LifecycleSessionRecord {
+  readonly id: string;
+  readonly kind: 'planned' | 'adhoc';
+  readonly title: string;
+  readonly root: string;
+  /** scheduled, dialing, ready, live, ended, cancelled. */
+  readonly status: string;
+  readonly requestedAt: string;
+  readonly startsAt: string;
+  readonly endsAt: string;
+  readonly rehearsalAt: string | null;
+  /** The request as given (selectors, script, requester, chair ...). */
+  readonly spec: unknown;
+  /** Endpoint ids the selectors resolved to. */
+  readonly endpoints: readonly string[];
+  /** Ports and cascade ports the session's plan holds per MCU while it overlaps others. */
+  readonly usage: CascadeUsage;
+  /** The script item brought to the chair last (0: none yet). */
+  readonly scriptPos: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}
+
+export interface NewLifecycleSession {
+  readonly id: string;
+  readonly kind: 'planned' | 'adhoc';
+  readonly title: string;
+  readonly root: string;
+  readonly status: string;
+  readonly requestedAt: string;
+  readonly startsAt: string;
+  readonly endsAt: string;
+  readonly rehearsalAt?: string;
+  readonly spec: unknown;
+  readonly endpoints: readonly string[];
+  readonly usage: CascadeUsage;
+}
+
+export interface LifecyclePatch {
+  readonly title?: string;
+  readonly root?: string;
+  readonly status?: string;
+  readonly startsAt?: string;
+  readonly endsAt?: string;
+  readonly rehearsalAt?: string | null;
+  readonly spec?: unknown;
+  readonly endpoints?: readonly string[];
+  readonly usage?: CascadeUsage;
+  readonly scriptPos?: number;
+}
+
+export interface LifecycleStepRecord {
+  readonly step: string;
+  readonly dueAt: string;
+  /** pending, done, failed, skipped. */
+  readonly state: string;
+  readonly ranAt: string | null;
+  /** How long after its time it ran (a step missed while the daemon was down: the downtime). */
+  readonly lateMs: number | null;
+  readonly detail: unknown;
+}
+
+export interface LifecycleDeadlineRecord {
+  readonly name: string;
+  readonly dueAt: string;
+  readonly riskAt: string;
+  /** pending, met, missed. */
+  readonly state: string;
+  /** When it was met or missed. */
+  readonly at: string | null;
+  /** When it was first seen at risk. */
+  readonly atRiskAt: string | null;
+  readonly detail: unknown;
+}
+
+export interface LifecycleAckRecord {
+  readonly unit: string;
+  readonly at: string;
+  readonly actor: string;
+}
+
+export interface NewLifecycleCheck {
+  readonly endpoint: string;
+  /** unit: recorded by the unit's technicians; daemon: what the daemon saw itself. */
+  readonly source: 'unit' | 'daemon';
+  readonly connected?: boolean;
+  readonly audio?: boolean;
+  readonly video?: boolean;
+  readonly notes?: string;
+  readonly at: string;
+  readonly actor: string;
+}
+
+export interface LifecycleCheckRecord {
+  readonly id: number;
+  readonly endpoint: string;
+  readonly source: 'unit' | 'daemon';
+  readonly connected: boolean | null;
+  readonly audio: boolean | null;
+  readonly video: boolean | null;
+  readonly notes: string | null;
+  readonly at: string;
+  readonly actor: string;
+}
+
+export interface LifecycleTables {
+  /** A new scheduled session with its steps and deadlines; STORE_ERR_CONFLICT when the id is taken (here or in `sessions`). */
+  create(
+    session: NewLifecycleSession,
+    steps: readonly LifecycleStepRecord[],
+    deadlines: readonly LifecycleDeadlineRecord[],
+  ): Promise<LifecycleSessionRecord>;
+  /** Change the session; `steps` and `deadlines`, when given, replace the pending ones of the same names. */
+  update(
+    id: string,
+    patch: LifecyclePatch,
+    steps?: readonly LifecycleStepRecord[],
+    deadlines?: readonly LifecycleDeadlineRecord[],
+  ): Promise<LifecycleSessionRecord>;
+  get(id: string): Promise<LifecycleSessionRecord | undefined>;
+  /** Newest start first; `statuses` filters. */
+  list(query?: { statuses?: readonly string[]; limit?: number }): Promise<LifecycleSessionRecord[]>;
+  steps(id: string): Promise<LifecycleStepRecord[]>;
+  setStep(id: string, step: LifecycleStepRecord): Promise<void>;
+  deadlines(id: string): Promise<LifecycleDeadlineRecord[]>;
+  setDeadline(id: string, deadline: LifecycleDeadlineRecord): Promise<void>;
+  /** Record a unit's acknowledgement; the first one counts (an acknowledgement again keeps the first time). */
+  ack(id: string, ack: LifecycleAckRecord): Promise<LifecycleAckRecord>;
+  acks(id: string): Promise<LifecycleAckRecord[]>;
+  addCheck(id: string, check: NewLifecycleCheck): Promise<LifecycleCheckRecord>;
+  /** Every check of the session, oldest first. */
+  checks(id: string): Promise<LifecycleCheckRecord[]>;
 }

@@ -1,0 +1,34 @@
+/**
+ * The session lifecycle of Decision 1594 (issue 13): planned and ad-hoc
+ * sessions at any level, their timeline carried out by a scheduler on the
+ * Clock (persisted, so a restart runs what it missed), deadlines watched
+ * before they are missed, acknowledgements, the script. See docs/session.md.
+ */
+export type { SessionErrorCode } from './errors.js';
+export { SESSION_ERRORS, SessionError } from './errors.js';
+export type {
+  DeadlineEvent,
+  LifecycleCascade,
+  LifecycleChair,
+  LifecycleEvents,
+  LifecycleSettings,
+  NextResult,
+  SessionLifecycle,
+  SessionLifecycleOptions,
+  SessionView,
+  StepEvent,
+} from './lifecycle.js';
+export { DEFAULT_LIFECYCLE, startSessionLifecycle } from './lifecycle.js';
+export type { EndpointSelector, EndpointSpec, LifecycleChange, LifecycleRequest, ScriptItem } from './model.js';
+export { resolveEndpoints, unitsOf } from './model.js';
+export type {
+  DeadlineName,
+  PlannedDeadline,
+  PlannedStep,
+  SessionKind,
+  StepName,
+  Timeline,
+  TimelineInput,
+  TimelineSettings,
+} from './timeline.js';
+export { DEADLINE_NAMES, DEFAULT_TIMELINE, HOUR, MINUTE, STEP_NAMES, timelineOf } from './timeline.js';
