@@ -14,6 +14,7 @@ import type { Config } from './config/index.js';
 import { onceClose, realClock, TypedEmitter } from './core/index.js';
 import { type McuPool, type SecretsReload, startMcuPool } from './mcu/index.js';
 import { createMetrics } from './metrics/index.js';
+import { type SessionLifecycle, startSessionLifecycle } from './session/index.js';
 import { createUserAgent, type ListenOptions } from './sip/index.js';
 import { openSqliteStore, type Store } from './store/index.js';
 
@@ -44,6 +45,8 @@ export interface Daemon {
   readonly cascade: CascadeManager;
   /** Brings endpoints to the chair of live sessions (docs/chair.md). */
   readonly chair: ChairEngine;
+  /** Scheduled sessions and their timeline of Decision 1594 (docs/session.md). */
+  readonly sessions: SessionLifecycle;
   /** Close every part in reverse start order. Idempotent. */
   close(): Promise<void>;
 }
@@ -205,6 +208,13 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
         .catch((err: unknown) => log.warn({ err, session: f.session }, 'could not record a chair command'));
     });
 
+    // The session lifecycle drives the cascade manager (dial, tear-down) and the chair (the script's next
+    // speaker): it starts after both and closes before them, so no step runs against a closed part.
+    const sessions = await start('session', () =>
+      startSessionLifecycle({ store, inventory: inv, cascade, chair, clock: realClock, logger }),
+    );
+    metrics.watchSessions(sessions);
+
     const apiCfg = config.daemon.api;
     const loadTls = () => loadOrCreateCertificate(apiCfg.tls, config.daemon.stateDir, [apiCfg.host]);
     const tls = apiCfg.plainHttp ? undefined : await loadTls();
@@ -233,6 +243,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           version: options.version ?? '0.0.0',
           metrics,
           cascade,
+          sessions,
           chair: {
             bringToChair: (id, endpoint, opts) => chair.bringToChair(id, endpoint, opts),
             returnToDefault: (id, opts) => chair.returnToDefault(id, opts),
@@ -314,6 +325,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       },
       cascade,
       chair,
+      sessions,
       close: onceClose(async () => {
         stopping = true;
         clearTimeout(auditTimer);

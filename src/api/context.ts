@@ -3,6 +3,7 @@ import type { ChairEngine } from '../chair/index.js';
 import type { Clock, TypedEmitter } from '../core/index.js';
 import type { Inventory } from '../inventory/index.js';
 import type { McuDriver } from '../mcu/index.js';
+import type { SessionLifecycle } from '../session/index.js';
 import type { Store } from '../store/index.js';
 
 /**
@@ -59,6 +60,8 @@ export interface ApiContext {
   readonly chair?: Pick<ChairEngine, 'bringToChair' | 'preview' | 'returnToDefault'>;
   /** The cascade manager (issue 10): admits, dials and ends sessions. Absent: those routes answer 501. */
   readonly cascade?: Pick<CascadeManager, 'admit' | 'end' | 'sync'>;
+  /** The session lifecycle (issue 13): `/v1/schedule` routes. Absent: they answer 501. */
+  readonly sessions?: Pick<SessionLifecycle, 'create' | 'change' | 'cancel' | 'get' | 'list' | 'acknowledge' | 'next'>;
   readonly metrics?: { readonly contentType: string; render(): Promise<string> };
   readonly clock: Clock;
   readonly startedAt: number;

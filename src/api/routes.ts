@@ -190,10 +190,24 @@ function cascadeOr501(ctx: ApiContext) {
   return ctx.cascade;
 }
 
+function sessionsOr501(ctx: ApiContext) {
+  if (ctx.sessions === undefined) throw new ApiError('API_ERR_NOT_IMPLEMENTED', 'no session lifecycle in this build');
+  return ctx.sessions;
+}
+
+/** A scheduled session's scope is its root MCU's (before and after its cascade is dialled); unknown: national. */
+async function scopeOfScheduled(req: RouteRequest, ctx: ApiContext): Promise<ResourceScope | undefined> {
+  const id = req.params.id!;
+  const root = (await ctx.store.lifecycle.get(id))?.root ?? (await ctx.store.getCascade(id))?.root;
+  return sessionScope(ctx.inventory, root);
+}
+
 function chairOr501(ctx: ApiContext) {
   if (ctx.chair === undefined) throw new ApiError('API_ERR_NOT_IMPLEMENTED', 'no chair engine in this build');
   return ctx.chair;
 }
+
+type SessionsApi = NonNullable<ApiContext['sessions']>;
 
 // ---------------------------------------------------------------------------
 
@@ -213,6 +227,34 @@ async function mcuCommand(ctx: ApiContext, mcuId: string, run: (d: McuDriver) =>
   await run(d);
   return { ok: true as const, mcu: mcuId, ms: Math.round((ctx.clock.now() - t0) * 10) / 10 };
 }
+
+const endpointSpec = {
+  oneOf: [
+    id,
+    {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      properties: { level: id, province: id, mcu: id },
+      description: 'Every endpoint matching all given keys, e.g. { level: commune, province: ninh-binh }.',
+    },
+  ],
+};
+const scheduleFields = {
+  title: { type: 'string', minLength: 1, maxLength: 200 },
+  requester: { type: 'string', minLength: 1, maxLength: 200, description: 'Who asked for the session.' },
+  root: { ...id, description: 'Root MCU, where the chair sits (default: the master, a national session).' },
+  chair: id,
+  startsAt: { type: 'string', format: 'date-time' },
+  endsAt: { type: 'string', format: 'date-time' },
+  endpoints: { type: 'array', minItems: 1, maxItems: 20_000, items: endpointSpec },
+  script: {
+    type: 'array',
+    maxItems: 1_000,
+    items: object({ endpoint: id, topic: { type: 'string', maxLength: 200 } }, ['endpoint']),
+  },
+  mains: { type: 'array', maxItems: 10_000, items: id },
+};
 
 export const ROUTES: readonly RouteSpec[] = [
   {
@@ -676,6 +718,140 @@ export const ROUTES: readonly RouteSpec[] = [
       if (ctx.reports === undefined) throw new ApiError('API_ERR_NOT_IMPLEMENTED', 'no session reports in this build');
       return ctx.reports.report(req.params.id!);
     },
+  },
+  {
+    method: 'GET',
+    url: '/v1/schedule',
+    summary: 'Scheduled sessions (Decision 1594 lifecycle), latest start first',
+    tag: 'schedule',
+    permission: 'read',
+    schema: {
+      querystring: object({ limit: pageQuery.limit, status: { type: 'string', pattern: '^[a-z,]{1,64}$' } }, []),
+      response: ok(opaque),
+    },
+    available: (ctx) => ctx.sessions !== undefined,
+    handler: async (req, ctx) => {
+      const q = req.query as { limit: number; status?: string };
+      const items = await sessionsOr501(ctx).list({
+        limit: q.limit,
+        ...(q.status === undefined ? {} : { statuses: q.status.split(',') }),
+      });
+      return { items, next: null };
+    },
+  },
+  {
+    method: 'POST',
+    url: '/v1/schedule',
+    summary: 'Schedule a session: fitted beside the sessions it overlaps, its timeline armed (docs/session.md)',
+    tag: 'schedule',
+    permission: 'command',
+    audit: 'schedule.create',
+    okStatus: 201,
+    schema: {
+      body: object(
+        {
+          id,
+          kind: { enum: ['planned', 'adhoc'] },
+          ...scheduleFields,
+          rehearsalAt: { type: 'string', format: 'date-time' },
+          requestedAt: { type: 'string', format: 'date-time', description: 'When the request arrived (default: now).' },
+        },
+        ['kind', 'title', 'requester', 'chair', 'startsAt', 'endsAt', 'endpoints'],
+      ),
+      response: { 201: opaque, 409: { $ref: 'Error#' }, 422: { $ref: 'Error#' }, ...commonErrors },
+    },
+    scope: (req, ctx) => sessionScope(ctx.inventory, (req.body as { root?: string }).root),
+    target: (req) => (req.body as { id?: string }).id,
+    available: (ctx) => ctx.sessions !== undefined,
+    handler: async (req, ctx) =>
+      sessionsOr501(ctx).create(req.body as Parameters<SessionsApi['create']>[0], req.principal.id),
+  },
+  {
+    method: 'GET',
+    url: '/v1/schedule/:id',
+    summary: 'A scheduled session: its timeline (steps, deadlines), units and acknowledgements',
+    tag: 'schedule',
+    permission: 'read',
+    schema: { params: idParams, response: ok(opaque) },
+    available: (ctx) => ctx.sessions !== undefined,
+    handler: async (req, ctx) => sessionsOr501(ctx).get(req.params.id!),
+  },
+  {
+    method: 'POST',
+    url: '/v1/schedule/:id',
+    summary: 'Change a scheduled session (once dialled: title, end and script only)',
+    tag: 'schedule',
+    permission: 'command',
+    audit: 'schedule.change',
+    schema: {
+      params: idParams,
+      body: object({ ...scheduleFields, rehearsalAt: { type: ['string', 'null'], format: 'date-time' } }, []),
+      response: { 200: opaque, 409: { $ref: 'Error#' }, 422: { $ref: 'Error#' }, ...commonErrors },
+    },
+    scope: scopeOfScheduled,
+    target: (req) => req.params.id,
+    available: (ctx) => ctx.sessions !== undefined,
+    handler: async (req, ctx) =>
+      sessionsOr501(ctx).change(req.params.id!, req.body as Parameters<SessionsApi['change']>[1], req.principal.id),
+  },
+  {
+    method: 'DELETE',
+    url: '/v1/schedule/:id',
+    summary: 'Cancel a scheduled session (a dialled cascade is torn down)',
+    tag: 'schedule',
+    permission: 'command',
+    audit: 'schedule.cancel',
+    schema: { params: idParams, response: { 200: opaque, ...commonErrors } },
+    scope: scopeOfScheduled,
+    target: (req) => req.params.id,
+    available: (ctx) => ctx.sessions !== undefined,
+    handler: async (req, ctx) => sessionsOr501(ctx).cancel(req.params.id!, req.principal.id),
+  },
+  {
+    method: 'POST',
+    url: '/v1/schedule/:id/acks',
+    summary: "A unit acknowledges the session's notification (the 15-minute rule)",
+    tag: 'schedule',
+    permission: 'command',
+    audit: 'schedule.ack',
+    schema: {
+      params: idParams,
+      body: object({ unit: { ...id, description: 'A province or operator id with endpoints in the session.' } }),
+      response: { 200: opaque, ...commonErrors },
+    },
+    // A unit acknowledges for itself: an operator scoped to a province or an operator acks that unit only.
+    scope: (req) => {
+      const unit = (req.body as { unit: string }).unit;
+      return { operators: [unit], provinces: [unit], national: false };
+    },
+    target: (req) => req.params.id,
+    available: (ctx) => ctx.sessions !== undefined,
+    handler: async (req, ctx) =>
+      sessionsOr501(ctx).acknowledge(req.params.id!, (req.body as { unit: string }).unit, req.principal.id),
+  },
+  {
+    method: 'POST',
+    url: '/v1/schedule/:id/next',
+    summary: "Bring the script's next speaker to the chair",
+    tag: 'schedule',
+    permission: 'chair',
+    audit: 'schedule.next',
+    schema: {
+      params: idParams,
+      body: object({}, []),
+      response: {
+        200: opaque,
+        409: { $ref: 'Error#' },
+        502: { $ref: 'Error#' },
+        504: { $ref: 'Error#' },
+        ...commonErrors,
+      },
+    },
+    scope: scopeOfScheduled,
+    target: (req) => req.params.id,
+    available: (ctx) => ctx.sessions !== undefined,
+    handler: async (req, ctx) =>
+      sessionsOr501(ctx).next(req.params.id!, { requestId: req.id, actor: req.principal.id }),
   },
   {
     method: 'GET',

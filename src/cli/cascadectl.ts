@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
+import { SCHEDULE_HELP, type ScheduleValues, scheduleCommand } from './schedule.js';
 
 const HELP = `cascadectl: command the cascaded daemon over its REST API
 
@@ -32,7 +33,7 @@ Usage:
   cascadectl [options] audit [--actor A] [--action X] [--target T] [--limit N]
   cascadectl [options] watch [--types mcu,link,chair,capabilities] [--count N]
                                                     follow /v1/events until Ctrl-C
-
+${SCHEDULE_HELP}
 Options:
   -u, --url URL        the daemon (default https://127.0.0.1:8443)
   -t, --token TOKEN    bearer token (cascaded token create)
@@ -99,6 +100,17 @@ const OPTIONS = {
   limit: { type: 'string' },
   types: { type: 'string' },
   count: { type: 'string' },
+  id: { type: 'string' },
+  kind: { type: 'string' },
+  title: { type: 'string' },
+  requester: { type: 'string' },
+  root: { type: 'string' },
+  start: { type: 'string' },
+  end: { type: 'string' },
+  rehearsal: { type: 'string' },
+  select: { type: 'string', multiple: true },
+  script: { type: 'string' },
+  file: { type: 'string' },
 } as const;
 
 type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
@@ -514,8 +526,16 @@ async function run(argv: string[], env: NodeJS.ProcessEnv, out: (s: string) => v
       if (!(count >= 1)) throw new UsageError('--count must be a positive number');
       return watch(c, values.types, count, json, out);
     }
-    default:
+    default: {
+      const done = await scheduleCommand(command, args, values as ScheduleValues, {
+        call: (method, path, body) => call(c, method, path, body),
+        emit,
+        table,
+        usage: (m) => new UsageError(m),
+      });
+      if (done !== undefined) return done;
       throw new UsageError(`unknown command "${command}" (cascadectl --help)`);
+    }
   }
 }
 

@@ -47,6 +47,20 @@ export interface ChairEvent {
   readonly ms: number;
 }
 
+/** A deadline of a scheduled session changed (the session lifecycle's `deadline` event). */
+export interface SessionDeadlineEvent {
+  readonly session: string;
+  readonly deadline: string;
+  readonly state: 'at-risk' | 'met' | 'missed';
+}
+
+/** A step of a scheduled session ran (the session lifecycle's `step` event). */
+export interface SessionStepEvent {
+  readonly step: string;
+  readonly state: string;
+  readonly late: boolean;
+}
+
 export interface MetricsOptions {
   readonly inventory: Inventory;
   readonly store?: Store;
@@ -66,6 +80,8 @@ export interface Metrics {
   watchChair(source: Pick<TypedEmitter<{ chair: [ChairEvent] }>, 'on'>): void;
   /** Links of sessions' cascades (the cascade manager): counted with the drivers' own links. */
   watchCascade(source: Pick<TypedEmitter<{ link: [CascadeLinkEvent] }>, 'on'>): void;
+  /** Deadlines and steps of scheduled sessions (the session lifecycle, docs/session.md). */
+  watchSessions(source: Pick<TypedEmitter<{ deadline: [SessionDeadlineEvent]; step: [SessionStepEvent] }>, 'on'>): void;
   /** The last audit chain verification (the daemon runs it periodically). */
   setAuditChain(result: { readonly ok: boolean; readonly checked: number }): void;
 }
@@ -234,6 +250,27 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
   });
 
+  // Decision 1594's deadlines: at risk while not met inside their risk window (the label set goes away once
+  // the deadline is met or missed, so the session label stays bounded by the sessions under way).
+  const deadlineAtRisk = new Gauge({
+    name: 'cascaded_session_deadline_at_risk',
+    help: 'A deadline of a scheduled session not met within its risk window (1); absent once met or missed.',
+    labelNames: ['session', 'deadline'],
+    registers: [registry],
+  });
+  const deadlines = new Counter({
+    name: 'cascaded_session_deadlines_total',
+    help: 'Deadlines of scheduled sessions settled, by deadline and outcome (met, missed).',
+    labelNames: ['deadline', 'outcome'],
+    registers: [registry],
+  });
+  const steps = new Counter({
+    name: 'cascaded_session_steps_total',
+    help: 'Steps of scheduled sessions the daemon ran, by step, outcome and whether late (missed while it was down).',
+    labelNames: ['step', 'outcome', 'late'],
+    registers: [registry],
+  });
+
   const apiRequests = new Counter({
     name: 'cascaded_api_requests_total',
     help: 'API requests by method, route pattern and status.',
@@ -298,6 +335,17 @@ export function createMetrics(options: MetricsOptions): Metrics {
         chairDuration.observe({ outcome: c.outcome }, s);
         if (c.outcome !== 'ok' || s > slo) chairSlo.inc();
       });
+    },
+    watchSessions(source) {
+      source.on('deadline', (d) => {
+        if (d.state === 'at-risk') {
+          deadlineAtRisk.set({ session: d.session, deadline: d.deadline }, 1);
+          return;
+        }
+        deadlineAtRisk.remove({ session: d.session, deadline: d.deadline });
+        deadlines.inc({ deadline: d.deadline, outcome: d.state });
+      });
+      source.on('step', (e) => steps.inc({ step: e.step, outcome: e.state, late: String(e.late) }));
     },
     setAuditChain(r) {
       auditOk.set(r.ok ? 1 : 0);

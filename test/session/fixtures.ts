@@ -6,14 +6,14 @@
  *
  *   m (master: chair)
  *   ├── nb (Ninh Bình: ubnd-nb, nb-room) ── nb2 (nb-h1, nb-x1, nb-x2)
- *   └── qb (Quảng Bình: qb-room, qb-x1, qb-x2; 4 ports)
+ *   └── qb (Quảng Bình: qb-room, qb-x1, qb-x2; 3 ports: one session's room, commune and link fill it)
  */
 import { type NetEndpoint, type NetMcu, networkConfig } from '../cascade/helpers.js';
 
 export const MCUS: readonly NetMcu[] = [
   { id: 'm', rooms: 4, ports: 40, cascadePorts: 8 },
   { id: 'nb', parents: ['m'], rooms: 4 },
-  { id: 'qb', parents: ['m'], rooms: 4, ports: 4 },
+  { id: 'qb', parents: ['m'], rooms: 4, ports: 3 },
   { id: 'nb2', parents: ['nb'], rooms: 4 },
 ];
 
@@ -51,3 +51,36 @@ export function sessionNetwork(base: string, daemon: Record<string, unknown> = {
 /** Wall time of the tests' fake clocks: 7 December 2026, 06:00 UTC (13:00 in Hà Nội). */
 export const BASE = Date.UTC(2026, 11, 7, 6, 0);
 export const at = (ms: number) => new Date(BASE + ms).toISOString();
+
+/**
+ * The planned national session of the tests: the Government's chair, province rooms by selector and id,
+ * one Quảng Bình commune; it fills MCU qb.
+ */
+export const nationalRequest = (o: Record<string, unknown> = {}) => ({
+  id: 'national',
+  kind: 'planned' as const,
+  title: 'Hội nghị trực tuyến toàn quốc về chuyển đổi số',
+  requester: 'Văn phòng Chính phủ',
+  chair: 'chair',
+  startsAt: at(3 * 3_600_000),
+  endsAt: at(4 * 3_600_000),
+  rehearsalAt: at(1 * 3_600_000),
+  endpoints: [{ level: 'province', province: 'quang-binh' }, 'nb-room', 'qb-x1'],
+  script: [{ endpoint: 'qb-room', topic: 'Báo cáo của tỉnh Quảng Bình' }, { endpoint: 'nb-room' }],
+  ...o,
+});
+
+/** The ad-hoc provincial session: rooted at Ninh Bình's MCU, every commune of the province and a district. */
+export const provincialRequest = (o: Record<string, unknown> = {}) => ({
+  id: 'nb-adhoc',
+  kind: 'adhoc' as const,
+  title: 'Họp khẩn Ban chỉ đạo phòng chống thiên tai tỉnh Ninh Bình',
+  requester: 'UBND tỉnh Ninh Bình',
+  root: 'nb',
+  chair: 'ubnd-nb',
+  startsAt: at(3 * 3_600_000 + 15 * 60_000),
+  endsAt: at(3 * 3_600_000 + 45 * 60_000),
+  endpoints: [{ province: 'ninh-binh', level: 'commune' }, 'nb-h1'],
+  script: [{ endpoint: 'nb-x1' }, { endpoint: 'nb-h1', topic: 'Huyện Hoa Lư báo cáo' }],
+  ...o,
+});

@@ -1,0 +1,208 @@
+/**
+ * cascadectl's session-lifecycle commands (docs/session.md): `schedule`
+ * (list, show, create, change, cancel), `ack`, `next`. Kept apart from
+ * cascadectl.ts, which hands in its REST call, output and table helpers.
+ */
+import { readFileSync } from 'node:fs';
+
+// biome-ignore lint/suspicious/noExplicitAny: JSON from the API, shaped by its OpenAPI document
+type Json = any;
+
+export interface ScheduleIo {
+  call(method: string, path: string, body?: unknown): Promise<{ status: number; body: Json }>;
+  emit(data: unknown, human: () => string): void;
+  table(head: string[], rows: (string | number | null | undefined)[][]): string;
+  usage(message: string): Error;
+}
+
+export interface ScheduleValues {
+  readonly state?: string;
+  readonly id?: string;
+  readonly kind?: string;
+  readonly title?: string;
+  readonly requester?: string;
+  readonly root?: string;
+  readonly chair?: string;
+  readonly start?: string;
+  readonly end?: string;
+  readonly rehearsal?: string;
+  readonly endpoints?: string;
+  readonly select?: readonly string[];
+  readonly script?: string;
+  readonly file?: string;
+}
+
+export const SCHEDULE_HELP = `  cascadectl [options] schedule [--state S]          scheduled sessions (Decision 1594 lifecycle)
+  cascadectl [options] schedule show SESSION         its timeline: steps, deadlines, units' acknowledgements
+  cascadectl [options] schedule create --kind planned|adhoc --title T --requester R --chair E
+                       --start ISO --end ISO [--rehearsal ISO] [--id ID] [--root MCU]
+                       [--endpoints A,B] [--select level=commune,province=P]... [--script A,B,...]
+                       (or --file FILE: the JSON body of POST /v1/schedule)
+  cascadectl [options] schedule change SESSION [--title T] [--start ISO] [--end ISO] [--rehearsal ISO]
+                       [--chair E] [--endpoints A,B] [--select ...]... [--script A,B,...]
+  cascadectl [options] schedule cancel SESSION
+  cascadectl [options] ack SESSION UNIT              UNIT (a province or operator) acknowledges the notification
+  cascadectl [options] next SESSION                  bring the script's next speaker to the chair
+`;
+
+const list = (text: string | undefined) =>
+  text
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+
+function selectors(v: ScheduleValues, io: ScheduleIo): Record<string, string>[] {
+  return (v.select ?? []).map((text) => {
+    const sel: Record<string, string> = {};
+    for (const part of text.split(',')) {
+      const [k, val] = part.split('=').map((s) => s.trim());
+      if ((k !== 'level' && k !== 'province' && k !== 'mcu') || !val)
+        throw io.usage(`--select ${text}: level=L, province=P and mcu=M, comma-separated`);
+      sel[k] = val;
+    }
+    return sel;
+  });
+}
+
+/** The fields given as flags, as a request body (only what was given). */
+function body(v: ScheduleValues, io: ScheduleIo): Record<string, unknown> {
+  const endpoints = [...(list(v.endpoints) ?? []), ...selectors(v, io)];
+  const script = list(v.script)?.map((endpoint) => ({ endpoint }));
+  const out: Record<string, unknown> = {
+    id: v.id,
+    kind: v.kind,
+    title: v.title,
+    requester: v.requester,
+    root: v.root,
+    chair: v.chair,
+    startsAt: v.start,
+    endsAt: v.end,
+    rehearsalAt: v.rehearsal,
+    ...(endpoints.length === 0 ? {} : { endpoints }),
+    ...(script === undefined ? {} : { script }),
+  };
+  for (const k of Object.keys(out)) if (out[k] === undefined) delete out[k];
+  return out;
+}
+
+function human(s: Json, io: ScheduleIo): string {
+  const units = (s.units as { unit: string; ack: { at: string; actor: string } | null }[])
+    .map((u) => `${u.unit}${u.ack === null ? ' (not acknowledged)' : ` (acknowledged ${u.ack.at})`}`)
+    .join(', ');
+  return (
+    `${s.id}: ${s.title} [${s.kind}, ${s.level}, ${s.status}]\n` +
+    `  requested by ${s.requester} at ${s.requestedAt}; root ${s.root}, chair ${s.chair}; ${s.endpoints.length} endpoints\n` +
+    `  ${s.rehearsalAt === null ? '' : `rehearsal ${s.rehearsalAt}, `}starts ${s.startsAt}, ends ${s.endsAt}\n` +
+    `  units: ${units === '' ? 'none' : units}\n` +
+    `  script: ${s.script.length === 0 ? 'none' : `${s.scriptPos} of ${s.script.length} spoken`}\n\n` +
+    io.table(
+      ['STEP', 'DUE', 'STATE', 'RAN', 'LATE'],
+      (s.steps as Record<string, string | number | null>[]).map((x) => [
+        x.step,
+        x.dueAt,
+        x.state,
+        x.ranAt,
+        x.lateMs === null ? null : `${Math.round(Number(x.lateMs) / 1000)} s`,
+      ]),
+    ) +
+    '\n' +
+    io.table(
+      ['DEADLINE', 'DUE', 'STATE', 'AT', 'AT RISK SINCE'],
+      (s.deadlines as Record<string, string | null>[]).map((d) => [d.name, d.dueAt, d.state, d.at, d.atRiskAt]),
+    )
+  );
+}
+
+/** Run a lifecycle command; undefined when `command` is not one of them. */
+export async function scheduleCommand(
+  command: string,
+  args: readonly string[],
+  v: ScheduleValues,
+  io: ScheduleIo,
+): Promise<number | undefined> {
+  const need = (n: number, usage: string) => {
+    if (args.length !== n) throw io.usage(`usage: cascadectl ${usage}`);
+  };
+  const at = (id: string) => `/v1/schedule/${encodeURIComponent(id)}`;
+  switch (command) {
+    case 'schedule': {
+      const [sub, ...rest] = args;
+      if (sub === undefined) {
+        const r = (
+          await io.call(
+            'GET',
+            `/v1/schedule?limit=1000${v.state === undefined ? '' : `&status=${encodeURIComponent(v.state)}`}`,
+          )
+        ).body;
+        io.emit(r.items, () =>
+          io.table(
+            ['SESSION', 'KIND', 'LEVEL', 'STATUS', 'STARTS', 'DEADLINES MISSED', 'TITLE'],
+            (r.items as Json[]).map((s) => [
+              s.id,
+              s.kind,
+              s.level,
+              s.status,
+              s.startsAt,
+              (s.deadlines as { state: string; name: string }[])
+                .filter((d) => d.state === 'missed')
+                .map((d) => d.name)
+                .join(',') || '-',
+              s.title,
+            ]),
+          ),
+        );
+        return 0;
+      }
+      const one = (usage: string) => {
+        if (rest.length !== 1) throw io.usage(`usage: cascadectl schedule ${usage}`);
+        return rest[0]!;
+      };
+      let r: Json;
+      switch (sub) {
+        case 'show':
+          r = (await io.call('GET', at(one('show SESSION')))).body;
+          break;
+        case 'create': {
+          if (rest.length !== 0) throw io.usage('usage: cascadectl schedule create --kind K --title T ... (--help)');
+          let b: unknown;
+          if (v.file !== undefined) {
+            try {
+              b = JSON.parse(readFileSync(v.file, 'utf8'));
+            } catch (err) {
+              throw io.usage(`--file ${v.file}: ${(err as Error).message}`);
+            }
+          } else b = body(v, io);
+          r = (await io.call('POST', '/v1/schedule', b)).body;
+          break;
+        }
+        case 'change':
+          r = (await io.call('POST', at(one('change SESSION [--title T] ...')), body(v, io))).body;
+          break;
+        case 'cancel':
+          r = (await io.call('DELETE', at(one('cancel SESSION')))).body;
+          break;
+        default:
+          throw io.usage(`unknown schedule command "${sub}": show, create, change or cancel`);
+      }
+      io.emit(r, () => human(r, io));
+      return 0;
+    }
+    case 'ack': {
+      need(2, 'ack SESSION UNIT');
+      const r = (await io.call('POST', `${at(args[0]!)}/acks`, { unit: args[1] })).body;
+      io.emit(r, () => `${r.unit} acknowledged at ${r.at}${r.withinRule ? '' : ' (after the 15-minute rule)'}\n`);
+      return 0;
+    }
+    case 'next': {
+      need(1, 'next SESSION');
+      const r = (await io.call('POST', `${at(args[0]!)}/next`, {})).body;
+      io.emit(r, () => {
+        const topic = r.item.topic === undefined ? '' : ` (${r.item.topic})`;
+        return `speaker ${r.position} of ${r.of}: ${r.item.endpoint}${topic} on the chair in ${r.chair.ms} ms via ${(r.chair.path as string[]).join(' -> ')}\n`;
+      });
+      return 0;
+    }
+    default:
+      return undefined;
+  }
+}

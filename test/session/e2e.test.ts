@@ -1,0 +1,194 @@
+/**
+ * A planned national session and an ad-hoc provincial session, overlapping,
+ * run end to end against the simulator on a compressed (fake) clock: created
+ * with cascadectl and REST, dialled by the cascade manager over SIP at their
+ * times, a restart of the lifecycle across the national dial (the step runs
+ * at once, recorded late), deadlines missed on purpose (a unit that never
+ * acknowledges, endpoints never tested) with their metric, the script's
+ * speakers brought to the chair (seen by the simulator's display model),
+ * tear-down after the end; a third overlapping session refused with the
+ * planner's reasons.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { HOUR, MINUTE } from '../../src/session/index.js';
+import { call } from '../api/harness.js';
+import { until } from '../cascade/helpers.js';
+import { at, provincialRequest } from './fixtures.js';
+import { type SessionWorld, sessionWorld } from './harness.js';
+
+t.setTimeout(300_000);
+
+let w: SessionWorld;
+let admin: string;
+let opNb: string;
+let opQb: string;
+let ca: string;
+
+t.before(async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'session-e2e-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  w = await sessionWorld(dir);
+  t.teardown(() => w.close());
+  admin = await w.token('admin');
+  opNb = await w.token('operator', 'province:ninh-binh');
+  opQb = await w.token('operator', 'province:quang-binh');
+  ca = (await import('node:fs')).readFileSync(w.caFile, 'utf8');
+});
+
+const rest = (method: string, path: string, token: string, body?: unknown) =>
+  call(w.url, ca, method, path, { token, ...(body === undefined ? {} : { body }) });
+
+/** Advance the fake clock to `ms` after BASE and let every step and evaluation due run. */
+async function to(ms: number): Promise<void> {
+  w.clock.advance(ms - w.clock.now());
+  await w.lifecycle.idle();
+}
+
+const deadline = async (session: string, name: string) =>
+  (await w.parts.store.lifecycle.deadlines(session)).find((d) => d.name === name)!;
+const step = async (session: string, name: string) =>
+  (await w.parts.store.lifecycle.steps(session)).find((s) => s.step === name)!;
+
+t.test('two overlapping sessions through their timelines', async (t) => {
+  // 06:00 UTC: the Government Office's request; cascadectl schedules it with selectors and a script.
+  const created = await w.ctl(admin, [
+    'schedule',
+    'create',
+    '--id',
+    'national',
+    '--kind',
+    'planned',
+    '--title',
+    'Hội nghị trực tuyến toàn quốc về chuyển đổi số',
+    '--requester',
+    'Văn phòng Chính phủ',
+    '--chair',
+    'chair',
+    '--start',
+    at(3 * HOUR),
+    '--end',
+    at(4 * HOUR),
+    '--rehearsal',
+    at(1 * HOUR),
+    '--select',
+    'level=province,province=quang-binh',
+    '--endpoints',
+    'nb-room,qb-x1',
+    '--script',
+    'qb-room,nb-room',
+  ]);
+  t.equal(created.code, 0, created.err);
+  t.match(created.out, /national: Hội nghị trực tuyến toàn quốc về chuyển đổi số \[planned, national, scheduled\]/);
+  t.match(created.out, /units: ninh-binh \(not acknowledged\), quang-binh \(not acknowledged\)/);
+  await w.lifecycle.idle();
+  t.equal((await deadline('national', 'plan')).state, 'met', 'planned at once, before the rehearsal');
+
+  // Ninh Bình acknowledges within the 15 minutes; Quảng Bình never does (on purpose).
+  await to(5 * MINUTE);
+  const wrongUnit = await w.ctl(opQb, ['ack', 'national', 'ninh-binh']);
+  t.equal(wrongUnit.code, 3, 'an operator acknowledges for its own unit only');
+  const ack = await w.ctl(opNb, ['ack', 'national', 'ninh-binh']);
+  t.equal(ack.code, 0, ack.err);
+  t.match(ack.out, new RegExp(`ninh-binh acknowledged at ${at(5 * MINUTE)}`));
+  await to(10 * MINUTE);
+  const risk = await w.metrics.render();
+  t.match(risk, /cascaded_session_deadline_at_risk\{session="national",deadline="notify"\} 1/, 'at risk: the metric');
+  t.match(await deadline('national', 'notify'), { state: 'pending', atRiskAt: at(10 * MINUTE) });
+  await to(15 * MINUTE);
+  t.match(await deadline('national', 'notify'), { state: 'missed', detail: { missing: ['quang-binh'] } });
+  const missed = await w.metrics.render();
+  t.notMatch(missed, /cascaded_session_deadline_at_risk\{session="national",deadline="notify"\}/, 'no longer at risk');
+  t.match(missed, /cascaded_session_deadlines_total\{deadline="notify",outcome="missed"\} 1/);
+
+  // The daemon is down from 06:20 to 06:35, across the dial at T-2h30 (06:30).
+  await to(20 * MINUTE);
+  await w.stop();
+  w.clock.advance(15 * MINUTE);
+  t.equal(await w.parts.store.getCascade('national'), undefined, 'nothing dialled while down');
+  await w.restart();
+  await w.lifecycle.idle();
+  t.match(await step('national', 'dial'), { state: 'done', lateMs: 5 * MINUTE, ranAt: at(35 * MINUTE) });
+  await until('the national cascade up (the cascade deadline met)', async () =>
+    (await deadline('national', 'cascade')).state === 'met' ? true : undefined,
+  );
+  await until('every national endpoint in its room', () => {
+    const p = w.parts.manager.progress('national')[0];
+    return p !== undefined && p.endpoints.wanted > 0 && p.endpoints.in === p.endpoints.wanted;
+  });
+  await to(60 * MINUTE);
+  t.match(await deadline('national', 'tests'), { state: 'missed' }, 'no endpoint tested: missed on purpose');
+
+  // T-30min: ready.
+  await to(150 * MINUTE);
+  t.match(await step('national', 'readiness'), { state: 'done', detail: { ok: true }, lateMs: 0 });
+  t.equal((await deadline('national', 'ready')).state, 'met');
+
+  // 08:40: an ad-hoc provincial session for 09:15, overlapping; dialled at once.
+  await to(160 * MINUTE);
+  const prov = await rest('POST', '/v1/schedule', opNb, provincialRequest());
+  t.equal(prov.status, 201, prov.text);
+  t.match(prov.body, { level: 'provincial', status: 'scheduled', units: [{ unit: 'ninh-binh', ack: null }] });
+  t.same([...prov.body.endpoints].sort(), ['nb-h1', 'nb-x1', 'nb-x2', 'ubnd-nb']);
+  await w.lifecycle.idle();
+  t.equal((await step('nb-adhoc', 'dial')).state, 'done');
+  t.equal((await rest('POST', '/v1/schedule/nb-adhoc/acks', opNb, { unit: 'ninh-binh' })).body.withinRule, true);
+  await until('the provincial cascade up', async () =>
+    (await deadline('nb-adhoc', 'cascade')).state === 'met' ? true : undefined,
+  );
+
+  // A third session overlapping both does not fit on qb: refused with the planner's reasons.
+  const third = await rest('POST', '/v1/schedule', admin, {
+    ...provincialRequest({ id: 'qb-local', root: 'qb', chair: 'qb-x2', endpoints: ['qb-x2'], script: [] }),
+  });
+  t.equal(third.status, 422, third.text);
+  t.match(third.body, { code: 'PLAN_ERR_INFEASIBLE', details: { heldBy: ['national'] } });
+  t.match(third.body.message, /held by overlapping session national/);
+  const busy = await rest('POST', '/v1/schedule', admin, provincialRequest({ id: 'nb-2', chair: 'nb-room' }));
+  t.match(busy, { status: 409, body: { code: 'SESSION_ERR_ENDPOINT_BUSY' } });
+
+  await until('every provincial endpoint in its room', () => {
+    const p = w.parts.manager.progress('nb-adhoc')[0];
+    return p !== undefined && p.endpoints.wanted > 0 && p.endpoints.in === p.endpoints.wanted;
+  });
+  await to(165 * MINUTE);
+  t.equal((await deadline('nb-adhoc', 'ready')).state, 'met', 'ad-hoc: ready 30 minutes before');
+
+  // 09:00: the national session is live; the script's first speaker to the chair with one command.
+  await to(180 * MINUTE);
+  t.equal((await w.lifecycle.get('national')).status, 'live');
+  const next = await w.ctl(admin, ['next', 'national']);
+  t.equal(next.code, 0, next.err);
+  t.match(next.out, /speaker 1 of 2: qb-room on the chair in [\d.]+ ms via qb -> m/);
+  t.ok((await w.view('chair')).seesIds.includes('qb-room'), 'the chair sees Quảng Bình (simulator display model)');
+  await to(195 * MINUTE);
+  const pNext = await rest('POST', '/v1/schedule/nb-adhoc/next', opNb, {});
+  t.equal(pNext.status, 200, pNext.text);
+  t.match(pNext.body, { position: 1, item: { endpoint: 'nb-x1' }, chair: { outcome: 'ok' } });
+  t.ok((await w.view('ubnd-nb')).seesIds.includes('nb-x1'), 'the provincial chair sees the commune');
+
+  // Tear-down after each end.
+  await to(225 * MINUTE + 5 * MINUTE);
+  t.equal((await w.lifecycle.get('nb-adhoc')).status, 'ended');
+  t.equal((await w.lifecycle.get('national')).status, 'live', 'the national session goes on');
+  await until('the provincial cascade torn down', async () =>
+    (await w.parts.store.getCascade('nb-adhoc'))?.state === 'ended' ? true : undefined,
+  );
+  await to(245 * MINUTE);
+  const end = await w.ctl(admin, ['schedule', 'show', 'national']);
+  t.match(end.out, /\[planned, national, ended\]/);
+  t.match(end.out, /dial\s+\S+\s+done\s+\S+\s+300 s/, 'the late dial shows in the timeline');
+  const list = await w.ctl(admin, ['schedule', '--json']);
+  const items = JSON.parse(list.out) as { id: string; status: string }[];
+  t.same(items.map((s) => [s.id, s.status]).sort(), [
+    ['national', 'ended'],
+    ['nb-adhoc', 'ended'],
+  ]);
+  const audit = await w.parts.store.listAudit({ action: 'schedule.create' });
+  t.ok(
+    audit.some((a) => a.outcome === 'PLAN_ERR_INFEASIBLE'),
+    'the refusal is audited',
+  );
+});
