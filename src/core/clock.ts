@@ -71,6 +71,13 @@ export class FakeClock implements Clock {
     return this.#timers.length;
   }
 
+  /** When the earliest pending timer is due (undefined: none), so a test can step from one timer to the next. */
+  get nextAt(): number | undefined {
+    let at: number | undefined;
+    for (const t of this.#timers) if (at === undefined || t.at < at) at = t.at;
+    return at;
+  }
+
   /** Move time forward, firing due timers in time order (ties in creation order). */
   advance(ms: number): void {
     const target = this.#now + ms;

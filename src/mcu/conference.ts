@@ -134,6 +134,8 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
   #establishing?: Promise<void>;
   #subscribing?: { readonly control: Dialog; readonly done: Promise<void> };
   #nextResubscribeAt = 0;
+  /** Conference SUBSCRIBEs in a row that got no answer: a busy MCU is asked again sooner than one that refused. */
+  #unansweredSubscribes = 0;
   #ticking?: Promise<void>;
   #failures = 0;
   /** Requests sent in the control dialog so far: tells whether a later one went out while one was pending. */
@@ -458,7 +460,14 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
   #conferenceEventsMissing(err: McuError): void {
     const sipStatus = (err.details as { sipStatus?: number } | undefined)?.sipStatus;
     const reason = err.message.replace(`${this.#who}: `, '');
-    this.#nextResubscribeAt = this.#m.clock.now() + this.#m.o.resubscribeIntervalMs;
+    // A refusal (489, 405, 501) is an answer: ask again at the interval. No answer may be a busy MCU or a loaded
+    // machine (a daemon start opens every conference at once): ask again after the request deadline, doubling.
+    const unanswered = err.code === 'MCU_ERR_TIMEOUT';
+    this.#unansweredSubscribes = unanswered ? this.#unansweredSubscribes + 1 : 0;
+    const retryMs = unanswered
+      ? Math.min(this.#m.o.resubscribeIntervalMs, this.#m.o.requestTimeoutMs * 2 ** (this.#unansweredSubscribes - 1))
+      : this.#m.o.resubscribeIntervalMs;
+    this.#nextResubscribeAt = this.#m.clock.now() + retryMs;
     const was = this.#capabilities;
     this.#setCapabilities({
       conferenceEvents: 'missing',
@@ -466,12 +475,15 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     });
     if (was.conferenceEvents !== 'missing')
       this.#log?.warn(
-        { reason, sipStatus, retryMs: this.#m.o.resubscribeIntervalMs },
-        'MCU lacks the conference event package (RFC 4575): up, with the roster from what the driver sets up',
+        { reason, sipStatus, retryMs },
+        unanswered
+          ? 'conference SUBSCRIBE unanswered: up, with the roster from what the driver sets up until it is answered'
+          : 'MCU lacks the conference event package (RFC 4575): up, with the roster from what the driver sets up',
       );
   }
 
   #setCapabilities(c: McuCapabilities): void {
+    if (c.conferenceEvents === 'available') this.#unansweredSubscribes = 0;
     this.#capabilities = Object.freeze(c);
     this.safeEmit('capabilities', this.#capabilities);
   }

@@ -143,6 +143,53 @@ t.test('an unanswered SUBSCRIBE: up at the request deadline; a later re-subscrib
   );
 });
 
+t.test(
+  'unanswered SUBSCRIBEs are asked again after the request deadline, doubling; a refusal at the interval',
+  async (t) => {
+    const clock = new FakeClock();
+    // When each SUBSCRIBE reached the MCU, on the driver's clock. The first three are never answered, the fourth
+    // is refused (489).
+    const arrivals: number[] = [];
+    const mcu = await handMcu(t, {
+      subscribe: (s, n) => {
+        arrivals.push(clock.now());
+        if (n === 3) s.reject(489);
+      },
+    });
+    const ua = await controller(t);
+    const d = driverFor(t, ua, mcu.uri, {
+      clock,
+      requestTimeoutMs: 1_000,
+      healthIntervalMs: 500,
+      resubscribeIntervalMs: 60_000,
+    });
+    // Time moves from health tick to health tick: each step waits until the previous tick is done and the next
+    // one is on the clock (at most 500 ms ahead), then fires it.
+    const step = async () => {
+      await until('the next tick on the clock', () => (clock.nextAt ?? Number.POSITIVE_INFINITY) <= clock.now() + 500);
+      clock.advance(clock.nextAt! - clock.now());
+    };
+    const connecting = d.connect();
+    await until('the first SUBSCRIBE', () => arrivals.length === 1);
+    clock.advance(1_000);
+    await connecting;
+    t.match(d.capabilities, { conferenceEvents: 'missing', lacks: [{ reason: /no answer within 1000 ms/ }] });
+    while (arrivals.length < 4 && clock.now() < 30_000) await step();
+    await until('the refusal', () => d.capabilities.lacks[0]?.sipStatus === 489);
+    const gaps = arrivals.slice(1).map((at, i) => at - arrivals[i]!);
+    // The k-th gives up 1 s after it went out and is asked again 1 s, 2 s, 4 s later (at a tick, so maybe later).
+    t.ok(gaps[0]! >= 2_000 && gaps[0]! < 8_000, `second SUBSCRIBE ${gaps[0]} ms after the first`);
+    t.ok(gaps[1]! >= 3_000 && gaps[1]! < 9_000, `third ${gaps[1]} ms after the second`);
+    t.ok(gaps[2]! >= 5_000 && gaps[2]! < 11_000, `fourth ${gaps[2]} ms after the third`);
+    const refusedAt = arrivals[3]!;
+    while (clock.now() < refusedAt + 59_000) await step();
+    t.equal(arrivals.length, 4, 'a refusal waits the whole interval (60 s)');
+    while (arrivals.length < 5 && clock.now() < refusedAt + 70_000) await step();
+    t.equal(arrivals.length, 5, 'then it is asked again');
+    t.equal(d.health.up, true, 'up all along');
+  },
+);
+
 t.test('a SUBSCRIBE accepted after its deadline is taken, not ended (a slow MCU, a loaded machine)', async (t) => {
   let held: import('../../src/sip/index.js').IncomingSubscribe | undefined;
   const mcu = await handMcu(t, {
