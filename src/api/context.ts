@@ -61,7 +61,10 @@ export interface ApiContext {
   /** The cascade manager (issue 10): admits, dials and ends sessions. Absent: those routes answer 501. */
   readonly cascade?: Pick<CascadeManager, 'admit' | 'end' | 'sync'>;
   /** The session lifecycle (issue 13): `/v1/schedule` routes. Absent: they answer 501. */
-  readonly sessions?: Pick<SessionLifecycle, 'create' | 'change' | 'cancel' | 'get' | 'list' | 'acknowledge' | 'next'>;
+  readonly sessions?: Pick<
+    SessionLifecycle,
+    'create' | 'change' | 'cancel' | 'get' | 'list' | 'acknowledge' | 'next' | 'recordCheck' | 'autoCheck' | 'checks'
+  >;
   readonly metrics?: { readonly contentType: string; render(): Promise<string> };
   readonly clock: Clock;
   readonly startedAt: number;

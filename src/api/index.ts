@@ -1,6 +1,7 @@
 export type { ApiContext, ApiEvents, ApiRequestRecord, ApiServerEvents, SessionReports } from './context.js';
 export type { ApiErrorCode } from './errors.js';
 export { API_ERRORS, ApiError } from './errors.js';
+export { RawReply } from './raw.js';
 export type { Decision, Permission, Principal, ResourceScope, Scope } from './rbac.js';
 export { authorize, formatScope, parseScope } from './rbac.js';
 export type { RouteSpec } from './routes.js';

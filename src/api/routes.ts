@@ -8,8 +8,10 @@ import { cascadeStatus } from '../cascade/index.js';
 import type { Endpoint, Inventory, Mcu } from '../inventory/index.js';
 import { LAYOUT_NAMES, type McuDriver } from '../mcu/index.js';
 import { type Plan, plan } from '../planner/index.js';
+import { summaryCsv } from '../session/index.js';
 import type { ApiContext } from './context.js';
 import { ApiError } from './errors.js';
+import { RawReply } from './raw.js';
 import type { Permission, Principal, ResourceScope } from './rbac.js';
 import { commonErrors, conference, id, idParams, mcu as mcuSchema, opaque, page, pageQuery } from './schemas.js';
 
@@ -226,6 +228,15 @@ async function mcuCommand(ctx: ApiContext, mcuId: string, run: (d: McuDriver) =>
   const t0 = ctx.clock.now();
   await run(d);
   return { ok: true as const, mcu: mcuId, ms: Math.round((ctx.clock.now() - t0) * 10) / 10 };
+}
+
+/** An endpoint belongs to its province and the operators of its candidate MCUs; unknown: national (fail closed). */
+function endpointScope(inv: Inventory, endpointId: string): ResourceScope | undefined {
+  const ix = indexInventory(inv);
+  const e = ix.endpointById.get(endpointId);
+  if (e === undefined) return sessionScope(inv, undefined);
+  const operators = e.mcus.map((m) => ix.mcuById.get(m)?.operator);
+  return { operators: compact([e.operator, ...operators]), provinces: compact([e.province]), national: false };
 }
 
 const endpointSpec = {
@@ -852,6 +863,73 @@ export const ROUTES: readonly RouteSpec[] = [
     available: (ctx) => ctx.sessions !== undefined,
     handler: async (req, ctx) =>
       sessionsOr501(ctx).next(req.params.id!, { requestId: req.id, actor: req.principal.id }),
+  },
+  {
+    method: 'POST',
+    url: '/v1/schedule/:id/checks',
+    summary: "Record a unit's test of an endpoint of the session (connected, audio, video, notes)",
+    tag: 'schedule',
+    permission: 'command',
+    audit: 'schedule.check',
+    schema: {
+      params: idParams,
+      body: object(
+        {
+          endpoint: id,
+          connected: { type: 'boolean' },
+          audio: { type: 'boolean' },
+          video: { type: 'boolean' },
+          notes: { type: 'string', maxLength: 500 },
+        },
+        ['endpoint'],
+      ),
+      response: { 200: opaque, 409: { $ref: 'Error#' }, ...commonErrors },
+    },
+    // A unit records the tests of its own endpoints.
+    scope: (req, ctx) => endpointScope(ctx.inventory, (req.body as { endpoint: string }).endpoint),
+    target: (req) => req.params.id,
+    available: (ctx) => ctx.sessions !== undefined,
+    handler: async (req, ctx) =>
+      sessionsOr501(ctx).recordCheck(
+        req.params.id!,
+        req.body as Parameters<SessionsApi['recordCheck']>[1],
+        req.principal.id,
+      ),
+  },
+  {
+    method: 'POST',
+    url: '/v1/schedule/:id/checks/auto',
+    summary: 'The daemon checks every endpoint of a dialled session itself now (in its room, on the cascade)',
+    tag: 'schedule',
+    permission: 'command',
+    audit: 'schedule.autocheck',
+    schema: {
+      params: idParams,
+      body: object({}, []),
+      response: { 200: opaque, 409: { $ref: 'Error#' }, ...commonErrors },
+    },
+    scope: scopeOfScheduled,
+    target: (req) => req.params.id,
+    available: (ctx) => ctx.sessions !== undefined,
+    handler: async (req, ctx) => sessionsOr501(ctx).autoCheck(req.params.id!),
+  },
+  {
+    method: 'GET',
+    url: '/v1/schedule/:id/checks',
+    summary: 'The per-province summary of endpoint checks, every endpoint, those to test again (format=csv: the CSV)',
+    tag: 'schedule',
+    permission: 'read',
+    schema: {
+      params: idParams,
+      querystring: object({ format: { enum: ['json', 'csv'], default: 'json' } }, []),
+      response: ok(opaque),
+    },
+    available: (ctx) => ctx.sessions !== undefined,
+    handler: async (req, ctx) => {
+      const summary = await sessionsOr501(ctx).checks(req.params.id!);
+      if ((req.query as { format: string }).format !== 'csv') return summary;
+      return new RawReply('text/csv; charset=utf-8', summaryCsv(summary), `${req.params.id}-checks.csv`);
+    },
   },
   {
     method: 'GET',

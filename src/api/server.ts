@@ -12,6 +12,7 @@ import type { ApiRole } from '../store/index.js';
 import type { ApiContext, ApiServerEvents } from './context.js';
 import { ApiError, type ApiErrorCode } from './errors.js';
 import { createEventHub, EVENT_TYPES } from './events.js';
+import { RawReply } from './raw.js';
 import { authorize, type Permission, type Principal, parseScope, type Scope } from './rbac.js';
 import { ROUTES, type RouteRequest, type RouteSpec } from './routes.js';
 import { SHARED_SCHEMAS } from './schemas.js';
@@ -338,6 +339,14 @@ async function buildApp(options: ApiServerOptions, events: TypedEmitter<ApiServe
         }
         if (spec.stream === true) return streamEvents(req, reply);
         const result = await withDeadline(spec.handler(routeRequest(req), ctx), requestTimeoutMs);
+        if (result instanceof RawReply) {
+          if (result.filename !== undefined)
+            void reply.header('content-disposition', `inline; filename="${result.filename.replace(/[^\w.-]/g, '_')}"`);
+          return reply
+            .code(spec.okStatus ?? 200)
+            .type(result.contentType)
+            .send(result.body);
+        }
         return reply.code(spec.okStatus ?? 200).send(result);
       },
     });

@@ -111,6 +111,14 @@ const OPTIONS = {
   select: { type: 'string', multiple: true },
   script: { type: 'string' },
   file: { type: 'string' },
+  connected: { type: 'string' },
+  audio: { type: 'string' },
+  video: { type: 'string' },
+  notes: { type: 'string' },
+  csv: { type: 'boolean' },
+  auto: { type: 'boolean' },
+  format: { type: 'string' },
+  out: { type: 'string' },
 } as const;
 
 type Values = { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
@@ -279,6 +287,25 @@ async function call(c: Connection, method: string, path: string, body?: unknown)
   const reply = { status: res.statusCode ?? 0, body: parsed };
   if (reply.status >= 400) throw apiFailure(reply, c);
   return reply;
+}
+
+/** A GET answered with text rather than JSON (CSV, HTML); errors are JSON as everywhere. */
+async function text(c: Connection, path: string): Promise<string> {
+  const res = await open(c, 'GET', path);
+  const chunks: Buffer[] = [];
+  for await (const chunk of res) chunks.push(chunk as Buffer);
+  const body = Buffer.concat(chunks).toString('utf8');
+  const status = res.statusCode ?? 0;
+  if (status >= 400) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      parsed = { code: 'NOT_JSON', message: body.slice(0, 200) };
+    }
+    throw apiFailure({ status, body: parsed }, c);
+  }
+  return body;
 }
 
 function apiFailure(r: Reply, c: Connection): ExitError {
@@ -529,6 +556,8 @@ async function run(argv: string[], env: NodeJS.ProcessEnv, out: (s: string) => v
     default: {
       const done = await scheduleCommand(command, args, values as ScheduleValues, {
         call: (method, path, body) => call(c, method, path, body),
+        text: (path) => text(c, path),
+        out,
         emit,
         table,
         usage: (m) => new UsageError(m),

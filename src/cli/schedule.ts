@@ -10,6 +10,9 @@ type Json = any;
 
 export interface ScheduleIo {
   call(method: string, path: string, body?: unknown): Promise<{ status: number; body: Json }>;
+  /** A GET whose answer is not JSON (CSV, HTML): its text. */
+  text(path: string): Promise<string>;
+  out(text: string): void;
   emit(data: unknown, human: () => string): void;
   table(head: string[], rows: (string | number | null | undefined)[][]): string;
   usage(message: string): Error;
@@ -30,6 +33,12 @@ export interface ScheduleValues {
   readonly select?: readonly string[];
   readonly script?: string;
   readonly file?: string;
+  readonly connected?: string;
+  readonly audio?: string;
+  readonly video?: string;
+  readonly notes?: string;
+  readonly csv?: boolean;
+  readonly auto?: boolean;
 }
 
 export const SCHEDULE_HELP = `  cascadectl [options] schedule [--state S]          scheduled sessions (Decision 1594 lifecycle)
@@ -43,6 +52,11 @@ export const SCHEDULE_HELP = `  cascadectl [options] schedule [--state S]       
   cascadectl [options] schedule cancel SESSION
   cascadectl [options] ack SESSION UNIT              UNIT (a province or operator) acknowledges the notification
   cascadectl [options] next SESSION                  bring the script's next speaker to the chair
+  cascadectl [options] check SESSION ENDPOINT [--connected yes|no] [--audio yes|no] [--video yes|no] [--notes T]
+                                                    record a unit's test of an endpoint
+  cascadectl [options] checks SESSION [--auto] [--csv]
+                                                    the per-province summary and the endpoints to test
+                                                    again (--auto: the daemon checks them first; --csv: CSV)
 `;
 
 const list = (text: string | undefined) =>
@@ -199,6 +213,60 @@ export async function scheduleCommand(
       io.emit(r, () => {
         const topic = r.item.topic === undefined ? '' : ` (${r.item.topic})`;
         return `speaker ${r.position} of ${r.of}: ${r.item.endpoint}${topic} on the chair in ${r.chair.ms} ms via ${(r.chair.path as string[]).join(' -> ')}\n`;
+      });
+      return 0;
+    }
+    case 'check': {
+      need(2, 'check SESSION ENDPOINT [--connected yes|no] [--audio yes|no] [--video yes|no] [--notes T]');
+      const flag = (name: string, text: string | undefined) => {
+        if (text === undefined) return undefined;
+        if (text === 'yes') return true;
+        if (text === 'no') return false;
+        throw io.usage(`--${name}: yes or no`);
+      };
+      const b: Record<string, unknown> = { endpoint: args[1] };
+      for (const k of ['connected', 'audio', 'video'] as const) {
+        const f = flag(k, v[k]);
+        if (f !== undefined) b[k] = f;
+      }
+      if (v.notes !== undefined) b.notes = v.notes;
+      const r = (await io.call('POST', `${at(args[0]!)}/checks`, b)).body;
+      io.emit(r, () => `${r.endpoint} (${r.name}): ${r.verdict}\n`);
+      return 0;
+    }
+    case 'checks': {
+      need(1, 'checks SESSION [--auto] [--csv]');
+      if (v.auto === true) await io.call('POST', `${at(args[0]!)}/checks/auto`, {});
+      if (v.csv === true) {
+        io.out(await io.text(`${at(args[0]!)}/checks?format=csv`));
+        return 0;
+      }
+      const r = (await io.call('GET', `${at(args[0]!)}/checks`)).body;
+      io.emit(r, () => {
+        const rows = (r.provinces as Json[]).map((p) => [
+          p.name,
+          p.endpoints,
+          p.tested,
+          p.ok,
+          p.failing,
+          p.untested,
+          p.connected,
+        ]);
+        const t = r.totals;
+        rows.push(['total', t.endpoints, t.tested, t.ok, t.failing, t.untested, t.connected]);
+        const retest = (r.retest as Json[]).map((e) => {
+          const c =
+            e.unit !== null && (e.unit.connected === false || e.unit.audio === false || e.unit.video === false)
+              ? e.unit
+              : e.daemon;
+          return [e.endpoint, e.name, e.province, c?.source, c?.notes, c?.at];
+        });
+        return (
+          io.table(['PROVINCE', 'ENDPOINTS', 'TESTED', 'OK', 'FAILING', 'UNTESTED', 'CONNECTED'], rows) +
+          (retest.length === 0
+            ? '\nno endpoint to test again\n'
+            : `\nto test again:\n${io.table(['ENDPOINT', 'NAME', 'PROVINCE', 'BY', 'NOTES', 'AT'], retest)}`)
+        );
       });
       return 0;
     }

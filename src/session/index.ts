@@ -4,9 +4,12 @@
  * Clock (persisted, so a restart runs what it missed), deadlines watched
  * before they are missed, acknowledgements, the script. See docs/session.md.
  */
+export type { CheckSummary, EndpointChecks, ProvinceSummary } from './checks.js';
+export { csvField, csvLine, summarize, summaryCsv } from './checks.js';
 export type { SessionErrorCode } from './errors.js';
 export { SESSION_ERRORS, SessionError } from './errors.js';
 export type {
+  CheckInput,
   DeadlineEvent,
   LifecycleCascade,
   LifecycleChair,

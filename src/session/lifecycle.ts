@@ -12,18 +12,18 @@
  */
 import type { Logger } from 'pino';
 import type { CascadeManagerEvents, CascadeProgress, SessionRequest } from '../cascade/index.js';
-import type { ChairResult, CommandOptions } from '../chair/index.js';
+import type { ChairPreview, ChairResult, CommandOptions } from '../chair/index.js';
 import { type Clock, CoreError, isCascadedError, onceClose, type TimerHandle, TypedEmitter } from '../core/index.js';
 import type { Inventory } from '../inventory/index.js';
 import type {
   CascadeHead,
   LifecycleAckRecord,
-  LifecycleCheckRecord,
   LifecycleDeadlineRecord,
   LifecycleSessionRecord,
   LifecycleStepRecord,
   Store,
 } from '../store/index.js';
+import { type CheckSummary, type EndpointChecks, failed, lastChecks, summarize } from './checks.js';
 import { SessionError } from './errors.js';
 import {
   ACTIVE,
@@ -50,6 +50,17 @@ export interface LifecycleCascade {
 /** What the lifecycle needs of the chair engine. */
 export interface LifecycleChair {
   bringToChair(session: string, endpoint: string, options?: CommandOptions): Promise<ChairResult>;
+  /** The daemon's own endpoint checks: whether the chair path of an endpoint resolves (in its room, on the cascade). */
+  preview(session: string, endpoint: string | null): ChairPreview;
+}
+
+/** A unit's test result for one endpoint (any result not given is not recorded). */
+export interface CheckInput {
+  readonly endpoint: string;
+  readonly connected?: boolean;
+  readonly audio?: boolean;
+  readonly video?: boolean;
+  readonly notes?: string;
 }
 
 export interface LifecycleSettings extends TimelineSettings {
@@ -138,6 +149,12 @@ export interface SessionLifecycle extends TypedEmitter<LifecycleEvents> {
   list(query?: { statuses?: readonly string[]; limit?: number }): Promise<SessionView[]>;
   /** A unit's acknowledgement of the notification (the first counts). */
   acknowledge(id: string, unit: string, actor: string): Promise<LifecycleAckRecord & { readonly withinRule: boolean }>;
+  /** Record a unit's test result for an endpoint of the session; answers the endpoint's row of the summary. */
+  recordCheck(id: string, check: CheckInput, actor: string): Promise<EndpointChecks>;
+  /** The daemon checks every endpoint of a dialled session itself now (in its room, on the cascade). */
+  autoCheck(id: string): Promise<CheckSummary>;
+  /** The per-province summary, every endpoint's last checks and those to test again. */
+  checks(id: string): Promise<CheckSummary>;
   /**
    * Bring the script's next speaker to the chair through the chair engine (`cascadectl next`). The position
    * moves on only when the command succeeded; the same request id again answers the first outcome.
@@ -338,6 +355,8 @@ class Lifecycle extends TypedEmitter<LifecycleEvents> implements SessionLifecycl
         return { admitted: head.createdAt, mcus: Object.keys(head.rooms).length };
       }
       case 'readiness': {
+        if (this.#chair !== undefined && (await this.#store.getCascade(rec.id)) !== undefined)
+          await this.#runAutoChecks(rec);
         const r = await this.#readiness(rec);
         if (r.ok) await this.#setStatus(entry, 'ready');
         return r;
@@ -388,11 +407,8 @@ class Lifecycle extends TypedEmitter<LifecycleEvents> implements SessionLifecycl
   }
 
   async #failingChecks(rec: LifecycleSessionRecord): Promise<string[]> {
-    const last = new Map<string, LifecycleCheckRecord>();
-    for (const c of await this.#store.lifecycle.checks(rec.id)) last.set(c.endpoint, c);
-    return [...last.values()]
-      .filter((c) => c.connected === false || c.audio === false || c.video === false)
-      .map((c) => c.endpoint);
+    const last = lastChecks(await this.#store.lifecycle.checks(rec.id));
+    return [...last.entries()].filter(([, l]) => failed(l.unit) || failed(l.daemon)).map(([e]) => e);
   }
 
   async #readiness(rec: LifecycleSessionRecord) {
@@ -415,9 +431,9 @@ class Lifecycle extends TypedEmitter<LifecycleEvents> implements SessionLifecycl
         return { ok: s?.state === 'done', detail: { step: s?.state ?? 'none' } };
       }
       case 'tests': {
-        const last = new Map<string, LifecycleCheckRecord>();
-        for (const c of await this.#store.lifecycle.checks(rec.id)) last.set(c.endpoint, c);
-        const untested = rec.endpoints.filter((e) => !last.has(e));
+        // The units' own tests (II.1.4): the daemon's checks see connectivity only, not picture and sound.
+        const last = lastChecks(await this.#store.lifecycle.checks(rec.id));
+        const untested = rec.endpoints.filter((e) => (last.get(e)?.unit ?? null) === null);
         const failing = await this.#failingChecks(rec);
         return {
           ok: untested.length === 0 && failing.length === 0,
@@ -730,6 +746,71 @@ class Lifecycle extends TypedEmitter<LifecycleEvents> implements SessionLifecycl
       this.#enqueue(() => this.#evaluate(id, 'notify', 'event', at));
     }
     return { ...ack, withinRule };
+  }
+
+  async recordCheck(id: string, check: CheckInput, actor: string): Promise<EndpointChecks> {
+    this.#check();
+    const rec = await this.#get(id);
+    if (!(ACTIVE as readonly string[]).includes(rec.status))
+      throw new SessionError(
+        'SESSION_ERR_STATE',
+        `session ${id} is ${rec.status}: checks are recorded before and during it`,
+      );
+    if (!rec.endpoints.includes(check.endpoint))
+      throw new SessionError('SESSION_ERR_INVALID', `endpoint "${check.endpoint}" is not in session ${id}`, {
+        details: { path: '/endpoint' },
+      });
+    if (check.connected === undefined && check.audio === undefined && check.video === undefined)
+      throw new SessionError('SESSION_ERR_INVALID', 'a check records connected, audio or video', {
+        details: { path: '/connected' },
+      });
+    const at = this.#clock.wallNow();
+    const c = await this.#store.lifecycle.addCheck(id, { ...check, source: 'unit', at: iso(at), actor });
+    await this.#record('session.check', id, { endpoint: c.endpoint, failed: failed(c), actor });
+    this.#enqueue(() => this.#evaluate(id, 'tests', 'event', at));
+    const summary = summarize(this.#inv, id, rec.endpoints, await this.#store.lifecycle.checks(id));
+    return summary.endpoints.find((e) => e.endpoint === check.endpoint)!;
+  }
+
+  async autoCheck(id: string): Promise<CheckSummary> {
+    this.#check();
+    const rec = await this.#get(id);
+    if (!['dialing', 'ready', 'live'].includes(rec.status) || this.#chair === undefined)
+      throw new SessionError(
+        'SESSION_ERR_STATE',
+        `session ${id} is ${rec.status}: the daemon checks a dialled session`,
+      );
+    await this.#runAutoChecks(rec);
+    return this.checks(id);
+  }
+
+  /** What the daemon sees of each endpoint: in its MCU's room, and its path to the chair up (the chair's preview). */
+  async #runAutoChecks(rec: LifecycleSessionRecord): Promise<void> {
+    const at = iso(this.#clock.wallNow());
+    let bad = 0;
+    for (const endpoint of rec.endpoints) {
+      const p = this.#chair!.preview(rec.id, endpoint);
+      const notes = p.ok ? `path ${p.path.join(' -> ')}` : `${p.code}: ${p.message}`;
+      if (!p.ok) bad++;
+      await this.#store.lifecycle.addCheck(rec.id, {
+        endpoint,
+        source: 'daemon',
+        connected: p.ok,
+        notes,
+        at,
+        actor: 'daemon',
+      });
+    }
+    this.#log?.info(
+      { session: rec.id, endpoints: rec.endpoints.length, failing: bad },
+      `session ${rec.id}: the daemon checked ${rec.endpoints.length} endpoints, ${bad} failing`,
+    );
+  }
+
+  async checks(id: string): Promise<CheckSummary> {
+    this.#check();
+    const rec = await this.#get(id);
+    return summarize(this.#inv, id, rec.endpoints, await this.#store.lifecycle.checks(id));
   }
 
   async next(id: string, options: { readonly requestId?: string; readonly actor?: string } = {}): Promise<NextResult> {

@@ -74,6 +74,15 @@ const EXAMPLES: Record<string, Example> = {
   'DELETE /v1/schedule/:id': { path: '/v1/schedule/s1', badPath: { path: '/v1/schedule/%2Fx', at: '/params/id' } },
   'POST /v1/schedule/:id/acks': { path: '/v1/schedule/s1/acks', body: { unit: 'ninh-binh' } },
   'POST /v1/schedule/:id/next': { path: '/v1/schedule/s1/next', body: {} },
+  'POST /v1/schedule/:id/checks': {
+    path: '/v1/schedule/s1/checks',
+    body: { endpoint: 'nb-h1', connected: true, audio: true, video: false, notes: 'hình bị nhiễu' },
+  },
+  'POST /v1/schedule/:id/checks/auto': { path: '/v1/schedule/s1/checks/auto', body: {} },
+  'GET /v1/schedule/:id/checks': {
+    path: '/v1/schedule/s1/checks?format=csv',
+    badPath: { path: '/v1/schedule/s1/checks?format=xml', at: '/querystring/format' },
+  },
   'GET /v1/audit': { path: '/v1/audit', badPath: { path: '/v1/audit?order=sideways', at: '/querystring/order' } },
   'GET /v1/events': {
     path: '/v1/events?types=nope',

@@ -118,8 +118,51 @@ t.test('two overlapping sessions through their timelines', async (t) => {
     const p = w.parts.manager.progress('national')[0];
     return p !== undefined && p.endpoints.wanted > 0 && p.endpoints.in === p.endpoints.wanted;
   });
+  // The units test their endpoints; Quảng Bình's commune has no picture (on purpose).
+  for (const [token, endpoint, extra] of [
+    [admin, 'chair', []],
+    [opQb, 'qb-room', []],
+    [opNb, 'nb-room', []],
+    [opQb, 'qb-x1', ['--video', 'no', '--notes', 'Mất hình, kiểm tra lại camera']],
+  ] as const) {
+    const r = await w.ctl(token, [
+      'check',
+      'national',
+      endpoint,
+      '--connected',
+      'yes',
+      '--audio',
+      'yes',
+      '--video',
+      'yes',
+      ...extra,
+    ]);
+    t.equal(r.code, 0, r.err);
+  }
+  const foreign = await w.ctl(opNb, ['check', 'national', 'qb-room', '--connected', 'yes']);
+  t.equal(foreign.code, 3, 'a unit records the tests of its own endpoints only');
+  const summary = await w.ctl(admin, ['checks', 'national']);
+  t.match(summary.out, /Quảng Bình\s+2\s+2\s+1\s+1\s+0/, 'the per-province summary');
+  t.match(summary.out, /to test again:[\s\S]*qb-x1\s+Xã Quảng Phú\s+quang-binh\s+unit\s+Mất hình/);
   await to(60 * MINUTE);
-  t.match(await deadline('national', 'tests'), { state: 'missed' }, 'no endpoint tested: missed on purpose');
+  t.match(
+    await deadline('national', 'tests'),
+    { state: 'missed', detail: { untested: 0, failing: ['qb-x1'] } },
+    'an endpoint failing its test at T-2h: missed on purpose',
+  );
+  // Re-tested and fixed; the daemon checks what it sees itself.
+  const retest = await rest('POST', '/v1/schedule/national/checks', opQb, {
+    endpoint: 'qb-x1',
+    connected: true,
+    audio: true,
+    video: true,
+  });
+  t.match(retest, { status: 200, body: { endpoint: 'qb-x1', verdict: 'ok' } });
+  const csv = await w.ctl(admin, ['checks', 'national', '--auto', '--csv']);
+  t.equal(csv.code, 0, csv.err);
+  t.ok(csv.out.startsWith('\uFEFFprovince,name,endpoints,tested,ok,failing,untested,connected\r\n'), 'CSV with a BOM');
+  t.match(csv.out, /quang-binh,Quảng Bình,2,2,2,0,0,2\r\n/);
+  t.match(csv.out, /qb-x1,Xã Quảng Phú,commune,quang-binh,ok,yes,yes,yes,,\S+,\S+,yes,path qb -> m,/);
 
   // T-30min: ready.
   await to(150 * MINUTE);

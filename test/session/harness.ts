@@ -121,6 +121,9 @@ export async function sessionWorld(dir: string): Promise<SessionWorld> {
         list: (...a) => w.lifecycle.list(...a),
         acknowledge: (...a) => w.lifecycle.acknowledge(...a),
         next: (...a) => w.lifecycle.next(...a),
+        recordCheck: (...a) => w.lifecycle.recordCheck(...a),
+        autoCheck: (...a) => w.lifecycle.autoCheck(...a),
+        checks: (...a) => w.lifecycle.checks(...a),
       },
     },
   });

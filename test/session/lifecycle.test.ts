@@ -19,6 +19,7 @@ import {
   type SessionLifecycle,
   type StepEvent,
   startSessionLifecycle,
+  summaryCsv,
   timelineOf,
 } from '../../src/session/index.js';
 import type { CascadeHead, Store } from '../../src/store/index.js';
@@ -319,4 +320,47 @@ t.test('change and cancel', async (t) => {
   await t.rejects(w.lc.get('nope'), { code: 'SESSION_ERR_NOT_FOUND' });
   await w.lc.close();
   await t.rejects(w.lc.get('national'), { code: 'ERR_CLOSED' });
+});
+
+t.test('endpoint checks: the tests deadline, the summary, the CSV', async (t) => {
+  const w = await world(t);
+  const v = await w.lc.create(national());
+  for (const e of v.endpoints.filter((x) => x !== 'qb-x1'))
+    await w.lc.recordCheck('national', { endpoint: e, connected: true, audio: true }, 'op');
+  await t.rejects(w.lc.recordCheck('national', { endpoint: 'nb-x1', connected: true }, 'op'), {
+    code: 'SESSION_ERR_INVALID',
+    details: { path: '/endpoint' },
+  });
+  await t.rejects(w.lc.recordCheck('national', { endpoint: 'chair' }, 'op'), { code: 'SESSION_ERR_INVALID' });
+  const bad = await w.lc.recordCheck(
+    'national',
+    { endpoint: 'qb-x1', video: false, notes: 'Mất hình, "camera" hỏng' },
+    'op-qb',
+  );
+  t.equal(bad.verdict, 'failing');
+  await w.lc.idle();
+  t.notOk(
+    w.deadlines.some((d) => d.deadline === 'tests' && d.state === 'met'),
+    'a failing endpoint: not met',
+  );
+  await w.lc.recordCheck('national', { endpoint: 'qb-x1', connected: true, audio: true, video: true }, 'op-qb');
+  await w.lc.idle();
+  t.match(
+    w.deadlines.filter((d) => d.deadline === 'tests'),
+    [{ state: 'met' }],
+    'every endpoint tested and passing',
+  );
+  const s = await w.lc.checks('national');
+  t.match(s.provinces, [
+    { province: 'central', endpoints: 1, tested: 1, ok: 1 },
+    { province: 'ninh-binh', name: 'Ninh Bình', endpoints: 1, ok: 1 },
+    { province: 'quang-binh', name: 'Quảng Bình', endpoints: 2, tested: 2, ok: 2, failing: 0 },
+  ]);
+  t.same(s.retest, []);
+  const csv = summaryCsv(s);
+  t.match(csv, /^\uFEFFprovince,name,/);
+  t.match(csv, /total,,4,4,4,0,0,0\r\n/);
+  await w.lc.recordCheck('national', { endpoint: 'qb-x1', video: false, notes: 'Mất hình, "camera" hỏng' }, 'op-qb');
+  t.match(summaryCsv(await w.lc.checks('national')), /,"Mất hình, ""camera"" hỏng",/, 'RFC 4180 quoting');
+  await t.rejects(w.lc.autoCheck('national'), { code: 'SESSION_ERR_STATE' }, 'not dialled: nothing to see');
 });
