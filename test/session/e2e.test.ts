@@ -111,13 +111,19 @@ t.test('two overlapping sessions through their timelines', async (t) => {
   await w.restart();
   await w.lifecycle.idle();
   t.match(await step('national', 'dial'), { state: 'done', lateMs: 5 * MINUTE, ranAt: at(35 * MINUTE) });
-  await until('the national cascade up (the cascade deadline met)', async () =>
-    (await deadline('national', 'cascade')).state === 'met' ? true : undefined,
+  await until(
+    'the national cascade up (the cascade deadline met)',
+    async () => ((await deadline('national', 'cascade')).state === 'met' ? true : undefined),
+    60_000,
   );
-  await until('every national endpoint in its room', () => {
-    const p = w.parts.manager.progress('national')[0];
-    return p !== undefined && p.endpoints.wanted > 0 && p.endpoints.in === p.endpoints.wanted;
-  });
+  await until(
+    'every national endpoint in its room',
+    () => {
+      const p = w.parts.manager.progress('national')[0];
+      return p !== undefined && p.endpoints.wanted > 0 && p.endpoints.in === p.endpoints.wanted;
+    },
+    60_000,
+  );
   // The units test their endpoints; Quảng Bình's commune has no picture (on purpose).
   for (const [token, endpoint, extra] of [
     [admin, 'chair', []],
@@ -178,8 +184,10 @@ t.test('two overlapping sessions through their timelines', async (t) => {
   await w.lifecycle.idle();
   t.equal((await step('nb-adhoc', 'dial')).state, 'done');
   t.equal((await rest('POST', '/v1/schedule/nb-adhoc/acks', opNb, { unit: 'ninh-binh' })).body.withinRule, true);
-  await until('the provincial cascade up', async () =>
-    (await deadline('nb-adhoc', 'cascade')).state === 'met' ? true : undefined,
+  await until(
+    'the provincial cascade up',
+    async () => ((await deadline('nb-adhoc', 'cascade')).state === 'met' ? true : undefined),
+    60_000,
   );
 
   // A third session overlapping both does not fit on qb: refused with the planner's reasons.
@@ -192,10 +200,14 @@ t.test('two overlapping sessions through their timelines', async (t) => {
   const busy = await rest('POST', '/v1/schedule', admin, provincialRequest({ id: 'nb-2', chair: 'nb-room' }));
   t.match(busy, { status: 409, body: { code: 'SESSION_ERR_ENDPOINT_BUSY' } });
 
-  await until('every provincial endpoint in its room', () => {
-    const p = w.parts.manager.progress('nb-adhoc')[0];
-    return p !== undefined && p.endpoints.wanted > 0 && p.endpoints.in === p.endpoints.wanted;
-  });
+  await until(
+    'every provincial endpoint in its room',
+    () => {
+      const p = w.parts.manager.progress('nb-adhoc')[0];
+      return p !== undefined && p.endpoints.wanted > 0 && p.endpoints.in === p.endpoints.wanted;
+    },
+    60_000,
+  );
   await to(165 * MINUTE);
   t.equal((await deadline('nb-adhoc', 'ready')).state, 'met', 'ad-hoc: ready 30 minutes before');
 
@@ -216,8 +228,10 @@ t.test('two overlapping sessions through their timelines', async (t) => {
   await to(225 * MINUTE + 5 * MINUTE);
   t.equal((await w.lifecycle.get('nb-adhoc')).status, 'ended');
   t.equal((await w.lifecycle.get('national')).status, 'live', 'the national session goes on');
-  await until('the provincial cascade torn down', async () =>
-    (await w.parts.store.getCascade('nb-adhoc'))?.state === 'ended' ? true : undefined,
+  await until(
+    'the provincial cascade torn down',
+    async () => ((await w.parts.store.getCascade('nb-adhoc'))?.state === 'ended' ? true : undefined),
+    60_000,
   );
   await to(245 * MINUTE);
   const end = await w.ctl(admin, ['schedule', 'show', 'national']);
