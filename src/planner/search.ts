@@ -223,10 +223,18 @@ export class Optimiser {
   #mustCount = new Int32Array(0);
   #mustDepth = -1;
   #tree: TreeBound | null = null;
+  /**
+   * The networks every flow of this search is built in, emptied and refilled each time (one with
+   * the cost tiers, one without): thousands of flows of one size, no garbage. A network is read
+   * only until the next one is built.
+   */
+  readonly #pricedNet: FlowNetwork;
+  readonly #plainNet = new FlowNetwork(1);
 
   constructor(problem: Problem, tiers: Tiers, limits: Limits) {
     this.#p = problem;
     this.#t = tiers;
+    this.#pricedNet = new FlowNetwork(tiers.k);
     this.#limits = limits;
     this.#partial = tiers.unplaced >= 0;
     const n = problem.net.ids.length;
@@ -240,6 +248,13 @@ export class Optimiser {
       }
     }
     this.#mustWeight = this.#forcedWeight;
+  }
+
+  /** An empty network to build the next flow in (see `#pricedNet`). */
+  #fresh(priced: boolean): FlowNetwork {
+    const g = priced ? this.#pricedNet : this.#plainNet;
+    g.reset();
+    return g;
   }
 
   #expired(): boolean {
@@ -350,7 +365,7 @@ export class Optimiser {
    */
   #unplacedAtLeast(depth: number): number {
     const { net, demands } = this.#p;
-    const g = new FlowNetwork(1);
+    const g = this.#fresh(false);
     const s = g.addNode();
     const t = g.addNode();
     const port = net.ids.map((_, m) => {
@@ -493,7 +508,7 @@ export class Optimiser {
     let count = this.#forcedCount[m]!;
     if (minWeight < Number.POSITIVE_INFINITY) {
       const usable = (x: number) => net.dist[x]! <= depth;
-      const g = new FlowNetwork(1);
+      const g = this.#fresh(false);
       const s = g.addNode();
       const t = g.addNode();
       const port = net.ids.map((_, x) => {
@@ -813,7 +828,7 @@ export class Optimiser {
     const mustUse = (m: number) => usable(m) && st.unusedOk[m] === 0;
     const portCap = (m: number) => Math.min(net.ports[m]!, caps === null ? net.ports[m]! : caps[m]!);
 
-    const g = new FlowNetwork(priced ? t.k : 1);
+    const g = this.#fresh(priced);
     const s = g.addNode();
     const sink = g.addNode();
     const vec = () => new Array<number>(t.k).fill(0);
