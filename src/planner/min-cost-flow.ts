@@ -103,9 +103,31 @@ export class FlowNetwork {
     return this.#flow[arc]!;
   }
 
+  /** A copy of the flow on every arc, for `restoreFlow`. */
+  saveFlow(): Float64Array {
+    return this.#flow.slice(0, this.#arcs);
+  }
+
+  restoreFlow(saved: Float64Array): void {
+    this.#flow.set(saved);
+  }
+
+  setCapacity(arc: number, cap: number): void {
+    this.#cap[arc] = cap;
+  }
+
+  /** Changes the flow on an arc (and its twin) by delta: the caller keeps it a flow. */
+  addFlow(arc: number, delta: number): void {
+    this.#flow[arc]! += delta;
+    this.#flow[arc ^ 1]! -= delta;
+  }
+
   /**
    * Sends as much flow as possible from s to t at minimum cost among maximum
-   * flows. Returns the flow value and its cost vector.
+   * flows. Returns the flow value and its cost vector. It starts from the flow
+   * already on the arcs (zero on a new network), which must then be of minimum
+   * cost for its value (any flow is, when every cost is zero); the value
+   * returned is what this call adds.
    */
   solve(s: number, t: number): { value: number; cost: number[] } {
     const n = this.#nodes;

@@ -144,6 +144,24 @@ const FALLBACK_NODES = 64;
 /** Once there is an incumbent, nodes between two completions of a relaxation into a plan. */
 const COMPLETE_EVERY = 8;
 
+interface BaseFlow {
+  readonly depth: number;
+  readonly supply: number;
+  readonly value: number;
+  /** Per demand, the members on each of its candidates. */
+  readonly onCand: readonly (readonly number[])[];
+  /** Per MCU, its ports the flow leaves free. */
+  readonly spare: readonly number[];
+  /** The network, its flow, and its arcs: from the source to each demand, each demand to each candidate, each MCU to the sink. */
+  readonly g: FlowNetwork;
+  readonly s: number;
+  readonly t: number;
+  readonly saved: Float64Array;
+  readonly sourceArcs: readonly number[];
+  readonly arcs: readonly (readonly number[])[];
+  readonly ports: readonly { readonly arc: number; readonly cap: number }[];
+}
+
 interface State {
   readonly lo: Int32Array;
   readonly hi: Int32Array;
@@ -222,6 +240,8 @@ export class Optimiser {
   #mustWeight: number[];
   #mustCount = new Int32Array(0);
   #mustDepth = -1;
+  /** The maximum flow of all members into every MCU usable at `#mustDepth`, which most `#must` answers need alone. */
+  #base: BaseFlow | null = null;
   #tree: TreeBound | null = null;
   /**
    * The networks every flow of this search is built in, emptied and refilled each time (one with
@@ -478,7 +498,8 @@ export class Optimiser {
    * other MCUs usable within D, each keeping a port for its own link). Valid at every node of the
    * search at D, which only narrows the choices. The flow's uplink charges need it only for MCUs
    * that can sit deeper than their shallowest label; the tree bound needs it for all, so it is
-   * computed per MCU on first use.
+   * computed per MCU on first use, from one maximum flow into all of them (`#baseFlow`) with m's
+   * members re-routed (about 60 full flows before, most of a re-plan's fixed cost).
    */
   #prepare(depth: number): void {
     if (this.#mustDepth === depth) return;
@@ -501,36 +522,103 @@ export class Optimiser {
   #must(m: number): number {
     const known = this.#mustCount[m]!;
     if (known >= 0) return known;
-    const { net, demands } = this.#p;
-    const depth = this.#mustDepth;
     let minWeight = Number.POSITIVE_INFINITY;
-    for (const d of demands) if (d.cands.length > 1 && d.cands.includes(m)) minWeight = Math.min(minWeight, d.weight);
+    for (const d of this.#p.demands) {
+      if (d.cands.length > 1 && d.cands.includes(m)) minWeight = Math.min(minWeight, d.weight);
+    }
     let count = this.#forcedCount[m]!;
     if (minWeight < Number.POSITIVE_INFINITY) {
-      const usable = (x: number) => net.dist[x]! <= depth;
-      const g = this.#fresh(false);
-      const s = g.addNode();
-      const t = g.addNode();
-      const port = net.ids.map((_, x) => {
-        const v = g.addNode();
-        if (x !== m && usable(x)) g.addArc(v, t, Math.max(0, net.ports[x]! - (x === net.root ? 0 : 1)));
-        return v;
-      });
-      let supply = 0;
-      for (const d of demands) {
-        const v = g.addNode();
-        g.addArc(s, v, d.members.length);
-        supply += d.members.length;
-        for (const c of d.cands) g.addArc(v, port[c]!, UNBOUNDED);
-      }
-      this.stats.flows++;
-      count = Math.max(count, supply - g.solve(s, t).value);
+      const base = this.#baseFlow();
+      // When m's members fit elsewhere greedily the flow without m is the base one (it cannot grow).
+      const without = this.#reroutes(base, m) ? base.value : this.#withoutFlow(base, m);
+      count = Math.max(count, base.supply - without);
       if (count > this.#forcedCount[m]! && !this.#partial) {
         this.#mustWeight[m] = this.#forcedWeight[m]! + (count - this.#forcedCount[m]!) * minWeight;
       }
     }
     this.#mustCount[m] = count;
     return count;
+  }
+
+  /**
+   * The members into every MCU usable within `#mustDepth` (each but the root keeping a port for its
+   * own link): a maximum flow, what it puts on each candidate, and the ports it leaves free.
+   */
+  #baseFlow(): BaseFlow {
+    const depth = this.#mustDepth;
+    if (this.#base !== null && this.#base.depth === depth) return this.#base;
+    const { net, demands } = this.#p;
+    // A network of its own: `#withoutFlow` re-solves it between other flows.
+    const g = new FlowNetwork(1);
+    const s = g.addNode();
+    const t = g.addNode();
+    const ports = net.ids.map((_, x) => {
+      const v = g.addNode();
+      const cap = net.dist[x]! <= depth ? Math.max(0, net.ports[x]! - (x === net.root ? 0 : 1)) : 0;
+      return { v, cap, arc: g.addArc(v, t, cap) };
+    });
+    let supply = 0;
+    const sourceArcs: number[] = [];
+    const arcs = demands.map((d) => {
+      const v = g.addNode();
+      sourceArcs.push(g.addArc(s, v, d.members.length));
+      supply += d.members.length;
+      return d.cands.map((c) => g.addArc(v, ports[c]!.v, UNBOUNDED));
+    });
+    this.stats.flows++;
+    const value = g.solve(s, t).value;
+    const onCand = arcs.map((row) => row.map((a) => g.flowOn(a)));
+    const spare = ports.map((x) => x.cap - g.flowOn(x.arc));
+    this.#base = { depth, supply, value, onCand, spare, g, s, t, saved: g.saveFlow(), sourceArcs, arcs, ports };
+    return this.#base;
+  }
+
+  /**
+   * The maximum flow with MCU m taken out, from the base flow: its members on m sent back, m's
+   * ports closed, the rest re-augmented (a few paths instead of the whole flow again).
+   */
+  #withoutFlow(base: BaseFlow, m: number): number {
+    const { g, ports } = base;
+    g.restoreFlow(base.saved);
+    let removed = 0;
+    this.#p.demands.forEach((d, i) => {
+      const j = d.cands.indexOf(m);
+      const f = j < 0 ? 0 : base.onCand[i]![j]!;
+      if (f === 0) return;
+      g.addFlow(base.arcs[i]![j]!, -f);
+      g.addFlow(base.sourceArcs[i]!, -f);
+      g.addFlow(ports[m]!.arc, -f);
+      removed += f;
+    });
+    g.setCapacity(ports[m]!.arc, 0);
+    this.stats.flows++;
+    const added = g.solve(base.s, base.t).value;
+    g.setCapacity(ports[m]!.arc, ports[m]!.cap);
+    return base.value - removed + added;
+  }
+
+  /**
+   * Whether the base flow's members on MCU m all fit, greedily, in the ports the others leave free:
+   * then a maximum flow without m is as large as the base flow. False proves nothing.
+   */
+  #reroutes(base: BaseFlow, m: number): boolean {
+    const { demands } = this.#p;
+    const spare = base.spare.slice();
+    for (let i = 0; i < demands.length; i++) {
+      const d = demands[i]!;
+      const j = d.cands.indexOf(m);
+      if (j < 0) continue;
+      let left = base.onCand[i]![j]!;
+      for (let c = 0; c < d.cands.length && left > 0; c++) {
+        const x = d.cands[c]!;
+        if (x === m) continue;
+        const take = Math.min(left, spare[x]!);
+        spare[x]! -= take;
+        left -= take;
+      }
+      if (left > 0) return false;
+    }
+    return true;
   }
 
   /** The tree bound of the current depth bound, built on first use (it needs every MCU's must-host). */
@@ -832,6 +920,9 @@ export class Optimiser {
     const s = g.addNode();
     const sink = g.addNode();
     const vec = () => new Array<number>(t.k).fill(0);
+    // Arc costs are built here and copied by addArc: one array for all of them.
+    const costOfArc = vec();
+    const scratch = () => costOfArc.fill(0);
     // The MCUs that can take part here, and the ports each offers endpoints.
     const open = new Uint8Array(n);
     const room = new Int32Array(n);
@@ -905,12 +996,15 @@ export class Optimiser {
           arcs.push(-1);
           return;
         }
-        const c = vec();
-        chargeOf(d, j, 1, c);
-        arcs.push(g.addArc(node, portNode[m]!, UNBOUNDED, priced ? c : undefined));
+        let c: number[] | undefined;
+        if (priced) {
+          c = scratch();
+          chargeOf(d, j, 1, c);
+        }
+        arcs.push(g.addArc(node, portNode[m]!, UNBOUNDED, c));
       });
       if (this.#partial && !d.chair) {
-        const c = vec();
+        const c = scratch();
         c[t.unplaced] = d.weight;
         dropArcs.push(g.addArc(node, sink, d.members.length, priced ? c : undefined));
       } else dropArcs.push(-1);
@@ -928,7 +1022,7 @@ export class Optimiser {
       const most = pen === null ? 0 : pen.holdMax(m);
       offset += most;
       if (!mustUse(m)) {
-        const c = vec();
+        const c = scratch();
         c[t.atDepth] = most;
         g.addArc(node, sink, 1, priced ? c : undefined);
       }
@@ -939,7 +1033,7 @@ export class Optimiser {
         // shallowest is the cheapest and stands for all.
         const last = pen === null ? first : Math.min(st.hi[m]!, st.hi[p]! + 1);
         for (let k = first; k <= last; k++) {
-          const c = vec();
+          const c = scratch();
           const mw = this.#mustWeight[m]!;
           c[t.atDepth] = mw * ((k === depth ? 1 : 0) - (st.lo[m] === depth ? 1 : 0));
           c[t.depthSum] = mw * (k - st.lo[m]!);

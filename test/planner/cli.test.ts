@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { runPlan } from '../../src/cli/plan.js';
+import type { Plan } from '../../src/planner/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cascaded-plan-'));
 const config = join(dir, 'net.yaml');
@@ -105,6 +106,12 @@ t.test('--budget: a plan not proven optimal says so', async (t) => {
   const r = await run(['-c', config, '-s', session, '--budget', '0']);
   t.equal(r.code, 0, r.err);
   t.match(r.out, /NOT proven optimal: the time budget ran out first; lower bound max depth \d/);
+  const json = await run(['-c', config, '-s', session, '--budget', '0', '--json']);
+  t.equal(json.code, 0, json.err);
+  const p = JSON.parse(json.out) as Plan;
+  t.equal(p.optimal, false, 'JSON: optimal false');
+  t.equal(p.search.budgetExhausted, true);
+  t.ok(p.bound.maxDepth <= p.objective.maxDepth, 'JSON: the proven bound, below the objective');
   t.equal((await run(['-c', config, '-s', session, '--budget', 'soon'])).code, 2);
 });
 

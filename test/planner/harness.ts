@@ -65,6 +65,12 @@ export async function compareWithOracle(
   t.ok(feasible > total / 3, `enough feasible instances (${feasible} of ${total})`);
 }
 
+/** CPU time this process has used, in milliseconds. */
+function cpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
 interface Verdicts {
   readonly instances: readonly { seed: number; fingerprint: string; objective: OracleObjective | null }[];
 }
@@ -89,10 +95,13 @@ export function checkNational(t: Test, from: number, to: number): void {
       const wanting = inst.inventory.mcus.filter((m) => m.parents.includes(master.id)).length;
       const free = master.capacity.cascadePorts - (inst.reserved[master.id]?.cascadePorts ?? 0);
       t.ok(free < wanting, `tight: the master has ${free} cascade ports for ${wanting} MCUs that may cascade into it`);
+      // The budget on this process's CPU time, not the wall clock: six engineers share two cores
+      // here and a CI runner may be as busy; the hardest instance takes about 3 s of CPU.
       const p = plan(inst.inventory, inst.session, {
         unavailableMcus: inst.unavailable,
         reserved: inst.reserved,
-        budgetMs: 60_000,
+        budgetMs: 30_000,
+        clock: { now: cpuMs },
       });
       t.ok(p.optimal, `proven optimal (${p.search.nodes} nodes)`);
       const check = checkPlan(inst.inventory, p, { reserved: inst.reserved });
