@@ -58,8 +58,11 @@ export interface ApiContext {
    * (the client's X-Request-Id or a new one) is the command's idempotency key, the caller its actor.
    */
   readonly chair?: Pick<ChairEngine, 'bringToChair' | 'preview' | 'returnToDefault'>;
-  /** The cascade manager (issue 10): admits, dials and ends sessions. Absent: those routes answer 501. */
-  readonly cascade?: Pick<CascadeManager, 'admit' | 'end' | 'sync'>;
+  /**
+   * The cascade manager (issue 10): admits, dials and ends sessions (absent: those routes answer 501); what it
+   * holds of a live session answers the session's scope without reading its plan from the store.
+   */
+  readonly cascade?: Pick<CascadeManager, 'admit' | 'end' | 'sync' | 'session'>;
   /** The session lifecycle (issue 13): `/v1/schedule` routes. Absent: they answer 501. */
   readonly sessions?: Pick<
     SessionLifecycle,

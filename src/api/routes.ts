@@ -181,9 +181,14 @@ const scopeOfMcuParam = (req: RouteRequest, ctx: ApiContext) => {
   return m === undefined ? undefined : mcuScope(ctx.inventory, m);
 };
 
-/** A session's scope is its root MCU's; a session the store does not know is treated as national (fail closed). */
+/**
+ * A session's scope is its root MCU's; a session the store does not know is treated as national (fail
+ * closed). A live session's root comes from the cascade manager's memory: the chair route runs this on every
+ * command, and the store's record carries the whole plan (over a megabyte for a national session).
+ */
 async function scopeOfSessionParam(req: RouteRequest, ctx: ApiContext): Promise<ResourceScope | undefined> {
-  const root = (await ctx.store.getCascade(req.params.id!))?.root;
+  const id = req.params.id!;
+  const root = ctx.cascade?.session(id)?.head.root ?? (await ctx.store.getCascade(id))?.root;
   return sessionScope(ctx.inventory, root);
 }
 
