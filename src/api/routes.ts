@@ -13,7 +13,18 @@ import type { ApiContext } from './context.js';
 import { ApiError } from './errors.js';
 import { RawReply } from './raw.js';
 import type { Permission, Principal, ResourceScope } from './rbac.js';
-import { commonErrors, conference, id, idParams, mcu as mcuSchema, opaque, page, pageQuery } from './schemas.js';
+import {
+  commonErrors,
+  conference,
+  id,
+  idParams,
+  mcu as mcuSchema,
+  opaque,
+  page,
+  pageQuery,
+  sessionId,
+  sessionParams,
+} from './schemas.js';
 
 export interface RouteRequest {
   readonly params: Record<string, string>;
@@ -553,7 +564,7 @@ export const ROUTES: readonly RouteSpec[] = [
     summary: 'One session',
     tag: 'sessions',
     permission: 'read',
-    schema: { params: idParams, response: ok({ $ref: 'Session#' }) },
+    schema: { params: sessionParams, response: ok({ $ref: 'Session#' }) },
     handler: async (req, ctx) => {
       const s = await ctx.store.getSession(req.params.id!);
       if (s === undefined) throw new ApiError('API_ERR_NOT_FOUND', `no session "${req.params.id}"`);
@@ -571,7 +582,7 @@ export const ROUTES: readonly RouteSpec[] = [
     schema: {
       body: object(
         {
-          id: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' },
+          id: sessionId,
           kind: { enum: ['planned', 'adhoc'], default: 'adhoc' },
           title: { type: 'string', minLength: 1, maxLength: 200 },
           root: { ...id, description: 'Root MCU, where the chair sits (default: the master, a national session).' },
@@ -626,7 +637,7 @@ export const ROUTES: readonly RouteSpec[] = [
     tag: 'sessions',
     permission: 'command',
     audit: 'session.end',
-    schema: { params: idParams, response: { 200: opaque, 409: { $ref: 'Error#' }, ...commonErrors } },
+    schema: { params: sessionParams, response: { 200: opaque, 409: { $ref: 'Error#' }, ...commonErrors } },
     scope: scopeOfSessionParam,
     target: (req) => req.params.id,
     available: (ctx) => ctx.cascade !== undefined,
@@ -638,7 +649,7 @@ export const ROUTES: readonly RouteSpec[] = [
     summary: "The session's cascade: every link of its plan as last observed",
     tag: 'sessions',
     permission: 'read',
-    schema: { params: idParams, response: ok(opaque) },
+    schema: { params: sessionParams, response: ok(opaque) },
     handler: async (req, ctx) => (await cascadeStatus(ctx.store, req.params.id!))[0],
   },
   {
@@ -649,7 +660,7 @@ export const ROUTES: readonly RouteSpec[] = [
     permission: 'command',
     audit: 'session.cascade',
     schema: {
-      params: idParams,
+      params: sessionParams,
       body: object({}, []),
       response: { 200: opaque, 409: { $ref: 'Error#' }, ...commonErrors },
     },
@@ -670,7 +681,7 @@ export const ROUTES: readonly RouteSpec[] = [
     permission: 'chair',
     audit: 'chair.switch',
     schema: {
-      params: idParams,
+      params: sessionParams,
       body: object({ endpoint: id }),
       response: {
         200: opaque,
@@ -697,7 +708,7 @@ export const ROUTES: readonly RouteSpec[] = [
     permission: 'chair',
     audit: 'chair.reset',
     schema: {
-      params: idParams,
+      params: sessionParams,
       response: {
         200: opaque,
         409: { $ref: 'Error#' },
@@ -718,7 +729,7 @@ export const ROUTES: readonly RouteSpec[] = [
     summary: 'The path a chair command would take (nothing is switched)',
     tag: 'sessions',
     permission: 'read',
-    schema: { params: idParams, body: object({ endpoint: id }), response: ok(opaque) },
+    schema: { params: sessionParams, body: object({ endpoint: id }), response: ok(opaque) },
     available: (ctx) => ctx.chair !== undefined,
     handler: async (req, ctx) => chairOr501(ctx).preview(req.params.id!, (req.body as { endpoint: string }).endpoint),
   },
@@ -728,7 +739,7 @@ export const ROUTES: readonly RouteSpec[] = [
     summary: "The session's quality report",
     tag: 'sessions',
     permission: 'read',
-    schema: { params: idParams, response: ok(opaque) },
+    schema: { params: sessionParams, response: ok(opaque) },
     available: (ctx) => ctx.reports !== undefined,
     handler: async (req, ctx) => {
       if (ctx.reports === undefined) throw new ApiError('API_ERR_NOT_IMPLEMENTED', 'no session reports in this build');

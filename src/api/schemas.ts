@@ -52,6 +52,14 @@ export const page = (item: object) =>
   }) as const;
 
 export const idParams = { type: 'object', additionalProperties: false, required: ['id'], properties: { id } } as const;
+/** Session ids as admission takes them (src/cascade, SessionRequest.id): upper case allowed, unlike inventory ids. */
+export const sessionId = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' } as const;
+export const sessionParams = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id'],
+  properties: { id: sessionId },
+} as const;
 
 export const health = {
   type: 'object',

@@ -588,6 +588,10 @@ async function watch(
     }
     throw apiFailure({ status: res.statusCode ?? 0, body }, c);
   }
+  // On stderr, so the events on stdout stay one per line for scripts.
+  process.stderr.write(
+    `cascadectl: following ${new URL('/v1/events', c.url).href}${types === undefined ? '' : ` (${types})`}\n`,
+  );
   let seen = 0;
   let buffer = '';
   res.setEncoding('utf8');

@@ -19,13 +19,26 @@ const EXAMPLES: Record<string, Example> = {
   'GET /v1/status': { path: '/v1/status' },
   'GET /v1/mcus': { path: '/v1/mcus', badPath: { path: '/v1/mcus?bogus=1', at: '/querystring/bogus' } },
   'GET /v1/mcus/:id': { path: '/v1/mcus/nb', badPath: { path: '/v1/mcus/NO%20SUCH', at: '/params/id' } },
-  'POST /v1/mcus/:id/layout': { path: '/v1/mcus/nb/layout', body: { output: 'sip:a@ep.invalid', layout: '2x2' } },
+  'POST /v1/mcus/:id/layout': {
+    path: '/v1/mcus/nb/layout',
+    body: { output: 'sip:a@ep.invalid', layout: '2x2' },
+    badPath: { path: '/v1/mcus/n%20b/layout', at: '/params/id' },
+  },
   'POST /v1/mcus/:id/show': {
     path: '/v1/mcus/nb/show',
     body: { output: 'sip:a@ep.invalid', region: 1, source: 'sip:b@ep.invalid' },
+    badPath: { path: '/v1/mcus/-nb/show', at: '/params/id' },
   },
-  'POST /v1/mcus/:id/audio': { path: '/v1/mcus/nb/audio', body: { source: 'sip:a@ep.invalid', muted: true } },
-  'POST /v1/mcus/:id/keyframe': { path: '/v1/mcus/nb/keyframe', body: { output: 'sip:a@ep.invalid' } },
+  'POST /v1/mcus/:id/audio': {
+    path: '/v1/mcus/nb/audio',
+    body: { source: 'sip:a@ep.invalid', muted: true },
+    badPath: { path: '/v1/mcus/N_B/audio', at: '/params/id' },
+  },
+  'POST /v1/mcus/:id/keyframe': {
+    path: '/v1/mcus/nb/keyframe',
+    body: { output: 'sip:a@ep.invalid' },
+    badPath: { path: '/v1/mcus/n%2Fb/keyframe', at: '/params/id' },
+  },
   'GET /v1/endpoints': {
     path: '/v1/endpoints',
     badPath: { path: '/v1/endpoints?limit=0', at: '/querystring/limit' },
@@ -33,7 +46,7 @@ const EXAMPLES: Record<string, Example> = {
   'GET /v1/endpoints/:id': { path: '/v1/endpoints/nb-h1', badPath: { path: '/v1/endpoints/-x', at: '/params/id' } },
   'POST /v1/plans': { path: '/v1/plans', body: { endpoints: ['nb-h1', 'qb-x1'], chair: 'chair' } },
   'GET /v1/sessions': { path: '/v1/sessions', badPath: { path: '/v1/sessions?limit=x', at: '/querystring/limit' } },
-  'GET /v1/sessions/:id': { path: '/v1/sessions/s1', badPath: { path: '/v1/sessions/S_1', at: '/params/id' } },
+  'GET /v1/sessions/:id': { path: '/v1/sessions/s1', badPath: { path: '/v1/sessions/_S1', at: '/params/id' } },
   'POST /v1/sessions': {
     path: '/v1/sessions',
     body: { id: 's1', kind: 'adhoc', title: 'Họp', root: 'nb', endpoints: ['nb-h1'] },
@@ -43,13 +56,25 @@ const EXAMPLES: Record<string, Example> = {
     path: '/v1/sessions/s1/cascade',
     badPath: { path: '/v1/sessions/a%20b/cascade', at: '/params/id' },
   },
-  'POST /v1/sessions/:id/cascade': { path: '/v1/sessions/s1/cascade', body: {} },
-  'POST /v1/sessions/:id/chair': { path: '/v1/sessions/s1/chair', body: { endpoint: 'nb-h1' } },
+  'POST /v1/sessions/:id/cascade': {
+    path: '/v1/sessions/s1/cascade',
+    body: {},
+    badPath: { path: '/v1/sessions/s%201/cascade', at: '/params/id' },
+  },
+  'POST /v1/sessions/:id/chair': {
+    path: '/v1/sessions/s1/chair',
+    body: { endpoint: 'nb-h1' },
+    badPath: { path: '/v1/sessions/-s1/chair', at: '/params/id' },
+  },
   'DELETE /v1/sessions/:id/chair': {
     path: '/v1/sessions/s1/chair',
     badPath: { path: '/v1/sessions/a%20b/chair', at: '/params/id' },
   },
-  'POST /v1/sessions/:id/chair/preview': { path: '/v1/sessions/s1/chair/preview', body: { endpoint: 'nb-h1' } },
+  'POST /v1/sessions/:id/chair/preview': {
+    path: '/v1/sessions/s1/chair/preview',
+    body: { endpoint: 'nb-h1' },
+    badPath: { path: '/v1/sessions/s%3F1/chair/preview', at: '/params/id' },
+  },
   'GET /v1/sessions/:id/report': {
     path: '/v1/sessions/s1/report',
     badPath: { path: '/v1/sessions/%20/report', at: '/params/id' },
@@ -102,6 +127,10 @@ t.before(async () => {
 t.test('every route has an example', async (t) => {
   for (const r of ROUTES) t.ok(EXAMPLES[key(r)], `example for ${key(r)}`);
   t.equal(Object.keys(EXAMPLES).length, ROUTES.length, 'no example for a route that is gone');
+  for (const r of ROUTES) {
+    if (r.schema.params === undefined && r.schema.querystring === undefined) continue;
+    t.ok(EXAMPLES[key(r)]?.badPath, `${key(r)} takes parameters: its example breaks one (badPath)`);
+  }
 });
 
 for (const r of ROUTES) {
