@@ -95,15 +95,32 @@ const EXAMPLES: Record<string, Example> = {
     },
   },
   'GET /v1/schedule/:id': { path: '/v1/schedule/s1', badPath: { path: '/v1/schedule/S_1', at: '/params/id' } },
-  'POST /v1/schedule/:id': { path: '/v1/schedule/s1', body: { title: 'Giao ban (dời)' } },
+  'POST /v1/schedule/:id': {
+    path: '/v1/schedule/s1',
+    body: { title: 'Giao ban (dời)' },
+    badPath: { path: '/v1/schedule/-s1', at: '/params/id' },
+  },
   'DELETE /v1/schedule/:id': { path: '/v1/schedule/s1', badPath: { path: '/v1/schedule/%2Fx', at: '/params/id' } },
-  'POST /v1/schedule/:id/acks': { path: '/v1/schedule/s1/acks', body: { unit: 'ninh-binh' } },
-  'POST /v1/schedule/:id/next': { path: '/v1/schedule/s1/next', body: {} },
+  'POST /v1/schedule/:id/acks': {
+    path: '/v1/schedule/s1/acks',
+    body: { unit: 'ninh-binh' },
+    badPath: { path: '/v1/schedule/s%201/acks', at: '/params/id' },
+  },
+  'POST /v1/schedule/:id/next': {
+    path: '/v1/schedule/s1/next',
+    body: {},
+    badPath: { path: '/v1/schedule/_s1/next', at: '/params/id' },
+  },
   'POST /v1/schedule/:id/checks': {
     path: '/v1/schedule/s1/checks',
     body: { endpoint: 'nb-h1', connected: true, audio: true, video: false, notes: 'hình bị nhiễu' },
+    badPath: { path: '/v1/schedule/-s1/checks', at: '/params/id' },
   },
-  'POST /v1/schedule/:id/checks/auto': { path: '/v1/schedule/s1/checks/auto', body: {} },
+  'POST /v1/schedule/:id/checks/auto': {
+    path: '/v1/schedule/s1/checks/auto',
+    body: {},
+    badPath: { path: '/v1/schedule/s%3F1/checks/auto', at: '/params/id' },
+  },
   'GET /v1/schedule/:id/checks': {
     path: '/v1/schedule/s1/checks?format=csv',
     badPath: { path: '/v1/schedule/s1/checks?format=xml', at: '/querystring/format' },
