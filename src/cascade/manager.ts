@@ -168,6 +168,7 @@ class RoomWatch implements ObservedRoom {
   state: RoomState;
   reports: boolean;
   readonly roster = new Map<string, ObservedEntry>();
+  version = 0;
   readonly #off: () => void;
 
   constructor(
@@ -199,14 +200,17 @@ class RoomWatch implements ObservedRoom {
       }
       for (const e of u.changed) apply(e);
       for (const r of u.removed) this.roster.delete(roomKey(r));
+      this.version++;
       changed();
     };
     const onState = (s: RoomState) => {
       this.state = s;
+      this.version++;
       changed();
     };
     const onCapabilities = () => {
       this.reports = conference.capabilities.conferenceEvents === 'available';
+      this.version++;
       changed();
     };
     for (const e of conference.roster.values()) apply(e);

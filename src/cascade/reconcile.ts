@@ -35,6 +35,11 @@ export interface ObservedRoom {
   readonly reports: boolean;
   /** By entity. */
   readonly roster: ReadonlyMap<string, ObservedEntry>;
+  /**
+   * Changes whenever the state or the roster does. A pass then skips a room it saw with every participant
+   * in, at this version (absent: never skipped).
+   */
+  readonly version?: number;
 }
 
 export interface ObservedMcu {
@@ -204,6 +209,13 @@ function parseRoomKey(uri: string): string {
   const hostport = s.slice(at > colon ? at + 1 : colon + 1).toLowerCase();
   return `${scheme}:${user}${hostport}`;
 }
+
+/**
+ * Rooms seen with every participant of a session's list connected, at the room's version: a national
+ * session's pass would otherwise look up 11,000 endpoints each time (several passes per chair command).
+ * A memo of a pure result: the same room version and list give the same answer.
+ */
+const complete = new WeakMap<ObservedRoom, { readonly version: number; readonly list: readonly string[] }>();
 
 /** host:port of a room key (the MCU's address). */
 function addressOf(key: string): string {
@@ -576,11 +588,14 @@ export function decide(
     if (opts.endpoints === 'mains') return;
     // ... the others once their MCU is cascaded, one room after another (round robin): a room's commands
     // share its control dialog, so spreading them over the rooms keeps every dialog busy at once.
-    const cursors: { m: string; room: ObservedRoom; list: readonly string[]; i: number }[] = [];
+    const cursors: { m: string; room: ObservedRoom; list: readonly string[]; i: number; missing: boolean }[] = [];
     for (const m of d.mcus) {
       const room = v.room(m);
-      if (room?.state === 'open' && (m === d.root || v.isUp(m)))
-        cursors.push({ m, room, list: d.participants[m] ?? [], i: 0 });
+      if (room?.state !== 'open' || (m !== d.root && !v.isUp(m))) continue;
+      const list = d.participants[m] ?? [];
+      const seen = complete.get(room);
+      if (seen !== undefined && seen.version === room.version && seen.list === list) continue;
+      cursors.push({ m, room, list, i: 0, missing: false });
     }
     while (cursors.length > 0) {
       for (let k = 0; k < cursors.length; ) {
@@ -590,13 +605,18 @@ export function decide(
         let offered = false;
         while (!offered && c.i < c.list.length) {
           const ep = c.list[c.i++]!;
-          if (ep === main || !absent(c.room, ep)) continue;
+          if (!absent(c.room, ep)) continue;
+          c.missing = true;
+          if (ep === main) continue;
           const before = actions.length;
           dialOne(c.m, ep);
           offered = actions.length > before;
         }
-        if (c.i >= c.list.length) cursors.splice(k, 1);
-        else k++;
+        if (c.i >= c.list.length) {
+          if (!c.missing && c.room.version !== undefined)
+            complete.set(c.room, { version: c.room.version, list: c.list });
+          cursors.splice(k, 1);
+        } else k++;
       }
     }
   }

@@ -308,3 +308,33 @@ t.test('a session that ends is torn down children first, then its endpoints leav
   );
   t.pass('150 sessions torn down');
 });
+
+t.test('a room seen with everyone in is skipped until its version changes', async (t) => {
+  const plan = fakePlan('r', {}, { r: ['chair-L0', 'a-L3', 'b-L3'] }, 'chair-L0');
+  const d = desiredSession(
+    { id: 's', phase: 'live', plan, rooms: { r: 'sip:1@r' }, mains: {}, selection: null },
+    directory,
+  );
+  const entry = (id: string) => ({
+    entity: roomKey(directory.uri(id)!),
+    kind: 'endpoint' as const,
+    status: 'connected' as const,
+    gen: 1,
+  });
+  const roster = new Map(['chair-L0', 'a-L3', 'b-L3'].map((id) => [entry(id).entity, entry(id)]));
+  const room = { state: 'open' as const, reports: true, roster, version: 1 };
+  const obs = { now: 0, mcus: new Map([['r', { up: true, since: 0 }]]), rooms: new Map([[roomKey('sip:1@r'), room]]) };
+  const mem = new Bookkeeping(DEFAULT_BACKOFF, () => 0.5);
+  const dials = () =>
+    decide([d], obs, mem, OPTS)
+      .actions.filter((a) => a.kind === 'dial-participant')
+      .map((a) => (a as { endpoint: string }).endpoint);
+  t.same(dials(), [], 'everyone in: nothing to dial');
+  roster.delete(entry('b-L3').entity);
+  room.version = 2;
+  t.same(dials(), [directory.uri('b-L3')], 'one gone, the version changed: dialled again');
+  roster.set(entry('b-L3').entity, entry('b-L3'));
+  room.version = 3;
+  t.same(dials(), [], 'back in');
+  t.same(dials(), [], 'and the same version again: skipped');
+});
