@@ -198,4 +198,18 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX lifecycle_checks_session ON lifecycle_checks (session_id, endpoint, id);
     `,
   },
+  {
+    version: 5,
+    name: 'cascades: the chair selection in a table of its own',
+    // A chair command records its selection (docs/chair.md): updating the column of the cascades row rewrote
+    // the whole row, the national session's plan with it (megabytes), and blocked the event loop tens of ms
+    // on the chair's hot path. A row here, when present, wins over cascades.selection.
+    sql: `
+      CREATE TABLE cascade_selections (
+        session_id TEXT PRIMARY KEY REFERENCES sessions (id),
+        selection  TEXT,
+        updated_at TEXT NOT NULL
+      );
+    `,
+  },
 ];

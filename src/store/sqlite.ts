@@ -172,8 +172,10 @@ interface LinkRow {
   since: string;
   attempts: number;
 }
-const CASCADE_HEAD = `SELECT c.session_id, s.title, s.state, c.root, c.request, c.plan_version, c.usage, c.selection,
-  c.generation, s.created_at, c.updated_at FROM cascades c JOIN sessions s ON s.id = c.session_id`;
+const CASCADE_HEAD = `SELECT c.session_id, s.title, s.state, c.root, c.request, c.plan_version, c.usage,
+  CASE WHEN cs.session_id IS NULL THEN c.selection ELSE cs.selection END AS selection,
+  c.generation, s.created_at, c.updated_at FROM cascades c JOIN sessions s ON s.id = c.session_id
+  LEFT JOIN cascade_selections cs ON cs.session_id = c.session_id`;
 const LIVE_STATES = ['live', 'ending'];
 
 const toSession = (r: SessionRow): SessionRecord => ({
@@ -271,6 +273,12 @@ class SqliteStore implements Store {
       getToken: db.prepare('SELECT * FROM api_tokens WHERE id = ?'),
       revokeToken: db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
       insertEvent: db.prepare('INSERT INTO events (at, type, subject, data) VALUES (?, ?, ?, ?)'),
+      // A small row of its own (store v5): the cascades row carries the plan, megabytes for a national session.
+      setSelection: db.prepare(
+        `INSERT INTO cascade_selections (session_id, selection, updated_at)
+         SELECT session_id, ?, ? FROM cascades WHERE session_id = ?
+         ON CONFLICT (session_id) DO UPDATE SET selection = excluded.selection, updated_at = excluded.updated_at`,
+      ),
     };
     this.lifecycle = new SqliteLifecycleTables(
       () => this.#open(),
@@ -495,10 +503,8 @@ class SqliteStore implements Store {
   }
 
   async setCascadeSelection(sessionId: string, selection: string | null): Promise<void> {
-    const db = this.#open();
-    const r = db
-      .prepare('UPDATE cascades SET selection = ?, updated_at = ? WHERE session_id = ?')
-      .run(selection, this.#now(), sessionId);
+    this.#open();
+    const r = this.#stmt.setSelection.run(selection, this.#now(), sessionId);
     if (r.changes === 0) throw new StoreError('STORE_ERR_NOT_FOUND', `no cascade for session "${sessionId}"`);
   }
 

@@ -98,6 +98,12 @@ t.test('re-plans, states, selection and link states', async (t) => {
   await store.setCascadeSelection('s1', null);
   t.match(await store.getCascade('s1'), { selection: null });
   await t.rejects(store.setCascadeSelection('nope', null), { code: 'STORE_ERR_NOT_FOUND' });
+  await store.setCascadeSelection('s1', 'ep-8');
+  t.match(
+    (await store.listCascades()).find((c) => c.sessionId === 's1'),
+    { selection: 'ep-8' },
+    'the heads read the selection from its own table (store v5) too',
+  );
 
   await store.saveLinkStates('s1', [
     { child: 'p1', parent: 'master', state: 'dialing', detail: null, since: '2026-11-22T08:00:00.000Z', attempts: 0 },
