@@ -168,6 +168,7 @@ class RoomWatch implements ObservedRoom {
   state: RoomState;
   reports: boolean;
   readonly roster = new Map<string, ObservedEntry>();
+  readonly links = new Map<string, ObservedEntry>();
   version = 0;
   readonly #off: () => void;
 
@@ -185,21 +186,28 @@ class RoomWatch implements ObservedRoom {
       const was = this.roster.get(key);
       const sameCall =
         was !== undefined && was.status === 'connected' && e.status === 'connected' && was.callId === e.callId;
-      this.roster.set(key, {
+      const entry: ObservedEntry = {
         entity: key,
         kind: e.kind,
         status: e.status,
         ...(e.callId === undefined ? {} : { callId: e.callId }),
         gen: sameCall ? was.gen : nextGen(),
-      });
+      };
+      this.roster.set(key, entry);
+      if (e.kind === 'link') this.links.set(key, entry);
+      else this.links.delete(key);
+    };
+    const remove = (key: string) => {
+      this.roster.delete(key);
+      this.links.delete(key);
     };
     const onRoster = (u: RosterUpdate) => {
       if (u.full) {
         const keep = new Set(u.changed.map((e) => roomKey(e.entity)));
-        for (const k of this.roster.keys()) if (!keep.has(k)) this.roster.delete(k);
+        for (const k of [...this.roster.keys()]) if (!keep.has(k)) remove(k);
       }
       for (const e of u.changed) apply(e);
-      for (const r of u.removed) this.roster.delete(roomKey(r));
+      for (const r of u.removed) remove(roomKey(r));
       this.version++;
       changed();
     };
@@ -226,6 +234,18 @@ class RoomWatch implements ObservedRoom {
 
   detach(): void {
     this.#off();
+  }
+
+  #counted?: { readonly version: number; readonly list: readonly string[]; readonly n: number };
+
+  /** How many of `list` (URIs) are connected here; remembered until the room changes (counted every second). */
+  connectedOf(list: readonly string[]): number {
+    const c = this.#counted;
+    if (c !== undefined && c.version === this.version && c.list === list) return c.n;
+    let n = 0;
+    for (const ep of list) if (this.roster.get(roomKey(ep))?.status === 'connected') n++;
+    this.#counted = { version: this.version, list, n };
+    return n;
   }
 }
 
@@ -704,7 +724,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         const room = this.#rooms.get(roomKey(s.desired.rooms[m] ?? ''));
         wanted += eps.length;
         if (room === undefined) continue;
-        for (const ep of eps) if (room.roster.get(roomKey(ep))?.status === 'connected') present++;
+        present += room.connectedOf(eps);
       }
       const e = s.endpoints;
       const changed = present !== e.in;

@@ -40,7 +40,12 @@ export interface ObservedRoom {
    * in, at this version (absent: never skipped).
    */
   readonly version?: number;
+  /** The link entries of the roster alone, when the runtime keeps them apart (a pass walks links, not 11,000 endpoints). */
+  readonly links?: ReadonlyMap<string, ObservedEntry>;
 }
+
+/** The link entries of a room. */
+const linksOf = (room: ObservedRoom): Iterable<ObservedEntry> => (room.links ?? room.roster).values();
 
 export interface ObservedMcu {
   readonly up: boolean;
@@ -248,7 +253,7 @@ interface LinkEnds {
 function linksByAddress(room: ObservedRoom | undefined): Map<string, ObservedEntry[]> {
   const out = new Map<string, ObservedEntry[]>();
   if (room === undefined) return out;
-  for (const e of room.roster.values()) {
+  for (const e of linksOf(room)) {
     if (e.kind !== 'link' || e.status === 'disconnected') continue;
     const a = addressOf(e.entity);
     const list = out.get(a);
@@ -511,7 +516,7 @@ export function decide(
         const down = v.links.get(c);
         if (down?.atParent !== undefined) expected.add(down.atParent);
       }
-      for (const e of room.roster.values()) {
+      for (const e of linksOf(room)) {
         if (e.kind !== 'link' || e.status === 'disconnected' || expected.has(e)) continue;
         const ours = v.allRooms.has(e.entity);
         if (!ours) unexpected.push({ session: d.id, mcu: m, room: d.rooms[m]!, entity: e.entity });
