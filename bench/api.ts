@@ -382,12 +382,19 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
     // /metrics over HTTPS, one scrape at a time as Prometheus does, with the chair sessions live.
     const scrapes: number[] = [];
     let bytes = 0;
+    let text = '';
     for (let i = 0; i < 30; i++) {
       const r = await call(`${base}/metrics`);
       if (r.status !== 200) throw new Error(`/metrics answered ${r.status}`);
       scrapes.push(r.ms);
       bytes = r.bytes;
+      text = r.body;
     }
+    // What the scrape walked: every endpoint the MCUs list as connected (lobbies and rooms).
+    const connected = [...text.matchAll(/^cascaded_endpoints_connected\{[^}]*\} (\d+)$/gm)].reduce(
+      (a, m) => a + Number(m[1]),
+      0,
+    );
     // Every figure on a line of its own; the last line (bench/run.ts) carries the issue's keys only.
     const detail = {
       get_non2xx: sessions.non2xx,
@@ -412,6 +419,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
       chair_overhead_in_daemon_p99_ms: round(inDaemon.p99),
       metrics_scrape_max_ms: round(Math.max(...scrapes)),
       metrics_bytes: bytes,
+      metrics_endpoints_connected: connected,
       mcus_up: mcusUp,
       mcus: config.inventory.mcus.length,
       endpoints: config.inventory.endpoints.length,

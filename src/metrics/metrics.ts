@@ -12,12 +12,16 @@ import type { Inventory } from '../inventory/index.js';
 import type { McuDriverEvents } from '../mcu/index.js';
 import type { SessionRecord, Store } from '../store/index.js';
 
-/** What the metrics read from a driver: its identity, health, capabilities and roster, plus its events. */
+/** What the metrics read from a driver: its identity, health, capabilities and conferences' rosters, plus its events. */
 export interface MeteredDriver extends Pick<TypedEmitter<McuDriverEvents>, 'on'> {
   readonly mcuId: string;
   readonly health: { readonly up: boolean };
   readonly capabilities: { readonly conferenceEvents: string };
-  readonly roster: ReadonlyMap<string, { readonly kind: string; readonly status: string }>;
+  /** Its lobby and the sessions' rooms: an endpoint dialled into a room leaves the lobby. */
+  readonly conferences: ReadonlyMap<
+    string,
+    { readonly roster: ReadonlyMap<string, { readonly kind: string; readonly status: string }> }
+  >;
 }
 
 export interface TransactionEvent {
@@ -195,7 +199,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   new Gauge({
     name: 'cascaded_endpoints_connected',
-    help: 'Endpoints connected to some MCU, by level and province (from the MCU rosters).',
+    help: 'Endpoints connected to some MCU (its lobby or a session room), by level and province (from the MCU rosters).',
     labelNames: ['level', 'province'],
     registers: [registry],
     collect() {
@@ -205,15 +209,17 @@ export function createMetrics(options: MetricsOptions): Metrics {
       const seen = new Set<string>();
       const counts = new Map<string, Map<string, number>>();
       for (const d of drivers) {
-        for (const [entity, r] of d.roster) {
-          if (r.kind !== 'endpoint' || r.status !== 'connected' || seen.has(entity)) continue;
-          seen.add(entity);
-          const e = endpointBySip.get(entity);
-          const level = e?.level ?? 'unknown';
-          const province = e?.province ?? 'unknown';
-          const byProvince = counts.get(level) ?? new Map<string, number>();
-          counts.set(level, byProvince);
-          byProvince.set(province, (byProvince.get(province) ?? 0) + 1);
+        for (const c of d.conferences.values()) {
+          for (const [entity, r] of c.roster) {
+            if (r.kind !== 'endpoint' || r.status !== 'connected' || seen.has(entity)) continue;
+            seen.add(entity);
+            const e = endpointBySip.get(entity);
+            const level = e?.level ?? 'unknown';
+            const province = e?.province ?? 'unknown';
+            const byProvince = counts.get(level) ?? new Map<string, number>();
+            counts.set(level, byProvince);
+            byProvince.set(province, (byProvince.get(province) ?? 0) + 1);
+          }
         }
       }
       for (const [level, byProvince] of counts) {

@@ -15,6 +15,7 @@ class FakeDriver extends TypedEmitter<McuDriverEvents> {
   health = { up: true };
   capabilities = { conferenceEvents: 'missing' };
   roster = new Map<string, { kind: string; status: string }>();
+  readonly conferences = new Map([['lobby', { roster: this.roster }]]);
   constructor(readonly mcuId: string) {
     super();
   }
@@ -29,6 +30,7 @@ const sample = (text: string, name: string) =>
 t.test('metrics follow the events they subscribe to and the state read at scrape time', async (t) => {
   const o = baseConfig();
   o.endpoints[2].sip = 'sip:nb-h1@ep.invalid';
+  o.endpoints[3].sip = 'sip:nb-x1@ep.invalid';
   const inv = parseConfig(toYaml(o)).inventory;
   const store = await openSqliteStore({ path: ':memory:' });
   t.teardown(() => store.close());
@@ -75,6 +77,7 @@ t.test('metrics follow the events they subscribe to and the state read at scrape
   t.match(text, /cascaded_chair_slo_violations_total 2/, 'one too slow, one failed');
   t.match(text, /cascaded_chair_switch_duration_seconds_count\{outcome="ok"\} 2/);
   t.match(text, /cascaded_endpoints_connected\{level="district",province="ninh-binh"\} 1/);
+  t.notMatch(text, /cascaded_endpoints_connected\{level="commune"/, 'nobody of a commune yet');
   t.match(text, /cascaded_sessions\{phase="planned"\} 1/);
   t.match(text, /cascaded_session_start_timestamp_seconds\{session="s1"\} 1893456000/);
   t.match(text, /cascaded_session_ready\{session="s1"\} 0/);
@@ -87,6 +90,18 @@ t.test('metrics follow the events they subscribe to and the state read at scrape
 
   nb.safeEmit('link', { target: 'sip:conf@master', state: 'connected' });
   t.notMatch(await m.render(), /cascaded_cascade_link_down_since_seconds\{/, 'a link back up is no longer down');
+
+  // Dialled into a session's room: out of the lobby (or left there as disconnected), counted once.
+  nb.roster.set('sip:nb-h1@ep.invalid', { kind: 'endpoint', status: 'disconnected' });
+  const room = new Map([
+    ['sip:nb-h1@ep.invalid', { kind: 'endpoint', status: 'connected' }],
+    ['sip:nb-x1@ep.invalid', { kind: 'endpoint', status: 'connected' }],
+  ]);
+  nb.conferences.set('sip:8001@nb', { roster: room });
+  master.conferences.set('sip:8001@master', { roster: new Map(room) });
+  const rooms = await m.render();
+  t.match(rooms, /cascaded_endpoints_connected\{level="district",province="ninh-binh"\} 1/);
+  t.match(rooms, /cascaded_endpoints_connected\{level="commune",province="ninh-binh"\} 1/);
 
   // Links of sessions' cascades, as the cascade manager reports them.
   const cascade = new TypedEmitter<{ link: [CascadeLinkEvent] }>();
