@@ -376,7 +376,13 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
       const r = await call(`${base}/v1/sessions/${s.id}/chair`, token, { endpoint: s.endpoints.at(-1) });
       if (r.status !== 200) throw new Error(`chair warm-up on ${s.id}: ${r.status} ${r.body}`);
     }
+    // prom-client's event-loop delay histogram is reset by each scrape: one now, one after the load, reads
+    // how long the daemon's loop was busy with other work while the commands ran (time the route waits).
+    await call(`${base}/metrics`);
     const chair = await chairLoad(base, token, commanded, chairRate, seconds);
+    const lagText = (await call(`${base}/metrics`)).body;
+    const lag = (q: string) =>
+      Number(new RegExp(`^nodejs_eventloop_lag_${q}_seconds (\\S+)$`, 'm').exec(lagText)?.[1] ?? Number.NaN) * 1000;
     const inDaemon = await serverOverhead(base, token, chair.engineById);
 
     // /metrics over HTTPS, one scrape at a time as Prometheus does, with the chair sessions live.
@@ -417,6 +423,8 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
       chair_overhead_in_daemon_n: inDaemon.n,
       chair_overhead_in_daemon_p50_ms: round(inDaemon.p50),
       chair_overhead_in_daemon_p99_ms: round(inDaemon.p99),
+      chair_loop_lag_p50_ms: round(lag('p50')),
+      chair_loop_lag_p99_ms: round(lag('p99')),
       metrics_scrape_max_ms: round(Math.max(...scrapes)),
       metrics_bytes: bytes,
       metrics_endpoints_connected: connected,
