@@ -244,6 +244,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
           metrics,
           cascade,
           sessions,
+          reports: sessions,
           chair: {
             bringToChair: (id, endpoint, opts) => chair.bringToChair(id, endpoint, opts),
             returnToDefault: (id, opts) => chair.returnToDefault(id, opts),

@@ -45,6 +45,9 @@ export type ApiServerEvents = { request: [ApiRequestRecord] };
  */
 export interface SessionReports {
   report(id: string): Promise<object>;
+  /** The same as CSV and as a self-contained HTML page (`?format=csv|html`). */
+  reportCsv(id: string): Promise<string>;
+  reportHtml(id: string): Promise<string>;
 }
 
 export interface ApiContext {

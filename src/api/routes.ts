@@ -736,14 +736,26 @@ export const ROUTES: readonly RouteSpec[] = [
   {
     method: 'GET',
     url: '/v1/sessions/:id/report',
-    summary: "The session's quality report",
+    summary: "The session's quality report: JSON, CSV, or a self-contained HTML page (docs/session.md)",
     tag: 'sessions',
     permission: 'read',
-    schema: { params: sessionParams, response: ok(opaque) },
+    schema: {
+      params: sessionParams,
+      querystring: object({ format: { enum: ['json', 'csv', 'html'], default: 'json' } }, []),
+      response: ok(opaque),
+    },
     available: (ctx) => ctx.reports !== undefined,
     handler: async (req, ctx) => {
       if (ctx.reports === undefined) throw new ApiError('API_ERR_NOT_IMPLEMENTED', 'no session reports in this build');
-      return ctx.reports.report(req.params.id!);
+      const id = req.params.id!;
+      switch ((req.query as { format: string }).format) {
+        case 'csv':
+          return new RawReply('text/csv; charset=utf-8', await ctx.reports.reportCsv(id), `${id}-report.csv`);
+        case 'html':
+          return new RawReply('text/html; charset=utf-8', await ctx.reports.reportHtml(id), `${id}-report.html`);
+        default:
+          return ctx.reports.report(id);
+      }
     },
   },
   {

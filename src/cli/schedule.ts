@@ -3,7 +3,7 @@
  * (list, show, create, change, cancel), `ack`, `next`. Kept apart from
  * cascadectl.ts, which hands in its REST call, output and table helpers.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 // biome-ignore lint/suspicious/noExplicitAny: JSON from the API, shaped by its OpenAPI document
 type Json = any;
@@ -39,6 +39,8 @@ export interface ScheduleValues {
   readonly notes?: string;
   readonly csv?: boolean;
   readonly auto?: boolean;
+  readonly format?: string;
+  readonly out?: string;
 }
 
 export const SCHEDULE_HELP = `  cascadectl [options] schedule [--state S]          scheduled sessions (Decision 1594 lifecycle)
@@ -57,6 +59,9 @@ export const SCHEDULE_HELP = `  cascadectl [options] schedule [--state S]       
   cascadectl [options] checks SESSION [--auto] [--csv]
                                                     the per-province summary and the endpoints to test
                                                     again (--auto: the daemon checks them first; --csv: CSV)
+  cascadectl [options] report SESSION [--format json|csv|html] [--out FILE]
+                                                    the session's quality report (HTML: one page,
+                                                    prints on A4); --out writes it to FILE
 `;
 
 const list = (text: string | undefined) =>
@@ -266,6 +271,40 @@ export async function scheduleCommand(
           (retest.length === 0
             ? '\nno endpoint to test again\n'
             : `\nto test again:\n${io.table(['ENDPOINT', 'NAME', 'PROVINCE', 'BY', 'NOTES', 'AT'], retest)}`)
+        );
+      });
+      return 0;
+    }
+    case 'report': {
+      need(1, 'report SESSION [--format json|csv|html] [--out FILE]');
+      const format = v.format ?? 'json';
+      if (!['json', 'csv', 'html'].includes(format)) throw io.usage('--format: json, csv or html');
+      const path = `/v1/sessions/${encodeURIComponent(args[0]!)}/report`;
+      const save = (text: string) => {
+        if (v.out === undefined) io.out(text);
+        else writeFileSync(v.out, text);
+      };
+      if (format !== 'json') {
+        save(await io.text(`${path}?format=${format}`));
+        return 0;
+      }
+      const r = (await io.call('GET', path)).body;
+      if (v.out !== undefined) {
+        save(`${JSON.stringify(r, null, 2)}\n`);
+        return 0;
+      }
+      io.emit(r, () => {
+        const s = r.session;
+        const c = r.chair;
+        return (
+          `${s.id}: ${s.title} [${s.kind}, ${s.level}, ${s.status}]\n` +
+          `deadlines: ${r.timeline.met} met, ${r.timeline.missed} missed, ${r.timeline.pending} pending\n` +
+          io.table(
+            ['DEADLINE', 'DUE', 'STATE', 'AT'],
+            (r.timeline.deadlines as Json[]).map((d) => [d.name, d.dueAt, d.state, d.at]),
+          ) +
+          `chair commands: ${c.commands.length} (${c.ok} ok, ${c.failed} failed, ${c.overRule} failed or over 30 s; median ${c.medianMs ?? '-'} ms, slowest ${c.maxMs ?? '-'} ms)\n` +
+          `cascade link drops: ${r.drops}; endpoints: ${r.checks.totals.endpoints} (${r.checks.totals.failing} failing their checks, ${r.checks.totals.untested} untested)\n`
         );
       });
       return 0;

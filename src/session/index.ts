@@ -24,6 +24,9 @@ export type {
 export { DEFAULT_LIFECYCLE, startSessionLifecycle } from './lifecycle.js';
 export type { EndpointSelector, EndpointSpec, LifecycleChange, LifecycleRequest, ScriptItem } from './model.js';
 export { resolveEndpoints, unitsOf } from './model.js';
+export type { ChairCommandRow, EndpointRow, LinkRow, ReportInput, SessionReport } from './report.js';
+export { buildReport, CHAIR_RULE_MS, reportCsv } from './report.js';
+export { chairChart, reportHtml } from './report-html.js';
 export type {
   DeadlineName,
   PlannedDeadline,

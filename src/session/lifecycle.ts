@@ -36,6 +36,8 @@ import {
   type ScriptItem,
   unitsOf,
 } from './model.js';
+import { buildReport, reportCsv, type SessionReport } from './report.js';
+import { reportHtml } from './report-html.js';
 import { DEFAULT_TIMELINE, type DeadlineName, type StepName, type TimelineSettings, timelineOf } from './timeline.js';
 
 /** What the lifecycle needs of the cascade manager. */
@@ -149,6 +151,14 @@ export interface SessionLifecycle extends TypedEmitter<LifecycleEvents> {
   list(query?: { statuses?: readonly string[]; limit?: number }): Promise<SessionView[]>;
   /** A unit's acknowledgement of the notification (the first counts). */
   acknowledge(id: string, unit: string, actor: string): Promise<LifecycleAckRecord & { readonly withinRule: boolean }>;
+  /**
+   * The session's quality report (Decision 1594 II.1.7) as it stands: the timeline against its deadlines,
+   * units, checks, links and drops, chair commands against the 30-second rule. A session admitted directly
+   * (no timeline) gets the parts the store has.
+   */
+  report(id: string): Promise<SessionReport>;
+  reportCsv(id: string): Promise<string>;
+  reportHtml(id: string): Promise<string>;
   /** Record a unit's test result for an endpoint of the session; answers the endpoint's row of the summary. */
   recordCheck(id: string, check: CheckInput, actor: string): Promise<EndpointChecks>;
   /** The daemon checks every endpoint of a dialled session itself now (in its room, on the cascade). */
@@ -419,10 +429,20 @@ class Lifecycle extends TypedEmitter<LifecycleEvents> implements SessionLifecycl
   }
 
   /** The condition of a deadline now: met or not, and what it saw. */
-  async #condition(rec: LifecycleSessionRecord, name: DeadlineName): Promise<{ ok: boolean; detail: unknown }> {
+  /**
+   * The condition of a deadline as of `at` (the time the timer fired: the queue may run it a little later).
+   * Acknowledgements and checks carry their times; the cascade's state is as it is now.
+   */
+  async #condition(
+    rec: LifecycleSessionRecord,
+    name: DeadlineName,
+    at: number,
+  ): Promise<{ ok: boolean; detail: unknown }> {
     switch (name) {
       case 'notify': {
-        const acked = new Set((await this.#store.lifecycle.acks(rec.id)).map((a) => a.unit));
+        const acked = new Set(
+          (await this.#store.lifecycle.acks(rec.id)).filter((a) => Date.parse(a.at) <= at).map((a) => a.unit),
+        );
         const missing = unitsOf(this.#inv, rec.endpoints).filter((u) => !acked.has(u));
         return { ok: missing.length === 0, detail: { missing } };
       }
@@ -432,9 +452,9 @@ class Lifecycle extends TypedEmitter<LifecycleEvents> implements SessionLifecycl
       }
       case 'tests': {
         // The units' own tests (II.1.4): the daemon's checks see connectivity only, not picture and sound.
-        const last = lastChecks(await this.#store.lifecycle.checks(rec.id));
+        const last = lastChecks((await this.#store.lifecycle.checks(rec.id)).filter((c) => Date.parse(c.at) <= at));
         const untested = rec.endpoints.filter((e) => (last.get(e)?.unit ?? null) === null);
-        const failing = await this.#failingChecks(rec);
+        const failing = [...last.entries()].filter(([, l]) => failed(l.unit) || failed(l.daemon)).map(([e]) => e);
         return {
           ok: untested.length === 0 && failing.length === 0,
           detail: { untested: untested.length, failing, untestedFirst: untested.slice(0, 20) },
@@ -463,7 +483,7 @@ class Lifecycle extends TypedEmitter<LifecycleEvents> implements SessionLifecycl
     if (d === undefined || d.state !== 'pending') return;
     const due = Date.parse(d.dueAt);
     if (why === 'event' && name === 'ready' && at < Date.parse(d.riskAt)) return;
-    const c = await this.#condition(entry.rec, name);
+    const c = await this.#condition(entry.rec, name, at);
     if (c.ok) {
       // Past the due time (the daemon was down then) only acknowledgements carry their own times; for
       // the others nobody saw the condition at the deadline, so it is not counted as met.
@@ -746,6 +766,35 @@ class Lifecycle extends TypedEmitter<LifecycleEvents> implements SessionLifecycl
       this.#enqueue(() => this.#evaluate(id, 'notify', 'event', at));
     }
     return { ...ack, withinRule };
+  }
+
+  async report(id: string): Promise<SessionReport> {
+    this.#check();
+    const lc = this.#store.lifecycle;
+    const session = await lc.get(id);
+    const cascade = await this.#store.getCascade(id);
+    if (session === undefined && cascade === undefined)
+      throw new SessionError('SESSION_ERR_NOT_FOUND', `no session "${id}"`);
+    return buildReport({
+      id,
+      inventory: this.#inv,
+      ...(session === undefined ? {} : { session }),
+      ...(cascade === undefined ? {} : { cascade }),
+      steps: await lc.steps(id),
+      deadlines: await lc.deadlines(id),
+      acks: await lc.acks(id),
+      checks: await lc.checks(id),
+      events: await this.#store.listEvents({ subject: id, limit: 10_000 }),
+      generatedAt: iso(this.#clock.wallNow()),
+    });
+  }
+
+  async reportCsv(id: string): Promise<string> {
+    return reportCsv(await this.report(id));
+  }
+
+  async reportHtml(id: string): Promise<string> {
+    return reportHtml(await this.report(id));
   }
 
   async recordCheck(id: string, check: CheckInput, actor: string): Promise<EndpointChecks> {

@@ -9,7 +9,7 @@
  * tear-down after the end; a third overlapping session refused with the
  * planner's reasons.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
@@ -25,6 +25,7 @@ let w: SessionWorld;
 let admin: string;
 let opNb: string;
 let opQb: string;
+let viewer: string;
 let ca: string;
 
 t.before(async () => {
@@ -35,7 +36,8 @@ t.before(async () => {
   admin = await w.token('admin');
   opNb = await w.token('operator', 'province:ninh-binh');
   opQb = await w.token('operator', 'province:quang-binh');
-  ca = (await import('node:fs')).readFileSync(w.caFile, 'utf8');
+  viewer = await w.token('viewer');
+  ca = readFileSync(w.caFile, 'utf8');
 });
 
 const rest = (method: string, path: string, token: string, body?: unknown) =>
@@ -224,6 +226,24 @@ t.test('two overlapping sessions through their timelines', async (t) => {
   t.match(pNext.body, { position: 1, item: { endpoint: 'nb-x1' }, chair: { outcome: 'ok' } });
   t.ok((await w.view('ubnd-nb')).seesIds.includes('nb-x1'), 'the provincial chair sees the commune');
 
+  // Quảng Bình's link drops during the session; the cascade manager redials it.
+  const rooms = (await w.parts.store.getCascade('national'))!.rooms;
+  const drop = await fetch(`${w.sim.control}/v1/mcus/qb/drop-link`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ target: rooms.m, conference: rooms.qb }),
+  });
+  t.equal(drop.status, 200, await drop.text());
+  await until(
+    'the dropped link down and up again in the record',
+    async () => {
+      const ev = await w.parts.store.listEvents({ subject: 'national', type: 'cascade.link.up', limit: 100 });
+      const down = await w.parts.store.listEvents({ subject: 'national', type: 'cascade.link.down', limit: 100 });
+      return down.length === 1 && ev.some((e) => e.id > down[0]!.id && (e.data as { child: string }).child === 'qb');
+    },
+    60_000,
+  );
+
   // Tear-down after each end.
   await to(225 * MINUTE + 5 * MINUTE);
   t.equal((await w.lifecycle.get('nb-adhoc')).status, 'ended');
@@ -243,6 +263,43 @@ t.test('two overlapping sessions through their timelines', async (t) => {
     ['national', 'ended'],
     ['nb-adhoc', 'ended'],
   ]);
+  // The report's figures are what happened.
+  const rep = (await rest('GET', '/v1/sessions/national/report', admin)).body;
+  t.match(rep.session, { id: 'national', level: 'national', status: 'ended', requester: 'Văn phòng Chính phủ' });
+  t.same(rep.timeline.deadlines.map((d: { name: string; state: string }) => `${d.name}:${d.state}`).sort(), [
+    'cascade:met',
+    'notify:missed',
+    'plan:met',
+    'ready:met',
+    'tests:missed',
+  ]);
+  t.match(
+    rep.timeline.steps.find((x: { step: string }) => x.step === 'dial'),
+    { lateMs: 5 * MINUTE },
+    'the late dial',
+  );
+  t.match(rep.units, [
+    { unit: 'ninh-binh', withinRule: true },
+    { unit: 'quang-binh', ack: null },
+  ]);
+  t.match(rep.chair, { ok: 1, failed: 0, overRule: 0, commands: [{ endpoint: 'qb-room', outcome: 'ok' }] });
+  t.ok(rep.chair.commands[0].ms < 30_000);
+  t.equal(rep.drops, 1, 'one link dropped');
+  const rows = new Map(rep.endpoints.map((e: { endpoint: string }) => [e.endpoint, e]));
+  t.match(rows.get('qb-x1'), { drops: 1, mcu: 'qb', verdict: 'ok', connected: true });
+  t.match(rows.get('nb-room'), { drops: 0 });
+  const provReport = (await rest('GET', '/v1/sessions/nb-adhoc/report', admin)).body;
+  t.match(provReport.chair, { ok: 1, commands: [{ endpoint: 'nb-x1' }] });
+  t.match(provReport.timeline, { missed: 0 }, 'the provincial session met every deadline');
+  const html = await rest('GET', '/v1/sessions/national/report?format=html', viewer);
+  t.equal(html.status, 200);
+  t.match(html.headers['content-type'], /^text\/html; charset=utf-8/);
+  t.match(html.text, /<h1>Hội nghị trực tuyến toàn quốc về chuyển đổi số<\/h1>/);
+  const csvOut = join(w.dir, 'report.csv');
+  const reportCsv = await w.ctl(viewer, ['report', 'national', '--format', 'csv', '--out', csvOut]);
+  t.equal(reportCsv.code, 0, reportCsv.err);
+  t.match(readFileSync(csvOut, 'utf8'), /\r\nqb-x1,Xã Quảng Phú,commune,quang-binh,qb,1,ok,yes,1,0\r\n/);
+
   const audit = await w.parts.store.listAudit({ action: 'schedule.create' });
   t.ok(
     audit.some((a) => a.outcome === 'PLAN_ERR_INFEASIBLE'),

@@ -78,6 +78,16 @@ export async function sessionWorld(dir: string): Promise<SessionWorld> {
     }),
     deadlineMs: 30_000,
   });
+  // As the daemon does: every chair command to the session's events, for the report.
+  chair.on('finished', (f) => {
+    void parts.store
+      .appendEvent({
+        type: 'chair.command',
+        subject: f.session,
+        data: { requestId: f.requestId, endpoint: f.endpoint, outcome: f.outcome, ms: f.ms, steps: f.steps },
+      })
+      .catch(() => undefined);
+  });
   const clock = new FakeClock(BASE);
   const metrics = createMetrics({ inventory, store: parts.store });
   const startLifecycle = async () => {
@@ -112,6 +122,11 @@ export async function sessionWorld(dir: string): Promise<SessionWorld> {
       metrics,
       cascade: parts.manager,
       chair,
+      reports: {
+        report: (id) => w.lifecycle.report(id),
+        reportCsv: (id) => w.lifecycle.reportCsv(id),
+        reportHtml: (id) => w.lifecycle.reportHtml(id),
+      },
       // Through the holder: a restart replaces the lifecycle behind the same API.
       sessions: {
         create: (...a) => w.lifecycle.create(...a),
