@@ -1,0 +1,425 @@
+/**
+ * `npm run bench -- chair [--config FILE] [--commands N] [--concurrency N] [--loss P] [--delay MS]
+ * [--national N]`: the chair hot path against the demo network (docs/chair.md, "The benchmark").
+ *
+ * The simulator runs as its own process, on a loopback /24 of this run's own; the daemon runs in this
+ * process (startDaemon: drivers, store, cascade manager, chair engine), so its CPU is this process's.
+ * Every simulated MCU gets a one-way delay of `--delay` ms (5) each way and keeps its default processing
+ * delays (an INFO takes 20 to 79 ms, drawn per MCU).
+ *
+ * 1. The national session (every endpoint, or `--national N` of them beside every province's room) dialled
+ *    by the cascade manager; `--commands` (1,000) commands to random endpoints at depth 1 and 2, one at a
+ *    time; then the same again with `--loss` (5%) message loss on every MCU.
+ * 2. A fresh network with `--concurrency` (50) sessions at once: national sessions (one province each,
+ *    chaired from a central room) and provincial ones (rooted at a province's MCU, chaired from its
+ *    province room); the same number of commands, `--concurrency` in flight, one per session.
+ *
+ * A command's floor is the largest round trip plus processing delay among the MCUs on its path: what a
+ * command costs that switches every MCU at once, in one round trip each. CPU: this process's user+system
+ * time during a phase, less its idle rate measured just before (health checks, supervision), per command;
+ * `cpu_ms_per_cmd` is the larger of the two phases'.
+ *
+ * stdout's last line carries the issue's keys only; how they were obtained (CPU per phase, gross and net,
+ * the concurrent phase's median and rate, failures, sizes) goes to stderr as `bench chair details: {...}`.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { destination, pino } from 'pino';
+import type { ChairResult } from '../src/chair/index.js';
+import { type Config, loadConfigFile } from '../src/config/index.js';
+import { isCascadedError, seededRandom } from '../src/core/index.js';
+import type { Daemon } from '../src/daemon.js';
+import { startDaemon } from '../src/daemon.js';
+import type { Inventory } from '../src/inventory/index.js';
+import type { Plan } from '../src/planner/index.js';
+import { type SimulatorProcess, spawnSimulator } from '../src/sim/index.js';
+
+const DEFAULT_CONFIG = fileURLToPath(new URL('../../config/demo.yaml', import.meta.url));
+const round = (x: number) => Math.round(x * 100) / 100;
+const quantile = (xs: readonly number[], q: number) =>
+  xs.length === 0 ? Number.NaN : [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))]!;
+const log = (msg: string) => process.stderr.write(`bench chair [${(performance.now() / 1000).toFixed(1)} s]: ${msg}\n`);
+
+interface World {
+  readonly sim: SimulatorProcess;
+  readonly daemon: Daemon;
+  readonly inventory: Inventory;
+  control(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown>;
+  /** Floor per MCU: 2 x one-way delay + processing delay + INFO delay. */
+  readonly floor: Map<string, number>;
+  close(): Promise<void>;
+}
+
+async function poll<T>(
+  what: () => string,
+  probe: () => T | undefined | false,
+  timeoutMs: number,
+  every = 500,
+): Promise<T> {
+  const end = performance.now() + timeoutMs;
+  let last = performance.now();
+  for (;;) {
+    const v = probe();
+    if (v !== undefined && v !== false) return v;
+    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what()}`);
+    if (performance.now() - last > 15_000) {
+      log(`still waiting for ${what()}`);
+      last = performance.now();
+    }
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
+
+/** The demo network on a /24 of its own, endpoints with SIP URIs, the daemon and the simulator started. */
+async function world(file: string, dir: string, delayMs: number): Promise<World> {
+  const base = `127.${150 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 256)}.`;
+  const text = readFileSync(file, 'utf8').replaceAll('127.0.1.', base);
+  const moved = join(dir, `network-${Date.now()}.yaml`);
+  writeFileSync(moved, text);
+  const loaded = await loadConfigFile(moved);
+  const config: Config = {
+    ...loaded,
+    daemon: {
+      ...loaded.daemon,
+      logLevel: 'warn',
+      stateDir: dir,
+      store: { ...loaded.daemon.store, path: join(dir, `cascaded-${Date.now()}.db`) },
+      api: { ...loaded.daemon.api, host: '127.0.0.1', port: 0 },
+      sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }] },
+    },
+    inventory: {
+      ...loaded.inventory,
+      // The simulator names an endpoint without a URI sip:ID@endpoints.invalid (docs/sim.md): the same URI here.
+      endpoints: loaded.inventory.endpoints.map((e) =>
+        e.sip !== undefined || e.connection === 'relay' ? e : { ...e, sip: `sip:${e.id}@endpoints.invalid` },
+      ),
+    },
+  };
+  // Logs to stderr: stdout's last line is the result.
+  const logger = pino({ level: 'warn' }, destination(2));
+  const sim = await spawnSimulator({ configFile: moved, controlPort: 0, logLevel: 'warn', logger });
+  let daemon: Daemon;
+  try {
+    daemon = await startDaemon({ config, logger, version: 'bench' });
+  } catch (err) {
+    await sim.close();
+    throw err;
+  }
+  const control = async (method: 'GET' | 'POST', path: string, body?: unknown) => {
+    const res = await fetch(`${sim.control}${path}`, {
+      method,
+      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    });
+    const out = (await res.json()) as unknown;
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(out)}`);
+    return out;
+  };
+  const first = await daemon.mcus.firstAttempts;
+  log(`MCUs up: ${first.up} of ${config.inventory.mcus.length}`);
+  for (const m of config.inventory.mcus) await control('POST', `/v1/mcus/${m.id}/impairment`, { delayMs });
+  const floor = new Map<string, number>();
+  for (const m of (await control('GET', '/v1/mcus')) as {
+    id: string;
+    infoDelayMs: number;
+    processingDelayMs: number;
+    impairment: { delayMs: number };
+  }[])
+    floor.set(m.id, 2 * m.impairment.delayMs + m.processingDelayMs + m.infoDelayMs);
+  return {
+    sim,
+    daemon,
+    inventory: config.inventory,
+    control,
+    floor,
+    close: async () => {
+      await daemon.close();
+      await sim.close();
+    },
+  };
+}
+
+/** Admitted and dialled: every link up and every dialable endpoint connected in its room. */
+async function dialled(w: World, id: string, timeoutMs: number): Promise<Plan> {
+  const held = w.daemon.cascade.session(id)!;
+  const plan = held.plan;
+  const links = plan.mcus.length - 1;
+  const t0 = performance.now();
+  await poll(
+    () => `${id}: ${links} links up`,
+    () => w.daemon.cascade.progress(id)[0]?.counts.up === links,
+    timeoutMs,
+  );
+  const want = plan.endpoints.filter((e) => plan.assignments[e] !== undefined).length;
+  let seen = 0;
+  await poll(
+    () => `${id}: ${want} endpoints in their rooms (${seen} so far)`,
+    () => {
+      seen = 0;
+      for (const m of plan.mcus) {
+        const c = w.daemon.mcus.drivers.get(m.id)?.conferences.get(held.head.rooms[m.id]!);
+        if (c === undefined) continue;
+        for (const e of c.roster.values()) if (e.kind === 'endpoint' && e.status === 'connected') seen++;
+      }
+      return seen >= want;
+    },
+    timeoutMs,
+    1_000,
+  );
+  log(`${id}: ${links} links and ${want} endpoints up in ${Math.round((performance.now() - t0) / 1000)} s`);
+  return plan;
+}
+
+interface Sample {
+  readonly ms: number;
+  readonly floor: number;
+}
+
+function floorOf(w: World, r: ChairResult): number {
+  return Math.max(...r.path.map((m) => w.floor.get(m) ?? 0));
+}
+
+/** CPU ms of this process (user + system). */
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
+
+/** This process's CPU rate when no command runs (health checks and supervision), ms per ms. */
+async function idleRate(seconds: number): Promise<number> {
+  const c0 = cpuMs();
+  const t0 = performance.now();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  return (cpuMs() - c0) / (performance.now() - t0);
+}
+
+async function sequential(w: World, session: string, targets: readonly string[], what: string) {
+  const samples: Sample[] = [];
+  const failures: string[] = [];
+  const idle = await idleRate(5);
+  const c0 = cpuMs();
+  const t0 = performance.now();
+  for (const [i, e] of targets.entries()) {
+    try {
+      const r = await w.daemon.chair.bringToChair(session, e);
+      samples.push({ ms: r.ms, floor: floorOf(w, r) });
+    } catch (err) {
+      failures.push(isCascadedError(err) ? `${e}: ${err.code} ${err.message}` : `${e}: ${String(err)}`);
+    }
+    if ((i + 1) % 250 === 0) log(`${what}: ${i + 1} of ${targets.length}`);
+  }
+  const wall = performance.now() - t0;
+  const cpu = cpuMs() - c0;
+  return { samples, failures, cpuPerCmd: (cpu - idle * wall) / targets.length, grossPerCmd: cpu / targets.length };
+}
+
+/** Random endpoints of a session at the given depths (seeded, replayable). */
+function pick(plan: Plan, depths: readonly number[], n: number, random: () => number): string[] {
+  const pool = plan.endpoints.filter((e) => e !== plan.chair && depths.includes(plan.depths[e] ?? -1));
+  if (pool.length === 0) return [];
+  return Array.from({ length: n }, () => pool[Math.floor(random() * pool.length)]!);
+}
+
+function summary(samples: readonly Sample[]) {
+  const ratios = samples.map((s) => s.ms / s.floor);
+  return {
+    p50: round(
+      quantile(
+        samples.map((s) => s.ms),
+        0.5,
+      ),
+    ),
+    p99: round(
+      quantile(
+        samples.map((s) => s.ms),
+        0.99,
+      ),
+    ),
+    floorP50: round(
+      quantile(
+        samples.map((s) => s.floor),
+        0.5,
+      ),
+    ),
+    ratioP50: round(quantile(ratios, 0.5)),
+    ratioP99: round(quantile(ratios, 0.99)),
+  };
+}
+
+export default async function bench(args: string[]): Promise<Record<string, unknown>> {
+  const opt = (name: string) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const file = opt('--config') ?? DEFAULT_CONFIG;
+  const commands = Number(opt('--commands') ?? 1_000);
+  const concurrency = Number(opt('--concurrency') ?? 50);
+  const loss = Number(opt('--loss') ?? 0.05);
+  const delayMs = Number(opt('--delay') ?? 5);
+  const nationalLimit = opt('--national') === undefined ? undefined : Number(opt('--national'));
+  const random = seededRandom(1594);
+  const dir = mkdtempSync(join(tmpdir(), 'cascaded-bench-chair-'));
+  try {
+    // ---- 1. the national session: one command at a time, then with loss ------------------------------------
+    let w = await world(file, dir, delayMs);
+    let national: Record<string, unknown>;
+    try {
+      const inv = w.inventory;
+      const master = inv.mcus.find((m) => m.role === 'master')!.id;
+      const chair = inv.endpoints.find((e) => e.mcus.length === 1 && e.mcus[0] === master)!.id;
+      const every = inv.endpoints.map((e) => e.id);
+      const provinceRooms = inv.endpoints.filter((e) => e.level === 'province').map((e) => e.id);
+      const endpoints =
+        nationalLimit === undefined
+          ? every
+          : [
+              ...new Set([
+                chair,
+                ...provinceRooms,
+                ...every.filter((_, i) => i % Math.ceil(every.length / nationalLimit) === 0),
+              ]),
+            ];
+      await w.daemon.cascade.admit({ id: 'bench-national', title: 'bench national', endpoints, chair });
+      const plan = await dialled(w, 'bench-national', 1_800_000);
+      const targets = pick(plan, [1, 2], commands, random);
+      log(`one at a time: ${targets.length} commands`);
+      const seq = await sequential(w, 'bench-national', targets, 'one at a time');
+      const s = summary(seq.samples);
+      log(`with ${loss * 100}% loss`);
+      for (const m of inv.mcus) await w.control('POST', `/v1/mcus/${m.id}/impairment`, { loss });
+      const lossy = await sequential(w, 'bench-national', pick(plan, [1, 2], commands, random), 'with loss');
+      const l = summary(lossy.samples);
+      national = {
+        p50_ms: s.p50,
+        p99_ms: s.p99,
+        floor_p50_ms: s.floorP50,
+        ratio_p50: s.ratioP50,
+        ratio_p99: s.ratioP99,
+        cpu_seq: seq.cpuPerCmd,
+        cpu_seq_gross: seq.grossPerCmd,
+        failed: seq.failures,
+        loss5_success: lossy.samples.length / commands,
+        loss5_p99_ms: l.p99,
+        loss5_failed: lossy.failures,
+        national_endpoints: endpoints.length,
+        depth2: targets.filter((e) => plan.depths[e] === 2).length,
+      };
+    } finally {
+      await w.close();
+    }
+
+    // ---- 2. many sessions, commands in flight across them --------------------------------------------------
+    w = await world(file, dir, delayMs);
+    try {
+      const inv = w.inventory;
+      const master = inv.mcus.find((m) => m.role === 'master')!.id;
+      const centrals = inv.endpoints.filter((e) => e.mcus.length === 1 && e.mcus[0] === master).map((e) => e.id);
+      const provinces = inv.provinces.map((p) => p.id);
+      const rooms = (p: string) => inv.endpoints.filter((e) => e.province === p && e.level === 'province');
+      const ofProvince = (p: string, n: number) =>
+        inv.endpoints.filter((e) => e.province === p && e.level !== 'province').slice(0, n);
+      const sessions: { id: string; plan?: Plan }[] = [];
+      // National sessions, one province each (its MCU at depth 1, a second MCU or an operator's beyond).
+      const nationals = Math.min(centrals.length, Math.ceil(concurrency / 2), provinces.length);
+      for (let i = 0; i < nationals; i++) {
+        const p = provinces[i]!;
+        const id = `nat-${i}`;
+        await w.daemon.cascade.admit({
+          id,
+          title: id,
+          chair: centrals[i]!,
+          endpoints: [centrals[i]!, ...rooms(p).map((e) => e.id), ...ofProvince(p, 30).map((e) => e.id)],
+        });
+        sessions.push({ id });
+      }
+      // Provincial sessions: rooted at a province's MCU, chaired from its province room.
+      for (let i = nationals; sessions.length < concurrency && i < provinces.length; i++) {
+        const p = provinces[i]!;
+        const room = rooms(p)[0];
+        const root = inv.mcus.find((m) => m.province === p && m.parents.includes(master))?.id;
+        if (room === undefined || root === undefined) continue;
+        const direct = ofProvince(p, 60).filter((e) => e.connection !== 'relay' && e.connection !== 'via-operator');
+        const id = `prov-${p}`;
+        try {
+          await w.daemon.cascade.admit({
+            id,
+            title: id,
+            root,
+            chair: room.id,
+            endpoints: [room.id, ...direct.map((e) => e.id)],
+          });
+          sessions.push({ id });
+        } catch (err) {
+          log(`provincial session rooted at ${root} refused: ${isCascadedError(err) ? err.message : String(err)}`);
+          break;
+        }
+      }
+      for (const s of sessions) s.plan = await dialled(w, s.id, 900_000);
+      const perSession = Math.ceil(commands / sessions.length);
+      const work = sessions.map((s) => {
+        const deep = pick(s.plan!, [1, 2], perSession, random);
+        return { id: s.id, targets: deep.length > 0 ? deep : pick(s.plan!, [0], perSession, random) };
+      });
+      const samples: Sample[] = [];
+      const failures: string[] = [];
+      const idle = await idleRate(5);
+      const c0 = cpuMs();
+      const t0 = performance.now();
+      let issued = 0;
+      await Promise.all(
+        work.map(async ({ id, targets }) => {
+          for (const e of targets) {
+            if (issued >= commands) return;
+            issued++;
+            try {
+              const r = await w.daemon.chair.bringToChair(id, e);
+              samples.push({ ms: r.ms, floor: floorOf(w, r) });
+            } catch (err) {
+              failures.push(isCascadedError(err) ? `${id} ${e}: ${err.code}` : `${id} ${e}: ${String(err)}`);
+            }
+          }
+        }),
+      );
+      const wall = performance.now() - t0;
+      const cpu = cpuMs() - c0;
+      const c = summary(samples);
+      const cpuConcurrent = (cpu - idle * wall) / issued;
+      const details = {
+        cpu_ms_per_cmd_sequential: round(national.cpu_seq as number),
+        cpu_ms_per_cmd_concurrent: round(cpuConcurrent),
+        cpu_ms_per_cmd_gross_sequential: round(national.cpu_seq_gross as number),
+        cpu_ms_per_cmd_gross_concurrent: round(cpu / issued),
+        concurrent_p50_ms: c.p50,
+        concurrent_ratio_p99: c.ratioP99,
+        concurrent_sessions: sessions.length,
+        concurrent_commands_per_s: round((samples.length / wall) * 1000),
+        concurrent_failed: failures.slice(0, 5),
+        failed: (national.failed as string[]).slice(0, 5),
+        loss5_failed: (national.loss5_failed as string[]).slice(0, 5),
+        commands,
+        depth2_commands: national.depth2,
+        national_endpoints: national.national_endpoints,
+        one_way_delay_ms: delayMs,
+        loss,
+      };
+      // How the figures were obtained, beside them: stdout's last line carries the issue's keys only.
+      process.stderr.write(`bench chair details: ${JSON.stringify(details)}\n`);
+      return {
+        p50_ms: national.p50_ms,
+        p99_ms: national.p99_ms,
+        floor_p50_ms: national.floor_p50_ms,
+        ratio_p50: national.ratio_p50,
+        ratio_p99: national.ratio_p99,
+        cpu_ms_per_cmd: round(Math.max(national.cpu_seq as number, cpuConcurrent)),
+        concurrent_p99_ms: c.p99,
+        loss5_success: Math.round((national.loss5_success as number) * 10_000) / 10_000,
+        loss5_p99_ms: national.loss5_p99_ms,
+      };
+    } finally {
+      await w.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
