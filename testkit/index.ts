@@ -7,6 +7,6 @@
 export type { Held, OracleObjective } from './exhaustive.js';
 export { compareObjectives, exhaustive, sessionMembers } from './exhaustive.js';
 export type { IlpResult } from './ilp.js';
-export { ilpOptimum } from './ilp.js';
+export { cpuMs, ilpOptimum } from './ilp.js';
 export type { NationalInstance, NationalOptions } from './national.js';
 export { fingerprint, nationalInstance, VERDICT_OPTIONS } from './national.js';

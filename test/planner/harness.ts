@@ -6,6 +6,7 @@ import { isCascadedError } from '../../src/core/index.js';
 import { checkPlan, type PlanErrorCode, plan } from '../../src/planner/index.js';
 import {
   compareObjectives,
+  cpuMs,
   fingerprint,
   nationalInstance,
   type OracleObjective,
@@ -63,12 +64,6 @@ export async function compareWithOracle(
   }
   t.equal(mismatches, 0, 'no mismatch');
   t.ok(feasible > total / 3, `enough feasible instances (${feasible} of ${total})`);
-}
-
-/** CPU time this process has used, in milliseconds. */
-function cpuMs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
 }
 
 interface Verdicts {
