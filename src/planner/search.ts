@@ -193,6 +193,11 @@ interface NodeResult {
   readonly closed: boolean;
   /** MCU to branch on, -1 if none. */
   readonly branch: number;
+  /**
+   * What repairing the branch MCU's inconsistency costs (see `#relax`): above 1 when the flow
+   * really places it wrongly, 1 or less when it was picked for want of a better one.
+   */
+  readonly impact: number;
   /** MCUs that may be left out yet host endpoints or children without a link of their own. */
   readonly hostingUnlinked: readonly number[];
   /** The flow's tree: parent per MCU and its real depth (-1: not linked to the root). */
@@ -777,9 +782,11 @@ export class Optimiser {
         continue;
       }
       let bound: readonly number[] = relaxed.bound;
-      if (relaxed.plan !== null && mult !== null && penalise) {
+      if (relaxed.plan !== null && mult !== null && penalise && relaxed.impact <= 1) {
         // The penalised flow's own tree is a valid plan, dearer than its bound only through the
-        // multipliers: the flow without them shows where the tree is really inconsistent.
+        // multipliers: when it shows no MCU really out of place, the flow without them shows where
+        // the tree is inconsistent. (When it does, branching there is better: a third to a half of
+        // the nodes on the national instances, and one flow fewer per node.)
         const plain = this.#relax(st, depth, caps, null);
         if (plain === null) continue;
         accept(plain.plan);
@@ -1139,8 +1146,8 @@ export class Optimiser {
     if (consistent) plan = this.#evaluate(parent, alloc, unplaced, depth, caps);
     const closed = plan !== null && lexCompare(plan.cost, cost) === 0;
     let branch = -1;
+    let bestImpact = 0;
     if (!closed) {
-      let bestImpact = 0;
       for (let m = 0; m < n; m++) {
         if (impact[m]! <= bestImpact || (st.lo[m] === st.hi[m] && st.unusedOk[m] === 0)) continue;
         bestImpact = impact[m]!;
@@ -1152,7 +1159,7 @@ export class Optimiser {
         }
       }
     }
-    return { bound: cost, plan, closed, branch, hostingUnlinked, parent, realDepth };
+    return { bound: cost, plan, closed, branch, impact: bestImpact, hostingUnlinked, parent, realDepth };
   }
 
   /**
