@@ -122,7 +122,11 @@ export function desiredSession(spec: SessionSpec, dir: EndpointDirectory): Desir
     depth[m.id] = m.depth;
     if (m.parent !== null) parent[m.id] = m.parent;
     children[m.id] = m.children;
-    const main = mainEndpoint(m.id, m.endpoints, spec.mains, dir);
+    // The root's main endpoint is the chair when the chair sits there: what the root sends down every link.
+    const chairHere =
+      m.id === root && spec.mains[root] === undefined && plan.chair !== null && plan.assignments[plan.chair] === root;
+    const main =
+      chairHere && dir.uri(plan.chair!) !== undefined ? plan.chair! : mainEndpoint(m.id, m.endpoints, spec.mains, dir);
     const uris: string[] = [];
     if (main !== undefined) {
       mainId[m.id] = main;

@@ -285,6 +285,11 @@ interface Subscriber {
   readonly server: ServerSubscription;
   version: number;
   chain: Promise<void>;
+  /**
+   * Changes not notified yet, by entity (the last given for each): while a NOTIFY is in flight they gather,
+   * and the next NOTIFY carries them all. 'full': the whole roster is due.
+   */
+  pending?: Map<string, ConferenceUser> | 'full';
 }
 
 /** One conference's state: the lobby or a room. */
@@ -918,21 +923,25 @@ class SimMcuImpl implements SimMcu {
       return;
     }
     const n = await accept();
+    // Every outcome NOTIFY waits its turn in the dialog (#serially), the failure's too.
+    const finish = async (status: number, reason: string) => {
+      await this.#serially(r.dialog, () => n.done(status, reason));
+    };
     const existing = room.participants.get(entity);
     if (existing?.status === 'connected') {
-      await this.#serially(r.dialog, () => n.done(200, 'OK'));
+      await finish(200, 'OK');
       return;
     }
     if (existing !== undefined) {
-      await this.#serially(r.dialog, () => n.done(491, 'Request Pending'));
+      await finish(491, 'Request Pending');
       return;
     }
     if (this.#simulated(entity, target)) {
-      await this.#serially(r.dialog, () => n.done(...this.#dialSimulated(room, entity)));
+      await finish(...this.#dialSimulated(room, entity));
       return;
     }
     if (this.#full()) {
-      await this.#serially(r.dialog, () => n.done(503, 'Service Unavailable'));
+      await finish(503, 'Service Unavailable');
       return;
     }
     // Another conference focus (or, without the network's list, anything): a cascade link. Else an endpoint.
@@ -952,7 +961,7 @@ class SimMcuImpl implements SimMcu {
       });
       if (room.participants.get(entity) !== p || this.#ua !== ua) {
         await d.bye().catch(() => {});
-        await this.#serially(r.dialog, () => n.done(487, 'Request Terminated')).catch(() => {});
+        await finish(487, 'Request Terminated').catch(() => {});
         return;
       }
       p.dialog = d;
@@ -960,16 +969,16 @@ class SimMcuImpl implements SimMcu {
       p.status = 'connected';
       this.#changed(room, [toUser(p, 'full')]);
       this.#watch(room, p, d);
-      await this.#serially(r.dialog, () => n.done(200, 'OK')).catch(() => {});
+      await finish(200, 'OK').catch(() => {});
     } catch (err) {
       if (room.participants.get(entity) === p) this.#remove(room, entity);
       const e = err as { sipStatus?: number; reason?: string; code?: string };
       // No answer: 408. Unreachable (transport failure): 480, not the 503 of RFC 3261 8.1.3.1, which a
       // driver would read as "no free port" on the far MCU.
       const status = e.sipStatus ?? (e.code === 'SIP_ERR_TIMEOUT' || e.code === 'SIP_ERR_CANCELLED' ? 408 : 480);
-      await n
-        .done(status, e.reason ?? (status === 408 ? 'Request Timeout' : 'Temporarily Unavailable'))
-        .catch(() => {});
+      await finish(status, e.reason ?? (status === 408 ? 'Request Timeout' : 'Temporarily Unavailable')).catch(
+        () => {},
+      );
     } finally {
       clearTimeout(timer);
     }
@@ -1031,7 +1040,7 @@ class SimMcuImpl implements SimMcu {
     (sub as { server: ServerSubscription }).server = server;
     room.subs.add(sub);
     // A refresh asks for the full state again (RFC 4575 4.1: how a subscriber recovers from a lost version).
-    server.on('refreshed', () => this.#send(room, sub, (v) => this.#fullState(room, v)));
+    server.on('refreshed', () => this.#send(room, sub, 'full'));
     server.on('terminated', () => room.subs.delete(sub));
   }
 
@@ -1048,19 +1057,43 @@ class SimMcuImpl implements SimMcu {
   #changed(room: Room, users: ConferenceUser[]): void {
     if (room.subs.size === 0) return;
     // Some MCUs never send partial state (RFC 4575 allows full state in any notification): the whole roster each time.
-    const partial =
-      this.#profile === 'full-state-only'
-        ? undefined
-        : (version: number) => buildConferenceInfo({ entity: room.uri, version, state: 'partial', users });
-    for (const sub of room.subs) this.#send(room, sub, partial ?? ((v) => this.#fullState(room, v)));
+    for (const sub of room.subs) this.#send(room, sub, this.#profile === 'full-state-only' ? 'full' : users);
   }
 
-  /** One NOTIFY at a time per subscriber, in version order (RFC 6665 4.2.2 lets a notifier pace them). */
-  #send(room: Room, sub: Subscriber, body: (version: number) => string): void {
+  /**
+   * One NOTIFY at a time per subscriber, in version order (RFC 6665 4.2.2 lets a notifier pace them). Changes
+   * made while one is in flight go together in the next (RFC 6446, notification rate control: a paced notifier sends the state as it is
+   * then, not one notification per change): each user as it is now, or deleted. Without this, a room where 62
+   * links come up at once owes its subscriber 124 NOTIFYs, one round trip each.
+   */
+  #send(room: Room, sub: Subscriber, change: ConferenceUser[] | 'full'): void {
+    const idle = sub.pending === undefined;
+    if (change === 'full' || sub.pending === 'full') sub.pending = 'full';
+    else {
+      const pending = sub.pending ?? new Map<string, ConferenceUser>();
+      for (const u of change) pending.set(u.entity, u);
+      sub.pending = pending;
+    }
+    if (!idle) return;
     sub.chain = sub.chain.then(async () => {
-      if (sub.server.state === 'terminated') return;
+      const due = sub.pending;
+      sub.pending = undefined;
+      if (sub.server.state === 'terminated' || due === undefined) return;
       sub.version++;
-      await sub.server.notify({ contentType: CONFERENCE_INFO_CONTENT_TYPE, body: body(sub.version) }).catch(() => {
+      const body =
+        due === 'full'
+          ? this.#fullState(room, sub.version)
+          : buildConferenceInfo({
+              entity: room.uri,
+              version: sub.version,
+              state: 'partial',
+              // Whatever happened since the last NOTIFY, a user element as the user is now (or deleted).
+              users: [...due.values()].map((u) => {
+                const p = room.participants.get(u.entity);
+                return p === undefined ? u : toUser(p, 'full');
+              }),
+            });
+      await sub.server.notify({ contentType: CONFERENCE_INFO_CONTENT_TYPE, body }).catch(() => {
         room.subs.delete(sub);
       });
     });

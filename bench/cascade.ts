@@ -1,0 +1,433 @@
+/**
+ * `npm run bench -- cascade [--config FILE] [--delay MS] [--drops N] [--loss P] [--endpoints mains|all]
+ * [--seed N]`: the cascade manager against the demo network (docs/cascade.md, "The benchmark").
+ *
+ * The simulator runs as its own process, on a loopback /24 of this run's own; the daemon runs in this
+ * process (startDaemon: drivers, store, cascade manager), so its CPU is this process's. Every simulated MCU
+ * gets a one-way delay of `--delay` ms (10) on everything it sends and receives, and keeps its default
+ * processing delays.
+ *
+ * 1. The national session (the demo's, as `npm start` admits it: every endpoint, rooted at the master) is
+ *    admitted; from then, the time until every link of its plan is verified up (both rooms' rosters, or both
+ *    drivers' dialog state: the manager's `up`), checked afterwards on the simulator's control interface.
+ * 2. `--drops` (10) links dropped at random (seeded), one after another, by either end (a BYE from the
+ *    simulated MCU): from the drop to its detection (the manager's link leaves `up`) and to healed (the link
+ *    up again and both its pictures, up and down, applied again on the new call), checked on the simulator.
+ * 3. The same on a fresh network with `--loss` (5%) message loss on every MCU, both directions.
+ *
+ * `--endpoints mains` (the default) dials each MCU's main endpoint only (the picture up its link needs it):
+ * what is measured is the links. `all` dials the national session's 11,000 endpoints too (minutes).
+ *
+ * The floor is the critical path of link setups: links are dialled parents first, so the deepest chain of
+ * the plan, each link one round trip between its two MCUs (the INVITE and its 200: each message crosses
+ * both MCUs' emulated delay) plus both MCUs' processing delay.
+ *
+ * `lost`: links of the plan not connected at both MCUs on one call (the simulator's view) at the end of a
+ * phase, plus drops not healed within 30 s, plus drops whose `cascade.link.down` event is missing from the
+ * store.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import type { LayoutEvent, LinkEvent } from '../src/cascade/index.js';
+import { type Config, loadConfigFile } from '../src/config/index.js';
+import { seededRandom } from '../src/core/index.js';
+import type { Daemon } from '../src/daemon.js';
+import { startDaemon } from '../src/daemon.js';
+import type { Inventory } from '../src/inventory/index.js';
+import type { Plan } from '../src/planner/index.js';
+import { type SimulatorProcess, spawnSimulator } from '../src/sim/index.js';
+
+const DEFAULT_CONFIG = fileURLToPath(new URL('../../config/demo.yaml', import.meta.url));
+const round = (x: number) => Math.round(x * 10) / 10;
+const quantile = (xs: readonly number[], q: number) =>
+  xs.length === 0 ? Number.NaN : [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))]!;
+const log = (msg: string) => process.stderr.write(`bench cascade: ${msg}\n`);
+const key = (uri: string) => uri.replace(/;.*$/, '');
+const HEAL_BOUND_MS = 30_000;
+
+interface SimMcuInfo {
+  id: string;
+  processingDelayMs: number;
+  impairment: { delayMs: number };
+}
+
+interface SimConf {
+  uri: string;
+  participants: { entity: string; kind: string; status: string; callId?: string }[];
+  outputs: Record<string, { layout: string; regions: (string | null)[] }>;
+}
+
+interface World {
+  readonly sim: SimulatorProcess;
+  readonly daemon: Daemon;
+  readonly inventory: Inventory;
+  control(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown>;
+  /** Per MCU: its one-way delay and its processing delay, as the simulator reports them. */
+  readonly mcus: Map<string, SimMcuInfo>;
+  close(): Promise<void>;
+}
+
+async function poll<T>(what: string, probe: () => T | undefined | false, timeoutMs: number, every = 5): Promise<T> {
+  const end = performance.now() + timeoutMs;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined && v !== false) return v;
+    if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, every));
+  }
+}
+
+/** The demo network on a /24 of its own, endpoints with SIP URIs, the simulator and the daemon started. */
+async function world(file: string, dir: string, delayMs: number, loss: number, endpoints: string): Promise<World> {
+  const base = `127.${150 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 256)}.`;
+  const text = readFileSync(file, 'utf8').replaceAll('127.0.1.', base);
+  const moved = join(dir, `network-${Date.now()}.yaml`);
+  writeFileSync(moved, text);
+  const loaded = await loadConfigFile(moved);
+  const config: Config = {
+    ...loaded,
+    daemon: {
+      ...loaded.daemon,
+      logLevel: 'warn',
+      stateDir: dir,
+      store: { ...loaded.daemon.store, path: join(dir, `cascaded-${Date.now()}.db`) },
+      api: { ...loaded.daemon.api, host: '127.0.0.1', port: 0 },
+      sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }] },
+      cascade: { ...loaded.daemon.cascade, dialEndpoints: endpoints === 'all' },
+    },
+    inventory: {
+      ...loaded.inventory,
+      // The simulator names an endpoint without a URI sip:ID@endpoints.invalid (docs/sim.md): the same URI here.
+      endpoints: loaded.inventory.endpoints.map((e) =>
+        e.sip !== undefined || e.connection === 'relay' ? e : { ...e, sip: `sip:${e.id}@endpoints.invalid` },
+      ),
+    },
+  };
+  const logger = pino({ level: 'warn' });
+  const sim = await spawnSimulator({ configFile: moved, controlPort: 0, logLevel: 'warn', logger });
+  let daemon: Daemon;
+  try {
+    daemon = await startDaemon({ config, logger, version: 'bench' });
+  } catch (err) {
+    await sim.close();
+    throw err;
+  }
+  const control = async (method: 'GET' | 'POST', path: string, body?: unknown) => {
+    const res = await fetch(`${sim.control}${path}`, {
+      method,
+      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    });
+    const out = (await res.json()) as unknown;
+    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(out)}`);
+    return out;
+  };
+  const first = await daemon.mcus.firstAttempts;
+  log(`MCUs up: ${first.up} of ${config.inventory.mcus.length}`);
+  // The impairment once the drivers are connected: what is measured is the session, not the daemon's start.
+  for (const m of config.inventory.mcus) await control('POST', `/v1/mcus/${m.id}/impairment`, { delayMs, loss });
+  const mcus = new Map<string, SimMcuInfo>();
+  for (const m of (await control('GET', '/v1/mcus')) as SimMcuInfo[]) mcus.set(m.id, m);
+  return {
+    sim,
+    daemon,
+    inventory: config.inventory,
+    control,
+    mcus,
+    close: async () => {
+      await daemon.close();
+      await sim.close();
+    },
+  };
+}
+
+/** The critical path of link setups: the deepest chain, each link one MCU-to-MCU round trip plus processing. */
+function floorOf(w: World, plan: Plan): number {
+  const memo = new Map<string, number>();
+  const linkCost = (child: string, parent: string) => {
+    const c = w.mcus.get(child)!;
+    const p = w.mcus.get(parent)!;
+    // The INVITE and its 200 each leave one MCU and reach the other: both MCUs' one-way delay, each way.
+    return 2 * (c.impairment.delayMs + p.impairment.delayMs) + c.processingDelayMs + p.processingDelayMs;
+  };
+  const chain = (m: string): number => {
+    const known = memo.get(m);
+    if (known !== undefined) return known;
+    const parent = plan.links[m];
+    const v = parent === undefined ? 0 : chain(parent) + linkCost(m, parent);
+    memo.set(m, v);
+    return v;
+  };
+  return Math.max(0, ...Object.keys(plan.links).map(chain));
+}
+
+/** What the simulator says of every link of the plan: connected in both rooms on one call? */
+async function linksOnSim(w: World, plan: Plan, rooms: Readonly<Record<string, string>>) {
+  const confs = new Map<string, SimConf>();
+  await Promise.all(
+    Object.keys(rooms).map(async (m) => {
+      const list = (await w.control('GET', `/v1/mcus/${m}/conferences`)) as SimConf[];
+      const c = list.find((x) => x.uri === key(rooms[m]!));
+      if (c !== undefined) confs.set(m, c);
+    }),
+  );
+  const down: string[] = [];
+  for (const [child, parent] of Object.entries(plan.links)) {
+    const a = confs.get(parent)?.participants.find((p) => p.entity === key(rooms[child]!));
+    const b = confs.get(child)?.participants.find((p) => p.entity === key(rooms[parent]!));
+    const ok =
+      a?.status === 'connected' &&
+      b?.status === 'connected' &&
+      (a.callId === undefined || b.callId === undefined || a.callId === b.callId);
+    if (!ok) down.push(child);
+  }
+  return { down, confs };
+}
+
+interface PhaseResult {
+  links: number;
+  dialMs: number;
+  floorMs: number;
+  depth: number;
+  picturesMs: number;
+  detect: number[];
+  heal: number[];
+  lost: number;
+  notes: string[];
+}
+
+async function phase(w: World, name: string, drops: number, random: () => number): Promise<PhaseResult> {
+  const cascade = w.daemon.cascade;
+  const inv = w.inventory;
+  const master = inv.mcus.find((m) => m.role === 'master')!.id;
+  const top = inv.levels[0]!.id;
+  const chair = inv.endpoints.find((e) => e.level === top && e.mcus.includes(master))!.id;
+  const id = `bench-${name}`;
+  const links: LinkEvent[] = [];
+  const layouts: LayoutEvent[] = [];
+  const onLink = (e: LinkEvent) => {
+    if (e.session === id) links.push(e);
+  };
+  const onLayout = (e: LayoutEvent) => {
+    if (e.session === id) layouts.push(e);
+  };
+  cascade.on('link', onLink);
+  cascade.on('layout', onLayout);
+  const notes: string[] = [];
+  try {
+    // The demo national session, as `npm start` admits it.
+    const a0 = performance.now();
+    const cpu0 = process.cpuUsage();
+    await cascade.admit({ id, title: `bench ${name}`, endpoints: 'all', chair });
+    const t0 = performance.now();
+    const held = cascade.session(id)!;
+    const plan = held.plan;
+    const rooms = held.head.rooms;
+    const total = Object.keys(plan.links).length;
+    log(`${name}: admitted in ${Math.round(t0 - a0)} ms (planned and stored): ${total} links`);
+    let lost = 0;
+    let dialMs = Number.NaN;
+    try {
+      await poll(`${name}: ${total} links up`, () => cascade.progress(id)[0]?.counts.up === total, 120_000, 2);
+      dialMs = performance.now() - t0;
+      const cpu = process.cpuUsage(cpu0);
+      log(
+        `${name}: this process's CPU from admission to every link up: ${Math.round((cpu.user + cpu.system) / 1000)} ms`,
+      );
+    } catch (err) {
+      notes.push(String(err));
+    }
+    const depthOf = (m: string): number => (plan.links[m] === undefined ? 0 : 1 + depthOf(plan.links[m]!));
+    const floorMs = floorOf(w, plan);
+    const firstAt = (state: string, depth: number) =>
+      links.filter((e) => e.state === state && depthOf(e.child) === depth).map((e) => Math.round(e.at - t0));
+    for (const dp of [1, 2]) {
+      const dialing = firstAt('dialing', dp);
+      const up = firstAt('up', dp);
+      log(
+        `${name}: depth ${dp}: dialing from ${Math.min(...dialing)} to ${Math.max(...dialing)} ms, up from ${Math.min(...up)} (p50 ${quantile(up, 0.5)}) to ${Math.max(...up)} ms`,
+      );
+    }
+    const depth = Math.max(0, ...Object.keys(plan.links).map(depthOf));
+    log(`${name}: every link verified up in ${Math.round(dialMs)} ms (floor ${floorMs} ms, plan depth ${depth})`);
+    // Every uplink picture applied (the child's main endpoint, or what its first child sends).
+    // An MCU sends up its main endpoint, else what its first child sends: one with neither has no picture to send.
+    const dialable = new Set(inv.endpoints.filter((e) => e.sip !== undefined).map((e) => e.id));
+    const hasSource = new Set<string>(Object.values(plan.links));
+    for (const [e, m] of Object.entries(plan.assignments)) if (dialable.has(e)) hasSource.add(m);
+    const uplinks = new Set(Object.keys(plan.links).filter((m) => hasSource.has(m)));
+    let picturesMs = Number.NaN;
+    try {
+      await poll(
+        `${name}: every uplink picture`,
+        () => {
+          const done = new Set(layouts.filter((l) => l.why === 'uplink').map((l) => l.mcu));
+          for (const c of uplinks) if (!done.has(c)) return false;
+          return true;
+        },
+        60_000,
+      );
+      picturesMs = performance.now() - t0;
+    } catch (err) {
+      notes.push(String(err));
+      const done = new Set(layouts.filter((l) => l.why === 'uplink').map((l) => l.mcu));
+      for (const c of uplinks) {
+        if (done.has(c)) continue;
+        const conf = w.daemon.mcus.drivers.get(c)?.conferences.get(key(rooms[c]!));
+        const roster =
+          conf === undefined ? [] : [...conf.roster.values()].map((e) => `${e.entity}:${e.kind}:${e.status}`);
+        notes.push(`${name}: ${c} has no uplink picture: room ${conf?.state}, roster ${roster.join(' ')}`);
+      }
+    }
+    const after = await linksOnSim(w, plan, rooms);
+    if (after.down.length > 0) notes.push(`${name}: not up on the simulator after the dial: ${after.down.join(', ')}`);
+    lost += after.down.length;
+
+    // ---- drops, one after another, each healed before the next --------------------------------------
+    const detect: number[] = [];
+    const heal: number[] = [];
+    const pairs = Object.entries(plan.links).filter(([c]) => uplinks.has(c));
+    for (let i = 0; i < drops; i++) {
+      const [child, parent] = pairs[Math.floor(random() * pairs.length)]!;
+      const byParent = random() < 0.5;
+      const mark = links.length;
+      const markLayouts = layouts.length;
+      const d0 = performance.now();
+      if (byParent)
+        await w.control('POST', `/v1/mcus/${parent}/drop-link`, {
+          target: key(rooms[child]!),
+          conference: key(rooms[parent]!),
+        });
+      else
+        await w.control('POST', `/v1/mcus/${child}/drop-link`, {
+          target: key(rooms[parent]!),
+          conference: key(rooms[child]!),
+        });
+      try {
+        const gone = await poll(
+          `${name}: drop ${i + 1} (${child} -> ${parent}) detected`,
+          () => links.slice(mark).find((e) => e.child === child && e.previous === 'up' && e.state !== 'up'),
+          HEAL_BOUND_MS,
+          1,
+        );
+        detect.push(gone.at - d0);
+        const upAgain = await poll(
+          `${name}: drop ${i + 1} (${child} -> ${parent}) up again`,
+          () => links.slice(mark).find((e) => e.child === child && e.state === 'up'),
+          HEAL_BOUND_MS,
+          1,
+        );
+        // Both pictures over the new call: the child's up the link, the parent's down it.
+        const pictures = await poll(
+          `${name}: drop ${i + 1} (${child} -> ${parent}) pictures`,
+          () => {
+            // A picture may go out as soon as the new call is in the MCU's roster, before the other end confirms it.
+            const since = layouts.slice(markLayouts).filter((l) => l.at >= gone.at);
+            const up = since.find(
+              (l) => l.why === 'uplink' && l.mcu === child && key(l.output) === key(rooms[parent]!),
+            );
+            const down = since.find(
+              (l) => l.why === 'downlink' && l.mcu === parent && key(l.output) === key(rooms[child]!),
+            );
+            return up !== undefined && down !== undefined ? Math.max(upAgain.at, up.at, down.at) : undefined;
+          },
+          HEAL_BOUND_MS,
+          1,
+        );
+        heal.push(pictures - d0);
+        log(
+          `${name}: drop ${i + 1}: ${child} -> ${parent} by the ${byParent ? 'parent' : 'child'}: detected in ${Math.round(gone.at - d0)} ms, healed in ${Math.round(pictures - d0)} ms`,
+        );
+      } catch (err) {
+        log(String(err));
+        notes.push(String(err));
+        lost++;
+      }
+    }
+    // Witnesses: the simulator's view of every link, its pictures up the dropped links, the store's events.
+    const end = await linksOnSim(w, plan, rooms);
+    if (end.down.length > 0) notes.push(`${name}: not up on the simulator at the end: ${end.down.join(', ')}`);
+    lost += end.down.length;
+    for (const [child, parent] of pairs) {
+      if (!uplinks.has(child)) continue;
+      const out = end.confs.get(child)?.outputs[key(rooms[parent]!)];
+      if (out?.layout !== 'single' || out.regions[0] === null || out.regions[0] === undefined) {
+        notes.push(`${name}: no picture up ${child} -> ${parent} on the simulator`);
+        lost++;
+      }
+    }
+    const downEvents = await w.daemon.store.listEvents({ subject: id, type: 'cascade.link.down', limit: 10_000 });
+    if (downEvents.length < heal.length) {
+      notes.push(`${name}: ${heal.length} drops healed, ${downEvents.length} cascade.link.down events stored`);
+      lost += heal.length - downEvents.length;
+    }
+    await cascade.end(id);
+    return { links: total, dialMs, floorMs, depth, picturesMs, detect, heal, lost, notes };
+  } finally {
+    cascade.off('link', onLink);
+    cascade.off('layout', onLayout);
+  }
+}
+
+export default async function bench(args: string[]): Promise<Record<string, unknown>> {
+  const opt = (name: string) => {
+    const i = args.indexOf(name);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const file = opt('--config') ?? DEFAULT_CONFIG;
+  const delayMs = Number(opt('--delay') ?? 10);
+  const drops = Number(opt('--drops') ?? 10);
+  const loss = Number(opt('--loss') ?? 0.05);
+  const endpoints = opt('--endpoints') ?? 'mains';
+  const random = seededRandom(Number(opt('--seed') ?? 1594));
+  const dir = mkdtempSync(join(tmpdir(), 'cascaded-bench-cascade-'));
+  try {
+    let w = await world(file, dir, delayMs, 0, endpoints);
+    let clean: PhaseResult;
+    try {
+      clean = await phase(w, 'national', drops, random);
+    } finally {
+      await w.close();
+    }
+    w = await world(file, dir, delayMs, loss, endpoints);
+    let lossy: PhaseResult;
+    try {
+      lossy = await phase(w, 'loss', drops, random);
+    } finally {
+      await w.close();
+    }
+    for (const n of [...clean.notes, ...lossy.notes]) log(n);
+    log(
+      `details ${JSON.stringify({
+        plan_depth: clean.depth,
+        pictures_ms: Math.round(clean.picturesMs),
+        detect_ms: clean.detect.map(Math.round),
+        heal_ms: clean.heal.map(Math.round),
+        detect_ms_max: round(Math.max(...clean.detect)),
+        loss5_floor_ms: lossy.floorMs,
+        loss5_pictures_ms: Math.round(lossy.picturesMs),
+        loss5_detect_ms: lossy.detect.map(Math.round),
+        loss5_heal_ms: lossy.heal.map(Math.round),
+        loss5_lost: lossy.lost,
+        one_way_delay_ms: delayMs,
+        loss,
+        endpoints,
+      })}`,
+    );
+    return {
+      links: clean.links,
+      dial_all_ms: round(clean.dialMs),
+      dial_floor_ms: round(clean.floorMs),
+      ratio: Math.round((clean.dialMs / clean.floorMs) * 100) / 100,
+      detect_ms_p50: round(quantile(clean.detect, 0.5)),
+      heal_ms_p50: round(quantile(clean.heal, 0.5)),
+      heal_ms_max: round(Math.max(...clean.heal)),
+      loss5_dial_all_ms: round(lossy.dialMs),
+      lost: clean.lost + lossy.lost,
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
