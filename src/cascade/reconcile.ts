@@ -474,7 +474,11 @@ export function decide(
       } else if (!l.up) {
         if (!mcuUp(parent)) detail = `MCU ${parent} is down`;
         else if (!mcuUp(child)) detail = `MCU ${child} is down`;
-        else if (l.parentRoom?.state !== 'open' || l.childRoom?.state !== 'open') detail = 'rooms opening';
+        // The parent's room dials: it must be open. The child's is a standing room the INVITE reaches open or
+        // not; its roster verifies the link but is not needed to dial it, unless the parent's roster cannot
+        // say whether the link is there already (an MCU without the event package, after a restart).
+        else if (l.parentRoom?.state !== 'open' || (l.childRoom?.state !== 'open' && !l.parentRoom.reports))
+          detail = 'rooms opening';
         else if (!parentReady) detail = `waiting for ${parent}'s own link`;
         else if (l.parentSays !== 'dialing' && l.childSays !== 'dialing') offer('link', dial());
       }
