@@ -211,7 +211,15 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     // The session lifecycle drives the cascade manager (dial, tear-down) and the chair (the script's next
     // speaker): it starts after both and closes before them, so no step runs against a closed part.
     const sessions = await start('session', () =>
-      startSessionLifecycle({ store, inventory: inv, cascade, chair, clock: realClock, logger }),
+      startSessionLifecycle({
+        store,
+        inventory: inv,
+        cascade,
+        chair,
+        clock: realClock,
+        logger,
+        settings: config.daemon.session,
+      }),
     );
     metrics.watchSessions(sessions);
 

@@ -8,6 +8,7 @@ export type {
   ApiConfig,
   CascadeSettings,
   ChairSettings,
+  SessionSettings,
   Config,
   DaemonConfig,
   LogLevel,

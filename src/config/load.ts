@@ -98,6 +98,7 @@ interface RawConfig {
     mcu: DaemonConfig['mcu'];
     cascade: DaemonConfig['cascade'];
     chair: DaemonConfig['chair'];
+    session: DaemonConfig['session'];
   };
   levels: Inventory['levels'];
   provinces: Inventory['provinces'];
@@ -133,6 +134,7 @@ function build(raw: RawConfig, source: string, options: ParseOptions): Omit<Conf
     mcu: d.mcu,
     cascade: d.cascade,
     chair: d.chair,
+    session: d.session,
   };
   const inventory: Inventory = {
     levels: raw.levels,

@@ -31,6 +31,17 @@ export interface DaemonConfig {
   readonly mcu: McuDriverSettings;
   readonly cascade: CascadeSettings;
   readonly chair: ChairSettings;
+  readonly session: SessionSettings;
+}
+
+/** The session lifecycle's timings (docs/session.md). */
+export interface SessionSettings {
+  readonly dialLeadMs: number;
+  readonly riskWindowMs: number;
+  readonly notifyRiskWindowMs: number;
+  readonly teardownAfterMs: number;
+  readonly lateToleranceMs: number;
+  readonly dialRetryMs: number;
 }
 
 /** The chair hot path (docs/chair.md). */
