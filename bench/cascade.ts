@@ -243,17 +243,16 @@ async function phase(w: World, name: string, drops: number, random: () => number
     const floorMs = floorOf(w, plan);
     const firstAt = (state: string, depth: number) =>
       links.filter((e) => e.state === state && depthOf(e.child) === depth).map((e) => Math.round(e.at - t0));
-    for (const dp of [1, 2]) {
+    const depth = Math.max(0, ...Object.keys(plan.links).map(depthOf));
+    for (let dp = 1; dp <= depth; dp++) {
       const dialing = firstAt('dialing', dp);
       const up = firstAt('up', dp);
       log(
         `${name}: depth ${dp}: dialing from ${Math.min(...dialing)} to ${Math.max(...dialing)} ms, up from ${Math.min(...up)} (p50 ${quantile(up, 0.5)}) to ${Math.max(...up)} ms`,
       );
     }
-    const depth = Math.max(0, ...Object.keys(plan.links).map(depthOf));
     log(`${name}: every link verified up in ${Math.round(dialMs)} ms (floor ${floorMs} ms, plan depth ${depth})`);
-    // Every uplink picture applied (the child's main endpoint, or what its first child sends).
-    // An MCU sends up its main endpoint, else what its first child sends: one with neither has no picture to send.
+    // Every uplink picture applied. An MCU sends up its main endpoint, else what its first child sends: one with neither has no picture to send.
     const dialable = new Set(inv.endpoints.filter((e) => e.sip !== undefined).map((e) => e.id));
     const hasSource = new Set<string>(Object.values(plan.links));
     for (const [e, m] of Object.entries(plan.assignments)) if (dialable.has(e)) hasSource.add(m);

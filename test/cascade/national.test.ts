@@ -58,8 +58,34 @@ t.test('the national demo session: every link up at both ends, every slave showi
   t.teardown(() => d.child.kill('SIGKILL'));
   const sim = await d.waitForLog((l) => /^simulator process \d+ ready$/.test(String(l.msg)), 180_000);
   const control = String(sim.control);
+  // Progress while it dials: `cascaded cascade status --json` (another process, reading the store) with counts.
+  const started = await d.waitForLog(
+    (l) => /^session .*: dialing \d+ cascade links from /.test(String(l.msg)),
+    300_000,
+  );
+  const during = JSON.parse(await run(config, ['cascade', 'status', String(started.session), '--json'])) as {
+    counts: Record<'planned' | 'dialing' | 'up' | 'failed', number>;
+    links: unknown[];
+  };
+  const c = during.counts;
+  t.equal(c.planned + c.dialing + c.up + c.failed, during.links.length, `status while dialing: ${JSON.stringify(c)}`);
   const up = await d.waitForLog((l) => /^session .*: all \d+ cascade links up \(/.test(String(l.msg)), 300_000);
   t.comment(String(up.msg));
+  // The log counts links up as they come: "link C -> P up (K of N up)", from 1 to N.
+  const counts = d.logs
+    .map((l) => /^link \S+ -> \S+ up \((\d+) of (\d+) up\)$/.exec(String(l.msg)))
+    .filter((m) => m !== null)
+    .map((m) => [Number(m[1]), Number(m[2])] as const);
+  const total = Number(/all (\d+) cascade links up/.exec(String(up.msg))![1]);
+  t.ok(counts.length >= total, `${counts.length} progress lines for ${total} links`);
+  t.ok(
+    counts[0]?.[0] === 1 && counts.every(([, n]) => n === total) && counts.some(([k]) => k === total),
+    'the progress lines count from 1 up to every link, out of the plan total',
+  );
+  const after = JSON.parse(await run(config, ['cascade', 'status', String(up.session), '--json'])) as {
+    counts: Record<string, number>;
+  };
+  t.match(after.counts, { up: total, planned: 0, dialing: 0, failed: 0 }, 'status: every link up');
   const mains = await d.waitForLog((l) => /: all \d+ endpoints in their rooms/.test(String(l.msg)), 300_000);
   t.comment(String(mains.msg));
 
@@ -127,17 +153,14 @@ t.test('the national demo session: every link up at both ends, every slave showi
 
 /** `cascaded session show ID --json`, through a pipe. */
 function show(config: string, session: string): Promise<string> {
+  return run(config, ['session', 'show', session, '--json']);
+}
+
+/** `cascaded ARGS --config FILE`, its stdout through a pipe. */
+function run(config: string, args: readonly string[]): Promise<string> {
   return new Promise((resolve) => {
     let out = '';
-    const c = spawn(process.execPath, [
-      'dist/src/cli/cascaded.js',
-      'session',
-      'show',
-      '--config',
-      config,
-      session,
-      '--json',
-    ]);
+    const c = spawn(process.execPath, ['dist/src/cli/cascaded.js', ...args, '--config', config]);
     c.stdout.setEncoding('utf8').on('data', (x: string) => {
       out += x;
     });
