@@ -30,7 +30,15 @@ t.test('cascadectl: refusals, certificates, watch', async (t) => {
     ctl([...base, '--token', admin, 'chair', 's1', 'nb-h1']),
     ctl(['--url', url, '--token', viewer, 'status']),
     ctl(['--url', url, '--token', viewer, '--pin-sha256', fp, 'status']),
-    ctl(['--url', url, '--token', viewer, '--pin-sha256', `${fp.startsWith('00') ? 'FF' : '00'}${fp.slice(2)}`, 'status']),
+    ctl([
+      '--url',
+      url,
+      '--token',
+      viewer,
+      '--pin-sha256',
+      `${fp.startsWith('00') ? 'FF' : '00'}${fp.slice(2)}`,
+      'status',
+    ]),
     ctl(['--url', 'http://127.0.0.1:1', 'status']),
     ctl([...base, 'frobnicate']),
   ]);
