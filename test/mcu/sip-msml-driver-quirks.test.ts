@@ -163,10 +163,20 @@ t.test(
       healthIntervalMs: 500,
       resubscribeIntervalMs: 60_000,
     });
-    // Time moves from health tick to health tick: each step waits until the previous tick is done and the next
-    // one is on the clock (at most 500 ms ahead), then fires it.
+    // SUBSCRIBEs the driver sent: time stands still while one is on its way (its deadline is on the fake clock).
+    let sent = 0;
+    const subscribe = ua.subscribe.bind(ua);
+    ua.subscribe = (...args) => {
+      sent++;
+      return subscribe(...args);
+    };
+    // Time moves from health tick to health tick: each step waits until the previous tick is done, its SUBSCRIBE
+    // (if any) reached the MCU and the next tick is on the clock (at most 500 ms ahead), then fires it.
     const step = async () => {
-      await until('the next tick on the clock', () => (clock.nextAt ?? Number.POSITIVE_INFINITY) <= clock.now() + 500);
+      await until(
+        'the next tick on the clock',
+        () => arrivals.length === sent && (clock.nextAt ?? Number.POSITIVE_INFINITY) <= clock.now() + 500,
+      );
       clock.advance(clock.nextAt! - clock.now());
     };
     const connecting = d.connect();
