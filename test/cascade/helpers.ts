@@ -14,6 +14,7 @@ import type { Inventory } from '../../src/inventory/index.js';
 import { type McuPool, startMcuPool } from '../../src/mcu/index.js';
 import { createUserAgent, type UserAgent } from '../../src/sip/index.js';
 import { openSqliteStore, type Store } from '../../src/store/index.js';
+import { waitFor } from '../sim/helpers.js';
 
 /** A base address 127.A.B. of its own: hosts are base + 1..N, all on port 5060. */
 export function loopbackBase(): string {
@@ -150,18 +151,10 @@ export async function startParts(
   };
 }
 
-/** Poll `probe` until it returns something other than undefined/false, or fail after `timeoutMs`. */
-export async function until<T>(
+/** waitFor (test/sim/helpers.ts) with the cascade tests' bounds: 20 s, polled every 20 ms. */
+export const until = <T>(
   what: string,
   probe: () => T | undefined | false | Promise<T | undefined | false>,
   timeoutMs = 20_000,
   everyMs = 20,
-): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
+): Promise<T> => waitFor(what, probe, timeoutMs, everyMs);

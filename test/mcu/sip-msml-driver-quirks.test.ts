@@ -525,11 +525,8 @@ for (const [status, algorithm] of [
   });
 }
 
-t.test('the pool answers a challenging MCU with the secret of its auth', async (t) => {
-  const mcu = await handMcu(t);
-  challenging(mcu, { status: 401, algorithm: 'SHA-256', password: 'from-a-file' });
-  const dir = t.testdir({ 'mcu.secret': 'from-a-file\n' });
-  const ua = await controller(t);
+/** A pool of one MCU at `uri` whose secret is read from `passwordFile`. */
+async function secretPool(t: Tap, ua: UserAgent, uri: string, passwordFile: string) {
   const pool = await startMcuPool({
     ua,
     mcus: [
@@ -539,16 +536,25 @@ t.test('the pool answers a challenging MCU with the secret of its auth', async (
         operator: 'op',
         role: 'master',
         driver: 'sip-msml',
-        sip: [mcu.uri],
+        sip: [uri],
         vendor: 'generic',
         capacity: { ports: 10, cascadePorts: 0 },
         parents: [],
-        auth: { username: 'cascaded', passwordFile: `${dir}/mcu.secret` },
+        auth: { username: 'cascaded', passwordFile },
       },
     ],
     driver: { requestTimeoutMs: 1_000 },
   });
   t.teardown(() => pool.close());
+  return pool;
+}
+
+t.test('the pool answers a challenging MCU with the secret of its auth', async (t) => {
+  const mcu = await handMcu(t);
+  challenging(mcu, { status: 401, algorithm: 'SHA-256', password: 'from-a-file' });
+  const dir = t.testdir({ 'mcu.secret': 'from-a-file\n' });
+  const ua = await controller(t);
+  const pool = await secretPool(t, ua, mcu.uri, `${dir}/mcu.secret`);
   t.same(await pool.firstAttempts, { up: 1, down: 0 });
 });
 
@@ -559,25 +565,7 @@ t.test('a rotated secret is read again (SIGHUP): the control dialog answers its 
   challenging(mcu, secret);
   const dir = t.testdir({ 'mcu.secret': 'before\n' });
   const ua = await controller(t);
-  const pool = await startMcuPool({
-    ua,
-    mcus: [
-      {
-        id: 'hand',
-        name: 'hand',
-        operator: 'op',
-        role: 'master',
-        driver: 'sip-msml',
-        sip: [mcu.uri],
-        vendor: 'generic',
-        capacity: { ports: 10, cascadePorts: 0 },
-        parents: [],
-        auth: { username: 'cascaded', passwordFile: `${dir}/mcu.secret` },
-      },
-    ],
-    driver: { requestTimeoutMs: 1_000 },
-  });
-  t.teardown(() => pool.close());
+  const pool = await secretPool(t, ua, mcu.uri, `${dir}/mcu.secret`);
   t.same(await pool.firstAttempts, { up: 1, down: 0 });
   const d = pool.driver('hand');
   await d.setLayout(A, '2x2');
