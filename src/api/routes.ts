@@ -230,6 +230,14 @@ type SessionsApi = NonNullable<ApiContext['sessions']>;
 // ---------------------------------------------------------------------------
 
 const ok = (schema: object) => ({ 200: schema, ...commonErrors });
+/** A chair command's answers: its result, or a conflict (superseded), an MCU's refusal, the deadline. */
+const chairCommandResponses = {
+  200: opaque,
+  409: { $ref: 'Error#' },
+  502: { $ref: 'Error#' },
+  504: { $ref: 'Error#' },
+  ...commonErrors,
+};
 const object = (properties: Record<string, object>, required: string[] = Object.keys(properties)) => ({
   type: 'object',
   additionalProperties: false,
@@ -683,13 +691,7 @@ export const ROUTES: readonly RouteSpec[] = [
     schema: {
       params: sessionParams,
       body: object({ endpoint: id }),
-      response: {
-        200: opaque,
-        409: { $ref: 'Error#' },
-        502: { $ref: 'Error#' },
-        504: { $ref: 'Error#' },
-        ...commonErrors,
-      },
+      response: chairCommandResponses,
     },
     scope: scopeOfSessionParam,
     target: (req) => req.params.id,
@@ -709,13 +711,7 @@ export const ROUTES: readonly RouteSpec[] = [
     audit: 'chair.reset',
     schema: {
       params: sessionParams,
-      response: {
-        200: opaque,
-        409: { $ref: 'Error#' },
-        502: { $ref: 'Error#' },
-        504: { $ref: 'Error#' },
-        ...commonErrors,
-      },
+      response: chairCommandResponses,
     },
     scope: scopeOfSessionParam,
     target: (req) => req.params.id,
@@ -878,13 +874,7 @@ export const ROUTES: readonly RouteSpec[] = [
     schema: {
       params: idParams,
       body: object({}, []),
-      response: {
-        200: opaque,
-        409: { $ref: 'Error#' },
-        502: { $ref: 'Error#' },
-        504: { $ref: 'Error#' },
-        ...commonErrors,
-      },
+      response: chairCommandResponses,
     },
     scope: scopeOfScheduled,
     target: (req) => req.params.id,
