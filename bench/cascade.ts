@@ -26,48 +26,26 @@
  * phase, plus drops not healed within 30 s, plus drops whose `cascade.link.down` event is missing from the
  * store.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import type { LayoutEvent, LinkEvent } from '../src/cascade/index.js';
-import { type Config, loadConfigFile } from '../src/config/index.js';
 import { seededRandom } from '../src/core/index.js';
-import type { Daemon } from '../src/daemon.js';
-import { startDaemon } from '../src/daemon.js';
-import type { Inventory } from '../src/inventory/index.js';
 import type { Plan } from '../src/planner/index.js';
-import { type SimulatorProcess, spawnSimulator } from '../src/sim/index.js';
+import { type DemoWorld, demoWorld, quantile } from './_demo-world.js';
 
 const DEFAULT_CONFIG = fileURLToPath(new URL('../../config/demo.yaml', import.meta.url));
 const round = (x: number) => Math.round(x * 10) / 10;
-const quantile = (xs: readonly number[], q: number) =>
-  xs.length === 0 ? Number.NaN : [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))]!;
 const log = (msg: string) => process.stderr.write(`bench cascade: ${msg}\n`);
 const key = (uri: string) => uri.replace(/;.*$/, '');
 const HEAL_BOUND_MS = 30_000;
-
-interface SimMcuInfo {
-  id: string;
-  processingDelayMs: number;
-  impairment: { delayMs: number };
-}
 
 interface SimConf {
   uri: string;
   participants: { entity: string; kind: string; status: string; callId?: string }[];
   outputs: Record<string, { layout: string; regions: (string | null)[] }>;
-}
-
-interface World {
-  readonly sim: SimulatorProcess;
-  readonly daemon: Daemon;
-  readonly inventory: Inventory;
-  control(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown>;
-  /** Per MCU: its one-way delay and its processing delay, as the simulator reports them. */
-  readonly mcus: Map<string, SimMcuInfo>;
-  close(): Promise<void>;
 }
 
 async function poll<T>(what: string, probe: () => T | undefined | false, timeoutMs: number, every = 5): Promise<T> {
@@ -80,71 +58,8 @@ async function poll<T>(what: string, probe: () => T | undefined | false, timeout
   }
 }
 
-/** The demo network on a /24 of its own, endpoints with SIP URIs, the simulator and the daemon started. */
-async function world(file: string, dir: string, delayMs: number, loss: number, endpoints: string): Promise<World> {
-  const base = `127.${150 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 256)}.`;
-  const text = readFileSync(file, 'utf8').replaceAll('127.0.1.', base);
-  const moved = join(dir, `network-${Date.now()}.yaml`);
-  writeFileSync(moved, text);
-  const loaded = await loadConfigFile(moved);
-  const config: Config = {
-    ...loaded,
-    daemon: {
-      ...loaded.daemon,
-      logLevel: 'warn',
-      stateDir: dir,
-      store: { ...loaded.daemon.store, path: join(dir, `cascaded-${Date.now()}.db`) },
-      api: { ...loaded.daemon.api, host: '127.0.0.1', port: 0 },
-      sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }] },
-      cascade: { ...loaded.daemon.cascade, dialEndpoints: endpoints === 'all' },
-    },
-    inventory: {
-      ...loaded.inventory,
-      // The simulator names an endpoint without a URI sip:ID@endpoints.invalid (docs/sim.md): the same URI here.
-      endpoints: loaded.inventory.endpoints.map((e) =>
-        e.sip !== undefined || e.connection === 'relay' ? e : { ...e, sip: `sip:${e.id}@endpoints.invalid` },
-      ),
-    },
-  };
-  const logger = pino({ level: 'warn' });
-  const sim = await spawnSimulator({ configFile: moved, controlPort: 0, logLevel: 'warn', logger });
-  let daemon: Daemon;
-  try {
-    daemon = await startDaemon({ config, logger, version: 'bench' });
-  } catch (err) {
-    await sim.close();
-    throw err;
-  }
-  const control = async (method: 'GET' | 'POST', path: string, body?: unknown) => {
-    const res = await fetch(`${sim.control}${path}`, {
-      method,
-      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-    });
-    const out = (await res.json()) as unknown;
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(out)}`);
-    return out;
-  };
-  const first = await daemon.mcus.firstAttempts;
-  log(`MCUs up: ${first.up} of ${config.inventory.mcus.length}`);
-  // The impairment once the drivers are connected: what is measured is the session, not the daemon's start.
-  for (const m of config.inventory.mcus) await control('POST', `/v1/mcus/${m.id}/impairment`, { delayMs, loss });
-  const mcus = new Map<string, SimMcuInfo>();
-  for (const m of (await control('GET', '/v1/mcus')) as SimMcuInfo[]) mcus.set(m.id, m);
-  return {
-    sim,
-    daemon,
-    inventory: config.inventory,
-    control,
-    mcus,
-    close: async () => {
-      await daemon.close();
-      await sim.close();
-    },
-  };
-}
-
 /** The critical path of link setups: the deepest chain, each link one MCU-to-MCU round trip plus processing. */
-function floorOf(w: World, plan: Plan): number {
+function floorOf(w: DemoWorld, plan: Plan): number {
   const memo = new Map<string, number>();
   const linkCost = (child: string, parent: string) => {
     const c = w.mcus.get(child)!;
@@ -164,7 +79,7 @@ function floorOf(w: World, plan: Plan): number {
 }
 
 /** What the simulator says of every link of the plan: connected in both rooms on one call? */
-async function linksOnSim(w: World, plan: Plan, rooms: Readonly<Record<string, string>>) {
+async function linksOnSim(w: DemoWorld, plan: Plan, rooms: Readonly<Record<string, string>>) {
   const confs = new Map<string, SimConf>();
   await Promise.all(
     Object.keys(rooms).map(async (m) => {
@@ -198,7 +113,7 @@ interface PhaseResult {
   notes: string[];
 }
 
-async function phase(w: World, name: string, drops: number, random: () => number): Promise<PhaseResult> {
+async function phase(w: DemoWorld, name: string, drops: number, random: () => number): Promise<PhaseResult> {
   const cascade = w.daemon.cascade;
   const inv = w.inventory;
   const master = inv.mcus.find((m) => m.role === 'master')!.id;
@@ -382,15 +297,18 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
   const endpoints = opt('--endpoints') ?? 'mains';
   const random = seededRandom(Number(opt('--seed') ?? 1594));
   const dir = mkdtempSync(join(tmpdir(), 'cascaded-bench-cascade-'));
+  const logger = pino({ level: 'warn' });
+  const world = (lossRate: number) =>
+    demoWorld({ file, dir, delayMs, loss: lossRate, logger, log, cascade: { dialEndpoints: endpoints === 'all' } });
   try {
-    let w = await world(file, dir, delayMs, 0, endpoints);
+    let w = await world(0);
     let clean: PhaseResult;
     try {
       clean = await phase(w, 'national', drops, random);
     } finally {
       await w.close();
     }
-    w = await world(file, dir, delayMs, loss, endpoints);
+    w = await world(loss);
     let lossy: PhaseResult;
     try {
       lossy = await phase(w, 'loss', drops, random);

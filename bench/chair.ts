@@ -22,35 +22,19 @@
  * stdout's last line carries the issue's keys only; how they were obtained (CPU per phase, gross and net,
  * the concurrent phase's median and rate, failures, sizes) goes to stderr as `bench chair details: {...}`.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { destination, pino } from 'pino';
 import type { ChairResult } from '../src/chair/index.js';
-import { type Config, loadConfigFile } from '../src/config/index.js';
 import { isCascadedError, seededRandom } from '../src/core/index.js';
-import type { Daemon } from '../src/daemon.js';
-import { startDaemon } from '../src/daemon.js';
-import type { Inventory } from '../src/inventory/index.js';
 import type { Plan } from '../src/planner/index.js';
-import { type SimulatorProcess, spawnSimulator } from '../src/sim/index.js';
+import { type DemoWorld, demoWorld, quantile } from './_demo-world.js';
 
 const DEFAULT_CONFIG = fileURLToPath(new URL('../../config/demo.yaml', import.meta.url));
 const round = (x: number) => Math.round(x * 100) / 100;
-const quantile = (xs: readonly number[], q: number) =>
-  xs.length === 0 ? Number.NaN : [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))]!;
 const log = (msg: string) => process.stderr.write(`bench chair [${(performance.now() / 1000).toFixed(1)} s]: ${msg}\n`);
-
-interface World {
-  readonly sim: SimulatorProcess;
-  readonly daemon: Daemon;
-  readonly inventory: Inventory;
-  control(method: 'GET' | 'POST', path: string, body?: unknown): Promise<unknown>;
-  /** Floor per MCU: 2 x one-way delay + processing delay + INFO delay. */
-  readonly floor: Map<string, number>;
-  close(): Promise<void>;
-}
 
 async function poll<T>(
   what: () => string,
@@ -72,76 +56,8 @@ async function poll<T>(
   }
 }
 
-/** The demo network on a /24 of its own, endpoints with SIP URIs, the daemon and the simulator started. */
-async function world(file: string, dir: string, delayMs: number): Promise<World> {
-  const base = `127.${150 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 256)}.`;
-  const text = readFileSync(file, 'utf8').replaceAll('127.0.1.', base);
-  const moved = join(dir, `network-${Date.now()}.yaml`);
-  writeFileSync(moved, text);
-  const loaded = await loadConfigFile(moved);
-  const config: Config = {
-    ...loaded,
-    daemon: {
-      ...loaded.daemon,
-      logLevel: 'warn',
-      stateDir: dir,
-      store: { ...loaded.daemon.store, path: join(dir, `cascaded-${Date.now()}.db`) },
-      api: { ...loaded.daemon.api, host: '127.0.0.1', port: 0 },
-      sip: { listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }] },
-    },
-    inventory: {
-      ...loaded.inventory,
-      // The simulator names an endpoint without a URI sip:ID@endpoints.invalid (docs/sim.md): the same URI here.
-      endpoints: loaded.inventory.endpoints.map((e) =>
-        e.sip !== undefined || e.connection === 'relay' ? e : { ...e, sip: `sip:${e.id}@endpoints.invalid` },
-      ),
-    },
-  };
-  // Logs to stderr: stdout's last line is the result.
-  const logger = pino({ level: 'warn' }, destination(2));
-  const sim = await spawnSimulator({ configFile: moved, controlPort: 0, logLevel: 'warn', logger });
-  let daemon: Daemon;
-  try {
-    daemon = await startDaemon({ config, logger, version: 'bench' });
-  } catch (err) {
-    await sim.close();
-    throw err;
-  }
-  const control = async (method: 'GET' | 'POST', path: string, body?: unknown) => {
-    const res = await fetch(`${sim.control}${path}`, {
-      method,
-      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-    });
-    const out = (await res.json()) as unknown;
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(out)}`);
-    return out;
-  };
-  const first = await daemon.mcus.firstAttempts;
-  log(`MCUs up: ${first.up} of ${config.inventory.mcus.length}`);
-  for (const m of config.inventory.mcus) await control('POST', `/v1/mcus/${m.id}/impairment`, { delayMs });
-  const floor = new Map<string, number>();
-  for (const m of (await control('GET', '/v1/mcus')) as {
-    id: string;
-    infoDelayMs: number;
-    processingDelayMs: number;
-    impairment: { delayMs: number };
-  }[])
-    floor.set(m.id, 2 * m.impairment.delayMs + m.processingDelayMs + m.infoDelayMs);
-  return {
-    sim,
-    daemon,
-    inventory: config.inventory,
-    control,
-    floor,
-    close: async () => {
-      await daemon.close();
-      await sim.close();
-    },
-  };
-}
-
 /** Admitted and dialled: every link up and every dialable endpoint connected in its room. */
-async function dialled(w: World, id: string, timeoutMs: number): Promise<Plan> {
+async function dialled(w: DemoWorld, id: string, timeoutMs: number): Promise<Plan> {
   const held = w.daemon.cascade.session(id)!;
   const plan = held.plan;
   const links = plan.mcus.length - 1;
@@ -176,8 +92,14 @@ interface Sample {
   readonly floor: number;
 }
 
-function floorOf(w: World, r: ChairResult): number {
-  return Math.max(...r.path.map((m) => w.floor.get(m) ?? 0));
+/** An MCU's floor: a round trip (2 x its one-way delay) plus its processing delay plus its INFO delay. */
+function floorMs(w: DemoWorld, mcu: string): number {
+  const m = w.mcus.get(mcu);
+  return m === undefined ? 0 : 2 * m.impairment.delayMs + m.processingDelayMs + m.infoDelayMs;
+}
+
+function floorOf(w: DemoWorld, r: ChairResult): number {
+  return Math.max(...r.path.map((m) => floorMs(w, m)));
 }
 
 /** CPU ms of this process (user + system). */
@@ -194,7 +116,7 @@ async function idleRate(seconds: number): Promise<number> {
   return (cpuMs() - c0) / (performance.now() - t0);
 }
 
-async function sequential(w: World, session: string, targets: readonly string[], what: string) {
+async function sequential(w: DemoWorld, session: string, targets: readonly string[], what: string) {
   const samples: Sample[] = [];
   const failures: string[] = [];
   const idle = await idleRate(5);
@@ -260,9 +182,12 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
   const nationalLimit = opt('--national') === undefined ? undefined : Number(opt('--national'));
   const random = seededRandom(1594);
   const dir = mkdtempSync(join(tmpdir(), 'cascaded-bench-chair-'));
+  // Logs to stderr: stdout's last line is the result.
+  const logger = pino({ level: 'warn' }, destination(2));
+  const world = () => demoWorld({ file, dir, delayMs, logger, log });
   try {
     // ---- 1. the national session: one command at a time, then with loss ------------------------------------
-    let w = await world(file, dir, delayMs);
+    let w = await world();
     let national: Record<string, unknown>;
     try {
       const inv = w.inventory;
@@ -310,7 +235,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
     }
 
     // ---- 2. many sessions, commands in flight across them --------------------------------------------------
-    w = await world(file, dir, delayMs);
+    w = await world();
     try {
       const inv = w.inventory;
       const master = inv.mcus.find((m) => m.role === 'master')!.id;
