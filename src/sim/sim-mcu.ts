@@ -282,8 +282,10 @@ interface Participant extends SimParticipant {
 }
 
 interface Subscriber {
-  readonly server: ServerSubscription;
+  /** Undefined until the initial NOTIFY (the full state) has its 2xx. */
+  server?: ServerSubscription;
   version: number;
+  /** The subscriber's NOTIFYs, one after another: the initial one first. */
   chain: Promise<void>;
   /**
    * Changes not notified yet, by entity (the last given for each): while a NOTIFY is in flight they gather,
@@ -1027,21 +1029,33 @@ class SimMcuImpl implements SimMcu {
     }
     const room = this.#roomOf(s, (status) => s.reject(status, { reason: 'No Such Conference' }));
     if (room === undefined) return;
-    const sub: Subscriber = {
-      server: undefined as unknown as ServerSubscription,
-      version: 1,
-      chain: Promise.resolve(),
-    };
-    const server = await s.accept({
+    // The subscriber counts from the full state on: a change made while the initial NOTIFY is still on its way
+    // (its 2xx lost, the NOTIFY sent again 500 ms later) goes in the next NOTIFY, version 2. Registered only once
+    // the initial NOTIFY was answered, such a change reached nobody: the subscriber's roster lacked it for good
+    // (an endpoint dialled in then was never seen in the room, and dialled again and again).
+    const sub: Subscriber = { version: 1, chain: Promise.resolve() };
+    room.subs.add(sub);
+    const accepted = s.accept({
       contentType: CONFERENCE_INFO_CONTENT_TYPE,
       body: this.#fullState(room, 1),
       expires: Math.min(s.expires, 3600),
     });
-    (sub as { server: ServerSubscription }).server = server;
-    room.subs.add(sub);
-    // A refresh asks for the full state again (RFC 4575 4.1: how a subscriber recovers from a lost version).
-    server.on('refreshed', () => this.#send(room, sub, 'full'));
-    server.on('terminated', () => room.subs.delete(sub));
+    sub.chain = accepted.then(
+      (server) => {
+        sub.server = server;
+        if (server.state === 'terminated') {
+          room.subs.delete(sub);
+          return;
+        }
+        // A refresh asks for the full state again (RFC 4575 4.1: how a subscriber recovers from a lost version).
+        server.on('refreshed', () => this.#send(room, sub, 'full'));
+        server.on('terminated', () => room.subs.delete(sub));
+      },
+      () => {
+        room.subs.delete(sub);
+      },
+    );
+    await sub.chain;
   }
 
   #fullState(room: Room, version: number): string {
@@ -1078,7 +1092,7 @@ class SimMcuImpl implements SimMcu {
     sub.chain = sub.chain.then(async () => {
       const due = sub.pending;
       sub.pending = undefined;
-      if (sub.server.state === 'terminated' || due === undefined) return;
+      if (sub.server === undefined || sub.server.state === 'terminated' || due === undefined) return;
       sub.version++;
       const body =
         due === 'full'

@@ -251,6 +251,46 @@ t.test('full-state-only: every notification is the whole roster; full: changes o
   }
 });
 
+t.test(
+  'a change while the initial NOTIFY is unanswered goes in the next one (RFC 6665 4.2.1, RFC 4575 4.1)',
+  async (t) => {
+    // The 200 to the first NOTIFY is lost (here: held back): the MCU sends it again (RFC 3261 17.1.2.2, Timer E).
+    // A participant joining meanwhile must reach the subscriber in the NOTIFY after it, version 2: the MCU once
+    // registered its subscriber only when the first NOTIFY was answered, so that change reached nobody and the
+    // subscriber's roster lacked that participant for good (docs/cascade.md, "The benchmark").
+    const { m, port } = await mcu(t);
+    m.join('sip:a@endpoints.invalid');
+    const p = await peer(t);
+    const notifies: RawMessage[] = [];
+    let answering = false;
+    p.inbox.listen((n) => {
+      if (n.method !== 'NOTIFY' || n.status !== undefined) return;
+      notifies.push(n);
+      if (answering) p.send(response(n, 200, 'OK', 'subtag'), port);
+    });
+    const ok = await ask(p, port, {
+      method: 'SUBSCRIBE',
+      extra: ['Event: conference', 'Expires: 60', 'Accept: application/conference-info+xml'],
+    });
+    t.equal(ok.status, 200, 'subscribed');
+    await waitFor('the first NOTIFY', () => notifies.length >= 1);
+    m.join('sip:b@endpoints.invalid');
+    answering = true;
+    // The retransmission of the first NOTIFY is answered, then the change comes.
+    await waitFor('a NOTIFY of version 2', () => notifies.some((n) => versionOf(n) === 2), 10_000);
+    const first = notifies[0]!;
+    const second = notifies.find((n) => versionOf(n) === 2)!;
+    t.equal(stateOf(first), 'full');
+    t.equal(usersIn(first), 1, 'the full state as it was when the subscription was accepted');
+    t.ok(
+      notifies.filter((n) => versionOf(n) === 1).length >= 2,
+      'the unanswered first NOTIFY was sent again before the next',
+    );
+    t.match(second.body, /entity="sip:b@endpoints\.invalid"/, 'the participant who joined meanwhile is in it');
+    t.notMatch(second.body, /entity="sip:a@endpoints\.invalid"/, 'and only the change (partial state)');
+  },
+);
+
 // ---- challenging: a digest oracle computed here from RFC 7616 3.4.1 ----------------------------------
 
 const AUTH = { username: 'cascaded', password: 'demo-secret-not-for-production', realm: 'mcu.test.invalid' };
