@@ -301,6 +301,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
       replanAfterMs: o.settings.replanAfterMs,
       unexpectedLinks: o.settings.unexpectedLinks,
       endpoints: o.settings.dialEndpoints ? 'all' : 'mains',
+      linkProbeMs: o.settings.linkProbeMs,
     };
     const levels = new Map(o.inventory.levels.map((l, i) => [l.id, i]));
     const endpoints = new Map(o.inventory.endpoints.map((e) => [e.id, e]));
@@ -507,7 +508,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   }
 
   #start(a: Action): void {
-    this.#book.started(a);
+    this.#book.started(a, this.#clock.now());
     this.#effect(a).then(
       () => {
         if (this.#closed) return;
@@ -550,6 +551,9 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
       case 'hang-up-link':
         await hangUp(() => this.#conference(a.room).hangUpLink(a.target));
         return;
+      case 'probe-link':
+        await this.#probe(a);
+        return;
       case 'dial-participant':
         await this.#conference(a.room).dialParticipant(a.endpoint);
         return;
@@ -568,6 +572,34 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         await this.#finish(a.session);
         return;
     }
+  }
+
+  /**
+   * A link between two MCUs without the conference event package: each end is asked whether it still has it
+   * by re-sending the layout of the output the link is (single, as the reconciler set it: nothing changes on
+   * screen). An MCU that lost it answers 404 (no such connection): the parent's driver then forgets it, and
+   * the reconciler sees the link down and dials it again; gone at the child only (a half-dead link), it is
+   * hung up at the parent. Any other outcome (a timeout, a refusal) is no verdict: the next probe asks again.
+   */
+  async #probe(a: Extract<Action, { kind: 'probe-link' }>): Promise<void> {
+    const parent = this.#conference(a.room);
+    const child = this.#conference(a.childRoom);
+    const has = (c: Conference, entity: string) =>
+      c.setLayout(entity, 'single').then(
+        () => true,
+        (err: unknown) =>
+          !(
+            isCascadedError(err, 'MCU_ERR_REJECTED') &&
+            (err.details as { msmlResponse?: number } | undefined)?.msmlResponse === 404
+          ),
+      );
+    const [atParent, atChild] = await Promise.all([has(parent, a.target), has(child, a.peer)]);
+    if (atParent && atChild) return;
+    this.#log?.warn(
+      { session: a.session, child: a.child, parent: a.parent, atParent, atChild },
+      `link ${a.child} -> ${a.parent} is gone at ${atParent ? a.child : atChild ? a.parent : 'both ends'} (probe)`,
+    );
+    if (atParent) await hangUp(() => parent.hangUpLink(a.target));
   }
 
   async #replan(id: string, lost: readonly string[]): Promise<void> {
@@ -863,7 +895,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
       layoutConcurrency: Number.POSITIVE_INFINITY,
     });
     const taken = decision.actions.filter((a) => a.kind === 'layout' && a.why !== 'downlink' && onPath.has(a.mcu));
-    for (const a of taken) this.#book.started(a);
+    const now = this.#clock.now();
+    for (const a of taken) this.#book.started(a, now);
     return claim;
   }
 

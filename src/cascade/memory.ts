@@ -27,6 +27,7 @@ export class Bookkeeping implements Memory {
   readonly applied = new Map<string, string>();
   readonly opened = new Set<string>();
   readonly halfSince = new Map<string, number>();
+  readonly probedAt = new Map<string, number>();
 
   constructor(
     readonly backoff: BackoffPolicy,
@@ -34,8 +35,10 @@ export class Bookkeeping implements Memory {
     readonly random: () => number,
   ) {}
 
-  started(action: Action): void {
+  /** `now`: when it starts (a probe's next one is due an interval later). */
+  started(action: Action, now: number): void {
     this.inflight.set(action.key, poolOf(action));
+    if (action.kind === 'probe-link') this.probedAt.set(action.key, now);
   }
 
   succeeded(action: Action, openedRoomKey?: string): void {
@@ -76,7 +79,7 @@ export class Bookkeeping implements Memory {
   forgetSession(id: string): void {
     const mark = `|${id}|`;
     const ends = `|${id}`;
-    for (const map of [this.retries, this.applied, this.halfSince] as Map<string, unknown>[])
+    for (const map of [this.retries, this.applied, this.halfSince, this.probedAt] as Map<string, unknown>[])
       for (const k of map.keys()) if (k.includes(mark) || k.endsWith(ends)) map.delete(k);
   }
 }

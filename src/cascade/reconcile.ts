@@ -81,6 +81,8 @@ export interface Memory {
   readonly opened: ReadonlySet<string>;
   /** Link key -> when it was first seen up at one end and gone at the other. */
   readonly halfSince: ReadonlyMap<string, number>;
+  /** Probe key -> when the link was last probed (links between two MCUs without the event package). */
+  readonly probedAt?: ReadonlyMap<string, number>;
 }
 
 export interface ReconcileOptions {
@@ -96,6 +98,11 @@ export interface ReconcileOptions {
   readonly unexpectedLinks: 'report' | 'hang-up';
   /** Dial every endpoint of a session, or only each MCU's main endpoint (the one its link shows). */
   readonly endpoints: 'all' | 'mains';
+  /**
+   * How often a link up between two MCUs that both lack the conference event package is probed, ms (0 or
+   * absent: never). Neither MCU would tell of its drop; a probe asks both whether they still have it.
+   */
+  readonly linkProbeMs?: number;
 }
 
 export type Pool = 'link' | 'participant' | 'layout' | 'control';
@@ -118,6 +125,18 @@ export type Action =
       readonly target: string;
       /** Hang up this stale entity in `room` first (a half-dead link). */
       readonly replace?: string;
+    })
+  | (ActionBase & {
+      /** Ask both ends whether they still have the link (a layout naming it; 404 if not). */
+      readonly kind: 'probe-link';
+      readonly child: string;
+      readonly parent: string;
+      /** The parent's room and the link's entity there. */
+      readonly room: string;
+      readonly target: string;
+      /** The child's room and the link's entity there. */
+      readonly childRoom: string;
+      readonly peer: string;
     })
   | (ActionBase & {
       readonly kind: 'hang-up-link';
@@ -234,6 +253,7 @@ export const layoutKey = (session: string, mcu: string, output: Ref) =>
 const participantKey = (session: string, mcu: string, uri: string) => `P|${session}|${mcu}|${uri}`;
 const strayKey = (session: string, mcu: string, entity: string) => `H|${session}|${mcu}|${entity}`;
 const openKey = (room: string) => `O|${room}`;
+const probeKey = (session: string, child: string) => `V|${session}|${child}`;
 
 type EndSays = 'yes' | 'dialing' | 'no' | 'unknown';
 
@@ -481,6 +501,27 @@ export function decide(
           detail = 'rooms opening';
         else if (!parentReady) detail = `waiting for ${parent}'s own link`;
         else if (l.parentSays !== 'dialing' && l.childSays !== 'dialing') offer('link', dial());
+      }
+
+      // Up between two MCUs that both lack the conference event package: neither would report its drop, so it
+      // is probed now and then (docs/cascade.md, "What is not seen").
+      const probeMs = opts.linkProbeMs ?? 0;
+      if (l.up && probeMs > 0 && l.parentRoom?.reports === false && l.childRoom?.reports === false) {
+        const pk = probeKey(d.id, child);
+        const due = (mem.probedAt?.get(pk) ?? Number.NEGATIVE_INFINITY) + probeMs;
+        if (due > now) wake(due);
+        else
+          offer('control', {
+            kind: 'probe-link',
+            key: pk,
+            session: d.id,
+            child,
+            parent,
+            room: d.rooms[parent]!,
+            target: l.atParent?.entity ?? v.keys[child]!,
+            childRoom: d.rooms[child]!,
+            peer: l.atChild?.entity ?? v.keys[parent]!,
+          });
       }
 
       const dialing = mem.inflight.has(key) || l.parentSays === 'dialing' || l.childSays === 'dialing';

@@ -186,6 +186,14 @@ export const configSchema = {
               default: 3_000,
               description: 'A link up at one MCU and gone at the other is hung up and redialled after this long.',
             },
+            linkProbeMs: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 600_000,
+              default: 1_000,
+              description:
+                'How often a link between two MCUs that both lack the conference event package is probed (its layout re-sent at both ends: an MCU that lost the link answers 404), so that its drop is seen; 0: never (such a drop then goes unnoticed).',
+            },
             replanAfterMs: {
               type: 'integer',
               minimum: 1_000,

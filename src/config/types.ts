@@ -59,6 +59,7 @@ export interface CascadeSettings {
   readonly layoutConcurrency: number;
   readonly dialEndpoints: boolean;
   readonly halfDeadGraceMs: number;
+  readonly linkProbeMs: number;
   readonly replanAfterMs: number;
   readonly unexpectedLinks: 'report' | 'hang-up';
   readonly pollMs: number;

@@ -676,6 +676,14 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     }
   }
 
+  /** A participant of the driver's own roster that the MCU says it does not have. */
+  #forgetSeen(entity: string, reason: string): void {
+    const was = this.#roster.entries.get(entity);
+    if (was === undefined) return;
+    this.#learn(this.#roster.forget(entity));
+    if (was.kind === 'link') this.safeEmit('link', { target: entity, state: 'disconnected', reason });
+  }
+
   /**
    * The focus dials a participant into this conference (RFC 4579 5.5: a
    * REFER whose Refer-To is the participant). Resolves when the far end
@@ -845,7 +853,13 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     const lane = cmd.op === 'audio' ? `audio:${cmd.source}` : `out:${cmd.output}`;
     const res = await this.#info(lane, MSML_CONTENT_TYPE, buildMsml(cmd), `MSML ${cmd.op}`);
     const result = parseResult(res.body);
-    if (result.response !== 200) throw this.#msmlRefused(cmd.op, result);
+    if (result.response !== 200) {
+      // A layout names its output alone: 404 says the MCU has no such connection (any more). Without the
+      // conference event package this is how the driver learns that a link dropped by itself (docs/mcu.md).
+      if (cmd.op === 'layout' && result.response === 404 && this.#rosterFromDriver())
+        this.#forgetSeen(cmd.output, 'unknown to the MCU (MSML 404)');
+      throw this.#msmlRefused(cmd.op, result);
+    }
     if (!this.#rosterFromDriver()) return;
     // The MCU accepted a command naming these participants: they are in its conference.
     if (cmd.op === 'audio') this.#learn(this.#roster.learn(cmd.source, { audioMuted: cmd.muted }));

@@ -94,6 +94,7 @@ export const SETTINGS: CascadeSettings = {
   layoutConcurrency: 16,
   dialEndpoints: true,
   halfDeadGraceMs: 1_000,
+  linkProbeMs: 500,
   replanAfterMs: 5_000,
   unexpectedLinks: 'report',
   pollMs: 200,

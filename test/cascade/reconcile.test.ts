@@ -222,7 +222,7 @@ function run(
 
     book.sawHalf(dec.half, now);
     for (const a of dec.actions) {
-      book.started(a);
+      book.started(a, now);
       pending.push(a);
     }
     // Commands finish in any order; some take several rounds.
