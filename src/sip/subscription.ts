@@ -15,6 +15,7 @@ import type {
   NotifyContent,
   NotifyEvent,
   ReferSubscription,
+  RequestOptions,
   ServerSubscription,
   ServerSubscriptionEvents,
   SubscribeOptions,
@@ -197,6 +198,59 @@ export class SubscriberImpl extends TypedEmitter<SubscriptionEvents> implements 
     return this;
   }
 
+  /**
+   * A REFER outside any dialog (RFC 3515 2.4.1): the 202 (or a NOTIFY that overtook it) makes the
+   * subscription's own dialog, in which this is the first REFER, so a NOTIFY with a bare `refer` is its.
+   */
+  async startReferOutside(
+    uri: string,
+    target: string,
+    dest: Destination,
+    headers: SipHeaders,
+    opts: RequestOptions,
+    nextCSeq: () => number,
+  ): Promise<this> {
+    headers.set('Refer-To', target.startsWith('<') ? target : `<${target}>`);
+    headers.set('Referred-By', headers.get('from')!.replace(/;tag=[^;]*/, ''));
+    this.#credentials = opts.credentials;
+    const res = await this.#ua.send({
+      method: 'REFER',
+      ruri: uri,
+      dest,
+      headers,
+      body: toBody(opts.body),
+      credentials: opts.credentials,
+      nextCSeq: () => {
+        this.#cseq = nextCSeq();
+        this.event = `refer;id=${this.#cseq}`;
+        return this.#cseq;
+      },
+    });
+    if (res.status >= 300) {
+      const err = new SipResponseError(res.status, res.reason, { details: { method: 'REFER', uri, target } });
+      this.#end('rejected', err);
+      throw err;
+    }
+    if (this.state === 'terminated') return this;
+    if (this.#dialog === undefined) {
+      if ((res.to?.params.tag ?? '') === '') {
+        const err = new SipError('SIP_ERR_PROTOCOL', 'the 2xx to our REFER has no To tag: no dialog can be made', {
+          details: { uri },
+        });
+        this.#end('rejected', err);
+        throw err;
+      }
+      this.#attach(
+        DialogImpl.fromSubscriberSide(this.#ua, res, res.headers.get('from')!, this.#cseq, {
+          fallback: dest.transport,
+          credentials: this.#credentials,
+        }),
+      );
+    }
+    this.#accepted(60);
+    return this;
+  }
+
   /** A REFER's implicit subscription: registered under `refer;id=CSeq` before the REFER goes out. */
   async startRefer(dialog: DialogImpl, target: string, opts: BodyOptions): Promise<this> {
     const o = dialog.outgoing('REFER', opts);
@@ -227,6 +281,7 @@ export class SubscriberImpl extends TypedEmitter<SubscriptionEvents> implements 
   #attach(d: DialogImpl): void {
     this.#dialog = d;
     d.subscriptions.set(this.key, this);
+    if (this.event.startsWith('refer')) d.firstRefer ??= this;
   }
 
   #accepted(expires: number): void {

@@ -322,6 +322,11 @@ export interface UserAgent extends TypedEmitter<UserAgentEvents> {
   request(method: string, uri: string, opts?: RequestOptions): Promise<SipResponse>;
   /** SUBSCRIBE (RFC 6665); resolves once accepted (2xx). */
   subscribe(uri: string, opts: SubscribeOptions): Promise<Subscription>;
+  /**
+   * REFER outside any dialog (RFC 3515 2.4.1, RFC 4579 5.5: to a conference URI): its implicit subscription
+   * gets a dialog of its own. Resolves once accepted (2xx), rejects with SipResponseError for a refusal.
+   */
+  refer(uri: string, target: string, opts?: RequestOptions): Promise<ReferSubscription>;
   /** End dialogs (BYE), reject what is pending, release sockets. Idempotent. */
   close(): Promise<void>;
 }

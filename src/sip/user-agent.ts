@@ -505,6 +505,24 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
     }
   }
 
+  async refer(uri: string, target: string, opts: RequestOptions = {}): Promise<ReferSubscription> {
+    this.#assertOpen();
+    const dest = nextHop(uri, opts.route ?? []);
+    const callId = randomToken(12);
+    const fromTag = this.newTag();
+    const headers = this.requestHeaders('REFER', uri, dest, opts, fromTag, callId);
+    const sub = new SubscriberImpl(this, 'refer', 0);
+    // The first NOTIFY may overtake the 202 (RFC 6665 4.1.2.4): it finds the subscription here.
+    const key = `${callId}|${fromTag}`;
+    this.#pendingSubs.set(key, sub);
+    let cseq = 0;
+    try {
+      return await sub.startReferOutside(uri, target, dest, headers, opts, () => ++cseq);
+    } finally {
+      this.#pendingSubs.delete(key);
+    }
+  }
+
   // ---- receiving -----------------------------------------------------------
 
   #onRequest(tx: ServerTransaction): void {
