@@ -153,7 +153,11 @@ function mcuView(m: Mcu, d: McuDriver | undefined) {
     parents: m.parents,
     sip: m.sip,
     health: { up: h.up, reason: h.reason, since: iso(h.since) },
-    capabilities: d?.capabilities ?? { conferenceEvents: 'unknown', lacks: [] },
+    capabilities: d?.capabilities ?? {
+      conferenceEvents: 'unknown',
+      refer: m.control?.refer ?? 'out-of-dialog',
+      lacks: [],
+    },
   };
 }
 

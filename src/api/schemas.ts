@@ -76,6 +76,7 @@ export const capabilities = {
   required: ['conferenceEvents', 'lacks'],
   properties: {
     conferenceEvents: { enum: ['available', 'missing', 'unknown'] },
+    refer: { enum: ['out-of-dialog', 'in-dialog'] },
     lacks: {
       type: 'array',
       items: {

@@ -509,6 +509,11 @@ export const configSchema = {
                 description:
                   "answer (default): INVITE without SDP, the MCU's offer in its 2xx is answered in the ACK; offer: the INVITE carries an inactive offer.",
               },
+              refer: {
+                enum: ['out-of-dialog', 'in-dialog'],
+                description:
+                  'out-of-dialog (default): REFERs (cascade links, participants, hang-ups) go to the conference URI outside any dialog (RFC 4579 5.5), each with its own subscription dialog, so their NOTIFYs never queue behind one another; in-dialog: in the control dialog. An MCU that refuses one outside a dialog (403, 405, 481, 501) gets them in the control dialog from then on.',
+              },
             },
           },
           sim: {

@@ -61,6 +61,8 @@ export interface McuControl {
   readonly healthIntervalMs?: number;
   /** answer: INVITE without SDP, answer the MCU's offer in the ACK; offer: send an inactive offer. */
   readonly sdp?: 'answer' | 'offer';
+  /** Where REFERs go: out-of-dialog (to the conference URI, RFC 4579 5.5) or in-dialog (the control dialog). */
+  readonly refer?: 'in-dialog' | 'out-of-dialog';
 }
 
 /** How a simulated MCU behaves (cascaded-sim, docs/sim.md): real MCUs differ. */

@@ -26,6 +26,7 @@ import {
   glareBackoffMs,
   type InviteOptions,
   parseUri,
+  type ReferSubscription,
   SipResponseError,
   type Subscription,
   type TransportName,
@@ -45,6 +46,8 @@ import type {
   ConferenceStateName,
   LinkState,
   McuCapabilities,
+  McuLack,
+  ReferMode,
   RosterEntry,
   SwitchOptions,
   SwitchTiming,
@@ -82,6 +85,12 @@ export interface McuContext {
   sdp: SdpForm;
   /** The MCU refused a stream transport for the subscription: subscribe as the control dialog goes. */
   subscribeOverControl: boolean;
+  /** Where REFERs go: the configured `control.refer` until the MCU refused one outside the control dialog. */
+  refer: ReferMode;
+  /** Why REFERs went back into the control dialog (the MCU's refusal), for every conference's capabilities. */
+  referLack?: McuLack;
+  /** A REFER outside a dialog was refused with `status`: every conference of the MCU sends them in-dialog. */
+  referRefused(status: number, reason: string): void;
   closed(): boolean;
   /** Start the health tick (idempotent). */
   supervise(): void;
@@ -93,6 +102,12 @@ export interface McuContext {
 
 const BUSY = new Set([486, 503, 600]);
 /**
+ * Refusals of a REFER outside a dialog that mean "not this way" (RFC 3261 21.4.4 403, 21.4.6 405, 21.5.2 501;
+ * 481: an MCU that looks every REFER up as an in-dialog one): the REFER is sent again in the control dialog,
+ * and all later ones go there.
+ */
+const REFER_OUTSIDE_REFUSED = new Set([403, 405, 481, 501]);
+/**
  * Refusals of an INVITE for its session description: 488 and 606 (RFC 3261
  * 21.4.26, 21.6.4), 415 (an unsupported body, 21.4.13), and 400, which some
  * MCUs send for a missing or unreadable SDP: whether a 400 is about the body
@@ -102,7 +117,6 @@ const BUSY = new Set([486, 503, 600]);
 const REFUSED_FOR_SDP = new Set([400, 415, 488, 606]);
 /** Bodies we take in answers; SDP because an MCU answers a body-less INVITE with an offer (RFC 3261 13.3.1.4). */
 const ACCEPT = `application/sdp, ${MSML_CONTENT_TYPE}, ${MEDIA_CONTROL_CONTENT_TYPE}`;
-const NO_CAPABILITIES_YET: McuCapabilities = Object.freeze({ conferenceEvents: 'unknown', lacks: [] });
 const noop = () => {};
 
 export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements Conference {
@@ -122,7 +136,7 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
   readonly #roster = new Roster();
   #state: ConferenceStateName = 'closed';
   #reason = 'not opened';
-  #capabilities: McuCapabilities = NO_CAPABILITIES_YET;
+  #capabilities: McuCapabilities;
   /** open() was called and close() not since: supervised. */
   #wanted = false;
   /** Held open by the driver (the lobby while the driver is connected): close() leaves it open. */
@@ -172,6 +186,7 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
         ? this.#controlUri
         : withUriParams(uri, { transport: sub })!;
     this.#lanes = new CommandLanes(m.clock);
+    this.#capabilities = this.#withRefer('unknown', []);
     this.onListenerError((err, event) => this.#log?.error({ err, event }, 'conference listener threw'));
   }
 
@@ -482,10 +497,26 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
       );
   }
 
-  #setCapabilities(c: McuCapabilities): void {
+  #setCapabilities(c: { conferenceEvents: McuCapabilities['conferenceEvents']; lacks: readonly McuLack[] }): void {
     if (c.conferenceEvents === 'available') this.#unansweredSubscribes = 0;
-    this.#capabilities = Object.freeze(c);
+    this.#capabilities = this.#withRefer(c.conferenceEvents, c.lacks);
     this.safeEmit('capabilities', this.#capabilities);
+  }
+
+  /** The conference's own findings and the MCU's REFER mode, in one frozen record. */
+  #withRefer(conferenceEvents: McuCapabilities['conferenceEvents'], lacks: readonly McuLack[]): McuCapabilities {
+    const own = lacks.filter((l) => l.feature !== 'out-of-dialog-refer');
+    const referLack = this.#m.referLack;
+    return Object.freeze({
+      conferenceEvents,
+      refer: this.#m.refer,
+      lacks: Object.freeze(referLack === undefined ? own : [...own, referLack]),
+    });
+  }
+
+  /** The MCU's REFER mode changed (refused outside a dialog in some conference of it). */
+  referModeChanged(): void {
+    this.#setCapabilities(this.#capabilities);
   }
 
   #attachSubscription(sub: Subscription): void {
@@ -648,7 +679,7 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
       outcome = await this.#command(`link:${target}`, this.#m.o.dialTimeoutMs, what, async (control, at) => {
         dialing = true;
         this.safeEmit('link', { target, state: 'dialing' });
-        const sub = await this.#send(control, at, (c) => c.refer(target));
+        const sub = await this.#refer(control, at, target);
         return sub.outcome;
       });
     } catch (err) {
@@ -696,7 +727,7 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     let outcome: { status: number; reason: string };
     try {
       outcome = await this.#command(`participant:${uri}`, this.#m.o.dialTimeoutMs, what, async (control, at) => {
-        const sub = await this.#send(control, at, (c) => c.refer(uri));
+        const sub = await this.#refer(control, at, uri);
         return sub.outcome;
       });
     } catch (err) {
@@ -724,6 +755,24 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     });
   }
 
+  /**
+   * A REFER for this conference (RFC 3515). Out of dialog, to the conference URI (RFC 4579 5.5): each REFER's
+   * implicit subscription has a dialog of its own, so its NOTIFYs never queue behind another REFER's (a
+   * dialog's NOTIFYs go one at a time, each with a higher CSeq: RFC 3261 12.2.2), and the links of a room leave
+   * together. An MCU that refuses that (REFER_OUTSIDE_REFUSED) gets it in the control dialog, and every later one.
+   */
+  async #refer(control: Dialog, at: number, target: string): Promise<ReferSubscription> {
+    if (this.#m.refer === 'out-of-dialog') {
+      try {
+        return await this.#m.ua.refer(this.#controlUri, target, this.#m.auth);
+      } catch (err) {
+        if (!(err instanceof SipResponseError) || !REFER_OUTSIDE_REFUSED.has(err.sipStatus)) throw err;
+        this.#m.referRefused(err.sipStatus, err.reason);
+      }
+    }
+    return this.#send(control, at, (c) => c.refer(target));
+  }
+
   /** RFC 4579 5.6: a REFER whose Refer-To carries method=BYE asks the focus to remove that participant. */
   async #hangUp(target: string, lane: string): Promise<void> {
     const bye = withUriParams(target, { method: 'BYE' });
@@ -732,7 +781,7 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     let outcome: { status: number; reason: string };
     try {
       outcome = await this.#command(lane, this.#m.o.requestTimeoutMs, what, async (control, at) => {
-        const sub = await this.#send(control, at, (c) => c.refer(bye));
+        const sub = await this.#refer(control, at, bye);
         return sub.outcome;
       });
     } catch (err) {

@@ -35,6 +35,7 @@ export type {
   McuDriverEvents,
   McuHealth,
   McuLack,
+  ReferMode,
   RosterEntry,
   RosterUpdate,
   SwitchOptions,

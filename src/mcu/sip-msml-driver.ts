@@ -41,6 +41,7 @@ import type {
   McuDriver,
   McuDriverEvents,
   McuHealth,
+  ReferMode,
   RosterEntry,
   SwitchOptions,
   SwitchTiming,
@@ -82,6 +83,13 @@ export interface SipMsmlDriverOptions {
    * other, which is kept from then on.
    */
   readonly sdp?: SdpForm;
+  /**
+   * Where REFERs go (links, participants, hang-ups): 'out-of-dialog' (default) to the conference URI, each with a
+   * subscription dialog of its own (RFC 4579 5.5); 'in-dialog' in the control dialog. An MCU that refuses
+   * one outside a dialog (403, 405, 481, 501) gets it in the control dialog, and every later one
+   * (`capabilities.refer`, `lacks`).
+   */
+  readonly refer?: ReferMode;
   /**
    * Transport for the conference subscription; default: the control transport
    * when it is a stream, else TCP when the user agent listens on it (a
@@ -164,6 +172,8 @@ class Driver extends TypedEmitter<McuDriverEvents> implements SipMsmlDriver {
       ...(opts.subscribeTransport === undefined ? {} : { subscribeTransport: opts.subscribeTransport }),
       sdp: opts.sdp ?? 'answer',
       subscribeOverControl: false,
+      refer: opts.refer ?? 'out-of-dialog',
+      referRefused: (status, reason) => this.#referRefused(status, reason),
       closed: () => this.#closed,
       supervise: () => this.#supervise(),
       restarted: (from) => this.#restarted(from),
@@ -257,6 +267,21 @@ class Driver extends TypedEmitter<McuDriverEvents> implements SipMsmlDriver {
     const mcuDown = this.#lobby.state === 'down';
     for (const c of this.#conferences.values()) if (c !== this.#lobby) c.tickOnce(!mcuDown);
     await this.#lobby.tick();
+  }
+
+  #referRefused(status: number, reason: string): void {
+    if (this.#ctx.refer === 'in-dialog') return;
+    this.#ctx.refer = 'in-dialog';
+    this.#ctx.referLack = {
+      feature: 'out-of-dialog-refer',
+      reason: `REFER outside a dialog refused: ${status} ${reason}`,
+      sipStatus: status,
+    };
+    this.#log?.warn(
+      { sipStatus: status },
+      'MCU refused a REFER outside the control dialog: REFERs go in the control dialog from now on (control.refer: in-dialog)',
+    );
+    for (const c of this.#conferences.values()) c.referModeChanged();
   }
 
   #restarted(from: ConferenceControl): void {

@@ -37,7 +37,7 @@ export interface RosterUpdate {
 
 /** Something the driver uses that this MCU does not offer, and how it showed. */
 export interface McuLack {
-  readonly feature: 'conference-events';
+  readonly feature: 'conference-events' | 'out-of-dialog-refer';
   readonly reason: string;
   /** The SIP status the MCU refused with, when it answered at all. */
   readonly sipStatus?: number;
@@ -51,8 +51,19 @@ export interface McuLack {
  */
 export interface McuCapabilities {
   readonly conferenceEvents: 'available' | 'missing' | 'unknown';
+  /**
+   * Where the driver sends this MCU's REFERs (links, participants, hang-ups): the configured
+   * `control.refer`, or 'in-dialog' once the MCU refused one outside the control dialog (then also in `lacks`).
+   */
+  readonly refer: ReferMode;
   readonly lacks: readonly McuLack[];
 }
+
+/**
+ * 'out-of-dialog': each REFER goes to the conference URI outside any dialog (RFC 3515 2.4.1, RFC 4579 5.5)
+ * and its implicit subscription has a dialog of its own; 'in-dialog': in the conference's control dialog.
+ */
+export type ReferMode = 'in-dialog' | 'out-of-dialog';
 
 export type LinkStateName = 'dialing' | 'connected' | 'failed' | 'disconnected';
 

@@ -42,6 +42,8 @@ interface Room {
   subs: ServerSubscription[];
   infos: IncomingRequest[];
   refers: IncomingRefer[];
+  /** REFERs outside any dialog addressed to this room (RFC 4579 5.5), when the MCU takes them. */
+  outside: IncomingRefer[];
   /** INFO in this room: default 200 with an MSML result 200. */
   info?: (req: IncomingRequest) => void;
   /** Answer OPTIONS in the control dialog with this status (481: the dialog is unknown). */
@@ -51,7 +53,16 @@ interface Room {
 }
 
 /** An MCU with a lobby (`conf`) and rooms on one address: the Request-URI's user part picks the room. */
-async function roomsMcu(t: Tap, rooms: string[], opts: { events?: boolean } = {}) {
+/**
+ * `referOutside`: how REFERs outside a dialog are answered: absent, the stack's 405 (no listener); a status,
+ * that refusal; 'accept', taken for the Request-URI's room (`hold` keeps each one's final NOTIFY back until
+ * it returns false).
+ */
+async function roomsMcu(
+  t: Tap,
+  rooms: string[],
+  opts: { events?: boolean; referOutside?: 'accept' | number; hold?: () => boolean } = {},
+) {
   const ua = await createUserAgent({
     listen: [{ transport: 'udp', host: HOST, port: 0 }],
     timers: FAST,
@@ -62,7 +73,8 @@ async function roomsMcu(t: Tap, rooms: string[], opts: { events?: boolean } = {}
   const port = ua.listening[0]!.port;
   const uri = (user: string) => `sip:${user}@${HOST}:${port}`;
   const state = new Map<string, Room>();
-  for (const r of ['conf', ...rooms]) state.set(r, { users: [], controls: [], subs: [], infos: [], refers: [] });
+  for (const r of ['conf', ...rooms])
+    state.set(r, { users: [], controls: [], subs: [], infos: [], refers: [], outside: [] });
   const roomOf = (req: IncomingRequest) => state.get(req.message.requestUri?.user ?? '');
   const full = (user: string, version = 1) => ({
     contentType: CONFERENCE_INFO_CONTENT_TYPE,
@@ -107,6 +119,23 @@ async function roomsMcu(t: Tap, rooms: string[], opts: { events?: boolean } = {}
       () => {},
     );
   });
+  const outside = opts.referOutside;
+  if (outside !== undefined)
+    ua.on('refer', (ref) => {
+      const room = roomOf(ref);
+      if (room === undefined || outside !== 'accept') {
+        ref.reject(room === undefined ? 404 : outside === 'accept' ? 500 : outside);
+        return;
+      }
+      room.outside.push(ref);
+      ref.accept().then(
+        async (n) => {
+          await until('the test lets the REFER finish', () => opts.hold?.() !== true);
+          await n.done(200, 'OK');
+        },
+        () => {},
+      );
+    });
   ua.on('subscribe', (s) => {
     const user = s.message.requestUri?.user ?? '';
     const room = state.get(user);
@@ -222,6 +251,93 @@ function full(mcu: { uri: (u: string) => string; room: (u: string) => Room }, us
     }),
   };
 }
+
+t.test(
+  'REFERs go outside the control dialog to the room URI, each on a dialog of its own (RFC 4579 5.5)',
+  async (t) => {
+    let holding = true;
+    const mcu = await roomsMcu(t, ['8001'], { referOutside: 'accept', hold: () => holding });
+    const ua = await controller(t);
+    const d = driverFor(t, ua, mcu.uri('conf'), {}, [mcu.uri('8001')]);
+    await d.connect();
+    const r1 = d.conference(mcu.uri('8001'));
+    await r1.open();
+    t.equal(r1.capabilities.refer, 'out-of-dialog', 'the default');
+    // Five dials at once: the MCU finishes none until all five REFERs are in, so none may wait for another.
+    const targets = [1, 2, 3, 4, 5].map((i) => `sip:ep${i}@endpoints.invalid`);
+    const dials = targets.map((u) => r1.dialParticipant(u));
+    await until('all five REFERs in before any finished', () => mcu.room('8001').outside.length === 5);
+    holding = false;
+    await Promise.all(dials);
+    const refers = mcu.room('8001').outside;
+    t.same(refers.map((r) => r.referTo.uri.user).sort(), ['ep1', 'ep2', 'ep3', 'ep4', 'ep5']);
+    t.ok(
+      refers.every((r) => r.dialog === undefined),
+      'outside any dialog',
+    );
+    t.equal(new Set(refers.map((r) => r.message.callId)).size, 5, 'each its own Call-ID, so its own dialog');
+    t.ok(
+      refers.every((r) => r.message.requestUri?.user === '8001'),
+      "to the room's URI",
+    );
+    t.equal(mcu.room('8001').refers.length, 0, 'none in the control dialog');
+    await r1.dialLink(mcu.uri('9999'));
+    await r1.hangUpLink(mcu.uri('9999'));
+    t.equal(refers.length, 7, 'links and hang-ups too');
+    t.equal(refers[6]!.referTo.uri.params.method, 'BYE');
+    t.equal(r1.capabilities.refer, 'out-of-dialog', 'still');
+  },
+);
+
+for (const status of [403, 405, 481, 501])
+  t.test(`a REFER outside a dialog refused ${status}: sent in the control dialog, and every later one`, async (t) => {
+    const mcu = await roomsMcu(t, ['8001'], { referOutside: status });
+    const ua = await controller(t);
+    const d = driverFor(t, ua, mcu.uri('conf'), {}, [mcu.uri('8001')]);
+    await d.connect();
+    const r1 = d.conference(mcu.uri('8001'));
+    await r1.open();
+    const seen: string[] = [];
+    r1.on('capabilities', (c) => seen.push(c.refer));
+    d.on('capabilities', (c) => seen.push(`lobby ${c.refer}`));
+    const ua2 = ua as UserAgent & { refer: UserAgent['refer'] };
+    let outside = 0;
+    const refer = ua2.refer.bind(ua2);
+    ua2.refer = (...args) => {
+      outside++;
+      return refer(...args);
+    };
+    await r1.dialParticipant(A);
+    t.equal(mcu.room('8001').refers.length, 1, 'the refused REFER sent again in the control dialog');
+    t.equal(outside, 1, 'one attempt outside');
+    t.match(r1.capabilities, {
+      refer: 'in-dialog',
+      lacks: [{ feature: 'out-of-dialog-refer', sipStatus: status }],
+    });
+    t.match(d.capabilities, { refer: 'in-dialog', lacks: [{ feature: 'out-of-dialog-refer' }] }, 'the MCU learned it');
+    t.same(seen.sort(), ['in-dialog', 'lobby in-dialog'], 'one capabilities event per conference');
+    await r1.dialLink(mcu.uri('9999'));
+    await d.dialLink(mcu.uri('8001'));
+    t.equal(outside, 1, 'no REFER outside a dialog any more');
+    t.equal(mcu.room('8001').refers.length, 2);
+    t.equal(mcu.room('conf').refers.length, 1, 'the lobby too');
+    t.equal(mcu.room('8001').controls.length, 1, 'not taken for a restart: the same control dialog');
+    t.equal(r1.state, 'open');
+    t.equal(d.health.up, true);
+  });
+
+t.test("control.refer 'in-dialog': no REFER outside a dialog is tried", async (t) => {
+  const mcu = await roomsMcu(t, ['8001'], { referOutside: 'accept' });
+  const ua = await controller(t);
+  const d = driverFor(t, ua, mcu.uri('conf'), { refer: 'in-dialog' }, [mcu.uri('8001')]);
+  await d.connect();
+  const r1 = d.conference(mcu.uri('8001'));
+  await r1.open();
+  await r1.dialParticipant(A);
+  t.equal(mcu.room('8001').refers.length, 1);
+  t.equal(mcu.room('8001').outside.length, 0);
+  t.same(r1.capabilities, { conferenceEvents: 'available', refer: 'in-dialog', lacks: [] });
+});
 
 t.test('commands of different conferences never wait for each other', async (t) => {
   const mcu = await roomsMcu(t, ['8001', '8002']);

@@ -78,7 +78,11 @@ for (const status of [489, 405, 501]) {
     const ua = await controller(t);
     const d = driverFor(t, ua, mcu.uri, { resubscribeIntervalMs: 60_000 });
     const seen = record(d);
-    t.same(d.capabilities, { conferenceEvents: 'unknown', lacks: [] }, 'unknown before the first attempt');
+    t.same(
+      d.capabilities,
+      { conferenceEvents: 'unknown', refer: 'out-of-dialog', lacks: [] },
+      'unknown before the first attempt',
+    );
     await d.connect();
     t.equal(d.health.up, true, 'only the control dialog decides up or down');
     t.match(d.capabilities, {
