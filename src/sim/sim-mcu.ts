@@ -152,6 +152,10 @@ export interface SimCounters {
   staleNonces: number;
   /** SUBSCRIBEs refused (no-conference-events). */
   subscribesRefused: number;
+  /** REFERs taken outside a dialog, to a conference URI (RFC 4579 5.5). */
+  refersOutside: number;
+  /** REFERs refused outside a dialog (403, the no-conference-events profile: in a control dialog only). */
+  refersOutsideRefused: number;
   /** Control dialogs ended with BYE because the ACK carried no valid answer to our offer. */
   offersUnanswered: number;
   /** Session refreshes (RFC 4028) of cascade links and calls, sent or answered. */
@@ -349,6 +353,8 @@ class SimMcuImpl implements SimMcu {
     authFailures: 0,
     staleNonces: 0,
     subscribesRefused: 0,
+    refersOutside: 0,
+    refersOutsideRefused: 0,
     offersUnanswered: 0,
     sessionRefreshes: 0,
     sessionExpiries: 0,
@@ -550,9 +556,7 @@ class SimMcuImpl implements SimMcu {
     // Requests outside a dialog: the ones a challenging MCU asks credentials for.
     ua.on('invite', (inv) => this.#guard(inv, () => this.#onInvite(inv), true));
     ua.on('subscribe', (s) => this.#guard(s, () => this.#onSubscribe(s), true));
-    ua.on('refer', (r) =>
-      this.#guard(r, async () => r.reject(403, { reason: 'REFER only in a control dialog' }), true),
-    );
+    ua.on('refer', (r) => this.#guard(r, () => this.#onReferOutside(r), true));
     ua.on('request', (req) =>
       this.#guard(
         req,
@@ -898,6 +902,23 @@ class SimMcuImpl implements SimMcu {
       next.catch(() => {}),
     );
     return next;
+  }
+
+  /**
+   * A REFER outside any dialog, to a conference URI (RFC 4579 5.5, RFC 3515 2.4.1): the same as in a control
+   * dialog, its NOTIFYs in the subscription dialog it creates. The `no-conference-events` profile, an MCU of
+   * fewer features, takes REFERs only in a control dialog (403), as some MCUs do.
+   */
+  async #onReferOutside(r: IncomingRefer): Promise<void> {
+    if (this.#profile === 'no-conference-events') {
+      this.#counters.refersOutsideRefused++;
+      r.reject(403, { reason: 'REFER only in a control dialog' });
+      return;
+    }
+    const room = this.#roomOf(r, (status) => r.reject(status, { reason: 'No Such Conference' }));
+    if (room === undefined) return;
+    this.#counters.refersOutside++;
+    await this.#onRefer(r, room);
   }
 
   async #onRefer(r: IncomingRefer, room: Room): Promise<void> {

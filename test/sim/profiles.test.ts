@@ -436,3 +436,74 @@ t.test('challenging: a cascade neighbour calling from its own address is trusted
   const port = parseUri(child.uri)!.port!;
   t.equal((await ask(stranger, port, { method: 'OPTIONS' })).status, 401, 'anyone else still is');
 });
+
+t.test(
+  'a REFER outside a dialog to the conference URI (RFC 4579 5.5): its NOTIFYs in a dialog of its own',
+  async (t) => {
+    const { m, port } = await mcu(t);
+    const p = await peer(t);
+    const target = 'sip:x@endpoints.invalid';
+    const refer = (callId: string) =>
+      ask(p, port, { method: 'REFER', callId, extra: [`Refer-To: <${target}>`, `Referred-By: <sip:raw@${HOST}>`] });
+    // Every NOTIFY answered 200, as a subscriber must (RFC 6665 4.1.3).
+    p.inbox.listen((msg) => {
+      if (msg.method === 'NOTIFY' && msg.status === undefined) p.send(response(msg, 200, 'OK'), port);
+    });
+    const accepted = await refer('outside-1');
+    t.equal(accepted.status, 202, 'accepted');
+    const tag = toTag(accepted);
+    t.ok(tag, 'the 202 has a To tag: the subscription dialog is made');
+    const notifies: RawMessage[] = [];
+    const fin = await p.inbox.next(
+      (msg) => {
+        if (msg.method !== 'NOTIFY' || msg.header('Call-ID') !== 'outside-1') return false;
+        if (!notifies.includes(msg)) notifies.push(msg);
+        return /terminated/.test(msg.header('Subscription-State') ?? '');
+      },
+      10_000,
+      'the final NOTIFY',
+    );
+    t.match(notifies[0]!.body, /^SIP\/2\.0 100 /, 'first the 100 (RFC 3515 2.4.5)');
+    t.match(fin.body, /^SIP\/2\.0 200 /, 'then the outcome');
+    t.match(
+      fin.header('Event') ?? '',
+      /^refer(;id=1)?$/,
+      'Event: refer, naming the REFER by its CSeq (RFC 3515 2.4.6)',
+    );
+    t.ok(
+      notifies.every((n) => /;tag=raw/.test(n.header('To') ?? '') && (n.header('From') ?? '').includes(`tag=${tag}`)),
+      'in the dialog the 202 made: our tag and the MCU tag',
+    );
+    t.equal(m.counters.refersOutside, 1);
+    t.equal(m.participants.get(target)?.status, 'connected', 'the focus dialled the participant in');
+    const other = await ask(p, port, {
+      method: 'REFER',
+      callId: 'outside-2',
+      extra: [`Referred-By: <sip:raw@${HOST}>`],
+    });
+    t.equal(other.status, 400, 'no Refer-To: 400 (RFC 3515 2.4.1)');
+  },
+);
+
+t.test('REFER outside a dialog: refused 403 by no-conference-events, challenged by challenging', async (t) => {
+  const plain = await mcu(t, { profile: 'no-conference-events' });
+  const p = await peer(t);
+  const extra = ['Refer-To: <sip:x@endpoints.invalid>'];
+  const refused = await ask(p, plain.port, { method: 'REFER', extra });
+  t.equal(refused.status, 403, 'in a control dialog only');
+  t.equal(plain.m.counters.refersOutsideRefused, 1);
+  t.equal(plain.m.participants.size, 0, 'nobody dialled');
+
+  const guarded = await mcu(t, { profile: 'challenging', auth: AUTH, staleEvery: 0 });
+  const challenged = await ask(p, guarded.port, { method: 'REFER', extra });
+  t.equal(challenged.status, 401, 'challenged like any request outside a dialog');
+  const ch = challenged.headers('WWW-Authenticate').map(challengeParams)[0]!;
+  const uri = `sip:conf@${HOST}:${guarded.port}`;
+  const ok = await ask(p, guarded.port, {
+    method: 'REFER',
+    cseq: 2,
+    extra: [...extra, authorization(ch, 'REFER', uri)],
+  });
+  t.equal(ok.status, 202, 'taken with the credentials');
+  t.equal(guarded.m.counters.refersOutside, 1);
+});
