@@ -42,6 +42,8 @@ if (!have('sipp')) {
       mcu: { id: 'sipp', uri: lobbyUri, conferences: [roomUri] },
       healthIntervalMs: 60_000,
       requestTimeoutMs: 3_000,
+      // This MCU takes REFERs in the room's control dialog (the out-of-dialog form: mcu-refer-sipp.test.ts).
+      refer: 'in-dialog',
     });
     t.teardown(() => d.close());
     await d.connect();

@@ -1,0 +1,141 @@
+/**
+ * REFERs outside the control dialog (RFC 4579 5.5, RFC 3515 2.4.1), against MCU foci we did not write:
+ * - SIPp (test/interop/sipp/mcu-refer-uas.xml) takes each REFER as a call of its own, checks it is addressed
+ *   to the conference URI and names a cascade target (check_it fails the call otherwise), and reports 100 then,
+ *   after a pause, 200 in the subscription dialog the REFER made. Three links dialled at once: SIPp's own
+ *   message log must show the three REFERs in before the first outcome went out (they did not wait for one
+ *   another), and the driver's roster has the three links.
+ * - SIPp (test/interop/sipp/mcu-refer-refuse-uas.xml) refuses a REFER outside a dialog with 405 and takes
+ *   them in its control dialog: the driver sends the refused REFER again there, every later one there at once,
+ *   and says so in the MCU's capabilities.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { createSipMsmlDriver } from '../../src/mcu/index.js';
+import { createUserAgent } from '../../src/sip/index.js';
+import { freePort, have, SCENARIOS, sipp, tempDir, udpPortBound } from './sip-peers.js';
+
+t.setTimeout(90_000);
+
+/** SIPp's -trace_msg log, one entry per message, in the order SIPp handled them. */
+function messages(file: string): { dir: 'sent' | 'received'; text: string }[] {
+  return readFileSync(file, 'utf8')
+    .split(/^-{20,}.*$/m)
+    .map((chunk) => chunk.trim())
+    .filter((chunk) => / message (sent|received)/.test(chunk))
+    .map((chunk) => ({
+      dir: / message sent/.test(chunk) ? ('sent' as const) : ('received' as const),
+      text: chunk.slice(chunk.indexOf('\n') + 1).trim(),
+    }));
+}
+
+if (!have('sipp')) {
+  t.comment('sipp is not installed (Debian package sip-tester): the out-of-dialog REFER interop tests are skipped');
+} else {
+  t.test(
+    'three links dialled at once: three REFERs outside any dialog, in together, each with its own dialog',
+    async (t) => {
+      const tmp = tempDir();
+      t.teardown(() => tmp.remove());
+      const port = await freePort();
+      const log = join(tmp.dir, 'messages.log');
+      // Calls: the control dialog, the refused SUBSCRIBE, three REFERs.
+      const peer = sipp(
+        tmp.dir,
+        [
+          ...['-sf', join(SCENARIOS, 'mcu-refer-uas.xml'), '-i', '127.0.0.1', '-p', `${port}`, '-m', '5'],
+          ...['-timeout', '30s', '-trace_msg', '-message_file', log],
+        ],
+        40_000,
+      );
+      t.teardown(() => peer.stop());
+      await udpPortBound(port);
+
+      const ua = await createUserAgent({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }] });
+      t.teardown(() => ua.close());
+      const d = createSipMsmlDriver({
+        ua,
+        mcu: { id: 'sipp', uri: `sip:conf@127.0.0.1:${port}` },
+        healthIntervalMs: 60_000,
+        requestTimeoutMs: 3_000,
+      });
+      t.teardown(() => d.close());
+      await d.connect();
+      t.match(d.capabilities, { conferenceEvents: 'missing', refer: 'out-of-dialog' });
+      const targets = [1, 2, 3].map((i) => `sip:child-${i}@127.0.0.1:9`);
+      const states = await Promise.all(targets.map((u) => d.dialLink(u)));
+      t.same(
+        states.map((s) => s.state),
+        ['connected', 'connected', 'connected'],
+        'each link reported 200 by its own subscription',
+      );
+      t.same([...d.roster.keys()].sort(), targets, "the links in the driver's roster");
+      t.match(d.capabilities, { refer: 'out-of-dialog', lacks: [{ feature: 'conference-events' }] });
+      await d.close();
+
+      const result = await peer.done;
+      t.equal(result.code, 0, `sipp exit status 0 (${result.stderr.slice(0, 500)})`);
+      t.equal(result.successful, 5, 'the control dialog, the SUBSCRIBE and three REFERs completed as scripted');
+      t.equal(result.failed, 0);
+      const m = messages(log);
+      const refers = m.filter((x) => x.dir === 'received' && x.text.startsWith('REFER '));
+      t.equal(refers.length, 3);
+      const callIds = refers.map((x) => /^Call-ID:\s*(.+)$/im.exec(x.text)?.[1]);
+      t.equal(new Set(callIds).size, 3, 'each REFER its own Call-ID: outside any dialog');
+      t.ok(
+        refers.every((x) => !/^To:.*;tag=/im.test(x.text)),
+        'no To tag: not in a dialog',
+      );
+      const lastRefer = m.indexOf(refers[2]!);
+      const firstOutcome = m.findIndex((x) => x.dir === 'sent' && /Subscription-State: terminated/i.test(x.text));
+      t.ok(
+        firstOutcome > lastRefer,
+        `the three REFERs were in (message ${lastRefer}) before the first outcome went out (message ${firstOutcome})`,
+      );
+    },
+  );
+
+  t.test('a focus that refuses REFER outside a dialog (405): the REFER goes in the control dialog', async (t) => {
+    const tmp = tempDir();
+    t.teardown(() => tmp.remove());
+    const port = await freePort();
+    // Calls: the refused REFER, the refused SUBSCRIBE, the control dialog (with both REFERs in it).
+    const peer = sipp(
+      tmp.dir,
+      [
+        ...['-sf', join(SCENARIOS, 'mcu-refer-refuse-uas.xml'), '-i', '127.0.0.1', '-p', `${port}`, '-m', '3'],
+        ...['-timeout', '30s'],
+      ],
+      40_000,
+    );
+    t.teardown(() => peer.stop());
+    await udpPortBound(port);
+
+    const ua = await createUserAgent({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }] });
+    t.teardown(() => ua.close());
+    const d = createSipMsmlDriver({
+      ua,
+      mcu: { id: 'sipp', uri: `sip:conf@127.0.0.1:${port}` },
+      healthIntervalMs: 60_000,
+      requestTimeoutMs: 3_000,
+    });
+    t.teardown(() => d.close());
+    await d.connect();
+    t.match(await d.dialLink('sip:child-1@127.0.0.1:9'), { state: 'connected' }, 'the fallback REFER succeeded');
+    t.match(d.capabilities, {
+      refer: 'in-dialog',
+      lacks: [
+        { feature: 'conference-events', sipStatus: 489 },
+        { feature: 'out-of-dialog-refer', sipStatus: 405 },
+      ],
+    });
+    t.match(await d.dialLink('sip:child-2@127.0.0.1:9'), { state: 'connected' }, 'the next one in the dialog at once');
+    await d.close();
+
+    const result = await peer.done;
+    t.equal(result.code, 0, `sipp exit status 0 (${result.stderr.slice(0, 500)})`);
+    t.equal(result.successful, 3, 'one refused REFER outside a dialog, the SUBSCRIBE, the control dialog: as scripted');
+    t.equal(result.failed, 0);
+  });
+}
