@@ -512,7 +512,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     this.#effect(a).then(
       () => {
         if (this.#closed) return;
-        this.#book.succeeded(a, a.kind === 'open' ? roomKey(a.room) : undefined);
+        this.#book.succeeded(a, this.#clock.now(), a.kind === 'open' ? roomKey(a.room) : undefined);
         this.#succeeded(a);
         this.#kick();
       },
@@ -864,7 +864,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     const claim: ChairClaim = {
       done: (ok) => {
         for (const a of taken) {
-          if (ok) this.#book.succeeded(a);
+          if (ok) this.#book.succeeded(a, this.#clock.now());
           else this.#book.inflight.delete(a.key);
         }
         const now = this.#sessions.get(sessionId);

@@ -28,6 +28,7 @@ export class Bookkeeping implements Memory {
   readonly opened = new Set<string>();
   readonly halfSince = new Map<string, number>();
   readonly probedAt = new Map<string, number>();
+  readonly dialedAt = new Map<string, number>();
 
   constructor(
     readonly backoff: BackoffPolicy,
@@ -41,9 +42,10 @@ export class Bookkeeping implements Memory {
     if (action.kind === 'probe-link') this.probedAt.set(action.key, now);
   }
 
-  succeeded(action: Action, openedRoomKey?: string): void {
+  succeeded(action: Action, now: number, openedRoomKey?: string): void {
     this.inflight.delete(action.key);
     this.retries.delete(action.key);
+    if (action.kind === 'dial-link') this.dialedAt.set(action.key, now);
     if (action.kind === 'layout') this.applied.set(action.key, action.epoch);
     if (action.kind === 'open' && openedRoomKey !== undefined) this.opened.add(openedRoomKey);
   }
@@ -51,6 +53,7 @@ export class Bookkeeping implements Memory {
   /** A failure: the next attempt waits (immediate first, then growing, capped, with jitter). */
   failed(action: Action, now: number, error: string): Retry {
     this.inflight.delete(action.key);
+    this.dialedAt.delete(action.key);
     const before = this.retries.get(action.key);
     const failures = (before?.failures ?? 0) + 1;
     const retry: Retry = {
@@ -79,7 +82,10 @@ export class Bookkeeping implements Memory {
   forgetSession(id: string): void {
     const mark = `|${id}|`;
     const ends = `|${id}`;
-    for (const map of [this.retries, this.applied, this.halfSince, this.probedAt] as Map<string, unknown>[])
+    for (const map of [this.retries, this.applied, this.halfSince, this.probedAt, this.dialedAt] as Map<
+      string,
+      unknown
+    >[])
       for (const k of map.keys()) if (k.includes(mark) || k.endsWith(ends)) map.delete(k);
   }
 }

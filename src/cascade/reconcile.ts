@@ -83,6 +83,12 @@ export interface Memory {
   readonly halfSince: ReadonlyMap<string, number>;
   /** Probe key -> when the link was last probed (links between two MCUs without the event package). */
   readonly probedAt?: ReadonlyMap<string, number>;
+  /**
+   * Link key -> when its dial last succeeded (the parent MCU reported the call answered). The rosters may
+   * tell a little later (an MCU paces its notifications): until `halfDeadGraceMs` has passed the link is
+   * not dialled again.
+   */
+  readonly dialedAt?: ReadonlyMap<string, number>;
 }
 
 export interface ReconcileOptions {
@@ -472,6 +478,8 @@ export function decide(
       const l = v.links.get(child)!;
       const retry = mem.retries.get(key);
       const parentReady = parent === d.root || v.isUp(parent);
+      const dialedAt = mem.dialedAt?.get(key);
+      const verifying = dialedAt !== undefined && now - dialedAt < opts.halfDeadGraceMs;
       const dial = (replace?: string): Action => ({
         kind: 'dial-link',
         key,
@@ -500,6 +508,7 @@ export function decide(
         else if (l.parentRoom?.state !== 'open' || (l.childRoom?.state !== 'open' && !l.parentRoom.reports))
           detail = 'rooms opening';
         else if (!parentReady) detail = `waiting for ${parent}'s own link`;
+        else if (verifying) wake(dialedAt! + opts.halfDeadGraceMs);
         else if (l.parentSays !== 'dialing' && l.childSays !== 'dialing') offer('link', dial());
       }
 
@@ -524,7 +533,8 @@ export function decide(
           });
       }
 
-      const dialing = mem.inflight.has(key) || l.parentSays === 'dialing' || l.childSays === 'dialing';
+      const dialing =
+        mem.inflight.has(key) || (!l.up && verifying) || l.parentSays === 'dialing' || l.childSays === 'dialing';
       const failures = retry?.failures ?? 0;
       const state: LinkStateName = l.up ? 'up' : dialing ? 'dialing' : failures > 0 ? 'failed' : 'planned';
       const why = state === 'failed' ? retry?.lastError : state === 'planned' ? detail : undefined;

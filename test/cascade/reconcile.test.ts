@@ -231,7 +231,7 @@ function run(
       const [a] = pending.splice(i, 1);
       try {
         world.apply(a!);
-        book.succeeded(a!, a!.kind === 'open' ? roomKey(a!.room) : undefined);
+        book.succeeded(a!, now, a!.kind === 'open' ? roomKey(a!.room) : undefined);
       } catch (err) {
         book.failed(a!, now, (err as Error).message);
       }
@@ -338,3 +338,45 @@ t.test('a room seen with everyone in is skipped until its version changes', asyn
   t.same(dials(), [], 'back in');
   t.same(dials(), [], 'and the same version again: skipped');
 });
+
+t.test(
+  'a link whose dial succeeded is not dialled again while the rosters catch up, for the grace period',
+  async (t) => {
+    const plan = fakePlan('r', { c: 'r' }, {}, null);
+    const d = desiredSession(
+      { id: 's', phase: 'live', plan, rooms: { r: 'sip:1@r', c: 'sip:1@c' }, mains: {}, selection: null },
+      directory,
+    );
+    const room = () => ({ state: 'open' as const, reports: true, roster: new Map(), version: 1 });
+    const obs = (now: number) => ({
+      now,
+      mcus: new Map([
+        ['r', { up: true, since: 0 }],
+        ['c', { up: true, since: 0 }],
+      ]),
+      rooms: new Map([
+        [roomKey('sip:1@r'), room()],
+        [roomKey('sip:1@c'), room()],
+      ]),
+    });
+    const mem = new Bookkeeping(DEFAULT_BACKOFF, () => 0.5);
+    const first = decide([d], obs(0), mem, OPTS);
+    const dial = first.actions.find((a) => a.kind === 'dial-link');
+    t.ok(dial, 'dialled');
+    mem.started(dial!, 0);
+    mem.succeeded(dial!, 10);
+    // The parent answered 2xx, but neither roster shows the link yet (an MCU paces its notifications).
+    const waiting = decide([d], obs(100), mem, OPTS);
+    t.notOk(
+      waiting.actions.some((a) => a.kind === 'dial-link'),
+      'not dialled again inside the grace',
+    );
+    t.equal(waiting.links[0]?.state, 'dialing', 'shown as dialing meanwhile');
+    t.equal(waiting.wakeAt, 10 + OPTS.halfDeadGraceMs, 'and woken when the grace ends');
+    const later = decide([d], obs(10 + OPTS.halfDeadGraceMs), mem, OPTS);
+    t.ok(
+      later.actions.some((a) => a.kind === 'dial-link'),
+      'still not there after the grace: dialled again',
+    );
+  },
+);
