@@ -166,6 +166,27 @@ async function phase(w: DemoWorld, name: string, drops: number, random: () => nu
         `${name}: depth ${dp}: dialing from ${Math.min(...dialing)} to ${Math.max(...dialing)} ms, up from ${Math.min(...up)} (p50 ${quantile(up, 0.5)}) to ${Math.max(...up)} ms`,
       );
     }
+    // Per link: its first dial to its first up, and how often it was dialled (a redial means a failure).
+    const perLink = new Map<string, { dial?: number; up?: number; dials: number; failed: number }>();
+    for (const e of links) {
+      const l = perLink.get(e.child) ?? { dials: 0, failed: 0 };
+      if (e.state === 'dialing') {
+        l.dials++;
+        l.dial ??= e.at - t0;
+      } else if (e.state === 'up') l.up ??= e.at - t0;
+      else if (e.state === 'failed') l.failed++;
+      perLink.set(e.child, l);
+    }
+    const spans = [...perLink.values()].filter((l) => l.dial !== undefined && l.up !== undefined);
+    const took = spans.map((l) => l.up! - l.dial!);
+    const slowest = [...perLink.entries()]
+      .filter(([, l]) => l.dial !== undefined && l.up !== undefined)
+      .sort((a, b) => b[1].up! - b[1].dial! - (a[1].up! - a[1].dial!))
+      .slice(0, 3)
+      .map(([c, l]) => `${c} ${Math.round(l.dial!)}->${Math.round(l.up!)}`);
+    log(
+      `${name}: a link's first dial to up: p50 ${Math.round(quantile(took, 0.5))} ms, max ${Math.round(Math.max(...took))} ms (slowest: ${slowest.join(', ')}); links dialled more than once: ${[...perLink.values()].filter((l) => l.dials > 1).length}, failures ${[...perLink.values()].reduce((a, l) => a + l.failed, 0)}`,
+    );
     log(`${name}: every link verified up in ${Math.round(dialMs)} ms (floor ${floorMs} ms, plan depth ${depth})`);
     // Every uplink picture applied. An MCU sends up its main endpoint, else what its first child sends: one with neither has no picture to send.
     const dialable = new Set(inv.endpoints.filter((e) => e.sip !== undefined).map((e) => e.id));
