@@ -22,6 +22,11 @@ export const CASCADE_ERRORS = {
     status: 409,
     description: 'The session is not in a state that allows this (for example a selection on a session that ended).',
   },
+  CASCADE_ERR_UNCONFIRMED: {
+    status: 502,
+    description:
+      "An MCU accepted a dial (the REFER's final sipfrag 2xx) but its conference roster did not list the participant within `daemon.cascade.halfDeadGraceMs`: the manager asks for the MCU's full roster and tries again with backoff; `details` names the MCU, room and participant.",
+  },
   CASCADE_ERR_BUSY: {
     status: 503,
     description:

@@ -23,6 +23,7 @@ import {
   selectForChair,
 } from './admission.js';
 import { type DesiredSession, desiredSession, type EndpointDirectory, reselect, type SessionSpec } from './desired.js';
+import { CascadeError } from './errors.js';
 import { Bookkeeping } from './memory.js';
 import {
   type Action,
@@ -171,6 +172,8 @@ class RoomWatch implements ObservedRoom {
   readonly links = new Map<string, ObservedEntry>();
   version = 0;
   readonly #off: () => void;
+  /** Checks to run after every change (see `until`). */
+  readonly #waiters = new Set<(gone: boolean) => void>();
 
   constructor(
     readonly mcu: string,
@@ -209,6 +212,7 @@ class RoomWatch implements ObservedRoom {
       for (const e of u.changed) apply(e);
       for (const r of u.removed) remove(roomKey(r));
       this.version++;
+      for (const w of this.#waiters) w(false);
       changed();
     };
     const onState = (s: RoomState) => {
@@ -234,6 +238,25 @@ class RoomWatch implements ObservedRoom {
 
   detach(): void {
     this.#off();
+    for (const w of this.#waiters) w(true);
+  }
+
+  /** Resolves true once `test()` holds after a roster change (or now), false after `ms` or when detached. */
+  until(test: () => boolean, ms: number, clock: Clock): Promise<boolean> {
+    if (test()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (v: boolean) => {
+        this.#waiters.delete(check);
+        clock.clearTimeout(timer);
+        resolve(v);
+      };
+      const check = (gone: boolean) => {
+        if (gone) done(false);
+        else if (test()) done(true);
+      };
+      const timer = clock.setTimeout(() => done(false), ms);
+      this.#waiters.add(check);
+    });
   }
 
   #counted?: { readonly version: number; readonly list: readonly string[]; readonly n: number };
@@ -556,6 +579,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         return;
       case 'dial-participant':
         await this.#conference(a.room).dialParticipant(a.endpoint);
+        await this.#confirm(a);
         return;
       case 'hang-up-participant':
         await hangUp(() => this.#conference(a.room).hangUpParticipant(a.endpoint));
@@ -572,6 +596,28 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         await this.#finish(a.session);
         return;
     }
+  }
+
+  /**
+   * An MCU that reports its roster accepted a dial: the participant must show up in that roster (its
+   * notification may come a little after the REFER's outcome, on another dialog). Until then the dial stays
+   * in flight, so it is not sent again. A roster that does not list it within the grace contradicts the MCU's
+   * own answer: a notification was lost for good (an MCU that dropped our subscription, or a simulator that
+   * once sent a change to nobody, docs/cascade.md "The benchmark"). The full roster is asked for and the dial
+   * fails, to be logged and tried again with backoff, instead of being sent again and again unnoticed.
+   */
+  async #confirm(a: { readonly mcu: string; readonly room: string; readonly endpoint: string }): Promise<void> {
+    const w = this.#rooms.get(roomKey(a.room));
+    if (w === undefined || !w.reports) return;
+    const entity = roomKey(a.endpoint);
+    const listed = () => w.roster.get(entity)?.status === 'connected';
+    if (await w.until(listed, this.#settings.halfDeadGraceMs, this.#clock)) return;
+    w.conference.refreshRoster();
+    throw new CascadeError(
+      'CASCADE_ERR_UNCONFIRMED',
+      `MCU ${a.mcu} accepted the dial of ${a.endpoint} but its roster does not list it: asking for its full roster`,
+      { details: { mcu: a.mcu, room: a.room, participant: a.endpoint } },
+    );
   }
 
   /**

@@ -744,6 +744,13 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     );
   }
 
+  refreshRoster(): void {
+    const sub = this.#sub;
+    if (sub === undefined || this.#rosterFromDriver()) return;
+    this.#log?.info('asking for the full conference state (subscription refresh)');
+    sub.refresh().catch(noop);
+  }
+
   async hangUpParticipant(uri: string): Promise<void> {
     await this.#hangUp(uri, `participant:${uri}`);
     if (this.#rosterFromDriver()) this.#learn(this.#roster.forget(uri));

@@ -136,6 +136,12 @@ export interface Conference extends TypedEmitter<ConferenceEvents> {
   dialParticipant(uri: string): Promise<void>;
   /** This conference's focus hangs a participant up (REFER with method=BYE, RFC 4579 5.6). */
   hangUpParticipant(uri: string): Promise<void>;
+  /**
+   * Ask the MCU for its whole roster again: a refresh of the conference subscription, which the notifier
+   * answers with the full state (RFC 4575 4.1); a subscription the MCU has dropped fails the refresh, and the
+   * driver subscribes anew. Nothing to ask for a roster the driver builds itself. Returns at once.
+   */
+  refreshRoster(): void;
   setLayout(output: string, layout: LayoutName): Promise<void>;
   /** Put `source`'s video into region `region` (1-based) of `output`'s layout. */
   showSource(output: string, region: number, source: string): Promise<void>;
