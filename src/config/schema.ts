@@ -144,6 +144,12 @@ export const configSchema = {
               default: 1800,
               description: 'Session interval (s) asked for on control dialogs (RFC 4028); refreshed at half of it.',
             },
+            qualityReports: {
+              type: 'boolean',
+              default: false,
+              description:
+                "Subscribe every open conference to its calls' quality reports (RFC 6035 vq-rtcpxr: packet loss, jitter, delay, bitrate) for the session report. Off by default: an MCU without the package refuses each attempt (489).",
+            },
           },
         },
         cascade: {

@@ -52,6 +52,7 @@ import type {
   SwitchOptions,
   SwitchTiming,
 } from './types.js';
+import { parseVqReport, uriOfId, VQ_RTCPXR_CONTENT_TYPE, VQ_RTCPXR_EVENT } from './vq-rtcpxr.js';
 
 export type SdpForm = 'answer' | 'offer';
 
@@ -64,6 +65,8 @@ export interface DriverSettings {
   readonly healthFailures: number;
   readonly subscribeExpires: number;
   readonly resubscribeIntervalMs: number;
+  /** Subscribe each open conference to RFC 6035 quality reports. */
+  readonly qualityReports: boolean;
   readonly sessionExpires?: number;
 }
 
@@ -156,6 +159,12 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
   #sent = 0;
   /** Resolves the wait for the first full roster of the current subscription attempt. */
   #onFullState?: () => void;
+  /** The quality report subscription (RFC 6035), when asked for and accepted. */
+  #quality?: Subscription;
+  #qualitySubscribing = false;
+  #qualityState: 'available' | 'missing' | 'unknown' = 'unknown';
+  #qualityLack?: McuLack;
+  #nextQualityAt = 0;
 
   constructor(m: McuContext, uri: string, lobby: boolean) {
     super();
@@ -200,7 +209,14 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
   }
 
   get capabilities(): McuCapabilities {
-    return this.#capabilities;
+    if (!this.#m.o.qualityReports) return this.#capabilities;
+    const c = this.#capabilities;
+    return {
+      conferenceEvents: c.conferenceEvents,
+      refer: c.refer,
+      qualityReports: this.#qualityState,
+      lacks: this.#qualityLack === undefined ? c.lacks : [...c.lacks, this.#qualityLack],
+    };
   }
 
   get roster(): ReadonlyMap<string, RosterEntry> {
@@ -239,14 +255,17 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     this.#pinned = false;
     const control = this.#control;
     const sub = this.#sub;
+    const quality = this.#quality;
     this.#control = undefined;
     this.#sub = undefined;
+    this.#quality = undefined;
     this.#roster.expectFullState();
     this.#setState('closed', 'closed');
     // An attempt still in flight cleans up after itself when it sees the conference closed (it never waits on us).
     const at = this.#m.clock.now() + this.#m.o.requestTimeoutMs;
     await Promise.allSettled([
       sub === undefined ? undefined : this.#race(sub.unsubscribe(), at, 'unsubscribe'),
+      quality === undefined ? undefined : this.#race(quality.unsubscribe(), at, 'unsubscribe'),
       control === undefined ? undefined : this.#race(control.bye(), at, 'BYE'),
     ]);
   }
@@ -303,6 +322,7 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
       throw this.#openFailed(new McuError('MCU_ERR_DOWN', `${this.#who}: control dialog lost during connect`));
     this.#failures = 0;
     this.#setState('open', 'connected');
+    if (this.#m.o.qualityReports) this.#subscribeQuality(control);
   }
 
   /**
@@ -500,7 +520,7 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
   #setCapabilities(c: { conferenceEvents: McuCapabilities['conferenceEvents']; lacks: readonly McuLack[] }): void {
     if (c.conferenceEvents === 'available') this.#unansweredSubscribes = 0;
     this.#capabilities = this.#withRefer(c.conferenceEvents, c.lacks);
-    this.safeEmit('capabilities', this.#capabilities);
+    this.safeEmit('capabilities', this.capabilities);
   }
 
   /** The conference's own findings and the MCU's REFER mode, in one frozen record. */
@@ -572,11 +592,14 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
   #lost(reason: string): void {
     const control = this.#control;
     const sub = this.#sub;
+    const quality = this.#quality;
     this.#control = undefined;
     this.#sub = undefined;
+    this.#quality = undefined;
     this.#roster.expectFullState();
     control?.bye().catch(noop);
     sub?.unsubscribe().catch(noop);
+    quality?.unsubscribe().catch(noop);
     if (!this.#gone()) this.#setState('down', reason);
   }
 
@@ -646,6 +669,96 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     }
     if (this.#capabilities.conferenceEvents === 'missing' && this.#m.clock.now() >= this.#nextResubscribeAt)
       this.#subscribeOnce(control, this.#m.clock.now() + this.#m.o.connectTimeoutMs).catch(noop);
+    if (this.#m.o.qualityReports && this.#quality === undefined && this.#m.clock.now() >= this.#nextQualityAt)
+      this.#subscribeQuality(control);
+  }
+
+  // ---- quality reports (RFC 6035) --------------------------------------------
+
+  /**
+   * SUBSCRIBE to the conference's call quality reports (Event: vq-rtcpxr, RFC
+   * 6035 3), on the side: the conference is open without it, and a refusal or
+   * no answer only makes `capabilities.qualityReports` 'missing' until the
+   * next attempt, `resubscribeIntervalMs` later at a health tick.
+   */
+  #subscribeQuality(control: Dialog): void {
+    if (this.#qualitySubscribing || this.#quality !== undefined) return;
+    this.#qualitySubscribing = true;
+    const at = this.#m.clock.now() + this.#m.o.requestTimeoutMs;
+    const subscribing = this.#m.ua.subscribe(this.#subUri, {
+      event: VQ_RTCPXR_EVENT,
+      accept: VQ_RTCPXR_CONTENT_TYPE,
+      expires: this.#m.o.subscribeExpires,
+      ...this.#m.auth,
+    });
+    let late = false;
+    subscribing.then((s) => {
+      if (late) s.unsubscribe().catch(noop);
+    }, noop);
+    this.#race(subscribing, at, 'quality SUBSCRIBE', () => {
+      late = true;
+    })
+      .then(
+        (sub) => {
+          if (this.#gone() || this.#control !== control) {
+            sub.unsubscribe().catch(noop);
+            return;
+          }
+          this.#quality = sub;
+          sub.on('notify', (n) => this.#onQuality(sub, n.body.toString('utf8')));
+          sub.on('terminated', (reason) => {
+            if (this.#quality !== sub) return;
+            this.#quality = undefined;
+            this.#qualityMissing(`quality subscription ended (${reason})`);
+          });
+          if (this.#qualityState !== 'available') {
+            this.#qualityState = 'available';
+            this.#qualityLack = undefined;
+            this.safeEmit('capabilities', this.capabilities);
+          }
+        },
+        (err: unknown) => {
+          if (this.#gone() || this.#control !== control) return;
+          const e = this.#mapError(err, 'quality SUBSCRIBE');
+          this.#qualityMissing(
+            e.message.replace(`${this.#who}: `, ''),
+            (e.details as { sipStatus?: number } | undefined)?.sipStatus,
+          );
+        },
+      )
+      .finally(() => {
+        this.#qualitySubscribing = false;
+      });
+  }
+
+  #qualityMissing(reason: string, sipStatus?: number): void {
+    this.#nextQualityAt = this.#m.clock.now() + this.#m.o.resubscribeIntervalMs;
+    const was = this.#qualityState;
+    this.#qualityState = 'missing';
+    this.#qualityLack = { feature: 'quality-reports', reason, ...(sipStatus === undefined ? {} : { sipStatus }) };
+    this.safeEmit('capabilities', this.capabilities);
+    if (was !== 'missing')
+      this.#log?.info({ reason, sipStatus }, 'no call quality reports (RFC 6035 vq-rtcpxr) from this conference');
+  }
+
+  #onQuality(sub: Subscription, body: string): void {
+    // The first NOTIFY of a subscription may carry no report (RFC 6665 4.2.1 asks for one at once).
+    if (sub !== this.#quality || body.trim() === '') return;
+    try {
+      const r = parseVqReport(body);
+      this.safeEmit('quality', {
+        conference: this.uri,
+        entity: uriOfId(r.remoteId),
+        callId: r.callId,
+        type: r.type,
+        callTerm: r.callTerm,
+        ...(r.local === undefined ? {} : { local: r.local }),
+        ...(r.remote === undefined ? {} : { remote: r.remote }),
+        at: this.#m.clock.wallNow(),
+      });
+    } catch (err) {
+      this.#log?.warn({ err }, 'unreadable quality report ignored');
+    }
   }
 
   /** tick(), unless the previous one is still running. */

@@ -35,9 +35,18 @@ export type {
   McuDriverEvents,
   McuHealth,
   McuLack,
+  QualityReport,
   ReferMode,
   RosterEntry,
   RosterUpdate,
   SwitchOptions,
   SwitchTiming,
 } from './types.js';
+export type { VqMetrics, VqReport, VqReportType } from './vq-rtcpxr.js';
+export {
+  buildVqReport,
+  parseVqReport,
+  uriOfId,
+  VQ_RTCPXR_CONTENT_TYPE,
+  VQ_RTCPXR_EVENT,
+} from './vq-rtcpxr.js';

@@ -100,6 +100,13 @@ export interface SipMsmlDriverOptions {
   readonly subscribeExpires?: number;
   /** How often an MCU that lacks the conference event package is asked again, ms. */
   readonly resubscribeIntervalMs?: number;
+  /**
+   * Subscribe every open conference to the MCU's call quality reports (RFC
+   * 6035 vq-rtcpxr; event `quality` of each conference). Default false: an
+   * MCU without the package answers each attempt 489, and strict peers fail
+   * on a SUBSCRIBE they were not scripted for.
+   */
+  readonly qualityReports?: boolean;
 }
 
 const DEFAULTS = {
@@ -158,6 +165,7 @@ class Driver extends TypedEmitter<McuDriverEvents> implements SipMsmlDriver {
       healthFailures: opts.healthFailures ?? DEFAULTS.healthFailures,
       subscribeExpires: opts.subscribeExpires ?? DEFAULTS.subscribeExpires,
       resubscribeIntervalMs: opts.resubscribeIntervalMs ?? DEFAULTS.resubscribeIntervalMs,
+      qualityReports: opts.qualityReports === true,
       ...(opts.sessionExpires === undefined ? {} : { sessionExpires: opts.sessionExpires }),
     };
     this.#auth = opts.credentials === undefined ? {} : { credentials: { ...opts.credentials } };

@@ -1,6 +1,7 @@
 import type { TypedEmitter } from '../core/index.js';
 import type { ParticipantKind, ParticipantStatus } from './conference-info.js';
 import type { LayoutName } from './layouts.js';
+import type { VqMetrics, VqReportType } from './vq-rtcpxr.js';
 
 /** Up or down, with why, since when (wall-clock ms). */
 export interface McuHealth {
@@ -37,7 +38,7 @@ export interface RosterUpdate {
 
 /** Something the driver uses that this MCU does not offer, and how it showed. */
 export interface McuLack {
-  readonly feature: 'conference-events' | 'out-of-dialog-refer';
+  readonly feature: 'conference-events' | 'out-of-dialog-refer' | 'quality-reports';
   readonly reason: string;
   /** The SIP status the MCU refused with, when it answered at all. */
   readonly sipStatus?: number;
@@ -56,6 +57,13 @@ export interface McuCapabilities {
    * `control.refer`, or 'in-dialog' once the MCU refused one outside the control dialog (then also in `lacks`).
    */
   readonly refer: ReferMode;
+  /**
+   * The voice quality event package (RFC 6035), present only when the driver
+   * was asked to subscribe to it (`qualityReports`): 'missing' when the MCU
+   * refused or did not answer (the driver asks again at the resubscribe
+   * interval); nothing else depends on it.
+   */
+  readonly qualityReports?: 'available' | 'missing' | 'unknown';
   readonly lacks: readonly McuLack[];
 }
 
@@ -64,6 +72,27 @@ export interface McuCapabilities {
  * and its implicit subscription has a dialog of its own; 'in-dialog': in the conference's control dialog.
  */
 export type ReferMode = 'in-dialog' | 'out-of-dialog';
+
+/**
+ * One call's quality as its MCU reported it (RFC 6035 vq-rtcpxr): an
+ * endpoint's call or a cascade link of the conference.
+ */
+export interface QualityReport {
+  /** The conference URI the report came from (the subscription's). */
+  readonly conference: string;
+  /** The participant at the far end of the call: the report's RemoteID URI (an endpoint, or the far conference of a link). */
+  readonly entity: string;
+  readonly callId: string;
+  readonly type: VqReportType;
+  /** The call's last report (`VQSessionReport: CallTerm`). */
+  readonly callTerm: boolean;
+  /** The stream the MCU received from the participant. */
+  readonly local?: VqMetrics;
+  /** The stream the participant received, as it reported it to the MCU (RTCP XR). */
+  readonly remote?: VqMetrics;
+  /** When the driver received it (the driver's clock, wall time ms). */
+  readonly at: number;
+}
 
 export type LinkStateName = 'dialing' | 'connected' | 'failed' | 'disconnected';
 
@@ -103,6 +132,8 @@ export type ConferenceEvents = {
   state: [ConferenceStateName];
   /** Whether this conference's roster comes from the MCU's conference events or from the driver. */
   capabilities: [McuCapabilities];
+  /** A call's quality report (RFC 6035), when the driver subscribes to them (`qualityReports`). */
+  quality: [QualityReport];
 };
 
 /**

@@ -11,6 +11,7 @@
  *   POST /v1/mcus/:id/tcp               {"stallMs"?: 0..600000, "reset"?: true}
  *   POST /v1/mcus/:id/restart           {"downMs"?: number}
  *   POST /v1/mcus/:id/drop-link         {"target": MCU id or conference URI, "conference"?: room name or URI}
+ *   POST /v1/mcus/:id/drop-call         {"endpoint": endpoint id or URI, "conference"?: room name or URI}
  *   GET  /v1/endpoints/:id/view         what the endpoint sees and hears
  */
 import http from 'node:http';
@@ -155,6 +156,15 @@ async function route(net: SimNetwork, method: string, path: string[], body: Reco
         throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'conference must be a string');
       const target = net.mcus.get(body.target)?.uri ?? body.target;
       await m.dropLink(target, body.conference);
+      return summary(m);
+    }
+    case 'drop-call': {
+      if (typeof body.endpoint !== 'string')
+        throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'endpoint must be a string');
+      if (body.conference !== undefined && typeof body.conference !== 'string')
+        throw new SimError('SIM_ERR_INVALID_ARGUMENT', 'conference must be a string');
+      const uri = body.endpoint.includes(':') ? body.endpoint : net.endpointUri(body.endpoint);
+      await m.dropCall(uri, body.conference);
       return summary(m);
     }
     default:

@@ -44,6 +44,7 @@ import type { McuSimProfile } from '../inventory/index.js';
 import {
   buildConferenceInfo,
   buildResult,
+  buildVqReport,
   CONFERENCE_INFO_CONTENT_TYPE,
   type ConferenceUser,
   isLayoutName,
@@ -54,6 +55,9 @@ import {
   type MsmlResult,
   parseMsmlRequest,
   parsePictureFastUpdate,
+  VQ_RTCPXR_CONTENT_TYPE,
+  VQ_RTCPXR_EVENT,
+  type VqMetrics,
 } from '../mcu/index.js';
 import {
   createUserAgent,
@@ -125,6 +129,11 @@ export interface SimMcuOptions {
   readonly logger?: Logger;
   /** Also listen on TCP on the same port (default true: large rosters do not fit a datagram). */
   readonly tcp?: boolean;
+  /**
+   * Pace of the call quality reports (RFC 6035) to each vq-rtcpxr subscriber, ms: one report per tick,
+   * for the conference's calls in turn (default 1000: a bounded load whatever the roster's size).
+   */
+  readonly qualityReportMs?: number;
 }
 
 /** Where the simulated endpoints are: a dial-out takes one from wherever it sits. */
@@ -234,6 +243,11 @@ export interface SimMcu {
   setInfoDelay(ms: number): void;
   /** Drop a cascade link from this side (BYE), as a failing MCU or line would; in `room` only when given. */
   dropLink(entity: string, room?: string): Promise<void>;
+  /**
+   * Drop an endpoint's call, as a failing line or endpoint would: a SIP call gets a BYE; a simulated
+   * endpoint leaves its conference and is in none until dialled again. In `room` only when given.
+   */
+  dropCall(entity: string, room?: string): Promise<void>;
   /** Crash and come back after `downMs`: every call and subscription is lost without a BYE. */
   restart(downMs?: number): Promise<void>;
   /** Every conference's state for the display model. */
@@ -256,6 +270,9 @@ const LINK_DIAL_TIMEOUT_MS = 20_000; // ms: a cascade INVITE still unanswered is
 /** s: the smallest session interval RFC 4028 4 allows: a half-dead link is noticed within about 1.5 minutes. */
 const LINK_SESSION_EXPIRES = 90;
 const PORT_PROBE_ATTEMPTS = 5;
+/** kbit/s: the nominal video bitrate of a cascade link and of an endpoint's call (1080p30 and 720p30 H.264). */
+const LINK_KBPS = 4_096;
+const ENDPOINT_KBPS = 2_048;
 
 /** The bind failed because the address was taken (the cause chain of a SIP_ERR_TRANSPORT). */
 function isAddressInUse(err: unknown): boolean {
@@ -283,6 +300,15 @@ interface Participant extends SimParticipant {
   status: 'connected' | 'dialing-out';
   callId?: string;
   dialog?: Dialog;
+  /** When its call's last quality report ended (or it joined): the next report's START. */
+  reportedAt?: number;
+}
+
+/** A vq-rtcpxr subscriber of one conference: the next call it hears about is the one after `last`. */
+interface QualitySubscriber {
+  readonly server: ServerSubscription;
+  last?: string;
+  busy: boolean;
 }
 
 interface Subscriber {
@@ -304,6 +330,7 @@ class Room implements SimConference {
   readonly outputs = new Map<string, OutputState>();
   readonly controls = new Set<Dialog>();
   readonly subs = new Set<Subscriber>();
+  readonly quality = new Set<QualitySubscriber>();
 
   constructor(
     readonly room: string,
@@ -363,6 +390,7 @@ class SimMcuImpl implements SimMcu {
   #pending = 0;
   #closed = false;
   #restarting?: Promise<void>;
+  #qualityTimer?: NodeJS.Timeout;
   readonly close: () => Promise<void>;
 
   constructor(o: SimMcuOptions) {
@@ -643,6 +671,7 @@ class SimMcuImpl implements SimMcu {
 
   #add(r: Room, p: Participant): void {
     if (!r.participants.has(p.entity)) this.#used++;
+    p.reportedAt = Date.now();
     r.participants.set(p.entity, p);
     this.#changed(r, [toUser(p, 'full')]);
   }
@@ -1039,9 +1068,25 @@ class SimMcuImpl implements SimMcu {
     this.#remove(r, entity);
   }
 
+  async dropCall(entity: string, room?: string): Promise<void> {
+    const u = parseUri(entity);
+    const e = u === undefined ? entity : entityOf(u);
+    const rooms = room === undefined ? [...this.#rooms.values()] : [this.#roomNamed(room)];
+    const r = rooms.find((x) => x.participants.get(e)?.kind === 'endpoint');
+    const p = r?.participants.get(e);
+    if (r === undefined || p === undefined)
+      throw new SimError('SIM_ERR_UNKNOWN_PARTICIPANT', `MCU ${this.id}: no endpoint call ${entity}`);
+    await p.dialog?.bye().catch(() => {});
+    this.#remove(r, e);
+  }
+
   // ---- conference event package ------------------------------------------------
 
   async #onSubscribe(s: IncomingSubscribe): Promise<void> {
+    if (s.event === VQ_RTCPXR_EVENT && this.#profile !== 'no-conference-events') {
+      await this.#onQualitySubscribe(s);
+      return;
+    }
     // 489 Bad Event: the package is not served (RFC 6665 8.3.2); an MCU without it refuses every SUBSCRIBE.
     if (s.event !== 'conference' || this.#profile === 'no-conference-events') {
       this.#counters.subscribesRefused++;
@@ -1134,6 +1179,80 @@ class SimMcuImpl implements SimMcu {
     });
   }
 
+  // ---- call quality reports (RFC 6035) -------------------------------------------
+
+  /**
+   * A vq-rtcpxr subscription to a conference: accepted with an empty first
+   * NOTIFY (RFC 6665 4.2.1 asks for one at once; there is no state to send),
+   * then one interval report per pace tick, for the conference's connected
+   * calls in turn, so the load is bounded whatever the roster's size.
+   */
+  async #onQualitySubscribe(s: IncomingSubscribe): Promise<void> {
+    const room = this.#roomOf(s, (status) => s.reject(status, { reason: 'No Such Conference' }));
+    if (room === undefined) return;
+    const server = await s.accept({ contentType: VQ_RTCPXR_CONTENT_TYPE, expires: Math.min(s.expires, 3600) });
+    const sub: QualitySubscriber = { server, busy: false };
+    room.quality.add(sub);
+    server.on('terminated', () => room.quality.delete(sub));
+    this.#qualityTimer ??= setInterval(() => this.#reportQuality(), this.#o.qualityReportMs ?? 1_000).unref();
+  }
+
+  #reportQuality(): void {
+    for (const room of this.#rooms.values())
+      for (const sub of room.quality) {
+        if (sub.busy || sub.server.state === 'terminated') continue;
+        const calls = [...room.participants.values()].filter((p) => p.status === 'connected');
+        if (calls.length === 0) continue;
+        const i = sub.last === undefined ? -1 : calls.findIndex((p) => p.entity === sub.last);
+        const p = calls[(i + 1) % calls.length]!;
+        sub.last = p.entity;
+        sub.busy = true;
+        const body = this.#qualityReport(room, p);
+        // A subscription ending meanwhile may refuse at once: the notify is called inside the promise chain.
+        Promise.resolve()
+          .then(() => sub.server.notify({ contentType: VQ_RTCPXR_CONTENT_TYPE, body }))
+          .catch(() => room.quality.delete(sub))
+          .finally(() => {
+            sub.busy = false;
+          });
+      }
+  }
+
+  /**
+   * The figures the MCU's impairment gives a call, as their expected values
+   * (not a measurement): loss as set; the RFC 3550 interarrival jitter of a
+   * delay uniform over [0, jitter] converges to jitter/3; one-way delay the
+   * delay plus the mean jitter; the bitrate the nominal one less what is lost.
+   * The impairment acts on both directions, so both blocks carry the same.
+   */
+  #qualityReport(room: Room, p: Participant): string {
+    const { loss, delayMs, jitterMs } = this.#impairment;
+    const now = Date.now();
+    const start = new Date(p.reportedAt ?? now).toISOString().replace(/\.\d+Z$/, 'Z');
+    p.reportedAt = now;
+    const m: VqMetrics = {
+      start,
+      stop: new Date(now).toISOString().replace(/\.\d+Z$/, 'Z'),
+      codec: 'H264',
+      lossPercent: loss * 100,
+      discardPercent: 0,
+      jitterMs: jitterMs / 3,
+      oneWayMs: delayMs + jitterMs / 2,
+      roundTripMs: 2 * (delayMs + jitterMs / 2),
+      bitrateKbps: (p.kind === 'link' ? LINK_KBPS : ENDPOINT_KBPS) * (1 - loss),
+    };
+    return buildVqReport({
+      type: 'interval',
+      callTerm: false,
+      callId: p.callId ?? `sim-${seedOf(`${room.uri} ${p.entity}`).toString(16)}@${this.#host}`,
+      localId: `<${room.uri}>`,
+      remoteId: `<${p.entity}>`,
+      localGroup: this.id,
+      local: m,
+      remote: m,
+    });
+  }
+
   // ---- faults ------------------------------------------------------------------
 
   setFaults(faults: Partial<SimFaults>): void {
@@ -1223,6 +1342,7 @@ class SimMcuImpl implements SimMcu {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    clearInterval(this.#qualityTimer);
     await this.#restarting?.catch(() => {});
     await this.#ua?.close();
     this.#ua = undefined;

@@ -61,6 +61,8 @@ const DEFAULT_ACCEPT = [
   'application/xml',
   'application/media_control+xml',
   'application/conference-info+xml',
+  // Call quality reports (RFC 6035) in NOTIFYs of the vq-rtcpxr package.
+  'application/vq-rtcpxr',
   'message/sipfrag',
   'text/plain',
   'multipart/mixed',
