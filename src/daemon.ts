@@ -14,7 +14,7 @@ import type { Config } from './config/index.js';
 import { onceClose, realClock, TypedEmitter } from './core/index.js';
 import { type McuPool, type SecretsReload, startMcuPool } from './mcu/index.js';
 import { createMetrics } from './metrics/index.js';
-import { type SessionLifecycle, startSessionLifecycle } from './session/index.js';
+import { createLiveRecorder, type SessionLifecycle, startSessionLifecycle } from './session/index.js';
 import { createUserAgent, type ListenOptions } from './sip/index.js';
 import { openSqliteStore, type Store } from './store/index.js';
 
@@ -168,6 +168,15 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       }),
     );
     metrics.watchCascade(cascade);
+    // The sessions' live record: endpoint calls coming and going, and the MCUs' call quality reports (rolled up).
+    // A part of its own: it closes (writing what is pending) before the cascade manager and the store.
+    const live = await start('live', async () => createLiveRecorder({ store, clock: realClock, logger }));
+    cascade.on('participant', (p) => {
+      if (!stopping) live.participant(p);
+    });
+    cascade.on('quality', (q) => {
+      if (!stopping) live.quality(q);
+    });
     cascade.on('link', (l) =>
       apiEvents.safeEmit('link', {
         mcu: l.child,

@@ -20,6 +20,8 @@ export type {
   ChairClaim,
   LayoutEvent,
   LinkEvent,
+  ParticipantEvent,
+  QualityEvent,
   SessionEvent,
 } from './manager.js';
 export { startCascadeManager } from './manager.js';

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { CascadeSettings } from '../config/index.js';
 import { type Clock, isCascadedError, onceClose, realClock, type TimerHandle, TypedEmitter } from '../core/index.js';
 import type { Inventory } from '../inventory/index.js';
-import type { Conference, McuDriver, McuPool, RosterEntry, RosterUpdate } from '../mcu/index.js';
+import type { Conference, McuDriver, McuPool, QualityReport, RosterEntry, RosterUpdate } from '../mcu/index.js';
 import type { Plan } from '../planner/index.js';
 import type { CascadeHead, LinkStateRecord, Store } from '../store/index.js';
 import {
@@ -83,10 +83,35 @@ export interface SessionEvent {
   readonly data?: unknown;
 }
 
+/**
+ * A session endpoint's own call in its room came up or went away (not by the manager's doing: an endpoint
+ * it no longer wants there is not reported), as the room's roster shows it.
+ */
+export interface ParticipantEvent {
+  readonly session: string;
+  readonly mcu: string;
+  readonly room: string;
+  readonly endpoint: string;
+  readonly state: 'connected' | 'disconnected';
+  /** Wall-clock ms. */
+  readonly at: number;
+}
+
+/** A call quality report (RFC 6035) from a session's room: an endpoint's call or a cascade link of the plan. */
+export interface QualityEvent {
+  readonly session: string;
+  readonly mcu: string;
+  readonly endpoint?: string;
+  readonly link?: { readonly child: string; readonly parent: string };
+  readonly report: QualityReport;
+}
+
 export type CascadeManagerEvents = {
   link: [LinkEvent];
   layout: [LayoutEvent];
   session: [SessionEvent];
+  participant: [ParticipantEvent];
+  quality: [QualityEvent];
 };
 
 /** See `CascadeManager.claimChair`. */
@@ -181,8 +206,20 @@ class RoomWatch implements ObservedRoom {
     readonly conference: Conference,
     nextGen: () => number,
     changed: () => void,
+    observer?: {
+      participant(entity: string, state: 'connected' | 'disconnected'): void;
+      quality(report: QualityReport): void;
+    },
   ) {
     this.state = conference.state;
+    // An endpoint's call coming and going, as the roster shows it (not the state found when the watch began).
+    let watching = false;
+    const saw = (key: string, was: ObservedEntry | undefined, now: ObservedEntry | undefined) => {
+      if (!watching || observer === undefined || (was ?? now)?.kind !== 'endpoint') return;
+      const before = was?.status === 'connected';
+      const after = now?.status === 'connected';
+      if (before !== after) observer.participant(key, after ? 'connected' : 'disconnected');
+    };
     this.reports = conference.capabilities.conferenceEvents === 'available';
     const apply = (e: RosterEntry) => {
       const key = roomKey(e.entity);
@@ -197,10 +234,12 @@ class RoomWatch implements ObservedRoom {
         gen: sameCall ? was.gen : nextGen(),
       };
       this.roster.set(key, entry);
+      saw(key, was, entry);
       if (e.kind === 'link') this.links.set(key, entry);
       else this.links.delete(key);
     };
     const remove = (key: string) => {
+      saw(key, this.roster.get(key), undefined);
       this.roster.delete(key);
       this.links.delete(key);
     };
@@ -225,14 +264,18 @@ class RoomWatch implements ObservedRoom {
       this.version++;
       changed();
     };
+    const onQuality = (q: QualityReport) => observer?.quality(q);
     for (const e of conference.roster.values()) apply(e);
+    watching = true;
     conference.on('roster', onRoster);
     conference.on('state', onState);
     conference.on('capabilities', onCapabilities);
+    conference.on('quality', onQuality);
     this.#off = () => {
       conference.off('roster', onRoster);
       conference.off('state', onState);
       conference.off('capabilities', onCapabilities);
+      conference.off('quality', onQuality);
     };
   }
 
@@ -283,6 +326,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   readonly #book: Bookkeeping;
   readonly #opts: ReconcileOptions;
   readonly #dir: EndpointDirectory;
+  /** Endpoint ids by the room key of their SIP URI: who a roster entry or a quality report is about. */
+  readonly #endpointByKey = new Map<string, string>();
   readonly #sessions = new Map<string, SessionState>();
   readonly #rooms = new Map<string, RoomWatch>();
   readonly #mcus = new Map<string, ObservedMcu>();
@@ -332,6 +377,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
       uri: (id) => endpoints.get(id)?.sip,
       levelRank: (id) => levels.get(endpoints.get(id)?.level ?? '') ?? levels.size,
     };
+    for (const e of o.inventory.endpoints) if (e.sip !== undefined) this.#endpointByKey.set(roomKey(e.sip), e.id);
     this.onListenerError((err, event) => this.#log?.error({ err, event }, 'cascade listener threw'));
     this.close = onceClose(() => this.#close());
   }
@@ -461,8 +507,61 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         conference,
         () => ++this.#gen,
         () => this.#kick(),
+        {
+          participant: (entity, state) => this.#participant(mcu, uri, entity, state),
+          quality: (report) => this.#quality(mcu, uri, report),
+        },
       ),
     );
+  }
+
+  /** The session whose room on `mcu` is `uri`. */
+  #sessionOfRoom(mcu: string, uri: string): SessionState | undefined {
+    const key = roomKey(uri);
+    for (const s of this.#sessions.values()) {
+      const room = s.desired.rooms[mcu];
+      if (room !== undefined && roomKey(room) === key) return s;
+    }
+    return undefined;
+  }
+
+  #participant(mcu: string, uri: string, key: string, state: 'connected' | 'disconnected'): void {
+    const s = this.#sessionOfRoom(mcu, uri);
+    const endpoint = this.#endpointByKey.get(key);
+    if (s === undefined || endpoint === undefined || s.desired.phase !== 'live') return;
+    // Only an endpoint the session wants in this room: one the manager hung up or moved is no drop.
+    const wanted = s.desired.participants[mcu]?.some((u) => roomKey(u) === key) ?? false;
+    if (!wanted) return;
+    this.safeEmit('participant', {
+      session: s.head.sessionId,
+      mcu,
+      room: uri,
+      endpoint,
+      state,
+      at: this.#clock.wallNow(),
+    });
+  }
+
+  #quality(mcu: string, uri: string, report: QualityReport): void {
+    const s = this.#sessionOfRoom(mcu, uri);
+    if (s === undefined) return;
+    const key = roomKey(report.entity);
+    const endpoint = this.#endpointByKey.get(key);
+    if (endpoint !== undefined) {
+      this.safeEmit('quality', { session: s.head.sessionId, mcu, endpoint, report });
+      return;
+    }
+    // A link: the far end is the room of another MCU of the plan, its parent or one of its children.
+    const parent = s.desired.parent[mcu];
+    const far = Object.entries(s.desired.rooms).find(([, r]) => roomKey(r) === key)?.[0];
+    if (far === undefined) return;
+    const link =
+      parent === far
+        ? { child: mcu, parent: far }
+        : s.desired.parent[far] === mcu
+          ? { child: far, parent: mcu }
+          : undefined;
+    if (link !== undefined) this.safeEmit('quality', { session: s.head.sessionId, mcu, link, report });
   }
 
   /** A session gone from the reconciler: its rooms are closed (control dialogs only; nothing on the MCU changes). */

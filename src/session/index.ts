@@ -22,9 +22,27 @@ export type {
   StepEvent,
 } from './lifecycle.js';
 export { DEFAULT_LIFECYCLE, startSessionLifecycle } from './lifecycle.js';
+export type {
+  FigureWindow,
+  LiveRecorder,
+  LiveRecorderOptions,
+  ParticipantInput,
+  QualityInput,
+  QualityWindow,
+} from './live.js';
+export { createLiveRecorder } from './live.js';
 export type { EndpointSelector, EndpointSpec, LifecycleChange, LifecycleRequest, ScriptItem } from './model.js';
 export { resolveEndpoints, unitsOf } from './model.js';
-export type { ChairCommandRow, EndpointRow, LinkRow, ReportInput, SessionReport } from './report.js';
+export type {
+  ChairCommandRow,
+  EndpointRow,
+  Figure,
+  LinkRow,
+  ProvinceQuality,
+  QualityFigures,
+  ReportInput,
+  SessionReport,
+} from './report.js';
 export { buildReport, CHAIR_RULE_MS, reportCsv } from './report.js';
 export { chairChart, reportHtml } from './report-html.js';
 export type {

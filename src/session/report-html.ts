@@ -4,7 +4,7 @@
  * Vietnamese names render, print CSS for A4. Every text from the store is
  * escaped.
  */
-import type { SessionReport } from './report.js';
+import type { Figure, QualityFigures, SessionReport } from './report.js';
 
 const ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 export const esc = (v: unknown): string =>
@@ -85,6 +85,16 @@ const table = (head: readonly string[], rows: readonly string[][], klass = ''): 
   `<tbody>${rows.map((r) => `<tr>${r.join('')}</tr>`).join('')}</tbody></table>`;
 const td = (v: unknown, klass = '') => `<td${klass === '' ? '' : ` class="${klass}"`}>${esc(v)}</td>`;
 const tdRaw = (html: string, klass = '') => `<td${klass === '' ? '' : ` class="${klass}"`}>${html}</td>`;
+
+/** Where a call is marked (our thresholds): loss over 1% shows in video; 50 ms is ITU-T Y.1541's delay-variation bound for its interactive classes. */
+const LOSS_BAD_PCT = 1;
+const JITTER_BAD_MS = 50;
+const fig = (f: Figure | null | undefined, unit: string) => (f == null ? '–' : `${f.mean} ${unit} (${f.worst})`);
+const qualityCells = (q: QualityFigures | null) => [
+  td(fig(q?.lossPercent, '%'), (q?.lossPercent?.worst ?? 0) > LOSS_BAD_PCT ? 'num bad' : 'num'),
+  td(fig(q?.jitterMs, 'ms'), (q?.jitterMs?.worst ?? 0) > JITTER_BAD_MS ? 'num bad' : 'num'),
+  td(fig(q?.bitrateKbps, 'kbit/s'), 'num'),
+];
 
 const STYLE = `
 @page { size: A4; margin: 14mm 12mm; }
@@ -178,7 +188,22 @@ export function reportHtml(rep: SessionReport): string {
     ],
   );
   const endpoints = table(
-    ['Endpoint', 'Name', 'Province', 'MCU', 'Depth', 'Checks', 'Connected', 'Drops', 'Chair'],
+    [
+      'Endpoint',
+      'Name',
+      'Province',
+      'MCU',
+      'Depth',
+      'Checks',
+      'Connected',
+      'Link drops',
+      'Call drops',
+      'Away',
+      'Chair',
+      'Loss',
+      'Jitter',
+      'Bitrate',
+    ],
     rep.endpoints.map((e) => [
       td(e.endpoint),
       td(e.name),
@@ -188,18 +213,42 @@ export function reportHtml(rep: SessionReport): string {
       td(e.verdict, cls(e.verdict)),
       td(e.connected === null ? '–' : e.connected ? 'yes' : 'no', e.connected === false ? 'bad' : ''),
       td(e.drops, e.drops > 0 ? 'num bad' : 'num'),
+      td(e.calls.drops, e.calls.drops > 0 ? 'num bad' : 'num'),
+      td(e.calls.disconnectedMs === 0 ? '–' : ms(e.calls.disconnectedMs), 'num'),
       td(e.chairCommands, 'num'),
+      ...qualityCells(e.quality),
     ]),
   );
+  const q = rep.quality;
+  const quality =
+    q === null
+      ? '<p>No MCU of this session reported call quality (RFC 6035 reports: <code>daemon.mcu.qualityReports</code>).</p>'
+      : `<p>${q.reports} report${q.reports === 1 ? '' : 's'}. Each cell: the mean over the session, the worst report in brackets (the lowest bitrate); loss over ${LOSS_BAD_PCT}% or jitter over ${JITTER_BAD_MS} ms in red.</p>
+${table(
+  ['Province', 'Endpoints reporting', 'Loss', 'Jitter', 'Bitrate'],
+  [
+    ...q.provinces.map((p) => [td(p.name), td(p.endpoints, 'num'), ...qualityCells(p)]),
+    [
+      tdRaw('<b>All endpoints</b>'),
+      td(
+        q.provinces.reduce((n, p) => n + p.endpoints, 0),
+        'num',
+      ),
+      ...qualityCells(q.endpoints),
+    ],
+    ...(q.links === null ? [] : [[tdRaw('<b>Cascade links</b>'), td('', 'num'), ...qualityCells(q.links)]]),
+  ],
+)}`;
   const links =
     rep.links.length === 0
       ? '<p>No cascade link event recorded.</p>'
       : table(
-          ['Link', 'Drops', 'Failures', 'Events'],
+          ['Link', 'Drops', 'Failures', 'Loss', 'Jitter', 'Bitrate', 'Events'],
           rep.links.map((l) => [
             td(`${l.child} → ${l.parent}`),
             td(l.drops, l.drops > 0 ? 'num bad' : 'num'),
             td(l.failures, 'num'),
+            ...qualityCells(l.quality),
             td(
               l.events
                 .map((e) => `${local(e.at)} ${e.state}${e.detail === undefined ? '' : ` (${e.detail})`}`)
@@ -257,11 +306,13 @@ ${chairChart(rep)}
 ${commands}
 <h2>Per province: endpoint checks</h2>
 ${provinces}
+<h2>Call quality as the MCUs reported it</h2>
+${quality}
 <h2>Cascade links (${rep.drops} drop${rep.drops === 1 ? '' : 's'})</h2>
 ${links}
 <h2>Per endpoint</h2>
 ${endpoints}
-<p class="note">Quality figures reported by the MCUs (packet loss, jitter, bitrate) are not collected yet. Drops count the cascade links on an endpoint's path to the root that went down during the session.</p>
+<p class="note">Link drops count the cascade links on an endpoint's path to the root that went down during the session; call drops its own call leaving its room, and Away how long it was out. Quality figures are the MCUs' RFC 6035 reports: the worse of the two directions of each call.</p>
 </body>
 </html>
 `;

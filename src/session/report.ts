@@ -16,6 +16,7 @@ import type {
   LifecycleStepRecord,
 } from '../store/index.js';
 import { type CheckSummary, csvLine, summarize } from './checks.js';
+import type { FigureWindow, QualityWindow } from './live.js';
 import type { LifecycleRequest } from './model.js';
 import { unitsOf } from './model.js';
 import { timelineOf } from './timeline.js';
@@ -49,6 +50,21 @@ export interface ChairCommandRow {
   readonly withinRule: boolean;
 }
 
+/** A figure over the session: the mean of the reports and the worst one (highest; lowest for bitrate). */
+export interface Figure {
+  readonly mean: number;
+  readonly worst: number;
+}
+
+/** Quality figures the MCUs reported for a call (RFC 6035), over the session; null where none gave it. */
+export interface QualityFigures {
+  readonly reports: number;
+  readonly lossPercent: Figure | null;
+  readonly jitterMs: Figure | null;
+  readonly roundTripMs: Figure | null;
+  readonly bitrateKbps: Figure | null;
+}
+
 export interface LinkRow {
   readonly child: string;
   readonly parent: string;
@@ -56,6 +72,8 @@ export interface LinkRow {
   readonly drops: number;
   readonly failures: number;
   readonly events: readonly { readonly at: string; readonly state: string; readonly detail?: string }[];
+  /** As its two MCUs reported it (both ends' reports together); null when none did. */
+  readonly quality: QualityFigures | null;
 }
 
 export interface EndpointRow {
@@ -71,7 +89,19 @@ export interface EndpointRow {
   readonly connected: boolean | null;
   /** Cascade links on its path to the root that dropped during the session. */
   readonly drops: number;
+  /** Its own call in its room: times it came up, times it went away while the session was live, and how long it was away (ms). */
+  readonly calls: { readonly connections: number; readonly drops: number; readonly disconnectedMs: number };
   readonly chairCommands: number;
+  /** As its MCU reported its call; null when it did not. */
+  readonly quality: QualityFigures | null;
+}
+
+/** The quality figures of a province's endpoints (central endpoints: `central`). */
+export interface ProvinceQuality extends QualityFigures {
+  readonly province: string;
+  readonly name: string;
+  /** Its endpoints with figures. */
+  readonly endpoints: number;
 }
 
 export interface SessionReport {
@@ -118,8 +148,19 @@ export interface SessionReport {
     readonly maxMs: number | null;
     readonly medianMs: number | null;
   };
-  /** Packet loss, jitter and bitrate as the MCUs report them: not collected yet (docs/session.md). */
-  readonly quality: null;
+  /** Endpoint calls that dropped (their own calls, not the links above them). */
+  readonly callDrops: number;
+  /**
+   * Packet loss, jitter, round-trip delay and bitrate as the MCUs reported
+   * them (RFC 6035): over every endpoint call, per province; null when no MCU
+   * of the session reported any.
+   */
+  readonly quality: {
+    readonly reports: number;
+    readonly endpoints: QualityFigures;
+    readonly links: QualityFigures | null;
+    readonly provinces: readonly ProvinceQuality[];
+  } | null;
 }
 
 interface ChairEventData {
@@ -133,6 +174,50 @@ interface LinkEventData {
   child?: string;
   parent?: string;
   detail?: string;
+}
+
+/** Windows of `session.quality` events added up. */
+class QualityAcc {
+  reports = 0;
+  readonly #f = new Map<string, { n: number; sum: number; worst: number; lower: boolean }>();
+
+  add(w: QualityWindow | QualityAcc): void {
+    if (w instanceof QualityAcc) {
+      this.reports += w.reports;
+      for (const [k, f] of w.#f) this.#addFigure(k, f, f.lower);
+      return;
+    }
+    this.reports += typeof w.reports === 'number' ? w.reports : 0;
+    for (const k of ['lossPercent', 'jitterMs', 'roundTripMs', 'bitrateKbps'] as const) {
+      const f = w[k];
+      if (f !== undefined) this.#addFigure(k, f, k === 'bitrateKbps');
+    }
+  }
+
+  #addFigure(k: string, f: FigureWindow, lower: boolean): void {
+    if (!(f.n > 0) || !Number.isFinite(f.sum) || !Number.isFinite(f.worst)) return;
+    const a = this.#f.get(k);
+    if (a === undefined) this.#f.set(k, { n: f.n, sum: f.sum, worst: f.worst, lower });
+    else {
+      a.n += f.n;
+      a.sum += f.sum;
+      a.worst = lower ? Math.min(a.worst, f.worst) : Math.max(a.worst, f.worst);
+    }
+  }
+
+  figures(): QualityFigures {
+    const fig = (k: string): Figure | null => {
+      const a = this.#f.get(k);
+      return a === undefined ? null : { mean: Math.round((a.sum / a.n) * 10) / 10, worst: a.worst };
+    };
+    return {
+      reports: this.reports,
+      lossPercent: fig('lossPercent'),
+      jitterMs: fig('jitterMs'),
+      roundTripMs: fig('roundTripMs'),
+      bitrateKbps: fig('bitrateKbps'),
+    };
+  }
 }
 
 const median = (xs: readonly number[]): number | null => {
@@ -209,6 +294,49 @@ export function buildReport(r: ReportInput): SessionReport {
         withinRule: outcome === 'ok' && ms <= CHAIR_RULE_MS,
       };
     });
+  // The endpoints' own calls: up and down as the cascade manager saw them in their rooms.
+  const calls = new Map<string, { connections: number; drops: number; disconnectedMs: number; downAt?: number }>();
+  const endedAt = Math.min(
+    Date.parse(r.generatedAt),
+    r.session?.status === 'ended' || r.session?.status === 'cancelled'
+      ? Date.parse(r.session.endsAt)
+      : Number.POSITIVE_INFINITY,
+  );
+  // Quality windows added up per endpoint and per link.
+  const epQuality = new Map<string, QualityAcc>();
+  const linkQuality = new Map<string, QualityAcc>();
+  for (const e of r.events) {
+    if (e.type === 'session.endpoint.up' || e.type === 'session.endpoint.down') {
+      const id = (e.data as { endpoint?: unknown }).endpoint;
+      if (typeof id !== 'string') continue;
+      const c = calls.get(id) ?? { connections: 0, drops: 0, disconnectedMs: 0 };
+      const at = Date.parse(e.at);
+      if (e.type === 'session.endpoint.up') {
+        c.connections++;
+        if (c.downAt !== undefined) c.disconnectedMs += Math.max(0, at - c.downAt);
+        c.downAt = undefined;
+      } else if (c.downAt === undefined) {
+        c.drops++;
+        c.downAt = at;
+      }
+      calls.set(id, c);
+    } else if (e.type === 'session.quality') {
+      const w = e.data as QualityWindow;
+      const key = typeof w.endpoint === 'string' ? w.endpoint : w.link === undefined ? undefined : w.link.child;
+      if (key === undefined) continue;
+      const into = typeof w.endpoint === 'string' ? epQuality : linkQuality;
+      const acc = into.get(key) ?? new QualityAcc();
+      acc.add(w);
+      into.set(key, acc);
+    }
+  }
+  const callsOf = (id: string): EndpointRow['calls'] => {
+    const c = calls.get(id);
+    if (c === undefined) return { connections: 0, drops: 0, disconnectedMs: 0 };
+    const open = c.downAt === undefined ? 0 : Math.max(0, endedAt - c.downAt);
+    return { connections: c.connections, drops: c.drops, disconnectedMs: c.disconnectedMs + open };
+  };
+
   const perEndpointCommands = new Map<string, number>();
   for (const c of commands)
     if (c.endpoint !== null) perEndpointCommands.set(c.endpoint, (perEndpointCommands.get(c.endpoint) ?? 0) + 1);
@@ -229,9 +357,44 @@ export function buildReport(r: ReportInput): SessionReport {
       verdict: c.verdict,
       connected: c.daemon?.connected ?? null,
       drops: dropsOfMcu(mcu),
+      calls: callsOf(c.endpoint),
       chairCommands: perEndpointCommands.get(c.endpoint) ?? 0,
+      quality: epQuality.get(c.endpoint)?.figures() ?? null,
     };
   });
+  const quality = (() => {
+    if (epQuality.size === 0 && linkQuality.size === 0) return null;
+    const all = new QualityAcc();
+    const links = new QualityAcc();
+    const byProvince = new Map<string, { acc: QualityAcc; endpoints: number }>();
+    for (const e of endpoints) {
+      const acc = epQuality.get(e.endpoint);
+      if (acc === undefined) continue;
+      all.add(acc);
+      const k = e.province ?? 'central';
+      const p = byProvince.get(k) ?? { acc: new QualityAcc(), endpoints: 0 };
+      p.acc.add(acc);
+      p.endpoints++;
+      byProvince.set(k, p);
+    }
+    for (const acc of linkQuality.values()) links.add(acc);
+    const provinces: ProvinceQuality[] = [...byProvince.entries()]
+      .map(([province, p]) => ({
+        province,
+        name: provinceName.get(province) ?? province,
+        endpoints: p.endpoints,
+        ...p.acc.figures(),
+      }))
+      .sort((a, b) =>
+        a.province === 'central' ? -1 : b.province === 'central' ? 1 : a.name.localeCompare(b.name, 'vi'),
+      );
+    return {
+      reports: all.reports + links.reports,
+      endpoints: all.figures(),
+      links: links.reports === 0 ? null : links.figures(),
+      provinces,
+    };
+  })();
 
   const acks = new Map(r.acks.map((a) => [a.unit, a]));
   const notifyDue = r.deadlines.find((d) => d.name === 'notify')?.dueAt;
@@ -277,8 +440,11 @@ export function buildReport(r: ReportInput): SessionReport {
     units,
     checks,
     endpoints,
-    links: [...links.values()].sort((a, b) => (a.child < b.child ? -1 : 1)),
+    links: [...links.values()]
+      .map((l) => ({ ...l, quality: linkQuality.get(l.child)?.figures() ?? null }))
+      .sort((a, b) => (a.child < b.child ? -1 : 1)),
     drops: [...links.values()].reduce((n, l) => n + l.drops, 0),
+    callDrops: endpoints.reduce((n, e) => n + e.calls.drops, 0),
     chair: {
       ruleMs: CHAIR_RULE_MS,
       commands,
@@ -288,8 +454,26 @@ export function buildReport(r: ReportInput): SessionReport {
       maxMs: okMs.length === 0 ? null : Math.max(...okMs),
       medianMs: median(okMs),
     },
-    quality: null,
+    quality,
   };
+}
+
+const QUALITY_COLUMNS = [
+  'quality_reports',
+  'loss_pct',
+  'loss_pct_worst',
+  'jitter_ms',
+  'jitter_ms_worst',
+  'rtt_ms',
+  'rtt_ms_worst',
+  'bitrate_kbps',
+  'bitrate_kbps_lowest',
+];
+
+function qualityCells(q: QualityFigures | null): (number | null)[] {
+  if (q === null) return QUALITY_COLUMNS.map(() => null);
+  const f = (x: Figure | null) => [x?.mean ?? null, x?.worst ?? null];
+  return [q.reports, ...f(q.lossPercent), ...f(q.jitterMs), ...f(q.roundTripMs), ...f(q.bitrateKbps)];
 }
 
 /** The report as CSV sections (RFC 4180, UTF-8 with a BOM), separated by blank lines. */
@@ -346,6 +530,10 @@ export function reportCsv(rep: SessionReport): string {
     'connected',
     'drops',
     'chair_commands',
+    'call_connections',
+    'call_drops',
+    'disconnected_s',
+    ...QUALITY_COLUMNS,
   ]);
   for (const e of rep.endpoints)
     out += csvLine([
@@ -359,10 +547,19 @@ export function reportCsv(rep: SessionReport): string {
       e.connected === null ? '' : e.connected ? 'yes' : 'no',
       e.drops,
       e.chairCommands,
+      e.calls.connections,
+      e.calls.drops,
+      Math.round(e.calls.disconnectedMs / 1000),
+      ...qualityCells(e.quality),
     ]);
   out += '\r\n';
-  out += csvLine(['link_child', 'link_parent', 'drops', 'failures']);
-  for (const l of rep.links) out += csvLine([l.child, l.parent, l.drops, l.failures]);
+  out += csvLine(['link_child', 'link_parent', 'drops', 'failures', ...QUALITY_COLUMNS]);
+  for (const l of rep.links) out += csvLine([l.child, l.parent, l.drops, l.failures, ...qualityCells(l.quality)]);
+  if (rep.quality !== null) {
+    out += '\r\n';
+    out += csvLine(['quality_province', 'name', 'endpoints', ...QUALITY_COLUMNS]);
+    for (const p of rep.quality.provinces) out += csvLine([p.province, p.name, p.endpoints, ...qualityCells(p)]);
+  }
   out += '\r\n';
   out += csvLine(['chair_at', 'endpoint', 'name', 'outcome', 'ms', 'within_30s']);
   for (const c of rep.chair.commands)

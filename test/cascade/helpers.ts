@@ -114,6 +114,7 @@ export async function startParts(
   inventory: Inventory,
   dir: string,
   settings: Partial<CascadeSettings> = {},
+  driver: { readonly qualityReports?: boolean } = {},
 ): Promise<Parts> {
   const logger = pino({ level: process.env.CASCADE_TEST_LOG ?? 'silent' });
   const store = await openSqliteStore({ path: join(dir, 'cascaded.db') });
@@ -128,7 +129,13 @@ export async function startParts(
     ua,
     mcus: inventory.mcus,
     logger,
-    driver: { healthIntervalMs: 500, healthFailures: 2, requestTimeoutMs: 2_000, resubscribeIntervalMs: 1_000 },
+    driver: {
+      healthIntervalMs: 500,
+      healthFailures: 2,
+      requestTimeoutMs: 2_000,
+      resubscribeIntervalMs: 1_000,
+      ...driver,
+    },
   });
   await pool.firstAttempts;
   const manager = await startCascadeManager({

@@ -40,6 +40,7 @@ t.test('defaults are filled in and the result is deeply frozen', async (t) => {
     connectTimeoutMs: 10_000,
     dialTimeoutMs: 30_000,
     sessionExpires: 1800,
+    qualityReports: false,
   });
   const qb = c.inventory.mcus.find((m) => m.id === 'qb-vnpt-1')!;
   t.equal(qb.capacity.cascadePorts, 0);

@@ -244,6 +244,39 @@ t.test('two overlapping sessions through their timelines', async (t) => {
     60_000,
   );
 
+  // Quảng Phú's own call drops (its line fails, not a link); the cascade manager dials it in again.
+  const post = (path: string, body: unknown) =>
+    fetch(`${w.sim.control}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  const callDrop = await post('/v1/mcus/qb/drop-call', { endpoint: 'qb-x1' });
+  t.equal(callDrop.status, 200, await callDrop.text());
+  const ofQbX1 = (e: { data: unknown }) => (e.data as { endpoint?: string }).endpoint === 'qb-x1';
+  await until(
+    "Quảng Phú's call down and up again in the record",
+    async () => {
+      const down = (await w.parts.store.listEvents({ subject: 'national', type: 'session.endpoint.down' })).filter(
+        ofQbX1,
+      );
+      const up = (await w.parts.store.listEvents({ subject: 'national', type: 'session.endpoint.up' })).filter(ofQbX1);
+      return down.length === 1 && up.some((e) => e.id > down[0]!.id);
+    },
+    60_000,
+  );
+  // Quảng Bình's MCU impaired: its RFC 6035 reports carry the loss, rolled up in the live record.
+  t.equal((await post('/v1/mcus/qb/impairment', { loss: 0.02, jitterMs: 30 })).status, 200);
+  await until(
+    "a quality window of Quảng Phú's call with 2% loss",
+    async () =>
+      (await w.parts.store.listEvents({ subject: 'national', type: 'session.quality', limit: 10_000 })).some(
+        (e) => ofQbX1(e) && (e.data as { lossPercent?: { worst: number } }).lossPercent?.worst === 2,
+      ),
+    60_000,
+  );
+  t.equal((await post('/v1/mcus/qb/impairment', { loss: 0, jitterMs: 0 })).status, 200);
+
   // Tear-down after each end.
   await to(225 * MINUTE + 5 * MINUTE);
   t.equal((await w.lifecycle.get('nb-adhoc')).status, 'ended');
@@ -287,7 +320,19 @@ t.test('two overlapping sessions through their timelines', async (t) => {
   t.equal(rep.drops, 1, 'one link dropped');
   const rows = new Map(rep.endpoints.map((e: { endpoint: string }) => [e.endpoint, e]));
   t.match(rows.get('qb-x1'), { drops: 1, mcu: 'qb', verdict: 'ok', connected: true });
-  t.match(rows.get('nb-room'), { drops: 0 });
+  t.match(rows.get('qb-x1'), { calls: { connections: 2, drops: 1 } }, 'its own call dropped once, dialled again');
+  t.ok((rows.get('qb-x1') as { calls: { disconnectedMs: number } }).calls.disconnectedMs > 0, 'away for a while');
+  t.match(rows.get('nb-room'), { drops: 0, calls: { drops: 0 } });
+  t.equal(rep.callDrops, 1, "the link drop is not counted as the endpoints' own drops");
+  t.match(rows.get('qb-x1'), { quality: { lossPercent: { worst: 2 }, jitterMs: { worst: 10 } } }, 'as qb reported it');
+  t.match(
+    rep.quality.provinces.find((p: { province: string }) => p.province === 'quang-binh'),
+    {
+      name: 'Quảng Bình',
+      lossPercent: { worst: 2 },
+    },
+  );
+  t.not(rep.links.find((l: { child: string }) => l.child === 'qb').quality, null, "the link's own figures");
   const provReport = (await rest('GET', '/v1/sessions/nb-adhoc/report', admin)).body;
   t.match(provReport.chair, { ok: 1, commands: [{ endpoint: 'nb-x1' }] });
   t.match(provReport.timeline, { missed: 0 }, 'the provincial session met every deadline');
@@ -298,7 +343,10 @@ t.test('two overlapping sessions through their timelines', async (t) => {
   const csvOut = join(w.dir, 'report.csv');
   const reportCsv = await w.ctl(viewer, ['report', 'national', '--format', 'csv', '--out', csvOut]);
   t.equal(reportCsv.code, 0, reportCsv.err);
-  t.match(readFileSync(csvOut, 'utf8'), /\r\nqb-x1,Xã Quảng Phú,commune,quang-binh,qb,1,ok,yes,1,0\r\n/);
+  t.match(
+    readFileSync(csvOut, 'utf8'),
+    /\r\nqb-x1,Xã Quảng Phú,commune,quang-binh,qb,1,ok,yes,1,0,2,1,\d+,\d+,[\d.]+,2,/,
+  );
 
   const audit = await w.parts.store.listAudit({ action: 'schedule.create' });
   t.ok(

@@ -22,7 +22,7 @@ import { parseConfig } from '../../src/config/index.js';
 import { FakeClock, realClock, TypedEmitter } from '../../src/core/index.js';
 import type { Inventory } from '../../src/inventory/index.js';
 import { createMetrics, type Metrics } from '../../src/metrics/index.js';
-import { type SessionLifecycle, startSessionLifecycle } from '../../src/session/index.js';
+import { createLiveRecorder, type SessionLifecycle, startSessionLifecycle } from '../../src/session/index.js';
 import { type SimulatorProcess, spawnSimulator } from '../../src/sim/index.js';
 import type { ApiRole } from '../../src/store/index.js';
 import { loopbackBase, type Parts, startParts } from '../cascade/helpers.js';
@@ -63,7 +63,7 @@ export async function sessionWorld(dir: string): Promise<SessionWorld> {
   const sim = await spawnSimulator({ configFile: file, logLevel: process.env.SESSION_TEST_LOG ?? 'warn' });
   let parts: Parts;
   try {
-    parts = await startParts(inventory, dir);
+    parts = await startParts(inventory, dir, {}, { qualityReports: true });
   } catch (err) {
     await sim.close();
     throw err;
@@ -88,6 +88,10 @@ export async function sessionWorld(dir: string): Promise<SessionWorld> {
       })
       .catch(() => undefined);
   });
+  // As the daemon does: endpoint calls and quality reports to the sessions' live record (windows every 200 ms).
+  const live = createLiveRecorder({ store: parts.store, clock: realClock, flushMs: 200 });
+  parts.manager.on('participant', (p) => live.participant(p));
+  parts.manager.on('quality', (q) => live.quality(q));
   const clock = new FakeClock(BASE);
   const metrics = createMetrics({ inventory, store: parts.store });
   const startLifecycle = async () => {
@@ -195,6 +199,7 @@ export async function sessionWorld(dir: string): Promise<SessionWorld> {
       await server.close();
       await w.lifecycle.close();
       await chair.close();
+      await live.close();
       await parts.close();
       await sim.close();
     },

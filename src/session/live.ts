@@ -1,0 +1,192 @@
+/**
+ * The session's live record of what the MCUs report (issue 13): each session
+ * endpoint's own call coming and going, written to the store's events at
+ * once (`session.endpoint.up`, `session.endpoint.down`), and the call quality
+ * reports (RFC 6035), rolled up per call into windows written every
+ * `flushMs` (`session.quality`): a national session's MCUs report about a
+ * hundred calls a second, which the events table need not hold one by one.
+ * A window holds counts, sums and extremes, so windows add up (the report
+ * sums them) and a restart loses at most the window in progress.
+ */
+import type { Logger } from 'pino';
+import type { Clock, TimerHandle } from '../core/index.js';
+import type { Store } from '../store/index.js';
+
+/** What the cascade manager says about an endpoint's call in its room (ParticipantEvent). */
+export interface ParticipantInput {
+  readonly session: string;
+  readonly mcu: string;
+  readonly room: string;
+  readonly endpoint: string;
+  readonly state: 'connected' | 'disconnected';
+}
+
+interface Figures {
+  readonly lossPercent?: number;
+  readonly jitterMs?: number;
+  readonly roundTripMs?: number;
+  readonly bitrateKbps?: number;
+}
+
+/** A quality report of a session's call (QualityEvent): an endpoint's or a cascade link's. */
+export interface QualityInput {
+  readonly session: string;
+  readonly mcu: string;
+  readonly endpoint?: string;
+  readonly link?: { readonly child: string; readonly parent: string };
+  readonly report: { readonly local?: Figures; readonly remote?: Figures };
+}
+
+/** A figure over a window: how many reports gave it, their sum and the worst. */
+export interface FigureWindow {
+  readonly n: number;
+  readonly sum: number;
+  /** The highest (loss, jitter, delay) or the lowest (bitrate): the worst seen. */
+  readonly worst: number;
+}
+
+/** The data of a `session.quality` event. */
+export interface QualityWindow {
+  readonly mcu: string;
+  readonly endpoint?: string;
+  readonly link?: { readonly child: string; readonly parent: string };
+  readonly reports: number;
+  readonly lossPercent?: FigureWindow;
+  readonly jitterMs?: FigureWindow;
+  readonly roundTripMs?: FigureWindow;
+  readonly bitrateKbps?: FigureWindow;
+}
+
+export interface LiveRecorderOptions {
+  readonly store: Pick<Store, 'appendEvent'>;
+  readonly clock: Clock;
+  /** How often the quality windows are written, ms (default 60 s). */
+  readonly flushMs?: number;
+  readonly logger?: Logger;
+}
+
+export interface LiveRecorder {
+  participant(e: ParticipantInput): void;
+  quality(e: QualityInput): void;
+  /** Write the quality windows now. */
+  flush(): Promise<void>;
+  /** Write what is pending and stop; idempotent. Later inputs are ignored. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_FLUSH_MS = 60_000;
+type Worse = 'higher' | 'lower';
+
+interface Acc {
+  n: number;
+  sum: number;
+  worst: number;
+}
+
+interface Window {
+  readonly session: string;
+  readonly data: Omit<QualityWindow, 'reports' | 'lossPercent' | 'jitterMs' | 'roundTripMs' | 'bitrateKbps'>;
+  reports: number;
+  readonly figures: Partial<Record<keyof Figures, Acc>>;
+}
+
+const FIGURES: readonly [keyof Figures, Worse][] = [
+  ['lossPercent', 'higher'],
+  ['jitterMs', 'higher'],
+  ['roundTripMs', 'higher'],
+  ['bitrateKbps', 'lower'],
+];
+
+/**
+ * One report's figure: the worse of its two directions (what the MCU
+ * received, and what the participant received as it told the MCU), as a
+ * call is as good as its worse half.
+ */
+function worse(a: number | undefined, b: number | undefined, w: Worse): number | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return w === 'higher' ? Math.max(a, b) : Math.min(a, b);
+}
+
+export function createLiveRecorder(o: LiveRecorderOptions): LiveRecorder {
+  const flushMs = o.flushMs ?? DEFAULT_FLUSH_MS;
+  const log = o.logger?.child({ module: 'session' });
+  const windows = new Map<string, Window>();
+  let writes: Promise<unknown> = Promise.resolve();
+  let closed = false;
+  let timer: TimerHandle | undefined;
+
+  const write = (type: string, subject: string, data: unknown) => {
+    writes = writes
+      .then(() => o.store.appendEvent({ type, subject, data }))
+      .catch((err: unknown) => log?.warn({ err, session: subject, type }, 'could not record a live event'));
+  };
+
+  const flush = (): Promise<void> => {
+    for (const w of windows.values()) {
+      const data: Record<string, unknown> = { ...w.data, reports: w.reports };
+      for (const [k, acc] of Object.entries(w.figures)) data[k] = { n: acc.n, sum: acc.sum, worst: acc.worst };
+      write('session.quality', w.session, data);
+    }
+    windows.clear();
+    return writes.then(() => {});
+  };
+
+  const arm = () => {
+    timer = o.clock.setTimeout(() => {
+      flush().catch(() => {});
+      if (!closed) arm();
+    }, flushMs);
+  };
+  arm();
+
+  return {
+    participant(e) {
+      if (closed) return;
+      write(e.state === 'connected' ? 'session.endpoint.up' : 'session.endpoint.down', e.session, {
+        endpoint: e.endpoint,
+        mcu: e.mcu,
+        room: e.room,
+      });
+    },
+    quality(e) {
+      if (closed || (e.endpoint === undefined && e.link === undefined)) return;
+      const who = e.endpoint ?? `${e.link!.child}>${e.link!.parent}`;
+      const key = `${e.session}|${e.mcu}|${who}`;
+      let w = windows.get(key);
+      if (w === undefined) {
+        w = {
+          session: e.session,
+          data: {
+            mcu: e.mcu,
+            ...(e.endpoint === undefined ? {} : { endpoint: e.endpoint }),
+            ...(e.link === undefined ? {} : { link: e.link }),
+          },
+          reports: 0,
+          figures: {},
+        };
+        windows.set(key, w);
+      }
+      w.reports++;
+      const { local, remote } = e.report;
+      for (const [k, dir] of FIGURES) {
+        const v = worse(local?.[k], remote?.[k], dir);
+        if (v === undefined || !Number.isFinite(v)) continue;
+        const acc = w.figures[k];
+        if (acc === undefined) w.figures[k] = { n: 1, sum: v, worst: v };
+        else {
+          acc.n++;
+          acc.sum += v;
+          acc.worst = dir === 'higher' ? Math.max(acc.worst, v) : Math.min(acc.worst, v);
+        }
+      }
+    },
+    flush,
+    async close() {
+      if (closed) return writes.then(() => {});
+      closed = true;
+      o.clock.clearTimeout(timer);
+      return flush();
+    },
+  };
+}
