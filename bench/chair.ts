@@ -1,6 +1,9 @@
 /**
  * `npm run bench -- chair [--config FILE] [--commands N] [--concurrency N] [--loss P] [--delay MS]
- * [--national N]`: the chair hot path against the demo network (docs/chair.md, "The benchmark").
+ * [--national N] [--only sequential] [--cpu-prof FILE]`: the chair hot path against the demo network
+ * (docs/chair.md, "The benchmark"). `--only sequential` runs the one-at-a-time phase alone (no loss, no
+ * concurrent phase: for profiling; its last line then lacks the other phases' keys); `--cpu-prof` writes a
+ * V8 CPU profile (.cpuprofile, for Chrome DevTools) of the one-at-a-time phase only, not of the dial.
  *
  * The simulator runs as its own process, on a loopback /24 of this run's own; the daemon runs in this
  * process (startDaemon: drivers, store, cascade manager, chair engine), so its CPU is this process's.
@@ -22,7 +25,8 @@
  * stdout's last line carries the issue's keys only; how they were obtained (CPU per phase, gross and net,
  * the concurrent phase's median and rate, failures, sizes) goes to stderr as `bench chair details: {...}`.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -116,24 +120,43 @@ async function idleRate(seconds: number): Promise<number> {
   return (cpuMs() - c0) / (performance.now() - t0);
 }
 
-async function sequential(w: DemoWorld, session: string, targets: readonly string[], what: string) {
+/** A V8 CPU profile of `run` written to `file` (the profiler's own cost lands in the phase's CPU figure). */
+async function profiled<T>(file: string | undefined, run: () => Promise<T>): Promise<T> {
+  if (file === undefined) return run();
+  const inspector = new Session();
+  inspector.connect();
+  await inspector.post('Profiler.enable');
+  await inspector.post('Profiler.start');
+  try {
+    return await run();
+  } finally {
+    const { profile } = await inspector.post('Profiler.stop');
+    writeFileSync(file, JSON.stringify(profile));
+    inspector.disconnect();
+    log(`CPU profile written to ${file}`);
+  }
+}
+
+async function sequential(w: DemoWorld, session: string, targets: readonly string[], what: string, prof?: string) {
   const samples: Sample[] = [];
   const failures: string[] = [];
   const idle = await idleRate(5);
-  const c0 = cpuMs();
-  const t0 = performance.now();
-  for (const [i, e] of targets.entries()) {
-    try {
-      const r = await w.daemon.chair.bringToChair(session, e);
-      samples.push({ ms: r.ms, floor: floorOf(w, r) });
-    } catch (err) {
-      failures.push(isCascadedError(err) ? `${e}: ${err.code} ${err.message}` : `${e}: ${String(err)}`);
+  return profiled(prof, async () => {
+    const c0 = cpuMs();
+    const t0 = performance.now();
+    for (const [i, e] of targets.entries()) {
+      try {
+        const r = await w.daemon.chair.bringToChair(session, e);
+        samples.push({ ms: r.ms, floor: floorOf(w, r) });
+      } catch (err) {
+        failures.push(isCascadedError(err) ? `${e}: ${err.code} ${err.message}` : `${e}: ${String(err)}`);
+      }
+      if ((i + 1) % 250 === 0) log(`${what}: ${i + 1} of ${targets.length}`);
     }
-    if ((i + 1) % 250 === 0) log(`${what}: ${i + 1} of ${targets.length}`);
-  }
-  const wall = performance.now() - t0;
-  const cpu = cpuMs() - c0;
-  return { samples, failures, cpuPerCmd: (cpu - idle * wall) / targets.length, grossPerCmd: cpu / targets.length };
+    const wall = performance.now() - t0;
+    const cpu = cpuMs() - c0;
+    return { samples, failures, cpuPerCmd: (cpu - idle * wall) / targets.length, grossPerCmd: cpu / targets.length };
+  });
 }
 
 /** Random endpoints of a session at the given depths (seeded, replayable). */
@@ -180,6 +203,9 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
   const loss = Number(opt('--loss') ?? 0.05);
   const delayMs = Number(opt('--delay') ?? 5);
   const nationalLimit = opt('--national') === undefined ? undefined : Number(opt('--national'));
+  const only = opt('--only');
+  if (only !== undefined && only !== 'sequential') throw new Error(`--only: 'sequential' expected, not ${only}`);
+  const prof = opt('--cpu-prof');
   const random = seededRandom(1594);
   const dir = mkdtempSync(join(tmpdir(), 'cascaded-bench-chair-'));
   // Logs to stderr: stdout's last line is the result.
@@ -209,8 +235,25 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
       const plan = await dialled(w, 'bench-national', 1_800_000);
       const targets = pick(plan, [1, 2], commands, random);
       log(`one at a time: ${targets.length} commands`);
-      const seq = await sequential(w, 'bench-national', targets, 'one at a time');
+      const seq = await sequential(w, 'bench-national', targets, 'one at a time', prof);
       const s = summary(seq.samples);
+      if (only === 'sequential') {
+        const details = {
+          cpu_ms_per_cmd_gross_sequential: round(seq.grossPerCmd),
+          failed: seq.failures.slice(0, 5),
+          commands: targets.length,
+          national_endpoints: endpoints.length,
+        };
+        process.stderr.write(`bench chair details: ${JSON.stringify(details)}\n`);
+        return {
+          p50_ms: s.p50,
+          p99_ms: s.p99,
+          floor_p50_ms: s.floorP50,
+          ratio_p50: s.ratioP50,
+          ratio_p99: s.ratioP99,
+          cpu_ms_per_cmd: round(seq.cpuPerCmd),
+        };
+      }
       log(`with ${loss * 100}% loss`);
       for (const m of inv.mcus) await w.control('POST', `/v1/mcus/${m.id}/impairment`, { loss });
       const lossy = await sequential(w, 'bench-national', pick(plan, [1, 2], commands, random), 'with loss');
