@@ -339,6 +339,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   #gen = 0;
   #closed = false;
   #passScheduled = false;
+  /** The last pass held work back (Decision.held): a result that frees a key or a slot then asks for a pass. */
+  #held = false;
   #lastPass = Number.NEGATIVE_INFINITY;
   #wakeTimer?: TimerHandle;
   #lastCount = Number.NEGATIVE_INFINITY;
@@ -608,6 +610,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     this.#lastPass = now;
     const sessions = [...this.#sessions.values()].map((s) => s.desired);
     const decision = decide(sessions, this.#observed(), this.#book, this.#opts);
+    this.#held = decision.held;
     this.#book.sawHalf(decision.half, now);
     this.#track(decision.links, now);
     if (now - this.#lastCount >= ENDPOINT_COUNT_MS) {
@@ -636,7 +639,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         if (this.#closed) return;
         this.#book.succeeded(a, this.#clock.now(), a.kind === 'open' ? roomKey(a.room) : undefined);
         this.#succeeded(a);
-        this.#kick();
+        // A picture applied opens nothing new (a link up or a room open may): a pass only if one was held back.
+        if (a.kind !== 'layout' || this.#held) this.#kick();
       },
       (err: unknown) => {
         if (this.#closed) return;
@@ -1015,43 +1019,61 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         const now = this.#sessions.get(sessionId);
         if (!ok && now !== undefined && this.#claims.get(sessionId) === claim) this.#setSelection(now, previous);
         if (this.#claims.get(sessionId) === claim) this.#claims.delete(sessionId);
-        this.#kick();
+        // Done well, the path's pictures count as applied at the calls they were decided on: a pass only if
+        // one held something back meanwhile (a redial under way, a change that made them stale).
+        if (!ok || this.#held) this.#kick();
       },
     };
     this.#claims.set(sessionId, claim);
-    this.#setSelection(s, endpoint);
-    // The path's pictures, as the reconciler would send them now: the command sends them, so they count as
-    // in flight (the reconciler leaves them alone) until it is done.
-    const onPath = new Set<string>();
-    const shown = endpoint === null ? undefined : (s.plan.relays[endpoint] ?? endpoint);
-    for (let m = shown === undefined ? undefined : s.plan.assignments[shown]; m !== undefined; m = s.desired.parent[m])
-      onPath.add(m);
-    // Decided on the path alone (its MCUs, their links and layouts): O(path), where the whole session is
-    // O(endpoints), on the chair's hot path.
-    const path: DesiredSession = {
+    const onPath = this.#pathOf(s, endpoint);
+    const before = this.#pathOf(s, previous);
+    // A selection changes the pictures along two paths only (desired.ts, layoutsFor): the new one and the
+    // previous one, whose uplinks show their main endpoints again. Both are decided here, on those MCUs
+    // alone (O(path), where a pass over the national session is O(MCUs and links) and cost about 0.5 ms), so
+    // a command costs no pass: the new path's pictures are the command's (in flight, the reconciler leaves
+    // them alone, until it is done), the previous path's are sent back now, as a pass would.
+    this.#setSelection(s, endpoint, false);
+    const both = new Set([...onPath, ...before]);
+    const paths: DesiredSession = {
       ...s.desired,
-      mcus: s.desired.mcus.filter((m) => onPath.has(m)),
-      layouts: s.desired.layouts.filter((l) => l.why !== 'downlink' && onPath.has(l.mcu)),
+      mcus: s.desired.mcus.filter((m) => both.has(m)),
+      layouts: s.desired.layouts.filter((l) => l.why !== 'downlink' && both.has(l.mcu)),
     };
-    const decision = decide([path], this.#observed(), this.#book, {
+    const decision = decide([paths], this.#observed(), this.#book, {
       ...this.#opts,
       linkConcurrency: 0,
       participantConcurrency: 0,
       layoutConcurrency: Number.POSITIVE_INFINITY,
     });
-    const taken = decision.actions.filter((a) => a.kind === 'layout' && a.why !== 'downlink' && onPath.has(a.mcu));
+    const taken: Action[] = [];
     const now = this.#clock.now();
-    for (const a of taken) this.#book.started(a, now);
+    for (const a of decision.actions) {
+      if (a.kind !== 'layout' || a.why === 'downlink') continue;
+      if (onPath.has(a.mcu)) {
+        taken.push(a);
+        this.#book.started(a, now);
+      } else this.#start(a);
+    }
     return claim;
   }
 
-  #setSelection(s: SessionState, selection: string | null): void {
+  /** The MCUs from the one showing `endpoint` (a relayed room: the room relaying it) up to the root. */
+  #pathOf(s: SessionState, endpoint: string | null): Set<string> {
+    const out = new Set<string>();
+    const shown = endpoint === null ? undefined : (s.plan.relays[endpoint] ?? endpoint);
+    for (let m = shown === undefined ? undefined : s.plan.assignments[shown]; m !== undefined; m = s.desired.parent[m])
+      out.add(m);
+    return out;
+  }
+
+  /** `kick`: false when the caller applies what the new selection changes itself (claimChair). */
+  #setSelection(s: SessionState, selection: string | null, kick = true): void {
     if (s.head.selection === selection) return;
     s.head = { ...s.head, selection };
     s.desired = reselect(s.desired, s.plan, selection, this.#dir);
     const id = s.head.sessionId;
     this.#write(() => this.#store.setCascadeSelection(id, selection));
-    this.#kick();
+    if (kick) this.#kick();
   }
 
   session(sessionId: string): { readonly head: CascadeHead; readonly plan: Plan } | undefined {

@@ -202,6 +202,12 @@ export interface Decision {
   readonly finished: readonly string[];
   /** The next time something waiting (a retry, a grace period, a re-plan deadline) becomes due, if any. */
   readonly wakeAt?: number;
+  /**
+   * Work was held back: an action whose key is in flight (its result may be stale when it lands), or a pool's
+   * budget spent. Only then does a result that frees a key or a slot need another pass; when nothing was held,
+   * a layout applied changes nothing the next pass would act on.
+   */
+  readonly held: boolean;
 }
 
 /**
@@ -423,6 +429,7 @@ export function decide(
   const unexpected: UnexpectedLink[] = [];
   const finished: string[] = [];
   let wakeAt: number | undefined;
+  let held = false;
   const wake = (t: number) => {
     if (t > now && (wakeAt === undefined || t < wakeAt)) wakeAt = t;
   };
@@ -446,7 +453,14 @@ export function decide(
     return true;
   };
   const offer = (pool: Pool, action: Action) => {
-    if (budget[pool] <= 0 || !ready(action.key)) return;
+    if (budget[pool] <= 0) {
+      held = true;
+      return;
+    }
+    if (!ready(action.key)) {
+      if (mem.inflight.has(action.key)) held = true;
+      return;
+    }
     budget[pool]--;
     actions.push(action);
   };
@@ -599,7 +613,10 @@ export function decide(
   function layoutsOf(v: SessionView): void {
     const d = v.d;
     for (const spec of d.layouts) {
-      if (budget.layout <= 0) return;
+      if (budget.layout <= 0) {
+        held = true;
+        return;
+      }
       if (v.room(spec.mcu)?.state !== 'open') continue;
       const out = resolve(v, spec.mcu, spec.output);
       const src = resolve(v, spec.mcu, spec.source);
@@ -642,7 +659,10 @@ export function decide(
     for (const m of d.mcus) {
       const main = d.mains[m];
       const room = v.room(m);
-      if (budget.participant <= 0) return;
+      if (budget.participant <= 0) {
+        held = true;
+        return;
+      }
       if (main !== undefined && room?.state === 'open' && absent(room, main)) dialOne(m, main);
     }
     if (opts.endpoints === 'mains') return;
@@ -659,7 +679,10 @@ export function decide(
     }
     while (cursors.length > 0) {
       for (let k = 0; k < cursors.length; ) {
-        if (budget.participant <= 0) return;
+        if (budget.participant <= 0) {
+          held = true;
+          return;
+        }
         const c = cursors[k]!;
         const main = d.mains[c.m];
         let offered = false;
@@ -739,6 +762,6 @@ export function decide(
   }
 
   return wakeAt === undefined
-    ? { actions, links, half, unexpected, finished }
-    : { actions, links, half, unexpected, finished, wakeAt };
+    ? { actions, links, half, unexpected, finished, held }
+    : { actions, links, half, unexpected, finished, wakeAt, held };
 }

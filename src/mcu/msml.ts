@@ -177,13 +177,30 @@ export function buildResult(result: MsmlResult): string {
   });
 }
 
+/**
+ * Answers parsed lately, by their text: an MCU answers every switch with the same bytes (`<result
+ * response="200"/>`), and validating and parsing them again was a tenth of a chair command's CPU (issue 11).
+ * Bounded in count and in the size of what is kept; a refusal (a throw) is never kept.
+ */
+const RESULTS = new Map<string, MsmlResult>();
+const RESULTS_MAX = 32;
+const RESULT_KEPT_MAX_CHARS = 512;
+
 /** Parse the MCU's answer (RFC 5707 7.11 `result`). */
 export function parseResult(body: string | Buffer): MsmlResult {
-  const doc = child(parseXml(body, 'MSML result'), 'msml');
+  const text = typeof body === 'string' ? body : body.toString('utf8');
+  const known = RESULTS.get(text);
+  if (known !== undefined) return known;
+  const doc = child(parseXml(text, 'MSML result'), 'msml');
   const res = child(doc, 'result');
   const response = Number(attr(res, 'response'));
   if (res === undefined || !Number.isInteger(response))
     throw new McuError('MCU_ERR_PROTOCOL', 'MSML result: no <result response=...>');
   const description = typeof res.description === 'string' ? res.description : undefined;
-  return description === undefined ? { response } : { response, description };
+  const result: MsmlResult = Object.freeze(description === undefined ? { response } : { response, description });
+  if (text.length <= RESULT_KEPT_MAX_CHARS) {
+    if (RESULTS.size >= RESULTS_MAX) RESULTS.delete(RESULTS.keys().next().value!);
+    RESULTS.set(text, result);
+  }
+  return result;
 }

@@ -42,7 +42,7 @@ const ESCAPES: Readonly<Record<string, string>> = {
 const SPECIAL = /[&<>"']/g;
 const ANY_SPECIAL = /[&<>"']/;
 /** Character data and attribute values: the five predefined entities (XML 1.0 section 4.6). */
-const escape = (s: string) => (ANY_SPECIAL.test(s) ? s.replace(SPECIAL, (c) => ESCAPES[c]!) : s);
+const escapeXml = (s: string) => (ANY_SPECIAL.test(s) ? s.replace(SPECIAL, (c) => ESCAPES[c]!) : s);
 
 /**
  * One element from its object form: keys `@_name` are attributes, `#text`
@@ -61,16 +61,16 @@ function element(name: string, v: unknown, out: string[]): void {
     return;
   }
   if (typeof v !== 'object') {
-    out.push(`<${name}>${escape(String(v))}</${name}>`);
+    out.push(`<${name}>${escapeXml(String(v))}</${name}>`);
     return;
   }
   let open = `<${name}`;
   const inner: string[] = [];
   for (const [k, c] of Object.entries(v as XmlNode)) {
     if (k.startsWith(ATTR)) {
-      if (c !== undefined) open += ` ${k.slice(ATTR.length)}="${escape(String(c))}"`;
+      if (c !== undefined) open += ` ${k.slice(ATTR.length)}="${escapeXml(String(c))}"`;
     } else if (k === '#text') {
-      if (c !== undefined && c !== null && c !== '') inner.push(escape(String(c)));
+      if (c !== undefined && c !== null && c !== '') inner.push(escapeXml(String(c)));
     } else element(k, c, inner);
   }
   out.push(inner.length === 0 ? `${open}/>` : `${open}>${inner.join('')}</${name}>`);

@@ -174,6 +174,25 @@ t.test('MSML parsing refuses what the simulator must not execute', async (t) => 
   t.throws(() => parsePictureFastUpdate('<media_control/>'), { code: 'MCU_ERR_PROTOCOL' });
 });
 
+t.test(
+  'MCU answers parsed again from memory read the same as parsed afresh; a refusal is never remembered',
+  async (t) => {
+    // More distinct answers than are kept, twice over: each reads its own value, kept or evicted.
+    const answers = Array.from({ length: 80 }, (_, i) => ({ response: 200 + (i % 7), description: `d${i} <&>` }));
+    for (let round = 0; round < 2; round++)
+      for (const r of answers) t.same(parseResult(buildResult(r)), r, `round ${round}: ${r.description}`);
+    const ok = buildResult({ response: 200 });
+    t.same(parseResult(Buffer.from(ok)), { response: 200 }, 'a Buffer body reads as its text');
+    t.ok(Object.isFrozen(parseResult(ok)), 'a remembered answer cannot be changed by a caller');
+    for (let i = 0; i < 2; i++)
+      t.throws(
+        () => parseResult('<msml version="1.1"><result/></msml>'),
+        { code: 'MCU_ERR_PROTOCOL' },
+        `refused ${i + 1}`,
+      );
+  },
+);
+
 t.test('RFC 4575 conference-info: full and partial documents, versions, deleted users, links', async (t) => {
   const full: ConferenceInfo = {
     entity: 'sip:conf@127.0.1.1:5060',
