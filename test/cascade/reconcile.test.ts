@@ -17,6 +17,7 @@ import {
   type DesiredSession,
   decide,
   desiredSession,
+  type ObservedEntry,
   type ReconcileOptions,
   roomKey,
 } from '../../src/cascade/index.js';
@@ -380,3 +381,34 @@ t.test(
     );
   },
 );
+
+t.test('a decision says when it held work back: an action in flight, a pool out of budget', async (t) => {
+  const plan = fakePlan('r', {}, { r: ['chair-L0', 'a-L3', 'b-L3'] }, 'chair-L0');
+  const d = desiredSession(
+    { id: 's', phase: 'live', plan, rooms: { r: 'sip:1@r' }, mains: {}, selection: null },
+    directory,
+  );
+  const roster = new Map<string, ObservedEntry>();
+  const room = { state: 'open' as const, reports: true, roster, version: 1 };
+  const obs = { now: 0, mcus: new Map([['r', { up: true, since: 0 }]]), rooms: new Map([[roomKey('sip:1@r'), room]]) };
+  const mem = new Bookkeeping(DEFAULT_BACKOFF, () => 0.5);
+  mem.opened.add(roomKey('sip:1@r'));
+  const first = decide([d], obs, mem, OPTS);
+  const dials = first.actions.filter((a) => a.kind === 'dial-participant');
+  t.equal(dials.length, 3, 'every endpoint to dial');
+  t.equal(first.held, false, 'nothing in flight, budget enough: nothing held');
+  mem.started(dials[0]!, 0);
+  const again = decide([d], obs, mem, OPTS);
+  t.equal(again.held, true, 'one in flight: held');
+  t.equal(again.actions.filter((a) => a.kind === 'dial-participant').length, 2, 'the other two offered again');
+  t.equal(decide([d], obs, mem, { ...OPTS, participantConcurrency: 2 }).held, true, 'out of budget: held');
+  mem.succeeded(dials[0]!, 0);
+  for (const id of ['chair-L0', 'a-L3', 'b-L3']) {
+    const entity = roomKey(directory.uri(id)!);
+    roster.set(entity, { entity, kind: 'endpoint', status: 'connected', gen: 1 });
+  }
+  room.version = 2;
+  const settled = decide([d], obs, mem, OPTS);
+  t.same(settled.actions, [], 'everyone in: nothing to do');
+  t.equal(settled.held, false, 'and nothing held');
+});

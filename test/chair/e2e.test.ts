@@ -198,6 +198,41 @@ t.test('depth 1 and depth 2, through MCUs of every simulator profile: the chair 
   await othersSeeTheChair(t, NATIONAL);
 });
 
+t.test("the previous speaker's MCUs show their main endpoints up their links again", async (t) => {
+  const uri = (id: string) => roomKey(w.inventory.endpoints.find((e) => e.id === id)!.sip!);
+  const address = (u: string) => roomKey(u).replace(/^[^@]*@/, '');
+  /** What `m`'s room of the session sends up its link to `parent`, as the simulator shows it. */
+  const uplink = async (m: string, parent: string) => {
+    const confs = (await w.control('GET', `/v1/mcus/${m}/conferences`)) as {
+      uri: string;
+      outputs: Record<string, { regions: string[] }>;
+    }[];
+    const room = confs.find((c) => roomKey(c.uri) === roomKey(national.rooms[m]!));
+    const up = Object.entries(room?.outputs ?? {}).find(([o]) => address(o) === address(national.rooms[parent]!));
+    return up?.[1].regions.map(roomKey);
+  };
+  await w.chair.bringToChair('national', 'va-x1');
+  t.same(await uplink('va', 'pa'), [uri('va-x1')], 'va sends the speaker up');
+  t.same(await uplink('pa', 'm'), [roomKey(national.rooms.va!)], "pa passes va's link up");
+  // The claim sends the previous path's pictures back as the command starts; they land about with it.
+  await w.chair.bringToChair('national', 'pc-room');
+  let seen = '';
+  await until(
+    "va and pa back to their main endpoints (the district room, the province's room)",
+    async () => {
+      const [va, pa] = [await uplink('va', 'pa'), await uplink('pa', 'm')];
+      seen = JSON.stringify({ va, pa });
+      return va?.[0] === uri('va-h1') && pa?.[0] === uri('pa-room');
+    },
+    10_000,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}: ${seen}`);
+  });
+  t.pass(`restored: ${seen}`);
+  t.same((await w.view('chair')).seesIds, ['pc-room'], 'the chair sees the new speaker');
+  await othersSeeTheChair(t, NATIONAL);
+});
+
 t.test('a provincial session rooted at a province MCU: its chair sees each endpoint brought to it', async (t) => {
   const prov = await w.parts.manager.admit({
     id: 'province-pa',
