@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- api [--config FILE] [--seconds N] [--connections N] [--chair-rate N] [--chair-sessions N]`:
+ * `npm run bench -- api [--config FILE] [--seconds N] [--connections N] [--chair-rate N] [--chair-sessions N]
+ * [--daemon-cpu-prof DIR]`:
  * the REST API of the daemon as it runs in production, in a process of its
  * own (`cascaded --with-sim`: the simulator of the demo network as its
  * child), driven from this process with autocannon:
@@ -10,6 +11,8 @@
  *   the chair engine's own time for that command (the `ms` of its result,
  *   the figure of its `finished` event);
  * - the `/metrics` scrape, one at a time over a kept-alive connection.
+ * `--daemon-cpu-prof DIR`: the daemon writes a V8 CPU profile of its whole run into DIR when it stops
+ * (node --cpu-prof), to find what holds its event loop while the commands run.
  * See docs/api.md, "Benchmark".
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -265,10 +268,20 @@ async function serverOverhead(base: string, token: string, engineById: ReadonlyM
   return { n: out.length, p50: quantile(out, 0.5), p99: quantile(out, 0.99) };
 }
 
-function startDaemonProcess(file: string): { child: ChildProcess; exited: Promise<number | null> } {
+function startDaemonProcess(file: string, profDir?: string): { child: ChildProcess; exited: Promise<number | null> } {
   const child = spawn(
     process.execPath,
-    [CASCADED, '--config', file, '--with-sim', '--sim-control-port', '0', '--log-level', 'warn'],
+    [
+      ...(profDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`]),
+      CASCADED,
+      '--config',
+      file,
+      '--with-sim',
+      '--sim-control-port',
+      '0',
+      '--log-level',
+      'warn',
+    ],
     { stdio: ['ignore', 'ignore', 'inherit'] },
   );
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
@@ -289,7 +302,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
   const file = benchConfig(resolve(opt('--config') ?? DEFAULT_CONFIG), dir, port);
   const config = await loadConfigFile(file);
   const base = `https://127.0.0.1:${port}`;
-  const daemon = startDaemonProcess(file);
+  const daemon = startDaemonProcess(file, opt('--daemon-cpu-prof'));
   let exitCode: number | null | undefined;
   void daemon.exited.then((c) => {
     exitCode = c;
