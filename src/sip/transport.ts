@@ -152,6 +152,14 @@ const LIMITS = [
 ] as const;
 
 /**
+ * Address families of the hosts datagrams went to: a handful of MCUs get every datagram, and `isIP` runs a
+ * regular expression each time (a measurable share of a chair command's CPU, issue 11). Bounded: cleared
+ * when full.
+ */
+const families = new Map<string, number>();
+const FAMILIES_MAX = 4_096;
+
+/**
  * The UDP sockets' address lookup: destinations are IP literals (no DNS on
  * this network, as for TCP and TLS), so answer at once instead of through
  * dns.lookup and a tick per datagram.
@@ -161,7 +169,12 @@ function literalLookup(
   _family: unknown,
   cb: (err: Error | null, address: string, family: number) => void,
 ): void {
-  const family = isIP(host);
+  let family = families.get(host);
+  if (family === undefined) {
+    family = isIP(host);
+    if (families.size >= FAMILIES_MAX) families.clear();
+    families.set(host, family);
+  }
   if (family === 0) cb(new SipError('SIP_ERR_TRANSPORT', `not an IP address: ${host}`), host, 0);
   else cb(null, host, family);
 }
