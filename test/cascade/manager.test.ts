@@ -245,6 +245,16 @@ t.test(
     }
     const downs = await parts.store.listEvents({ subject: head.sessionId, type: 'cascade.link.down', limit: 100 });
     t.equal(downs.length, 2, 'each drop recorded as cascade.link.down');
+
+    // Gone at the child only: p crashes and comes back without its calls, while m still has the link (its
+    // session timer would notice only after 90 s). The probe finds p without it: hung up at m, dialled again.
+    const mark = links.length;
+    await sim.mcu('p').restart(0);
+    await until('the half-dead link seen down', () =>
+      links.slice(mark).some((e) => e.child === 'p' && e.previous === 'up'),
+    );
+    await until('the link back with both pictures after the restart', healthy);
+    t.pass('a link gone at the child only is hung up at the parent and dialled again');
   },
 );
 
