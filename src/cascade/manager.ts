@@ -612,6 +612,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     const decision = decide(sessions, this.#observed(), this.#book, this.#opts);
     this.#held = decision.held;
     this.#book.sawHalf(decision.half, now);
+    this.#book.sawUp(decision.links);
     this.#track(decision.links, now);
     if (now - this.#lastCount >= ENDPOINT_COUNT_MS) {
       this.#lastCount = now;

@@ -4,7 +4,7 @@
  * tests share the very same rules.
  */
 import { type BackoffPolicy, backoffDelay } from './backoff.js';
-import type { Action, Memory, Pool, Retry } from './reconcile.js';
+import { type Action, type LinkView, linkKey, type Memory, type Pool, type Retry } from './reconcile.js';
 
 export function poolOf(action: Action): Pool {
   switch (action.kind) {
@@ -71,6 +71,12 @@ export class Bookkeeping implements Memory {
     const seen = new Set(keys);
     for (const k of this.halfSince.keys()) if (!seen.has(k)) this.halfSince.delete(k);
     for (const k of keys) if (!this.halfSince.has(k)) this.halfSince.set(k, now);
+  }
+
+  /** Links seen up in this pass: a later drop of one is redialled at once, not held back as still verifying. */
+  sawUp(links: readonly LinkView[]): void {
+    if (this.dialedAt.size === 0) return;
+    for (const l of links) if (l.state === 'up') this.dialedAt.delete(linkKey(l.session, l.child));
   }
 
   /** A room whose conference was closed: it must be opened again before it counts. */

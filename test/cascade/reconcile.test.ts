@@ -222,6 +222,7 @@ function run(
     if (inPool.layout > OPTS.layoutConcurrency) violations.push(`round ${round}: ${inPool.layout} layouts at once`);
 
     book.sawHalf(dec.half, now);
+    book.sawUp(dec.links);
     for (const a of dec.actions) {
       book.started(a, now);
       pending.push(a);
@@ -378,6 +379,23 @@ t.test(
     t.ok(
       later.actions.some((a) => a.kind === 'dial-link'),
       'still not there after the grace: dialled again',
+    );
+
+    // Seen up once, a drop inside the grace is redialled at once: the grace is for the rosters to catch up only.
+    const mem2 = new Bookkeeping(DEFAULT_BACKOFF, () => 0.5);
+    mem2.started(dial!, 0);
+    mem2.succeeded(dial!, 10);
+    const link = (entity: string) => ({ entity, kind: 'link' as const, status: 'connected' as const, gen: 1 });
+    const up = obs(50);
+    up.rooms.get(roomKey('sip:1@r'))!.roster.set(roomKey('sip:1@c'), link(roomKey('sip:1@c')));
+    up.rooms.get(roomKey('sip:1@c'))!.roster.set(roomKey('sip:1@r'), link(roomKey('sip:1@r')));
+    const seen = decide([d], up, mem2, OPTS);
+    t.equal(seen.links[0]?.state, 'up');
+    mem2.sawUp(seen.links);
+    const dropped = decide([d], obs(60), mem2, OPTS);
+    t.ok(
+      dropped.actions.some((a) => a.kind === 'dial-link'),
+      'dropped after it was up: dialled again at once',
     );
   },
 );
