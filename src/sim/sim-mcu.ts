@@ -974,11 +974,30 @@ class SimMcuImpl implements SimMcu {
       r.reject(400, { reason: 'Bad Refer-To' });
       return;
     }
+    if (r.dialog === undefined) {
+      // Outside a dialog the REFER's NOTIFYs have a dialog of their own, where nothing else can overtake the
+      // "100 Trying": the MCU dials at once, as real foci do, and only the final NOTIFY waits for the 100's answer.
+      const accepting = r.accept();
+      accepting.catch(() => {});
+      await this.#dial(room, entity, target, async (status, reason) => {
+        await (await accepting).done(status, reason);
+      });
+      return;
+    }
     const n = await accept();
     // Every outcome NOTIFY waits its turn in the dialog (#serially), the failure's too.
-    const finish = async (status: number, reason: string) => {
+    await this.#dial(room, entity, target, async (status, reason) => {
       await this.#serially(r.dialog, () => n.done(status, reason));
-    };
+    });
+  }
+
+  /** What a REFER asks for (not a hang-up): a participant or a cascade link dialled into `room`; `finish` reports. */
+  async #dial(
+    room: Room,
+    entity: string,
+    target: SipUri,
+    finish: (status: number, reason: string) => Promise<void>,
+  ): Promise<void> {
     const existing = room.participants.get(entity);
     if (existing?.status === 'connected') {
       await finish(200, 'OK');
