@@ -33,6 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import type { LayoutEvent, LinkEvent } from '../src/cascade/index.js';
 import { seededRandom } from '../src/core/index.js';
+import type { Daemon } from '../src/daemon.js';
 import type { Plan } from '../src/planner/index.js';
 import { type DemoWorld, demoWorld, quantile } from './_demo-world.js';
 
@@ -56,6 +57,25 @@ async function poll<T>(what: string, probe: () => T | undefined | false, timeout
     if (performance.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, every));
   }
+}
+
+/** Resolves at the link event that makes every link of the session up. */
+function allLinksUp(cascade: Daemon['cascade'], id: string, total: number, timeoutMs: number): Promise<void> {
+  const up = () => cascade.progress(id)[0]?.counts.up === total;
+  if (up()) return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const on = (e: LinkEvent) => {
+      if (e.session !== id || e.state !== 'up' || !up()) return;
+      clearTimeout(timer);
+      cascade.off('link', on);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      cascade.off('link', on);
+      reject(new Error(`timed out after ${timeoutMs} ms waiting for ${total} links up`));
+    }, timeoutMs);
+    cascade.on('link', on);
+  });
 }
 
 /** The critical path of link setups: the deepest chain, each link one MCU-to-MCU round trip plus processing. */
@@ -145,7 +165,9 @@ async function phase(w: DemoWorld, name: string, drops: number, random: () => nu
     let lost = 0;
     let dialMs = Number.NaN;
     try {
-      await poll(`${name}: ${total} links up`, () => cascade.progress(id)[0]?.counts.up === total, 120_000, 2);
+      // Woken by the manager's link events, not by polling: a poll every few ms would take the daemon's own
+      // event loop from the dial it measures.
+      await allLinksUp(cascade, id, total, 120_000);
       dialMs = performance.now() - t0;
       const cpu = process.cpuUsage(cpu0);
       log(
