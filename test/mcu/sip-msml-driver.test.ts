@@ -142,6 +142,9 @@ t.test('cascade links are real dialogs between two simulated MCUs; busy and hang
   const state = await dp.dialLink(child.uri);
   t.same(state, { target: child.uri, state: 'connected' });
   const up = parent.participants.get(child.uri);
+  // The parent reports 200 once its INVITE is answered; the child counts the call from the ACK, which may come
+  // in a moment later.
+  await until('the child has the call', () => child.participants.get(parent.uri)?.status === 'connected');
   const down = child.participants.get(parent.uri);
   t.match(up, { kind: 'link', status: 'connected' });
   t.match(down, { kind: 'link', status: 'connected' }, 'the child sees the parent as a cascade participant');
