@@ -498,14 +498,14 @@ class Engine extends TypedEmitter<ChairEvents> implements ChairEngine {
         rec.doneMs = this.#clock.now() - cmd.t0;
         if (timing?.keyframeMs !== null && timing !== undefined)
           rec.keyframeMs = Math.round((issued - cmd.t0 + timing.keyframeMs) * 100) / 100;
-        this.safeEmit('step', { command: cmd.id, session: cmd.session, step: outcomeOf(rec) });
+        this.#emitStep(cmd, rec);
         this.#checkDone(cmd);
       },
       (err: unknown) => {
         if (cmd.finished || cmd.steps.get(step.id) !== rec) return;
         rec.state = 'failed';
         rec.error = describe(err);
-        this.safeEmit('step', { command: cmd.id, session: cmd.session, step: outcomeOf(rec) });
+        this.#emitStep(cmd, rec);
         if (permanent(err)) {
           this.#fail(
             cmd,
@@ -519,6 +519,12 @@ class Engine extends TypedEmitter<ChairEvents> implements ChairEngine {
         this.#retryLater(cmd);
       },
     );
+  }
+
+  /** A step's outcome to the `step` listeners, built only when there are any (three or more per command). */
+  #emitStep(cmd: Command, rec: StepRecord): void {
+    if (this.listenerCount('step') > 0)
+      this.safeEmit('step', { command: cmd.id, session: cmd.session, step: outcomeOf(rec) });
   }
 
   #retryLater(cmd: Command): void {
