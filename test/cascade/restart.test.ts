@@ -231,10 +231,9 @@ t.test('kill -9 mid-session, restart: no link dropped, state reconciled, nothing
   t.teardown(() => second.child.kill('SIGKILL'));
   await second.waitForLog((l) => String(l.msg).startsWith('session s1: all 4'), 60_000);
   t.same(await simLinks(sim.control), before, 'the same links after the restart');
-  t.notOk(
-    second.logs.some((l) => /failed|dropped/.test(String(l.msg))),
-    'nothing failed or dropped on the way back up',
-  );
+  // The offending lines in the message: on a loaded machine this once failed and passed alone.
+  const bad = second.logs.filter((l) => /failed|dropped/.test(String(l.msg))).map((l) => String(l.msg));
+  t.same(bad, [], 'nothing failed or dropped on the way back up');
   const status = await cli(['cascade', 'status', '--config', config, 's1', '--json']);
   t.match(JSON.parse(status.out), {
     sessionId: 's1',
