@@ -77,6 +77,8 @@ export const capabilities = {
   properties: {
     conferenceEvents: { enum: ['available', 'missing', 'unknown'] },
     refer: { enum: ['out-of-dialog', 'in-dialog'] },
+    // Only when the driver subscribes to call quality reports (daemon.mcu.qualityReports, RFC 6035).
+    qualityReports: { enum: ['available', 'missing', 'unknown'] },
     lacks: {
       type: 'array',
       items: {
