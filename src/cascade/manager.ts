@@ -532,8 +532,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     const endpoint = this.#endpointByKey.get(key);
     if (s === undefined || endpoint === undefined || s.desired.phase !== 'live') return;
     // Only an endpoint the session wants in this room: one the manager hung up or moved is no drop.
-    const wanted = s.desired.participants[mcu]?.some((u) => roomKey(u) === key) ?? false;
-    if (!wanted) return;
+    const sip = this.#dir.uri(endpoint);
+    if (sip === undefined || !(s.desired.participants[mcu]?.includes(sip) ?? false)) return;
     this.safeEmit('participant', {
       session: s.head.sessionId,
       mcu,
