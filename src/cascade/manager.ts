@@ -665,12 +665,15 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         return;
       case 'dial-link': {
         const c = this.#conference(a.room);
-        if (a.replace !== undefined) {
+        if (a.replace !== undefined || a.replaceAtChild !== undefined) {
           this.#log?.warn(
             { session: a.session, child: a.child, parent: a.parent },
             `link ${a.child} -> ${a.parent} is up at one end only: hanging it up and dialing it again`,
           );
-          await hangUp(() => c.hangUpLink(a.replace!));
+          if (a.replace !== undefined) await hangUp(() => c.hangUpLink(a.replace!));
+          // Left at the child, the old call would make it refuse the new one (486) until its session timer.
+          if (a.replaceAtChild !== undefined)
+            await hangUp(() => this.#conference(a.target).hangUpLink(a.replaceAtChild!));
         }
         await c.dialLink(a.target);
         return;

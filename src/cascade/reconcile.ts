@@ -131,6 +131,11 @@ export type Action =
       readonly target: string;
       /** Hang up this stale entity in `room` first (a half-dead link). */
       readonly replace?: string;
+      /**
+       * Hang up this stale entity in the child's room `target` first: the link is up at the child, which
+       * would refuse a new call from the same conference while it holds the old one (486).
+       */
+      readonly replaceAtChild?: string;
     })
   | (ActionBase & {
       /** Ask both ends whether they still have the link (a layout naming it; 404 if not). */
@@ -494,7 +499,7 @@ export function decide(
       const parentReady = parent === d.root || v.isUp(parent);
       const dialedAt = mem.dialedAt?.get(key);
       const verifying = dialedAt !== undefined && now - dialedAt < opts.halfDeadGraceMs;
-      const dial = (replace?: string): Action => ({
+      const dial = (replace?: string, replaceAtChild?: string): Action => ({
         kind: 'dial-link',
         key,
         session: d.id,
@@ -503,6 +508,7 @@ export function decide(
         room: d.rooms[parent]!,
         target: d.rooms[child]!,
         ...(replace === undefined ? {} : { replace }),
+        ...(replaceAtChild === undefined ? {} : { replaceAtChild }),
       });
       let detail: string | undefined;
 
@@ -512,7 +518,11 @@ export function decide(
         // way), hang up what is left and dial again.
         const since = mem.halfSince.get(key) ?? now;
         if (now - since < opts.halfDeadGraceMs) wake(since + opts.halfDeadGraceMs);
-        else if (parentReady) offer('link', dial(l.atParent?.entity ?? v.keys[child]!));
+        else if (parentReady)
+          offer(
+            'link',
+            dial(l.atParent?.entity ?? v.keys[child]!, l.childSays === 'yes' ? l.atChild?.entity : undefined),
+          );
       } else if (!l.up) {
         if (!mcuUp(parent)) detail = `MCU ${parent} is down`;
         else if (!mcuUp(child)) detail = `MCU ${child} is down`;

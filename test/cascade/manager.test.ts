@@ -258,6 +258,43 @@ t.test(
   },
 );
 
+t.test(
+  'a link up at the child only (the parent restarted without its calls) is hung up there and dialled again',
+  async (t) => {
+    // m crashes and comes back empty; p still holds the link's call (m was its caller and its refresh is 45 s
+    // away), so p refuses a new call from m's room (486) while it does. The manager must hang the old call up at
+    // p, not only at m, before it dials again; else the link stays down until p's session timer (60 s).
+    const inv = network(
+      loopbackBase(),
+      [
+        { id: 'm', rooms: 2 },
+        { id: 'p', parents: ['m'], rooms: 2 },
+      ],
+      [
+        { id: 'chair', level: 'central', mcus: ['m'] },
+        { id: 'p-room', level: 'province', mcus: ['p'] },
+      ],
+    );
+    const sim = await createSimNetwork({ inventory: inv, infoDelayMs: 5 });
+    t.teardown(() => sim.close());
+    const parts = await startParts(inv, t.testdir());
+    t.teardown(() => parts.close());
+    const head = await parts.manager.admit({ endpoints: 'all', chair: 'chair' });
+    const v = simView(sim, head);
+    const healthy = () =>
+      v.linked('p', 'm') && v.shows('p', 'm')?.[0] === ep('p-room') && v.shows('m', 'p')?.[0] === ep('chair');
+    await until('the link up with both pictures', healthy);
+    const before = v.linkAt('p', 'm')?.callId;
+    await sim.mcu('m').restart(0);
+    t.equal(v.linkAt('p', 'm')?.callId, before, 'p still holds the old call');
+    await until(
+      'the link back with both pictures, on a new call',
+      () => healthy() && v.linkAt('p', 'm')?.callId !== before,
+    );
+    t.pass('healed well before the session timer');
+  },
+);
+
 t.test("a link someone else dialled into a session's room is reported and left alone", async (t) => {
   const inv = network(
     loopbackBase(),

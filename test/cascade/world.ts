@@ -124,6 +124,10 @@ export class World {
         const c = this.room(a.target);
         this.#upOrThrow(p.mcu);
         if (a.replace !== undefined) this.#hangUp(p, a.replace);
+        if (a.replaceAtChild !== undefined) {
+          this.#upOrThrow(c.mcu);
+          this.#hangUp(c, a.replaceAtChild);
+        }
         if (p.entries.get(c.key)?.status === 'connected') {
           this.#learn(p, c.key);
           return;
