@@ -4,7 +4,7 @@
  * generated tests (test/api/routes.test.ts) walk this table, so a new route
  * cannot skip authentication, authorisation, validation or audit tests.
  */
-import { cascadeStatus } from '../cascade/index.js';
+import { cascadeStatus, SESSION_VIEWS, type SessionView } from '../cascade/index.js';
 import type { Endpoint, Inventory, Mcu } from '../inventory/index.js';
 import { LAYOUT_NAMES, type McuDriver } from '../mcu/index.js';
 import { type Plan, plan } from '../planner/index.js';
@@ -279,6 +279,12 @@ const endpointSpec = {
     },
   ],
 };
+/** What every endpoint but the chair sees (docs/cascade.md, "What everyone sees"). */
+const sessionView = {
+  enum: [...SESSION_VIEWS],
+  description:
+    'What every endpoint but the chair sees: chair (the chair full-screen, the default) or speaker (the endpoint brought to the chair large, the chair small).',
+};
 const scheduleFields = {
   title: { type: 'string', minLength: 1, maxLength: 200 },
   requester: { type: 'string', minLength: 1, maxLength: 200, description: 'Who asked for the session.' },
@@ -293,6 +299,7 @@ const scheduleFields = {
     items: object({ endpoint: id, topic: { type: 'string', maxLength: 200 } }, ['endpoint']),
   },
   mains: { type: 'array', maxItems: 10_000, items: id },
+  view: sessionView,
 };
 
 export const ROUTES: readonly RouteSpec[] = [
@@ -607,6 +614,12 @@ export const ROUTES: readonly RouteSpec[] = [
             items: id,
             description: "Endpoints shown full-screen up their MCU's link (docs/cascade.md).",
           },
+          chairLayout: {
+            enum: ['full', 'pip'],
+            description: "The chair's screen with an endpoint brought to it (default: daemon.chair.layout).",
+          },
+          mutePrevious: { type: 'boolean', description: 'Mute the previous speaker (default: daemon.chair).' },
+          view: sessionView,
         },
         [],
       ),
@@ -625,6 +638,9 @@ export const ROUTES: readonly RouteSpec[] = [
         all?: boolean;
         chair?: string;
         mains?: string[];
+        chairLayout?: 'full' | 'pip';
+        mutePrevious?: boolean;
+        view?: SessionView;
       };
       if ((b.endpoints === undefined) === (b.all !== true)) {
         throw new ApiError('API_ERR_VALIDATION', '/body/endpoints: give either endpoints or all: true', {
@@ -639,6 +655,9 @@ export const ROUTES: readonly RouteSpec[] = [
         ...(b.root === undefined ? {} : { root: b.root }),
         ...(b.chair === undefined ? {} : { chair: b.chair }),
         ...(b.mains === undefined ? {} : { mains: b.mains }),
+        ...(b.chairLayout === undefined ? {} : { chairLayout: b.chairLayout }),
+        ...(b.mutePrevious === undefined ? {} : { mutePrevious: b.mutePrevious }),
+        ...(b.view === undefined ? {} : { view: b.view }),
       });
     },
   },

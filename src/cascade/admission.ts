@@ -18,6 +18,7 @@ import {
   type SessionChange,
 } from '../planner/index.js';
 import type { CascadeHead, CascadeRecord, CascadeUsage, Store } from '../store/index.js';
+import { SESSION_VIEWS, type SessionView } from './desired.js';
 import { CascadeError } from './errors.js';
 
 export interface SessionRequest {
@@ -36,6 +37,8 @@ export interface SessionRequest {
   readonly chairLayout?: 'full' | 'pip';
   /** Mute the previous speaker when another is brought to the chair (default: daemon.chair). */
   readonly mutePrevious?: boolean;
+  /** What every endpoint but the chair sees (docs/cascade.md, "What everyone sees"; default `chair`). */
+  readonly view?: SessionView;
 }
 
 /** What the store keeps as a cascade's `request`. */
@@ -45,6 +48,7 @@ export interface StoredRequest {
   readonly mains: readonly string[];
   readonly chairLayout?: 'full' | 'pip';
   readonly mutePrevious?: boolean;
+  readonly view?: SessionView;
 }
 
 export interface AdmitOptions {
@@ -90,12 +94,15 @@ function validate(inventory: Inventory, r: SessionRequest): { session: Session; 
     throw invalid(`chairLayout "${String(r.chairLayout)}": full or pip`, '/chairLayout');
   if (r.mutePrevious !== undefined && typeof r.mutePrevious !== 'boolean')
     throw invalid('mutePrevious must be true or false', '/mutePrevious');
+  if (r.view !== undefined && !SESSION_VIEWS.includes(r.view))
+    throw invalid(`view "${String(r.view)}": ${SESSION_VIEWS.join(' or ')}`, '/view');
   const stored: StoredRequest = {
     endpoints: [...list],
     ...(r.chair === undefined ? {} : { chair: r.chair }),
     mains: [...(r.mains ?? [])],
     ...(r.chairLayout === undefined ? {} : { chairLayout: r.chairLayout }),
     ...(r.mutePrevious === undefined ? {} : { mutePrevious: r.mutePrevious }),
+    ...(r.view === undefined ? {} : { view: r.view }),
   };
   const session: Session = { endpoints: list, root, ...(r.chair === undefined ? {} : { chair: r.chair }) };
   return { session, root, stored };

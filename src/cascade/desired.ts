@@ -13,7 +13,13 @@
  *   path, each uplink's picture with the selected endpoint (on its own MCU)
  *   or the child link towards it, and puts that on the chair's screen: full
  *   screen, or in a `pip` session large with the chair's own picture inset
- *   (as the chair command shows it, docs/chair.md).
+ *   (as the chair command shows it, docs/chair.md);
+ * - what everyone else sees (the session's `view`, docs/cascade.md "What
+ *   everyone sees"): every endpoint of a room but the chair watches what
+ *   comes down its MCU's link, and on the root what the root sends down:
+ *   the chair (`chair`, the default), or in a `speaker` session the endpoint
+ *   brought to the chair large with the chair inset. One picture comes down
+ *   each link, so everyone below the root sees the same, the speaker too.
  */
 import type { Plan } from '../planner/index.js';
 
@@ -31,6 +37,24 @@ export interface LayoutSpec {
   readonly why: 'uplink' | 'downlink' | 'chair';
 }
 
+/**
+ * What everyone in a session sees but the chair: `chair` (the chair full-screen) or `speaker` (the endpoint
+ * brought to the chair large, the chair inset; the chair alone while nobody is brought to it).
+ */
+export type SessionView = 'chair' | 'speaker';
+export const SESSION_VIEWS: readonly SessionView[] = ['chair', 'speaker'];
+
+/**
+ * The picture every endpoint of one room is shown (its screen), but the chair's: O(MCUs) specs for a
+ * session's 11,000 screens, each applied to whoever of the room's endpoints is in.
+ */
+export interface ViewSpec {
+  readonly mcu: string;
+  /** Full-screen (layout `single`), or large under the inset (layout `pip`). */
+  readonly source: Ref;
+  readonly inset?: Ref;
+}
+
 /** What the store holds for a session, as the reconciler reads it. */
 export interface SessionSpec {
   readonly id: string;
@@ -44,6 +68,8 @@ export interface SessionSpec {
   readonly selection: string | null;
   /** How the chair's screen shows the selection (the session's choice, else the daemon's; default full). */
   readonly chairLayout?: 'full' | 'pip';
+  /** What everyone else sees (default `chair`). */
+  readonly view?: SessionView;
 }
 
 /** How the reconciler reaches endpoints: their SIP URI, and their level's rank (0: the top level). */
@@ -73,6 +99,11 @@ export interface DesiredSession {
   readonly mains: Readonly<Record<string, string>>;
   readonly layouts: readonly LayoutSpec[];
   readonly chairLayout: 'full' | 'pip';
+  readonly view: SessionView;
+  /** The screens of every room's endpoints, one spec per MCU of the plan (none in a session without any picture). */
+  readonly views: readonly ViewSpec[];
+  /** The chair's URI when it sits on the root: its screen is the chair command's, never a view. */
+  readonly chair?: string;
   /** Session endpoints without a SIP URI: they cannot be dialled (reported once). */
   readonly undialable: readonly string[];
 }
@@ -144,7 +175,14 @@ export function desiredSession(spec: SessionSpec, dir: EndpointDirectory): Desir
   }
 
   const chairLayout = spec.chairLayout ?? 'full';
-  const layouts = layoutsFor({ root, mcus, parent, children, mains, chairLayout }, plan, spec.selection, dir);
+  const view = spec.view ?? 'chair';
+  const { layouts, views } = picturesFor(
+    { root, mcus, parent, children, mains, chairLayout, view },
+    plan,
+    spec.selection,
+    dir,
+  );
+  const chair = chairOnRoot(plan, root, dir);
 
   return {
     id: spec.id,
@@ -160,22 +198,32 @@ export function desiredSession(spec: SessionSpec, dir: EndpointDirectory): Desir
     mains,
     layouts,
     chairLayout,
+    view,
+    views,
+    ...(chair === undefined ? {} : { chair }),
     undialable,
   };
 }
 
+/** The chair's URI when it sits on the root (and can be dialled). */
+function chairOnRoot(plan: Plan, root: string, dir: EndpointDirectory): string | undefined {
+  if (plan.chair === null || plan.assignments[plan.chair] !== root) return undefined;
+  return dir.uri(plan.chair);
+}
+
 /**
  * The pictures of a session for a chair selection: mains up every link, the
- * chair down, and the selection along its path. Recomputed alone when only
+ * chair (or the speaker, by the session's view) down, the selection along
+ * its path, and what each room's endpoints see. Recomputed alone when only
  * the selection changes (`reselect`): O(MCUs), where the whole desired state
  * of a national session walks its 11,000 endpoints.
  */
-function layoutsFor(
-  d: Pick<DesiredSession, 'root' | 'mcus' | 'parent' | 'children' | 'mains' | 'chairLayout'>,
+function picturesFor(
+  d: Pick<DesiredSession, 'root' | 'mcus' | 'parent' | 'children' | 'mains' | 'chairLayout' | 'view'>,
   plan: Plan,
   selection: string | null,
   dir: EndpointDirectory,
-): LayoutSpec[] {
+): { layouts: LayoutSpec[]; views: ViewSpec[] } {
   const { root, mcus, parent, children, mains } = d;
   // Base pictures: mains up, the chair down.
   const up = new Map<string, Ref>();
@@ -186,29 +234,26 @@ function layoutsFor(
     if (main !== undefined) up.set(m, { endpoint: main });
     else if (firstChild !== undefined) up.set(m, { link: firstChild });
   }
-  const chairUri = plan.chair === null ? undefined : dir.uri(plan.chair);
-  const chairOnRoot = chairUri !== undefined && plan.assignments[plan.chair!] === root;
-  const fromAbove = (m: string): Ref | undefined => {
-    if (m !== root) return { link: parent[m]! };
-    if (chairOnRoot) return { endpoint: chairUri! };
-    const main = mains[root];
-    return main === undefined ? undefined : { endpoint: main };
-  };
+  const chairUri = chairOnRoot(plan, root, dir);
+  const chair: Ref | undefined = chairUri === undefined ? undefined : { endpoint: chairUri };
+  const rootMain = mains[root];
+  const base: Ref | undefined = chair ?? (rootMain === undefined ? undefined : { endpoint: rootMain });
 
   // The chair selection, along its path.
   const layouts: LayoutSpec[] = [];
   const selected = selectionMcu(selection, plan, dir);
+  /** What the root shows of the selection: the endpoint itself (on the root) or its child link towards it. */
+  let shown: Ref | undefined;
   if (selected !== undefined) {
     const { mcu: at, uri } = selected;
-    let shown: Ref = { endpoint: uri };
+    shown = { endpoint: uri };
     let m = at;
     while (m !== root) {
       up.set(m, shown);
       shown = { link: m };
       m = parent[m]!;
     }
-    if (chairOnRoot) {
-      const chair: Ref = { endpoint: chairUri! };
+    if (chair !== undefined)
       layouts.push({
         mcu: root,
         output: chair,
@@ -216,18 +261,34 @@ function layoutsFor(
         ...(d.chairLayout === 'pip' ? { inset: chair } : {}),
         why: 'chair',
       });
-    }
   }
+  // What the root sends down every link and shows its own endpoints: the chair, or the speaker large with the
+  // chair inset (a speaker session, while somebody is brought to the chair).
+  const speaking = d.view === 'speaker' && shown !== undefined && !sameRef(shown, base);
+  const fromRoot: Omit<ViewSpec, 'mcu'> | undefined = speaking
+    ? base === undefined
+      ? { source: shown! }
+      : { source: shown!, inset: base }
+    : base === undefined
+      ? undefined
+      : { source: base };
 
+  const views: ViewSpec[] = [];
   for (const m of mcus) {
     const source = up.get(m);
     if (m !== root && source !== undefined)
       layouts.push({ mcu: m, output: { link: parent[m]! }, source, why: 'uplink' });
-    const down = fromAbove(m);
+    const down = m === root ? fromRoot : { source: { link: parent[m]! } };
     if (down === undefined) continue;
-    for (const c of children[m] ?? []) layouts.push({ mcu: m, output: { link: c }, source: down, why: 'downlink' });
+    views.push({ mcu: m, ...down });
+    for (const c of children[m] ?? []) layouts.push({ mcu: m, output: { link: c }, ...down, why: 'downlink' });
   }
-  return layouts;
+  return { layouts, views };
+}
+
+function sameRef(a: Ref, b: Ref | undefined): boolean {
+  if (b === undefined) return false;
+  return 'link' in a ? 'link' in b && a.link === b.link : 'endpoint' in b && a.endpoint === b.endpoint;
 }
 
 /** The same desired state with another chair selection (the chair module switched it already). */
@@ -237,7 +298,7 @@ export function reselect(
   selection: string | null,
   dir: EndpointDirectory,
 ): DesiredSession {
-  return { ...d, layouts: layoutsFor(d, plan, selection, dir) };
+  return { ...d, ...picturesFor(d, plan, selection, dir) };
 }
 
 /** The MCU and URI of the selected endpoint (a relayed room shows through the room relaying it). */

@@ -8,8 +8,16 @@ export type { AdmitOptions, Holder, ReplanOutcome, SessionRequest, StoredRequest
 export { admitSession, endSession, heldBy, replanSession, selectForChair, usageOf } from './admission.js';
 export type { BackoffPolicy } from './backoff.js';
 export { backoffDelay, DEFAULT_BACKOFF } from './backoff.js';
-export type { DesiredSession, EndpointDirectory, LayoutSpec, Ref, SessionSpec } from './desired.js';
-export { desiredSession, mainEndpoint, reselect } from './desired.js';
+export type {
+  DesiredSession,
+  EndpointDirectory,
+  LayoutSpec,
+  Ref,
+  SessionSpec,
+  SessionView,
+  ViewSpec,
+} from './desired.js';
+export { desiredSession, mainEndpoint, reselect, SESSION_VIEWS } from './desired.js';
 export type { CascadeErrorCode } from './errors.js';
 export { CASCADE_ERRORS, CascadeError } from './errors.js';
 export type {

@@ -22,7 +22,14 @@ import {
   type SessionRequest,
   selectForChair,
 } from './admission.js';
-import { type DesiredSession, desiredSession, type EndpointDirectory, reselect, type SessionSpec } from './desired.js';
+import {
+  type DesiredSession,
+  desiredSession,
+  type EndpointDirectory,
+  reselect,
+  type SessionSpec,
+  type SessionView,
+} from './desired.js';
 import { CascadeError } from './errors.js';
 import { Bookkeeping } from './memory.js';
 import {
@@ -65,13 +72,13 @@ export interface LinkEvent {
   readonly at: number;
 }
 
-/** A layout was applied (a link's picture, or the chair's screen). */
+/** A layout was applied (a link's picture, the chair's screen, or an endpoint's screen: the session's view). */
 export interface LayoutEvent {
   readonly session: string;
   readonly mcu: string;
   readonly output: string;
   readonly source: string;
-  readonly why: 'uplink' | 'downlink' | 'chair';
+  readonly why: 'uplink' | 'downlink' | 'chair' | 'view';
   readonly at: number;
 }
 
@@ -130,6 +137,8 @@ export interface CascadeProgress {
   readonly links: readonly LinkView[];
   /** The session's dialable endpoints, and how many are in their rooms (as last counted, about once a second). */
   readonly endpoints: { readonly wanted: number; readonly in: number };
+  /** Every endpoint in its room sees the session's view (as of the last pass; docs/cascade.md). */
+  readonly viewsApplied: boolean;
 }
 
 export interface CascadeManager extends TypedEmitter<CascadeManagerEvents> {
@@ -187,6 +196,7 @@ interface SessionState {
   /** Was every link up once already (since the manager started)? */
   wasUp: boolean;
   endpoints: { wanted: number; in: number; allInLogged: boolean; lastLogAt: number };
+  viewsApplied: boolean;
 }
 
 /** One room of a session as the manager watches it. */
@@ -335,6 +345,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   readonly #reported = new Set<string>();
   /** The chair command holding each session's selection path (claimChair). */
   readonly #claims = new Map<string, ChairClaim>();
+  /** Rooms (`session|mcu`) whose endpoints' screens failed since one last succeeded: logged once. */
+  readonly #viewFailing = new Set<string>();
   readonly #unsubscribe: (() => void)[] = [];
   #gen = 0;
   #closed = false;
@@ -367,6 +379,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
       linkConcurrency: o.settings.linkConcurrency,
       participantConcurrency: o.settings.endpointConcurrency,
       layoutConcurrency: o.settings.layoutConcurrency,
+      viewConcurrency: o.settings.layoutConcurrency,
       halfDeadGraceMs: o.settings.halfDeadGraceMs,
       replanAfterMs: o.settings.replanAfterMs,
       unexpectedLinks: o.settings.unexpectedLinks,
@@ -457,6 +470,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         mains: mainsOf(plan!, head.request),
         selection: head.selection,
         chairLayout: chairLayoutOf(head.request) ?? this.#chairLayout,
+        view: viewOf(head.request),
       };
       const desired = desiredSession(spec, this.#dir);
       if (known === undefined) {
@@ -479,6 +493,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         allUp: known?.allUp ?? false,
         wasUp: known?.wasUp ?? false,
         endpoints: known?.endpoints ?? { wanted: 0, in: 0, allInLogged: false, lastLogAt: 0 },
+        viewsApplied: false,
       });
       for (const [mcu, uri] of Object.entries(desired.rooms)) this.#watch(mcu, uri);
     }
@@ -572,6 +587,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     this.#sessions.delete(id);
     this.#book.forgetSession(id);
     for (const k of [...this.#links.keys()]) if (k.startsWith(`${id}|`)) this.#links.delete(k);
+    for (const k of [...this.#viewFailing]) if (k.startsWith(`${id}|`)) this.#viewFailing.delete(k);
     if (s === undefined) return Promise.resolve();
     const closing: Promise<void>[] = [];
     for (const uri of Object.values(s.head.rooms)) {
@@ -614,6 +630,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     this.#book.sawHalf(decision.half, now);
     this.#book.sawUp(decision.links);
     this.#track(decision.links, now);
+    const pending = new Set(decision.viewsPending);
+    for (const [id, s] of this.#sessions) s.viewsApplied = s.desired.phase === 'live' && !pending.has(id);
     if (now - this.#lastCount >= ENDPOINT_COUNT_MS) {
       this.#lastCount = now;
       this.#countEndpoints(now);
@@ -640,8 +658,14 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         if (this.#closed) return;
         this.#book.succeeded(a, this.#clock.now(), a.kind === 'open' ? roomKey(a.room) : undefined);
         this.#succeeded(a);
-        // A picture applied opens nothing new (a link up or a room open may): a pass only if one was held back.
-        if (a.kind !== 'layout' || this.#held) this.#kick();
+        // A picture applied opens nothing new (a link up or a room open may): a pass only if one was held back,
+        // or, for a screen, while its session's view is not all applied yet (a pass then finds it done).
+        if (
+          a.kind !== 'layout' ||
+          this.#held ||
+          (a.why === 'view' && this.#sessions.get(a.session)?.viewsApplied === false)
+        )
+          this.#kick();
       },
       (err: unknown) => {
         if (this.#closed) return;
@@ -789,6 +813,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   }
 
   #succeeded(a: Action): void {
+    if (a.kind === 'layout' && a.why === 'view') this.#viewFailing.delete(`${a.session}|${a.mcu}`);
     if (a.kind === 'layout')
       this.safeEmit('layout', {
         session: a.session,
@@ -816,8 +841,12 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
             ? `${a.kind} ${'endpoint' in a ? a.endpoint : ''}`
             : a.kind;
     const fields = { session: a.session, code, failures, retryInMs: Math.round(waitMs) };
+    // An MCU refusing the screens of its room refuses a few hundred at once: the first is news for the room.
+    const room = `${a.session}|${'mcu' in a ? a.mcu : ''}`;
+    const news = a.kind === 'layout' && a.why === 'view' ? !this.#viewFailing.has(room) : failures === 1;
+    if (a.kind === 'layout' && a.why === 'view') this.#viewFailing.add(room);
     // The first failure of a run is news; the rest of it is debug detail.
-    if (failures === 1 || a.kind === 'replan') this.#log?.warn({ ...fields, err: msg }, `${what} failed: ${msg}`);
+    if (news || a.kind === 'replan') this.#log?.warn({ ...fields, err: msg }, `${what} failed: ${msg}`);
     else this.#log?.debug({ ...fields, err: msg }, `${what} failed again`);
     if (a.kind === 'replan' && failures === 1) this.#event('cascade.replan.failed', a.session, { error: msg, code });
   }
@@ -981,6 +1010,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         counts: this.#counts(s.desired.id),
         links,
         endpoints: { wanted: s.endpoints.wanted, in: s.endpoints.in },
+        viewsApplied: s.viewsApplied,
       });
     }
     return out;
@@ -1037,11 +1067,16 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     // a command costs no pass: the new path's pictures are the command's (in flight, the reconciler leaves
     // them alone, until it is done), the previous path's are sent back now, as a pass would.
     this.#setSelection(s, endpoint, false);
+    // A speaker session's view changes with the selection (what the root sends down and shows its own
+    // endpoints): a pass sends it, after this command's own steps (docs/cascade.md, "What everyone sees").
+    if (s.desired.view === 'speaker') this.#kick();
     const both = new Set([...onPath, ...before]);
     const paths: DesiredSession = {
       ...s.desired,
       mcus: s.desired.mcus.filter((m) => both.has(m)),
       layouts: s.desired.layouts.filter((l) => l.why !== 'downlink' && both.has(l.mcu)),
+      // What everyone else sees follows through the reconciler, off the command's deadline.
+      views: [],
     };
     const decision = decide([paths], this.#observed(), this.#book, {
       ...this.#opts,
@@ -1131,13 +1166,18 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   }
 }
 
-/** The session's main endpoints by MCU, from the endpoints its request names. */
 /** The session's own choice of the chair's screen (`cascaded session create --chair-layout`). */
 function chairLayoutOf(request: unknown): 'full' | 'pip' | undefined {
   const l = (request as { chairLayout?: unknown } | null)?.chairLayout;
   return l === 'full' || l === 'pip' ? l : undefined;
 }
 
+/** What everyone else sees (`cascaded session create --view`; default the chair). */
+function viewOf(request: unknown): SessionView {
+  return (request as { view?: unknown } | null)?.view === 'speaker' ? 'speaker' : 'chair';
+}
+
+/** The session's main endpoints by MCU, from the endpoints its request names. */
 function mainsOf(plan: Plan, request: unknown): Record<string, string> {
   const out: Record<string, string> = {};
   const mains = (request as { mains?: unknown } | null)?.mains;

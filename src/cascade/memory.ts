@@ -15,7 +15,7 @@ export function poolOf(action: Action): Pool {
     case 'hang-up-participant':
       return 'participant';
     case 'layout':
-      return 'layout';
+      return action.why === 'view' ? 'view' : 'layout';
     default:
       return 'control';
   }

@@ -96,6 +96,11 @@ export interface ReconcileOptions {
   readonly linkConcurrency: number;
   readonly participantConcurrency: number;
   readonly layoutConcurrency: number;
+  /**
+   * The rooms' endpoints' screens being set at once (the session's view): a pool of their own, so that the
+   * 11,000 screens of a national session never hold back a link's picture.
+   */
+  readonly viewConcurrency: number;
   /** How long a link may be up at one end and gone at the other before it is hung up and redialled, ms. */
   readonly halfDeadGraceMs: number;
   /** How long an MCU of a session may stay unusable (down, or its link failing) before a re-plan, ms. */
@@ -111,7 +116,7 @@ export interface ReconcileOptions {
   readonly linkProbeMs?: number;
 }
 
-export type Pool = 'link' | 'participant' | 'layout' | 'control';
+export type Pool = 'link' | 'participant' | 'layout' | 'view' | 'control';
 
 interface ActionBase {
   /** Identifies the work: at most one action per key is in flight. */
@@ -173,7 +178,8 @@ export type Action =
       /** Layout `pip`: this inset small over the source (the chair's own picture). */
       readonly inset?: string;
       readonly epoch: string;
-      readonly why: LayoutSpec['why'];
+      /** `view`: an endpoint's screen, the session's view (pool `view`); else a link's picture or the chair's. */
+      readonly why: LayoutSpec['why'] | 'view';
     })
   | (ActionBase & { readonly kind: 'replan'; readonly lost: readonly string[] })
   | (ActionBase & { readonly kind: 'finish' });
@@ -205,6 +211,11 @@ export interface Decision {
   readonly unexpected: readonly UnexpectedLink[];
   /** Sessions whose tear-down is complete (also in `actions` as `finish` unless already in flight). */
   readonly finished: readonly string[];
+  /**
+   * Live sessions some of whose endpoints in their rooms do not see the session's view yet (being set,
+   * waiting for a retry, or waiting for a room or a link).
+   */
+  readonly viewsPending: readonly string[];
   /** The next time something waiting (a retry, a grace period, a re-plan deadline) becomes due, if any. */
   readonly wakeAt?: number;
   /**
@@ -257,6 +268,17 @@ function parseRoomKey(uri: string): string {
  * A memo of a pure result: the same room version and list give the same answer.
  */
 const complete = new WeakMap<ObservedRoom, { readonly version: number; readonly list: readonly string[] }>();
+
+/**
+ * Rooms seen with every endpoint in showing the session's view, per bookkeeping (`Memory`), at the room's
+ * version and the view's sources (`base`: their entities and calls): a pass then skips the room's endpoints.
+ * Only a success changes `applied`, and a room with a screen in flight is never memoised, so what was seen
+ * applied stays so while neither changes.
+ */
+const viewed = new WeakMap<
+  Memory,
+  WeakMap<ObservedRoom, { readonly version: number; readonly list: readonly string[]; readonly base: string }>
+>();
 
 /** host:port of a room key (the MCU's address). */
 function addressOf(key: string): string {
@@ -433,6 +455,7 @@ export function decide(
   const half: string[] = [];
   const unexpected: UnexpectedLink[] = [];
   const finished: string[] = [];
+  const viewsPending: string[] = [];
   let wakeAt: number | undefined;
   let held = false;
   const wake = (t: number) => {
@@ -444,6 +467,7 @@ export function decide(
     link: opts.linkConcurrency,
     participant: opts.participantConcurrency,
     layout: opts.layoutConcurrency,
+    view: opts.viewConcurrency,
     control: Number.POSITIVE_INFINITY,
   };
   for (const pool of mem.inflight.values()) budget[pool]--;
@@ -485,6 +509,12 @@ export function decide(
   for (const v of views) if (v.d.phase === 'live') liveLinks(v);
   for (const v of views) if (v.d.phase === 'live') layoutsOf(v);
   for (const v of views) if (v.d.phase === 'live') participantsOf(v);
+  let seenViews = viewed.get(mem);
+  if (seenViews === undefined) {
+    seenViews = new WeakMap();
+    viewed.set(mem, seenViews);
+  }
+  for (const v of views) if (v.d.phase === 'live' && !viewsOf(v, seenViews)) viewsPending.push(v.d.id);
   for (const v of views) if (v.d.phase === 'ending') ending(v);
 
   function liveLinks(v: SessionView): void {
@@ -653,6 +683,85 @@ export function decide(
     }
   }
 
+  /**
+   * Every endpoint of each room (but the chair) shown the room's view; false when some are not yet. An
+   * endpoint never sees itself large: the speaker on the root sees the chair alone.
+   */
+  function viewsOf(
+    v: SessionView,
+    seen: WeakMap<ObservedRoom, { version: number; list: readonly string[]; base: string }>,
+  ): boolean {
+    const d = v.d;
+    let settled = true;
+    for (const spec of d.views) {
+      const room = v.room(spec.mcu);
+      const list = d.participants[spec.mcu] ?? [];
+      if (list.length === 0) continue;
+      const src = room?.state === 'open' ? resolve(v, spec.mcu, spec.source) : undefined;
+      const inset = spec.inset === undefined || src === undefined ? undefined : resolve(v, spec.mcu, spec.inset);
+      if (room === undefined || src === undefined || (spec.inset !== undefined && inset === undefined)) {
+        // Nothing to show yet (the room opening, the link or the chair not there): pending if anyone waits.
+        if (room === undefined || list.some((ep) => room.roster.get(roomKey(ep))?.status === 'connected'))
+          settled = false;
+        continue;
+      }
+      const base = `${src.entity}#${src.epoch}` + (inset === undefined ? '' : `+${inset.entity}#${inset.epoch}`);
+      const memo = seen.get(room);
+      if (memo !== undefined && memo.version === room.version && memo.list === list && memo.base === base) continue;
+      // Walked again: the room counts as done only once a walk finds every screen set, none in flight (a view
+      // that comes back, say the speaker changing twice, must not find a memo of the time it was last set).
+      seen.delete(room);
+      if (budget.view <= 0) {
+        held = true;
+        return false;
+      }
+      let missing = false;
+      for (const ep of list) {
+        if (ep === d.chair) continue;
+        const entity = roomKey(ep);
+        const e = room.roster.get(entity);
+        if (e?.status !== 'connected') continue;
+        // An endpoint never sees itself large: the speaker sees the inset (the chair) alone.
+        const self = entity === src.entity;
+        if (self && inset === undefined) continue;
+        const source = self ? inset! : src;
+        const small = self ? undefined : inset;
+        const key = layoutKey(d.id, spec.mcu, { endpoint: ep });
+        const epoch =
+          `${entity}#${e.gen}>${source.entity}#${source.epoch}` +
+          (small === undefined ? '' : `+${small.entity}#${small.epoch}`);
+        // One in flight may carry an earlier view (the speaker changed meanwhile): its success will not be
+        // this one, so the room is not done until it is back.
+        const busy = mem.inflight.has(key);
+        if (!busy && mem.applied.get(key) === epoch) continue;
+        missing = true;
+        if (busy) {
+          held = true;
+          continue;
+        }
+        if (budget.view <= 0) {
+          held = true;
+          return false;
+        }
+        offer('view', {
+          kind: 'layout',
+          key,
+          session: d.id,
+          mcu: spec.mcu,
+          room: d.rooms[spec.mcu]!,
+          output: entity,
+          source: source.entity,
+          ...(small === undefined ? {} : { inset: small.entity }),
+          epoch,
+          why: 'view',
+        });
+      }
+      if (missing) settled = false;
+      else if (room.version !== undefined) seen.set(room, { version: room.version, list, base });
+    }
+    return settled;
+  }
+
   function participantsOf(v: SessionView): void {
     const d = v.d;
     const dialOne = (m: string, ep: string) =>
@@ -772,6 +881,6 @@ export function decide(
   }
 
   return wakeAt === undefined
-    ? { actions, links, half, unexpected, finished, held }
-    : { actions, links, half, unexpected, finished, wakeAt, held };
+    ? { actions, links, half, unexpected, finished, held, viewsPending }
+    : { actions, links, half, unexpected, finished, wakeAt, held, viewsPending };
 }

@@ -118,6 +118,7 @@ const OPTIONS = {
   csv: { type: 'boolean' },
   auto: { type: 'boolean' },
   format: { type: 'string' },
+  view: { type: 'string' },
   out: { type: 'string' },
 } as const;
 

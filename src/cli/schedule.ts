@@ -41,6 +41,7 @@ export interface ScheduleValues {
   readonly auto?: boolean;
   readonly format?: string;
   readonly out?: string;
+  readonly view?: string;
 }
 
 export const SCHEDULE_HELP = `  cascadectl [options] schedule [--state S]          scheduled sessions (Decision 1594 lifecycle)
@@ -48,6 +49,8 @@ export const SCHEDULE_HELP = `  cascadectl [options] schedule [--state S]       
   cascadectl [options] schedule create --kind planned|adhoc --title T --requester R --chair E
                        --start ISO --end ISO [--rehearsal ISO] [--id ID] [--root MCU]
                        [--endpoints A,B] [--select level=commune,province=P]... [--script A,B,...]
+                       [--view chair|speaker]  what everyone but the chair sees: the chair (default),
+                       or the endpoint brought to the chair large with the chair small
                        (or --file FILE: the JSON body of POST /v1/schedule)
   cascadectl [options] schedule change SESSION [--title T] [--start ISO] [--end ISO] [--rehearsal ISO]
                        [--chair E] [--endpoints A,B] [--select ...]... [--script A,B,...]
@@ -97,6 +100,7 @@ function body(v: ScheduleValues, io: ScheduleIo): Record<string, unknown> {
     startsAt: v.start,
     endsAt: v.end,
     rehearsalAt: v.rehearsal,
+    view: v.view,
     ...(endpoints.length === 0 ? {} : { endpoints }),
     ...(script === undefined ? {} : { script }),
   };

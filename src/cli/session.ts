@@ -14,8 +14,10 @@ import {
   CascadeError,
   cascadeStatus,
   endSession,
+  SESSION_VIEWS,
   type SessionRequest,
   type SessionStatus,
+  type SessionView,
 } from '../cascade/index.js';
 import { type Config, ConfigError, loadConfigFile } from '../config/index.js';
 import { isCascadedError } from '../core/index.js';
@@ -29,7 +31,7 @@ const SESSION_HELP = `cascaded session: create, list, show and end sessions (the
 Usage:
   cascaded session create [--root MCU] (--endpoints IDS | --session FILE | --all)
                           [--chair ID] [--main IDS] [--title TEXT] [--id ID] [--kind adhoc|planned]
-                          [--chair-layout full|pip] [--mute-previous] [--json]
+                          [--chair-layout full|pip] [--mute-previous] [--view chair|speaker] [--json]
   cascaded session list [--all] [--json]
   cascaded session show ID [--json]
   cascaded session end ID [--json]
@@ -40,7 +42,7 @@ Options:
       --root MCU        the session's root MCU, where the chair sits (default: the master).
   -e, --endpoints IDS   comma-separated endpoint ids.
   -s, --session FILE    YAML or JSON: { endpoints: [...], chair: ID, root: MCU, title: ..., mains: [...],
-                        chairLayout: full|pip, mutePrevious: true|false }.
+                        chairLayout: full|pip, mutePrevious: true|false, view: chair|speaker }.
   -a, --all             every endpoint of the inventory.
       --chair ID        the chair endpoint (placed on the root).
       --main IDS        endpoints to show full-screen up their MCU's cascade link, instead of
@@ -49,6 +51,9 @@ Options:
                         full-screen) or pip (the endpoint large, the chair small); default
                         daemon.chair.layout (docs/chair.md).
       --mute-previous   mute the previous speaker when another is brought to the chair.
+      --view V          what every endpoint but the chair sees: chair (the chair full-screen,
+                        the default) or speaker (the endpoint brought to the chair large, the
+                        chair small; the chair alone until one is) (docs/cascade.md).
       --title TEXT      a title for people.
       --id ID           the session id (default: s-DATE-TIME-RANDOM).
       --kind KIND       adhoc (default) or planned.
@@ -146,7 +151,10 @@ async function readSessionFile(file: string): Promise<Partial<SessionRequest>> {
   }
   const obj = Array.isArray(raw) ? { endpoints: raw } : raw;
   if (typeof obj !== 'object' || obj === null) throw new UsageError(`${file}: expected { endpoints: [...], ... }`);
-  const { endpoints, chair, root, title, mains, chairLayout, mutePrevious, ...rest } = obj as Record<string, unknown>;
+  const { endpoints, chair, root, title, mains, chairLayout, mutePrevious, view, ...rest } = obj as Record<
+    string,
+    unknown
+  >;
   const extra = Object.keys(rest);
   if (extra.length > 0) throw new UsageError(`${file}: unknown key${extra.length > 1 ? 's' : ''} ${extra.join(', ')}`);
   const strings = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'string');
@@ -158,6 +166,7 @@ async function readSessionFile(file: string): Promise<Partial<SessionRequest>> {
     throw new UsageError(`${file}: chairLayout must be full or pip`);
   if (mutePrevious !== undefined && typeof mutePrevious !== 'boolean')
     throw new UsageError(`${file}: mutePrevious must be true or false`);
+  if (view !== undefined && !isSessionView(view)) throw new UsageError(`${file}: view must be chair or speaker`);
   return {
     endpoints: endpoints as string[],
     ...(chair === undefined ? {} : { chair: chair as string }),
@@ -166,7 +175,12 @@ async function readSessionFile(file: string): Promise<Partial<SessionRequest>> {
     ...(mains === undefined ? {} : { mains: mains as string[] }),
     ...(chairLayout === undefined ? {} : { chairLayout }),
     ...(mutePrevious === undefined ? {} : { mutePrevious }),
+    ...(view === undefined ? {} : { view }),
   };
+}
+
+function isSessionView(v: unknown): v is SessionView {
+  return (SESSION_VIEWS as readonly unknown[]).includes(v);
 }
 
 export async function runSession(argv: string[]): Promise<number> {
@@ -199,6 +213,7 @@ async function session(argv: string[]): Promise<number> {
     kind?: string;
     'chair-layout'?: string;
     'mute-previous'?: boolean;
+    view?: string;
   };
   let positionals: string[];
   try {
@@ -217,6 +232,7 @@ async function session(argv: string[]): Promise<number> {
         kind: { type: 'string' },
         'chair-layout': { type: 'string' },
         'mute-previous': { type: 'boolean' },
+        view: { type: 'string' },
         json: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -246,6 +262,8 @@ async function session(argv: string[]): Promise<number> {
         const chairLayout = values['chair-layout'];
         if (chairLayout !== undefined && chairLayout !== 'full' && chairLayout !== 'pip')
           throw new UsageError('--chair-layout must be full or pip');
+        const view = values.view;
+        if (view !== undefined && !isSessionView(view)) throw new UsageError('--view must be chair or speaker');
         const file = values.session === undefined ? {} : await readSessionFile(values.session);
         const opened = await openStore(values.config);
         store = opened.store;
@@ -263,6 +281,7 @@ async function session(argv: string[]): Promise<number> {
           ...((values['mute-previous'] ?? file.mutePrevious) !== undefined
             ? { mutePrevious: (values['mute-previous'] ?? file.mutePrevious)! }
             : {}),
+          ...((view ?? file.view) ? { view: (view ?? file.view)! } : {}),
         };
         const record = await admitSession(store, opened.config.inventory, request);
         const p = record.plan as Plan;

@@ -360,6 +360,7 @@ class Lifecycle extends TypedEmitter<LifecycleEvents> implements SessionLifecycl
           endpoints: rec.endpoints,
           chair: spec.chair,
           ...(spec.mains === undefined ? {} : { mains: spec.mains }),
+          ...(spec.view === undefined ? {} : { view: spec.view }),
         });
         await this.#setStatus(entry, 'dialing');
         return { admitted: head.createdAt, mcus: Object.keys(head.rooms).length };

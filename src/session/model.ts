@@ -3,7 +3,7 @@
  * against the inventory (selectors to endpoint ids, the units to notify), and
  * the check that it fits beside the sessions it overlaps in time.
  */
-import { usageOf } from '../cascade/index.js';
+import { SESSION_VIEWS, type SessionView, usageOf } from '../cascade/index.js';
 import { randomHex } from '../core/index.js';
 import type { Inventory } from '../inventory/index.js';
 import { type InfeasibilityReason, type Plan, PlanError, plan } from '../planner/index.js';
@@ -48,6 +48,8 @@ export interface LifecycleRequest {
   readonly script?: readonly ScriptItem[];
   /** Endpoints shown full-screen up their MCU's link (docs/cascade.md). */
   readonly mains?: readonly string[];
+  /** What every endpoint but the chair sees (docs/cascade.md, "What everyone sees"; default `chair`). */
+  readonly view?: SessionView;
 }
 
 /** What may change; `null` removes the rehearsal. */
@@ -136,6 +138,8 @@ export function resolveRequest(inventory: Inventory, r: LifecycleRequest, now: n
   (r.mains ?? []).forEach((e, i) => {
     if (!inSession.has(e)) throw invalid(`main endpoint "${e}" is not in the session`, `/mains/${i}`);
   });
+  if (r.view !== undefined && !SESSION_VIEWS.includes(r.view))
+    throw invalid(`view "${String(r.view)}": ${SESSION_VIEWS.join(' or ')}`, '/view');
   const requestedAt = r.requestedAt === undefined ? now : time(r.requestedAt, '/requestedAt');
   const startsAt = time(r.startsAt, '/startsAt');
   const endsAt = time(r.endsAt, '/endsAt');

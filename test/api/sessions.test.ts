@@ -15,9 +15,17 @@ t.test('POST /v1/sessions admits and dials; GET .../cascade follows it; DELETE e
   t.match(refused, { status: 403, body: { code: 'API_ERR_OUT_OF_SCOPE' } });
   const created = await h.call('POST', '/v1/sessions', {
     token: h.tokens.opCentral,
-    body: { id: 'nat-1', title: 'Họp toàn quốc', endpoints: ['nb-h1', 'qb-x1'], chair: 'chair' },
+    body: { id: 'nat-1', title: 'Họp toàn quốc', endpoints: ['nb-h1', 'qb-x1'], chair: 'chair', view: 'speaker' },
   });
-  t.match(created, { status: 201, body: { sessionId: 'nat-1', root: 'master', state: 'live' } });
+  t.match(created, {
+    status: 201,
+    body: { sessionId: 'nat-1', root: 'master', state: 'live', request: { view: 'speaker' } },
+  });
+  const badView = await h.call('POST', '/v1/sessions', {
+    token: h.tokens.admin,
+    body: { endpoints: ['nb-h1'], view: 'grid' },
+  });
+  t.match(badView, { status: 400, body: { code: 'API_ERR_VALIDATION', details: [{ path: '/body/view' }] } });
   const again = await h.call('POST', '/v1/sessions', {
     token: h.tokens.opCentral,
     body: { id: 'nat-1', title: 'x', endpoints: ['nb-h1'] },

@@ -99,6 +99,7 @@ t.test('bad requests are refused with the path of what is wrong', async (t) => {
   await bad({ endpoints: ['gov-1'], chair: 'nope' }, '/chair');
   await bad({ endpoints: ['gov-1'], mains: ['p-x1'] }, '/mains/0');
   await bad({ endpoints: ['gov-1'], id: 'has space' }, '/id');
+  await bad({ endpoints: ['gov-1'], view: 'grid' as 'chair' }, '/view');
   await admitSession(store, inv, { id: 'dup', endpoints: ['gov-1'] });
   await t.rejects(admitSession(store, inv, { id: 'dup', endpoints: ['gov-2'] }), { code: 'STORE_ERR_CONFLICT' });
   await t.rejects(endSession(store, 'nope'), { code: 'CASCADE_ERR_NOT_FOUND' });

@@ -70,6 +70,8 @@ t.test('create, list, show, status and end a session from the command line', asy
     'x1,gov-1',
     '--chair',
     'chair',
+    '--view',
+    'speaker',
     '--json',
   ]);
   t.equal(created.code, 0, created.err);
@@ -78,6 +80,7 @@ t.test('create, list, show, status and end a session from the command line', asy
     title: 'Phiên 1',
     state: 'live',
     root: 'm',
+    request: { view: 'speaker' },
     summary: { endpoints: 3, mcus: 2, links: 1, maxDepth: 1 },
   });
   t.notOk('plan' in JSON.parse(created.out), 'the plan stays in the store (session show has it)');
@@ -144,6 +147,10 @@ t.test('usage: --help everywhere, bad usage exits 2', async (t) => {
   t.match(await cli(['session', 'create', '--endpoints', 'a', '--all']), { code: 2, err: /exactly one of/ });
   t.match(await cli(['session', 'frobnicate']), { code: 2 });
   t.match(await cli(['session', 'create', '--bogus']), { code: 2 });
+  t.match(await cli(['session', 'create', '--all', '--view', 'grid']), {
+    code: 2,
+    err: /--view must be chair or speaker/,
+  });
   t.match(await cli(['cascade', 'nothing']), { code: 2 });
   t.match(await cli(['cascade', 'status', '--interval', '5']), { code: 2 });
   t.match(await cli(['session', 'create', '--config', '/nonexistent.yaml', '--all']), { code: 1 });

@@ -118,6 +118,63 @@ t.test('a chair selection reroutes its path and shows on the chair screen', asyn
   });
 });
 
+t.test(
+  'what everyone sees: the chair by default; in a speaker session the speaker large, the chair inset',
+  async (t) => {
+    const d = desiredSession({ id: 's', phase: 'live', plan, rooms, mains: {}, selection: 'q-b-L3' }, directory);
+    t.equal(d.view, 'chair', 'the default');
+    t.equal(d.chair, uri('chair-L0'), "the chair's screen is the chair command's, never a view");
+    t.same(
+      d.views,
+      [
+        { mcu: 'r', source: { endpoint: uri('chair-L0') } },
+        { mcu: 'p', source: { link: 'r' } },
+        { mcu: 't', source: { link: 'r' } },
+        { mcu: 'q', source: { link: 'p' } },
+        { mcu: 'u', source: { link: 't' } },
+      ],
+      "the root's endpoints see the chair, every other room what comes down its link, the speaker changing nothing",
+    );
+    const down = (x: typeof d) => x.layouts.filter((l) => l.why === 'downlink' && l.mcu === 'r');
+    t.ok(
+      down(d).every((l) => 'endpoint' in l.source && l.source.endpoint === uri('chair-L0') && l.inset === undefined),
+      'the chair down every link',
+    );
+
+    const quiet = desiredSession(
+      { id: 's', phase: 'live', plan, rooms, mains: {}, selection: null, view: 'speaker' },
+      directory,
+    );
+    t.same(quiet.views[0], { mcu: 'r', source: { endpoint: uri('chair-L0') } }, 'nobody speaking: the chair alone');
+    const speaking = reselect(quiet, plan, 'q-b-L3', directory);
+    t.same(
+      speaking.views[0],
+      { mcu: 'r', source: { link: 'p' }, inset: { endpoint: uri('chair-L0') } },
+      'on the root: the link the speaker comes over, large, the chair inset',
+    );
+    t.same(
+      down(speaking).map((l) => [l.output, l.source, l.inset]),
+      [
+        [{ link: 'p' }, { link: 'p' }, { endpoint: uri('chair-L0') }],
+        [{ link: 't' }, { link: 'p' }, { endpoint: uri('chair-L0') }],
+      ],
+      "and down every link, the speaker's own too: one picture for everyone",
+    );
+    t.same(speaking.views.slice(1), d.views.slice(1), 'below the root nothing changes: they watch their link');
+    const onRoot = reselect(quiet, plan, 'gov-L0', directory);
+    t.same(onRoot.views[0], { mcu: 'r', source: { endpoint: uri('gov-L0') }, inset: { endpoint: uri('chair-L0') } });
+    t.same(reselect(speaking, plan, null, directory).views, quiet.views, 'back to the chair alone');
+
+    const noChair = fakePlan('r', { p: 'r' }, { r: ['gov-L0'], p: ['p-room-L1'] }, null);
+    const nc = desiredSession(
+      { id: 's', phase: 'live', plan: noChair, rooms, mains: {}, selection: null, view: 'speaker' },
+      directory,
+    );
+    t.equal(nc.chair, undefined);
+    t.same(nc.views[0], { mcu: 'r', source: { endpoint: uri('gov-L0') } }, "no chair: the root's main endpoint");
+  },
+);
+
 t.test('room keys name a URI as rosters do', async (t) => {
   t.equal(roomKey('sip:7001@127.0.1.5:5060;transport=tcp'), 'sip:7001@127.0.1.5:5060');
   t.equal(roomKey('<SIP:Conf@HOST.example>'), 'sip:Conf@host.example');

@@ -19,6 +19,7 @@ import {
   desiredSession,
   type ObservedEntry,
   type ReconcileOptions,
+  reselect,
   roomKey,
 } from '../../src/cascade/index.js';
 import { directory, fakePlan, World } from './world.js';
@@ -29,6 +30,7 @@ const OPTS: ReconcileOptions = {
   linkConcurrency: 3,
   participantConcurrency: 4,
   layoutConcurrency: 2,
+  viewConcurrency: 3,
   halfDeadGraceMs: 300,
   replanAfterMs: Number.POSITIVE_INFINITY,
   unexpectedLinks: 'report',
@@ -152,8 +154,26 @@ function converged(world: World, sessions: readonly DesiredSession[]): string[] 
       const shown = screens === undefined ? [] : [...screens.values()];
       if (want !== undefined && !shown.includes(want)) problems.push(`${d.id}: ${spec.mcu} does not show ${want} up`);
     }
+    // Every endpoint but the chair watches the chair: on the root itself, elsewhere what comes down the link.
+    for (const m of d.mcus) {
+      const room = world.room(d.rooms[m]!);
+      const parent = d.parent[m];
+      const want = parent === undefined ? d.chair && roomKey(d.chair) : linkEntity(world, d.rooms[parent]!, room.key);
+      for (const ep of d.participants[m] ?? []) {
+        if (ep === d.chair) continue;
+        const shows = world.screens.get(room.key)?.get(roomKey(ep));
+        if (shows !== want) problems.push(`${d.id}: ${ep} on ${m} sees ${shows}, not ${want}`);
+      }
+    }
   }
   return problems;
+}
+
+/** How the child's room names its link to the parent's room (the entry on the parent's call). */
+function linkEntity(world: World, parentUri: string, childUri: string): string | undefined {
+  const atParent = world.room(parentUri).entries.get(world.room(childUri).key);
+  for (const [k, e] of world.room(childUri).entries) if (e.callId === atParent?.callId) return k;
+  return undefined;
 }
 
 interface RunResult {
@@ -185,7 +205,7 @@ function run(
     const obs = world.observed(now);
     const dec = decide(sessions, obs, book, OPTS);
     const keys = new Set<string>();
-    const inPool = { link: 0, participant: 0, layout: 0, control: 0 };
+    const inPool = { link: 0, participant: 0, layout: 0, view: 0, control: 0 };
     for (const p of book.inflight.values()) inPool[p]++;
     for (const a of dec.actions) {
       if (keys.has(a.key)) violations.push(`round ${round}: key ${a.key} twice`);
@@ -212,7 +232,9 @@ function run(
           : a.kind.endsWith('participant')
             ? 'participant'
             : a.kind === 'layout'
-              ? 'layout'
+              ? a.why === 'view'
+                ? 'view'
+                : 'layout'
               : 'control';
       inPool[pool]++;
     }
@@ -220,6 +242,7 @@ function run(
     if (inPool.participant > OPTS.participantConcurrency)
       violations.push(`round ${round}: ${inPool.participant} participant actions at once`);
     if (inPool.layout > OPTS.layoutConcurrency) violations.push(`round ${round}: ${inPool.layout} layouts at once`);
+    if (inPool.view > OPTS.viewConcurrency) violations.push(`round ${round}: ${inPool.view} screens at once`);
 
     book.sawHalf(dec.half, now);
     book.sawUp(dec.links);
@@ -426,7 +449,160 @@ t.test('a decision says when it held work back: an action in flight, a pool out 
     roster.set(entity, { entity, kind: 'endpoint', status: 'connected', gen: 1 });
   }
   room.version = 2;
+  const screens = decide([d], obs, mem, OPTS);
+  t.same(
+    screens.actions.map((a) => a.kind === 'layout' && a.why),
+    ['view', 'view'],
+    'everyone in: nothing to dial, their screens to set',
+  );
+  t.equal(screens.held, false, 'within the budget: nothing held');
+  for (const a of screens.actions) mem.succeeded(a, 0);
   const settled = decide([d], obs, mem, OPTS);
-  t.same(settled.actions, [], 'everyone in: nothing to do');
+  t.same(settled.actions, [], 'everyone in and shown the chair: nothing to do');
   t.equal(settled.held, false, 'and nothing held');
+});
+
+t.test(
+  "the rooms' screens: once each, again when the endpoint or the source is a new call; the speaker never sees itself",
+  async (t) => {
+    const plan = fakePlan('r', {}, { r: ['chair-L0', 'a-L3', 'b-L3'] }, 'chair-L0');
+    const quiet = desiredSession(
+      { id: 's', phase: 'live', plan, rooms: { r: 'sip:1@r' }, mains: {}, selection: null, view: 'speaker' },
+      directory,
+    );
+    const entry = (id: string, gen = 1) => ({
+      entity: roomKey(directory.uri(id)!),
+      kind: 'endpoint' as const,
+      status: 'connected' as const,
+      gen,
+    });
+    const roster = new Map(['chair-L0', 'a-L3', 'b-L3'].map((id) => [entry(id).entity, entry(id)]));
+    const room = { state: 'open' as const, reports: true, roster, version: 1 };
+    const obs = {
+      now: 0,
+      mcus: new Map([['r', { up: true, since: 0 }]]),
+      rooms: new Map([[roomKey('sip:1@r'), room]]),
+    };
+    const mem = new Bookkeeping(DEFAULT_BACKOFF, () => 0.5);
+    const u = (id: string) => roomKey(directory.uri(id)!);
+    /** Decide, carry every screen out at once; the screens set, as [output, source, inset]. */
+    const pass = (d: DesiredSession) => {
+      const dec = decide([d], obs, mem, OPTS);
+      const screens = dec.actions.filter((a) => a.kind === 'layout' && a.why === 'view');
+      for (const a of screens) mem.succeeded(a, 0);
+      return {
+        pending: dec.viewsPending.includes('s'),
+        set: screens.map((a) => (a.kind === 'layout' ? [a.output, a.source, a.inset ?? null] : [])),
+      };
+    };
+    t.same(
+      pass(quiet),
+      {
+        pending: true,
+        set: [
+          [u('a-L3'), u('chair-L0'), null],
+          [u('b-L3'), u('chair-L0'), null],
+        ],
+      },
+      'everyone but the chair sees the chair',
+    );
+    t.same(pass(quiet), { pending: false, set: [] }, 'applied: nothing more, and nothing pending');
+    const speaking = reselect(quiet, plan, 'a-L3', directory);
+    t.same(
+      pass(speaking).set,
+      [[u('b-L3'), u('a-L3'), u('chair-L0')]],
+      'the speaker large with the chair inset; the speaker itself still sees the chair alone (not sent again)',
+    );
+    roster.set(u('b-L3'), entry('b-L3', 2));
+    room.version = 2;
+    t.same(
+      pass(speaking).set,
+      [[u('b-L3'), u('a-L3'), u('chair-L0')]],
+      'an endpoint that called again: its screen again',
+    );
+    roster.set(u('chair-L0'), entry('chair-L0', 3));
+    room.version = 3;
+    t.equal(pass(speaking).set.length, 2, 'the chair called again (a new inset): every screen again');
+    t.same(pass(speaking), { pending: false, set: [] });
+    const few = decide([reselect(speaking, plan, null, directory)], obs, mem, { ...OPTS, viewConcurrency: 1 });
+    t.same(
+      few.actions.filter((a) => a.kind === 'layout').map((a) => (a as { output: string }).output),
+      [u('b-L3')],
+      'within the pool of its own; only the screen that changes',
+    );
+    t.ok(few.viewsPending.includes('s'));
+  },
+);
+
+t.test('a screen still in flight with an earlier view is set again once it lands', async (t) => {
+  const plan = fakePlan('r', {}, { r: ['chair-L0', 'a-L3', 'b-L3'] }, 'chair-L0');
+  const quiet = desiredSession(
+    { id: 's', phase: 'live', plan, rooms: { r: 'sip:1@r' }, mains: {}, selection: null, view: 'speaker' },
+    directory,
+  );
+  const speaking = reselect(quiet, plan, 'a-L3', directory);
+  const entry = (id: string) => ({
+    entity: roomKey(directory.uri(id)!),
+    kind: 'endpoint' as const,
+    status: 'connected' as const,
+    gen: 1,
+  });
+  const roster = new Map(['chair-L0', 'a-L3', 'b-L3'].map((id) => [entry(id).entity, entry(id)]));
+  const room = { state: 'open' as const, reports: true, roster, version: 1 };
+  const obs = { now: 0, mcus: new Map([['r', { up: true, since: 0 }]]), rooms: new Map([[roomKey('sip:1@r'), room]]) };
+  const mem = new Bookkeeping(DEFAULT_BACKOFF, () => 0.5);
+  const screens = (d: DesiredSession) => {
+    const out = decide([d], obs, mem, OPTS).actions.filter((a) => a.kind === 'layout' && a.why === 'view');
+    for (const a of out) mem.started(a, 0);
+    return out;
+  };
+  for (const a of screens(quiet)) mem.succeeded(a, 0);
+  const [toSpeaker] = screens(speaking);
+  t.ok(toSpeaker, "b's screen to the speaker, in flight");
+  t.same(screens(quiet), [], 'the speaker gone again: b is still in flight');
+  mem.succeeded(toSpeaker!, 0);
+  const [back] = screens(quiet);
+  t.equal(back?.kind === 'layout' && back.source, roomKey(directory.uri('chair-L0')!), 'b back to the chair');
+  t.same(screens(speaking), [], 'the speaker again while that is in flight');
+  mem.succeeded(back!, 0);
+  const again = screens(speaking);
+  t.equal(again.length, 1, 'once it landed, b is set to the speaker again (not left on the chair)');
+  mem.succeeded(again[0]!, 0);
+  t.same(screens(speaking), [], 'and then quiet');
+});
+
+t.test('a view that comes back while an earlier one is in flight is not taken for done', async (t) => {
+  const plan = fakePlan('r', {}, { r: ['chair-L0', 'a-L3', 'b-L3', 'c-L3'] }, 'chair-L0');
+  const quiet = desiredSession(
+    { id: 's', phase: 'live', plan, rooms: { r: 'sip:1@r' }, mains: {}, selection: null, view: 'speaker' },
+    directory,
+  );
+  const entry = (id: string) => ({
+    entity: roomKey(directory.uri(id)!),
+    kind: 'endpoint' as const,
+    status: 'connected' as const,
+    gen: 1,
+  });
+  const roster = new Map(['chair-L0', 'a-L3', 'b-L3', 'c-L3'].map((id) => [entry(id).entity, entry(id)]));
+  const room = { state: 'open' as const, reports: true, roster, version: 1 };
+  const obs = { now: 0, mcus: new Map([['r', { up: true, since: 0 }]]), rooms: new Map([[roomKey('sip:1@r'), room]]) };
+  const mem = new Bookkeeping(DEFAULT_BACKOFF, () => 0.5);
+  const decideViews = (d: DesiredSession) => {
+    const dec = decide([d], obs, mem, OPTS);
+    const out = dec.actions.filter((a) => a.kind === 'layout' && a.why === 'view');
+    for (const a of out) mem.started(a, 0);
+    return { out, pending: dec.viewsPending.includes('s') };
+  };
+  const a = reselect(quiet, plan, 'a-L3', directory);
+  const c = reselect(quiet, plan, 'c-L3', directory);
+  for (const x of decideViews(a).out) mem.succeeded(x, 0);
+  t.same(decideViews(a), { out: [], pending: false }, 'a speaking: every screen set, the room done');
+  const toC = decideViews(c).out;
+  t.ok(toC.length > 0, 'c speaking: screens on their way');
+  t.equal(decideViews(a).pending, true, 'a again while those are in flight: not done');
+  for (const x of toC) mem.succeeded(x, 0);
+  const back = decideViews(a);
+  t.ok(back.out.length > 0 && back.pending, 'once they landed (showing c), set to a again');
+  for (const x of back.out) mem.succeeded(x, 0);
+  t.same(decideViews(a), { out: [], pending: false });
 });

@@ -4,7 +4,9 @@
  * engine), a national session dialled by the cascade manager into rooms of
  * every MCU. Every outcome is read back from the simulator's display model
  * through its control interface: what the chair really sees and hears, and
- * what every other endpoint sees.
+ * what every other endpoint sees (the session's view, which the cascade
+ * manager applies: the national session shows the speaker to everyone, the
+ * others the chair).
  *
  *   m (master: chair, ubnd, chair2)
  *   ├── pa full ──────────────── va full                 (depth 2)
@@ -85,9 +87,10 @@ t.before(async () => {
     title: 'national',
     endpoints: [...NATIONAL, 'pa-relay'],
     chair: 'chair',
+    view: 'speaker',
   });
   await up(national, NATIONAL);
-  await sessionLayout(national);
+  await everyoneSees(national, null);
 });
 t.teardown(() => w?.close());
 
@@ -124,79 +127,88 @@ async function up(head: CascadeHead, endpoints: readonly string[]): Promise<void
 }
 
 /**
- * The session's layout for everyone but the chair (the session module's job, issue 13; set here the way an
- * MCU technician sets it): every endpoint watches what comes down its MCU's link, the root's the chair. The
- * cascade manager sends the chair down every link, so everyone sees the chair.
+ * What the session's view says an endpoint sees, written here from docs/cascade.md ("What everyone sees"):
+ * the chair; or, in a speaker session while an endpoint is brought to the chair, that endpoint (a relayed
+ * room: the room relaying it) large with the chair inset, except the speaker on the root itself, which sees
+ * the chair (below the root one picture comes down each link, so the speaker sees what everyone sees).
  */
-async function sessionLayout(head: CascadeHead): Promise<void> {
+function sees(head: CascadeHead, view: 'chair' | 'speaker', e: string, speaker: string | null): string[] {
+  const plan = w.parts.manager.session(head.sessionId)!.plan;
+  const chair = plan.chair!;
+  const shown = speaker === null ? null : (plan.relays[speaker] ?? speaker);
+  if (view === 'chair' || shown === null || shown === chair) return [chair];
+  const root = plan.mcus.find((m) => m.parent === null)!.id;
+  if (e === shown && plan.assignments[e] === root) return [chair];
+  return [shown, chair];
+}
+
+/**
+ * Every endpoint of the session but the chair sees what its view says, as the simulator's display model has
+ * it (the cascade manager applies the view after the dial, a redial and each chair command, off the
+ * command's deadline: waited for, within a bound).
+ */
+async function everyoneSees(head: CascadeHead, speaker: string | null): Promise<void> {
   const inv = w.inventory;
   const plan = w.parts.manager.session(head.sessionId)!.plan;
-  const uri = (id: string) => inv.endpoints.find((e) => e.id === id)!.sip!;
-  for (const m of plan.mcus) {
-    const room = w.parts.pool.drivers.get(m.id)!.conference(head.rooms[m.id]!);
-    for (const e of m.endpoints) {
-      if (e === plan.chair) continue;
-      const source = m.parent === null ? uri(plan.chair!) : head.rooms[m.parent]!;
-      await room.switchOutput(uri(e), 'single', [source], { keyframe: false });
-    }
-  }
+  const view = (head.request as { view?: 'chair' | 'speaker' }).view ?? 'chair';
   // A relayed room has no call of its own: it sees what the room relaying it sees.
   const everyone = plan.mcus
     .flatMap((m) => m.endpoints)
     .filter((e) => e !== plan.chair && inv.endpoints.find((x) => x.id === e)?.sip !== undefined);
   let last = '';
   await until(
-    `everyone in ${head.sessionId} sees the chair`,
+    `everyone in ${head.sessionId} sees what its ${view} view says (speaker ${speaker})`,
     async () => {
       for (const e of everyone) {
-        const sees = (await w.view(e)).seesIds.join();
-        if (sees !== plan.chair) {
-          last = `${e} sees ${sees || 'nothing'}`;
+        const got = (await w.view(e)).seesIds.join();
+        const want = sees(head, view, e, speaker).join();
+        if (got !== want) {
+          last = `${e} sees ${got || 'nothing'}, not ${want}`;
           return false;
         }
       }
       return true;
     },
-    30_000,
+    60_000,
   ).catch((err: Error) => {
-    throw new Error(`${err.message} (${last})`);
+    const m = w.parts.manager;
+    const state = `selection ${m.session(head.sessionId)?.head.selection}, views applied ${m.progress(head.sessionId)[0]?.viewsApplied}`;
+    throw new Error(`${err.message} (${last}; ${state})`);
   });
 }
 
-async function othersSeeTheChair(t: Tap, endpoints: readonly string[], chair = 'chair'): Promise<void> {
-  for (const e of endpoints) {
-    if (e === chair || e === 'pa-relay') continue;
-    t.same((await w.view(e)).seesIds, [chair], `${e} still sees the chair`);
-  }
-}
-type Tap = { same(a: unknown, b: unknown, m: string): boolean };
-
-t.test('depth 1 and depth 2, through MCUs of every simulator profile: the chair sees and hears each', async (t) => {
-  for (const [e, path] of [
-    ['pa-x1', ['pa', 'm']],
-    ['pb-room', ['pb', 'm']],
-    ['pc-room', ['pc', 'm']],
-    ['pd-room', ['pd', 'm']],
-    ['va-x1', ['va', 'pa', 'm']],
-    ['vb-x1', ['vb', 'pb', 'm']],
-    ['vd-x1', ['vd', 'pd', 'm']],
-    ['ubnd', ['m']],
-  ] as const) {
-    const r = await w.chair.bringToChair('national', e);
-    t.same(r.path, path, `${e}: the path ${path.join(' -> ')}`);
-    const v = await w.view('chair');
-    t.same(v.seesIds, [e], `${e}: the chair sees it (${r.ms} ms)`);
-    t.ok(v.hearsIds.includes(e), `${e}: the chair hears it`);
-    t.ok(
-      r.steps.every((s) => s.outcome === 'ok' && s.keyframeMs !== undefined),
-      'every hop switched, keyframe asked',
-    );
-  }
-  const relayed = await w.chair.bringToChair('national', 'pa-relay');
-  t.equal(relayed.shown, 'pa-room', 'a relayed room is shown through the room relaying it');
-  t.same((await w.view('chair')).seesIds, ['pa-room']);
-  await othersSeeTheChair(t, NATIONAL);
-});
+t.test(
+  'depth 1 and depth 2, through MCUs of every simulator profile: the chair sees and hears each, everyone the speaker',
+  async (t) => {
+    for (const [e, path] of [
+      ['pa-x1', ['pa', 'm']],
+      ['pb-room', ['pb', 'm']],
+      ['pc-room', ['pc', 'm']],
+      ['pd-room', ['pd', 'm']],
+      ['va-x1', ['va', 'pa', 'm']],
+      ['vb-x1', ['vb', 'pb', 'm']],
+      ['vd-x1', ['vd', 'pd', 'm']],
+      ['ubnd', ['m']],
+    ] as const) {
+      const r = await w.chair.bringToChair('national', e);
+      t.same(r.path, path, `${e}: the path ${path.join(' -> ')}`);
+      const v = await w.view('chair');
+      t.same(v.seesIds, [e], `${e}: the chair sees it (${r.ms} ms)`);
+      t.ok(v.hearsIds.includes(e), `${e}: the chair hears it`);
+      t.ok(
+        r.steps.every((s) => s.outcome === 'ok' && s.keyframeMs !== undefined),
+        'every hop switched, keyframe asked',
+      );
+      await everyoneSees(national, e);
+      t.pass(`${e}: everyone else sees it large with the chair inset`);
+    }
+    const relayed = await w.chair.bringToChair('national', 'pa-relay');
+    t.equal(relayed.shown, 'pa-room', 'a relayed room is shown through the room relaying it');
+    t.same((await w.view('chair')).seesIds, ['pa-room']);
+    await everyoneSees(national, 'pa-relay');
+    t.same((await w.view('va-x1')).seesIds, ['pa-room', 'chair'], 'two levels down too');
+  },
+);
 
 t.test("the previous speaker's MCUs show their main endpoints up their links again", async (t) => {
   const uri = (id: string) => roomKey(w.inventory.endpoints.find((e) => e.id === id)!.sip!);
@@ -230,7 +242,7 @@ t.test("the previous speaker's MCUs show their main endpoints up their links aga
   });
   t.pass(`restored: ${seen}`);
   t.same((await w.view('chair')).seesIds, ['pc-room'], 'the chair sees the new speaker');
-  await othersSeeTheChair(t, NATIONAL);
+  await everyoneSees(national, 'pc-room');
 });
 
 t.test('a provincial session rooted at a province MCU: its chair sees each endpoint brought to it', async (t) => {
@@ -244,7 +256,7 @@ t.test('a provincial session rooted at a province MCU: its chair sees each endpo
   t.equal(prov.root, 'pa');
   t.not(prov.rooms.pa, national.rooms.pa, 'a room of its own on pa, beside the national one');
   await up(prov, PROVINCIAL);
-  await sessionLayout(prov);
+  await everyoneSees(prov, null);
   const nationalChair = (await w.view('chair')).seesIds;
   for (const [e, path] of [
     ['va-y1', ['va', 'pa']],
@@ -256,10 +268,11 @@ t.test('a provincial session rooted at a province MCU: its chair sees each endpo
     const v = await w.view('pa-ubnd');
     t.same(v.seesIds, [e], `${e}: the province's chair sees it (${r.ms} ms)`);
     t.ok(v.hearsIds.includes(e), `${e}: and hears it`);
-    await othersSeeTheChair(t, PROVINCIAL, 'pa-ubnd');
+    await everyoneSees(prov, e);
+    t.same((await w.view('va-y2')).seesIds, ['pa-ubnd'], 'its default view: everyone else sees its chair');
   }
   t.same((await w.view('chair')).seesIds, nationalChair, "the national chair's screen untouched");
-  await othersSeeTheChair(t, NATIONAL);
+  await everyoneSees(national, 'pa-relay');
   await w.parts.manager.end('province-pa');
   await until('province-pa ended', () => w.parts.manager.session('province-pa') === undefined, 60_000);
 });
@@ -274,6 +287,7 @@ t.test('the session asks for pip and muting: the speaker large with the chair sm
     mutePrevious: true,
   });
   await up(s2, ['chair2', 'pa-y1', 'pc-y1']);
+  await everyoneSees(s2, null);
   await w.chair.bringToChair('pip', 'pa-y1');
   t.same((await w.view('chair2')).seesIds, ['pa-y1', 'chair2'], 'the speaker, and the chair inset');
   t.ok((await w.view('chair2')).hearsIds.includes('pa-y1'));
@@ -287,6 +301,8 @@ t.test('the session asks for pip and muting: the speaker large with the chair sm
   );
   await until('the speaker back', async () => (await w.view('chair2')).seesIds.includes('pa-y1'), 60_000);
   t.same((await w.view('chair2')).seesIds, ['pa-y1', 'chair2'], 'after the redial: still pip');
+  await everyoneSees(s2, 'pa-y1');
+  t.same((await w.view('pa-y1')).seesIds, ['chair2'], "after the redial the speaker's room sees the chair again");
   const r = await w.chair.bringToChair('pip', 'pc-y1');
   t.ok(
     r.steps.some((s) => s.kind === 'mute'),
@@ -319,7 +335,8 @@ t.test('with 20% message loss every command succeeds, each one seen by the chair
       `${e}: seen (${r.ms} ms, ${r.steps.map((s) => s.attempts).join('/')} attempts)`,
     );
   }
-  await othersSeeTheChair(t, NATIONAL);
+  await everyoneSees(national, 'pa-x1');
+  t.pass('everyone else sees the last speaker, through the loss');
 });
 
 t.test('a link dropped on the path is healed inside the deadline', async (t) => {
@@ -328,9 +345,17 @@ t.test('a link dropped on the path is healed inside the deadline', async (t) => 
   const r = await w.chair.bringToChair('national', 'va-x1');
   t.same((await w.view('chair')).seesIds, ['va-x1'], `seen after the heal (${r.ms} ms)`);
   t.comment(`healed hops: ${JSON.stringify(r.healed)}`);
-  // What pa's own endpoints see over the new call is the session's layout to re-apply (issue 13), not the chair's.
   await until('the link up at both ends', () => w.parts.manager.progress('national')[0]?.counts.up === 7, 30_000);
   t.same((await w.view('chair')).seesIds, ['va-x1'], 'and still seen once the cascade manager settled');
+  // Over the new call, pa's and va's endpoints see what the session's view says again: the cascade manager
+  // applies it after the redial.
+  await everyoneSees(national, 'va-x1');
+  t.same((await w.view('pa-x1')).seesIds, ['va-x1', 'chair'], 'below the redialled link too');
+  await until(
+    'views applied, as the manager reports',
+    () => w.parts.manager.progress('national')[0]?.viewsApplied === true,
+    30_000,
+  );
 });
 
 t.test('a silent MCU delays only the commands through it', async (t) => {
@@ -364,6 +389,7 @@ t.test('a silent MCU delays only the commands through it', async (t) => {
   await until('pc back', () => w.parts.manager.progress('national')[0]?.counts.up === 7, 60_000);
   const r = await w.chair.bringToChair('national', 'pc-room');
   t.same((await w.view('chair')).seesIds, ['pc-room'], `through pc again once it answers (${r.ms} ms)`);
+  await everyoneSees(national, 'pc-room');
 });
 
 t.test('supersession: the newer command wins on the chair screen, the older reports it', async (t) => {

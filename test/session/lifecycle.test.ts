@@ -67,6 +67,7 @@ class StubCascade extends TypedEmitter<CascadeManagerEvents> {
         counts: { planned: 0, dialing: up ? 0 : 2, up: up ? 2 : 0, failed: 0 },
         links: [],
         endpoints: { wanted: 3, in: up ? 3 : 0 },
+        viewsApplied: up,
       },
     ];
   }

@@ -64,6 +64,7 @@ class RecordingCascade extends TypedEmitter<CascadeManagerEvents> {
             counts: { planned: 0, dialing: 0, up: 2, failed: 0 },
             links: [],
             endpoints: { wanted: 4, in: 4 },
+            viewsApplied: true,
           },
         ];
   }
