@@ -234,7 +234,7 @@ export function generateDemoYaml(seed = DEMO_SEED): string {
   w('  api: { host: 127.0.0.1, port: 8443 }');
   w('  sip:');
   w('    listen: [ { transport: udp, host: 127.0.0.1, port: 5060 } ]');
-  w('  # The session report shows the calls\' packet loss, jitter and bitrate the MCUs report (docs/mcu.md).');
+  w("  # The session report shows the calls' packet loss, jitter and bitrate the MCUs report (docs/mcu.md).");
   w('  mcu: { qualityReports: true }');
   w('');
   w('levels:');
