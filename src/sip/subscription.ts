@@ -5,7 +5,7 @@ import { type DialogHost, DialogImpl, eventKey } from './dialog.js';
 import { SipError, SipResponseError } from './errors.js';
 import { newParams, parseParams, scanToken, skipWs } from './grammar.js';
 import { SipHeaders } from './headers.js';
-import { buildResponse } from './message.js';
+import { buildResponse, type SipResponse } from './message.js';
 import { toBody } from './routing.js';
 import type { ServerTransaction } from './transaction.js';
 import type { Destination } from './transport.js';
@@ -175,27 +175,33 @@ export class SubscriberImpl extends TypedEmitter<SubscriptionEvents> implements 
     }
     if (this.state === 'terminated')
       throw new SipError('SIP_ERR_SUBSCRIPTION', 'subscription ended before it was accepted');
-    if (this.#dialog === undefined) {
-      // Without the notifier's tag the 2xx cannot make the dialog (RFC 3261 12, RFC 6665 4.1.2.1), and no NOTIFY did.
-      if ((res.to?.params.tag ?? '') === '') {
-        const err = new SipError('SIP_ERR_PROTOCOL', 'the 2xx to our SUBSCRIBE has no To tag: no dialog can be made', {
-          details: { uri },
-        });
-        this.#end('rejected', err);
-        throw err;
-      }
-      this.#attach(
-        DialogImpl.fromSubscriberSide(this.#ua, res, res.headers.get('from')!, this.#cseq, {
-          fallback: dest.transport,
-          credentials: this.#credentials,
-        }),
-      );
-    } else {
+    if (this.#dialog === undefined) this.#dialogFrom(res, dest, 'SUBSCRIBE', uri);
+    else {
       const c = res.contact?.[0];
       if (c !== undefined && !this.#gotNotify) this.#dialog.remoteTarget = c.uri.raw;
     }
     this.#accepted(res.seconds('expires') ?? this.#expires);
     return this;
+  }
+
+  /**
+   * The dialog the 2xx to our SUBSCRIBE or REFER makes, where no NOTIFY made it first. Without the notifier's tag
+   * it cannot (RFC 3261 12, RFC 6665 4.1.2.1): the subscription is rejected.
+   */
+  #dialogFrom(res: SipResponse, dest: Destination, method: 'SUBSCRIBE' | 'REFER', uri: string): void {
+    if ((res.to?.params.tag ?? '') === '') {
+      const err = new SipError('SIP_ERR_PROTOCOL', `the 2xx to our ${method} has no To tag: no dialog can be made`, {
+        details: { uri },
+      });
+      this.#end('rejected', err);
+      throw err;
+    }
+    this.#attach(
+      DialogImpl.fromSubscriberSide(this.#ua, res, res.headers.get('from')!, this.#cseq, {
+        fallback: dest.transport,
+        credentials: this.#credentials,
+      }),
+    );
   }
 
   /**
@@ -232,21 +238,7 @@ export class SubscriberImpl extends TypedEmitter<SubscriptionEvents> implements 
       throw err;
     }
     if (this.state === 'terminated') return this;
-    if (this.#dialog === undefined) {
-      if ((res.to?.params.tag ?? '') === '') {
-        const err = new SipError('SIP_ERR_PROTOCOL', 'the 2xx to our REFER has no To tag: no dialog can be made', {
-          details: { uri },
-        });
-        this.#end('rejected', err);
-        throw err;
-      }
-      this.#attach(
-        DialogImpl.fromSubscriberSide(this.#ua, res, res.headers.get('from')!, this.#cseq, {
-          fallback: dest.transport,
-          credentials: this.#credentials,
-        }),
-      );
-    }
+    if (this.#dialog === undefined) this.#dialogFrom(res, dest, 'REFER', uri);
     this.#accepted(60);
     return this;
   }
