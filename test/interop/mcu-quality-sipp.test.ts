@@ -6,11 +6,10 @@
  * package with the body type it reads, take the report off the wire and read
  * the RFC's figures from it, and end the subscription when it closes.
  */
-import { join } from 'node:path';
 import t from 'tap';
-import { createSipMsmlDriver, type QualityReport } from '../../src/mcu/index.js';
-import { createUserAgent } from '../../src/sip/index.js';
-import { freePort, have, SCENARIOS, sipp, tempDir, udpPortBound } from './sip-peers.js';
+import type { QualityReport } from '../../src/mcu/index.js';
+import { have } from './sip-peers.js';
+import { sippMcu } from './sipp-mcu.js';
 
 t.setTimeout(90_000);
 
@@ -18,28 +17,12 @@ if (!have('sipp')) {
   t.comment('sipp is not installed (Debian package sip-tester): the quality report interop test is skipped');
 } else {
   t.test("driver against a SIPp MCU sending RFC 6035's example report", async (t) => {
-    const tmp = tempDir();
-    t.teardown(() => tmp.remove());
-    const port = await freePort();
-    const peer = sipp(
-      tmp.dir,
-      ['-sf', join(SCENARIOS, 'mcu-quality-uas.xml'), '-i', '127.0.0.1', '-p', `${port}`, '-m', '3', '-timeout', '30s'],
-      40_000,
-    );
-    t.teardown(() => peer.stop());
-    await udpPortBound(port);
-
-    const ua = await createUserAgent({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }] });
-    t.teardown(() => ua.close());
-    // No health OPTIONS during the test: one would be out of the script while SIPp waits for a NOTIFY's 200.
-    const d = createSipMsmlDriver({
-      ua,
-      mcu: { id: 'sipp', uri: `sip:conf@127.0.0.1:${port}` },
-      healthIntervalMs: 60_000,
-      requestTimeoutMs: 3_000,
-      qualityReports: true,
+    // The helper's driver sends no health OPTIONS: one would be out of the script while SIPp waits for a NOTIFY's 200.
+    const { peer, driver: d } = await sippMcu(t, {
+      scenario: 'mcu-quality-uas.xml',
+      calls: 3,
+      driver: { qualityReports: true },
     });
-    t.teardown(() => d.close());
     const got = new Promise<QualityReport>((resolve) => d.conference(d.uri).once('quality', resolve));
     await d.connect();
     const q = await got;

@@ -12,9 +12,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { createSipMsmlDriver } from '../../src/mcu/index.js';
-import { createUserAgent } from '../../src/sip/index.js';
-import { freePort, have, SCENARIOS, sipp, tempDir, udpPortBound } from './sip-peers.js';
+import { have } from './sip-peers.js';
+import { sippMcu } from './sipp-mcu.js';
 
 t.setTimeout(90_000);
 
@@ -36,31 +35,16 @@ if (!have('sipp')) {
   t.test(
     'three links dialled at once: three REFERs outside any dialog, in together, each with its own dialog',
     async (t) => {
-      const tmp = tempDir();
-      t.teardown(() => tmp.remove());
-      const port = await freePort();
-      const log = join(tmp.dir, 'messages.log');
+      let log = '';
       // Calls: the control dialog, the refused SUBSCRIBE, three REFERs.
-      const peer = sipp(
-        tmp.dir,
-        [
-          ...['-sf', join(SCENARIOS, 'mcu-refer-uas.xml'), '-i', '127.0.0.1', '-p', `${port}`, '-m', '5'],
-          ...['-timeout', '30s', '-trace_msg', '-message_file', log],
-        ],
-        40_000,
-      );
-      t.teardown(() => peer.stop());
-      await udpPortBound(port);
-
-      const ua = await createUserAgent({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }] });
-      t.teardown(() => ua.close());
-      const d = createSipMsmlDriver({
-        ua,
-        mcu: { id: 'sipp', uri: `sip:conf@127.0.0.1:${port}` },
-        healthIntervalMs: 60_000,
-        requestTimeoutMs: 3_000,
+      const { peer, driver: d } = await sippMcu(t, {
+        scenario: 'mcu-refer-uas.xml',
+        calls: 5,
+        args: (dir) => {
+          log = join(dir, 'messages.log');
+          return ['-trace_msg', '-message_file', log];
+        },
       });
-      t.teardown(() => d.close());
       await d.connect();
       t.match(d.capabilities, { conferenceEvents: 'missing', refer: 'out-of-dialog' });
       const targets = [1, 2, 3].map((i) => `sip:child-${i}@127.0.0.1:9`);
@@ -97,30 +81,8 @@ if (!have('sipp')) {
   );
 
   t.test('a focus that refuses REFER outside a dialog (405): the REFER goes in the control dialog', async (t) => {
-    const tmp = tempDir();
-    t.teardown(() => tmp.remove());
-    const port = await freePort();
     // Calls: the refused REFER, the refused SUBSCRIBE, the control dialog (with both REFERs in it).
-    const peer = sipp(
-      tmp.dir,
-      [
-        ...['-sf', join(SCENARIOS, 'mcu-refer-refuse-uas.xml'), '-i', '127.0.0.1', '-p', `${port}`, '-m', '3'],
-        ...['-timeout', '30s'],
-      ],
-      40_000,
-    );
-    t.teardown(() => peer.stop());
-    await udpPortBound(port);
-
-    const ua = await createUserAgent({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }] });
-    t.teardown(() => ua.close());
-    const d = createSipMsmlDriver({
-      ua,
-      mcu: { id: 'sipp', uri: `sip:conf@127.0.0.1:${port}` },
-      healthIntervalMs: 60_000,
-      requestTimeoutMs: 3_000,
-    });
-    t.teardown(() => d.close());
+    const { peer, driver: d } = await sippMcu(t, { scenario: 'mcu-refer-refuse-uas.xml', calls: 3 });
     await d.connect();
     t.match(await d.dialLink('sip:child-1@127.0.0.1:9'), { state: 'connected' }, 'the fallback REFER succeeded');
     t.match(d.capabilities, {
