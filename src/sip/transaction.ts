@@ -3,11 +3,12 @@ import { SipError } from './errors.js';
 import { detach, splitList } from './grammar.js';
 import { SipHeaders } from './headers.js';
 import { buildResponse, SipRequest, type SipResponse, serialize } from './message.js';
-import type { Destination, Flow, Inbound, TransportName } from './transport.js';
+import type { Destination, Flow, Inbound, SentOver, TransportName } from './transport.js';
 
 /** What transactions need from the transport layer (a recording fake in tests). */
 export interface TransportSink {
-  send(buf: Buffer, dest: Destination, flow?: Flow, onError?: (err: SipError) => void): void;
+  /** Returns the stream connection the message went out on, if any. */
+  send(buf: Buffer, dest: Destination, flow?: Flow, onError?: (err: SipError) => void): SentOver | undefined;
 }
 
 /** Protocol timer base values in ms (RFC 3261 17.1.1.1 and Table 4). */
@@ -83,6 +84,9 @@ export class ClientTransaction {
   #timeout?: TimerHandle;
   #timerC?: TimerHandle;
   #ack?: Buffer;
+  /** The stream connection the request went out on, watched until the final response. */
+  #over?: SentOver;
+  #onClosed?: (err: SipError) => void;
 
   constructor(
     mgr: TransactionManager,
@@ -108,6 +112,8 @@ export class ClientTransaction {
   start(): void {
     const { clock, timers } = this.#mgr;
     this.#send(this.#buf);
+    // The transport may fail at once (no connection possible, or it closed): nothing is left to time.
+    if (this.state === 'terminated') return;
     if (!this.#reliable) this.#retransmit = clock.setTimeout(() => this.#onRetransmit(), this.#interval);
     // Timer B (INVITE) or F (non-INVITE) = 64*T1 (RFC 3261 17.1.1.2, 17.1.2.2).
     this.#timeout = clock.setTimeout(
@@ -117,7 +123,18 @@ export class ClientTransaction {
   }
 
   #send(buf: Buffer): void {
-    this.#mgr.transport.send(buf, this.dest, this.#flow, (err) => this.#fail(err, 503));
+    const over = this.#mgr.transport.send(buf, this.dest, this.#flow, (err) => this.#fail(err, 503));
+    // A connection that closes before the final response is a transport error for the TU at once (RFC 3261
+    // 8.1.3.1, 18.4), not a Timer B or F timeout 32 s later.
+    if (over !== undefined && over !== this.#over && (this.state === 'calling' || this.state === 'proceeding')) {
+      this.#over?.unwatch(this.#onClosed!);
+      this.#onClosed ??= (err) => this.#fail(err, 503);
+      if (over.closed) this.#fail(new SipError('SIP_ERR_TRANSPORT', 'connection closed'), 503);
+      else {
+        this.#over = over;
+        over.watch(this.#onClosed);
+      }
+    }
   }
 
   #onRetransmit(): void {
@@ -222,6 +239,10 @@ export class ClientTransaction {
     clock.clearTimeout(this.#timeout);
     clock.clearTimeout(this.#timerC);
     this.#retransmit = this.#timeout = this.#timerC = undefined;
+    if (this.#over !== undefined) {
+      this.#over.unwatch(this.#onClosed!);
+      this.#over = undefined;
+    }
   }
 
   #terminate(): void {

@@ -65,6 +65,19 @@ export interface Flow {
   readonly closed: boolean;
 }
 
+/**
+ * The stream connection a message went out on (what `send` returns over TCP
+ * and TLS). A client transaction watches it while it waits for its final
+ * response: when the connection closes, every watcher hears of it at once, as
+ * a transport error (RFC 3261 8.1.3.1, 18.4), instead of waiting for Timer B
+ * or F.
+ */
+export interface SentOver {
+  readonly closed: boolean;
+  watch(onClosed: (err: SipError) => void): void;
+  unwatch(onClosed: (err: SipError) => void): void;
+}
+
 /** Counters since start, and what is held now (a snapshot: read it again for fresh values). */
 export interface TransportStats {
   /** Messages received and sent (datagrams and stream messages). */
@@ -139,6 +152,9 @@ export const DEFAULT_MAX_QUEUED_BYTES = 1_048_576;
 
 type OnSendError = (err: SipError) => void;
 
+/** Bytes of small messages gathered per connection and tick before they are written together. */
+const BATCH_MAX = 65_536;
+
 /** The numeric limits, checked once when the transport is built. */
 const LIMITS = [
   'maxMessageSize',
@@ -201,7 +217,7 @@ class UdpFlow implements Flow {
   }
 }
 
-class Connection implements Flow {
+class Connection implements Flow, SentOver {
   readonly transport: TransportName;
   readonly remote: Address;
   readonly local: Address;
@@ -216,6 +232,14 @@ class Connection implements Flow {
   /** Writes queued until the connection is up, with their error callbacks, and their byte count. */
   queue: Array<[Buffer, OnSendError | undefined]> = [];
   queueBytes = 0;
+  /**
+   * Messages sent on the open connection in the current tick, written together at its end (one write
+   * system call for the answers to a chunk of pipelined requests, or a command's requests to one MCU).
+   */
+  batch: Buffer[] | undefined;
+  batchBytes = 0;
+  /** Who waits for an answer over this connection (client transactions). */
+  readonly watchers = new Set<OnSendError>();
 
   constructor(
     transport: TransportName,
@@ -235,6 +259,25 @@ class Connection implements Flow {
     this.framer = framer;
     this.lastActivity = now;
   }
+
+  watch(onClosed: OnSendError): void {
+    this.watchers.add(onClosed);
+  }
+
+  unwatch(onClosed: OnSendError): void {
+    this.watchers.delete(onClosed);
+  }
+}
+
+/** Write what a connection's tick gathered (scheduled with process.nextTick by `send`). */
+function flushBatch(c: Connection): void {
+  const batch = c.batch;
+  if (batch === undefined) return;
+  c.batch = undefined;
+  const bytes = c.batchBytes;
+  c.batchBytes = 0;
+  if (c.socket.destroyed) return;
+  c.socket.write(batch.length === 1 ? batch[0]! : Buffer.concat(batch, bytes));
 }
 
 /**
@@ -310,7 +353,7 @@ export class TransportLayer {
     let queuedBytes = 0;
     let bufferedBytes = 0;
     for (const c of this.#all) {
-      queuedBytes += c.connected ? c.socket.writableLength : c.queueBytes;
+      queuedBytes += c.connected ? c.socket.writableLength + c.batchBytes : c.queueBytes;
       bufferedBytes += c.framer.buffered;
     }
     return { ...this.#n, openConnections: this.#sockets.size, queuedBytes, bufferedBytes };
@@ -497,7 +540,7 @@ export class TransportLayer {
 
   #closeIdle(c: Connection): void {
     // A peer trickling a message it never completes (slowloris) is idle too: only whole messages count.
-    if (c.framer.buffered > 0 || c.socket.writableLength > 0) {
+    if (c.framer.buffered > 0 || c.socket.writableLength + c.batchBytes > 0) {
       this.#dropConnection(c);
       c.socket.destroy();
     } else this.#shut(c);
@@ -510,6 +553,7 @@ export class TransportLayer {
    */
   #shut(c: Connection): void {
     this.#dropConnection(c);
+    flushBatch(c);
     c.socket.end();
     const timer = this.#clock.setTimeout(() => c.socket.destroy(), LINGER_MS);
     c.socket.once('close', () => this.#clock.clearTimeout(timer));
@@ -522,10 +566,16 @@ export class TransportLayer {
     this.#clock.clearTimeout(c.connectTimer);
     if (this.#conns.get(c.key) === c) this.#conns.delete(c.key);
     this.#all.delete(c);
-    this.#failQueue(
-      c,
-      new SipError('SIP_ERR_TRANSPORT', `${c.transport} connection to ${c.remote.host}:${c.remote.port} closed`),
+    const err = new SipError(
+      'SIP_ERR_TRANSPORT',
+      `${c.transport} connection to ${c.remote.host}:${c.remote.port} closed`,
     );
+    this.#failQueue(c, err);
+    if (c.watchers.size > 0) {
+      const watchers = [...c.watchers];
+      c.watchers.clear();
+      for (const onClosed of watchers) onClosed(err);
+    }
   }
 
   #failQueue(c: Connection, err: SipError): void {
@@ -552,7 +602,10 @@ export class TransportLayer {
         if (this.#log?.isLevelEnabled('debug'))
           this.#log.debug({ err: r.error, remote: c.remote }, 'malformed stream message');
         if (r.request !== undefined)
-          this.#answerMalformed(r.request, r.status, r.error.message, (b) => c.socket.write(b));
+          this.#answerMalformed(r.request, r.status, r.error.message, (b) => {
+            flushBatch(c);
+            c.socket.write(b);
+          });
         this.#shut(c);
         return;
       }
@@ -579,19 +632,21 @@ export class TransportLayer {
    * is the socket we send from. Over a stream transport, `flow` (the
    * connection a request arrived on) is used while open, then any connection
    * to the same address, then a new one. Errors arrive through `onError`,
-   * never thrown.
+   * never thrown. Returns the stream connection used (undefined over UDP and
+   * when nothing was sent). Small messages sent on an open connection in one
+   * tick are written together at its end (one system call).
    */
-  send(buf: Buffer, dest: Destination, flow?: Flow, onError?: OnSendError): void {
+  send(buf: Buffer, dest: Destination, flow?: Flow, onError?: OnSendError): SentOver | undefined {
     if (this.#closed) {
       onError?.(new SipError('SIP_ERR_CLOSED', 'transport closed'));
-      return;
+      return undefined;
     }
     this.#trace('send', dest.transport, dest, buf);
     if (dest.transport === 'udp') {
       const u = flow instanceof UdpFlow && !flow.closed ? flow.endpoint : this.#udpFor(dest);
       if (u === undefined) {
         onError?.(new SipError('SIP_ERR_TRANSPORT', 'no udp listener to send from'));
-        return;
+        return undefined;
       }
       this.#n.sent++;
       // Without a callback Node queues no completion tick; only transactions want to hear of failures.
@@ -601,7 +656,7 @@ export class TransportLayer {
           if (err)
             onError(new SipError('SIP_ERR_TRANSPORT', `udp send to ${dest.host}:${dest.port} failed`, { cause: err }));
         });
-      return;
+      return undefined;
     }
     let c =
       flow instanceof Connection && !flow.closed
@@ -611,7 +666,7 @@ export class TransportLayer {
       const made = this.#connect(dest);
       if (made instanceof SipError) {
         onError?.(made);
-        return;
+        return undefined;
       }
       c = made;
     }
@@ -625,13 +680,17 @@ export class TransportLayer {
             `${c.transport} connection to ${c.remote.host}:${c.remote.port} still opening with ${c.queueBytes} bytes queued (max ${this.#maxQueued})`,
           ),
         );
-        return;
+        return undefined;
       }
       c.queue.push([buf, onError]);
       c.queueBytes += buf.length;
     } else {
+      // A large message goes out at once, after what was gathered: batching saves system calls on small
+      // messages, and the backlog cap below keeps meaning what the kernel has not taken.
+      const direct = c.batchBytes + buf.length > BATCH_MAX;
+      if (direct) flushBatch(c);
       // Bytes the kernel has not taken: the peer reads slower than we write, or not at all.
-      const backlog = c.socket.writableLength;
+      const backlog = c.socket.writableLength + c.batchBytes;
       if (backlog > 0 && backlog + buf.length > this.#maxQueued) {
         this.#n.queueOverflows++;
         if (this.#log?.isLevelEnabled('debug'))
@@ -644,12 +703,18 @@ export class TransportLayer {
             `${c.transport} connection to ${c.remote.host}:${c.remote.port} closed: ${backlog} bytes unsent (max ${this.#maxQueued})`,
           ),
         );
-        return;
+        return undefined;
       }
-      c.socket.write(buf);
+      if (direct) c.socket.write(buf);
+      else if (c.batch === undefined) {
+        c.batch = [buf];
+        process.nextTick(flushBatch, c);
+      } else c.batch.push(buf);
+      c.batchBytes += buf.length;
     }
     c.lastActivity = this.#clock.now();
     this.#n.sent++;
+    return c;
   }
 
   /** The UDP socket for a request: the first of the destination's address family (the one Via names). */
@@ -708,7 +773,7 @@ export class TransportLayer {
       const q = c.queue;
       c.queue = [];
       c.queueBytes = 0;
-      for (const [b] of q) socket.write(b);
+      if (q.length > 0) socket.write(q.length === 1 ? q[0]![0] : Buffer.concat(q.map(([b]) => b)));
     });
     this.#register(c);
     return c;
@@ -719,6 +784,7 @@ export class TransportLayer {
     this.#closed = true;
     for (const c of [...this.#all]) {
       this.#dropConnection(c);
+      flushBatch(c);
       c.socket.destroy();
     }
     // Sockets not yet connections: TLS handshakes in progress.

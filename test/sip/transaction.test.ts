@@ -43,7 +43,12 @@ function harness(transport: TransportName = 'udp') {
   const acks: Inbound[] = [];
   const stray: Inbound[] = [];
   const txm = new TransactionManager(
-    { send: (buf) => sent.push({ text: buf.toString(), at: clock.now() }) },
+    {
+      send: (buf) => {
+        sent.push({ text: buf.toString(), at: clock.now() });
+        return undefined;
+      },
+    },
     clock,
     DEFAULT_TIMERS,
     {

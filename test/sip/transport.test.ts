@@ -5,6 +5,7 @@
  * responses go (18.2.2 over TCP after the connection closed; symmetric UDP on
  * a multi-homed host).
  */
+import net from 'node:net';
 import t from 'tap';
 import { FakeClock } from '../../src/core/clock.js';
 import { realClock } from '../../src/core/index.js';
@@ -221,6 +222,83 @@ t.test('RFC 3261 18.2.2: a response whose TCP connection closed goes to received
   pending[1]!(486);
   t.ok(await until(() => five.peers.length === 1, 5_000), 'we connected to port 5060');
   t.ok(await five.peers[0]!.waitFor(/^SIP\/2.0 486 [\s\S]*Call-ID: routed-2/, 5_000), 'the 486 arrived there');
+});
+
+t.test('RFC 3261 18.4, 8.1.3.1: a TCP connection that closes fails the requests waiting on it at once', async (t) => {
+  // The fake clock never moves: Timers B and F cannot fire, so only the transport error can settle the requests.
+  const clock = new FakeClock();
+  const { ua } = await tcpUa(t, { clock });
+  const records: Array<{ method: string; status: number; errorCode?: string }> = [];
+  ua.on('transaction', (r) => records.push(r));
+  const peer = await tcpServer(t);
+  const target = `sip:mcu@127.0.0.1:${peer.port};transport=tcp`;
+  const outcome = (p: Promise<unknown>) =>
+    p.then(
+      () => 'resolved',
+      (err: { code?: string }) => err.code ?? String(err),
+    );
+  const options = outcome(ua.request('OPTIONS', target));
+  const invite = outcome(ua.invite(target, { body: 'v=0\r\n', contentType: 'application/sdp' }));
+  let settled = 0;
+  void options.then(() => settled++);
+  void invite.then(() => settled++);
+  t.ok(await until(() => peer.peers.length === 1, 5_000), 'we connected');
+  const conn = peer.peers[0]!;
+  const inv = await conn.waitFor(/INVITE [^\r]*\r\n[\s\S]*?\r\n\r\n/, 5_000);
+  t.ok(await conn.waitFor(/OPTIONS [^\r]*\r\n[\s\S]*?\r\n\r\n/, 5_000), 'the OPTIONS arrived');
+  t.ok(inv, 'the INVITE arrived');
+  // The INVITE gets a provisional response (proceeding: Timer B no longer runs, RFC 3261 17.1.1.2).
+  const h = (name: string) => new RegExp(`^${name}:.*$`, 'mi').exec(inv![0])![0];
+  conn.socket.write(
+    `SIP/2.0 100 Trying\r\n${h('Via')}\r\n${h('From')}\r\n${h('To')}\r\n${h('Call-ID')}\r\n${h('CSeq')}\r\nContent-Length: 0\r\n\r\n`,
+  );
+  t.ok(await until(() => records.length === 0 && ua.stats.clientTransactions === 2, 5_000));
+  t.equal(settled, 0, 'nothing settled while the connection is open');
+  conn.socket.destroy();
+  if (!t.ok(await until(() => settled === 2, 10_000), 'both requests failed when the connection closed')) return;
+  t.equal(await options, 'SIP_ERR_TRANSPORT');
+  t.equal(await invite, 'SIP_ERR_TRANSPORT');
+  t.same(
+    records.map((r) => [r.method, r.status, r.errorCode]).sort(),
+    [
+      ['INVITE', 503, 'SIP_ERR_TRANSPORT'],
+      ['OPTIONS', 503, 'SIP_ERR_TRANSPORT'],
+    ],
+    'recorded as 503 transport errors',
+  );
+  t.equal(ua.stats.clientTransactions, 0, 'no transaction is left waiting');
+});
+
+t.test('answers sent in one tick on a connection leave in one write, in order', async (t) => {
+  const { port } = await tcpUa(t);
+  const client = await tcpClient(t, port);
+  // Count the writes of our side of the connection (the one socket whose local port is ours and remote is the peer's).
+  const ours = (s: net.Socket) => s.localPort === port && s.remotePort === client.socket.localPort;
+  let writes = 0;
+  const write = net.Socket.prototype.write;
+  net.Socket.prototype.write = function (this: net.Socket, ...args: unknown[]) {
+    if (ours(this)) writes++;
+    return (write as (...a: unknown[]) => boolean).apply(this, args);
+  } as typeof write;
+  t.teardown(() => {
+    net.Socket.prototype.write = write;
+  });
+  const n = 20;
+  // Pipelined in one chunk: the framer delivers them in one read, the user agent answers each at once.
+  client.socket.write(
+    Array.from({ length: n }, (_, i) =>
+      request('OPTIONS', `sip:ua@127.0.0.1:${port}`, tcpVia('127.0.0.1', 1, `batch${i}`), { callId: `batch-${i}` }),
+    ).join(''),
+  );
+  const all = await client.waitFor(new RegExp(`Call-ID: batch-${n - 1}\\r\\n[\\s\\S]*?\\r\\n\\r\\n`), 5_000);
+  t.ok(all, 'every request was answered');
+  const order = [...client.text().matchAll(/^SIP\/2\.0 200 [\s\S]*?Call-ID: batch-(\d+)/gm)].map((m) => Number(m[1]));
+  t.same(
+    order,
+    Array.from({ length: n }, (_, i) => i),
+    'in the order of the requests',
+  );
+  t.equal(writes, 1, 'one write for the twenty answers');
 });
 
 t.test('UDP is symmetric: the response leaves from the address the request arrived on', async (t) => {
