@@ -168,6 +168,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       }),
     );
     metrics.watchCascade(cascade);
+    metrics.watchQuality(cascade);
     // The sessions' live record: endpoint calls coming and going, and the MCUs' call quality reports (rolled up).
     // A part of its own: it closes (writing what is pending) before the cascade manager and the store.
     const live = await start('live', async () => createLiveRecorder({ store, clock: realClock, logger }));

@@ -2,10 +2,13 @@
 export type {
   ApiRequestEvent,
   CascadeLinkEvent,
+  CascadeSessionEvent,
   ChairEvent,
   MeteredDriver,
   Metrics,
   MetricsOptions,
+  QualityEvent,
+  QualityFigures,
   TransactionEvent,
 } from './metrics.js';
 export { createMetrics } from './metrics.js';

@@ -65,6 +65,30 @@ export interface SessionStepEvent {
   readonly late: boolean;
 }
 
+/** One direction's figures of a call quality report (RFC 6035: NLR %, IAJ ms), as the MCU driver parsed them. */
+export interface QualityFigures {
+  readonly lossPercent?: number;
+  readonly jitterMs?: number;
+}
+
+/**
+ * A call quality report of a session's call (the cascade manager's `quality` event): an endpoint's call, or a
+ * cascade link of the plan, reported by `mcu` (one end of the call).
+ */
+export interface QualityEvent {
+  readonly session: string;
+  readonly mcu: string;
+  readonly endpoint?: string;
+  readonly link?: { readonly child: string; readonly parent: string };
+  readonly report: { readonly local?: QualityFigures; readonly remote?: QualityFigures };
+}
+
+/** A session of the cascade manager changed (its `session` event); an ended session's link series go. */
+export interface CascadeSessionEvent {
+  readonly session: string;
+  readonly kind: string;
+}
+
 export interface MetricsOptions {
   readonly inventory: Inventory;
   readonly store?: Store;
@@ -84,6 +108,12 @@ export interface Metrics {
   watchChair(source: Pick<TypedEmitter<{ chair: [ChairEvent] }>, 'on'>): void;
   /** Links of sessions' cascades (the cascade manager): counted with the drivers' own links. */
   watchCascade(source: Pick<TypedEmitter<{ link: [CascadeLinkEvent] }>, 'on'>): void;
+  /**
+   * Call quality reports of sessions' calls (the cascade manager's `quality` events): per cascade link the
+   * last figures (the worse end), per MCU a histogram of its endpoints' calls. A link's series go when it is
+   * no longer up (`watchCascade`'s link events) or its session ends.
+   */
+  watchQuality(source: Pick<TypedEmitter<{ quality: [QualityEvent]; session: [CascadeSessionEvent] }>, 'on'>): void;
   /** Deadlines and steps of scheduled sessions (the session lifecycle, docs/session.md). */
   watchSessions(source: Pick<TypedEmitter<{ deadline: [SessionDeadlineEvent]; step: [SessionStepEvent] }>, 'on'>): void;
   /** The last audit chain verification (the daemon runs it periodically). */
@@ -91,6 +121,33 @@ export interface Metrics {
 }
 
 const statusClass = (s: number) => `${Math.floor(s / 100)}xx`;
+
+/**
+ * A report's figure: the worse of its two directions (the stream the MCU received, the one the participant
+ * received as it told the MCU), as the session report takes it (docs/session.md): a call is as good as its
+ * worse half.
+ */
+function worse(report: QualityEvent['report'], k: keyof QualityFigures): number | undefined {
+  const a = report.local?.[k];
+  const b = report.remote?.[k];
+  const ok = (x: number | undefined): x is number => x !== undefined && Number.isFinite(x);
+  if (!ok(a)) return ok(b) ? b : undefined;
+  return ok(b) ? Math.max(a, b) : a;
+}
+
+/** The last figures one end of a cascade link reported about it. */
+interface LinkEnd {
+  loss?: number;
+  jitter?: number;
+}
+
+/** A session's cascade link (by its child MCU) and the last report of each end (by reporting MCU). */
+interface LinkQuality {
+  readonly session: string;
+  readonly child: string;
+  parent: string;
+  readonly ends: Map<string, LinkEnd>;
+}
 
 export function createMetrics(options: MetricsOptions): Metrics {
   const registry = new Registry();
@@ -162,6 +219,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
     }
     if (isUp(state)) linkDown.remove({ mcu, target });
     else if (isUp(before)) linkDown.set({ mcu, target }, Date.now() / 1000);
+    // A link no longer up is no call: its last quality figures describe a call that is gone.
+    if (!isUp(state)) linkQuality.delete(key);
   };
   const redials = new Counter({
     name: 'cascaded_cascade_redials_total',
@@ -169,6 +228,91 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['mcu'],
     registers: [registry],
   });
+
+  // Call quality (RFC 6035 reports, docs/session.md "Call quality"). Per cascade link: the last figures, kept in
+  // a plain map (keyed as the cascade manager's links, by session and child) and set at scrape time, so the
+  // ~100 reports a second of a national session cost a map update each. Labels: session, child, parent (one
+  // series per link of a live session: about 130 for a national one). Endpoints never get a series of their
+  // own (11,400 of them): their reports go into one histogram per reporting MCU.
+  const linkQuality = new Map<string, LinkQuality>();
+  const linkFigure = (name: string, help: string, k: keyof LinkEnd, scale: number) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['session', 'child', 'parent'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const l of linkQuality.values()) {
+          let v: number | undefined;
+          for (const end of l.ends.values()) {
+            const x = end[k];
+            if (x !== undefined && (v === undefined || x > v)) v = x;
+          }
+          if (v !== undefined) this.set({ session: l.session, child: l.child, parent: l.parent }, v / scale);
+        }
+      },
+    });
+  linkFigure(
+    'cascaded_link_packet_loss_ratio',
+    "Packet loss of a session's cascade link (0-1): the worse end's last RFC 6035 report, the worse direction.",
+    'loss',
+    100,
+  );
+  linkFigure(
+    'cascaded_link_jitter_seconds',
+    "Interarrival jitter of a session's cascade link: the worse end's last RFC 6035 report, the worse direction.",
+    'jitter',
+    1000,
+  );
+  const endpointLoss = new Histogram({
+    name: 'cascaded_endpoint_packet_loss_ratio',
+    help: "Packet loss (0-1) of sessions' endpoint calls, one observation per RFC 6035 report, by reporting MCU.",
+    labelNames: ['mcu'],
+    buckets: [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2],
+    registers: [registry],
+  });
+  const endpointJitter = new Histogram({
+    name: 'cascaded_endpoint_jitter_seconds',
+    help: "Interarrival jitter of sessions' endpoint calls, one observation per RFC 6035 report, by reporting MCU.",
+    labelNames: ['mcu'],
+    buckets: [0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2],
+    registers: [registry],
+  });
+  // The labelled children, made once per MCU: observe() with a label object hashes the labels every time.
+  const endpointHistograms = new Map<
+    string,
+    { loss: { observe(v: number): void }; jitter: { observe(v: number): void } }
+  >();
+  const qualityReported = (q: QualityEvent) => {
+    const loss = worse(q.report, 'lossPercent');
+    const jitter = worse(q.report, 'jitterMs');
+    if (q.link !== undefined) {
+      const key = `${q.session}\u0000${q.link.child}`;
+      let l = linkQuality.get(key);
+      if (l === undefined) {
+        l = { session: q.session, child: q.link.child, parent: q.link.parent, ends: new Map() };
+        linkQuality.set(key, l);
+      } else if (l.parent !== q.link.parent) {
+        // Re-planned under another parent: a new call, the old ends' figures are not its own.
+        l.parent = q.link.parent;
+        l.ends.clear();
+      }
+      const end = l.ends.get(q.mcu) ?? {};
+      if (loss !== undefined) end.loss = loss;
+      if (jitter !== undefined) end.jitter = jitter;
+      l.ends.set(q.mcu, end);
+      return;
+    }
+    if (q.endpoint === undefined) return;
+    let h = endpointHistograms.get(q.mcu);
+    if (h === undefined) {
+      h = { loss: endpointLoss.labels({ mcu: q.mcu }), jitter: endpointJitter.labels({ mcu: q.mcu }) };
+      endpointHistograms.set(q.mcu, h);
+    }
+    if (loss !== undefined) h.loss.observe(loss / 100);
+    if (jitter !== undefined) h.jitter.observe(jitter / 1000);
+  };
 
   const chairDuration = new Histogram({
     name: 'cascaded_chair_switch_duration_seconds',
@@ -350,6 +494,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
         const s = c.ms / 1000;
         chairDuration.observe({ outcome: c.outcome }, s);
         if (c.outcome !== 'ok' || s > slo) chairSlo.inc();
+      });
+    },
+    watchQuality(source) {
+      source.on('quality', qualityReported);
+      source.on('session', (e) => {
+        if (e.kind !== 'ended') return;
+        for (const [key, l] of linkQuality) if (l.session === e.session) linkQuality.delete(key);
       });
     },
     watchSessions(source) {

@@ -9,6 +9,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
+import { TypedEmitter } from '../../src/core/index.js';
+import type { CascadeSessionEvent, QualityEvent } from '../../src/metrics/index.js';
 import { startHarness } from '../api/harness.js';
 import { freePort, have } from './sip-peers.js';
 
@@ -34,6 +36,18 @@ if (!have('prometheus') || !have('promtool')) {
     await h.call('GET', '/v1/mcus', { token: h.tokens.viewer });
     h.metrics.setAuditChain(await h.store.verifyAudit());
     h.events.safeEmit('chair', { session: 's', endpoint: 'e', outcome: 'ok', ms: 420 });
+    // Call quality reports as the cascade manager passes them on: a link's (2% loss, as its parent received
+    // it) and an endpoint's.
+    const quality = new TypedEmitter<{ quality: [QualityEvent]; session: [CascadeSessionEvent] }>();
+    h.metrics.watchQuality(quality);
+    const link = { child: 'nb', parent: 'master' };
+    quality.safeEmit('quality', { session: 's', mcu: 'nb', link, report: { remote: { lossPercent: 2, jitterMs: 9 } } });
+    quality.safeEmit('quality', {
+      session: 's',
+      mcu: 'nb',
+      endpoint: 'nb-x1',
+      report: { local: { lossPercent: 0.3 } },
+    });
 
     const caFile = join(h.dir, 'ca.pem');
     writeFileSync(caFile, h.ca);
@@ -114,6 +128,15 @@ if (!have('prometheus') || !have('promtool')) {
     );
     t.match(apiReq.data.result, [{ metric: { method: 'GET' }, value: [Number, '1'] }]);
     t.match((await api('/api/v1/query?query=process_resident_memory_bytes')).data.result, [{}], 'process defaults');
+    t.match(
+      (await api('/api/v1/query?query=cascaded_link_packet_loss_ratio')).data.result,
+      [{ metric: { session: 's', child: 'nb', parent: 'master' }, value: [Number, '0.02'] }],
+      "a cascade link's packet loss, read back through Prometheus",
+    );
+    const endpointLoss = await api(
+      `/api/v1/query?query=${encodeURIComponent('cascaded_endpoint_packet_loss_ratio_bucket{mcu="nb",le="0.005"}')}`,
+    );
+    t.match(endpointLoss.data.result, [{ value: [Number, '1'] }], "an endpoint's report in its MCU's histogram");
 
     // Every alert expression and dashboard expression is valid PromQL over these metrics.
     const rules = parse(readFileSync(RULES, 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] };

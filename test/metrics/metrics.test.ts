@@ -4,8 +4,10 @@ import { TypedEmitter } from '../../src/core/index.js';
 import type { McuDriverEvents } from '../../src/mcu/index.js';
 import {
   type CascadeLinkEvent,
+  type CascadeSessionEvent,
   type ChairEvent,
   createMetrics,
+  type QualityEvent,
   type TransactionEvent,
 } from '../../src/metrics/index.js';
 import { openSqliteStore } from '../../src/store/index.js';
@@ -118,3 +120,81 @@ t.test('metrics follow the events they subscribe to and the state read at scrape
   t.match(after, /cascaded_cascade_redials_total\{mcu="qb-vnpt-1"\} 1/);
   t.match(after, /cascaded_cascade_link_down_since_seconds\{mcu="qb-vnpt-1",target="nb"\} \d/);
 });
+
+t.test(
+  'call quality: per cascade link the worse end and direction, per MCU a histogram of its endpoints',
+  async (t) => {
+    const inv = parseConfig(toYaml(baseConfig())).inventory;
+    const m = createMetrics({ inventory: inv });
+    const cascade = new TypedEmitter<{
+      link: [CascadeLinkEvent];
+      quality: [QualityEvent];
+      session: [CascadeSessionEvent];
+    }>();
+    m.watchCascade(cascade);
+    m.watchQuality(cascade);
+    const link = { child: 'nb', parent: 'master' };
+    const series = (name: string, session: string, value: number) =>
+      new RegExp(`${name}\\{session="${session}",child="nb",parent="master"\\} ${value}\\n`);
+    cascade.safeEmit('link', { session: 's1', ...link, state: 'up' });
+    t.notMatch(await m.render(), /cascaded_link_packet_loss_ratio\{/, 'no series before a report');
+
+    // The child's report: 0.5% loss received, 2% as the parent received it (its RTCP XR); 12 ms jitter.
+    cascade.safeEmit('quality', {
+      session: 's1',
+      mcu: 'nb',
+      link,
+      report: { local: { lossPercent: 0.5, jitterMs: 12 }, remote: { lossPercent: 2, jitterMs: 4 } },
+    });
+    // The parent's own report about the same call: less loss, more jitter. Each figure is the worse end's.
+    cascade.safeEmit('quality', {
+      session: 's1',
+      mcu: 'master',
+      link,
+      report: { local: { lossPercent: 1, jitterMs: 30 } },
+    });
+    let text = await m.render();
+    t.match(text, series('cascaded_link_packet_loss_ratio', 's1', 0.02));
+    t.match(text, series('cascaded_link_jitter_seconds', 's1', 0.03));
+    // A later report of an end replaces its own figures only.
+    cascade.safeEmit('quality', { session: 's1', mcu: 'nb', link, report: { local: { lossPercent: 0 } } });
+    text = await m.render();
+    t.match(text, series('cascaded_link_packet_loss_ratio', 's1', 0.01), "now the parent's figure");
+    t.match(text, series('cascaded_link_jitter_seconds', 's1', 0.03), 'the jitter it did not give stays');
+
+    // Endpoints: one histogram per reporting MCU, never a series per endpoint.
+    for (const [endpoint, loss] of [
+      ['nb-h1', 0],
+      ['nb-x1', 3],
+      ['nb-x1', 0.4],
+    ] as const) {
+      cascade.safeEmit('quality', {
+        session: 's1',
+        mcu: 'nb',
+        endpoint,
+        report: { local: { lossPercent: loss, jitterMs: 8 }, remote: { lossPercent: Number.NaN } },
+      });
+    }
+    text = await m.render();
+    t.match(text, /cascaded_endpoint_packet_loss_ratio_bucket\{le="0.001",mcu="nb"\} 1\n/);
+    t.match(text, /cascaded_endpoint_packet_loss_ratio_bucket\{le="0.005",mcu="nb"\} 2\n/);
+    t.match(text, /cascaded_endpoint_packet_loss_ratio_bucket\{le="0.05",mcu="nb"\} 3\n/);
+    t.match(text, /cascaded_endpoint_packet_loss_ratio_count\{mcu="nb"\} 3\n/);
+    t.match(text, /cascaded_endpoint_jitter_seconds_bucket\{le="0.005",mcu="nb"\} 0\n/);
+    t.match(text, /cascaded_endpoint_jitter_seconds_bucket\{le="0.01",mcu="nb"\} 3\n/);
+    t.notMatch(text, /nb-x1/, 'no endpoint label');
+
+    // A link no longer up loses its figures; a report of the new call brings them back; an ended session's go.
+    cascade.safeEmit('link', { session: 's1', ...link, state: 'dialing' });
+    t.notMatch(await m.render(), /cascaded_link_packet_loss_ratio\{/, 'gone while the link is redialled');
+    cascade.safeEmit('quality', { session: 's1', mcu: 'nb', link, report: { local: { lossPercent: 5 } } });
+    cascade.safeEmit('quality', { session: 's2', mcu: 'nb', link, report: { local: { lossPercent: 1 } } });
+    text = await m.render();
+    t.match(text, series('cascaded_link_packet_loss_ratio', 's1', 0.05));
+    t.notMatch(text, /cascaded_link_jitter_seconds\{session="s1"/, 'no jitter reported for the new call');
+    cascade.safeEmit('session', { session: 's1', kind: 'ended' });
+    text = await m.render();
+    t.notMatch(text, /cascaded_link_packet_loss_ratio\{session="s1"/, 'the ended session has no series');
+    t.match(text, series('cascaded_link_packet_loss_ratio', 's2', 0.01), 'the other stays');
+  },
+);

@@ -94,6 +94,8 @@ export async function sessionWorld(dir: string): Promise<SessionWorld> {
   parts.manager.on('quality', (q) => live.quality(q));
   const clock = new FakeClock(BASE);
   const metrics = createMetrics({ inventory, store: parts.store });
+  metrics.watchCascade(parts.manager);
+  metrics.watchQuality(parts.manager);
   const startLifecycle = async () => {
     const lc = await startSessionLifecycle({
       store: parts.store,
