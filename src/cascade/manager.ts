@@ -35,6 +35,7 @@ import { Bookkeeping } from './memory.js';
 import {
   type Action,
   decide,
+  endpointsWithoutView,
   type LinkStateName,
   type LinkView,
   linkKey,
@@ -144,6 +145,12 @@ export interface CascadeProgress {
 export interface CascadeManager extends TypedEmitter<CascadeManagerEvents> {
   /** Progress of every session the manager reconciles (or one). */
   progress(sessionId?: string): CascadeProgress[];
+  /**
+   * How many endpoints of a live session, in their rooms, do not see its view yet (the chair excepted; docs/
+   * cascade.md, "What everyone sees"): 0 once `viewsApplied`, else counted now (a walk of its endpoints);
+   * undefined for a session the manager does not hold live.
+   */
+  endpointsWithoutView(sessionId: string): number | undefined;
   /** Admit a session (docs/cascade.md, "Sessions") and start dialing it at once. */
   admit(request: SessionRequest, options?: AdmitOptions): Promise<CascadeHead>;
   /** End a session: tear-down starts at once. Idempotent. */
@@ -996,6 +1003,12 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     this.#writes = this.#writes.then(op).catch((err: unknown) => {
       this.#log?.warn({ err }, 'could not record cascade progress in the store');
     });
+  }
+
+  endpointsWithoutView(sessionId: string): number | undefined {
+    const s = this.#sessions.get(sessionId);
+    if (s === undefined || s.desired.phase !== 'live') return undefined;
+    return s.viewsApplied ? 0 : endpointsWithoutView(s.desired, this.#observed(), this.#book);
   }
 
   progress(sessionId?: string): CascadeProgress[] {

@@ -443,6 +443,73 @@ class SessionView {
   }
 }
 
+/** A layout's source (an endpoint's or a link's current call in an MCU's room of the session); undefined: not there. */
+function resolveRef(v: SessionView, m: string, ref: Ref): Source | undefined {
+  if ('link' in ref) return v.linkRef(m, ref.link);
+  const entity = roomKey(ref.endpoint);
+  const e = v.room(m)?.roster.get(entity);
+  return e?.status === 'connected' ? { entity, epoch: String(e.gen) } : undefined;
+}
+
+interface Source {
+  readonly entity: string;
+  readonly epoch: string;
+}
+
+/**
+ * What an endpoint's screen shows of its room's view, and the epoch of that layout on its current call;
+ * undefined when it has nothing to be shown: an endpoint never sees itself large, so the speaker sees the
+ * inset (the chair) alone, and nothing without an inset.
+ */
+function viewOf(
+  entity: string,
+  gen: number,
+  src: Source,
+  inset: Source | undefined,
+): { source: Source; small: Source | undefined; epoch: string } | undefined {
+  const self = entity === src.entity;
+  if (self && inset === undefined) return undefined;
+  const source = self ? inset! : src;
+  const small = self ? undefined : inset;
+  const epoch =
+    `${entity}#${gen}>${source.entity}#${source.epoch}` +
+    (small === undefined ? '' : `+${small.entity}#${small.epoch}`);
+  return { source, small, epoch };
+}
+
+/**
+ * How many endpoints of a live session, connected in their rooms (the chair excepted), do not see the
+ * session's view on their current call (docs/cascade.md, "What everyone sees"): not set yet, in flight, or
+ * nothing to show yet (the room, the link or the chair not there). A full walk of the session's endpoints,
+ * for a question asked now and then (the session lifecycle's readiness check), never part of a pass.
+ */
+export function endpointsWithoutView(d: DesiredSession, obs: Observed, mem: Memory): number {
+  const v = new SessionView(d, obs);
+  let n = 0;
+  for (const spec of d.views) {
+    const room = v.room(spec.mcu);
+    if (room === undefined) continue;
+    const src = room.state === 'open' ? resolveRef(v, spec.mcu, spec.source) : undefined;
+    const inset = spec.inset === undefined || src === undefined ? undefined : resolveRef(v, spec.mcu, spec.inset);
+    const nothing = src === undefined || (spec.inset !== undefined && inset === undefined);
+    for (const ep of d.participants[spec.mcu] ?? []) {
+      if (ep === d.chair) continue;
+      const entity = roomKey(ep);
+      const e = room.roster.get(entity);
+      if (e?.status !== 'connected') continue;
+      if (nothing) {
+        n++;
+        continue;
+      }
+      const target = viewOf(entity, e.gen, src!, inset);
+      if (target === undefined) continue;
+      const key = layoutKey(d.id, spec.mcu, { endpoint: ep });
+      if (mem.inflight.has(key) || mem.applied.get(key) !== target.epoch) n++;
+    }
+  }
+  return n;
+}
+
 export function decide(
   sessions: readonly DesiredSession[],
   obs: Observed,
@@ -643,13 +710,6 @@ export function decide(
     }
   }
 
-  function resolve(v: SessionView, m: string, ref: Ref): { entity: string; epoch: string } | undefined {
-    if ('link' in ref) return v.linkRef(m, ref.link);
-    const entity = roomKey(ref.endpoint);
-    const e = v.room(m)?.roster.get(entity);
-    return e?.status === 'connected' ? { entity, epoch: String(e.gen) } : undefined;
-  }
-
   function layoutsOf(v: SessionView): void {
     const d = v.d;
     for (const spec of d.layouts) {
@@ -658,10 +718,10 @@ export function decide(
         return;
       }
       if (v.room(spec.mcu)?.state !== 'open') continue;
-      const out = resolve(v, spec.mcu, spec.output);
-      const src = resolve(v, spec.mcu, spec.source);
+      const out = resolveRef(v, spec.mcu, spec.output);
+      const src = resolveRef(v, spec.mcu, spec.source);
       if (out === undefined || src === undefined) continue;
-      const inset = spec.inset === undefined ? undefined : resolve(v, spec.mcu, spec.inset);
+      const inset = spec.inset === undefined ? undefined : resolveRef(v, spec.mcu, spec.inset);
       if (spec.inset !== undefined && inset === undefined) continue;
       const key = layoutKey(d.id, spec.mcu, spec.output);
       const epoch =
@@ -697,8 +757,8 @@ export function decide(
       const room = v.room(spec.mcu);
       const list = d.participants[spec.mcu] ?? [];
       if (list.length === 0) continue;
-      const src = room?.state === 'open' ? resolve(v, spec.mcu, spec.source) : undefined;
-      const inset = spec.inset === undefined || src === undefined ? undefined : resolve(v, spec.mcu, spec.inset);
+      const src = room?.state === 'open' ? resolveRef(v, spec.mcu, spec.source) : undefined;
+      const inset = spec.inset === undefined || src === undefined ? undefined : resolveRef(v, spec.mcu, spec.inset);
       if (room === undefined || src === undefined || (spec.inset !== undefined && inset === undefined)) {
         // Nothing to show yet (the room opening, the link or the chair not there): pending if anyone waits.
         if (room === undefined || list.some((ep) => room.roster.get(roomKey(ep))?.status === 'connected'))
@@ -721,15 +781,10 @@ export function decide(
         const entity = roomKey(ep);
         const e = room.roster.get(entity);
         if (e?.status !== 'connected') continue;
-        // An endpoint never sees itself large: the speaker sees the inset (the chair) alone.
-        const self = entity === src.entity;
-        if (self && inset === undefined) continue;
-        const source = self ? inset! : src;
-        const small = self ? undefined : inset;
+        const target = viewOf(entity, e.gen, src, inset);
+        if (target === undefined) continue;
+        const { source, small, epoch } = target;
         const key = layoutKey(d.id, spec.mcu, { endpoint: ep });
-        const epoch =
-          `${entity}#${e.gen}>${source.entity}#${source.epoch}` +
-          (small === undefined ? '' : `+${small.entity}#${small.epoch}`);
         // One in flight may carry an earlier view (the speaker changed meanwhile): its success will not be
         // this one, so the room is not done until it is back.
         const busy = mem.inflight.has(key);

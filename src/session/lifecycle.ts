@@ -45,6 +45,8 @@ export interface LifecycleCascade {
   admit(request: SessionRequest): Promise<CascadeHead>;
   end(sessionId: string): Promise<CascadeHead>;
   progress(sessionId?: string): CascadeProgress[];
+  /** Endpoints in their rooms that do not see the session's view yet (the chair excepted). */
+  endpointsWithoutView(sessionId: string): number | undefined;
   on<K extends keyof CascadeManagerEvents & string>(event: K, l: (...a: CascadeManagerEvents[K]) => void): unknown;
   off<K extends keyof CascadeManagerEvents & string>(event: K, l: (...a: CascadeManagerEvents[K]) => void): unknown;
 }
@@ -422,11 +424,18 @@ class Lifecycle extends TypedEmitter<LifecycleEvents> implements SessionLifecycl
     return [...last.entries()].filter(([, l]) => failed(l.unit) || failed(l.daemon)).map(([e]) => e);
   }
 
+  /**
+   * The readiness check (T-30min, Decision 1594 II.1.5): every link up, every endpoint in its room and seeing
+   * the session's view (the chair, or the speaker: docs/cascade.md, "What everyone sees"), none failing its
+   * last check. `withoutView` names how many endpoints in their rooms do not see the view yet (the cascade
+   * manager's count when asked; an endpoint not in its room is counted by `endpointsIn` instead).
+   */
   async #readiness(rec: LifecycleSessionRecord) {
     const c = this.#cascadeState(rec.id);
+    const withoutView = this.#cascade.endpointsWithoutView(rec.id) ?? 0;
     const failing = await this.#failingChecks(rec);
-    const ok = c.up && c.endpointsIn >= c.endpoints && failing.length === 0;
-    return { ok, ...c, failingChecks: failing };
+    const ok = c.up && c.endpointsIn >= c.endpoints && withoutView === 0 && failing.length === 0;
+    return { ok, ...c, withoutView, failingChecks: failing };
   }
 
   /** The condition of a deadline now: met or not, and what it saw. */

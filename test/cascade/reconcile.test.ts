@@ -17,6 +17,7 @@ import {
   type DesiredSession,
   decide,
   desiredSession,
+  endpointsWithoutView,
   type ObservedEntry,
   type ReconcileOptions,
   reselect,
@@ -495,6 +496,7 @@ t.test(
         set: screens.map((a) => (a.kind === 'layout' ? [a.output, a.source, a.inset ?? null] : [])),
       };
     };
+    t.equal(endpointsWithoutView(quiet, obs, mem), 2, 'nobody shown the view yet: everyone but the chair');
     t.same(
       pass(quiet),
       {
@@ -508,11 +510,18 @@ t.test(
     );
     t.same(pass(quiet), { pending: false, set: [] }, 'applied: nothing more, and nothing pending');
     const speaking = reselect(quiet, plan, 'a-L3', directory);
+    t.equal(endpointsWithoutView(quiet, obs, mem), 0, 'every screen set');
+    t.equal(
+      endpointsWithoutView(speaking, obs, mem),
+      1,
+      'a speaking: b does not see it yet (a sees the chair, as it did)',
+    );
     t.same(
       pass(speaking).set,
       [[u('b-L3'), u('a-L3'), u('chair-L0')]],
       'the speaker large with the chair inset; the speaker itself still sees the chair alone (not sent again)',
     );
+    t.equal(endpointsWithoutView(speaking, obs, mem), 0, 'b sees the speaker now');
     roster.set(u('b-L3'), entry('b-L3', 2));
     room.version = 2;
     t.same(
@@ -559,6 +568,7 @@ t.test('a screen still in flight with an earlier view is set again once it lands
   for (const a of screens(quiet)) mem.succeeded(a, 0);
   const [toSpeaker] = screens(speaking);
   t.ok(toSpeaker, "b's screen to the speaker, in flight");
+  t.equal(endpointsWithoutView(speaking, obs, mem), 1, 'in flight: b does not see the speaker yet');
   t.same(screens(quiet), [], 'the speaker gone again: b is still in flight');
   mem.succeeded(toSpeaker!, 0);
   const [back] = screens(quiet);
@@ -569,6 +579,10 @@ t.test('a screen still in flight with an earlier view is set again once it lands
   t.equal(again.length, 1, 'once it landed, b is set to the speaker again (not left on the chair)');
   mem.succeeded(again[0]!, 0);
   t.same(screens(speaking), [], 'and then quiet');
+  t.equal(endpointsWithoutView(speaking, obs, mem), 0, 'landed: everyone sees the view');
+  roster.set(entry('a-L3').entity, { ...entry('a-L3'), status: 'disconnected' as never });
+  room.version = 2;
+  t.equal(endpointsWithoutView(speaking, obs, mem), 1, 'the speaker gone: b has nothing to be shown');
 });
 
 t.test('a view that comes back while an earlier one is in flight is not taken for done', async (t) => {

@@ -119,10 +119,10 @@ t.test('two overlapping sessions through their timelines', async (t) => {
     60_000,
   );
   await until(
-    'every national endpoint in its room',
+    'every national endpoint in its room, seeing the session view',
     () => {
       const p = w.parts.manager.progress('national')[0];
-      return p !== undefined && p.endpoints.wanted > 0 && p.endpoints.in === p.endpoints.wanted;
+      return p !== undefined && p.endpoints.wanted > 0 && p.endpoints.in === p.endpoints.wanted && p.viewsApplied;
     },
     60_000,
   );
@@ -174,7 +174,7 @@ t.test('two overlapping sessions through their timelines', async (t) => {
 
   // T-30min: ready.
   await to(150 * MINUTE);
-  t.match(await step('national', 'readiness'), { state: 'done', detail: { ok: true }, lateMs: 0 });
+  t.match(await step('national', 'readiness'), { state: 'done', detail: { ok: true, withoutView: 0 }, lateMs: 0 });
   t.equal((await deadline('national', 'ready')).state, 'met');
 
   // 08:40: an ad-hoc provincial session for 09:15, overlapping; dialled at once.
@@ -203,10 +203,10 @@ t.test('two overlapping sessions through their timelines', async (t) => {
   t.match(busy, { status: 409, body: { code: 'SESSION_ERR_ENDPOINT_BUSY' } });
 
   await until(
-    'every provincial endpoint in its room',
+    'every provincial endpoint in its room, seeing the session view',
     () => {
       const p = w.parts.manager.progress('nb-adhoc')[0];
-      return p !== undefined && p.endpoints.wanted > 0 && p.endpoints.in === p.endpoints.wanted;
+      return p !== undefined && p.endpoints.wanted > 0 && p.endpoints.in === p.endpoints.wanted && p.viewsApplied;
     },
     60_000,
   );
@@ -274,6 +274,32 @@ t.test('two overlapping sessions through their timelines', async (t) => {
         (e) => ofQbX1(e) && (e.data as { lossPercent?: { worst: number } }).lossPercent?.worst === 2,
       ),
     60_000,
+  );
+  // And in /metrics: the link qb -> m (qb reports it, m is not impaired: the worse end), and qb's endpoint
+  // calls in its histogram, above the 1% bucket.
+  await until(
+    "qb's link at 2% loss and 10 ms jitter in the metrics",
+    async () => {
+      const text = await w.metrics.render();
+      return (
+        /cascaded_link_packet_loss_ratio\{session="national",child="qb",parent="m"\} 0\.02\n/.test(text) &&
+        /cascaded_link_jitter_seconds\{session="national",child="qb",parent="m"\} 0\.01\n/.test(text)
+      );
+    },
+    60_000,
+  );
+  const qbCalls = (await w.metrics.render()).split('\n');
+  const bucket = (le: string) =>
+    Number(
+      qbCalls
+        .find((l) => l.startsWith(`cascaded_endpoint_packet_loss_ratio_bucket{le="${le}",mcu="qb"}`))
+        ?.split(' ')[1],
+    );
+  t.ok(bucket('+Inf') > bucket('0.01'), "qb's endpoint calls reported over 1% loss");
+  const adhocLinks = qbCalls.filter((l) => l.startsWith('cascaded_link_packet_loss_ratio{session="nb-adhoc"'));
+  t.ok(
+    adhocLinks.every((l) => l.endsWith(' 0')),
+    `the other session's links lose nothing: ${adhocLinks.join('; ')}`,
   );
   t.equal((await post('/v1/mcus/qb/impairment', { loss: 0, jitterMs: 0 })).status, 200);
 

@@ -71,6 +71,11 @@ class StubCascade extends TypedEmitter<CascadeManagerEvents> {
       },
     ];
   }
+  /** Endpoints in their rooms not seeing the session's view, by session (none unless set). */
+  withoutView = new Map<string, number>();
+  endpointsWithoutView(id: string): number | undefined {
+    return this.admitted.some((a) => a.id === id) ? (this.withoutView.get(id) ?? 0) : undefined;
+  }
   bringUp(id: string): void {
     this.up.add(id);
     this.safeEmit('session', { session: id, kind: 'up', at: 0 });
@@ -243,6 +248,30 @@ t.test('a restart: a step missed while down runs at once, recorded late', async 
   await w.restart();
   await w.lc.idle();
   t.equal(w.cascade.admitted.length, 1);
+});
+
+t.test('readiness: endpoints that do not see the session view keep it from ready, and say how many', async (t) => {
+  const w = await world(t);
+  await w.lc.create(national());
+  w.clock.advance(30 * MINUTE);
+  await w.lc.idle();
+  t.match(w.cascade.admitted, [{ id: 'national' }]);
+  // Every link up and every endpoint in its room, but two screens not showing the chair yet.
+  w.cascade.withoutView.set('national', 2);
+  w.cascade.bringUp('national');
+  await w.lc.idle();
+  w.clock.advance(105 * MINUTE);
+  await w.lc.idle();
+  t.match(
+    w.deadlines.filter((d) => d.deadline === 'ready'),
+    [{ state: 'at-risk', detail: { ok: false, up: true, endpointsIn: 3, withoutView: 2 } }],
+    'at risk at T-45min, naming the endpoints without the view',
+  );
+  w.clock.advance(15 * MINUTE);
+  await w.lc.idle();
+  t.match(w.steps.at(-1), { step: 'readiness', state: 'done', detail: { ok: false, withoutView: 2 } });
+  t.match(w.deadlines.filter((d) => d.deadline === 'ready').at(-1), { state: 'missed', detail: { withoutView: 2 } });
+  t.equal((await w.lc.get('national')).status, 'dialing', 'not ready');
 });
 
 t.test('overlapping sessions that do not fit are refused with the planner reasons', async (t) => {

@@ -53,6 +53,9 @@ class RecordingCascade extends TypedEmitter<CascadeManagerEvents> {
   async end(id: string): Promise<CascadeHead> {
     return this.store.setCascadeState(id, 'ending');
   }
+  endpointsWithoutView(): number {
+    return 0;
+  }
   progress(id?: string): CascadeProgress[] {
     return id === undefined
       ? []
