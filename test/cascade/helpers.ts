@@ -114,7 +114,7 @@ export async function startParts(
   inventory: Inventory,
   dir: string,
   settings: Partial<CascadeSettings> = {},
-  driver: { readonly qualityReports?: boolean } = {},
+  driver: { readonly qualityReports?: boolean; readonly subscribeTransport?: 'udp' | 'tcp' } = {},
 ): Promise<Parts> {
   const logger = pino({ level: process.env.CASCADE_TEST_LOG ?? 'silent' });
   const store = await openSqliteStore({ path: join(dir, 'cascaded.db') });
