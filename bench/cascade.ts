@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- cascade [--config FILE] [--delay MS] [--drops N] [--loss P] [--endpoints mains|all]
- * [--seed N]`: the cascade manager against the demo network (docs/cascade.md, "The benchmark").
+ * [--seed N] [--only loss]`: the cascade manager against the demo network (docs/cascade.md, "The benchmark").
+ * `--only loss` runs phase 3 alone, with the same drops as in a whole run of that seed.
  *
  * The simulator runs as its own process, on a loopback /24 of this run's own; the daemon runs in this
  * process (startDaemon: drivers, store, cascade manager), so its CPU is this process's. Every simulated MCU
@@ -339,11 +340,34 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
   const loss = Number(opt('--loss') ?? 0.05);
   const endpoints = opt('--endpoints') ?? 'mains';
   const random = seededRandom(Number(opt('--seed') ?? 1594));
+  const only = opt('--only');
+  if (only !== undefined && only !== 'loss') throw new Error(`--only: 'loss' or nothing, not ${only}`);
   const dir = mkdtempSync(join(tmpdir(), 'cascaded-bench-cascade-'));
   const logger = pino({ level: 'warn' });
   const world = (lossRate: number) =>
     demoWorld({ file, dir, delayMs, loss: lossRate, logger, log, cascade: { dialEndpoints: endpoints === 'all' } });
   try {
+    if (only === 'loss') {
+      // Phase 2 draws two numbers per drop: the same drops follow as in a whole run.
+      for (let i = 0; i < 2 * drops; i++) random();
+      const w = await world(loss);
+      let lossy: PhaseResult;
+      try {
+        lossy = await phase(w, 'loss', drops, random);
+      } finally {
+        await w.close();
+      }
+      for (const n of lossy.notes) log(n);
+      return {
+        only: 'loss',
+        links: lossy.links,
+        loss5_dial_all_ms: round(lossy.dialMs),
+        loss5_heal_ms_p50: round(quantile(lossy.heal, 0.5)),
+        loss5_heal_ms_max: round(Math.max(...lossy.heal)),
+        loss,
+        lost: lossy.lost,
+      };
+    }
     let w = await world(0);
     let clean: PhaseResult;
     try {
