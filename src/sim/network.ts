@@ -190,7 +190,7 @@ export async function createSimNetwork(options: SimNetworkOptions): Promise<SimN
       const uri = epUri.get(ep);
       if (m === undefined || uri === undefined)
         throw new SimError('SIM_ERR_INVALID_ARGUMENT', `placement of ${ep} on ${mcuId}: unknown endpoint or MCU`);
-      m.join(uri, names.get(ep));
+      m.seat(uri, names.get(ep));
     }
   } catch (err) {
     await closeAll();

@@ -230,6 +230,11 @@ export interface SimMcu {
    * Throws SIM_ERR_FULL when the ports are used up.
    */
   join(entity: string, displayText?: string, room?: string): void;
+  /**
+   * Seat a simulated endpoint at rest in the lobby: listed there (the network's placement), in no call, so
+   * it takes no port until a room dials it; one in a call here leaves it.
+   */
+  seat(entity: string, displayText?: string): void;
   /** Take an entity out of every conference here (no BYE: for simulated endpoints). */
   leave(entity: string): void;
   setFaults(faults: Partial<SimFaults>): void;
@@ -298,6 +303,12 @@ interface Participant extends SimParticipant {
   conference: string;
   audioMuted: boolean;
   status: 'connected' | 'dialing-out';
+  /**
+   * A simulated endpoint at rest in the lobby (seated there by the network, or hung up from a room): listed
+   * and reachable, but in no call, so it holds no port. A real endpoint between sessions calls nobody; the
+   * inventory's ports (what the planner plans within) are the calls': links, endpoints in rooms, walk-ins.
+   */
+  idle?: boolean;
   callId?: string;
   dialog?: Dialog;
   /** When its call's last quality report ended (or it joined): the next report's START. */
@@ -640,16 +651,25 @@ class SimMcuImpl implements SimMcu {
   // ---- participants ----------------------------------------------------------
 
   join(entity: string, displayText?: string, room?: string): void {
+    this.#place(entity, displayText, this.#roomNamed(room), false);
+  }
+
+  seat(entity: string, displayText?: string): void {
+    this.#place(entity, displayText, this.#lobby, true);
+  }
+
+  #place(entity: string, displayText: string | undefined, to: Room, idle: boolean): void {
     this.#assertOpen();
     const u = parseUri(entity);
     if (u === undefined) throw new SimError('SIM_ERR_INVALID_ARGUMENT', `not a URI: ${entity}`);
     const e = entityOf(u);
-    const to = this.#roomNamed(room);
-    if (to.participants.has(e)) return;
     const from = [...this.#rooms.values()].find((r) => r.participants.get(e)?.kind === 'endpoint');
     const was = from?.participants.get(e);
+    if (from === to && (was?.idle === true) === idle) return;
+    // A call moved between conferences keeps its port; one that starts needs a free one.
+    if (!idle && (was === undefined || was.idle === true) && this.#full())
+      throw new SimError('SIM_ERR_FULL', `MCU ${this.id}: all ${this.#o.ports} ports in use`);
     if (from !== undefined) this.#remove(from, e);
-    else if (this.#full()) throw new SimError('SIM_ERR_FULL', `MCU ${this.id}: all ${this.#o.ports} ports in use`);
     const text = displayText ?? was?.displayText;
     this.#add(to, {
       entity: e,
@@ -658,6 +678,7 @@ class SimMcuImpl implements SimMcu {
       status: 'connected',
       audioMuted: false,
       ...(text ? { displayText: text } : {}),
+      ...(idle ? { idle } : {}),
     });
   }
 
@@ -670,7 +691,8 @@ class SimMcuImpl implements SimMcu {
   }
 
   #add(r: Room, p: Participant): void {
-    if (!r.participants.has(p.entity)) this.#used++;
+    const before = r.participants.get(p.entity);
+    this.#used += (p.idle === true ? 0 : 1) - (before === undefined || before.idle === true ? 0 : 1);
     p.reportedAt = Date.now();
     r.participants.set(p.entity, p);
     this.#changed(r, [toUser(p, 'full')]);
@@ -680,7 +702,7 @@ class SimMcuImpl implements SimMcu {
     const p = r.participants.get(entity);
     if (p === undefined) return;
     r.participants.delete(entity);
-    this.#used--;
+    if (p.idle !== true) this.#used--;
     r.outputs.delete(entity);
     // A participant that left is no longer shown anywhere.
     for (const [k, out] of r.outputs)
@@ -963,9 +985,9 @@ class SimMcuImpl implements SimMcu {
         return;
       }
       await this.#hangUp(room, p);
-      // A simulated endpoint hung up from a room is idle again: back in the lobby, where it started.
+      // A simulated endpoint hung up from a room is idle again: back in the lobby, in no call (no port).
       if (p.dialog === undefined && p.kind === 'endpoint' && room !== this.#lobby && this.#rooms.has(room.room))
-        this.#add(this.#lobby, { ...p, conference: this.#lobby.uri, audioMuted: false });
+        this.#add(this.#lobby, { ...p, conference: this.#lobby.uri, audioMuted: false, idle: true });
       await this.#serially(r.dialog, () => n.done(200, 'OK'));
       return;
     }
@@ -1057,12 +1079,15 @@ class SimMcuImpl implements SimMcu {
   /**
    * "Dial out" a simulated endpoint (it has no SIP of its own): it leaves the
    * conference it was in, here or on another MCU, and joins `room`. A port
-   * is taken only when it comes from elsewhere. The sipfrag outcome.
+   * is taken when its call starts (from another MCU, or out of the lobby
+   * where it sat idle), not when a call moves between conferences here. The
+   * sipfrag outcome.
    */
   #dialSimulated(room: Room, entity: string): [number, string] {
     const here = [...this.#rooms.values()].find((r) => r.participants.has(entity));
     const was = here?.participants.get(entity);
-    if (here === undefined && this.#full()) return [503, 'Service Unavailable'];
+    // A port is taken by a call that starts: from another MCU, or out of the lobby where it sat idle.
+    if ((was === undefined || was.idle === true) && this.#full()) return [503, 'Service Unavailable'];
     this.#o.endpoints?.release(entity, this);
     if (here !== undefined) this.#remove(here, entity);
     this.#add(room, {

@@ -222,6 +222,44 @@ t.test('a room that does not exist: INVITE and SUBSCRIBE answered 404', async (t
   } as never);
 });
 
+t.test(
+  'endpoints seated by the network hold no port: a room of the MCU they fill takes one from elsewhere',
+  async (t) => {
+    // P has 4 ports, one kept for its link (the placement's reserve): p1..p3 are seated on P, p4 (P or Q) on Q.
+    // The planner may put p4 on P; the seated ones are in no call, so P has the port (it had none before).
+    const net = await createSimNetwork({
+      inventory: inventory(
+        [mcu('M', 1), mcu('P', 1, { capacity: { ports: 4, cascadePorts: 0 } }), mcu('Q', 1)],
+        [ep('p1', 'P'), ep('p2', 'P'), ep('p3', 'P'), { ...ep('p4', 'P'), mcus: ['P', 'Q'] }],
+      ),
+      infoDelayMs: 0,
+      timers: FAST,
+    });
+    t.teardown(() => net.close());
+    const [M, P] = ['M', 'P'].map((id) => net.mcu(id)) as [SimMcu, SimMcu];
+    t.same(net.whereIs('p4'), { mcu: 'Q', conference: net.mcu('Q').uri }, 'P full of seats: p4 seated on Q');
+    const ua = await controller(t);
+    const [dm, dp] = [M, P].map((m) => driverFor(t, ua, m)) as [McuDriver, McuDriver];
+    await Promise.all([dm, dp].map((d) => d.connect()));
+    const m8001 = dm.conference(M.roomUri('8001'));
+    const p8001 = dp.conference(P.roomUri('8001'));
+    await Promise.all([m8001, p8001].map((c) => c.open()));
+    await m8001.dialLink(P.roomUri('8001'));
+    const uri = (id: string) => net.endpointUri(id);
+    await p8001.dialParticipant(uri('p4'));
+    t.same(net.whereIs('p4'), { mcu: 'P', conference: P.roomUri('8001') }, 'p4 in the room on P');
+    // Ports are the calls': the link, p4, and now p1 and p2 out of the lobby. P is full.
+    await p8001.dialParticipant(uri('p1'));
+    await p8001.dialParticipant(uri('p2'));
+    await t.rejects(p8001.dialParticipant(uri('p3')), { code: 'MCU_ERR_BUSY', details: { sipStatus: 503 } }, 'full');
+    t.throws(() => P.join('sip:walk-in@endpoints.invalid'), { code: 'SIM_ERR_FULL' }, 'a walk-in call too');
+    await p8001.hangUpParticipant(uri('p1'));
+    t.same(net.whereIs('p1'), { mcu: 'P', conference: P.uri }, 'p1 back at rest in the lobby');
+    await p8001.dialParticipant(uri('p3'));
+    t.same(net.whereIs('p3'), { mcu: 'P', conference: P.roomUri('8001') }, "p1's port freed: p3 in");
+  },
+);
+
 t.test('dial-out on one MCU: a port taken only from elsewhere, busy when full, 200 when already in', async (t) => {
   const m = await createSimMcu({ id: 'one', uri: `sip:conf@${HOST}:0`, ports: 2, rooms: ['8001'], timers: FAST });
   t.teardown(() => m.close());
