@@ -12,7 +12,8 @@ import t from 'tap';
 import { createSipMsmlDriver } from '../../src/mcu/index.js';
 import { createSimMcu } from '../../src/sim/index.js';
 import { createUserAgent } from '../../src/sip/index.js';
-import { answered, freePort, have, SCENARIOS, sipp, tempDir, udpPortBound } from './sip-peers.js';
+import { answered, freePort, have, tempDir } from './sip-peers.js';
+import { sippMcu } from './sipp-mcu.js';
 
 t.setTimeout(90_000);
 
@@ -93,21 +94,16 @@ if (!have('sipp')) {
     const capture = have('tshark', '-v') ? await startCapture(pcap, [port]) : undefined;
     if (capture === undefined) t.comment('tshark missing or cannot capture on lo (needs root): capture check skipped');
 
-    const peer = sipp(
-      tmp.dir,
-      ['-sf', join(SCENARIOS, 'mcu-msml-uas.xml'), '-i', '127.0.0.1', '-p', `${port}`, '-m', '2', '-timeout', '30s'],
-      40_000,
-    );
-    t.teardown(() => peer.stop());
-    await udpPortBound(port);
-
-    const ua = await createUserAgent({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }] });
-    t.teardown(() => ua.close());
-    const d = createSipMsmlDriver({
+    // Health OPTIONS every 100 ms: the scenario answers them (three are waited for below).
+    const {
+      peer,
       ua,
-      mcu: { id: 'sipp', uri: `sip:conf@127.0.0.1:${port}` },
-      healthIntervalMs: 100,
-      requestTimeoutMs: 3_000,
+      driver: d,
+    } = await sippMcu(t, {
+      scenario: 'mcu-msml-uas.xml',
+      calls: 2,
+      port,
+      driver: { healthIntervalMs: 100 },
     });
     await d.connect();
     t.equal(d.health.up, true);

@@ -4,7 +4,7 @@
  */
 import { join } from 'node:path';
 import { createSipMsmlDriver, type SipMsmlDriver, type SipMsmlDriverOptions } from '../../src/mcu/index.js';
-import { createUserAgent } from '../../src/sip/index.js';
+import { createUserAgent, type UserAgent } from '../../src/sip/index.js';
 import { freePort, type Peer, SCENARIOS, sipp, tempDir, udpPortBound } from './sip-peers.js';
 
 type Tap = { teardown(fn: () => unknown): void };
@@ -13,6 +13,10 @@ export interface SippMcu {
   readonly peer: Peer;
   /** The test's temporary directory (SIPp's logs go there). */
   readonly dir: string;
+  /** SIPp's UDP port. */
+  readonly port: number;
+  /** The driver's user agent (to count its transactions). */
+  readonly ua: UserAgent;
   readonly driver: SipMsmlDriver;
 }
 
@@ -21,6 +25,8 @@ export async function sippMcu(
   o: {
     /** A file of test/interop/sipp. */
     readonly scenario: string;
+    /** SIPp's UDP port, when the test needs it before SIPp starts (a capture on it); default a free one. */
+    readonly port?: number;
     /** SIPp's -m: the calls it takes before it exits. */
     readonly calls: number;
     /** More SIPp arguments; `dir` is the temporary directory. */
@@ -31,7 +37,7 @@ export async function sippMcu(
 ): Promise<SippMcu> {
   const tmp = tempDir();
   t.teardown(() => tmp.remove());
-  const port = await freePort();
+  const port = o.port ?? (await freePort());
   const peer = sipp(
     tmp.dir,
     [
@@ -52,5 +58,5 @@ export async function sippMcu(
     ...o.driver,
   });
   t.teardown(() => driver.close());
-  return { peer, dir: tmp.dir, driver };
+  return { peer, dir: tmp.dir, port, ua, driver };
 }
