@@ -1,4 +1,14 @@
-import { newParams, type Params, parseParams, scanQuoted, scanToken, skipWs, splitList, TOKEN } from './grammar.js';
+import {
+  detach,
+  newParams,
+  type Params,
+  parseParams,
+  scanQuoted,
+  scanToken,
+  skipWs,
+  splitList,
+  TOKEN,
+} from './grammar.js';
 import { parseUri, type SipUri } from './uri.js';
 
 /** Compact header forms (RFC 3261 7.3.3, RFC 3515, RFC 4028, RFC 6665). */
@@ -351,6 +361,28 @@ export interface NameAddr {
  * '?headers' (RFC 4475 regbadct). Undefined when malformed.
  */
 export function parseNameAddr(s: string): NameAddr | undefined {
+  const hit = nameAddrs.get(s);
+  if (hit !== undefined) return hit ?? undefined;
+  const n = parseNameAddrUncached(s);
+  if (nameAddrs.size >= NAME_ADDR_CACHE_MAX) nameAddrs.clear();
+  if (n !== undefined) {
+    Object.freeze(n.params);
+    Object.freeze(n);
+  }
+  // The value is usually a slice of a message's header text: the key must not keep that text alive.
+  nameAddrs.set(detach(s), n ?? null);
+  return n;
+}
+
+/**
+ * Parsed name-addrs by header value. A dialog's From and To (and its peer's
+ * Contact) come back unchanged in every message of it: each is parsed once.
+ * Results are frozen since they are shared. Bounded: cleared when full.
+ */
+const nameAddrs = new Map<string, NameAddr | null>();
+const NAME_ADDR_CACHE_MAX = 4_096;
+
+function parseNameAddrUncached(s: string): NameAddr | undefined {
   let i = skipWs(s, 0);
   let displayName: string | undefined;
   let uriText: string;

@@ -34,6 +34,8 @@ export const DEFAULT_TIMERS: TimerConfig = {
 };
 
 const MAGIC = 'z9hG4bK'; // RFC 3261 8.1.1.7 branch magic cookie
+/** An `rport` Via parameter without a value (RFC 3581 4: the server fills it in). */
+const RPORT_EMPTY = /;\s*rport(?=\s*(;|$))/i;
 const EMPTY = Buffer.alloc(0);
 /** The callbacks of a client transaction whose TU has had its final answer. */
 const DONE: ClientCallbacks = { onProvisional: () => {}, onFinal: () => {}, onError: () => {} };
@@ -488,12 +490,16 @@ function responseTarget(inb: Inbound, forceRport: boolean): { dest: Destination;
   let viaPatch: string[] | undefined;
   if (via.host !== inb.remote.host || via.params.rport === null) {
     const lines = [...req.headers.getAll('via')];
-    const els = splitList(lines[0]!);
-    let top = els[0]!;
+    // A line of one Via (no comma at all) is the usual case: no list to split and join again.
+    const els = lines[0]!.indexOf(',') < 0 ? undefined : splitList(lines[0]!);
+    let top = els === undefined ? lines[0]! : els[0]!;
     if (via.host !== inb.remote.host && via.params.received === undefined) top += `;received=${inb.remote.host}`;
-    if (via.params.rport === null) top = top.replace(/;\s*rport(?=\s*(;|$))/i, `;rport=${inb.remote.port}`);
-    els[0] = top;
-    lines[0] = els.join(', ');
+    if (via.params.rport === null) top = top.replace(RPORT_EMPTY, `;rport=${inb.remote.port}`);
+    if (els === undefined) lines[0] = top;
+    else {
+      els[0] = top;
+      lines[0] = els.join(', ');
+    }
     viaPatch = lines;
   }
   return { dest, viaPatch };
