@@ -200,6 +200,26 @@ t.test('parsed URIs are shared between messages, so they are frozen', async (t) 
   t.equal(parseNameAddr('<sip:mcu@10.0.0.7:5070;transport=udp>;tag=1')?.uri.params.transport, 'udp');
 });
 
+t.test('parsed name-addrs are shared between messages with the same value, so they are frozen', async (t) => {
+  const value = '"Ba Dinh" <sip:ep-42@10.1.1.42;transport=tcp>;tag=abc;expires=60';
+  const a = parseNameAddr(value)!;
+  // The same text from another message (a different string object): the same parse.
+  const b = parseNameAddr(detach(value))!;
+  t.equal(a, b, 'parsed once');
+  t.ok(Object.isFrozen(a) && Object.isFrozen(a.params), 'frozen');
+  t.throws(() => {
+    (a.params as Record<string, string | null>).tag = 'other';
+  }, TypeError);
+  t.equal(parseNameAddr(value)?.params.tag, 'abc');
+  t.equal(parseNameAddr('<sip:a@b'), undefined, 'malformed stays undefined');
+  t.equal(parseNameAddr('<sip:a@b'), undefined, 'also from the cache');
+  // Bounded: past the cap the cache starts over, and every value still parses to its own result.
+  let wrong = 0;
+  for (let i = 0; i < 10_000; i++) if (parseNameAddr(`<sip:u${i}@10.0.0.1>;tag=${i}`)?.params.tag !== `${i}`) wrong++;
+  t.equal(wrong, 0, '10,000 distinct values, each parsed to its own tag');
+  t.same(parseNameAddr(value), a, 'an equal result after the cache started over');
+});
+
 t.test('stream framer: several messages in one chunk, one message in many chunks, fatal error', async (t) => {
   const a = msg('OPTIONS sip:b@h SIP/2.0');
   const b = msg('MESSAGE sip:b@h SIP/2.0', [...BASE.slice(0, 4), 'CSeq: 1 MESSAGE'], 'hi');
