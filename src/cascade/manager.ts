@@ -31,10 +31,11 @@ import {
   type SessionView,
 } from './desired.js';
 import { CascadeError } from './errors.js';
-import { Bookkeeping } from './memory.js';
+import { Bookkeeping, poolOf } from './memory.js';
 import {
   type Action,
   decide,
+  decideLayouts,
   endpointsWithoutView,
   type LinkStateName,
   type LinkView,
@@ -43,6 +44,7 @@ import {
   type ObservedEntry,
   type ObservedMcu,
   type ObservedRoom,
+  type Pool,
   type ReconcileOptions,
   type RoomState,
   roomKey,
@@ -128,6 +130,7 @@ export interface ChairClaim {
 }
 
 const NO_CLAIM: ChairClaim = { done: () => {} };
+const NOTHING_HELD = { pools: new Set<Pool>(), keys: new Set<string>() } as const;
 
 /** Counts of a session's links by state, and the links themselves. */
 export interface CascadeProgress {
@@ -174,6 +177,8 @@ export interface CascadeManager extends TypedEmitter<CascadeManagerEvents> {
   healNow(sessionId: string, child: string): void;
   /** Read the store now (the daemon also polls it). */
   sync(): Promise<void>;
+  /** Reconcile passes run since start (each walks every session): what a command or an event costs in passes. */
+  readonly passes: number;
   close(): Promise<void>;
 }
 
@@ -358,9 +363,14 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   #gen = 0;
   #closed = false;
   #passScheduled = false;
-  /** The last pass held work back (Decision.held): a result that frees a key or a slot then asks for a pass. */
-  #held = false;
+  /**
+   * What the last pass held back (Decision.heldPools, heldKeys): a result asks for a pass only if it frees a
+   * slot of a pool that was full or is the result of a key that was held (a chair command's own steps finishing
+   * beside an unrelated held key, say an endpoint being dialled, ask for none).
+   */
+  #held: { readonly pools: ReadonlySet<Pool>; readonly keys: ReadonlySet<string> } = NOTHING_HELD;
   #lastPass = Number.NEGATIVE_INFINITY;
+  #passes = 0;
   #wakeTimer?: TimerHandle;
   #lastCount = Number.NEGATIVE_INFINITY;
   #countTimer?: TimerHandle;
@@ -631,9 +641,10 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     if (this.#closed) return;
     const now = this.#clock.now();
     this.#lastPass = now;
+    this.#passes++;
     const sessions = [...this.#sessions.values()].map((s) => s.desired);
     const decision = decide(sessions, this.#observed(), this.#book, this.#opts);
-    this.#held = decision.held;
+    this.#held = { pools: decision.heldPools, keys: decision.heldKeys };
     this.#book.sawHalf(decision.half, now);
     this.#book.sawUp(decision.links);
     this.#track(decision.links, now);
@@ -669,7 +680,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         // or, for a screen, while its session's view is not all applied yet (a pass then finds it done).
         if (
           a.kind !== 'layout' ||
-          this.#held ||
+          this.#wantedAgain(a) ||
           (a.why === 'view' && this.#sessions.get(a.session)?.viewsApplied === false)
         )
           this.#kick();
@@ -681,6 +692,11 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         this.#kick();
       },
     );
+  }
+
+  /** The last pass held back this action's key or a slot of its pool: its result may need another pass. */
+  #wantedAgain(a: Action): boolean {
+    return this.#held.keys.has(a.key) || this.#held.pools.has(poolOf(a));
   }
 
   #conference(room: string): Conference {
@@ -1011,6 +1027,10 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     return s.viewsApplied ? 0 : endpointsWithoutView(s.desired, this.#observed(), this.#book);
   }
 
+  get passes(): number {
+    return this.#passes;
+  }
+
   progress(sessionId?: string): CascadeProgress[] {
     const out: CascadeProgress[] = [];
     for (const s of this.#sessions.values()) {
@@ -1068,7 +1088,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         if (this.#claims.get(sessionId) === claim) this.#claims.delete(sessionId);
         // Done well, the path's pictures count as applied at the calls they were decided on: a pass only if
         // one held something back meanwhile (a redial under way, a change that made them stale).
-        if (!ok || this.#held) this.#kick();
+        if (!ok || taken.some((a) => this.#wantedAgain(a))) this.#kick();
       },
     };
     this.#claims.set(sessionId, claim);
@@ -1084,23 +1104,10 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     // endpoints): a pass sends it, after this command's own steps (docs/cascade.md, "What everyone sees").
     if (s.desired.view === 'speaker') this.#kick();
     const both = new Set([...onPath, ...before]);
-    const paths: DesiredSession = {
-      ...s.desired,
-      mcus: s.desired.mcus.filter((m) => both.has(m)),
-      layouts: s.desired.layouts.filter((l) => l.why !== 'downlink' && both.has(l.mcu)),
-      // What everyone else sees follows through the reconciler, off the command's deadline.
-      views: [],
-    };
-    const decision = decide([paths], this.#observed(), this.#book, {
-      ...this.#opts,
-      linkConcurrency: 0,
-      participantConcurrency: 0,
-      layoutConcurrency: Number.POSITIVE_INFINITY,
-    });
     const taken: Action[] = [];
     const now = this.#clock.now();
-    for (const a of decision.actions) {
-      if (a.kind !== 'layout' || a.why === 'downlink') continue;
+    // What everyone else sees (downlinks, screens) follows through the reconciler, off the command's deadline.
+    for (const a of decideLayouts(s.desired, both, this.#observed(), this.#book)) {
       if (onPath.has(a.mcu)) {
         taken.push(a);
         this.#book.started(a, now);

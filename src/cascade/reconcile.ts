@@ -224,6 +224,13 @@ export interface Decision {
    * a layout applied changes nothing the next pass would act on.
    */
   readonly held: boolean;
+  /** The pools whose budget was spent: a result in one of them frees a slot the next pass would fill. */
+  readonly heldPools: ReadonlySet<Pool>;
+  /**
+   * The keys held back because they were in flight: only that key's own result may need another pass (the
+   * pass wanted it, perhaps with another epoch). A result of any other key changes nothing held back.
+   */
+  readonly heldKeys: ReadonlySet<string>;
 }
 
 /**
@@ -516,6 +523,63 @@ export function decide(
   mem: Memory,
   opts: ReconcileOptions,
 ): Decision {
+  return decideWith(sessions, obs, mem, opts, false);
+}
+
+const UNBOUNDED: ReconcileOptions = {
+  linkConcurrency: 0,
+  participantConcurrency: 0,
+  layoutConcurrency: Number.POSITIVE_INFINITY,
+  viewConcurrency: 0,
+  halfDeadGraceMs: 0,
+  replanAfterMs: Number.POSITIVE_INFINITY,
+  unexpectedLinks: 'report',
+  endpoints: 'mains',
+};
+
+/**
+ * The link and chair pictures of one session on the MCUs `on` (every MCU when absent), as `decide` would offer
+ * them with a layout pool without bound: no rooms opened, no links, strays, endpoints or screens looked at, no
+ * downlink. A chair command decides its two paths so (manager.claimChair): O(path), where a pass over the
+ * national session is O(MCUs and links).
+ */
+export function decideLayouts(
+  d: DesiredSession,
+  on: ReadonlySet<string> | undefined,
+  obs: Observed,
+  mem: Memory,
+): readonly LayoutAction[] {
+  const mine = d.layouts.filter((l) => l.why !== 'downlink' && (on === undefined || on.has(l.mcu)));
+  if (on === undefined) return layoutsIn(decideWith([{ ...d, layouts: mine }], obs, mem, UNBOUNDED, true));
+  // The rooms those pictures name: their MCUs and the far ends of the links they show (an uplink may show the
+  // first child link of an MCU on neither path).
+  const seen = new Set(on);
+  for (const l of mine)
+    for (const r of [l.output, l.source, l.inset]) if (r !== undefined && 'link' in r) seen.add(r.link);
+  const rooms: Record<string, string> = {};
+  for (const m of seen) if (d.rooms[m] !== undefined) rooms[m] = d.rooms[m];
+  const part: DesiredSession = {
+    ...d,
+    mcus: d.mcus.filter((m) => seen.has(m)),
+    rooms,
+    formerRooms: {},
+    layouts: mine,
+    views: [],
+  };
+  return layoutsIn(decideWith([part], obs, mem, UNBOUNDED, true));
+}
+
+export type LayoutAction = Extract<Action, { readonly kind: 'layout' }>;
+
+const layoutsIn = (d: Decision): LayoutAction[] => d.actions.filter((a): a is LayoutAction => a.kind === 'layout');
+
+function decideWith(
+  sessions: readonly DesiredSession[],
+  obs: Observed,
+  mem: Memory,
+  opts: ReconcileOptions,
+  layoutsOnly: boolean,
+): Decision {
   const now = obs.now;
   const actions: Action[] = [];
   const links: LinkView[] = [];
@@ -524,7 +588,10 @@ export function decide(
   const finished: string[] = [];
   const viewsPending: string[] = [];
   let wakeAt: number | undefined;
-  let held = false;
+  const heldPools = new Set<Pool>();
+  const heldKeys = new Set<string>();
+  const holdPool = (pool: Pool) => heldPools.add(pool);
+  const holdKey = (key: string) => heldKeys.add(key);
   const wake = (t: number) => {
     if (t > now && (wakeAt === undefined || t < wakeAt)) wakeAt = t;
   };
@@ -550,11 +617,11 @@ export function decide(
   };
   const offer = (pool: Pool, action: Action) => {
     if (budget[pool] <= 0) {
-      held = true;
+      holdPool(pool);
       return;
     }
     if (!ready(action.key)) {
-      if (mem.inflight.has(action.key)) held = true;
+      if (mem.inflight.has(action.key)) holdKey(action.key);
       return;
     }
     budget[pool]--;
@@ -564,6 +631,11 @@ export function decide(
   const failedToOpen = (v: SessionView, m: string) => (mem.retries.get(openKey(v.keys[m] ?? ''))?.failures ?? 0) > 0;
 
   const views = sessions.map((d) => new SessionView(d, obs));
+  if (layoutsOnly) {
+    for (const v of views) if (v.d.phase === 'live') layoutsOf(v);
+    const held = heldKeys.size > 0;
+    return { actions, links, half, unexpected, finished, held, heldPools, heldKeys, viewsPending };
+  }
   for (const v of views) {
     const d = v.d;
     for (const m of d.mcus) {
@@ -714,7 +786,7 @@ export function decide(
     const d = v.d;
     for (const spec of d.layouts) {
       if (budget.layout <= 0) {
-        held = true;
+        holdPool('layout');
         return;
       }
       if (v.room(spec.mcu)?.state !== 'open') continue;
@@ -772,7 +844,7 @@ export function decide(
       // that comes back, say the speaker changing twice, must not find a memo of the time it was last set).
       seen.delete(room);
       if (budget.view <= 0) {
-        held = true;
+        holdPool('view');
         return false;
       }
       let missing = false;
@@ -791,11 +863,11 @@ export function decide(
         if (!busy && mem.applied.get(key) === epoch) continue;
         missing = true;
         if (busy) {
-          held = true;
+          holdKey(key);
           continue;
         }
         if (budget.view <= 0) {
-          held = true;
+          holdPool('view');
           return false;
         }
         offer('view', {
@@ -834,7 +906,7 @@ export function decide(
       const main = d.mains[m];
       const room = v.room(m);
       if (budget.participant <= 0) {
-        held = true;
+        holdPool('participant');
         return;
       }
       if (main !== undefined && room?.state === 'open' && absent(room, main)) dialOne(m, main);
@@ -854,7 +926,7 @@ export function decide(
     while (cursors.length > 0) {
       for (let k = 0; k < cursors.length; ) {
         if (budget.participant <= 0) {
-          held = true;
+          holdPool('participant');
           return;
         }
         const c = cursors[k]!;
@@ -935,7 +1007,7 @@ export function decide(
     }
   }
 
-  return wakeAt === undefined
-    ? { actions, links, half, unexpected, finished, held, viewsPending }
-    : { actions, links, half, unexpected, finished, wakeAt, held, viewsPending };
+  const held = heldPools.size > 0 || heldKeys.size > 0;
+  const base = { actions, links, half, unexpected, finished, held, heldPools, heldKeys, viewsPending };
+  return wakeAt === undefined ? base : { ...base, wakeAt };
 }

@@ -166,22 +166,29 @@ function entryFor(room: RoomView, uri: string): EntryView | undefined {
  * The entry of `room` for its link to the room `peer`: by the room's URI,
  * else the link from the peer MCU's address carrying `callId`, else the only
  * link from that address (an MCU may name the far end by its address of
- * record rather than by the room).
+ * record rather than by the room). One walk over the links alone: a room's
+ * roster is mostly endpoints (a province room lists a few hundred), and the
+ * child end of every link of a path misses the direct lookup.
  */
 function linkEntry(room: RoomView | undefined, peer: string, callId: string | undefined): EntryView | undefined {
   if (room === undefined) return undefined;
-  const direct = entryFor(room, peer);
+  const direct = room.roster.get(peer);
   if (direct !== undefined && direct.kind === 'link') return direct;
-  const address = addressOf(participantKey(peer));
+  const key = participantKey(peer);
+  const address = addressOf(key);
+  let onCall: EntryView | undefined;
   let only: EntryView | undefined;
   let count = 0;
   for (const e of room.roster.values()) {
-    if (e.kind !== 'link' || e.status === 'disconnected' || addressOf(participantKey(e.entity)) !== address) continue;
-    if (callId !== undefined && e.callId === callId) return e;
+    if (e.kind !== 'link') continue;
+    const k = participantKey(e.entity);
+    if (k === key) return e;
+    if (e.status === 'disconnected' || addressOf(k) !== address) continue;
+    if (callId !== undefined && e.callId === callId) onCall ??= e;
     only = e;
     count++;
   }
-  return count === 1 ? only : undefined;
+  return onCall ?? (count === 1 ? only : undefined);
 }
 
 type Says = 'yes' | 'dialing' | 'no' | 'unknown';

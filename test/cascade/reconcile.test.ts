@@ -16,6 +16,7 @@ import {
   DEFAULT_BACKOFF,
   type DesiredSession,
   decide,
+  decideLayouts,
   desiredSession,
   endpointsWithoutView,
   type ObservedEntry,
@@ -439,11 +440,20 @@ t.test('a decision says when it held work back: an action in flight, a pool out 
   const dials = first.actions.filter((a) => a.kind === 'dial-participant');
   t.equal(dials.length, 3, 'every endpoint to dial');
   t.equal(first.held, false, 'nothing in flight, budget enough: nothing held');
+  t.equal(first.heldKeys.size + first.heldPools.size, 0, 'no key, no pool');
   mem.started(dials[0]!, 0);
   const again = decide([d], obs, mem, OPTS);
   t.equal(again.held, true, 'one in flight: held');
+  t.same(
+    [...again.heldKeys],
+    [dials[0]!.key],
+    'the key in flight is the one held: only its own result asks for a pass',
+  );
+  t.same([...again.heldPools], [], 'no pool out of budget');
   t.equal(again.actions.filter((a) => a.kind === 'dial-participant').length, 2, 'the other two offered again');
-  t.equal(decide([d], obs, mem, { ...OPTS, participantConcurrency: 2 }).held, true, 'out of budget: held');
+  const full = decide([d], obs, mem, { ...OPTS, participantConcurrency: 2 });
+  t.equal(full.held, true, 'out of budget: held');
+  t.same([...full.heldPools], ['participant'], 'the pool out of budget: a result of any of its actions frees a slot');
   mem.succeeded(dials[0]!, 0);
   for (const id of ['chair-L0', 'a-L3', 'b-L3']) {
     const entity = roomKey(directory.uri(id)!);
@@ -620,3 +630,41 @@ t.test('a view that comes back while an earlier one is in flight is not taken fo
   for (const x of back.out) mem.succeeded(x, 0);
   t.same(decideViews(a), { out: [], pending: false });
 });
+
+t.test(
+  'decideLayouts: the pictures decide offers, and on a path alone (a chair claim) those of its MCUs',
+  async (t) => {
+    fc.assert(
+      fc.property(scenario, fc.integer({ min: 0, max: 40 }), fc.nat(), (sc, rounds, pick) => {
+        const { world, sessions } = setUp(sc);
+        // Part way to the plan (or there): some links up, some endpoints in, some pictures to set.
+        run(world, sessions, sc.seed, rounds);
+        const d = sessions[0]!;
+        const obs = world.observed(0);
+        const book = new Bookkeeping(DEFAULT_BACKOFF, () => 0.5);
+        const pictures = (a: Action) => a.kind === 'layout' && a.why !== 'view' && a.why !== 'downlink';
+        const all = decide([d], obs, book, { ...OPTS, layoutConcurrency: Number.POSITIVE_INFINITY }).actions.filter(
+          pictures,
+        );
+        t.same(decideLayouts(d, undefined, obs, book), all);
+        // The path of an MCU up to the root, as manager.claimChair decides it.
+        const path = new Set<string>();
+        for (let m: string | undefined = d.mcus[pick % d.mcus.length]; m !== undefined; m = d.parent[m]) path.add(m);
+        const alone = decideLayouts(d, path, obs, book);
+        t.same(
+          alone,
+          all.filter((a) => a.kind === 'layout' && a.why !== 'downlink' && path.has(a.mcu)),
+        );
+        // One of them in flight: held by key, not offered again.
+        const first = alone[0];
+        if (first === undefined) return;
+        book.started(first, 0);
+        t.notOk(
+          decideLayouts(d, path, obs, book).some((a) => a.key === first.key),
+          'an action in flight is not offered again',
+        );
+      }),
+      { numRuns: 60 },
+    );
+  },
+);
