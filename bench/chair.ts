@@ -19,11 +19,12 @@
  *
  * A command's floor is the largest round trip plus processing delay among the MCUs on its path: what a
  * command costs that switches every MCU at once, in one round trip each. CPU: this process's user+system
- * time during a phase, less its idle rate measured just before (health checks, supervision), per command;
- * `cpu_ms_per_cmd` is the larger of the two phases'.
+ * time during a phase, less its idle rate measured just before (health checks, supervision, the call quality
+ * reports and their minute's windows written), per command; `cpu_ms_per_cmd` is the larger of the two phases'.
  *
- * stdout's last line carries the issue's keys only; how they were obtained (CPU per phase, gross and net,
- * the concurrent phase's median and rate, failures, sizes) goes to stderr as `bench chair details: {...}`.
+ * stdout's last line carries the issue's keys only; how they were obtained (CPU per phase, gross and net, the
+ * cascade manager's reconcile passes per command, the concurrent phase's median and rate, failures, sizes)
+ * goes to stderr as `bench chair details: {...}`.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -154,6 +155,7 @@ async function sequential(w: DemoWorld, session: string, targets: readonly strin
   return profiled(prof, async () => {
     const c0 = cpuMs();
     const t0 = performance.now();
+    const p0 = w.daemon.cascade.passes;
     for (const [i, e] of targets.entries()) {
       try {
         const r = await w.daemon.chair.bringToChair(session, e);
@@ -165,7 +167,13 @@ async function sequential(w: DemoWorld, session: string, targets: readonly strin
     }
     const wall = performance.now() - t0;
     const cpu = cpuMs() - c0;
-    return { samples, failures, cpuPerCmd: (cpu - idle * wall) / targets.length, grossPerCmd: cpu / targets.length };
+    return {
+      samples,
+      failures,
+      cpuPerCmd: (cpu - idle * wall) / targets.length,
+      grossPerCmd: cpu / targets.length,
+      passesPerCmd: (w.daemon.cascade.passes - p0) / targets.length,
+    };
   });
 }
 
@@ -250,6 +258,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
       if (only === 'sequential') {
         const details = {
           cpu_ms_per_cmd_gross_sequential: round(seq.grossPerCmd),
+          passes_per_cmd_sequential: round(seq.passesPerCmd),
           failed: seq.failures.slice(0, 5),
           commands: targets.length,
           national_endpoints: endpoints.length,
@@ -276,6 +285,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
         ratio_p99: s.ratioP99,
         cpu_seq: seq.cpuPerCmd,
         cpu_seq_gross: seq.grossPerCmd,
+        passes_seq: seq.passesPerCmd,
         failed: seq.failures,
         loss5_success: lossy.samples.length / commands,
         loss5_p99_ms: l.p99,
@@ -344,6 +354,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
       const idle = await idleRate(5);
       const c0 = cpuMs();
       const t0 = performance.now();
+      const p0 = w.daemon.cascade.passes;
       let issued = 0;
       await Promise.all(
         work.map(async ({ id, targets }) => {
@@ -368,6 +379,8 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
         cpu_ms_per_cmd_concurrent: round(cpuConcurrent),
         cpu_ms_per_cmd_gross_sequential: round(national.cpu_seq_gross as number),
         cpu_ms_per_cmd_gross_concurrent: round(cpu / issued),
+        passes_per_cmd_sequential: round(national.passes_seq as number),
+        passes_per_cmd_concurrent: round((w.daemon.cascade.passes - p0) / issued),
         concurrent_p50_ms: c.p50,
         concurrent_ratio_p99: c.ratioP99,
         concurrent_sessions: sessions.length,

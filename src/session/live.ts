@@ -10,7 +10,7 @@
  */
 import type { Logger } from 'pino';
 import type { Clock, TimerHandle } from '../core/index.js';
-import type { Store } from '../store/index.js';
+import type { NewEvent, Store } from '../store/index.js';
 
 /** What the cascade manager says about an endpoint's call in its room (ParticipantEvent). */
 export interface ParticipantInput {
@@ -58,7 +58,7 @@ export interface QualityWindow {
 }
 
 export interface LiveRecorderOptions {
-  readonly store: Pick<Store, 'appendEvent'>;
+  readonly store: Pick<Store, 'appendEvent' | 'appendEvents'>;
   readonly clock: Clock;
   /** How often the quality windows are written, ms (default 60 s). */
   readonly flushMs?: number;
@@ -75,6 +75,13 @@ export interface LiveRecorder {
 }
 
 const DEFAULT_FLUSH_MS = 60_000;
+/**
+ * Quality windows written per transaction. A national session's minute is about 3,000 windows: one insert
+ * each, as before, was 0.3 s of CPU in one go every minute, the event loop held the while (the chair and the
+ * API waited behind it); a batch is one commit of a few milliseconds, and the loop gets a turn between two.
+ */
+const FLUSH_BATCH = 500;
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 type Worse = 'higher' | 'lower';
 
 interface Acc {
@@ -123,12 +130,20 @@ export function createLiveRecorder(o: LiveRecorderOptions): LiveRecorder {
   };
 
   const flush = (): Promise<void> => {
+    const events: NewEvent[] = [];
     for (const w of windows.values()) {
       const data: Record<string, unknown> = { ...w.data, reports: w.reports };
       for (const [k, acc] of Object.entries(w.figures)) data[k] = { n: acc.n, sum: acc.sum, worst: acc.worst };
-      write('session.quality', w.session, data);
+      events.push({ type: 'session.quality', subject: w.session, data });
     }
     windows.clear();
+    for (let i = 0; i < events.length; i += FLUSH_BATCH) {
+      const batch = events.slice(i, i + FLUSH_BATCH);
+      writes = writes
+        .then(i === 0 ? undefined : nextTurn)
+        .then(() => o.store.appendEvents(batch))
+        .catch((err: unknown) => log?.warn({ err, windows: batch.length }, 'could not record call quality windows'));
+    }
     return writes.then(() => {});
   };
 

@@ -729,6 +729,15 @@ class SqliteStore implements Store {
     return { id: Number(r.lastInsertRowid), at, type: e.type, subject: e.subject ?? null, data: e.data ?? null };
   }
 
+  async appendEvents(events: readonly NewEvent[]): Promise<number> {
+    const db = this.#open();
+    const at = this.#now();
+    db.transaction(() => {
+      for (const e of events) this.#stmt.insertEvent.run(at, e.type, e.subject ?? null, JSON.stringify(e.data ?? null));
+    })();
+    return events.length;
+  }
+
   async listEvents(
     query: { afterId?: number; limit?: number; type?: string; subject?: string } = {},
   ): Promise<EventRecord[]> {

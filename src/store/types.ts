@@ -33,6 +33,12 @@ export interface Store extends Closeable {
   revokeToken(id: string): Promise<ApiTokenRecord>;
 
   appendEvent(event: NewEvent): Promise<EventRecord>;
+  /**
+   * Several events in one transaction, in order, stamped with one time: one commit for all (an event alone is
+   * a commit of its own, 0.1 ms of CPU; the live record writes a national session's minute of call quality,
+   * thousands of rows, at once). Resolves with how many were written.
+   */
+  appendEvents(events: readonly NewEvent[]): Promise<number>;
   listEvents(query?: { afterId?: number; limit?: number; type?: string; subject?: string }): Promise<EventRecord[]>;
 
   /**

@@ -157,3 +157,42 @@ t.test('no quality event: the report says null and the HTML says why', async (t)
   t.equal(rep.quality, null);
   t.match(reportHtml(rep), /No MCU of this session reported call quality/);
 });
+
+t.test('a national minute of windows: every one written, in batches, the event loop served between them', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'session-live-'));
+  const clock = new FakeClock(BASE);
+  const store = await openSqliteStore({ path: join(dir, 'cascaded.db'), clock });
+  const live = createLiveRecorder({ store, clock, flushMs: 60_000 });
+  t.teardown(async () => {
+    await live.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const n = 1_234;
+  for (let i = 0; i < n; i++)
+    live.quality({ session: 's1', mcu: 'qb', endpoint: `e${i}`, report: report({ lossPercent: i % 7 }) });
+  // Something else the loop has to do meanwhile (a chair command's answer, an API request): it must not wait for
+  // the whole flush.
+  let served = 0;
+  let writtenWhenServed = -1;
+  const flushed = live.flush();
+  setImmediate(() => {
+    served++;
+    void store.listEvents({ type: 'session.quality', limit: 10_000 }).then((e) => {
+      writtenWhenServed = e.length;
+    });
+  });
+  await flushed;
+  const events = await store.listEvents({ type: 'session.quality', limit: 10_000 });
+  t.equal(events.length, n, 'every window written');
+  t.same(
+    events.map((e) => (e.data as { endpoint: string }).endpoint),
+    Array.from({ length: n }, (_, i) => `e${i}`),
+    'in the order the windows were opened',
+  );
+  t.equal(served, 1, 'the loop ran other work during the flush');
+  t.ok(
+    writtenWhenServed > 0 && writtenWhenServed < n,
+    `served between two batches (${writtenWhenServed} written then)`,
+  );
+});

@@ -213,3 +213,33 @@ t.test('API tokens: created once, listed, revoked (kept), unknown ids refused', 
   t.equal((await store.listTokens()).length, 1);
   await t.rejects(store.revokeToken('ffffffffffffffff'), { code: 'STORE_ERR_NOT_FOUND' });
 });
+
+t.test('events appended together: one transaction, in order, one time', async (t) => {
+  const clock = new FakeClock(Date.UTC(2026, 11, 6));
+  const store = await openSqliteStore({ path: join(t.testdir(), 'events.db'), clock });
+  t.teardown(() => store.close());
+  await store.appendEvent({ type: 'first' });
+  clock.advance(1_000);
+  t.equal(
+    await store.appendEvents([
+      { type: 'session.quality', subject: 's1', data: { n: 1 } },
+      { type: 'session.quality', subject: 's2' },
+      { type: 'session.quality', subject: 's1', data: { n: 3 } },
+    ]),
+    3,
+  );
+  t.equal(await store.appendEvents([]), 0, 'nothing to write');
+  const all = await store.listEvents();
+  t.same(
+    all.map((e) => [e.type, e.subject, e.data]),
+    [
+      ['first', null, null],
+      ['session.quality', 's1', { n: 1 }],
+      ['session.quality', 's2', null],
+      ['session.quality', 's1', { n: 3 }],
+    ],
+  );
+  t.ok(all[1]!.id < all[2]!.id && all[2]!.id < all[3]!.id, 'ids in order');
+  t.equal(new Set(all.slice(1).map((e) => e.at)).size, 1, 'one time for the batch');
+  t.not(all[1]!.at, all[0]!.at, 'stamped when written');
+});
