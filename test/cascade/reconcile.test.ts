@@ -664,7 +664,7 @@ t.test(
           'an action in flight is not offered again',
         );
       }),
-      { numRuns: 60 },
+      { numRuns: 30 },
     );
   },
 );
