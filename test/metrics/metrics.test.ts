@@ -192,6 +192,17 @@ t.test(
     text = await m.render();
     t.match(text, series('cascaded_link_packet_loss_ratio', 's1', 0.05));
     t.notMatch(text, /cascaded_link_jitter_seconds\{session="s1"/, 'no jitter reported for the new call');
+    // Re-planned under another parent while up (no link event): the new call's figures only.
+    cascade.safeEmit('quality', {
+      session: 's2',
+      mcu: 'nb',
+      link: { child: 'nb', parent: 'qb-vnpt-1' },
+      report: { local: { jitterMs: 20 } },
+    });
+    text = await m.render();
+    t.notMatch(text, /cascaded_link_packet_loss_ratio\{session="s2"/, "the old parent's loss is not the new call's");
+    t.match(text, /cascaded_link_jitter_seconds\{session="s2",child="nb",parent="qb-vnpt-1"\} 0.02\n/);
+    cascade.safeEmit('quality', { session: 's2', mcu: 'nb', link, report: { local: { lossPercent: 1 } } });
     cascade.safeEmit('session', { session: 's1', kind: 'ended' });
     text = await m.render();
     t.notMatch(text, /cascaded_link_packet_loss_ratio\{session="s1"/, 'the ended session has no series');
