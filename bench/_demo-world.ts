@@ -46,6 +46,8 @@ export interface DemoWorldOptions {
   readonly cascade?: Partial<Config['daemon']['cascade']>;
   /** Progress lines (stderr: stdout's last line is the result). */
   readonly log: (msg: string) => void;
+  /** More Node.js options for the simulator process (a CPU profile of it). */
+  readonly simExecArgv?: readonly string[];
 }
 
 export async function demoWorld(o: DemoWorldOptions): Promise<DemoWorld> {
@@ -72,7 +74,13 @@ export async function demoWorld(o: DemoWorldOptions): Promise<DemoWorld> {
       ),
     },
   };
-  const sim = await spawnSimulator({ configFile: moved, controlPort: 0, logLevel: 'warn', logger: o.logger });
+  const sim = await spawnSimulator({
+    configFile: moved,
+    controlPort: 0,
+    logLevel: 'warn',
+    logger: o.logger,
+    ...(o.simExecArgv === undefined ? {} : { execArgv: o.simExecArgv }),
+  });
   let daemon: Daemon;
   try {
     daemon = await startDaemon({ config, logger: o.logger, version: 'bench' });

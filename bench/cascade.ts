@@ -1,7 +1,11 @@
 /**
  * `npm run bench -- cascade [--config FILE] [--delay MS] [--drops N] [--loss P] [--endpoints mains|all]
- * [--seed N] [--only loss]`: the cascade manager against the demo network (docs/cascade.md, "The benchmark").
- * `--only loss` runs phase 3 alone, with the same drops as in a whole run of that seed.
+ * [--seed N] [--only loss|dial] [--cpu-prof FILE] [--sim-cpu-prof DIR]`: the cascade manager against the demo
+ * network (docs/cascade.md, "The benchmark"). `--only loss` runs phase 3 alone, with the same drops as in a
+ * whole run of that seed; `--only dial` the national dial alone (no drops, no loss phase: for profiling; its
+ * last line then lacks the other phases' keys). `--cpu-prof` writes a V8 CPU profile (.cpuprofile) of this
+ * process (the daemon) over the national dial's window only, admission to every link up; `--sim-cpu-prof`
+ * one of each simulator process's whole life into DIR (node's `--cpu-prof`).
  *
  * The simulator runs as its own process, on a loopback /24 of this run's own; the daemon runs in this
  * process (startDaemon: drivers, store, cascade manager), so its CPU is this process's. Every simulated MCU
@@ -27,8 +31,9 @@
  * phase, plus drops not healed within 30 s, plus drops whose `cascade.link.down` event is missing from the
  * store.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -125,6 +130,11 @@ async function linksOnSim(w: DemoWorld, plan: Plan, rooms: Readonly<Record<strin
 interface PhaseResult {
   links: number;
   dialMs: number;
+  /** CPU of the daemon (this process) from admitted to every link up; the admission's own. */
+  cpuMs: number;
+  admitCpuMs: number;
+  /** The simulator's CPU from admission to every link up. */
+  simCpuMs: number;
   floorMs: number;
   depth: number;
   picturesMs: number;
@@ -134,7 +144,39 @@ interface PhaseResult {
   notes: string[];
 }
 
-async function phase(w: DemoWorld, name: string, drops: number, random: () => number): Promise<PhaseResult> {
+/** The simulator process's CPU (user + system) so far, ms, from /proc (Linux; NaN elsewhere). */
+function simCpuMs(w: DemoWorld): number {
+  try {
+    // Fields after the command name's closing parenthesis; utime and stime are the 14th and 15th, in clock ticks.
+    const stat = readFileSync(`/proc/${w.sim.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** Starts a V8 CPU profile of this process; the returned function stops it and writes it to `file`. */
+async function startProfile(file: string): Promise<() => Promise<void>> {
+  const inspector = new Session();
+  inspector.connect();
+  await inspector.post('Profiler.enable');
+  await inspector.post('Profiler.start');
+  return async () => {
+    const { profile } = await inspector.post('Profiler.stop');
+    writeFileSync(file, JSON.stringify(profile));
+    inspector.disconnect();
+    log(`CPU profile written to ${file}`);
+  };
+}
+
+async function phase(
+  w: DemoWorld,
+  name: string,
+  drops: number,
+  random: () => number,
+  prof?: string,
+): Promise<PhaseResult> {
   const cascade = w.daemon.cascade;
   const inv = w.inventory;
   const master = inv.mcus.find((m) => m.role === 'master')!.id;
@@ -154,10 +196,15 @@ async function phase(w: DemoWorld, name: string, drops: number, random: () => nu
   const notes: string[] = [];
   try {
     // The demo national session, as `npm start` admits it.
+    const stopProfile = prof === undefined ? undefined : await startProfile(prof);
+    let admitCpuMs = Number.NaN;
     const a0 = performance.now();
     const cpu0 = process.cpuUsage();
+    const sim0 = simCpuMs(w);
     await cascade.admit({ id, title: `bench ${name}`, endpoints: 'all', chair });
     const t0 = performance.now();
+    const cpuAdmit = process.cpuUsage(cpu0);
+    admitCpuMs = (cpuAdmit.user + cpuAdmit.system) / 1000;
     const held = cascade.session(id)!;
     const plan = held.plan;
     const rooms = held.head.rooms;
@@ -165,17 +212,23 @@ async function phase(w: DemoWorld, name: string, drops: number, random: () => nu
     log(`${name}: admitted in ${Math.round(t0 - a0)} ms (planned and stored): ${total} links`);
     let lost = 0;
     let dialMs = Number.NaN;
+    let cpuMs = Number.NaN;
+    let simMs = Number.NaN;
     try {
       // Woken by the manager's link events, not by polling: a poll every few ms would take the daemon's own
       // event loop from the dial it measures.
       await allLinksUp(cascade, id, total, 120_000);
       dialMs = performance.now() - t0;
       const cpu = process.cpuUsage(cpu0);
+      cpuMs = (cpu.user + cpu.system) / 1000 - admitCpuMs;
+      simMs = simCpuMs(w) - sim0;
       log(
-        `${name}: this process's CPU from admission to every link up: ${Math.round((cpu.user + cpu.system) / 1000)} ms`,
+        `${name}: CPU of this process (the daemon): admission ${Math.round(admitCpuMs)} ms, then ${Math.round(cpuMs)} ms until every link was up; the simulator's from admission: ${Math.round(simMs)} ms`,
       );
     } catch (err) {
       notes.push(String(err));
+    } finally {
+      await stopProfile?.();
     }
     const depthOf = (m: string): number => (plan.links[m] === undefined ? 0 : 1 + depthOf(plan.links[m]!));
     const floorMs = floorOf(w, plan);
@@ -322,7 +375,20 @@ async function phase(w: DemoWorld, name: string, drops: number, random: () => nu
       lost += heal.length - downEvents.length;
     }
     await cascade.end(id);
-    return { links: total, dialMs, floorMs, depth, picturesMs, detect, heal, lost, notes };
+    return {
+      links: total,
+      dialMs,
+      cpuMs,
+      admitCpuMs,
+      simCpuMs: simMs,
+      floorMs,
+      depth,
+      picturesMs,
+      detect,
+      heal,
+      lost,
+      notes,
+    };
   } finally {
     cascade.off('link', onLink);
     cascade.off('layout', onLayout);
@@ -341,11 +407,23 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
   const endpoints = opt('--endpoints') ?? 'mains';
   const random = seededRandom(Number(opt('--seed') ?? 1594));
   const only = opt('--only');
-  if (only !== undefined && only !== 'loss') throw new Error(`--only: 'loss' or nothing, not ${only}`);
+  if (only !== undefined && only !== 'loss' && only !== 'dial')
+    throw new Error(`--only: 'loss', 'dial' or nothing, not ${only}`);
+  const prof = opt('--cpu-prof');
+  const simProf = opt('--sim-cpu-prof');
   const dir = mkdtempSync(join(tmpdir(), 'cascaded-bench-cascade-'));
   const logger = pino({ level: 'warn' });
   const world = (lossRate: number) =>
-    demoWorld({ file, dir, delayMs, loss: lossRate, logger, log, cascade: { dialEndpoints: endpoints === 'all' } });
+    demoWorld({
+      file,
+      dir,
+      delayMs,
+      loss: lossRate,
+      logger,
+      log,
+      cascade: { dialEndpoints: endpoints === 'all' },
+      ...(simProf === undefined ? {} : { simExecArgv: ['--cpu-prof', '--cpu-prof-dir', simProf] }),
+    });
   try {
     if (only === 'loss') {
       // Phase 2 draws two numbers per drop: the same drops follow as in a whole run.
@@ -371,9 +449,26 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
     let w = await world(0);
     let clean: PhaseResult;
     try {
-      clean = await phase(w, 'national', drops, random);
+      clean = await phase(w, 'national', only === 'dial' ? 0 : drops, random, prof);
     } finally {
       await w.close();
+    }
+    const cpu = {
+      admit_cpu_ms: Math.round(clean.admitCpuMs),
+      dial_cpu_ms: Math.round(clean.cpuMs),
+      dial_sim_cpu_ms: Math.round(clean.simCpuMs),
+      load_average: Math.round(loadavg()[0]! * 10) / 10,
+    };
+    const dial = {
+      links: clean.links,
+      dial_all_ms: round(clean.dialMs),
+      dial_floor_ms: round(clean.floorMs),
+      ratio: Math.round((clean.dialMs / clean.floorMs) * 100) / 100,
+    };
+    if (only === 'dial') {
+      for (const n of clean.notes) log(n);
+      log(`details ${JSON.stringify({ plan_depth: clean.depth, ...cpu, one_way_delay_ms: delayMs, endpoints })}`);
+      return { ...dial, lost: clean.lost };
     }
     w = await world(loss);
     let lossy: PhaseResult;
@@ -386,6 +481,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
     log(
       `details ${JSON.stringify({
         plan_depth: clean.depth,
+        ...cpu,
         pictures_ms: Math.round(clean.picturesMs),
         detect_ms: clean.detect.map(Math.round),
         heal_ms: clean.heal.map(Math.round),
@@ -401,10 +497,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
       })}`,
     );
     return {
-      links: clean.links,
-      dial_all_ms: round(clean.dialMs),
-      dial_floor_ms: round(clean.floorMs),
-      ratio: Math.round((clean.dialMs / clean.floorMs) * 100) / 100,
+      ...dial,
       detect_ms_p50: round(quantile(clean.detect, 0.5)),
       heal_ms_p50: round(quantile(clean.heal, 0.5)),
       heal_ms_max: round(Math.max(...clean.heal)),

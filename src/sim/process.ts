@@ -25,6 +25,8 @@ export interface SimulatorProcessOptions {
   readonly startTimeoutMs?: number;
   /** Bound on the orderly stop before SIGKILL, ms. */
   readonly stopTimeoutMs?: number;
+  /** More Node.js options for the child (a benchmark's `--cpu-prof --cpu-prof-dir DIR`). */
+  readonly execArgv?: readonly string[];
 }
 
 /** What the child sends once its MCUs are bound (see cascaded-sim). */
@@ -68,7 +70,7 @@ export async function spawnSimulator(o: SimulatorProcessOptions): Promise<Simula
   if (o.logLevel !== undefined) args.push('--log-level', o.logLevel);
   // --expose-gc: the simulator drops the garbage of parsing a national inventory once it is up (docs/sim.md).
   const child: ChildProcess = fork(SCRIPT, args, {
-    execArgv: ['--expose-gc'],
+    execArgv: ['--expose-gc', ...(o.execArgv ?? [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     // Its own process group: a Ctrl-C at the terminal reaches only the daemon, which then stops the
     // simulator after itself (the closing order); the IPC channel still ends it if the daemon dies.
