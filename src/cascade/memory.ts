@@ -29,6 +29,7 @@ export class Bookkeeping implements Memory {
   readonly halfSince = new Map<string, number>();
   readonly probedAt = new Map<string, number>();
   readonly dialedAt = new Map<string, number>();
+  readonly cascaded = new Set<string>();
 
   constructor(
     readonly backoff: BackoffPolicy,
@@ -73,10 +74,17 @@ export class Bookkeeping implements Memory {
     for (const k of keys) if (!this.halfSince.has(k)) this.halfSince.set(k, now);
   }
 
-  /** Links seen up in this pass: a later drop of one is redialled at once, not held back as still verifying. */
+  /**
+   * Links seen up in this pass: a later drop of one is redialled at once, not held back as still verifying.
+   * A session with every link up is cascaded from then on: its endpoints never wait for its links again.
+   */
   sawUp(links: readonly LinkView[]): void {
-    if (this.dialedAt.size === 0) return;
-    for (const l of links) if (l.state === 'up') this.dialedAt.delete(linkKey(l.session, l.child));
+    const notUp = new Set<string>();
+    for (const l of links) {
+      if (l.state === 'up') this.dialedAt.delete(linkKey(l.session, l.child));
+      else notUp.add(l.session);
+    }
+    for (const l of links) if (!notUp.has(l.session)) this.cascaded.add(l.session);
   }
 
   /** A room whose conference was closed: it must be opened again before it counts. */
@@ -86,6 +94,7 @@ export class Bookkeeping implements Memory {
 
   /** Everything kept about a session that ended (its keys carry `|id|`). */
   forgetSession(id: string): void {
+    this.cascaded.delete(id);
     const mark = `|${id}|`;
     const ends = `|${id}`;
     for (const map of [this.retries, this.applied, this.halfSince, this.probedAt, this.dialedAt] as Map<

@@ -89,6 +89,8 @@ export interface Memory {
    * not dialled again.
    */
   readonly dialedAt?: ReadonlyMap<string, number>;
+  /** Sessions whose every link was seen up once: their endpoints no longer wait for the cascade (`participantsOf`). */
+  readonly cascaded?: ReadonlySet<string>;
 }
 
 export interface ReconcileOptions {
@@ -286,6 +288,43 @@ const viewed = new WeakMap<
   Memory,
   WeakMap<ObservedRoom, { readonly version: number; readonly list: readonly string[]; readonly base: string }>
 >();
+
+/** A room's participant list by room key: built once per list (a desired session's lists do not change). */
+interface ListIndex {
+  /** Room key -> the URI as the list has it. */
+  readonly byKey: ReadonlyMap<string, string>;
+}
+const indexes = new WeakMap<readonly string[], ListIndex>();
+function indexOf(list: readonly string[]): ListIndex {
+  let ix = indexes.get(list);
+  if (ix === undefined) {
+    const byKey = new Map<string, string>();
+    for (const uri of list) byKey.set(roomKey(uri), uri);
+    ix = { byKey };
+    indexes.set(list, ix);
+  }
+  return ix;
+}
+
+/**
+ * The entries of `room` that are participants of `list`, as [key, uri, entry]: walks the smaller of the
+ * roster and the list. While a national session dials only its main endpoints a room holds one or two of
+ * its 150 endpoints, and a pass walking all 11,000 for each room was the largest part of its cost.
+ */
+function* inRoom(room: ObservedRoom, list: readonly string[]): Generator<[string, string, ObservedEntry]> {
+  const { byKey } = indexOf(list);
+  if (room.roster.size < byKey.size) {
+    for (const [key, e] of room.roster) {
+      const uri = byKey.get(key);
+      if (uri !== undefined) yield [key, uri, e];
+    }
+    return;
+  }
+  for (const [key, uri] of byKey) {
+    const e = room.roster.get(key);
+    if (e !== undefined) yield [key, uri, e];
+  }
+}
 
 /** host:port of a room key (the MCU's address). */
 function addressOf(key: string): string {
@@ -636,16 +675,24 @@ function decideWith(
     const held = heldKeys.size > 0;
     return { actions, links, half, unexpected, finished, held, heldPools, heldKeys, viewsPending };
   }
+  // Links first (every session), then rooms to open, layouts, endpoints: the cascade before what rides on it.
+  for (const v of views) if (v.d.phase === 'live') liveLinks(v);
   for (const v of views) {
     const d = v.d;
-    for (const m of d.mcus) {
+    const unopened = (m: string) => {
       const uri = d.rooms[m];
-      if (uri === undefined || mem.opened.has(roomKey(uri)) || !mcuUp(m)) continue;
+      return uri !== undefined && !mem.opened.has(roomKey(uri)) && mcuUp(m);
+    };
+    // A live session's root room first, alone: every first-level link leaves from it, and opened beside all
+    // the others its control INVITE and SUBSCRIBE waited behind theirs at both ends (a national session opens
+    // 74 rooms). The others follow once its first attempt is over, opened or failed.
+    const rootFirst = d.phase === 'live' && unopened(d.root) && !failedToOpen(v, d.root);
+    for (const m of rootFirst ? [d.root] : d.mcus) {
+      if (!unopened(m)) continue;
+      const uri = d.rooms[m]!;
       offer('control', { kind: 'open', key: openKey(roomKey(uri)), session: d.id, mcu: m, room: uri });
     }
   }
-  // Links first (every session), then layouts, then endpoints: the cascade before what rides on it.
-  for (const v of views) if (v.d.phase === 'live') liveLinks(v);
   for (const v of views) if (v.d.phase === 'live') layoutsOf(v);
   for (const v of views) if (v.d.phase === 'live') participantsOf(v);
   let seenViews = viewed.get(mem);
@@ -833,8 +880,13 @@ function decideWith(
       const inset = spec.inset === undefined || src === undefined ? undefined : resolveRef(v, spec.mcu, spec.inset);
       if (room === undefined || src === undefined || (spec.inset !== undefined && inset === undefined)) {
         // Nothing to show yet (the room opening, the link or the chair not there): pending if anyone waits.
-        if (room === undefined || list.some((ep) => room.roster.get(roomKey(ep))?.status === 'connected'))
-          settled = false;
+        if (room === undefined) settled = false;
+        else
+          for (const [, , e] of inRoom(room, list))
+            if (e.status === 'connected') {
+              settled = false;
+              break;
+            }
         continue;
       }
       const base = `${src.entity}#${src.epoch}` + (inset === undefined ? '' : `+${inset.entity}#${inset.epoch}`);
@@ -848,11 +900,8 @@ function decideWith(
         return false;
       }
       let missing = false;
-      for (const ep of list) {
-        if (ep === d.chair) continue;
-        const entity = roomKey(ep);
-        const e = room.roster.get(entity);
-        if (e?.status !== 'connected') continue;
+      for (const [entity, ep, e] of inRoom(room, list)) {
+        if (ep === d.chair || e.status !== 'connected') continue;
         const target = viewOf(entity, e.gen, src, inset);
         if (target === undefined) continue;
         const { source, small, epoch } = target;
@@ -889,8 +938,29 @@ function decideWith(
     return settled;
   }
 
+  /**
+   * A session's first dial: its endpoints wait until every link is up, so the 62 links of a national
+   * session do not share both ends' CPU with 74 endpoint dials and the lobby notifications they bring (the
+   * cascade is what the procedure wants up first; an endpoint is seen only through it). Not while a link is
+   * stuck: a failed dial, an MCU down, a room that did not open, a link up at one end only let them go.
+   */
+  function waitForCascade(v: SessionView): boolean {
+    const d = v.d;
+    if (mem.cascaded?.has(d.id) === true) return false;
+    let pending = false;
+    for (const [child, l] of v.links) {
+      if (l.up) continue;
+      const parent = d.parent[child]!;
+      if (l.half || !mcuUp(child) || !mcuUp(parent) || failedToOpen(v, child) || failedToOpen(v, parent)) return false;
+      if ((mem.retries.get(linkKey(d.id, child))?.failures ?? 0) > 0) return false;
+      pending = true;
+    }
+    return pending;
+  }
+
   function participantsOf(v: SessionView): void {
     const d = v.d;
+    if (waitForCascade(v)) return;
     const dialOne = (m: string, ep: string) =>
       offer('participant', {
         kind: 'dial-participant',

@@ -668,3 +668,90 @@ t.test(
     );
   },
 );
+
+t.test('a live session opens its root room first, alone; the others once its first attempt is over', async (t) => {
+  const plan = fakePlan('r', { a: 'r', b: 'a' }, {}, null);
+  const rooms = { r: 'sip:1@r', a: 'sip:1@a', b: 'sip:1@b' };
+  const d = desiredSession({ id: 's', phase: 'live', plan, rooms, mains: {}, selection: null }, directory);
+  const obs = (up: Record<string, boolean>) => ({
+    now: 0,
+    mcus: new Map(Object.keys(rooms).map((m) => [m, { up: up[m] ?? true, since: 0 }])),
+    rooms: new Map(),
+  });
+  const opens = (mem: Bookkeeping, o = obs({})) =>
+    decide([d], o, mem, OPTS)
+      .actions.filter((a) => a.kind === 'open')
+      .map((a) => (a as { mcu: string }).mcu);
+  const mem = new Bookkeeping(DEFAULT_BACKOFF, () => 0.5);
+  t.same(opens(mem), ['r'], 'the root room alone');
+  const [open] = decide([d], obs({}), mem, OPTS).actions;
+  mem.started(open!, 0);
+  t.same(opens(mem), [], 'nothing else while it opens');
+  mem.succeeded(open!, 10, roomKey(rooms.r));
+  t.same(opens(mem), ['a', 'b'], 'opened: every other room');
+
+  const failing = new Bookkeeping(DEFAULT_BACKOFF, () => 0.5);
+  failing.started(open!, 0);
+  failing.failed(open!, 10, 'no answer');
+  t.same(opens(failing), ['a', 'b'], 'its open failed: the others do not wait for its retry');
+  t.same(
+    opens(new Bookkeeping(DEFAULT_BACKOFF, () => 0.5), obs({ r: false })),
+    ['a', 'b'],
+    'its MCU down: the others at once',
+  );
+  const ending = desiredSession({ id: 's', phase: 'ending', plan, rooms, mains: {}, selection: null }, directory);
+  t.same(
+    decide([ending], obs({}), new Bookkeeping(DEFAULT_BACKOFF, () => 0.5), OPTS)
+      .actions.filter((a) => a.kind === 'open')
+      .map((a) => (a as { mcu: string }).mcu),
+    ['r', 'a', 'b'],
+    'a session being torn down opens every room at once',
+  );
+});
+
+t.test("a session's first dial: its endpoints wait for its links, unless one is stuck", async (t) => {
+  const plan = fakePlan('r', { c: 'r' }, { r: ['chair-L0'], c: ['e-L1'] }, 'chair-L0');
+  const rooms = { r: 'sip:1@r', c: 'sip:1@c' };
+  const d = desiredSession({ id: 's', phase: 'live', plan, rooms, mains: {}, selection: null }, directory);
+  const link = (entity: string) => ({ entity, kind: 'link' as const, status: 'connected' as const, gen: 1 });
+  const world = (linked: boolean, cUp = true) => {
+    const room = (peer: string, open = true) => ({
+      state: open ? ('open' as const) : ('down' as const),
+      reports: true,
+      roster: new Map<string, ObservedEntry>(linked ? [[roomKey(peer), link(roomKey(peer))]] : []),
+      version: 1,
+    });
+    return {
+      now: 0,
+      mcus: new Map([
+        ['r', { up: true, since: 0 }],
+        ['c', { up: cUp, since: 0 }],
+      ]),
+      rooms: new Map([
+        [roomKey(rooms.r), room(rooms.c)],
+        [roomKey(rooms.c), room(rooms.r, cUp)],
+      ]),
+    };
+  };
+  const fresh = () => {
+    const mem = new Bookkeeping(DEFAULT_BACKOFF, () => 0.5);
+    for (const uri of Object.values(rooms)) mem.opened.add(roomKey(uri));
+    return mem;
+  };
+  const dials = (mem: Bookkeeping, obs: ReturnType<typeof world>) => {
+    const dec = decide([d], obs, mem, OPTS);
+    mem.sawUp(dec.links);
+    return dec.actions.filter((a) => a.kind === 'dial-participant').length;
+  };
+  const mem = fresh();
+  t.equal(dials(mem, world(false)), 0, 'the link dialing: no endpoint dialled yet');
+  t.equal(dials(mem, world(true)), 2, 'every link up: the endpoints, main endpoints first');
+  t.equal(dials(mem, world(false)), 2, 'cascaded once: a link that drops later holds nothing back');
+
+  const failed = fresh();
+  const dial = decide([d], world(false), failed, OPTS).actions.find((a) => a.kind === 'dial-link')!;
+  failed.started(dial, 0);
+  failed.failed(dial, 10, 'busy');
+  t.equal(dials(failed, world(false)), 2, 'its dial failed: the endpoints do not wait for its retries');
+  t.equal(dials(fresh(), world(false, false)), 1, 'an MCU of the link down: the endpoints of the other room');
+});
