@@ -942,7 +942,8 @@ function decideWith(
    * A session's first dial: its endpoints wait until every link is up, so the 62 links of a national
    * session do not share both ends' CPU with 74 endpoint dials and the lobby notifications they bring (the
    * cascade is what the procedure wants up first; an endpoint is seen only through it). Not while a link is
-   * stuck: a failed dial, an MCU down, a room that did not open, a link up at one end only let them go.
+   * stuck: a failed dial, an MCU down or a room that did not open lets them go. (A link up at one end only is
+   * no reason: every link is, between its two rooms' notifications; past the grace it is dialled again.)
    */
   function waitForCascade(v: SessionView): boolean {
     const d = v.d;
@@ -951,7 +952,7 @@ function decideWith(
     for (const [child, l] of v.links) {
       if (l.up) continue;
       const parent = d.parent[child]!;
-      if (l.half || !mcuUp(child) || !mcuUp(parent) || failedToOpen(v, child) || failedToOpen(v, parent)) return false;
+      if (!mcuUp(child) || !mcuUp(parent) || failedToOpen(v, child) || failedToOpen(v, parent)) return false;
       if ((mem.retries.get(linkKey(d.id, child))?.failures ?? 0) > 0) return false;
       pending = true;
     }
