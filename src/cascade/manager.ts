@@ -646,7 +646,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     const decision = decide(sessions, this.#observed(), this.#book, this.#opts);
     this.#held = { pools: decision.heldPools, keys: decision.heldKeys };
     this.#book.sawHalf(decision.half, now);
-    this.#book.sawUp(decision.links);
+    this.#book.sawUp(decision.links, decision.upCalls);
     this.#track(decision.links, now);
     const pending = new Set(decision.viewsPending);
     for (const [id, s] of this.#sessions) s.viewsApplied = s.desired.phase === 'live' && !pending.has(id);
@@ -713,10 +713,19 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
       case 'dial-link': {
         const c = this.#conference(a.room);
         if (a.replace !== undefined || a.replaceAtChild !== undefined) {
-          this.#log?.warn(
-            { session: a.session, child: a.child, parent: a.parent },
-            `link ${a.child} -> ${a.parent} is up at one end only: hanging it up and dialing it again`,
-          );
+          // The first replacement of a run is news; the next ones (the link still half-dead after the last:
+          // a roster stale for good, say) are debug detail, each after a growing wait (memory.ts `succeeded`).
+          const failures = this.#book.retries.get(a.key)?.failures ?? 0;
+          const fields = { session: a.session, child: a.child, parent: a.parent, failures };
+          const msg = `link ${a.child} -> ${a.parent} is up at one end only: hanging it up and dialing it again`;
+          if (failures === 0) this.#log?.warn(fields, msg);
+          else this.#log?.debug(fields, msg);
+          // One end's roster may be the stale one (a notification lost for good): each end that reports its
+          // roster is asked for its full state, as for an endpoint's dial (`#confirm`).
+          for (const room of [a.room, a.target]) {
+            const w = this.#rooms.get(roomKey(room));
+            if (w?.reports === true) w.conference.refreshRoster();
+          }
           if (a.replace !== undefined) await hangUp(() => c.hangUpLink(a.replace!));
           // Left at the child, the old call would make it refuse the new one (486) until its session timer.
           if (a.replaceAtChild !== undefined)

@@ -30,6 +30,7 @@ export class Bookkeeping implements Memory {
   readonly probedAt = new Map<string, number>();
   readonly dialedAt = new Map<string, number>();
   readonly cascaded = new Set<string>();
+  readonly upCalls = new Map<string, string>();
 
   constructor(
     readonly backoff: BackoffPolicy,
@@ -45,7 +46,11 @@ export class Bookkeeping implements Memory {
 
   succeeded(action: Action, now: number, openedRoomKey?: string): void {
     this.inflight.delete(action.key);
-    this.retries.delete(action.key);
+    // A half-dead link replaced counts as a failure of the link until it is seen up (`sawUp`): a room whose
+    // roster stays stale would otherwise have it replaced on every pass.
+    if (action.kind === 'dial-link' && (action.replace !== undefined || action.replaceAtChild !== undefined))
+      this.#fail(action.key, now, 'replaced a link up at one end only');
+    else this.retries.delete(action.key);
     if (action.kind === 'dial-link') this.dialedAt.set(action.key, now);
     if (action.kind === 'layout') this.applied.set(action.key, action.epoch);
     if (action.kind === 'open' && openedRoomKey !== undefined) this.opened.add(openedRoomKey);
@@ -55,7 +60,11 @@ export class Bookkeeping implements Memory {
   failed(action: Action, now: number, error: string): Retry {
     this.inflight.delete(action.key);
     this.dialedAt.delete(action.key);
-    const before = this.retries.get(action.key);
+    return this.#fail(action.key, now, error);
+  }
+
+  #fail(key: string, now: number, error: string): Retry {
+    const before = this.retries.get(key);
     const failures = (before?.failures ?? 0) + 1;
     const retry: Retry = {
       failures,
@@ -63,7 +72,7 @@ export class Bookkeeping implements Memory {
       since: before?.since ?? now,
       lastError: error,
     };
-    this.retries.set(action.key, retry);
+    this.retries.set(key, retry);
     return retry;
   }
 
@@ -75,14 +84,21 @@ export class Bookkeeping implements Memory {
   }
 
   /**
-   * Links seen up in this pass: a later drop of one is redialled at once, not held back as still verifying.
-   * A session with every link up is cascaded from then on: its endpoints never wait for its links again.
+   * Links seen up in this pass, with the Call-ID of those both ends named: a later drop of one is redialled at
+   * once, not held back as still verifying. A session with every link up is cascaded from then on: its
+   * endpoints never wait for its links again.
    */
-  sawUp(links: readonly LinkView[]): void {
+  sawUp(links: readonly LinkView[], upCalls: ReadonlyMap<string, string>): void {
+    for (const [k, call] of upCalls) this.upCalls.set(k, call);
     const notUp = new Set<string>();
     for (const l of links) {
-      if (l.state === 'up') this.dialedAt.delete(linkKey(l.session, l.child));
-      else notUp.add(l.session);
+      if (l.state !== 'up') {
+        notUp.add(l.session);
+        continue;
+      }
+      const key = linkKey(l.session, l.child);
+      // Up after a dial: a run of replacements of a half-dead link (`succeeded`) is over too.
+      if (this.dialedAt.delete(key)) this.retries.delete(key);
     }
     for (const l of links) if (!notUp.has(l.session)) this.cascaded.add(l.session);
   }
@@ -97,7 +113,7 @@ export class Bookkeeping implements Memory {
     this.cascaded.delete(id);
     const mark = `|${id}|`;
     const ends = `|${id}`;
-    for (const map of [this.retries, this.applied, this.halfSince, this.probedAt, this.dialedAt] as Map<
+    for (const map of [this.retries, this.applied, this.halfSince, this.probedAt, this.dialedAt, this.upCalls] as Map<
       string,
       unknown
     >[])

@@ -91,6 +91,11 @@ export interface Memory {
   readonly dialedAt?: ReadonlyMap<string, number>;
   /** Sessions whose every link was seen up once: their endpoints no longer wait for the cascade (`participantsOf`). */
   readonly cascaded?: ReadonlySet<string>;
+  /**
+   * Link key -> the Call-ID both ends listed when the link was last seen up. An end that lists it no longer
+   * while the other still does has ended that dialog (RFC 3261 15.1.1): its BYE is on its way to the other.
+   */
+  readonly upCalls?: ReadonlyMap<string, string>;
 }
 
 export interface ReconcileOptions {
@@ -210,6 +215,8 @@ export interface Decision {
   readonly links: readonly LinkView[];
   /** Keys of links up at one end and gone at the other now (the runtime keeps when each was first seen). */
   readonly half: readonly string[];
+  /** Link key -> Call-ID, for every link up now on one Call-ID both ends gave (the runtime keeps them: `upCalls`). */
+  readonly upCalls: ReadonlyMap<string, string>;
   readonly unexpected: readonly UnexpectedLink[];
   /** Sessions whose tear-down is complete (also in `actions` as `finish` unless already in flight). */
   readonly finished: readonly string[];
@@ -390,6 +397,17 @@ function findLink(
     if (same !== undefined) return same;
   }
   return candidates.length === 1 ? candidates[0] : undefined;
+}
+
+/**
+ * The call both ends had (`call`, seen up on both) is still listed connected at one end and no longer at the
+ * other, whose roster is the MCU's own: that end ended it.
+ */
+function endedAtOneEnd(l: LinkEnds, call: string | undefined): boolean {
+  if (call === undefined) return false;
+  if (l.childSays === 'yes' && l.parentSays === 'no') return l.atChild?.callId === call;
+  if (l.parentSays === 'yes' && l.childSays === 'no') return l.atParent?.callId === call;
+  return false;
 }
 
 function says(room: ObservedRoom | undefined, entry: ObservedEntry | undefined): EndSays {
@@ -623,6 +641,7 @@ function decideWith(
   const actions: Action[] = [];
   const links: LinkView[] = [];
   const half: string[] = [];
+  const upCalls = new Map<string, string>();
   const unexpected: UnexpectedLink[] = [];
   const finished: string[] = [];
   const viewsPending: string[] = [];
@@ -673,7 +692,7 @@ function decideWith(
   if (layoutsOnly) {
     for (const v of views) if (v.d.phase === 'live') layoutsOf(v);
     const held = heldKeys.size > 0;
-    return { actions, links, half, unexpected, finished, held, heldPools, heldKeys, viewsPending };
+    return { actions, links, half, upCalls, unexpected, finished, held, heldPools, heldKeys, viewsPending };
   }
   // Links first (every session), then rooms to open, layouts, endpoints: the cascade before what rides on it.
   for (const v of views) if (v.d.phase === 'live') liveLinks(v);
@@ -728,12 +747,20 @@ function decideWith(
       });
       let detail: string | undefined;
 
+      const call = l.atParent?.callId;
+      if (l.up && call !== undefined && l.atChild?.callId === call) upCalls.set(key, call);
       if (l.half) {
         half.push(key);
         // Up at one end, gone at the other: once the grace has passed (a notification may be on its
-        // way), hang up what is left and dial again.
+        // way), hang up what is left and dial again. No grace where the call both ends had is gone at one
+        // of them: that end ended the dialog (RFC 3261 15.1.1), its BYE is on its way to the other, which
+        // would refuse a new call while it holds the old one. A redial that replaced a half-dead link waits
+        // the grace too (its own notifications may be on their way) and its backoff (memory.ts): a roster
+        // stale for good must not make a redial every pass.
         const since = mem.halfSince.get(key) ?? now;
-        if (now - since < opts.halfDeadGraceMs) wake(since + opts.halfDeadGraceMs);
+        if (verifying) wake(dialedAt! + opts.halfDeadGraceMs);
+        else if (!endedAtOneEnd(l, mem.upCalls?.get(key)) && now - since < opts.halfDeadGraceMs)
+          wake(since + opts.halfDeadGraceMs);
         else if (parentReady)
           offer(
             'link',
@@ -1079,6 +1106,6 @@ function decideWith(
   }
 
   const held = heldPools.size > 0 || heldKeys.size > 0;
-  const base = { actions, links, half, unexpected, finished, held, heldPools, heldKeys, viewsPending };
+  const base = { actions, links, half, upCalls, unexpected, finished, held, heldPools, heldKeys, viewsPending };
   return wakeAt === undefined ? base : { ...base, wakeAt };
 }

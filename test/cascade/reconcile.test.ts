@@ -247,7 +247,7 @@ function run(
     if (inPool.view > OPTS.viewConcurrency) violations.push(`round ${round}: ${inPool.view} screens at once`);
 
     book.sawHalf(dec.half, now);
-    book.sawUp(dec.links);
+    book.sawUp(dec.links, dec.upCalls);
     for (const a of dec.actions) {
       book.started(a, now);
       pending.push(a);
@@ -416,7 +416,7 @@ t.test(
     up.rooms.get(roomKey('sip:1@c'))!.roster.set(roomKey('sip:1@r'), link(roomKey('sip:1@r')));
     const seen = decide([d], up, mem2, OPTS);
     t.equal(seen.links[0]?.state, 'up');
-    mem2.sawUp(seen.links);
+    mem2.sawUp(seen.links, seen.upCalls);
     const dropped = decide([d], obs(60), mem2, OPTS);
     t.ok(
       dropped.actions.some((a) => a.kind === 'dial-link'),
@@ -740,7 +740,7 @@ t.test("a session's first dial: its endpoints wait for its links, unless one is 
   };
   const dials = (mem: Bookkeeping, obs: ReturnType<typeof world>) => {
     const dec = decide([d], obs, mem, OPTS);
-    mem.sawUp(dec.links);
+    mem.sawUp(dec.links, dec.upCalls);
     return dec.actions.filter((a) => a.kind === 'dial-participant').length;
   };
   const mem = fresh();
