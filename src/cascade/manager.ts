@@ -720,12 +720,14 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
           const msg = `link ${a.child} -> ${a.parent} is up at one end only: hanging it up and dialing it again`;
           if (failures === 0) this.#log?.warn(fields, msg);
           else this.#log?.debug(fields, msg);
-          // One end's roster may be the stale one (a notification lost for good): each end that reports its
-          // roster is asked for its full state, as for an endpoint's dial (`#confirm`).
-          for (const room of [a.room, a.target]) {
-            const w = this.#rooms.get(roomKey(room));
-            if (w?.reports === true) w.conference.refreshRoster();
-          }
+          // Half-dead again after a replacement: one end's roster may be the stale one (a notification lost
+          // for good), so each end that reports its roster is asked for its full state, as for an endpoint's
+          // dial (`#confirm`). Not on the first: a drop's heal would pay two full states, racing its redial.
+          if (failures > 0)
+            for (const room of [a.room, a.target]) {
+              const w = this.#rooms.get(roomKey(room));
+              if (w?.reports === true) w.conference.refreshRoster();
+            }
           if (a.replace !== undefined) await hangUp(() => c.hangUpLink(a.replace!));
           // Left at the child, the old call would make it refuse the new one (486) until its session timer.
           if (a.replaceAtChild !== undefined)
