@@ -717,9 +717,17 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
           // a roster stale for good, say) are debug detail, each after a growing wait (memory.ts `succeeded`).
           const failures = this.#book.retries.get(a.key)?.failures ?? 0;
           const fields = { session: a.session, child: a.child, parent: a.parent, failures };
-          const msg = `link ${a.child} -> ${a.parent} is up at one end only: hanging it up and dialing it again`;
-          if (failures === 0) this.#log?.warn(fields, msg);
-          else this.#log?.debug(fields, msg);
+          // A drop whose BYE has not reached the other end yet is an ordinary heal: info, not a warning.
+          if (a.endedAt !== undefined && failures === 0)
+            this.#log?.info(
+              fields,
+              `link ${a.child} -> ${a.parent}: the call ended at the ${a.endedAt}, hanging it up at the other end and dialing it again`,
+            );
+          else {
+            const msg = `link ${a.child} -> ${a.parent} is up at one end only: hanging it up and dialing it again`;
+            if (failures === 0) this.#log?.warn(fields, msg);
+            else this.#log?.debug(fields, msg);
+          }
           // Half-dead again after a replacement: one end's roster may be the stale one (a notification lost
           // for good), so each end that reports its roster is asked for its full state, as for an endpoint's
           // dial (`#confirm`). Not on the first: a drop's heal would pay two full states, racing its redial.

@@ -148,6 +148,11 @@ export type Action =
        * would refuse a new call from the same conference while it holds the old one (486).
        */
       readonly replaceAtChild?: string;
+      /**
+       * The end that ended the call both ends had (a drop whose BYE has not reached the other end yet): the
+       * replacement is an ordinary heal. Absent: the ends disagree without such proof (after the grace).
+       */
+      readonly endedAt?: 'parent' | 'child';
     })
   | (ActionBase & {
       /** Ask both ends whether they still have the link (a layout naming it; 404 if not). */
@@ -403,11 +408,11 @@ function findLink(
  * The call both ends had (`call`, seen up on both) is still listed connected at one end and no longer at the
  * other, whose roster is the MCU's own: that end ended it.
  */
-function endedAtOneEnd(l: LinkEnds, call: string | undefined): boolean {
-  if (call === undefined) return false;
-  if (l.childSays === 'yes' && l.parentSays === 'no') return l.atChild?.callId === call;
-  if (l.parentSays === 'yes' && l.childSays === 'no') return l.atParent?.callId === call;
-  return false;
+function endedAtOneEnd(l: LinkEnds, call: string | undefined): 'parent' | 'child' | undefined {
+  if (call === undefined) return undefined;
+  if (l.childSays === 'yes' && l.parentSays === 'no' && l.atChild?.callId === call) return 'parent';
+  if (l.parentSays === 'yes' && l.childSays === 'no' && l.atParent?.callId === call) return 'child';
+  return undefined;
 }
 
 function says(room: ObservedRoom | undefined, entry: ObservedEntry | undefined): EndSays {
@@ -734,7 +739,7 @@ function decideWith(
       const parentReady = parent === d.root || v.isUp(parent);
       const dialedAt = mem.dialedAt?.get(key);
       const verifying = dialedAt !== undefined && now - dialedAt < opts.halfDeadGraceMs;
-      const dial = (replace?: string, replaceAtChild?: string): Action => ({
+      const dial = (replace?: string, replaceAtChild?: string, endedAt?: 'parent' | 'child'): Action => ({
         kind: 'dial-link',
         key,
         session: d.id,
@@ -744,6 +749,7 @@ function decideWith(
         target: d.rooms[child]!,
         ...(replace === undefined ? {} : { replace }),
         ...(replaceAtChild === undefined ? {} : { replaceAtChild }),
+        ...(endedAt === undefined ? {} : { endedAt }),
       });
       let detail: string | undefined;
 
@@ -759,13 +765,19 @@ function decideWith(
         // stale for good must not make a redial every pass.
         const since = mem.halfSince.get(key) ?? now;
         if (verifying) wake(dialedAt! + opts.halfDeadGraceMs);
-        else if (!endedAtOneEnd(l, mem.upCalls?.get(key)) && now - since < opts.halfDeadGraceMs)
-          wake(since + opts.halfDeadGraceMs);
-        else if (parentReady)
-          offer(
-            'link',
-            dial(l.atParent?.entity ?? v.keys[child]!, l.childSays === 'yes' ? l.atChild?.entity : undefined),
-          );
+        else {
+          const endedAt = endedAtOneEnd(l, mem.upCalls?.get(key));
+          if (endedAt === undefined && now - since < opts.halfDeadGraceMs) wake(since + opts.halfDeadGraceMs);
+          else if (parentReady)
+            offer(
+              'link',
+              dial(
+                l.atParent?.entity ?? v.keys[child]!,
+                l.childSays === 'yes' ? l.atChild?.entity : undefined,
+                endedAt,
+              ),
+            );
+        }
       } else if (!l.up) {
         if (!mcuUp(parent)) detail = `MCU ${parent} is down`;
         else if (!mcuUp(child)) detail = `MCU ${child} is down`;

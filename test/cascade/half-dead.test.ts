@@ -79,6 +79,7 @@ t.test('the BYE held back from the child: hung up there and dialled again withou
   t.same(dec.half, ['K|s|p'], 'half-dead');
   const [dial] = linkDials(dec);
   t.ok(dial, 'dialled again at once, not after the 3 s grace');
+  t.equal(dial?.endedAt, 'parent', 'ended at the parent (an ordinary heal, logged as such)');
   t.equal(dial?.replaceAtChild, atChild.entity, 'the old call hung up at p first (p would refuse a new one: 486)');
   // The same when the child ended the call and its BYE to the parent is lost.
   const w2 = upLink();
@@ -86,6 +87,7 @@ t.test('the BYE held back from the child: hung up there and dialled again withou
   w2.world.room(P).entries.delete(roomKey(M));
   const [dial2] = w2.linkDials(w2.pass(10));
   t.equal(dial2?.replace, atParent.entity, 'ended by the child: hung up at the parent at once');
+  t.equal(dial2?.endedAt, 'child');
   t.equal(dial2?.replaceAtChild, undefined, 'nothing left at the child');
   t.equal(book.retries.size, 0);
 });
@@ -100,7 +102,9 @@ t.test('without proof (a call the ends never both listed) the grace is kept', as
   t.same(dec.half, ['K|s|p'], 'half-dead');
   t.same(linkDials(dec), [], 'not dialled within the grace');
   t.equal(dec.wakeAt, 10 + OPTS.halfDeadGraceMs, 'a pass due when the grace ends');
-  t.equal(linkDials(pass(10 + OPTS.halfDeadGraceMs)).length, 1, 'dialled once the grace is over');
+  const late = linkDials(pass(10 + OPTS.halfDeadGraceMs));
+  t.equal(late.length, 1, 'dialled once the grace is over');
+  t.equal(late[0]?.endedAt, undefined, 'without proof (logged as a warning)');
 });
 
 t.test('a replacement is a failure of the link: the next one waits, a link up again ends the run', async (t) => {
