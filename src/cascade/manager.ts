@@ -1100,7 +1100,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
       done: (ok) => {
         for (const a of taken) {
           if (ok) this.#book.succeeded(a, this.#clock.now());
-          else this.#book.inflight.delete(a.key);
+          else this.#book.abandoned(a);
         }
         const now = this.#sessions.get(sessionId);
         if (!ok && now !== undefined && this.#claims.get(sessionId) === claim) this.#setSelection(now, previous);

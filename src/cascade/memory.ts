@@ -23,6 +23,7 @@ export function poolOf(action: Action): Pool {
 
 export class Bookkeeping implements Memory {
   readonly inflight = new Map<string, Pool>();
+  readonly inflightEpochs = new Map<string, string>();
   readonly retries = new Map<string, Retry>();
   readonly applied = new Map<string, string>();
   readonly opened = new Set<string>();
@@ -41,11 +42,12 @@ export class Bookkeeping implements Memory {
   /** `now`: when it starts (a probe's next one is due an interval later). */
   started(action: Action, now: number): void {
     this.inflight.set(action.key, poolOf(action));
+    if (action.kind === 'layout') this.inflightEpochs.set(action.key, action.epoch);
     if (action.kind === 'probe-link') this.probedAt.set(action.key, now);
   }
 
   succeeded(action: Action, now: number, openedRoomKey?: string): void {
-    this.inflight.delete(action.key);
+    this.#settled(action);
     // A half-dead link replaced counts as a failure of the link until it is seen up (`sawUp`): a room whose
     // roster stays stale would otherwise have it replaced on every pass.
     if (action.kind === 'dial-link' && (action.replace !== undefined || action.replaceAtChild !== undefined))
@@ -58,9 +60,19 @@ export class Bookkeeping implements Memory {
 
   /** A failure: the next attempt waits (immediate first, then growing, capped, with jitter). */
   failed(action: Action, now: number, error: string): Retry {
-    this.inflight.delete(action.key);
+    this.#settled(action);
     this.dialedAt.delete(action.key);
     return this.#fail(action.key, now, error);
+  }
+
+  /** Given up without an outcome (a chair command that failed: its pictures were not applied). */
+  abandoned(action: Action): void {
+    this.#settled(action);
+  }
+
+  #settled(action: Action): void {
+    this.inflight.delete(action.key);
+    this.inflightEpochs.delete(action.key);
   }
 
   #fail(key: string, now: number, error: string): Retry {

@@ -73,6 +73,8 @@ export interface Retry {
 export interface Memory {
   /** Action key -> its pool, for every action in flight. */
   readonly inflight: ReadonlyMap<string, Pool>;
+  /** Layout key -> the epoch of the layout in flight (what it will have applied when it succeeds). */
+  readonly inflightEpochs?: ReadonlyMap<string, string>;
   /** Action key -> failures in a row. */
   readonly retries: ReadonlyMap<string, Retry>;
   /** Layout key -> the epoch it was applied at (see `epochOf`). */
@@ -684,7 +686,14 @@ function decideWith(
       return;
     }
     if (!ready(action.key)) {
-      if (mem.inflight.has(action.key)) holdKey(action.key);
+      // Held only if what is in flight is not already what this pass wants: a layout in flight at the same
+      // epoch (a chair command's picture that a pass meets midway) needs no pass when it lands, and holding
+      // it made every later command's result ask for one, a pass over the whole session per command.
+      if (
+        mem.inflight.has(action.key) &&
+        !(action.kind === 'layout' && mem.inflightEpochs?.get(action.key) === action.epoch)
+      )
+        holdKey(action.key);
       return;
     }
     budget[pool]--;

@@ -663,6 +663,13 @@ t.test(
           decideLayouts(d, path, obs, book).some((a) => a.key === first.key),
           'an action in flight is not offered again',
         );
+        // A pass that meets it midway wants the same picture: its result needs no pass (a chair command's
+        // pictures met by a pass made every later command's result ask for one). At another epoch it does.
+        const every = { ...OPTS, layoutConcurrency: Number.POSITIVE_INFINITY };
+        t.notOk(decide([d], obs, book, every).heldKeys.has(first.key), 'in flight at the wanted epoch: not held');
+        book.abandoned(first);
+        book.started({ ...first, epoch: `${first.epoch}~before` }, 0);
+        t.ok(decide([d], obs, book, every).heldKeys.has(first.key), 'in flight at another epoch: held');
       }),
       { numRuns: 30 },
     );
