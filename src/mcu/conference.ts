@@ -1080,15 +1080,14 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
    *
    * - 500 while a later request of ours went out: over UDP that later CSeq
    *   may have overtaken this one, and the MCU must then refuse this one
-   *   with 500 (RFC 3261 12.2.2). Retried, each time under the same rule (a
-   *   health check's OPTIONS may overtake the retry too under loss), until
-   *   the deadline.
+   *   with 500 (RFC 3261 12.2.2). Retried once.
    * - 491 (request pending; some MCUs answer it while busy with an earlier
    *   request): retried after the random wait of RFC 3261 14.1, for as long
    *   as the wait ends before the deadline; we own the control dialog's
    *   Call-ID, so the wait is 2.1 to 4 s.
    */
   async #send<T>(control: Dialog, at: number, send: (c: Dialog) => Promise<T>): Promise<T> {
+    let retried500 = false;
     const { clock } = this.#m;
     for (;;) {
       const mark = ++this.#sent;
@@ -1096,8 +1095,9 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
         return await send(control);
       } catch (err) {
         if (!(err instanceof SipResponseError) || clock.now() >= at) throw err;
-        if (err.sipStatus === 500 && this.#sent > mark) {
-          this.#log?.debug('500 while a later request was out: retrying (RFC 3261 12.2.2)');
+        if (err.sipStatus === 500 && this.#sent > mark && !retried500) {
+          retried500 = true;
+          this.#log?.debug('500 while a later request was out: retrying once (RFC 3261 12.2.2)');
           continue;
         }
         if (err.sipStatus !== 491) throw err;

@@ -374,7 +374,7 @@ t.test('commands for the same output stay ordered; different outputs run concurr
   t.ok(order.indexOf(`${B} layout`) < order.indexOf(`${B} show`), 'layout before show on B');
 });
 
-t.test('500 to a request a later one of ours overtook is retried; a lone 500 is not', async (t) => {
+t.test('500 to a request a later one of ours overtook is retried once; a lone 500 is not', async (t) => {
   let first: IncomingRequest | undefined;
   let mode: 'overtaken' | 'lone' = 'overtaken';
   let infos = 0;
