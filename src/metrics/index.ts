@@ -5,10 +5,9 @@ export type {
   CascadeSessionEvent,
   ChairEvent,
   MeteredDriver,
+  MeteredQuality,
   Metrics,
   MetricsOptions,
-  QualityEvent,
-  QualityFigures,
   TransactionEvent,
 } from './metrics.js';
 export { createMetrics } from './metrics.js';

@@ -7,6 +7,7 @@
  * province ids, methods, status classes, route patterns; never raw URLs).
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { QualityEvent } from '../cascade/index.js';
 import type { TypedEmitter } from '../core/index.js';
 import type { Inventory } from '../inventory/index.js';
 import type { McuDriverEvents } from '../mcu/index.js';
@@ -65,23 +66,14 @@ export interface SessionStepEvent {
   readonly late: boolean;
 }
 
-/** One direction's figures of a call quality report (RFC 6035: NLR %, IAJ ms), as the MCU driver parsed them. */
-export interface QualityFigures {
-  readonly lossPercent?: number;
-  readonly jitterMs?: number;
-}
-
 /**
- * A call quality report of a session's call (the cascade manager's `quality` event): an endpoint's call, or a
- * cascade link of the plan, reported by `mcu` (one end of the call).
+ * What the metrics read of a call quality report of a session's call (the cascade manager's `quality` event):
+ * who reported it (`mcu`, one end of the call), whose call it is (an endpoint's, or a cascade link of the plan)
+ * and the two directions' figures.
  */
-export interface QualityEvent {
-  readonly session: string;
-  readonly mcu: string;
-  readonly endpoint?: string;
-  readonly link?: { readonly child: string; readonly parent: string };
-  readonly report: { readonly local?: QualityFigures; readonly remote?: QualityFigures };
-}
+export type MeteredQuality = Pick<QualityEvent, 'session' | 'mcu' | 'endpoint' | 'link'> & {
+  readonly report: Pick<QualityEvent['report'], 'local' | 'remote'>;
+};
 
 /** A session of the cascade manager changed (its `session` event); an ended session's link series go. */
 export interface CascadeSessionEvent {
@@ -113,7 +105,7 @@ export interface Metrics {
    * last figures (the worse end), per MCU a histogram of its endpoints' calls. A link's series go when it is
    * no longer up (`watchCascade`'s link events) or its session ends.
    */
-  watchQuality(source: Pick<TypedEmitter<{ quality: [QualityEvent]; session: [CascadeSessionEvent] }>, 'on'>): void;
+  watchQuality(source: Pick<TypedEmitter<{ quality: [MeteredQuality]; session: [CascadeSessionEvent] }>, 'on'>): void;
   /** Deadlines and steps of scheduled sessions (the session lifecycle, docs/session.md). */
   watchSessions(source: Pick<TypedEmitter<{ deadline: [SessionDeadlineEvent]; step: [SessionStepEvent] }>, 'on'>): void;
   /** The last audit chain verification (the daemon runs it periodically). */
@@ -127,7 +119,7 @@ const statusClass = (s: number) => `${Math.floor(s / 100)}xx`;
  * received as it told the MCU), as the session report takes it (docs/session.md): a call is as good as its
  * worse half.
  */
-function worse(report: QualityEvent['report'], k: keyof QualityFigures): number | undefined {
+function worse(report: MeteredQuality['report'], k: 'lossPercent' | 'jitterMs'): number | undefined {
   const a = report.local?.[k];
   const b = report.remote?.[k];
   const ok = (x: number | undefined): x is number => x !== undefined && Number.isFinite(x);
@@ -265,26 +257,31 @@ export function createMetrics(options: MetricsOptions): Metrics {
     'jitter',
     1000,
   );
-  const endpointLoss = new Histogram({
-    name: 'cascaded_endpoint_packet_loss_ratio',
-    help: "Packet loss (0-1) of sessions' endpoint calls, one observation per RFC 6035 report, by reporting MCU.",
-    labelNames: ['mcu'],
-    buckets: [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2],
-    registers: [registry],
-  });
-  const endpointJitter = new Histogram({
-    name: 'cascaded_endpoint_jitter_seconds',
-    help: "Interarrival jitter of sessions' endpoint calls, one observation per RFC 6035 report, by reporting MCU.",
-    labelNames: ['mcu'],
-    buckets: [0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2],
-    registers: [registry],
-  });
+  // One observation per report, by reporting MCU: the help says which figure, the buckets its range.
+  const endpointFigure = (name: string, figure: string, buckets: number[]) =>
+    new Histogram({
+      name,
+      help: `${figure} of sessions' endpoint calls, one observation per RFC 6035 report, by reporting MCU.`,
+      labelNames: ['mcu'],
+      buckets,
+      registers: [registry],
+    });
+  const endpointLoss = endpointFigure(
+    'cascaded_endpoint_packet_loss_ratio',
+    'Packet loss (0-1)',
+    [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2],
+  );
+  const endpointJitter = endpointFigure(
+    'cascaded_endpoint_jitter_seconds',
+    'Interarrival jitter',
+    [0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2],
+  );
   // The labelled children, made once per MCU: observe() with a label object hashes the labels every time.
   const endpointHistograms = new Map<
     string,
     { loss: { observe(v: number): void }; jitter: { observe(v: number): void } }
   >();
-  const qualityReported = (q: QualityEvent) => {
+  const qualityReported = (q: MeteredQuality) => {
     const loss = worse(q.report, 'lossPercent');
     const jitter = worse(q.report, 'jitterMs');
     if (q.link !== undefined) {

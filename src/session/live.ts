@@ -9,6 +9,7 @@
  * sums them) and a restart loses at most the window in progress.
  */
 import type { Logger } from 'pino';
+import type { QualityEvent } from '../cascade/index.js';
 import type { Clock, TimerHandle } from '../core/index.js';
 import type { NewEvent, Store } from '../store/index.js';
 
@@ -21,21 +22,16 @@ export interface ParticipantInput {
   readonly state: 'connected' | 'disconnected';
 }
 
-interface Figures {
-  readonly lossPercent?: number;
-  readonly jitterMs?: number;
-  readonly roundTripMs?: number;
-  readonly bitrateKbps?: number;
-}
+/**
+ * What the recorder reads of a quality report of a session's call (the cascade manager's QualityEvent): an
+ * endpoint's or a cascade link's, and the two directions' figures.
+ */
+export type QualityInput = Pick<QualityEvent, 'session' | 'mcu' | 'endpoint' | 'link'> & {
+  readonly report: Pick<QualityEvent['report'], 'local' | 'remote'>;
+};
 
-/** A quality report of a session's call (QualityEvent): an endpoint's or a cascade link's. */
-export interface QualityInput {
-  readonly session: string;
-  readonly mcu: string;
-  readonly endpoint?: string;
-  readonly link?: { readonly child: string; readonly parent: string };
-  readonly report: { readonly local?: Figures; readonly remote?: Figures };
-}
+/** The figures a window rolls up. */
+type Figure = 'lossPercent' | 'jitterMs' | 'roundTripMs' | 'bitrateKbps';
 
 /** A figure over a window: how many reports gave it, their sum and the worst. */
 export interface FigureWindow {
@@ -94,10 +90,10 @@ interface Window {
   readonly session: string;
   readonly data: Omit<QualityWindow, 'reports' | 'lossPercent' | 'jitterMs' | 'roundTripMs' | 'bitrateKbps'>;
   reports: number;
-  readonly figures: Partial<Record<keyof Figures, Acc>>;
+  readonly figures: Partial<Record<Figure, Acc>>;
 }
 
-const FIGURES: readonly [keyof Figures, Worse][] = [
+const FIGURES: readonly [Figure, Worse][] = [
   ['lossPercent', 'higher'],
   ['jitterMs', 'higher'],
   ['roundTripMs', 'higher'],

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import t from 'tap';
 import { parse } from 'yaml';
 import { TypedEmitter } from '../../src/core/index.js';
-import type { CascadeSessionEvent, QualityEvent } from '../../src/metrics/index.js';
+import type { CascadeSessionEvent, MeteredQuality } from '../../src/metrics/index.js';
 import { startHarness } from '../api/harness.js';
 import { freePort, have } from './sip-peers.js';
 
@@ -38,7 +38,7 @@ if (!have('prometheus') || !have('promtool')) {
     h.events.safeEmit('chair', { session: 's', endpoint: 'e', outcome: 'ok', ms: 420 });
     // Call quality reports as the cascade manager passes them on: a link's (2% loss, as its parent received
     // it) and an endpoint's.
-    const quality = new TypedEmitter<{ quality: [QualityEvent]; session: [CascadeSessionEvent] }>();
+    const quality = new TypedEmitter<{ quality: [MeteredQuality]; session: [CascadeSessionEvent] }>();
     h.metrics.watchQuality(quality);
     const link = { child: 'nb', parent: 'master' };
     quality.safeEmit('quality', { session: 's', mcu: 'nb', link, report: { remote: { lossPercent: 2, jitterMs: 9 } } });

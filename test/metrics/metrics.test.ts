@@ -7,7 +7,7 @@ import {
   type CascadeSessionEvent,
   type ChairEvent,
   createMetrics,
-  type QualityEvent,
+  type MeteredQuality,
   type TransactionEvent,
 } from '../../src/metrics/index.js';
 import { openSqliteStore } from '../../src/store/index.js';
@@ -128,7 +128,7 @@ t.test(
     const m = createMetrics({ inventory: inv });
     const cascade = new TypedEmitter<{
       link: [CascadeLinkEvent];
-      quality: [QualityEvent];
+      quality: [MeteredQuality];
       session: [CascadeSessionEvent];
     }>();
     m.watchCascade(cascade);
