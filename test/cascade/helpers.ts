@@ -7,13 +7,15 @@
  */
 import { join } from 'node:path';
 import { pino } from 'pino';
-import type { CascadeManager } from '../../src/cascade/index.js';
-import { startCascadeManager } from '../../src/cascade/index.js';
+import type { Test } from 'tap';
+import type { CascadeManager, LinkEvent } from '../../src/cascade/index.js';
+import { roomKey, startCascadeManager } from '../../src/cascade/index.js';
 import { type CascadeSettings, parseConfig } from '../../src/config/index.js';
 import type { Inventory } from '../../src/inventory/index.js';
 import { type McuPool, startMcuPool } from '../../src/mcu/index.js';
+import { createSimNetwork, type SimNetwork } from '../../src/sim/index.js';
 import { createUserAgent, type UserAgent } from '../../src/sip/index.js';
-import { openSqliteStore, type Store } from '../../src/store/index.js';
+import { type CascadeHead, openSqliteStore, type Store } from '../../src/store/index.js';
 import { waitFor } from '../sim/helpers.js';
 
 /** A base address 127.A.B. of its own: hosts are base + 1..N, all on port 5060. */
@@ -82,6 +84,9 @@ export function networkConfig(
     daemon,
   };
 }
+
+/** An endpoint's SIP URI in `networkConfig`. */
+export const ep = (id: string) => `sip:${id}@endpoints.invalid`;
 
 /** The inventory of `networkConfig`. */
 export function network(base: string, mcus: readonly NetMcu[], endpoints: readonly NetEndpoint[]): Inventory {
@@ -166,3 +171,78 @@ export const until = <T>(
   timeoutMs = 20_000,
   everyMs = 20,
 ): Promise<T> => waitFor(what, probe, timeoutMs, everyMs);
+
+/** The simulator's view of one session: its room on each MCU, the links there, what goes over them. */
+export function simView(sim: SimNetwork, head: CascadeHead) {
+  const room = (m: string) => roomKey(head.rooms[m]!);
+  const conf = (m: string) => sim.mcu(m).conferences.get(room(m));
+  /** The entry for the link between m's room and peer's room, at m. */
+  const linkAt = (m: string, peer: string) => conf(m)?.participants.get(room(peer));
+  return {
+    room,
+    conf,
+    linkAt,
+    /** Up at both MCUs, on one call. */
+    linked: (child: string, parent: string) => {
+      const a = linkAt(parent, child);
+      const b = linkAt(child, parent);
+      return a?.status === 'connected' && b?.status === 'connected' && a.callId === b.callId;
+    },
+    /** What m's room sends over its link to peer. */
+    shows: (m: string, peer: string) => {
+      if (linkAt(m, peer) === undefined) return undefined;
+      return sim.screen(m, room(peer), room(m)).regions.map((r) => r.source);
+    },
+    /** Is the endpoint in the session's room on m? */
+    seated: (id: string, m: string) => sim.whereIs(id)?.conference === room(m),
+  };
+}
+
+export type SimView = ReturnType<typeof simView>;
+
+export interface LinkPair {
+  readonly sim: SimNetwork;
+  readonly parts: Parts;
+  readonly head: CascadeHead;
+  readonly v: SimView;
+  /** The manager's link events, from before the admission on. */
+  readonly links: LinkEvent[];
+  /** The link p -> m up at both MCUs on one call, p sending p-room up it and m the chair down. */
+  healthy(): boolean;
+}
+
+/**
+ * The smallest cascade, where the link tests start: p (p-room's MCU) under m (the master, the chair's), two
+ * rooms each, of `profile`, and `more` MCUs with no endpoint of the session; the simulator in this process,
+ * the daemon's parts (`settings` as `startParts`'), and a session of every endpoint admitted. Everything closes
+ * when the test ends.
+ */
+export async function linkPair(
+  t: Test,
+  o: {
+    readonly profile?: NetMcu['profile'];
+    readonly more?: readonly NetMcu[];
+    readonly settings?: Partial<CascadeSettings>;
+  } = {},
+): Promise<LinkPair> {
+  const profile = o.profile ?? 'full';
+  const inv = network(
+    loopbackBase(),
+    [{ id: 'm', rooms: 2, profile }, { id: 'p', parents: ['m'], rooms: 2, profile }, ...(o.more ?? [])],
+    [
+      { id: 'chair', level: 'central', mcus: ['m'] },
+      { id: 'p-room', level: 'province', mcus: ['p'] },
+    ],
+  );
+  const sim = await createSimNetwork({ inventory: inv, infoDelayMs: 5 });
+  t.teardown(() => sim.close());
+  const parts = await startParts(inv, t.testdir(), o.settings);
+  t.teardown(() => parts.close());
+  const links: LinkEvent[] = [];
+  parts.manager.on('link', (e) => links.push(e));
+  const head = await parts.manager.admit({ endpoints: 'all', chair: 'chair' });
+  const v = simView(sim, head);
+  const healthy = () =>
+    v.linked('p', 'm') && v.shows('p', 'm')?.[0] === ep('p-room') && v.shows('m', 'p')?.[0] === ep('chair');
+  return { sim, parts, head, v, links, healthy };
+}

@@ -14,13 +14,10 @@
  */
 import t from 'tap';
 import type { LinkEvent } from '../../src/cascade/index.js';
-import { roomKey } from '../../src/cascade/index.js';
 import { createSimNetwork } from '../../src/sim/index.js';
-import { loopbackBase, network, startParts, until } from './helpers.js';
+import { ep, loopbackBase, network, simView, startParts, until } from './helpers.js';
 
 t.setTimeout(120_000);
-
-const ep = (id: string) => `sip:${id}@endpoints.invalid`;
 
 t.test('links dropped under 5% loss, by either end, stay up once healed', async (t) => {
   const provinces = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l'];
@@ -46,15 +43,8 @@ t.test('links dropped under 5% loss, by either end, stay up once healed', async 
   parts.manager.on('link', (e) => events.push(e));
   const head = await parts.manager.admit({ endpoints: 'all', chair: 'chair' });
 
-  const room = (m: string) => roomKey(head.rooms[m]!);
-  const linkAt = (m: string, peer: string) => sim.mcu(m).conferences.get(room(m))?.participants.get(room(peer));
-  const linked = (c: string, p: string) => {
-    const a = linkAt(p, c);
-    const b = linkAt(c, p);
-    return a?.status === 'connected' && b?.status === 'connected' && a.callId === b.callId;
-  };
-  const shows = (m: string, peer: string) =>
-    linkAt(m, peer) === undefined ? undefined : sim.screen(m, room(peer), room(m)).regions[0]?.source;
+  const { room, linkAt, linked, ...v } = simView(sim, head);
+  const shows = (m: string, peer: string) => v.shows(m, peer)?.[0];
   const pairs: [string, string][] = [
     ...provinces.map((p): [string, string] => [p, 'm']),
     ...seconds.map((s): [string, string] => [s, s.slice(0, 1)]),

@@ -15,39 +15,10 @@ import t from 'tap';
 import type { LinkEvent } from '../../src/cascade/index.js';
 import { roomKey } from '../../src/cascade/index.js';
 import { createSipMsmlDriver } from '../../src/mcu/index.js';
-import { createSimNetwork, type SimNetwork } from '../../src/sim/index.js';
-import type { CascadeHead } from '../../src/store/index.js';
-import { loopbackBase, type NetMcu, network, startParts, until } from './helpers.js';
+import { createSimNetwork } from '../../src/sim/index.js';
+import { ep, linkPair, loopbackBase, type NetMcu, network, simView, startParts, until } from './helpers.js';
 
 t.setTimeout(180_000);
-
-const ep = (id: string) => `sip:${id}@endpoints.invalid`;
-
-/** The simulator's view of one session: its room on each MCU, the links there, what goes over them. */
-function simView(sim: SimNetwork, head: CascadeHead) {
-  const room = (m: string) => roomKey(head.rooms[m]!);
-  const conf = (m: string) => sim.mcu(m).conferences.get(room(m));
-  /** The entry for the link between m's room and peer's room, at m. */
-  const linkAt = (m: string, peer: string) => conf(m)?.participants.get(room(peer));
-  return {
-    room,
-    conf,
-    linkAt,
-    /** Up at both MCUs, on one call. */
-    linked: (child: string, parent: string) => {
-      const a = linkAt(parent, child);
-      const b = linkAt(child, parent);
-      return a?.status === 'connected' && b?.status === 'connected' && a.callId === b.callId;
-    },
-    /** What m's room sends over its link to peer. */
-    shows: (m: string, peer: string) => {
-      if (linkAt(m, peer) === undefined) return undefined;
-      return sim.screen(m, room(peer), room(m)).regions.map((r) => r.source);
-    },
-    /** Is the endpoint in the session's room on m? */
-    seated: (id: string, m: string) => sim.whereIs(id)?.conference === room(m),
-  };
-}
 
 t.test('a depth-2 cascade in rooms: parents first, verified, endpoints in, pictures set, torn down', async (t) => {
   const inv = network(
@@ -202,27 +173,7 @@ t.test(
   async (t) => {
     // Neither MCU reports its roster (RFC 4575 refused with 489): the only sign of a drop is an MCU that no
     // longer knows the link. The manager probes such a link (helpers' linkProbeMs: 500) at both ends.
-    const inv = network(
-      loopbackBase(),
-      [
-        { id: 'm', rooms: 2, profile: 'no-conference-events' },
-        { id: 'p', parents: ['m'], rooms: 2, profile: 'no-conference-events' },
-      ],
-      [
-        { id: 'chair', level: 'central', mcus: ['m'] },
-        { id: 'p-room', level: 'province', mcus: ['p'] },
-      ],
-    );
-    const sim = await createSimNetwork({ inventory: inv, infoDelayMs: 5 });
-    t.teardown(() => sim.close());
-    const parts = await startParts(inv, t.testdir());
-    t.teardown(() => parts.close());
-    const links: LinkEvent[] = [];
-    parts.manager.on('link', (e) => links.push(e));
-    const head = await parts.manager.admit({ endpoints: 'all', chair: 'chair' });
-    const v = simView(sim, head);
-    const healthy = () =>
-      v.linked('p', 'm') && v.shows('p', 'm')?.[0] === ep('p-room') && v.shows('m', 'p')?.[0] === ep('chair');
+    const { sim, parts, head, v, links, healthy } = await linkPair(t, { profile: 'no-conference-events' });
     await until('the link up with both pictures', healthy);
     t.equal(parts.pool.drivers.get('m')?.capabilities.conferenceEvents, 'missing', 'm reports no roster');
     t.equal(parts.pool.drivers.get('p')?.capabilities.conferenceEvents, 'missing', 'p reports no roster');
@@ -266,25 +217,7 @@ t.test(
     // m crashes and comes back empty; p still holds the link's call (m was its caller and its refresh is 45 s
     // away), so p refuses a new call from m's room (486) while it does. The manager must hang the old call up at
     // p, not only at m, before it dials again; else the link stays down until p's session timer (60 s).
-    const inv = network(
-      loopbackBase(),
-      [
-        { id: 'm', rooms: 2 },
-        { id: 'p', parents: ['m'], rooms: 2 },
-      ],
-      [
-        { id: 'chair', level: 'central', mcus: ['m'] },
-        { id: 'p-room', level: 'province', mcus: ['p'] },
-      ],
-    );
-    const sim = await createSimNetwork({ inventory: inv, infoDelayMs: 5 });
-    t.teardown(() => sim.close());
-    const parts = await startParts(inv, t.testdir());
-    t.teardown(() => parts.close());
-    const head = await parts.manager.admit({ endpoints: 'all', chair: 'chair' });
-    const v = simView(sim, head);
-    const healthy = () =>
-      v.linked('p', 'm') && v.shows('p', 'm')?.[0] === ep('p-room') && v.shows('m', 'p')?.[0] === ep('chair');
+    const { sim, v, healthy } = await linkPair(t);
     await until('the link up with both pictures', healthy);
     const before = v.linkAt('p', 'm')?.callId;
     await sim.mcu('m').restart(0);
@@ -298,24 +231,7 @@ t.test(
 );
 
 t.test("a link someone else dialled into a session's room is reported and left alone", async (t) => {
-  const inv = network(
-    loopbackBase(),
-    [
-      { id: 'm', rooms: 2 },
-      { id: 'p', parents: ['m'], rooms: 2 },
-      { id: 'x', parents: ['m'], rooms: 2 },
-    ],
-    [
-      { id: 'chair', level: 'central', mcus: ['m'] },
-      { id: 'p-room', level: 'province', mcus: ['p'] },
-    ],
-  );
-  const sim = await createSimNetwork({ inventory: inv, infoDelayMs: 5 });
-  t.teardown(() => sim.close());
-  const parts = await startParts(inv, t.testdir());
-  t.teardown(() => parts.close());
-  const head = await parts.manager.admit({ endpoints: 'all', chair: 'chair' });
-  const v = simView(sim, head);
+  const { sim, parts, head, v } = await linkPair(t, { more: [{ id: 'x', parents: ['m'], rooms: 2 }] });
   await until('the link up', () => v.linked('p', 'm'));
   // A technician has x's lobby dial into the session's room on m, by hand.
   const x = createSipMsmlDriver({ ua: parts.ua, mcu: { id: 'x', uri: sim.mcu('x').uri } });

@@ -11,12 +11,10 @@
 import t from 'tap';
 import { roomKey } from '../../src/cascade/index.js';
 import type { Conference } from '../../src/mcu/index.js';
-import { createSimNetwork } from '../../src/sim/index.js';
-import { loopbackBase, network, startParts, until } from './helpers.js';
+import { linkPair, until } from './helpers.js';
 
 t.setTimeout(60_000);
 
-const ep = (id: string) => `sip:${id}@endpoints.invalid`;
 const WINDOW_MS = 5_000;
 
 for (const stale of ['p', 'm'] as const) {
@@ -24,33 +22,10 @@ for (const stale of ['p', 'm'] as const) {
   t.test(
     `${stale}'s roster stale for good, the link dropped by ${other}: redialled with backoff, full state asked for`,
     async (t) => {
-      const inv = network(
-        loopbackBase(),
-        [
-          { id: 'm', rooms: 2 },
-          { id: 'p', parents: ['m'], rooms: 2 },
-        ],
-        [
-          { id: 'chair', level: 'central', mcus: ['m'] },
-          { id: 'p-room', level: 'province', mcus: ['p'] },
-        ],
-      );
-      const sim = await createSimNetwork({ inventory: inv, infoDelayMs: 5 });
-      t.teardown(() => sim.close());
       // No re-plan while p's link fails in the window (helpers: 5 s).
-      const parts = await startParts(inv, t.testdir(), { replanAfterMs: 600_000 });
-      t.teardown(() => parts.close());
-      const head = await parts.manager.admit({ endpoints: 'all', chair: 'chair' });
-      const room = (m: string) => roomKey(head.rooms[m]!);
-      const linkAt = (m: string, peer: string) => sim.mcu(m).conferences.get(room(m))?.participants.get(room(peer));
-      const linked = () => {
-        const a = linkAt('m', 'p');
-        const b = linkAt('p', 'm');
-        return a?.status === 'connected' && b?.status === 'connected' && a.callId === b.callId;
-      };
-      const shows = (m: string, peer: string) =>
-        linkAt(m, peer) === undefined ? undefined : sim.screen(m, room(peer), room(m)).regions[0]?.source;
-      const healthy = () => linked() && shows('p', 'm') === ep('p-room') && shows('m', 'p') === ep('chair');
+      const { sim, parts, head, v, healthy } = await linkPair(t, { settings: { replanAfterMs: 600_000 } });
+      const { room, linkAt } = v;
+      const linked = () => v.linked('p', 'm');
       await until('the link up with both pictures', healthy);
 
       const conf = (m: string) => parts.pool.drivers.get(m)!.conferences.get(room(m)) as Conference;

@@ -8,7 +8,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { parseConfig } from '../../src/config/index.js';
 import { FakeClock } from '../../src/core/index.js';
 import { buildReport, createLiveRecorder, reportCsv, reportHtml } from '../../src/session/index.js';
@@ -23,7 +23,8 @@ const report = (q: { lossPercent?: number; jitterMs?: number; bitrateKbps?: numb
   remote: { ...q, lossPercent: (q.lossPercent ?? 0) / 2 },
 });
 
-t.test('calls and quality windows recorded, then reported per endpoint, link and province', async (t) => {
+/** A live recorder on a FakeClock at BASE, writing every minute to a store of its own; closed with the test. */
+async function recorder(t: Test) {
   const dir = mkdtempSync(join(tmpdir(), 'session-live-'));
   const clock = new FakeClock(BASE);
   const store = await openSqliteStore({ path: join(dir, 'cascaded.db'), clock });
@@ -33,6 +34,11 @@ t.test('calls and quality windows recorded, then reported per endpoint, link and
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
+  return { clock, store, live };
+}
+
+t.test('calls and quality windows recorded, then reported per endpoint, link and province', async (t) => {
+  const { clock, store, live } = await recorder(t);
   const call = (endpoint: string, state: 'connected' | 'disconnected') =>
     live.participant({ session: 's1', mcu: 'qb', room: 'sip:8001@qb', endpoint, state });
   call('qb-x1', 'connected');
@@ -159,15 +165,7 @@ t.test('no quality event: the report says null and the HTML says why', async (t)
 });
 
 t.test('a national minute of windows: every one written, in batches, the event loop served between them', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'session-live-'));
-  const clock = new FakeClock(BASE);
-  const store = await openSqliteStore({ path: join(dir, 'cascaded.db'), clock });
-  const live = createLiveRecorder({ store, clock, flushMs: 60_000 });
-  t.teardown(async () => {
-    await live.close();
-    await store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { store, live } = await recorder(t);
   const n = 1_234;
   for (let i = 0; i < n; i++)
     live.quality({ session: 's1', mcu: 'qb', endpoint: `e${i}`, report: report({ lossPercent: i % 7 }) });
