@@ -119,6 +119,14 @@ const REFER_OUTSIDE_REFUSED = new Set([403, 405, 481, 501]);
  */
 const REFUSED_FOR_SDP = new Set([400, 415, 488, 606]);
 /** Bodies we take in answers; SDP because an MCU answers a body-less INVITE with an offer (RFC 3261 13.3.1.4). */
+/**
+ * How often one request is sent again after a 500 that a later request of
+ * ours may have caused (see `#send`). Each retry needs its own overtaking
+ * (a loss and a later request arriving first), so three cover heavy loss;
+ * the bound keeps a genuine 500 to pipelined requests a failure the caller
+ * sees and retries at its own level.
+ */
+const MAX_500_RETRIES = 3;
 const ACCEPT = `application/sdp, ${MSML_CONTENT_TYPE}, ${MEDIA_CONTROL_CONTENT_TYPE}`;
 const noop = () => {};
 
@@ -1080,14 +1088,18 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
    *
    * - 500 while a later request of ours went out: over UDP that later CSeq
    *   may have overtaken this one, and the MCU must then refuse this one
-   *   with 500 (RFC 3261 12.2.2). Retried once.
+   *   with 500 (RFC 3261 12.2.2). Retried, each attempt under the same
+   *   rule (under loss a health check's OPTIONS can overtake the retry too),
+   *   at most MAX_500_RETRIES times: two pipelined requests that the MCU
+   *   refuses 500 for another reason would otherwise keep re-triggering each
+   *   other's retry until the deadline.
    * - 491 (request pending; some MCUs answer it while busy with an earlier
    *   request): retried after the random wait of RFC 3261 14.1, for as long
    *   as the wait ends before the deadline; we own the control dialog's
    *   Call-ID, so the wait is 2.1 to 4 s.
    */
   async #send<T>(control: Dialog, at: number, send: (c: Dialog) => Promise<T>): Promise<T> {
-    let retried500 = false;
+    let retries500 = 0;
     const { clock } = this.#m;
     for (;;) {
       const mark = ++this.#sent;
@@ -1095,9 +1107,9 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
         return await send(control);
       } catch (err) {
         if (!(err instanceof SipResponseError) || clock.now() >= at) throw err;
-        if (err.sipStatus === 500 && this.#sent > mark && !retried500) {
-          retried500 = true;
-          this.#log?.debug('500 while a later request was out: retrying once (RFC 3261 12.2.2)');
+        if (err.sipStatus === 500 && this.#sent > mark && retries500 < MAX_500_RETRIES) {
+          retries500 += 1;
+          this.#log?.debug({ retries500 }, '500 while a later request was out: retrying (RFC 3261 12.2.2)');
           continue;
         }
         if (err.sipStatus !== 491) throw err;
