@@ -82,24 +82,30 @@ const KNOWN_NAMES = [
   'Date',
   'Reason',
 ];
-const KNOWN_BY_LENGTH: string[][] = [];
-for (const n of KNOWN_NAMES) {
-  const list = KNOWN_BY_LENGTH[n.length] ?? [];
-  list.push(n);
-  KNOWN_BY_LENGTH[n.length] = list;
+/** A known header name: its canonical spelling and its key (what `headerKey` gives). */
+export interface KnownName {
+  readonly name: string;
+  readonly key: string;
+}
+const KNOWN_BY_LENGTH: KnownName[][] = [];
+for (const name of KNOWN_NAMES) {
+  const list = KNOWN_BY_LENGTH[name.length] ?? [];
+  list.push({ name, key: name.toLowerCase() });
+  KNOWN_BY_LENGTH[name.length] = list;
 }
 
-/** The canonical spelling when text[a, b) is one of KNOWN_NAMES, compared without regard to case. */
-export function knownHeaderName(text: string, a: number, b: number): string | undefined {
+/** text[a, b) when it is one of KNOWN_NAMES, compared without regard to case. */
+export function knownHeaderName(text: string, a: number, b: number): KnownName | undefined {
   const candidates = KNOWN_BY_LENGTH[b - a];
   if (candidates === undefined) return undefined;
-  next: for (const n of candidates) {
+  next: for (const known of candidates) {
+    const n = known.name;
     for (let k = 0; k < n.length; k++) {
       const c = text.charCodeAt(a + k);
       const m = n.charCodeAt(k);
       if (c !== m && (c >= 65 && c <= 90 ? c + 32 : c >= 97 && c <= 122 ? c - 32 : -1) !== m) continue next;
     }
-    return n;
+    return known;
   }
   return undefined;
 }
@@ -123,7 +129,12 @@ function canonicalName(key: string): string {
 interface Entry {
   readonly key: string;
   name: string;
-  values: string[];
+  /**
+   * The line's value, or every line's value once there are several or once
+   * `getAll` asked: most names have one line, and an array per line was a
+   * third of what parsing a message allocated.
+   */
+  v: string | string[];
 }
 
 /** Past this many distinct names a message gets a Map index, so a flood of header names stays linear. */
@@ -158,21 +169,26 @@ export class SipHeaders {
 
   /** First value of a header, or undefined. */
   get(name: string): string | undefined {
-    return this.#find(headerKey(name))?.values[0];
+    const e = this.#find(headerKey(name));
+    if (e === undefined) return undefined;
+    return typeof e.v === 'string' ? e.v : e.v[0];
   }
 
   /** Every line's value of a header (not comma-split). */
   getAll(name: string): readonly string[] {
-    return this.#find(headerKey(name))?.values ?? [];
+    const e = this.#find(headerKey(name));
+    if (e === undefined) return NONE;
+    if (typeof e.v === 'string') e.v = [e.v];
+    return e.v;
   }
 
   /** Every comma-separated element across all lines of a header. */
   list(name: string): string[] {
     const e = this.#find(headerKey(name));
     if (e === undefined) return [];
-    if (e.values.length === 1) return splitList(e.values[0]!).filter((x) => x.length > 0);
+    if (typeof e.v === 'string') return splitList(e.v).filter((x) => x.length > 0);
     const out: string[] = [];
-    for (const v of e.values) for (const x of splitList(v)) if (x.length > 0) out.push(x);
+    for (const v of e.v) for (const x of splitList(v)) if (x.length > 0) out.push(x);
     return out;
   }
 
@@ -182,30 +198,38 @@ export class SipHeaders {
 
   /** Number of lines of a header. */
   count(name: string): number {
-    return this.#find(headerKey(name))?.values.length ?? 0;
+    const e = this.#find(headerKey(name));
+    return e === undefined ? 0 : typeof e.v === 'string' ? 1 : e.v.length;
   }
 
   set(name: string, value: string | readonly string[]): this {
     const key = headerKey(name);
-    const values = typeof value === 'string' ? [value] : [...value];
-    if (values.length === 0) return this.delete(name);
+    let v: string | string[];
+    if (typeof value === 'string') v = value;
+    else if (value.length === 0) return this.delete(name);
+    else v = value.length === 1 ? value[0]! : [...value];
     const written = name.length === 1 || name === key ? canonicalName(key) : name;
     const e = this.#find(key);
-    if (e === undefined) this.#add({ key, name: written, values });
+    if (e === undefined) this.#add({ key, name: written, v });
     else {
       // Replaced in place: a header keeps its position, as a Map entry would.
       e.name = written;
-      e.values = values;
+      e.v = v;
     }
     return this;
   }
 
   append(name: string, value: string): this {
     const key = headerKey(name);
+    return this.appendKey(key, name.length === 1 || name === key ? canonicalName(key) : name, value);
+  }
+
+  /** `append` for a name already resolved to its key and spelling (the parser's known names). */
+  appendKey(key: string, name: string, value: string): this {
     const e = this.#find(key);
-    if (e === undefined)
-      this.#add({ key, name: name.length === 1 || name === key ? canonicalName(key) : name, values: [value] });
-    else e.values.push(value);
+    if (e === undefined) this.#add({ key, name, v: value });
+    else if (typeof e.v === 'string') e.v = [e.v, value];
+    else e.v.push(value);
     return this;
   }
 
@@ -213,8 +237,9 @@ export class SipHeaders {
   appendAll(other: SipHeaders): this {
     for (const e of other.#entries) {
       const mine = this.#find(e.key);
-      if (mine === undefined) this.#add({ key: e.key, name: e.name, values: e.values.slice() });
-      else for (const v of e.values) mine.values.push(v);
+      if (mine === undefined) this.#add({ key: e.key, name: e.name, v: typeof e.v === 'string' ? e.v : e.v.slice() });
+      else if (typeof e.v === 'string') this.appendKey(e.key, e.name, e.v);
+      else for (const v of e.v) this.appendKey(e.key, e.name, v);
     }
     return this;
   }
@@ -223,8 +248,9 @@ export class SipHeaders {
   prepend(name: string, value: string): this {
     const key = headerKey(name);
     const e = this.#find(key);
-    if (e === undefined) this.#add({ key, name: canonicalName(key), values: [value] }, true);
-    else e.values.unshift(value);
+    if (e === undefined) this.#add({ key, name: canonicalName(key), v: value }, true);
+    else if (typeof e.v === 'string') e.v = [value, e.v];
+    else e.v.unshift(value);
     return this;
   }
 
@@ -241,13 +267,16 @@ export class SipHeaders {
     const es = this.#entries;
     for (let i = 0; i < es.length; i++) {
       const e = es[i]!;
-      for (let j = 0; j < e.values.length; j++) fn(e.name, e.values[j]!);
+      if (typeof e.v === 'string') fn(e.name, e.v);
+      else for (let j = 0; j < e.v.length; j++) fn(e.name, e.v[j]!);
     }
   }
 
   /** Lines in serialization order: [name as written, value]. */
   *entries(): IterableIterator<[string, string]> {
-    for (const e of this.#entries) for (const v of e.values) yield [e.name, v];
+    for (const e of this.#entries)
+      if (typeof e.v === 'string') yield [e.name, e.v];
+      else for (const v of e.v) yield [e.name, v];
   }
 
   /** Keys (lowercase long names) present. */
@@ -257,10 +286,12 @@ export class SipHeaders {
 
   clone(): SipHeaders {
     const h = new SipHeaders();
-    for (const e of this.#entries) h.#add({ key: e.key, name: e.name, values: [...e.values] });
+    for (const e of this.#entries) h.#add({ key: e.key, name: e.name, v: typeof e.v === 'string' ? e.v : [...e.v] });
     return h;
   }
 }
+
+const NONE: readonly string[] = Object.freeze([]);
 
 /** A Via value (RFC 3261 20.42). */
 export interface Via {

@@ -44,8 +44,16 @@ abstract class SipMessageBase {
   /** Via values, topmost first; undefined when a value is malformed. */
   get via(): Via[] | undefined {
     if (this.#via === undefined) {
+      const h = this.headers;
+      const first = h.get('via');
+      // One Via on one line is the usual case: no list to make or split.
+      if (first !== undefined && h.count('via') === 1 && first.indexOf(',') < 0) {
+        const v = parseVia(first.trim());
+        this.#via = v === undefined ? null : [v];
+        return v === undefined ? undefined : this.#via!;
+      }
       const out: Via[] = [];
-      for (const line of this.headers.getAll('via')) {
+      for (const line of h.getAll('via')) {
         for (const el of splitList(line)) {
           const v = parseVia(el);
           if (v === undefined) {
@@ -254,8 +262,8 @@ export function buildResponse(
 ): SipResponse {
   const h = new SipHeaders();
   const src = req.headers;
-  const via = src.getAll('via');
-  if (via.length > 0) h.set('Via', via);
+  if (src.count('via') === 1) h.set('Via', src.get('via')!);
+  else if (src.has('via')) h.set('Via', src.getAll('via'));
   const from = src.get('from');
   if (from !== undefined) h.set('From', from);
   const to = src.get('to');

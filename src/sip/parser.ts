@@ -1,6 +1,6 @@
 import { SipError } from './errors.js';
 import { isToken } from './grammar.js';
-import { knownHeaderName, parseCSeq, parseDecimal, parseNameAddr, SipHeaders } from './headers.js';
+import { type KnownName, knownHeaderName, parseCSeq, parseDecimal, parseNameAddr, SipHeaders } from './headers.js';
 import { type SipMessage, SipRequest, SipResponse } from './message.js';
 
 /** Default maximum message size in bytes: the largest UDP payload over IPv4 loopback. */
@@ -130,20 +130,26 @@ function parseHead(buf: Buffer, start: number, hdrEnd: number, datagram: boolean
     msg = new SipResponse(Number(code), sp2 < 0 ? '' : first.slice(sp2 + 1), new SipHeaders());
   } else {
     // Request-Line = Method SP Request-URI SP SIP-Version CRLF, single spaces (RFC 4475 lwsstart, trws, lwsruri).
-    const parts = first.split(' ');
-    if (parts.length !== 3) {
+    // Exactly two spaces: three parts, none empty but the Request-URI's (as split(' ') would give).
+    const sp1 = first.indexOf(' ');
+    const sp2 = sp1 < 0 ? -1 : first.indexOf(' ', sp1 + 1);
+    if (sp2 < 0 || first.indexOf(' ', sp2 + 1) >= 0) {
       // Still answer 400 if the headers allow it (RFC 4475 lwsruri, lwsstart, trws).
+      const m = sp1 < 0 ? first : first.slice(0, sp1);
       const h = new SipHeaders();
-      const ok = isToken(parts[0]!) && parseHeaderLines(text, lines, h) === undefined;
-      return fail('malformed request line', ok ? new SipRequest(parts[0]!, '', h) : undefined);
+      const ok = isToken(m) && parseHeaderLines(text, lines, h) === undefined;
+      return fail('malformed request line', ok ? new SipRequest(m, '', h) : undefined);
     }
-    const [method, uri, version] = parts as [string, string, string];
+    const method = first.slice(0, sp1);
+    const uri = first.slice(sp1 + 1, sp2);
+    const version = first.slice(sp2 + 1);
     if (!isToken(method)) return fail('malformed method');
     // One object both ways: the message, or the request as far as understood when it must be refused.
     const req = new SipRequest(method, uri, new SipHeaders());
-    if (!/^SIP\/\d+\.\d+$/i.test(version)) return fail('malformed version');
+    const v2 = version === 'SIP/2.0';
+    if (!v2 && !/^SIP\/\d+\.\d+$/i.test(version)) return fail('malformed version');
     const r = parseHeaderLines(text, lines, req.headers);
-    if (version.toUpperCase() !== 'SIP/2.0')
+    if (!v2 && version.toUpperCase() !== 'SIP/2.0')
       return fail(`unsupported version ${version}`, r ? undefined : req, 505, 'SIP_ERR_VERSION');
     if (r !== undefined) return fail(r, req);
     // Parsed once here; the UAS checks reuse the cached value.
@@ -171,6 +177,7 @@ function parseHeaderLines(text: string, from: number, into: SipHeaders): string 
   const n = text.length;
   if (from > n) return undefined;
   let name: string | undefined;
+  let known: KnownName | undefined;
   let vs = 0; // the pending value is text[vs, ve) ...
   let ve = 0;
   let folded: string | undefined; // ... or this, once a continuation line was added
@@ -186,14 +193,15 @@ function parseHeaderLines(text: string, from: number, into: SipHeaders): string 
       if (name === undefined) return 'continuation line before any header';
       folded = `${folded ?? text.slice(vs, ve)} ${trimmed(text, pos, eol)}`;
     } else {
-      if (name !== undefined) into.append(name, folded === undefined ? trimmed(text, vs, ve) : folded.trim());
+      if (name !== undefined) add(into, name, known, folded === undefined ? trimmed(text, vs, ve) : folded.trim());
       const colon = text.indexOf(':', pos);
       if (colon <= pos || colon >= eol) return 'header line without a name or colon';
       let ne = colon;
       // HCOLON = *( SP / HTAB ) ":" SWS (RFC 3261 25.1)
       while (ne > pos && (text.charCodeAt(ne - 1) === 32 || text.charCodeAt(ne - 1) === 9)) ne--;
-      name = knownHeaderName(text, pos, ne);
-      if (name === undefined) {
+      known = knownHeaderName(text, pos, ne);
+      if (known !== undefined) name = known.name;
+      else {
         name = text.slice(pos, ne);
         if (!isToken(name)) return 'malformed header name';
       }
@@ -204,8 +212,14 @@ function parseHeaderLines(text: string, from: number, into: SipHeaders): string 
     if (last) break;
     pos = eol + 2;
   }
-  if (name !== undefined) into.append(name, folded === undefined ? trimmed(text, vs, ve) : folded.trim());
+  if (name !== undefined) add(into, name, known, folded === undefined ? trimmed(text, vs, ve) : folded.trim());
   return undefined;
+}
+
+/** A known name needs no key computed (the common names of every message). */
+function add(into: SipHeaders, name: string, known: KnownName | undefined, value: string): void {
+  if (known !== undefined) into.appendKey(known.key, known.name, value);
+  else into.append(name, value);
 }
 
 /** text[from, to) without leading and trailing whitespace, as String.prototype.trim would leave it. */
@@ -229,15 +243,28 @@ function checkHeaders(msg: SipMessage): string | undefined {
   if (h.has('from') && msg.from === undefined) return 'malformed from';
   if (h.has('to') && msg.to === undefined) return 'malformed to';
   if (h.has('cseq') && msg.cseq === undefined) return 'malformed CSeq';
+  // Values past the first line are rare: read as a list only when present (getAll makes an array).
   for (const name of ['from', 'to'] as const) {
+    if (h.count(name) < 2) continue;
     const all = h.getAll(name);
     for (let i = 1; i < all.length; i++) if (parseNameAddr(all[i]!) === undefined) return `malformed ${name}`;
   }
-  const cseqs = h.getAll('cseq');
-  for (let i = 1; i < cseqs.length; i++) if (parseCSeq(cseqs[i]!) === undefined) return 'malformed CSeq';
-  for (const v of h.getAll('call-id')) if (v.length === 0 || /\s/.test(v)) return 'malformed Call-ID';
+  if (h.count('cseq') > 1) {
+    const cseqs = h.getAll('cseq');
+    for (let i = 1; i < cseqs.length; i++) if (parseCSeq(cseqs[i]!) === undefined) return 'malformed CSeq';
+  }
+  const callId = h.get('call-id');
+  if (callId !== undefined) {
+    if (!callIdOk(callId)) return 'malformed Call-ID';
+    if (h.count('call-id') > 1) for (const v of h.getAll('call-id')) if (!callIdOk(v)) return 'malformed Call-ID';
+  }
   // Max-Forwards is conventionally 0..255 (RFC 3261 20.22; RFC 4475 scalar02).
-  for (const v of h.getAll('max-forwards')) if (parseDecimal(v, 255) === undefined) return 'malformed Max-Forwards';
+  const mf = h.get('max-forwards');
+  if (mf !== undefined) {
+    if (parseDecimal(mf, 255) === undefined) return 'malformed Max-Forwards';
+    if (h.count('max-forwards') > 1)
+      for (const v of h.getAll('max-forwards')) if (parseDecimal(v, 255) === undefined) return 'malformed Max-Forwards';
+  }
   if (h.has('contact') && msg.contact === undefined) return 'malformed Contact';
   for (const name of ['route', 'record-route'] as const)
     if (h.has(name) && msg.routes(name) === undefined) return `malformed ${name}`;
@@ -248,14 +275,22 @@ function checkHeaders(msg: SipMessage): string | undefined {
   return undefined;
 }
 
+function callIdOk(v: string): boolean {
+  return v.length > 0 && !/\s/.test(v);
+}
+
 function contentLength(msg: SipMessage, datagram: boolean, partial: SipRequest | undefined): Head | ParseError {
-  let length: number | undefined;
-  for (const v of msg.headers.getAll('content-length')) {
-    const n = parseDecimal(v, 0xffffffff);
-    if (n === undefined) return fail('malformed Content-Length', partial);
-    if (length !== undefined && n !== length && !datagram) return fail('conflicting Content-Length values');
-    length ??= n;
-  }
+  const h = msg.headers;
+  const first = h.get('content-length');
+  if (first === undefined) return { kind: 'head', message: msg, length: undefined, partial };
+  const length = parseDecimal(first, 0xffffffff);
+  if (length === undefined) return fail('malformed Content-Length', partial);
+  if (h.count('content-length') > 1)
+    for (const v of h.getAll('content-length')) {
+      const n = parseDecimal(v, 0xffffffff);
+      if (n === undefined) return fail('malformed Content-Length', partial);
+      if (n !== length && !datagram) return fail('conflicting Content-Length values');
+    }
   return { kind: 'head', message: msg, length, partial };
 }
 

@@ -56,9 +56,10 @@ export function checkRequest(req: SipRequest, policy: UasPolicy): Refusal | unde
     if (n > 1 || (n === 0 && name !== 'max-forwards'))
       return { status: 400, reason: `Missing or repeated ${name} header` };
   }
-  const cls = h.getAll('content-length');
-  if (cls.length > 1 && cls.some((v) => v.trim() !== cls[0]!.trim()))
-    return { status: 400, reason: 'Conflicting Content-Length' };
+  if (h.count('content-length') > 1) {
+    const cls = h.getAll('content-length');
+    if (cls.some((v) => v.trim() !== cls[0]!.trim())) return { status: 400, reason: 'Conflicting Content-Length' };
+  }
   if (req.method === 'ACK' || req.method === 'CANCEL') return undefined;
   if (!policy.allow.has(req.method)) {
     const allow: [string, string] = ['Allow', [...policy.allow].join(', ')];
@@ -71,8 +72,7 @@ export function checkRequest(req: SipRequest, policy: UasPolicy): Refusal | unde
   if (req.body.length > 0) {
     const type = mediaType(req.contentType) ?? 'application/sdp';
     if (!policy.accept.has(type)) return { status: 415, headers: [['Accept', [...policy.accept].join(', ')]] };
-    const accept = h.getAll('accept');
-    if (req.method === 'INVITE' && accept.length > 0 && !accepts(accept, type)) {
+    if (req.method === 'INVITE' && h.has('accept') && !accepts(h.getAll('accept'), type)) {
       // An offer whose answer the caller cannot accept (RFC 4475 sdp01).
       return { status: 406, headers: [['Warning', `399 - "cannot answer with ${type}"`]] };
     }
