@@ -133,8 +133,10 @@ interface Pending2xx {
   flow?: Flow;
   cseq: number;
   interval: number;
-  retransmit?: TimerHandle;
-  deadline?: TimerHandle;
+  /** Clock time at which waiting for the ACK ends (64*T1 after the 2xx). */
+  until: number;
+  /** The next retransmission over UDP, or the end of the wait: one timer does both. */
+  timer?: TimerHandle;
   resolve?: (d: Dialog) => void;
   reject?: (err: Error) => void;
 }
@@ -428,39 +430,47 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
     this.#decorate2xx(tx.request, res);
     tx.respond(res);
     const buf = tx.lastBuffer!;
+    const { clock, timers } = this.#ua;
+    const wait = 64 * timers.t1;
     const p: Pending2xx = {
       buf,
       dest: tx.dest,
       flow: tx.inbound.flow,
       cseq: tx.request.cseq!.seq,
-      interval: this.#ua.timers.t1,
+      interval: timers.t1,
+      until: clock.now() + wait,
       resolve,
       reject,
     };
     this.#pending2xx = p;
+    // Over UDP the 2xx is retransmitted at T1, 2*T1 ... up to T2 until the ACK; over a stream only the wait
+    // is timed (RFC 3261 13.3.1.4). One timer per 2xx, not one for each.
+    p.timer = clock.setTimeout(
+      () => this.#on2xxTimer(p),
+      tx.dest.transport === 'udp' ? Math.min(p.interval, wait) : wait,
+    );
+  }
+
+  #on2xxTimer(p: Pending2xx): void {
+    if (this.#pending2xx !== p) return;
     const { clock, timers } = this.#ua;
-    if (tx.dest.transport === 'udp') p.retransmit = clock.setTimeout(() => this.#retransmit2xx(p), p.interval);
-    // No ACK within 64*T1: the session is not established; end it with BYE (RFC 3261 13.3.1.4).
-    p.deadline = clock.setTimeout(() => {
-      if (this.#pending2xx !== p) return;
+    const now = clock.now();
+    if (now >= p.until) {
+      // No ACK within 64*T1: the session is not established; end it with BYE (RFC 3261 13.3.1.4).
       this.#clear2xx();
       p.reject?.(new SipError('SIP_ERR_TIMEOUT', 'no ACK for our 2xx'));
       void this.#byeAndEnd('ack-timeout');
-    }, 64 * timers.t1);
-  }
-
-  #retransmit2xx(p: Pending2xx): void {
-    if (this.#pending2xx !== p) return;
+      return;
+    }
     this.#ua.sendRaw(p.buf, p.dest, p.flow);
-    p.interval = Math.min(p.interval * 2, this.#ua.timers.t2);
-    p.retransmit = this.#ua.clock.setTimeout(() => this.#retransmit2xx(p), p.interval);
+    p.interval = Math.min(p.interval * 2, timers.t2);
+    p.timer = clock.setTimeout(() => this.#on2xxTimer(p), Math.min(p.interval, p.until - now));
   }
 
   #clear2xx(): Pending2xx | undefined {
     const p = this.#pending2xx;
     if (p === undefined) return undefined;
-    this.#ua.clock.clearTimeout(p.retransmit);
-    this.#ua.clock.clearTimeout(p.deadline);
+    this.#ua.clock.clearTimeout(p.timer);
     this.#pending2xx = undefined;
     return p;
   }

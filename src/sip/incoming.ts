@@ -121,7 +121,8 @@ export class IncomingRequestImpl implements IncomingRequest {
 }
 
 export class IncomingInviteImpl extends IncomingRequestImpl implements IncomingInvite {
-  readonly #events = new TypedEmitter<{ cancel: [] }>();
+  /** Made when someone listens: most INVITEs are answered at once and never cancelled. */
+  #events?: TypedEmitter<{ cancel: [] }>;
   #cancelled = false;
   #accepting = false;
 
@@ -131,7 +132,7 @@ export class IncomingInviteImpl extends IncomingRequestImpl implements IncomingI
       if (this.responded || this.#accepting) return;
       this.#cancelled = true;
       this.respond(487);
-      this.#events.safeEmit('cancel');
+      this.#events?.safeEmit('cancel');
     };
   }
 
@@ -140,6 +141,7 @@ export class IncomingInviteImpl extends IncomingRequestImpl implements IncomingI
   }
 
   on(event: 'cancel', listener: () => void): this {
+    this.#events ??= new TypedEmitter();
     this.#events.on(event, listener);
     return this;
   }

@@ -336,7 +336,16 @@ export class ServerTransaction {
     const { dest, viaPatch } = responseTarget(inbound, mgr.forceRport);
     this.dest = dest;
     this.#viaPatch = viaPatch;
-    if (this.#invite) this.#timer = mgr.clock.setTimeout(() => this.#sendTrying(), mgr.timers.trying);
+  }
+
+  /**
+   * After the TU has seen the request: an INVITE it did not answer at once gets 100 Trying if it still
+   * has no answer after 200 ms (RFC 3261 17.2.1). An INVITE answered at once (a 2xx from the
+   * handler, as the MCU side does) needs no timer.
+   */
+  armTrying(): void {
+    if (this.#invite && this.state === 'proceeding' && this.#lastStatus === 0 && this.#timer === undefined)
+      this.#timer = this.#mgr.clock.setTimeout(() => this.#sendTrying(), this.#mgr.timers.trying);
   }
 
   #sendTrying(): void {
@@ -667,7 +676,9 @@ export class TransactionManager {
       else this.#tu.onAck(inb);
       return;
     }
-    const txKey = `${key}:${msg.method}`;
+    // The key may outlive the request by 64*T1 (lingering, merged-request table): it must not pin the
+    // message's text. Detached once, before the lookups (which would otherwise flatten a copy of their own).
+    const txKey = detach(`${key}:${msg.method}`);
     const existing = this.#servers.get(txKey);
     if (existing !== undefined) {
       existing.retransmitted();
@@ -679,20 +690,23 @@ export class TransactionManager {
       if (lingering.last !== undefined) this.transport.send(lingering.last, lingering.dest, lingering.flow);
       return;
     }
-    // The key may outlive the request by 64*T1 (lingering, merged-request table): it must not pin its text.
-    const tx = new ServerTransaction(this, detach(txKey), inb);
+    const tx = new ServerTransaction(this, txKey, inb);
     this.#servers.set(tx.key, tx);
     // A retransmission matched its transaction above; the same request by another branch is merged or looped.
     if (msg.to?.params.tag == null) {
-      const origin = `${msg.callId}|${msg.from?.params.tag ?? ''}|${msg.cseq?.seq} ${msg.cseq?.method}`;
+      const origin = detach(`${msg.callId}|${msg.from?.params.tag ?? ''}|${msg.cseq?.seq} ${msg.cseq?.method}`);
       const first = this.#origins.get(origin);
       if (first !== undefined && (this.#servers.has(first) || this.#lingering.map.has(first))) tx.merged = true;
       else {
-        tx.origin = detach(origin);
-        this.#origins.set(tx.origin, tx.key);
+        tx.origin = origin;
+        this.#origins.set(origin, tx.key);
       }
     }
-    this.#tu.onRequest(tx);
+    try {
+      this.#tu.onRequest(tx);
+    } finally {
+      tx.armTrying();
+    }
   }
 
   /** The INVITE server transaction a CANCEL refers to (RFC 3261 9.2: same branch and sent-by). */

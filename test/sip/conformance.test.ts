@@ -240,6 +240,43 @@ t.test('Timer H: no ACK for our non-2xx is reported in the transaction record', 
 });
 
 t.test(
+  'our 2xx without an ACK: sent again at T1, 2*T1 ... T2, then at 64*T1 accept() fails and BYE ends the call (13.3.1.4)',
+  async (t) => {
+    const peer = await rawPeer(t);
+    const clock = new FakeClock();
+    const a = await ua(t, { clock });
+    let accepted: Promise<unknown> | undefined;
+    a.on('invite', (inv) => {
+      accepted = inv.accept({ body: MCU_OFFER });
+      accepted.catch(() => {});
+    });
+    peer.sendTo(a.listening[0]!.port, request(peer, a, 'INVITE', { callId: 'no-ack', cseq: 1, branch: 'z9hG4bKna1' }));
+    t.ok(await peer.next(/^SIP\/2.0 200 /, WAIT), 'the 2xx');
+    const oks = () => peer.received(/^SIP\/2.0 200 /).length;
+    // Cumulative times of the retransmissions with T1 = 50, T2 = 400: doubling, then every T2, up to 64*T1 = 3200.
+    const at = [50, 150, 350, 750, 1150, 1550, 1950, 2350, 2750, 3150];
+    let now = 0;
+    for (let i = 0; i < at.length; i++) {
+      clock.advance(at[i]! - 1 - now);
+      now = at[i]! - 1;
+      t.equal(oks(), i + 1, `no retransmission before ${at[i]} ms`);
+      clock.advance(1);
+      now++;
+      t.ok(await until(() => oks() === i + 2), `retransmission ${i + 1} at ${at[i]} ms`);
+    }
+    t.equal(peer.received(/^BYE /).length, 0, 'no BYE before 64*T1');
+    clock.advance(64 * FAST.t1 - now);
+    await t.rejects(accepted!, { code: 'SIP_ERR_TIMEOUT' }, 'accept() fails: no ACK');
+    const bye = await peer.next(/^BYE /, WAIT);
+    t.ok(bye, 'the call is ended with BYE');
+    t.equal(oks(), at.length + 1, 'no retransmission at the deadline');
+    // Answered, so that close() has no BYE in flight to wait for on a clock nobody advances.
+    peer.reply(bye!, responseTo(bye!, 200, 'OK'));
+    t.ok(await until(() => a.stats.dialogs === 0), 'the dialog ended');
+  },
+);
+
+t.test(
   '422: the retry raises both Session-Expires and Min-SE to the 422 Min-SE (RFC 4028 7.4), also on refresh',
   async (t) => {
     const peer = await rawPeer(t);
