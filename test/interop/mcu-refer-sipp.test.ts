@@ -9,25 +9,12 @@
  *   them in its control dialog: the driver sends the refused REFER again there, every later one there at once,
  *   and says so in the MCU's capabilities.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { have } from './sip-peers.js';
+import { have, sippMessages as messages } from './sip-peers.js';
 import { sippMcu } from './sipp-mcu.js';
 
 t.setTimeout(90_000);
-
-/** SIPp's -trace_msg log, one entry per message, in the order SIPp handled them. */
-function messages(file: string): { dir: 'sent' | 'received'; text: string }[] {
-  return readFileSync(file, 'utf8')
-    .split(/^-{20,}.*$/m)
-    .map((chunk) => chunk.trim())
-    .filter((chunk) => / message (sent|received)/.test(chunk))
-    .map((chunk) => ({
-      dir: / message sent/.test(chunk) ? ('sent' as const) : ('received' as const),
-      text: chunk.slice(chunk.indexOf('\n') + 1).trim(),
-    }));
-}
 
 if (!have('sipp')) {
   t.comment('sipp is not installed (Debian package sip-tester): the out-of-dialog REFER interop tests are skipped');

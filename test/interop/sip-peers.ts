@@ -93,6 +93,8 @@ export interface SippResult {
 export interface Peer {
   readonly done: Promise<SippResult>;
   stop(): void;
+  /** SIPp's soft stop (SIGUSR1, as its `q` key): no new calls; it exits once the calls under way have ended. */
+  quit(): void;
 }
 
 /** What a SIPp run plays: its scenario, its own port, where it calls, how much. */
@@ -154,7 +156,19 @@ export function sipp(dir: string, args: string[], deadlineMs: number): Peer {
       resolve({ code, successful, failed, stderr });
     });
   });
-  return { done, stop: () => child.kill('SIGKILL') };
+  return { done, stop: () => child.kill('SIGKILL'), quit: () => child.kill('SIGUSR1') };
+}
+
+/** SIPp's -trace_msg log, one entry per message, in the order SIPp handled them. */
+export function sippMessages(file: string): { dir: 'sent' | 'received'; text: string }[] {
+  return readFileSync(file, 'utf8')
+    .split(/^-{20,}.*$/m)
+    .map((chunk) => chunk.trim())
+    .filter((chunk) => / message (sent|received)/.test(chunk))
+    .map((chunk) => ({
+      dir: / message sent/.test(chunk) ? ('sent' as const) : ('received' as const),
+      text: chunk.slice(chunk.indexOf('\n') + 1).trim(),
+    }));
 }
 
 /** Start kamailio in its own process group (so that stopping it also stops its workers). */
@@ -187,18 +201,18 @@ export function kamailio(dir: string, cfg: string, workers: number): { child: Ch
   return { child, stop };
 }
 
-/** Resolves once something holds UDP `port` on 127.0.0.1 (a peer we started has bound it), polling up to `ms`. */
-export async function udpPortBound(port: number, ms = 10_000): Promise<void> {
+/** Resolves once something holds UDP `port` on `host` (a peer we started has bound it), polling up to `ms`. */
+export async function udpPortBound(port: number, ms = 10_000, host = '127.0.0.1'): Promise<void> {
   const end = Date.now() + ms;
   for (;;) {
     const s = dgram.createSocket('udp4');
     const taken = await new Promise<boolean>((resolve) => {
       s.once('error', () => resolve(true));
-      s.bind(port, '127.0.0.1', () => resolve(false));
+      s.bind(port, host, () => resolve(false));
     });
     await new Promise<void>((r) => s.close(() => r()));
     if (taken) return;
-    if (Date.now() > end) throw new Error(`nothing bound UDP port ${port} within ${ms} ms`);
+    if (Date.now() > end) throw new Error(`nothing bound UDP ${host}:${port} within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
