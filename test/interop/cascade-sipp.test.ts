@@ -60,7 +60,10 @@ if (!have('sipp')) {
       85_000,
     );
     t.teardown(() => peer.stop());
-    await udpPortBound(5060, 10_000, pHost);
+    await Promise.race([
+      udpPortBound(5060, 10_000, pHost),
+      peer.done.then((r) => Promise.reject(new Error(`sipp exited (${r.code}) before binding: ${r.stderr}`))),
+    ]);
 
     // m alone, simulated; p's rooms are conference foci to it, so what it dials there is a cascade link.
     const foci = new Set([mcuP!.sip[0]!, ...conferenceUris(mcuP!)].map((u) => entityOf(parseUri(u)!)));

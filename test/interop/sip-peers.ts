@@ -6,7 +6,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { endianness, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { UserAgent } from '../../src/sip/index.js';
@@ -40,8 +40,32 @@ export async function freePort(): Promise<number> {
   }
 }
 
-/** Whether something (a peer we started) holds `port` on 127.0.0.1: our own bind attempt says EADDRINUSE. */
-async function held(port: number, transport: 'udp' | 'tcp'): Promise<boolean> {
+/**
+ * Whether something holds `host:port`, from the kernel's socket tables (Linux /proc/net/udp, /proc/net/tcp: a
+ * listening TCP socket is state 0A); undefined where there are none. Reading them never takes the port, where a
+ * probe that binds it holds it for a moment: a peer binding just then fails ("unable to bind", SIPp exits 255).
+ */
+function bound(transport: 'udp' | 'tcp', host: string, port: number): boolean | undefined {
+  let table: string;
+  try {
+    table = readFileSync(`/proc/net/${transport}`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // Addresses are hex in the host's byte order: 127.0.0.1:5060 is 0100007F:13C4 on a little-endian machine.
+  const octets = host.split('.').map((n) => Number(n).toString(16).toUpperCase().padStart(2, '0'));
+  const ip = (endianness() === 'LE' ? octets.reverse() : octets).join('');
+  const address = `${ip}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  return table.split('\n').some((line) => {
+    const f = line.trim().split(/\s+/);
+    return f[1] === address && (transport === 'udp' || f[3] === '0A');
+  });
+}
+
+/** Whether something (a peer we started) holds `port` on `host`: the socket tables say, else our bind says EADDRINUSE. */
+async function held(port: number, transport: 'udp' | 'tcp', host = '127.0.0.1'): Promise<boolean> {
+  const known = bound(transport, host, port);
+  if (known !== undefined) return known;
   const inUse = (err: NodeJS.ErrnoException) => err.code === 'EADDRINUSE';
   if (transport === 'udp') {
     const s = dgram.createSocket('udp4');
@@ -50,13 +74,13 @@ async function held(port: number, transport: 'udp' | 'tcp'): Promise<boolean> {
         s.close();
         resolve(inUse(err));
       });
-      s.bind(port, '127.0.0.1', () => s.close(() => resolve(false)));
+      s.bind(port, host, () => s.close(() => resolve(false)));
     });
   }
   return new Promise<boolean>((resolve) => {
     const srv = net.createServer();
     srv.once('error', (err) => resolve(inUse(err)));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(false)));
+    srv.listen(port, host, () => srv.close(() => resolve(false)));
   });
 }
 
@@ -205,13 +229,7 @@ export function kamailio(dir: string, cfg: string, workers: number): { child: Ch
 export async function udpPortBound(port: number, ms = 10_000, host = '127.0.0.1'): Promise<void> {
   const end = Date.now() + ms;
   for (;;) {
-    const s = dgram.createSocket('udp4');
-    const taken = await new Promise<boolean>((resolve) => {
-      s.once('error', () => resolve(true));
-      s.bind(port, host, () => resolve(false));
-    });
-    await new Promise<void>((r) => s.close(() => r()));
-    if (taken) return;
+    if (await held(port, 'udp', host)) return;
     if (Date.now() > end) throw new Error(`nothing bound UDP ${host}:${port} within ${ms} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }
