@@ -61,6 +61,7 @@ export class Bookkeeping implements Memory {
   /** A failure: the next attempt waits (immediate first, then growing, capped, with jitter). */
   failed(action: Action, now: number, error: string): Retry {
     this.#settled(action);
+    this.#unknown(action);
     this.dialedAt.delete(action.key);
     return this.#fail(action.key, now, error);
   }
@@ -68,6 +69,17 @@ export class Bookkeeping implements Memory {
   /** Given up without an outcome (a chair command that failed: its pictures were not applied). */
   abandoned(action: Action): void {
     this.#settled(action);
+    this.#unknown(action);
+  }
+
+  /**
+   * A layout that failed may still have been carried out: a request that timed out here can reach the MCU
+   * on a retransmission (RFC 3261 17.1.2), or only its answer was lost. What the output shows is unknown
+   * then, so nothing is taken as applied there: kept, a view that came back (the speaker pa, then pd failing,
+   * then pa again) was taken as still shown while the MCU showed pd.
+   */
+  #unknown(action: Action): void {
+    if (action.kind === 'layout') this.applied.delete(action.key);
   }
 
   #settled(action: Action): void {

@@ -295,8 +295,8 @@ const complete = new WeakMap<ObservedRoom, { readonly version: number; readonly 
 /**
  * Rooms seen with every endpoint in showing the session's view, per bookkeeping (`Memory`), at the room's
  * version and the view's sources (`base`: their entities and calls): a pass then skips the room's endpoints.
- * Only a success changes `applied`, and a room with a screen in flight is never memoised, so what was seen
- * applied stays so while neither changes.
+ * A success sets `applied` and a failure clears it, each only for a screen in flight, and a room with a screen
+ * in flight is never memoised, so what was seen applied stays so while neither changes.
  */
 const viewed = new WeakMap<
   Memory,

@@ -631,6 +631,47 @@ t.test('a view that comes back while an earlier one is in flight is not taken fo
   t.same(decideViews(a), { out: [], pending: false });
 });
 
+t.test('a screen whose command failed shows what nobody knows: a view that comes back is set again', async (t) => {
+  const plan = fakePlan('r', {}, { r: ['chair-L0', 'a-L3', 'b-L3', 'c-L3'] }, 'chair-L0');
+  const quiet = desiredSession(
+    { id: 's', phase: 'live', plan, rooms: { r: 'sip:1@r' }, mains: {}, selection: null, view: 'speaker' },
+    directory,
+  );
+  const entry = (id: string) => ({
+    entity: roomKey(directory.uri(id)!),
+    kind: 'endpoint' as const,
+    status: 'connected' as const,
+    gen: 1,
+  });
+  const roster = new Map(['chair-L0', 'a-L3', 'b-L3', 'c-L3'].map((id) => [entry(id).entity, entry(id)]));
+  const room = { state: 'open' as const, reports: true, roster, version: 1 };
+  const obs = { now: 0, mcus: new Map([['r', { up: true, since: 0 }]]), rooms: new Map([[roomKey('sip:1@r'), room]]) };
+  const mem = new Bookkeeping(DEFAULT_BACKOFF, () => 0.5);
+  const decideViews = (d: DesiredSession, now: number) => {
+    const dec = decide([d], { ...obs, now }, mem, OPTS);
+    const out = dec.actions.filter((a) => a.kind === 'layout' && a.why === 'view');
+    for (const a of out) mem.started(a, now);
+    return { out, pending: dec.viewsPending.includes('s') };
+  };
+  const a = reselect(quiet, plan, 'a-L3', directory);
+  const c = reselect(quiet, plan, 'c-L3', directory);
+  for (const x of decideViews(a, 0).out) mem.succeeded(x, 0);
+  t.same(decideViews(a, 0), { out: [], pending: false }, 'a speaking: every screen set');
+  // c speaking: the screens' commands time out here (under loss the MCU may still carry them out).
+  const toC = decideViews(c, 0).out;
+  t.ok(toC.length > 0);
+  for (const x of toC) mem.failed(x, 0, 'MCU_ERR_TIMEOUT');
+  t.equal(endpointsWithoutView(a, obs, mem), toC.length, 'a again: those screens are not known to show a');
+  const back = decideViews(a, 60_000);
+  t.same(
+    back.out.map((x) => x.key).sort(),
+    toC.map((x) => x.key).sort(),
+    'once their retry is due, set to a again (not taken as still showing it)',
+  );
+  for (const x of back.out) mem.succeeded(x, 60_000);
+  t.same(decideViews(a, 60_000), { out: [], pending: false });
+});
+
 t.test(
   'decideLayouts: the pictures decide offers, and on a path alone (a chair claim) those of its MCUs',
   async (t) => {
