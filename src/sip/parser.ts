@@ -379,14 +379,31 @@ export class StreamFramer {
         this.#pending = p;
       }
       if (this.#end < p.end) break;
-      // A copy: the body outlives the arena, which is reused or dropped.
-      if (p.end > p.bodyStart) p.message.setBody(Buffer.from(this.#arena.subarray(p.bodyStart, p.end)));
+      if (p.end > p.bodyStart) p.message.setBody(this.#body(p));
       out.push({ kind: 'message', message: p.message });
       this.#pending = undefined;
       this.#start = this.#scan = p.end;
     }
     this.#compact();
     return out;
+  }
+
+  /**
+   * The body outlives the arena. An arena of ours is reused, so its bytes are copied; a chunk read in
+   * place that holds this one message and owns its memory (a socket read: one allocation per read) is
+   * not touched again, so a view of it pins nothing but this message. A chunk that holds several
+   * messages is copied from, so that a kept body does not pin the others.
+   */
+  #body(p: PendingBody): Buffer {
+    const a = this.#arena;
+    const view = a.subarray(p.bodyStart, p.end);
+    return !this.#owned &&
+      this.#start === 0 &&
+      p.end === a.length &&
+      a.byteOffset === 0 &&
+      a.buffer.byteLength === a.length
+      ? view
+      : Buffer.from(view);
   }
 
   #append(chunk: Buffer): void {

@@ -180,6 +180,8 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
   #closed = false;
   #shut = false;
   readonly #contactCache = new Map<TransportName, string>();
+  /** Contact header values by transport: every 2xx and dialog-creating request carries one. */
+  readonly #contactValues = new Map<TransportName, string>();
   readonly #fromCache = new Map<TransportName, string>();
   /** Contact header parameters (e.g. isfocus), already formatted. */
   readonly #contactParams: string;
@@ -272,7 +274,12 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
   }
 
   contactFor(transport: TransportName): string {
-    return `<${this.contactUri(transport)}>${this.#contactParams}`;
+    let v = this.#contactValues.get(transport);
+    if (v === undefined) {
+      v = `<${this.contactUri(transport)}>${this.#contactParams}`;
+      this.#contactValues.set(transport, v);
+    }
+    return v;
   }
 
   localHost(transport: TransportName): string {

@@ -188,3 +188,34 @@ t.test('property: any split of a stream yields the messages of the whole, in ord
   );
   t.pass('every split framed the same messages');
 });
+
+t.test('a body is a view of a socket read holding only its message, else a copy that pins nothing', async (t) => {
+  // A socket read is a Buffer that owns its memory (one allocation per read, never reused).
+  const owned = (b: Buffer) => {
+    const own = Buffer.from(new ArrayBuffer(b.length));
+    b.copy(own);
+    return own;
+  };
+  const one = owned(message('v1', 'x'.repeat(700)));
+  const [r1] = new StreamFramer().push(one);
+  t.ok(r1?.kind === 'message' && r1.message.body.buffer === one.buffer, 'one message in the read: no copy');
+  t.equal(r1?.kind === 'message' && r1.message.body.toString(), 'x'.repeat(700));
+
+  const two = owned(Buffer.concat([message('v2', 'a'.repeat(300)), message('v3', 'b'.repeat(300))]));
+  const out = new StreamFramer().push(two);
+  t.equal(out.length, 2);
+  for (const o of out) t.ok(o.kind === 'message' && o.message.body.buffer !== two.buffer, 'two in a read: copied');
+
+  // A slice of a larger buffer (a pooled allocation) is copied from: a kept body must not pin the rest.
+  const big = Buffer.concat([Buffer.alloc(5_000), message('v4', 'c'.repeat(300))]);
+  const slice = big.subarray(5_000);
+  const [r4] = new StreamFramer().push(slice);
+  t.ok(r4?.kind === 'message' && r4.message.body.buffer !== big.buffer, 'a slice of a larger buffer: copied');
+
+  // Split over two reads: assembled in an arena of ours, which is reused, so the body is a copy.
+  const split = owned(message('v5', 'd'.repeat(700)));
+  const f = new StreamFramer();
+  f.push(owned(split.subarray(0, 100)));
+  const [r5] = f.push(owned(split.subarray(100)));
+  t.ok(r5?.kind === 'message' && r5.message.body.toString() === 'd'.repeat(700), 'assembled body intact');
+});
