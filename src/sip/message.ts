@@ -103,8 +103,17 @@ abstract class SipMessageBase {
   /** Contact values; undefined when one is malformed; `*` is not a name-addr and yields []. */
   get contact(): NameAddr[] | undefined {
     if (this.#contact === undefined) {
+      const h = this.headers;
+      const first = h.get('contact');
+      // One Contact on one line is the usual case: no list to make or split.
+      if (first !== undefined && h.count('contact') === 1 && first.indexOf(',') < 0) {
+        const one = first.trim();
+        const n = one === '*' ? undefined : parseNameAddr(one);
+        this.#contact = one === '*' ? [] : n === undefined ? null : [n];
+        return this.#contact ?? undefined;
+      }
       const out: NameAddr[] = [];
-      for (const line of this.headers.getAll('contact')) {
+      for (const line of h.getAll('contact')) {
         if (line.trim() === '*') continue;
         for (const el of splitList(line)) {
           const n = parseNameAddr(el);

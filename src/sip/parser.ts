@@ -239,10 +239,11 @@ function isAsciiSpace(c: number): boolean {
 function checkHeaders(msg: SipMessage): string | undefined {
   const h = msg.headers;
   // The message's own getters parse (and cache) the first values; extra lines are checked apart (RFC 4475 multi01).
-  if (h.has('via') && msg.via === undefined) return 'malformed Via';
-  if (h.has('from') && msg.from === undefined) return 'malformed from';
-  if (h.has('to') && msg.to === undefined) return 'malformed to';
-  if (h.has('cseq') && msg.cseq === undefined) return 'malformed CSeq';
+  // A getter gives undefined for a header absent or malformed: asked first, since it is usually present and well formed.
+  if (msg.via === undefined && h.has('via')) return 'malformed Via';
+  if (msg.from === undefined && h.has('from')) return 'malformed from';
+  if (msg.to === undefined && h.has('to')) return 'malformed to';
+  if (msg.cseq === undefined && h.has('cseq')) return 'malformed CSeq';
   // Values past the first line are rare: read as a list only when present (getAll makes an array).
   for (const name of ['from', 'to'] as const) {
     if (h.count(name) < 2) continue;
