@@ -4,14 +4,21 @@
  * periodic keyframe. `stream_id` names the output whose encoder is meant.
  */
 import { McuError } from './errors.js';
-import { buildXml, child, parseXml, text } from './xml.js';
+import { buildXml, child, parseXml, remember, text } from './xml.js';
 
 export const MEDIA_CONTROL_CONTENT_TYPE = 'application/media_control+xml';
 
+/** Requests built before, by output: every switch sends one, mostly for outputs switched before (msml.ts). */
+const REQUESTS = new Map<string, string>();
+
 export function buildPictureFastUpdate(output: string): string {
-  return buildXml({
+  const known = REQUESTS.get(output);
+  if (known !== undefined) return known;
+  const body = buildXml({
     media_control: { vc_primitive: { to_encoder: { picture_fast_update: '' }, stream_id: output } },
   });
+  remember(REQUESTS, output, body);
+  return body;
 }
 
 /** The output named by a picture fast update request. */

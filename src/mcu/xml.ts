@@ -82,6 +82,15 @@ export function buildXml(root: XmlNode): string {
   return out.join('');
 }
 
+/** Memos of bodies built (by what they say) hold at most this many: emptied when full, no bookkeeping on a hit. */
+const MEMO_MAX = 4_096;
+
+/** Keep a body built under `key` in a memo of bodies (bounded: MEMO_MAX). */
+export function remember(memo: Map<string, string>, key: string, body: string): void {
+  if (memo.size >= MEMO_MAX) memo.clear();
+  memo.set(key, body);
+}
+
 export function parseXml(body: string | Buffer, what: string): XmlNode {
   const text = typeof body === 'string' ? body : body.toString('utf8');
   if (text.includes('<!DOCTYPE') || text.includes('<!ENTITY'))

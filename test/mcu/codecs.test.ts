@@ -18,6 +18,7 @@ import {
   buildSwitch,
   type ConferenceInfo,
   LAYOUT_NAMES,
+  type LayoutName,
   layoutRegions,
   type MsmlCommand,
   parseConferenceInfo,
@@ -91,6 +92,51 @@ t.test('every MSML body the driver builds validates against the subset schema an
   t.same(parsePictureFastUpdate(pfu), { output: 'sip:chair@endpoints.invalid' });
 });
 
+t.test("bodies remembered by what they say: never another switch's, past the memo's bound too", async (t) => {
+  // Pairs of switches whose sources run together once joined (two sources, and one source holding both with a
+  // line break between), and more switches than the memo keeps (4,096), each built twice.
+  const many = Array.from({ length: 5_000 }, (_, i) => {
+    const k = i - (i % 2);
+    return {
+      output: `sip:out-${k % 7}@m`,
+      layout: '2x2' as LayoutName,
+      sources: i % 2 === 0 ? [`sip:a-${k}@x`, `sip:b-${k}@x`] : [`sip:a-${k}@x\nsip:b-${k}@x`],
+    };
+  });
+  const first = many.map(buildSwitch);
+  const again = many.map(buildSwitch);
+  t.equal(new Set(first).size, many.length, 'a body of its own for every switch');
+  t.equal(
+    again.filter((b, i) => b === first[i]).length,
+    many.length,
+    'the same body again, after the memo was emptied on the way',
+  );
+  const sample = many.filter((_, i) => i % 50 === 0);
+  t.equal(
+    sample.filter(
+      (sw) =>
+        canonical(parseMsmlRequest(buildSwitch(sw)).map(canonical)) ===
+        canonical(
+          [
+            { op: 'layout', output: sw.output, layout: sw.layout },
+            ...sw.sources.map((source, k) => ({ op: 'show', output: sw.output, region: k + 1, source })),
+          ].map(canonical),
+        ),
+    ).length,
+    sample.length,
+    'and it says what the switch does',
+  );
+  const outputs = Array.from({ length: 5_000 }, (_, i) => `sip:screen-${i}@m`);
+  const requests = outputs.map(buildPictureFastUpdate);
+  t.equal(new Set(requests).size, outputs.length, 'a picture fast update of its own for every output');
+  t.equal(outputs.map(buildPictureFastUpdate).filter((b, i) => b === requests[i]).length, outputs.length);
+  t.equal(
+    outputs.filter((o, i) => i % 50 === 0 && parsePictureFastUpdate(buildPictureFastUpdate(o)).output === o).length,
+    outputs.length / 50,
+    'each naming its own output',
+  );
+});
+
 t.test("an output's switch is one request: its layout, then each region's source, in that order", async (t) => {
   const switches = fc.sample(
     fc.constantFrom(...LAYOUT_NAMES).chain((layout) =>
@@ -124,6 +170,11 @@ t.test("an output's switch is one request: its layout, then each region's source
   );
   t.equal(parsed.length, switches.length, 'and parse back to the operations in order');
   t.throws(() => parseMsml(bodies.find((_, i) => switches[i]!.sources.length > 0)!), { code: 'MCU_ERR_PROTOCOL' });
+  t.equal(
+    switches.filter((sw, i) => buildSwitch({ ...sw, sources: [...sw.sources] }) === bodies[i]).length,
+    switches.length,
+    'the same switch again: the same body (remembered, issue 11)',
+  );
   const twoLayouts =
     '<msml version="1.1"><modifyconference id="conf:main"><videolayout type="text/msml-basic-layout" id="conn:sip:a@b"><root size="CIF"/><region id="1" left="0%" top="0%" relativesize="1"/></videolayout></modifyconference><modifyconference id="conf:main"><videolayout type="text/msml-basic-layout" id="conn:sip:a@b"><root size="CIF"/><region id="1" left="0%" top="0%" relativesize="1"/></videolayout></modifyconference></msml>';
   t.throws(() => parseMsmlRequest(twoLayouts), { code: 'MCU_ERR_PROTOCOL' }, 'one layout per request');
