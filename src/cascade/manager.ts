@@ -191,6 +191,12 @@ const ENDPOINT_COUNT_MS = 1_000;
 const ENDPOINT_LOG_MS = 5_000;
 /** Hang-up answers that mean "already gone" (RFC 4579 5.6: the focus does not know that participant). */
 const GONE = new Set([404, 481]);
+/**
+ * How long a chair selection waits in memory for the next before its row is written, ms: commands one after
+ * another write one row a second, not one each (a commit apiece was a tenth of a command's CPU, issue 11). A
+ * crash loses at most this much: the restarted daemon applies the selection before.
+ */
+const SELECTION_WRITE_MS = 1_000;
 
 export async function startCascadeManager(options: CascadeManagerOptions): Promise<CascadeManager> {
   const m = new Manager(options);
@@ -380,6 +386,12 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   #resync = false;
   /** Store writes, one after another (link states and events), so close() can wait for the last. */
   #writes: Promise<void> = Promise.resolve();
+  /**
+   * Chair selections recorded in memory and not yet in the store, the latest per session: written
+   * SELECTION_WRITE_MS after the first (one commit for the commands of a second, not one each; issue 11).
+   */
+  readonly #unwritten = new Map<string, string | null>();
+  #selectionTimer?: TimerHandle;
   readonly close: () => Promise<void>;
 
   constructor(o: CascadeManagerOptions) {
@@ -460,7 +472,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
       const known = this.#sessions.get(stored.sessionId);
       // A chair command's selection is in memory first, its row written behind: the store may not have it yet.
       const head =
-        known !== undefined && this.#claims.has(stored.sessionId)
+        known !== undefined && (this.#claims.has(stored.sessionId) || this.#unwritten.has(stored.sessionId))
           ? { ...stored, selection: known.head.selection }
           : stored;
       let plan = known?.plan;
@@ -1087,6 +1099,9 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   }
 
   async select(sessionId: string, endpoint: string | null): Promise<CascadeHead> {
+    // This selection is newer than a chair command's not yet written: that one must not overwrite it.
+    this.#unwritten.delete(sessionId);
+    await this.#writes;
     const head = await selectForChair(this.#store, this.#inventory, sessionId, endpoint);
     await this.sync();
     return head;
@@ -1149,9 +1164,21 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     if (s.head.selection === selection) return;
     s.head = { ...s.head, selection };
     s.desired = reselect(s.desired, s.plan, selection, this.#dir);
-    const id = s.head.sessionId;
-    this.#write(() => this.#store.setCascadeSelection(id, selection));
+    this.#unwritten.set(s.head.sessionId, selection);
+    this.#selectionTimer ??= this.#clock.setTimeout(() => this.#writeSelections(), SELECTION_WRITE_MS);
     if (kick) this.#kick();
+  }
+
+  /** The selections not yet written, to the store (the latest of each session). */
+  #writeSelections(): void {
+    this.#clock.clearTimeout(this.#selectionTimer);
+    this.#selectionTimer = undefined;
+    if (this.#unwritten.size === 0) return;
+    const rows = [...this.#unwritten];
+    this.#unwritten.clear();
+    this.#write(async () => {
+      for (const [id, selection] of rows) await this.#store.setCascadeSelection(id, selection);
+    });
   }
 
   session(sessionId: string): { readonly head: CascadeHead; readonly plan: Plan } | undefined {
@@ -1200,6 +1227,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     for (const off of this.#unsubscribe) off();
     for (const w of this.#rooms.values()) w.detach();
     await this.#syncing;
+    this.#writeSelections();
     // Nothing on the MCUs is undone: links run MCU to MCU and the rooms' control dialogs close with the drivers.
     await this.#writes;
   }

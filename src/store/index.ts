@@ -2,6 +2,8 @@ export type { AuditRowContent } from './audit-chain.js';
 export { AUDIT_GENESIS, auditRowHash } from './audit-chain.js';
 export type { StoreErrorCode } from './errors.js';
 export { STORE_ERRORS, StoreError } from './errors.js';
+export type { EventWriter, EventWriterOptions } from './event-writer.js';
+export { createEventWriter } from './event-writer.js';
 export type { Migration } from './migrations.js';
 export { MIGRATIONS } from './migrations.js';
 export type { SqliteStoreOptions } from './sqlite.js';

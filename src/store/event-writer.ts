@@ -1,0 +1,69 @@
+/**
+ * Events written behind, several to a transaction: what the daemon records
+ * on a hot path and nobody reads back at once (a chair command's
+ * `chair.command` event, read by the session report). One insert is one
+ * commit, and a commit of a row with two indexes cost about as much as the
+ * rest of what a chair command does outside the SIP stack (issue 11): events
+ * appended within `delayMs` of the first go out together, in order. A crash
+ * loses at most that much; `close` writes what is pending.
+ */
+import type { Logger } from 'pino';
+import { type Clock, onceClose, type TimerHandle } from '../core/index.js';
+import type { NewEvent, Store } from './types.js';
+
+export interface EventWriterOptions {
+  readonly store: Pick<Store, 'appendEvents'>;
+  readonly clock: Clock;
+  /** How long an event may wait for others before it is written, ms (default 1,000). */
+  readonly delayMs?: number;
+  readonly logger?: Logger;
+}
+
+export interface EventWriter {
+  /** Record `e` (written within `delayMs`, with the others appended meanwhile). Ignored once closed. */
+  append(e: NewEvent): void;
+  /** Write what is pending now; resolves once the store has it. */
+  flush(): Promise<void>;
+  /** Write what is pending and stop; idempotent. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_DELAY_MS = 1_000;
+
+export function createEventWriter(o: EventWriterOptions): EventWriter {
+  const delayMs = o.delayMs ?? DEFAULT_DELAY_MS;
+  const log = o.logger?.child({ module: 'store' });
+  let queue: NewEvent[] = [];
+  let writes: Promise<void> = Promise.resolve();
+  let timer: TimerHandle | undefined;
+  let closed = false;
+
+  const flush = (): Promise<void> => {
+    o.clock.clearTimeout(timer);
+    timer = undefined;
+    if (queue.length > 0) {
+      const batch = queue;
+      queue = [];
+      writes = writes
+        .then(() => o.store.appendEvents(batch))
+        .then(
+          () => {},
+          (err: unknown) => log?.warn({ err, events: batch.length }, 'could not record events'),
+        );
+    }
+    return writes;
+  };
+
+  return {
+    append(e) {
+      if (closed) return;
+      queue.push(e);
+      timer ??= o.clock.setTimeout(() => void flush(), delayMs);
+    },
+    flush,
+    close: onceClose(async () => {
+      closed = true;
+      await flush();
+    }),
+  };
+}
