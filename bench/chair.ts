@@ -1,9 +1,12 @@
 /**
  * `npm run bench -- chair [--config FILE] [--commands N] [--concurrency N] [--loss P] [--delay MS]
- * [--national N] [--only sequential] [--cpu-prof FILE]`: the chair hot path against the demo network
+ * [--national N] [--only sequential] [--cpu-prof FILE] [--count]`: the chair hot path against the demo network
  * (docs/chair.md, "The benchmark"). `--only sequential` runs the one-at-a-time phase alone (no loss, no
  * concurrent phase: for profiling; its last line then lacks the other phases' keys); `--cpu-prof` writes a
- * V8 CPU profile (.cpuprofile, for Chrome DevTools) of the one-at-a-time phase only, not of the dial.
+ * V8 CPU profile (.cpuprofile, for Chrome DevTools) of the one-at-a-time phase only, not of the dial;
+ * `--count` tallies, per command of that phase, the SIP messages in and out by kind (with their body bytes)
+ * and the store's calls, less the background counted while idle (details line: `counts_per_cmd_sequential`;
+ * the tallying costs CPU, so a counted run's CPU figure is not one to compare).
  *
  * The simulator runs as its own process, on a loopback /24 of this run's own; the daemon runs in this
  * process (startDaemon: drivers, store, cascade manager, chair engine), so its CPU is this process's.
@@ -131,6 +134,115 @@ async function idleRate(seconds: number): Promise<number> {
   return (cpuMs() - c0) / (performance.now() - t0);
 }
 
+/** Calls and body bytes by kind, counted since the start (`--count`). */
+type Tally = Map<string, { n: number; bytes: number }>;
+
+const bump = (t: Tally, key: string, bytes: number) => {
+  const c = t.get(key);
+  if (c === undefined) t.set(key, { n: 1, bytes });
+  else {
+    c.n++;
+    c.bytes += bytes;
+  }
+};
+
+/** What a SIP message is, for the tally: a request by method (INFO by body type, NOTIFY and SUBSCRIBE by event), an answer by status and method. */
+function sipKind(startLine: string, header: (name: string) => string | undefined): string {
+  if (startLine.startsWith('SIP/2.0 ')) {
+    const method = header('cseq')?.trim().split(/\s+/)[1] ?? '?';
+    return `${startLine.slice(8, 11)} ${method}`;
+  }
+  const method = startLine.slice(0, startLine.indexOf(' '));
+  if (method === 'INFO') return `INFO ${header('content-type')?.split(';')[0]?.trim() ?? ''}`;
+  if (method === 'NOTIFY' || method === 'SUBSCRIBE') return `${method} ${header('event')?.split(';')[0]?.trim() ?? ''}`;
+  return method;
+}
+
+const COMPACT: Record<string, string> = { c: 'content-type', o: 'event' };
+
+/** The head of a serialized SIP message: its start line, a header lookup, its body's length. */
+function readHead(buf: Buffer): { start: string; header: (name: string) => string | undefined; body: number } {
+  const end = buf.indexOf('\r\n\r\n');
+  const lines = buf.toString('latin1', 0, end < 0 ? buf.length : end).split('\r\n');
+  const fields = new Map<string, string>();
+  for (const l of lines.slice(1)) {
+    const i = l.indexOf(':');
+    if (i < 0) continue;
+    const name = l.slice(0, i).trim().toLowerCase();
+    fields.set(COMPACT[name] ?? name, l.slice(i + 1));
+  }
+  return { start: lines[0] ?? '', header: (n) => fields.get(n), body: end < 0 ? 0 : buf.length - end - 4 };
+}
+
+/**
+ * `--count`: every SIP message the daemon sends and receives (by kind, with body bytes) and every call on
+ * its store, tallied by wrapping the user agent's send and receive and the store's methods (this process
+ * only: the simulator runs in its own). Costs CPU: not for the figures of a measured run.
+ */
+function instrument(w: DemoWorld): Tally {
+  const tally: Tally = new Map();
+  const ua = w.daemon.ua as unknown as {
+    transport: { send: (buf: Buffer, ...rest: unknown[]) => unknown };
+    txm: {
+      receive: (inb: {
+        message: {
+          kind: string;
+          method?: string;
+          status?: number;
+          body: Buffer;
+          headers: { get(n: string): string | undefined };
+        };
+      }) => void;
+    };
+  };
+  const send = ua.transport.send.bind(ua.transport);
+  ua.transport.send = (buf, ...rest) => {
+    const h = readHead(buf);
+    bump(tally, `sip out ${sipKind(h.start, h.header)}`, h.body);
+    return send(buf, ...rest);
+  };
+  const receive = ua.txm.receive.bind(ua.txm);
+  ua.txm.receive = (inb) => {
+    const m = inb.message;
+    const start = m.kind === 'request' ? `${m.method} x` : `SIP/2.0 ${m.status}`;
+    bump(tally, `sip in ${sipKind(start, (n) => m.headers.get(n))}`, m.body.length);
+    receive(inb);
+  };
+  const store = w.daemon.store as unknown as Record<string, unknown>;
+  for (const name of Object.getOwnPropertyNames(Object.getPrototypeOf(store))) {
+    const f = store[name];
+    if (name === 'constructor' || typeof f !== 'function') continue;
+    store[name] = (...args: unknown[]) => {
+      bump(tally, `store ${name}${name === 'appendEvent' ? ` ${(args[0] as { type: string }).type}` : ''}`, 0);
+      return (f as (...a: unknown[]) => unknown).apply(store, args);
+    };
+  }
+  return tally;
+}
+
+const copyTally = (t: Tally): Tally => new Map([...t].map(([k, v]) => [k, { ...v }]));
+
+/** Per command: what the phase counted less the idle rate over its duration, and the idle rate per second. */
+function perCommand(before: Tally, start: Tally, end: Tally, idleMs: number, phaseMs: number, commands: number) {
+  const out: Record<string, { net: number; gross: number; bytes: number; idle_per_s: number }> = {};
+  const zero = { n: 0, bytes: 0 };
+  for (const key of [...end.keys()].sort()) {
+    const b = before.get(key) ?? zero;
+    const s = start.get(key) ?? zero;
+    const e = end.get(key)!;
+    const idle = (s.n - b.n) / idleMs;
+    const n = e.n - s.n;
+    if (n === 0 && s.n === b.n) continue;
+    out[key] = {
+      net: round((n - idle * phaseMs) / commands),
+      gross: round(n / commands),
+      bytes: n === 0 ? 0 : Math.round((e.bytes - s.bytes) / n),
+      idle_per_s: round(idle * 1000),
+    };
+  }
+  return out;
+}
+
 /** A V8 CPU profile of `run` written to `file` (the profiler's own cost lands in the phase's CPU figure). */
 async function profiled<T>(file: string | undefined, run: () => Promise<T>): Promise<T> {
   if (file === undefined) return run();
@@ -148,11 +260,21 @@ async function profiled<T>(file: string | undefined, run: () => Promise<T>): Pro
   }
 }
 
-async function sequential(w: DemoWorld, session: string, targets: readonly string[], what: string, prof?: string) {
+async function sequential(
+  w: DemoWorld,
+  session: string,
+  targets: readonly string[],
+  what: string,
+  prof?: string,
+  tally?: Tally,
+) {
   const samples: Sample[] = [];
   const failures: string[] = [];
+  const before = tally === undefined ? undefined : copyTally(tally);
+  const i0 = performance.now();
   const idle = await idleRate(5);
   return profiled(prof, async () => {
+    const start = tally === undefined ? undefined : copyTally(tally);
     const c0 = cpuMs();
     const t0 = performance.now();
     const p0 = w.daemon.cascade.passes;
@@ -173,6 +295,7 @@ async function sequential(w: DemoWorld, session: string, targets: readonly strin
       cpuPerCmd: (cpu - idle * wall) / targets.length,
       grossPerCmd: cpu / targets.length,
       passesPerCmd: (w.daemon.cascade.passes - p0) / targets.length,
+      counts: tally === undefined ? undefined : perCommand(before!, start!, tally, t0 - i0, wall, targets.length),
     };
   });
 }
@@ -224,6 +347,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
   const only = opt('--only');
   if (only !== undefined && only !== 'sequential') throw new Error(`--only: 'sequential' expected, not ${only}`);
   const prof = opt('--cpu-prof');
+  const count = args.includes('--count');
   const random = seededRandom(1594);
   const dir = mkdtempSync(join(tmpdir(), 'cascaded-bench-chair-'));
   // Logs to stderr: stdout's last line is the result.
@@ -253,12 +377,14 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
       const plan = await dialled(w, 'bench-national', 1_800_000);
       const targets = pick(plan, [1, 2], commands, random);
       log(`one at a time: ${targets.length} commands`);
-      const seq = await sequential(w, 'bench-national', targets, 'one at a time', prof);
+      const tally = count ? instrument(w) : undefined;
+      const seq = await sequential(w, 'bench-national', targets, 'one at a time', prof, tally);
       const s = summary(seq.samples);
       if (only === 'sequential') {
         const details = {
           cpu_ms_per_cmd_gross_sequential: round(seq.grossPerCmd),
           passes_per_cmd_sequential: round(seq.passesPerCmd),
+          ...(seq.counts === undefined ? {} : { counts_per_cmd_sequential: seq.counts }),
           failed: seq.failures.slice(0, 5),
           commands: targets.length,
           national_endpoints: endpoints.length,
@@ -286,6 +412,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
         cpu_seq: seq.cpuPerCmd,
         cpu_seq_gross: seq.grossPerCmd,
         passes_seq: seq.passesPerCmd,
+        counts_seq: seq.counts,
         failed: seq.failures,
         loss5_success: lossy.samples.length / commands,
         loss5_p99_ms: l.p99,
@@ -381,6 +508,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
         cpu_ms_per_cmd_gross_concurrent: round(cpu / issued),
         passes_per_cmd_sequential: round(national.passes_seq as number),
         passes_per_cmd_concurrent: round((w.daemon.cascade.passes - p0) / issued),
+        ...(national.counts_seq === undefined ? {} : { counts_per_cmd_sequential: national.counts_seq }),
         concurrent_p50_ms: c.p50,
         concurrent_ratio_p99: c.ratioP99,
         concurrent_sessions: sessions.length,

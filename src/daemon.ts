@@ -15,8 +15,8 @@ import { onceClose, realClock, TypedEmitter } from './core/index.js';
 import { type McuPool, type SecretsReload, startMcuPool } from './mcu/index.js';
 import { createMetrics } from './metrics/index.js';
 import { createLiveRecorder, type SessionLifecycle, startSessionLifecycle } from './session/index.js';
-import { createUserAgent, type ListenOptions } from './sip/index.js';
-import { openSqliteStore, type Store } from './store/index.js';
+import { createUserAgent, type ListenOptions, type UserAgent } from './sip/index.js';
+import { createEventWriter, openSqliteStore, type Store } from './store/index.js';
 
 export interface DaemonOptions {
   readonly config: Config;
@@ -35,6 +35,8 @@ export interface DaemonOptions {
 export interface Daemon {
   readonly apiUrl: string;
   readonly store: Store;
+  /** The SIP user agent every MCU driver shares (its stats and transactions: what the benchmarks count). */
+  readonly ua: UserAgent;
   /** One MCU driver per inventory MCU, supervised (health, reconnection). */
   readonly mcus: McuPool;
   /** Read the API certificate again and serve it to new connections (SIGHUP); the old one stays on failure. */
@@ -188,6 +190,9 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
       }),
     );
     if (options.demoSession === true) await admitDemoSession(cascade, store, config, log);
+    // The chair's commands to the session's events, several to a transaction (a second at most behind: one
+    // commit per command was a tenth of its CPU, issue 11). It closes after the chair, writing what is pending.
+    const chairRecord = await start('chair-record', async () => createEventWriter({ store, clock: realClock, logger }));
     // The chair hot path, over the sessions the cascade manager holds. It closes before the cascade manager:
     // commands in flight end (CHAIR_ERR_CLOSED) before the manager stops.
     const chair = await start('chair', async () =>
@@ -202,20 +207,18 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     chair.on('finished', (f) => {
       apiEvents.safeEmit('chair', { session: f.session, endpoint: f.endpoint ?? '', outcome: f.outcome, ms: f.ms });
       if (stopping) return;
-      store
-        .appendEvent({
-          type: 'chair.command',
-          subject: f.session,
-          data: {
-            requestId: f.requestId,
-            endpoint: f.endpoint,
-            ...(f.actor === undefined ? {} : { actor: f.actor }),
-            outcome: f.outcome,
-            ms: f.ms,
-            steps: f.steps,
-          },
-        })
-        .catch((err: unknown) => log.warn({ err, session: f.session }, 'could not record a chair command'));
+      chairRecord.append({
+        type: 'chair.command',
+        subject: f.session,
+        data: {
+          requestId: f.requestId,
+          endpoint: f.endpoint,
+          ...(f.actor === undefined ? {} : { actor: f.actor }),
+          outcome: f.outcome,
+          ms: f.ms,
+          steps: f.steps,
+        },
+      });
     });
 
     // The session lifecycle drives the cascade manager (dial, tear-down) and the chair (the script's next
@@ -329,6 +332,7 @@ export async function startDaemon(options: DaemonOptions): Promise<Daemon> {
     return {
       apiUrl: api.url,
       store,
+      ua,
       mcus,
       async reloadTls() {
         if (tls === undefined) return;

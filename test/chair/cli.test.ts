@@ -105,8 +105,17 @@ t.test('cascaded chair SESSION ENDPOINT through the running daemon', async (t) =
   t.match((audit.body as { items: unknown[] }).items, [{ action: 'chair.switch', target: 's1' }]);
   const store = await openSqliteStore({ path: join(state, 'cascaded.db') });
   t.teardown(() => store.close());
-  const events = await store.listEvents({ subject: 's1', limit: 100 });
-  const commands = events.filter((e) => e.type === 'chair.command').map((e) => e.data as Record<string, unknown>);
+  // Written behind, a second at most after each command (docs/chair.md): read until all three are there.
+  const commands = await until(
+    "the three commands in the session's events",
+    async () => {
+      const events = await store.listEvents({ subject: 's1', limit: 100 });
+      const c = events.filter((e) => e.type === 'chair.command').map((e) => e.data as Record<string, unknown>);
+      return c.length >= 3 && c;
+    },
+    10_000,
+    100,
+  );
   t.match(
     commands.find((c) => c.endpoint === 'v-x1' && c.outcome === 'ok'),
     { actor: String, steps: [{ id: 'switch:v' }, { id: 'switch:p' }, { id: 'switch:m' }] },
