@@ -19,36 +19,65 @@ export function spawnDaemon(args: string[], env: NodeJS.ProcessEnv = {}): Spawne
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];
+  // Each waitForLog in progress: told of every line as it is parsed, and of the end of the output.
+  const waiters = new Set<(l: Record<string, unknown> | 'closed') => void>();
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => {
     out += d;
     const lines = out.split('\n');
     out = lines.pop()!;
-    for (const l of lines) if (l.trim() !== '') logs.push(JSON.parse(l) as Record<string, unknown>);
+    for (const l of lines) {
+      if (l.trim() === '') continue;
+      const line = JSON.parse(l) as Record<string, unknown>;
+      logs.push(line);
+      for (const w of waiters) w(line);
+    }
   });
   child.stderr!.setEncoding('utf8').on('data', (d: string) => {
     err += d;
   });
   // 'close', not 'exit': it fires once stdout is drained, so every log line is parsed by then.
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('close', (code, signal) => resolve({ code, signal })),
+    child.once('close', (code, signal) => {
+      for (const w of waiters) w('closed');
+      resolve({ code, signal });
+    }),
   );
+  let closed = false;
+  void exited.then(() => {
+    closed = true;
+  });
   return {
     child,
     logs,
     stderr: () => err,
     exited,
-    async waitForLog(pred, timeoutMs = 20_000) {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const hit = logs.find(pred);
-        if (hit !== undefined) return hit;
-        if (child.exitCode !== null || Date.now() > deadline) {
-          throw new Error(`log line not seen (exit ${child.exitCode}); stderr: ${err}; logs: ${JSON.stringify(logs)}`);
-        }
-        await new Promise((r) => setTimeout(r, 25));
-      }
+    // Settled by the line itself as it arrives (or the end of the output, or the deadline): no polling, and
+    // each line is tested once, however long the log grows.
+    waitForLog(pred, timeoutMs = 20_000) {
+      const hit = logs.find(pred);
+      if (hit !== undefined) return Promise.resolve(hit);
+      return new Promise((resolve, reject) => {
+        const done = () => {
+          clearTimeout(timer);
+          waiters.delete(waiter);
+        };
+        const fail = (why: string) => {
+          done();
+          reject(new Error(`log line not seen (${why}); stderr: ${err}; logs: ${JSON.stringify(logs)}`));
+        };
+        const waiter = (l: Record<string, unknown> | 'closed') => {
+          if (l === 'closed') fail(`exit ${child.exitCode}`);
+          else if (pred(l)) {
+            done();
+            resolve(l);
+          }
+        };
+        const timer = setTimeout(() => fail(`not within ${timeoutMs} ms; exit ${child.exitCode}`), timeoutMs);
+        if (closed) fail(`exit ${child.exitCode}`);
+        else waiters.add(waiter);
+      });
     },
   };
 }
