@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { networkConfig } from './helpers.js';
 
-t.setTimeout(180_000);
+// The runner's bound for a file (package.json "tap.timeout"), whatever a file asks for.
+t.setTimeout(120_000);
 
 interface Run {
   readonly code: number | null;
@@ -19,7 +20,11 @@ interface Run {
 
 function cli(args: readonly string[]): Promise<Run> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['dist/src/cli/cascaded.js', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Bounded: a run that hangs fails its test with what it printed, not the file.
+    const child = spawn(process.execPath, ['dist/src/cli/cascaded.js', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: 60_000,
+    });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
@@ -89,67 +94,68 @@ t.test('create, list, show, status and end a session from the command line', asy
   t.equal(text.code, 0, text.err);
   t.match(text.out, /session two admitted: .*1 cascade links/);
 
-  const refused = await cli(['session', 'create', ...c, '--endpoints', 'gov-2,gov-3,x1', '--chair', 'chair']);
+  // Runs that change nothing (refusals, reads) go at once: each is a process of its own, most of its time
+  // spent loading its modules and the config, and a loaded machine has them wait for a core one after another.
+  const refuse = ['session', 'create', ...c, '--endpoints', 'gov-2,gov-3,x1', '--chair', 'chair'];
+  const [refused, refusedJson, list, show, status, all] = await Promise.all([
+    cli(refuse),
+    cli([...refuse, '--json']),
+    cli(['session', 'list', ...c, '--json']),
+    cli(['session', 'show', ...c, 'one', '--json']),
+    cli(['cascade', 'status', ...c, 'one', '--json']),
+    cli(['cascade', 'status', ...c]),
+  ]);
   t.equal(refused.code, 1, 'no capacity: exit 1');
   t.match(refused.err, /PLAN_ERR_INFEASIBLE/);
   t.match(refused.err, /held by one, two|held by two, one/, 'the reasons name the sessions holding the capacity');
-  const refusedJson = await cli([
-    'session',
-    'create',
-    ...c,
-    '--endpoints',
-    'gov-2,gov-3,x1',
-    '--chair',
-    'chair',
-    '--json',
-  ]);
   t.match(JSON.parse(refusedJson.out), { code: 'PLAN_ERR_INFEASIBLE', details: { heldBy: ['one', 'two'] } });
 
-  const list = await cli(['session', 'list', ...c, '--json']);
   t.same(
     JSON.parse(list.out).map((s: { sessionId: string }) => s.sessionId),
     ['one', 'two'],
   );
-  const show = await cli(['session', 'show', ...c, 'one', '--json']);
   t.match(JSON.parse(show.out), { sessionId: 'one', plan: { links: { p: 'm' } }, events: [] });
 
-  const status = await cli(['cascade', 'status', ...c, 'one', '--json']);
   t.equal(status.code, 0);
   t.match(JSON.parse(status.out), {
     sessionId: 'one',
     counts: { planned: 1, dialing: 0, up: 0, failed: 0 },
     links: [{ child: 'p', parent: 'm', state: 'planned' }],
   });
-  const all = await cli(['cascade', 'status', ...c]);
   t.match(all.out, /one "Phiên 1" live, root m: 1 links: 0 up, 0 dialing, 0 failed, 1 planned/);
 
   const end = await cli(['session', 'end', ...c, 'one']);
   t.equal(end.code, 0);
   t.match(end.out, /one: ending/);
   t.equal((await cli(['session', 'end', ...c, 'one'])).code, 0, 'ending twice is fine');
-  const gone = await cli(['session', 'end', ...c, 'nope', '--json']);
+  const [gone, noStatus] = await Promise.all([
+    cli(['session', 'end', ...c, 'nope', '--json']),
+    cli(['cascade', 'status', ...c, 'nope']),
+  ]);
   t.equal(gone.code, 1);
   t.match(JSON.parse(gone.out), { code: 'CASCADE_ERR_NOT_FOUND' });
-  t.equal((await cli(['cascade', 'status', ...c, 'nope'])).code, 1);
+  t.equal(noStatus.code, 1);
 });
 
 t.test('usage: --help everywhere, bad usage exits 2', async (t) => {
-  for (const args of [
-    ['session', '--help'],
-    ['session', 'create', '--help'],
-    ['cascade', 'status', '--help'],
-    ['--help'],
-  ]) {
-    const r = await cli(args);
-    t.equal(r.code, 0, `${args.join(' ')}: exit 0`);
-    t.match(r.out, /Usage:/);
-  }
-  t.match(await cli(['session', 'create', '--endpoints', 'a', '--all']), { code: 2, err: /exactly one of/ });
-  t.match(await cli(['session', 'frobnicate']), { code: 2 });
-  t.match(await cli(['session', 'create', '--bogus']), { code: 2 });
-  t.match(await cli(['cascade', 'nothing']), { code: 2 });
-  t.match(await cli(['cascade', 'status', '--interval', '5']), { code: 2 });
-  t.match(await cli(['session', 'create', '--config', '/nonexistent.yaml', '--all']), { code: 1 });
+  // Independent runs, at once (see above).
+  const helps = [['session', '--help'], ['session', 'create', '--help'], ['cascade', 'status', '--help'], ['--help']];
+  const bad: [string[], object][] = [
+    [['session', 'create', '--endpoints', 'a', '--all'], { code: 2, err: /exactly one of/ }],
+    [['session', 'frobnicate'], { code: 2 }],
+    [['session', 'create', '--bogus'], { code: 2 }],
+    [['cascade', 'nothing'], { code: 2 }],
+    [['cascade', 'status', '--interval', '5'], { code: 2 }],
+    [['session', 'create', '--config', '/nonexistent.yaml', '--all'], { code: 1 }],
+  ];
+  const runs = await Promise.all([...helps, ...bad.map(([args]) => args)].map(cli));
+  helps.forEach((args, i) => {
+    t.equal(runs[i]!.code, 0, `${args.join(' ')}: exit 0`);
+    t.match(runs[i]!.out, /Usage:/);
+  });
+  bad.forEach(([args, want], i) => {
+    t.match(runs[helps.length + i], want, args.join(' '));
+  });
 });
 
 t.test('the national session: created and shown whole through a pipe', async (t) => {
