@@ -9,7 +9,6 @@
 import { userInfo } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { issueToken, parseDuration, parseScope, TOKEN_ID_RE } from '../api/index.js';
 import { ConfigError, loadConfigFile } from '../config/index.js';
 import { isCascadedError } from '../core/index.js';
 import { type ApiRole, openSqliteStore, type Store } from '../store/index.js';
@@ -88,6 +87,9 @@ export async function runToken(argv: string[]): Promise<number> {
       out(TOKEN_HELP);
       return v.help ? 0 : 2;
     }
+    // Only the token commands need the API's token code: loaded here, the audit and help runs do without the
+    // whole API (its HTTP server and TLS modules are most of a run's start-up).
+    const { issueToken, parseDuration, parseScope, TOKEN_ID_RE } = await import('../api/index.js');
     const file = v.config ?? DEFAULT_CONFIG;
     if (verb === 'create') {
       if (rest.length > 0) throw new UsageError(`unexpected ${rest.join(' ')}`);
