@@ -14,7 +14,17 @@ const MAX_CONFIG_BYTES = 64 * 1024 * 1024;
 
 let validator: ValidateFunction | undefined;
 function validate(): ValidateFunction {
-  validator ??= new Ajv({ allErrors: true, useDefaults: true, verbose: true, strict: true }).compile(configSchema);
+  // The schema is ours and fixed: checked against JSON Schema's meta-schema by a test (test/config), not at every
+  // start, and compiled without ajv's code optimisation pass (validation is as fast without it). Together they
+  // halve the compile (about 0.25 to 0.11 s of CPU), which every daemon start and every CLI run pays.
+  validator ??= new Ajv({
+    allErrors: true,
+    useDefaults: true,
+    verbose: true,
+    strict: true,
+    validateSchema: false,
+    code: { optimize: false },
+  }).compile(configSchema);
   return validator;
 }
 

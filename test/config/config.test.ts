@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { Ajv } from 'ajv';
 import t from 'tap';
 import { ConfigError, configSchema, loadConfigFile, parseConfig, type Violation } from '../../src/config/index.js';
 import { baseConfig, type Mutable, toYaml } from './fixtures.js';
@@ -346,6 +347,12 @@ t.test('unreadable file is CFG_ERR_READ', async (t) => {
 
 t.test('config/cascaded.schema.json is the schema of src/config/schema.ts (npm run gen:schema)', async (t) => {
   t.same(JSON.parse(readFileSync('config/cascaded.schema.json', 'utf8')), configSchema);
+});
+
+t.test('the schema is a valid JSON Schema (the loader compiles it without checking, src/config/load.ts)', async (t) => {
+  const ajv = new Ajv({ strict: true });
+  t.equal(ajv.validateSchema(configSchema), true, JSON.stringify(ajv.errors));
+  t.equal(ajv.validateSchema({ type: 'object', properties: { a: { type: 'nope' } } }), false, 'and the check can fail');
 });
 
 t.test('daemon.sip.limits: the transport caps, each checked with its path', async (t) => {
