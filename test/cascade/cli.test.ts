@@ -1,41 +1,15 @@
 /**
  * `cascaded session ...` and `cascaded cascade status` as a user runs them:
- * child processes against a config file, stdout a pipe (the national
- * session's JSON arrives whole), exit codes, --help, refusals with reasons.
+ * child processes against a config file, exit codes, --help, refusals with
+ * reasons. The national session through a pipe: cli-national.test.ts.
  */
-import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { networkConfig } from './helpers.js';
+import { cli, networkConfig } from './helpers.js';
 
 // The runner's bound for a file (package.json "tap.timeout"), whatever a file asks for.
 t.setTimeout(120_000);
-
-interface Run {
-  readonly code: number | null;
-  readonly out: string;
-  readonly err: string;
-}
-
-function cli(args: readonly string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    // Bounded: a run that hangs fails its test with what it printed, not the file.
-    const child = spawn(process.execPath, ['dist/src/cli/cascaded.js', ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      timeout: 60_000,
-    });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      err += d;
-    });
-    child.once('close', (code) => resolve({ code, out, err }));
-  });
-}
 
 t.test('create, list, show, status and end a session from the command line', async (t) => {
   const dir = t.testdir();
@@ -148,7 +122,7 @@ t.test('usage: --help everywhere, bad usage exits 2', async (t) => {
     [['cascade', 'status', '--interval', '5'], { code: 2 }],
     [['session', 'create', '--config', '/nonexistent.yaml', '--all'], { code: 1 }],
   ];
-  const runs = await Promise.all([...helps, ...bad.map(([args]) => args)].map(cli));
+  const runs = await Promise.all([...helps, ...bad.map(([args]) => args)].map((args) => cli(args)));
   helps.forEach((args, i) => {
     t.equal(runs[i]!.code, 0, `${args.join(' ')}: exit 0`);
     t.match(runs[i]!.out, /Usage:/);
@@ -156,20 +130,4 @@ t.test('usage: --help everywhere, bad usage exits 2', async (t) => {
   bad.forEach(([args, want], i) => {
     t.match(runs[helps.length + i], want, args.join(' '));
   });
-});
-
-t.test('the national session: created and shown whole through a pipe', async (t) => {
-  const dir = t.testdir();
-  const config = join(dir, 'national.yaml');
-  // The demo network, with its store in this test's directory.
-  const demo = readFileSync('config/demo.yaml', 'utf8');
-  writeFileSync(config, demo.replace(/^daemon:\n/m, `daemon:\n  stateDir: ${JSON.stringify(dir)}\n`));
-  const created = await cli(['session', 'create', '--config', config, '--all', '--id', 'national', '--json']);
-  t.equal(created.code, 0, created.err);
-  const summary = JSON.parse(created.out).summary;
-  t.ok(summary.links > 50 && summary.mcus === summary.links + 1, `${summary.links} cascade links`);
-  const show = await cli(['session', 'show', '--config', config, 'national', '--json']);
-  t.equal(show.code, 0, show.err);
-  t.ok(show.out.length > 500_000, `${show.out.length} bytes through the pipe`);
-  t.equal(Object.keys(JSON.parse(show.out).plan.assignments).length > 11_000, true, 'parsed whole');
 });

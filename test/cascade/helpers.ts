@@ -5,6 +5,7 @@
  * manager) started the way the daemon starts them, and waiting for
  * conditions with a bound instead of sleeping.
  */
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import type { Test } from 'tap';
@@ -245,4 +246,30 @@ export async function linkPair(
   const healthy = () =>
     v.linked('p', 'm') && v.shows('p', 'm')?.[0] === ep('p-room') && v.shows('m', 'p')?.[0] === ep('chair');
   return { sim, parts, head, v, links, healthy };
+}
+
+export interface CliRun {
+  readonly code: number | null;
+  readonly out: string;
+  readonly err: string;
+}
+
+/** `cascaded ARGS` (the compiled CLI) as a child process, to its end (or `timeoutMs`): exit code, stdout, stderr. */
+export function cli(args: readonly string[], timeoutMs = 60_000): Promise<CliRun> {
+  return new Promise((resolve) => {
+    // Bounded: a run that hangs fails its test with what it printed, not the file.
+    const child = spawn(process.execPath, ['dist/src/cli/cascaded.js', ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      timeout: timeoutMs,
+    });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      err += d;
+    });
+    child.once('close', (code) => resolve({ code, out, err }));
+  });
 }
