@@ -215,6 +215,11 @@ interface SessionState {
   wasUp: boolean;
   endpoints: { wanted: number; in: number; allInLogged: boolean; lastLogAt: number };
   viewsApplied: boolean;
+  /**
+   * Its rooms open without their quality subscriptions until its first dial is over (the reconciler's
+   * `cascading`): 74 SUBSCRIBEs and their reports at both ends took CPU from the links' dial (docs/cascade.md).
+   */
+  qualityHeld: boolean;
 }
 
 /** One room of a session as the manager watches it. */
@@ -523,6 +528,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         wasUp: known?.wasUp ?? false,
         endpoints: known?.endpoints ?? { wanted: 0, in: 0, allInLogged: false, lastLogAt: 0 },
         viewsApplied: false,
+        qualityHeld: known?.qualityHeld ?? true,
       });
       for (const [mcu, uri] of Object.entries(desired.rooms)) this.#watch(mcu, uri);
     }
@@ -662,6 +668,9 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     this.#track(decision.links, now);
     const pending = new Set(decision.viewsPending);
     for (const [id, s] of this.#sessions) s.viewsApplied = s.desired.phase === 'live' && !pending.has(id);
+    for (const s of this.#sessions.values())
+      if (s.qualityHeld && s.desired.phase === 'live' && !decision.cascading.includes(s.desired.id))
+        this.#releaseQuality(s);
     if (now - this.#lastCount >= ENDPOINT_COUNT_MS) {
       this.#lastCount = now;
       this.#countEndpoints(now);
@@ -679,6 +688,12 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     this.#clock.clearTimeout(this.#wakeTimer);
     if (decision.wakeAt !== undefined)
       this.#wakeTimer = this.#clock.setTimeout(() => this.#kick(), Math.max(0, decision.wakeAt - now));
+  }
+
+  /** The session's first dial is over: its rooms' quality reports may come. */
+  #releaseQuality(s: SessionState): void {
+    s.qualityHeld = false;
+    for (const uri of Object.values(s.desired.rooms)) this.#rooms.get(roomKey(uri))?.conference.reportQuality();
   }
 
   #start(a: Action): void {
@@ -720,7 +735,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   async #effect(a: Action): Promise<void> {
     switch (a.kind) {
       case 'open':
-        await this.#conference(a.room).open();
+        await this.#conference(a.room).open({ holdQuality: this.#sessions.get(a.session)?.qualityHeld === true });
         return;
       case 'dial-link': {
         const c = this.#conference(a.room);

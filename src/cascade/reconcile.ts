@@ -232,6 +232,11 @@ export interface Decision {
    * waiting for a retry, or waiting for a room or a link).
    */
   readonly viewsPending: readonly string[];
+  /**
+   * Live sessions in their first dial whose endpoints wait for the cascade (`waitForCascade`): their rooms'
+   * quality reports wait too (manager.ts).
+   */
+  readonly cascading: readonly string[];
   /** The next time something waiting (a retry, a grace period, a re-plan deadline) becomes due, if any. */
   readonly wakeAt?: number;
   /**
@@ -652,6 +657,7 @@ function decideWith(
   const unexpected: UnexpectedLink[] = [];
   const finished: string[] = [];
   const viewsPending: string[] = [];
+  const cascading: string[] = [];
   let wakeAt: number | undefined;
   const heldPools = new Set<Pool>();
   const heldKeys = new Set<string>();
@@ -706,7 +712,7 @@ function decideWith(
   if (layoutsOnly) {
     for (const v of views) if (v.d.phase === 'live') layoutsOf(v);
     const held = heldKeys.size > 0;
-    return { actions, links, half, upCalls, unexpected, finished, held, heldPools, heldKeys, viewsPending };
+    return { actions, links, half, upCalls, unexpected, finished, held, heldPools, heldKeys, viewsPending, cascading };
   }
   // Links first (every session), then rooms to open, layouts, endpoints: the cascade before what rides on it.
   for (const v of views) if (v.d.phase === 'live') liveLinks(v);
@@ -1009,7 +1015,10 @@ function decideWith(
 
   function participantsOf(v: SessionView): void {
     const d = v.d;
-    if (waitForCascade(v)) return;
+    if (waitForCascade(v)) {
+      cascading.push(d.id);
+      return;
+    }
     const dialOne = (m: string, ep: string) =>
       offer('participant', {
         kind: 'dial-participant',
@@ -1127,6 +1136,18 @@ function decideWith(
   }
 
   const held = heldPools.size > 0 || heldKeys.size > 0;
-  const base = { actions, links, half, upCalls, unexpected, finished, held, heldPools, heldKeys, viewsPending };
+  const base = {
+    actions,
+    links,
+    half,
+    upCalls,
+    unexpected,
+    finished,
+    held,
+    heldPools,
+    heldKeys,
+    viewsPending,
+    cascading,
+  };
   return wakeAt === undefined ? base : { ...base, wakeAt };
 }

@@ -47,6 +47,7 @@ import type {
   LinkState,
   McuCapabilities,
   McuLack,
+  OpenOptions,
   ReferMode,
   RosterEntry,
   SwitchOptions,
@@ -173,6 +174,8 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
   #qualityState: 'available' | 'missing' | 'unknown' = 'unknown';
   #qualityLack?: McuLack;
   #nextQualityAt = 0;
+  /** open({ holdQuality }): no quality subscription until reportQuality(). */
+  #qualityHeld = false;
 
   constructor(m: McuContext, uri: string, lobby: boolean) {
     super();
@@ -237,8 +240,10 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
 
   // ---- opening and supervision ---------------------------------------------
 
-  open(): Promise<void> {
+  open(options?: OpenOptions): Promise<void> {
     if (this.#m.closed()) return Promise.reject(this.#closedError());
+    if (options?.holdQuality === true) this.#qualityHeld = true;
+    else this.reportQuality();
     this.#wanted = true;
     this.#m.supervise();
     if (this.#state === 'open') return Promise.resolve();
@@ -267,6 +272,7 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     this.#control = undefined;
     this.#sub = undefined;
     this.#quality = undefined;
+    this.#qualityHeld = false;
     this.#roster.expectFullState();
     this.#setState('closed', 'closed');
     // An attempt still in flight cleans up after itself when it sees the conference closed (it never waits on us).
@@ -330,7 +336,7 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
       throw this.#openFailed(new McuError('MCU_ERR_DOWN', `${this.#who}: control dialog lost during connect`));
     this.#failures = 0;
     this.#setState('open', 'connected');
-    if (this.#m.o.qualityReports) this.#subscribeQuality(control);
+    if (this.#m.o.qualityReports && !this.#qualityHeld) this.#subscribeQuality(control);
   }
 
   /**
@@ -677,8 +683,20 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     }
     if (this.#capabilities.conferenceEvents === 'missing' && this.#m.clock.now() >= this.#nextResubscribeAt)
       this.#subscribeOnce(control, this.#m.clock.now() + this.#m.o.connectTimeoutMs).catch(noop);
-    if (this.#m.o.qualityReports && this.#quality === undefined && this.#m.clock.now() >= this.#nextQualityAt)
+    if (
+      this.#m.o.qualityReports &&
+      !this.#qualityHeld &&
+      this.#quality === undefined &&
+      this.#m.clock.now() >= this.#nextQualityAt
+    )
       this.#subscribeQuality(control);
+  }
+
+  reportQuality(): void {
+    if (!this.#qualityHeld) return;
+    this.#qualityHeld = false;
+    const control = this.#control;
+    if (this.#m.o.qualityReports && this.#state === 'open' && control !== undefined) this.#subscribeQuality(control);
   }
 
   // ---- quality reports (RFC 6035) --------------------------------------------

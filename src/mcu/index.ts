@@ -35,6 +35,7 @@ export type {
   McuDriverEvents,
   McuHealth,
   McuLack,
+  OpenOptions,
   QualityReport,
   ReferMode,
   RosterEntry,

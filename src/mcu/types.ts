@@ -136,6 +136,15 @@ export type ConferenceEvents = {
   quality: [QualityReport];
 };
 
+export interface OpenOptions {
+  /**
+   * Hold the quality report subscription (RFC 6035, when the driver subscribes to them) back until
+   * `reportQuality()`, re-opens included: a cascade's first dial, whose rooms' CPU goes to the links first
+   * (docs/cascade.md, "The benchmark"). An open() without it lets a held subscription go.
+   */
+  readonly holdQuality?: boolean;
+}
+
 /**
  * One conference (meeting room) of an MCU, controlled through its own
  * control dialog and subscription (or, for an MCU without the conference
@@ -159,7 +168,12 @@ export interface Conference extends TypedEmitter<ConferenceEvents> {
    * BYE it is re-opened and the roster re-read in full (state 'down'
    * meanwhile). A failed first attempt rejects, and supervision goes on.
    */
-  open(): Promise<void>;
+  open(options?: OpenOptions): Promise<void>;
+  /**
+   * Subscribe to the quality reports held back by `open({ holdQuality: true })` now (when the driver subscribes
+   * to them at all: `qualityReports`). Nothing when none are held back. Returns at once.
+   */
+  reportQuality(): void;
   /** This conference's focus dials a cascade link to `target` (another MCU's conference URI), RFC 4579 REFER. */
   dialLink(target: string): Promise<LinkState>;
   hangUpLink(target: string): Promise<void>;

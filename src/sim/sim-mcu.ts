@@ -192,6 +192,8 @@ export interface SimConference {
   readonly controlDialogs: number;
   /** Conference event subscriptions (RFC 4575). */
   readonly subscribers: number;
+  /** Call quality report subscriptions (RFC 6035 vq-rtcpxr). */
+  readonly qualitySubscribers: number;
 }
 
 export interface SimMcu {
@@ -354,6 +356,10 @@ class Room implements SimConference {
 
   get subscribers(): number {
     return this.subs.size;
+  }
+
+  get qualitySubscribers(): number {
+    return this.quality.size;
   }
 }
 

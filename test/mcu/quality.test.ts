@@ -185,3 +185,31 @@ t.test('without qualityReports the capabilities record is as before (no qualityR
   t.match(d.capabilities, { conferenceEvents: 'available', lacks: [] });
   t.notOk('qualityReports' in d.capabilities);
 });
+
+t.test('a room opened with holdQuality subscribes to its reports only once asked (reportQuality)', async (t) => {
+  const { m, d } = await setUp(t, 'q4', { rooms: ['8001'] });
+  const roomUri = m.roomUri(m.rooms[0]!);
+  m.join('sip:a@endpoints.invalid', 'A');
+  m.join('sip:b@endpoints.invalid', 'B', m.rooms[0]);
+  await d.connect();
+  const room = d.conference(roomUri);
+  const lobbyReports: QualityReport[] = [];
+  const roomReports: QualityReport[] = [];
+  d.conference(m.uri).on('quality', (q) => lobbyReports.push(q));
+  room.on('quality', (q) => roomReports.push(q));
+  await room.open({ holdQuality: true });
+  // The lobby reports every 50 ms and the driver ticks every 200 ms: a dozen lobby reports span several ticks,
+  // none of which may subscribe the held room.
+  await until('a dozen lobby reports', () => lobbyReports.length >= 12);
+  const conf = () => [...m.conferences.values()].find((c) => c.room === '8001');
+  t.equal(conf()?.qualitySubscribers, 0, 'no quality subscription to the held room');
+  t.equal(room.capabilities.qualityReports, 'unknown');
+  t.equal(roomReports.length, 0);
+  room.reportQuality();
+  await until('a report from the room', () => roomReports.length > 0);
+  t.equal(roomReports[0]?.entity, 'sip:b@endpoints.invalid');
+  t.equal(conf()?.qualitySubscribers, 1);
+  t.equal(room.capabilities.qualityReports, 'available');
+  room.reportQuality();
+  t.equal(conf()?.qualitySubscribers, 1, 'asked again: nothing more');
+});
