@@ -13,7 +13,7 @@ import { type Clock, isCascadedError, onceClose, realClock, type TimerHandle, Ty
 import type { Inventory } from '../inventory/index.js';
 import type { Conference, McuDriver, McuPool, QualityReport, RosterEntry, RosterUpdate } from '../mcu/index.js';
 import type { Plan } from '../planner/index.js';
-import type { CascadeHead, LinkStateRecord, Store } from '../store/index.js';
+import type { CascadeHead, LinkStateRecord, NewEvent, Store } from '../store/index.js';
 import {
   type AdmitOptions,
   admitSession,
@@ -397,6 +397,13 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
    */
   readonly #unwritten = new Map<string, string | null>();
   #selectionTimer?: TimerHandle;
+  /**
+   * Events not written yet: those of one pass go in one transaction (a national dial's 62 `cascade.link.up`
+   * were 62 transactions, each blocking the event loop for its commit).
+   */
+  #events: NewEvent[] = [];
+  /** Per session, the plan's links as last given to the store to keep (a save names them only when they change). */
+  readonly #keptLinks = new Map<string, string>();
   readonly close: () => Promise<void>;
 
   constructor(o: CascadeManagerOptions) {
@@ -620,6 +627,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   #forget(id: string, closeRooms: boolean): Promise<void> {
     const s = this.#sessions.get(id);
     this.#sessions.delete(id);
+    this.#keptLinks.delete(id);
     this.#book.forgetSession(id);
     for (const k of [...this.#links.keys()]) if (k.startsWith(`${id}|`)) this.#links.delete(k);
     for (const k of [...this.#viewFailing]) if (k.startsWith(`${id}|`)) this.#viewFailing.delete(k);
@@ -972,7 +980,11 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     }
     for (const [session, rows] of changed) {
       const s = this.#sessions.get(session);
-      const keep = s === undefined ? undefined : Object.keys(s.desired.parent);
+      // Rows of links the plan no longer has are deleted when the plan's links change (a re-plan, a restart).
+      let keep = s === undefined ? undefined : Object.keys(s.desired.parent);
+      const kept = keep?.join(' ');
+      if (kept !== undefined && this.#keptLinks.get(session) === kept) keep = undefined;
+      else if (kept !== undefined) this.#keptLinks.set(session, kept);
       this.#write(() => this.#store.saveLinkStates(session, rows, keep));
     }
     for (const s of this.#sessions.values()) {
@@ -1058,7 +1070,14 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   }
 
   #event(type: string, session: string, data: unknown): void {
-    this.#write(() => this.#store.appendEvent({ type, subject: session, data }).then(() => {}));
+    this.#events.push({ type, subject: session, data });
+    if (this.#events.length > 1) return;
+    // Written once the pass (or handler) that recorded it is over, with whatever else it recorded.
+    this.#write(() => {
+      const batch = this.#events;
+      this.#events = [];
+      return this.#store.appendEvents(batch).then(() => {});
+    });
   }
 
   #write(op: () => Promise<void>): void {

@@ -273,6 +273,16 @@ class SqliteStore implements Store {
       getToken: db.prepare('SELECT * FROM api_tokens WHERE id = ?'),
       revokeToken: db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
       insertEvent: db.prepare('INSERT INTO events (at, type, subject, data) VALUES (?, ?, ?, ?)'),
+      // Prepared once: the cascade manager saves link states after each pass that changed one (a national dial:
+      // tens of passes), and compiling three statements each time was most of a save.
+      upsertLink: db.prepare(
+        `INSERT INTO cascade_links (session_id, child, parent, state, detail, since, attempts, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (session_id, child) DO UPDATE SET parent = excluded.parent, state = excluded.state,
+           detail = excluded.detail, since = excluded.since, attempts = excluded.attempts, updated_at = excluded.updated_at`,
+      ),
+      linkChildren: db.prepare('SELECT child FROM cascade_links WHERE session_id = ?'),
+      deleteLink: db.prepare('DELETE FROM cascade_links WHERE session_id = ? AND child = ?'),
       // A small row of its own (store v5): the cascades row carries the plan, megabytes for a national session.
       setSelection: db.prepare(
         `INSERT INTO cascade_selections (session_id, selection, updated_at)
@@ -559,21 +569,13 @@ class SqliteStore implements Store {
   async saveLinkStates(sessionId: string, links: readonly LinkStateRecord[], keep?: readonly string[]): Promise<void> {
     const db = this.#open();
     const now = this.#now();
-    const upsert = db.prepare(
-      `INSERT INTO cascade_links (session_id, child, parent, state, detail, since, attempts, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (session_id, child) DO UPDATE SET parent = excluded.parent, state = excluded.state,
-         detail = excluded.detail, since = excluded.since, attempts = excluded.attempts, updated_at = excluded.updated_at`,
-    );
+    const { upsertLink, linkChildren, deleteLink } = this.#stmt;
     db.transaction(() => {
-      for (const l of links) upsert.run(sessionId, l.child, l.parent, l.state, l.detail, l.since, l.attempts, now);
+      for (const l of links) upsertLink.run(sessionId, l.child, l.parent, l.state, l.detail, l.since, l.attempts, now);
       if (keep === undefined) return;
       const kept = new Set(keep);
-      const rows = db.prepare('SELECT child FROM cascade_links WHERE session_id = ?').all(sessionId) as {
-        child: string;
-      }[];
-      const remove = db.prepare('DELETE FROM cascade_links WHERE session_id = ? AND child = ?');
-      for (const r of rows) if (!kept.has(r.child)) remove.run(sessionId, r.child);
+      const rows = linkChildren.all(sessionId) as { child: string }[];
+      for (const r of rows) if (!kept.has(r.child)) deleteLink.run(sessionId, r.child);
     })();
   }
 
