@@ -981,11 +981,14 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     for (const [session, rows] of changed) {
       const s = this.#sessions.get(session);
       // Rows of links the plan no longer has are deleted when the plan's links change (a re-plan, a restart).
-      let keep = s === undefined ? undefined : Object.keys(s.desired.parent);
-      const kept = keep?.join(' ');
-      if (kept !== undefined && this.#keptLinks.get(session) === kept) keep = undefined;
-      else if (kept !== undefined) this.#keptLinks.set(session, kept);
-      this.#write(() => this.#store.saveLinkStates(session, rows, keep));
+      const all = s === undefined ? undefined : Object.keys(s.desired.parent);
+      const kept = all?.join(' ');
+      const keep = kept !== undefined && this.#keptLinks.get(session) === kept ? undefined : all;
+      this.#write(() =>
+        this.#store.saveLinkStates(session, rows, keep).then(() => {
+          if (kept !== undefined && this.#sessions.has(session)) this.#keptLinks.set(session, kept);
+        }),
+      );
     }
     for (const s of this.#sessions.values()) {
       if (s.allUp || s.desired.phase !== 'live') continue;
