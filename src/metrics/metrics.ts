@@ -110,6 +110,11 @@ export interface Metrics {
   watchSessions(source: Pick<TypedEmitter<{ deadline: [SessionDeadlineEvent]; step: [SessionStepEvent] }>, 'on'>): void;
   /** The last audit chain verification (the daemon runs it periodically). */
   setAuditChain(result: { readonly ok: boolean; readonly checked: number }): void;
+  /**
+   * A WAL checkpoint of the store: the worker thread's (`ms`) and, when the WAL had to be finished on the
+   * daemon's own thread, that part (`finishedMs`: the time the event loop was held).
+   */
+  storeCheckpoint(r: { readonly ms: number; readonly finishedMs?: number }): void;
 }
 
 const statusClass = (s: number) => `${Math.floor(s / 100)}xx`;
@@ -458,6 +463,16 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
   });
 
+  const checkpoints = new Histogram({
+    name: 'cascaded_store_wal_checkpoint_seconds',
+    help: "The store's WAL checkpoints: in the checkpoint worker (thread=worker), and the rest finished on the daemon's event loop (thread=daemon).",
+    labelNames: ['thread'],
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  });
+  const checkpointWorker = checkpoints.labels({ thread: 'worker' });
+  const checkpointDaemon = checkpoints.labels({ thread: 'daemon' });
+
   return {
     registry,
     contentType: registry.contentType,
@@ -510,6 +525,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
         deadlines.inc({ deadline: d.deadline, outcome: d.state });
       });
       source.on('step', (e) => steps.inc({ step: e.step, outcome: e.state, late: String(e.late) }));
+    },
+    storeCheckpoint(r) {
+      checkpointWorker.observe(r.ms / 1000);
+      if (r.finishedMs !== undefined) checkpointDaemon.observe(r.finishedMs / 1000);
     },
     setAuditChain(r) {
       auditOk.set(r.ok ? 1 : 0);

@@ -2,9 +2,11 @@ import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import type { Logger } from 'pino';
 import { type Clock, CoreError, onceClose, realClock } from '../core/index.js';
 import type { Inventory } from '../inventory/index.js';
 import { AUDIT_GENESIS, auditRowHash } from './audit-chain.js';
+import { type Checkpointer, type CheckpointResult, startCheckpointer } from './checkpointer.js';
 import { StoreError } from './errors.js';
 import { SqliteLifecycleTables } from './lifecycle.js';
 import { MIGRATIONS, type Migration } from './migrations.js';
@@ -41,7 +43,29 @@ export interface SqliteStoreOptions {
   readonly clock?: Clock;
   /** For tests of the migration machinery; defaults to the real list. */
   readonly migrations?: readonly Migration[];
+  /**
+   * Checkpoint the WAL from a worker thread every `everyMs` instead of inside this connection's commits
+   * (SQLite's auto-checkpoint at 1,000 pages: the fsyncs of a checkpoint, milliseconds to tens of
+   * milliseconds of I/O wait on the caller's thread). The daemon's choice; a file database only.
+   */
+  readonly backgroundCheckpoint?: {
+    readonly everyMs: number;
+    /**
+     * A WAL still this long after the worker's checkpoint (commits kept coming while it ran, so it never
+     * found every page copied) is finished here: a checkpoint of the few pages since, so the next commit
+     * restarts the WAL instead of growing it. Default 4,096 pages (16 MB).
+     */
+    readonly restartPages?: number;
+    /** After each of the worker's checkpoints, with `finishedMs` when this connection finished it. */
+    readonly onCheckpoint?: (r: CheckpointResult & { readonly finishedMs?: number }) => void;
+  };
+  /** Where a failed background checkpointer is reported. */
+  readonly logger?: Logger;
 }
+
+/** SQLite's default auto-checkpoint (pages), taken back when the background checkpointer fails. */
+const AUTO_CHECKPOINT_PAGES = 1_000;
+const RESTART_PAGES = 4_096;
 
 const MAX_LIMIT = 10_000;
 
@@ -62,13 +86,40 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
       cause: err,
     });
   }
+  const clock = options.clock ?? realClock;
   try {
-    migrate(db, migrations, options.clock ?? realClock);
+    migrate(db, migrations, clock);
   } catch (err) {
     db.close();
     throw err;
   }
-  return new SqliteStore(db, options.clock ?? realClock);
+  const store = new SqliteStore(db, clock);
+  const bg = options.backgroundCheckpoint;
+  if (bg !== undefined && options.path !== ':memory:') {
+    db.pragma('wal_autocheckpoint = 0');
+    const restartPages = bg.restartPages ?? RESTART_PAGES;
+    store.checkpointer = startCheckpointer({
+      path: options.path,
+      clock,
+      everyMs: bg.everyMs,
+      onCheckpoint: (r) => {
+        let finishedMs: number | undefined;
+        if (r.log >= restartPages && db.open) {
+          // Two fsyncs of a few pages on this thread, once per restartPages, instead of SQLite's own
+          // checkpoint of 1,000 pages inside a commit.
+          const t0 = performance.now();
+          db.pragma('wal_checkpoint(PASSIVE)');
+          finishedMs = performance.now() - t0;
+        }
+        bg.onCheckpoint?.(finishedMs === undefined ? r : { ...r, finishedMs });
+      },
+      onFailure: (err) => {
+        options.logger?.warn({ err }, 'WAL checkpointer failed: commits checkpoint again');
+        if (db.open) db.pragma(`wal_autocheckpoint = ${AUTO_CHECKPOINT_PAGES}`);
+      },
+    });
+  }
+  return store;
 }
 
 function migrate(db: Database.Database, migrations: readonly Migration[], clock: Clock): void {
@@ -241,6 +292,8 @@ class SqliteStore implements Store {
   readonly #db: Database.Database;
   readonly #clock: Clock;
   #closed = false;
+  /** Set by openSqliteStore when checkpoints run in a worker (backgroundCheckpoint). */
+  checkpointer: Checkpointer | undefined;
   // Prepared once: statements are the hot path of audit and event writes.
   readonly #stmt;
   readonly lifecycle: LifecycleTables;
@@ -764,6 +817,7 @@ class SqliteStore implements Store {
 
   readonly close = onceClose(async () => {
     this.#closed = true;
+    await this.checkpointer?.close();
     // Fold the WAL back into the main file so a copied .db is complete on its own.
     // Best effort: another process reading the file can make it busy, and the
     // WAL is replayed on the next open anyway.

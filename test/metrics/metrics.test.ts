@@ -65,6 +65,8 @@ t.test('metrics follow the events they subscribe to and the state read at scrape
   chair.safeEmit('chair', { outcome: 'ok', ms: 31_000 });
   chair.safeEmit('chair', { outcome: 'ERR_DEADLINE', ms: 30_000 });
   m.setAuditChain({ ok: true, checked: 7 });
+  m.storeCheckpoint({ ms: 30 });
+  m.storeCheckpoint({ ms: 40, finishedMs: 3 });
 
   const text = await m.render();
   t.match(sample(text, 'cascaded_mcu_up'), /cascaded_mcu_up\{mcu="nb",role="slave",operator="nb"\} 0/);
@@ -84,6 +86,8 @@ t.test('metrics follow the events they subscribe to and the state read at scrape
   t.match(text, /cascaded_session_start_timestamp_seconds\{session="s1"\} 1893456000/);
   t.match(text, /cascaded_session_ready\{session="s1"\} 0/);
   t.match(text, /cascaded_audit_chain_ok 1/);
+  t.match(text, /cascaded_store_wal_checkpoint_seconds_count\{thread="worker"\} 2/);
+  t.match(text, /cascaded_store_wal_checkpoint_seconds_bucket\{le="0.005",thread="daemon"\} 1/);
   t.match(text, /process_cpu_seconds_total/);
   for (const line of text.split('\n')) {
     const name = /^(cascaded_[a-z_]+)/.exec(line)?.[1];
