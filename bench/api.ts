@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- api [--config FILE] [--seconds N] [--connections N] [--chair-rate N] [--chair-sessions N]
- * [--daemon-cpu-prof DIR]`:
+ * [--daemon-cpu-prof DIR] [--daemon-heap-prof DIR]`:
  * the REST API of the daemon as it runs in production, in a process of its
  * own (`cascaded --with-sim`: the simulator of the demo network as its
  * child), driven from this process with autocannon:
@@ -12,11 +12,12 @@
  *   the figure of its `finished` event);
  * - the `/metrics` scrape, one at a time over a kept-alive connection.
  * `--daemon-cpu-prof DIR`: the daemon writes a V8 CPU profile of its whole run into DIR when it stops
- * (node --cpu-prof), to find what holds its event loop while the commands run.
+ * (node --cpu-prof), to find what holds its event loop while the commands run; `--daemon-heap-prof DIR`
+ * a sampling heap profile of what it still holds at the end (node --heap-prof).
  * See docs/api.md, "Benchmark".
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -88,6 +89,34 @@ async function load(url: string, token: string | undefined, seconds: number, con
     headers: token === undefined ? {} : { authorization: `Bearer ${token}` },
   });
   return { rps: round(r.requests.average), p99: r.latency.p99, non2xx: r.non2xx, errors: r.errors };
+}
+
+/** prom-client's event-loop monitor: a timer of this period (its default `eventLoopMonitoringPrecision`). */
+const LAG_PERIOD_MS = 10;
+
+/** A sample's value in a Prometheus text page (NaN when absent). */
+function series(text: string, name: string): number {
+  const at = text.indexOf(`\n${name} `);
+  return at < 0 ? Number.NaN : Number(text.slice(at + name.length + 2, text.indexOf('\n', at + 1)));
+}
+
+/** CPU time (user + system, ms) of a process's children (the simulator of `cascaded --with-sim`), from /proc. */
+function childrenCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return Number.NaN;
+  try {
+    const tick = 10; // USER_HZ is 100 on Linux: a clock tick of /proc/PID/stat is 10 ms
+    let ms = 0;
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      for (const c of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean)) {
+        // Fields after the command's closing parenthesis: utime is the 12th, stime the 13th.
+        const f = readFileSync(`/proc/${c}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        ms += (Number(f[11]) + Number(f[12])) * tick;
+      }
+    }
+    return ms;
+  } catch {
+    return Number.NaN;
+  }
 }
 
 const quantile = (xs: readonly number[], q: number) =>
@@ -268,11 +297,16 @@ async function serverOverhead(base: string, token: string, engineById: ReadonlyM
   return { n: out.length, p50: quantile(out, 0.5), p99: quantile(out, 0.99) };
 }
 
-function startDaemonProcess(file: string, profDir?: string): { child: ChildProcess; exited: Promise<number | null> } {
+function startDaemonProcess(
+  file: string,
+  profDir?: string,
+  heapProfDir?: string,
+): { child: ChildProcess; exited: Promise<number | null> } {
   const child = spawn(
     process.execPath,
     [
       ...(profDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`]),
+      ...(heapProfDir === undefined ? [] : ['--heap-prof', `--heap-prof-dir=${heapProfDir}`]),
       CASCADED,
       '--config',
       file,
@@ -302,7 +336,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
   const file = benchConfig(resolve(opt('--config') ?? DEFAULT_CONFIG), dir, port);
   const config = await loadConfigFile(file);
   const base = `https://127.0.0.1:${port}`;
-  const daemon = startDaemonProcess(file, opt('--daemon-cpu-prof'));
+  const daemon = startDaemonProcess(file, opt('--daemon-cpu-prof'), opt('--daemon-heap-prof'));
   let exitCode: number | null | undefined;
   void daemon.exited.then((c) => {
     exitCode = c;
@@ -391,11 +425,27 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
     }
     // prom-client's event-loop delay histogram is reset by each scrape: one now, one after the load, reads
     // how long the daemon's loop was busy with other work while the commands ran (time the route waits).
-    await call(`${base}/metrics`);
+    // The same two scrapes give the daemon's CPU and garbage collection over the load; the simulator's CPU
+    // comes from /proc (Linux), since both share the machine's cores with the daemon.
+    const before = (await call(`${base}/metrics`)).body;
+    const simBefore = childrenCpuMs(daemon.child.pid);
     const chair = await chairLoad(base, token, commanded, chairRate, seconds);
     const lagText = (await call(`${base}/metrics`)).body;
-    const lag = (q: string) =>
-      Number(new RegExp(`^nodejs_eventloop_lag_${q}_seconds (\\S+)$`, 'm').exec(lagText)?.[1] ?? Number.NaN) * 1000;
+    const simCpuMs = childrenCpuMs(daemon.child.pid) - simBefore;
+    // prom-client records the interval between the ticks of a 10 ms timer (its default precision), not the
+    // delay past it: an idle loop reads 10 ms. The delay a request meets is the figure less the period.
+    const lag = (q: string) => series(lagText, `nodejs_eventloop_lag_${q}_seconds`) * 1000 - LAG_PERIOD_MS;
+    // A GC kind's series appears at its first collection: absent before the load counts as none.
+    const used = (name: string) => (series(lagText, name) || 0) - (series(before, name) || 0);
+    const gc = (kind: string) => ({
+      n: used(`nodejs_gc_duration_seconds_count{kind="${kind}"}`),
+      ms: used(`nodejs_gc_duration_seconds_sum{kind="${kind}"}`) * 1000,
+      over10ms:
+        used(`nodejs_gc_duration_seconds_count{kind="${kind}"}`) -
+        used(`nodejs_gc_duration_seconds_bucket{le="0.01",kind="${kind}"}`),
+    });
+    const major = gc('major');
+    const minor = gc('minor');
     const inDaemon = await serverOverhead(base, token, chair.engineById);
 
     // /metrics over HTTPS, one scrape at a time as Prometheus does, with the chair sessions live.
@@ -436,8 +486,19 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
       chair_overhead_in_daemon_n: inDaemon.n,
       chair_overhead_in_daemon_p50_ms: round(inDaemon.p50),
       chair_overhead_in_daemon_p99_ms: round(inDaemon.p99),
-      chair_loop_lag_p50_ms: round(lag('p50')),
-      chair_loop_lag_p99_ms: round(lag('p99')),
+      chair_loop_delay_p50_ms: round(lag('p50')),
+      chair_loop_delay_p99_ms: round(lag('p99')),
+      chair_daemon_cpu_ms_per_command: round((used('process_cpu_seconds_total') * 1000) / chair.ok),
+      chair_sim_cpu_ms_per_command: round(simCpuMs / chair.ok),
+      chair_gc_major: major.n,
+      chair_gc_major_ms: round(major.ms),
+      chair_gc_major_over_10ms: major.over10ms,
+      chair_gc_minor: minor.n,
+      chair_gc_minor_ms: round(minor.ms),
+      chair_checkpoints: used('cascaded_store_wal_checkpoint_seconds_count{thread="worker"}'),
+      chair_checkpoints_finished_on_loop: used('cascaded_store_wal_checkpoint_seconds_count{thread="daemon"}'),
+      chair_checkpoint_loop_ms: round(used('cascaded_store_wal_checkpoint_seconds_sum{thread="daemon"}') * 1000),
+      heap_used_mb: round(series(lagText, 'nodejs_heap_size_used_bytes') / 2 ** 20),
       metrics_scrape_max_ms: round(Math.max(...scrapes)),
       metrics_bytes: bytes,
       metrics_endpoints_connected: connected,
