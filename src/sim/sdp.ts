@@ -105,8 +105,13 @@ export function mcuAnswer(offer: string, host: string): string | undefined {
 }
 
 /** Why an answer to our offer is not one (RFC 3264 6), or undefined when it is. */
-export function answerProblem(offer: string, contentType: string | undefined, answer: Buffer): string | undefined {
-  if (answer.length === 0) return 'no answer in the ACK';
+export function answerProblem(
+  offer: string,
+  contentType: string | undefined,
+  answer: Buffer,
+  where = 'the ACK',
+): string | undefined {
+  if (answer.length === 0) return `no answer in ${where}`;
   if (contentType?.split(';')[0]?.trim().toLowerCase() !== SDP_TYPE) return `answer is ${contentType ?? 'untyped'}`;
   const text = answer.toString('utf8');
   if (!text.startsWith('v=0')) return 'answer is not SDP version 0';

@@ -165,7 +165,7 @@ export interface SimCounters {
   refersOutside: number;
   /** REFERs refused outside a dialog (403, the no-conference-events profile: in a control dialog only). */
   refersOutsideRefused: number;
-  /** Control dialogs ended with BYE because the ACK carried no valid answer to our offer. */
+  /** Calls ended with BYE because the answer to our offer was missing or invalid (a control dialog's ACK, a dialled call's 200). */
   offersUnanswered: number;
   /** Session refreshes (RFC 4028) of cascade links and calls, sent or answered. */
   sessionRefreshes: number;
@@ -1049,17 +1049,33 @@ class SimMcuImpl implements SimMcu {
     const ua = this.#ua!;
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), LINK_DIAL_TIMEOUT_MS).unref();
+    const offer = mcuOffer(this.#host);
     try {
       const d = await ua.invite(entity, {
         // The far end names the link by the calling conference: this room, not the MCU's lobby.
         from: room.uri,
         contentType: SDP_TYPE,
-        body: mcuOffer(this.#host),
+        body: offer,
         signal: abort.signal,
       });
       if (room.participants.get(entity) !== p || this.#ua !== ua) {
         await d.bye().catch(() => {});
         await finish(487, 'Request Terminated').catch(() => {});
+        return;
+      }
+      // The offer was in the INVITE, so its 2xx must carry the answer (RFC 3261 13.2.1, RFC 3264 6). A call
+      // accepted without one carries no media: hung up at once, as a control dialog whose ACK lacks the answer,
+      // and reported failed (488) rather than as a link that is up and then silently gone.
+      const problem = answerProblem(offer, d.remoteContentType, d.remoteBody, 'the 200');
+      if (problem !== undefined) {
+        this.#counters.offersUnanswered++;
+        this.#log?.warn(
+          { problem, callId: d.callId, entity },
+          'call answered without a valid answer to our offer: BYE',
+        );
+        this.#remove(room, entity);
+        await d.bye().catch(() => {});
+        await finish(488, 'Not Acceptable Here').catch(() => {});
         return;
       }
       p.dialog = d;

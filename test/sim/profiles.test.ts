@@ -3,6 +3,7 @@
  * checked by a raw SIP peer written from the RFCs (test/sim/raw-sip.ts) and,
  * where the daemon meets it, by the sip-msml driver:
  * - an INVITE without SDP gets the MCU's offer; an ACK without a valid answer ends the call (RFC 3261 13.2.2.4);
+ *   a call the MCU dials ends the same way when its 200 does not answer the INVITE's offer (13.2.1);
  * - INFO takes the MCU's processing delay;
  * - `no-conference-events`: SUBSCRIBE answered 489; the driver still comes up, saying what the MCU lacks;
  * - `full-state-only`: every RFC 4575 notification carries the whole roster;
@@ -150,6 +151,59 @@ t.test('an INVITE without SDP gets the MCU offer; the ACK must answer it or the 
   );
   ack(p, port, offered);
   await waitFor('the second control dialog', () => m.controlDialogs === 2);
+});
+
+t.test('a call the MCU dials must answer its offer in the 200: else BYE at once and the dial fails 488', async (t) => {
+  const { m, port } = await mcu(t);
+  const p = await peer(t);
+  const far = `sip:far@${HOST}:${p.local.port}`;
+  // The far end's 200 to the MCU's INVITE: with our Contact, and the answer given (none for the first call).
+  let answer: string | undefined;
+  p.inbox.listen((msg) => {
+    if (msg.status !== undefined) return;
+    if (msg.method === 'NOTIFY' || msg.method === 'BYE') p.send(response(msg, 200, 'OK'), port);
+    if (msg.method !== 'INVITE') return;
+    const body = answer ?? '';
+    const head = `Contact: <sip:far@${HOST}:${p.local.port}>\r\n${body === '' ? '' : 'Content-Type: application/sdp\r\n'}`;
+    const ok = response(msg, 200, 'OK').replace(
+      'Content-Length: 0\r\n\r\n',
+      `${head}Content-Length: ${body.length}\r\n\r\n${body}`,
+    );
+    p.send(ok, port);
+  });
+  const dial = async (callId: string) => {
+    const accepted = await ask(p, port, {
+      method: 'REFER',
+      callId,
+      extra: [`Refer-To: <${far}>`, `Referred-By: <sip:raw@${HOST}>`],
+    });
+    t.equal(accepted.status, 202);
+    const fin = await p.inbox.next(
+      (msg) =>
+        msg.method === 'NOTIFY' &&
+        msg.header('Call-ID') === callId &&
+        /terminated/.test(msg.header('Subscription-State') ?? ''),
+      10_000,
+      `the outcome of ${callId}`,
+    );
+    return fin.body;
+  };
+
+  t.match(await dial('no-answer'), /^SIP\/2\.0 488 /, 'a 200 without the answer: the dial reported failed');
+  const invite = p.inbox.all.find((msg) => msg.method === 'INVITE' && msg.status === undefined)!;
+  t.equal(invite.header('Content-Type'), 'application/sdp', 'the offer went in the INVITE');
+  await p.inbox.next(
+    (msg) => msg.method === 'BYE' && msg.status === undefined && msg.header('Call-ID') === invite.header('Call-ID'),
+    10_000,
+    'the BYE of the unanswered call',
+  );
+  t.equal(m.counters.offersUnanswered, 1);
+  t.notOk(m.participants.has(far), 'not in the conference');
+
+  answer = ANSWER(['audio', 'video']);
+  t.match(await dial('answered'), /^SIP\/2\.0 200 /, 'answered in the 200: dialled');
+  t.equal(m.participants.get(far)?.status, 'connected', 'in the conference');
+  t.equal(m.counters.offersUnanswered, 1);
 });
 
 t.test('INFO takes the MCU processing delay: drawn per MCU, or as configured', async (t) => {
