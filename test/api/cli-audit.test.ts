@@ -11,9 +11,8 @@ import t from 'tap';
 import { openSqliteStore } from '../../src/store/index.js';
 import { cli, writeConfig } from './cli-daemon.js';
 
-// Child processes (each CLI run) take seconds each on a loaded machine: a bound, not a wait. The runner's bound
-// for a file (package.json "tap.timeout": 120 s) is the one that holds, whatever a file asks for.
-t.setTimeout(120_000);
+// Child processes (the daemon, each CLI run) take seconds each on a loaded machine: a bound, not a wait.
+t.setTimeout(240_000);
 
 t.test('audit verify: intact, an edited row, a deleted row, a cut tail', async (t) => {
   const dir = t.testdir();

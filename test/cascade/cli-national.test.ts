@@ -9,8 +9,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { cli } from './helpers.js';
 
-// The runner's bound for a file (package.json "tap.timeout"), whatever a file asks for.
-t.setTimeout(120_000);
+t.setTimeout(180_000);
 
 t.test('the national session: created and shown whole through a pipe', async (t) => {
   const dir = t.testdir();

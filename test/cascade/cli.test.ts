@@ -8,8 +8,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { cli, networkConfig } from './helpers.js';
 
-// The runner's bound for a file (package.json "tap.timeout"), whatever a file asks for.
-t.setTimeout(120_000);
+t.setTimeout(180_000);
 
 t.test('create, list, show, status and end a session from the command line', async (t) => {
   const dir = t.testdir();
