@@ -192,11 +192,13 @@ const ENDPOINT_LOG_MS = 5_000;
 /** Hang-up answers that mean "already gone" (RFC 4579 5.6: the focus does not know that participant). */
 const GONE = new Set([404, 481]);
 /**
- * How long a chair selection waits in memory for the next before its row is written, ms: commands one after
- * another write one row a second, not one each (a commit apiece was a tenth of a command's CPU, issue 11). A
- * crash loses at most this much: the restarted daemon applies the selection before.
+ * How long a chair selection waits in memory for others before its row is written, ms: 0, the next turn of
+ * the event loop, so the commands of one burst (50 in flight) write one commit, not one each. Not longer: a
+ * selection lost to a crash is not only a missing record, the restarted daemon would put the selection before
+ * back on the MCUs, over the one the chair was shown (a second's wait was tried in session 6 for a tenth of a
+ * lone command's CPU; the row is in the store long before the command's result, a round trip later).
  */
-const SELECTION_WRITE_MS = 1_000;
+const SELECTION_WRITE_MS = 0;
 
 export async function startCascadeManager(options: CascadeManagerOptions): Promise<CascadeManager> {
   const m = new Manager(options);
@@ -393,7 +395,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   #writes: Promise<void> = Promise.resolve();
   /**
    * Chair selections recorded in memory and not yet in the store, the latest per session: written
-   * SELECTION_WRITE_MS after the first (one commit for the commands of a second, not one each; issue 11).
+   * SELECTION_WRITE_MS after the first (one commit for the commands of a burst, not one each; issue 11).
    */
   readonly #unwritten = new Map<string, string | null>();
   #selectionTimer?: TimerHandle;

@@ -2,10 +2,11 @@
  * Events written behind, several to a transaction: what the daemon records
  * on a hot path and nobody reads back at once (a chair command's
  * `chair.command` event, read by the session report). One insert is one
- * commit, and a commit of a row with two indexes cost about as much as the
- * rest of what a chair command does outside the SIP stack (issue 11): events
- * appended within `delayMs` of the first go out together, in order. A crash
- * loses at most that much; `close` writes what is pending.
+ * commit: events appended within `delayMs` of the first go out together, in
+ * order, one commit for a burst (50 commands in flight) instead of one each.
+ * The default is 0, the next turn of the event loop: a crash loses at most
+ * what that turn appended (a second's wait was tried, issue 11, and lost a
+ * second of records to kill -9); `close` writes what is pending.
  */
 import type { Logger } from 'pino';
 import { type Clock, onceClose, type TimerHandle } from '../core/index.js';
@@ -14,7 +15,7 @@ import type { NewEvent, Store } from './types.js';
 export interface EventWriterOptions {
   readonly store: Pick<Store, 'appendEvents'>;
   readonly clock: Clock;
-  /** How long an event may wait for others before it is written, ms (default 1,000). */
+  /** How long an event may wait for others before it is written, ms (default 0: the next turn of the loop). */
   readonly delayMs?: number;
   readonly logger?: Logger;
 }
@@ -28,7 +29,7 @@ export interface EventWriter {
   close(): Promise<void>;
 }
 
-const DEFAULT_DELAY_MS = 1_000;
+const DEFAULT_DELAY_MS = 0;
 
 export function createEventWriter(o: EventWriterOptions): EventWriter {
   const delayMs = o.delayMs ?? DEFAULT_DELAY_MS;
