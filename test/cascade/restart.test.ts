@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { openSqliteStore } from '../../src/store/index.js';
 import { spawnDaemon } from '../helpers/daemon.js';
-import { loopbackBase, networkConfig, until } from './helpers.js';
+import { cli, loopbackBase, networkConfig, until } from './helpers.js';
 
 t.setTimeout(240_000);
 
@@ -44,21 +44,6 @@ function startSim(config: string): Promise<{ child: ChildProcess; control: strin
       }
     });
     child.once('exit', (code) => reject(new Error(`simulator exited ${code}`)));
-  });
-}
-
-function cli(args: readonly string[]): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['dist/src/cli/cascaded.js', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      out += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      err += d;
-    });
-    child.once('close', (code) => resolve({ code, out, err }));
   });
 }
 
