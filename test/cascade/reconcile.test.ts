@@ -595,7 +595,11 @@ t.test('a screen still in flight with an earlier view is set again once it lands
   t.equal(endpointsWithoutView(speaking, obs, mem), 1, 'the speaker gone: b has nothing to be shown');
 });
 
-t.test('a view that comes back while an earlier one is in flight is not taken for done', async (t) => {
+/**
+ * One speaker-view room r (chair, a, b, c all in), fresh bookkeeping, and `decideViews(d, now)`: decide, start
+ * the screens decided; with the desired sessions of a and of c speaking.
+ */
+function speakerRoom() {
   const plan = fakePlan('r', {}, { r: ['chair-L0', 'a-L3', 'b-L3', 'c-L3'] }, 'chair-L0');
   const quiet = desiredSession(
     { id: 's', phase: 'live', plan, rooms: { r: 'sip:1@r' }, mains: {}, selection: null, view: 'speaker' },
@@ -611,14 +615,19 @@ t.test('a view that comes back while an earlier one is in flight is not taken fo
   const room = { state: 'open' as const, reports: true, roster, version: 1 };
   const obs = { now: 0, mcus: new Map([['r', { up: true, since: 0 }]]), rooms: new Map([[roomKey('sip:1@r'), room]]) };
   const mem = new Bookkeeping(DEFAULT_BACKOFF, () => 0.5);
-  const decideViews = (d: DesiredSession) => {
-    const dec = decide([d], obs, mem, OPTS);
+  const decideViews = (d: DesiredSession, now = 0) => {
+    const dec = decide([d], { ...obs, now }, mem, OPTS);
     const out = dec.actions.filter((a) => a.kind === 'layout' && a.why === 'view');
-    for (const a of out) mem.started(a, 0);
+    for (const a of out) mem.started(a, now);
     return { out, pending: dec.viewsPending.includes('s') };
   };
   const a = reselect(quiet, plan, 'a-L3', directory);
   const c = reselect(quiet, plan, 'c-L3', directory);
+  return { obs, mem, decideViews, a, c };
+}
+
+t.test('a view that comes back while an earlier one is in flight is not taken for done', async (t) => {
+  const { mem, decideViews, a, c } = speakerRoom();
   for (const x of decideViews(a).out) mem.succeeded(x, 0);
   t.same(decideViews(a), { out: [], pending: false }, 'a speaking: every screen set, the room done');
   const toC = decideViews(c).out;
@@ -632,29 +641,7 @@ t.test('a view that comes back while an earlier one is in flight is not taken fo
 });
 
 t.test('a screen whose command failed shows what nobody knows: a view that comes back is set again', async (t) => {
-  const plan = fakePlan('r', {}, { r: ['chair-L0', 'a-L3', 'b-L3', 'c-L3'] }, 'chair-L0');
-  const quiet = desiredSession(
-    { id: 's', phase: 'live', plan, rooms: { r: 'sip:1@r' }, mains: {}, selection: null, view: 'speaker' },
-    directory,
-  );
-  const entry = (id: string) => ({
-    entity: roomKey(directory.uri(id)!),
-    kind: 'endpoint' as const,
-    status: 'connected' as const,
-    gen: 1,
-  });
-  const roster = new Map(['chair-L0', 'a-L3', 'b-L3', 'c-L3'].map((id) => [entry(id).entity, entry(id)]));
-  const room = { state: 'open' as const, reports: true, roster, version: 1 };
-  const obs = { now: 0, mcus: new Map([['r', { up: true, since: 0 }]]), rooms: new Map([[roomKey('sip:1@r'), room]]) };
-  const mem = new Bookkeeping(DEFAULT_BACKOFF, () => 0.5);
-  const decideViews = (d: DesiredSession, now: number) => {
-    const dec = decide([d], { ...obs, now }, mem, OPTS);
-    const out = dec.actions.filter((a) => a.kind === 'layout' && a.why === 'view');
-    for (const a of out) mem.started(a, now);
-    return { out, pending: dec.viewsPending.includes('s') };
-  };
-  const a = reselect(quiet, plan, 'a-L3', directory);
-  const c = reselect(quiet, plan, 'c-L3', directory);
+  const { obs, mem, decideViews, a, c } = speakerRoom();
   for (const x of decideViews(a, 0).out) mem.succeeded(x, 0);
   t.same(decideViews(a, 0), { out: [], pending: false }, 'a speaking: every screen set');
   // c speaking: the screens' commands time out here (under loss the MCU may still carry them out).
