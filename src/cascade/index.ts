@@ -50,6 +50,14 @@ export type {
   RoomState,
   UnexpectedLink,
 } from './reconcile.js';
-export { decide, decideLayouts, endpointsWithoutView, layoutKey, linkKey, roomKey } from './reconcile.js';
+export {
+  decide,
+  decideLayouts,
+  endpointsWithoutView,
+  layoutKey,
+  linkKey,
+  QUIET_GRACE_FACTOR,
+  roomKey,
+} from './reconcile.js';
 export type { SessionStatus } from './status.js';
 export { cascadeStatus } from './status.js';

@@ -231,6 +231,7 @@ class RoomWatch implements ObservedRoom {
   readonly roster = new Map<string, ObservedEntry>();
   readonly links = new Map<string, ObservedEntry>();
   version = 0;
+  reportedAt?: number;
   readonly #off: () => void;
   /** Checks to run after every change (see `until`). */
   readonly #waiters = new Set<(gone: boolean) => void>();
@@ -286,6 +287,7 @@ class RoomWatch implements ObservedRoom {
       for (const e of u.changed) apply(e);
       for (const r of u.removed) remove(roomKey(r));
       this.version++;
+      this.reportedAt = nextGen();
       for (const w of this.#waiters) w(false);
       changed();
     };

@@ -42,6 +42,11 @@ export interface ObservedRoom {
   readonly version?: number;
   /** The link entries of the roster alone, when the runtime keeps them apart (a pass walks links, not 11,000 endpoints). */
   readonly links?: ReadonlyMap<string, ObservedEntry>;
+  /**
+   * When the MCU last reported this room's roster, on the runtime's count of `ObservedEntry.gen` (so an entry
+   * of another room whose `gen` is higher appeared after it). Absent: unknown.
+   */
+  readonly reportedAt?: number;
 }
 
 /** The link entries of a room. */
@@ -357,6 +362,9 @@ export const layoutKey = (session: string, mcu: string, output: Ref) =>
 const participantKey = (session: string, mcu: string, uri: string) => `P|${session}|${mcu}|${uri}`;
 const strayKey = (session: string, mcu: string, entity: string) => `H|${session}|${mcu}|${entity}`;
 const openKey = (room: string) => `O|${room}`;
+/** How many times `halfDeadGraceMs` a half-dead link waits for an end that has told nothing since (`liveLinks`). */
+export const QUIET_GRACE_FACTOR = 4;
+
 const probeKey = (session: string, child: string) => `V|${session}|${child}`;
 
 type EndSays = 'yes' | 'dialing' | 'no' | 'unknown';
@@ -712,7 +720,19 @@ function decideWith(
   if (layoutsOnly) {
     for (const v of views) if (v.d.phase === 'live') layoutsOf(v);
     const held = heldKeys.size > 0;
-    return { actions, links, half, upCalls, unexpected, finished, held, heldPools, heldKeys, viewsPending, cascading };
+    return {
+      actions,
+      links,
+      half,
+      upCalls,
+      unexpected,
+      finished,
+      held,
+      heldPools,
+      heldKeys,
+      viewsPending,
+      cascading,
+    };
   }
   // Links first (every session), then rooms to open, layouts, endpoints: the cascade before what rides on it.
   for (const v of views) if (v.d.phase === 'live') liveLinks(v);
@@ -778,11 +798,26 @@ function decideWith(
         // would refuse a new call while it holds the old one. A redial that replaced a half-dead link waits
         // the grace too (its own notifications may be on their way) and its backoff (memory.ts): a roster
         // stale for good must not make a redial every pass.
+        //
+        // An end that has not reported its roster since the call it lacks appeared at the other end may only be
+        // slow to tell: a notifier sends its NOTIFYs one at a time (a later one would be refused for its lower
+        // CSeq, RFC 3261 12.2.2), so one whose answer was lost holds the next one (the new call) back by its
+        // retransmissions, 0.5, 1.5, 3.5 s. Such an end is given `QUIET_GRACE_FACTOR` times the grace; an end
+        // that reported since and still does not list the call is believed after the grace.
         const since = mem.halfSince.get(key) ?? now;
+        const listed = l.parentSays === 'yes' ? l.atParent : l.atChild;
+        const other =
+          l.parentSays === 'yes' && l.childSays === 'no'
+            ? l.childRoom
+            : l.childSays === 'yes' && l.parentSays === 'no'
+              ? l.parentRoom
+              : undefined;
+        const quiet = other?.reportedAt !== undefined && listed !== undefined && other.reportedAt < listed.gen;
+        const grace = quiet ? opts.halfDeadGraceMs * QUIET_GRACE_FACTOR : opts.halfDeadGraceMs;
         if (verifying) wake(dialedAt! + opts.halfDeadGraceMs);
         else {
           const endedAt = endedAtOneEnd(l, mem.upCalls?.get(key));
-          if (endedAt === undefined && now - since < opts.halfDeadGraceMs) wake(since + opts.halfDeadGraceMs);
+          if (endedAt === undefined && now - since < grace) wake(since + grace);
           else if (parentReady)
             offer(
               'link',

@@ -190,7 +190,8 @@ export const configSchema = {
               minimum: 0,
               maximum: 600_000,
               default: 3_000,
-              description: 'A link up at one MCU and gone at the other is hung up and redialled after this long.',
+              description:
+                'A link up at one MCU and gone at the other is hung up and redialled after this long (four times this long when the MCU without it has reported nothing since the call appeared at the other).',
             },
             linkProbeMs: {
               type: 'integer',

@@ -16,6 +16,7 @@ import {
   type Decision,
   decide,
   desiredSession,
+  QUIET_GRACE_FACTOR,
   type ReconcileOptions,
   roomKey,
 } from '../../src/cascade/index.js';
@@ -105,6 +106,32 @@ t.test('without proof (a call the ends never both listed) the grace is kept', as
   const late = linkDials(pass(10 + OPTS.halfDeadGraceMs));
   t.equal(late.length, 1, 'dialled once the grace is over');
   t.equal(late[0]?.endedAt, undefined, 'without proof (logged as a warning)');
+});
+
+t.test('the end lacking the call has not reported since it appeared at the other: four times the grace', async (t) => {
+  // m dialled p again (a new call, listed at m); p took the call, but its NOTIFY of it waits behind an earlier
+  // one whose answer was lost (0.5, 1.5, 3.5 s of retransmissions): p's roster in the reconciler's eyes is the
+  // one it reported before the call appeared.
+  const heldBack = (reportedSince: boolean) => {
+    const w = upLink();
+    const p = w.world.room(P);
+    w.world.drop(M, P);
+    w.world.link(M, P);
+    p.entries.delete(roomKey(M));
+    const call = w.world.room(M).entries.get(roomKey(P))!;
+    p.reportedAt = reportedSince ? call.gen + 1 : call.gen - 1;
+    return w;
+  };
+  const quiet = heldBack(false);
+  const dec = quiet.pass(10);
+  t.same(dec.half, ['K|s|p'], 'half-dead');
+  t.equal(dec.wakeAt, 10 + QUIET_GRACE_FACTOR * OPTS.halfDeadGraceMs, 'a pass due when the longer grace ends');
+  t.same(quiet.linkDials(quiet.pass(10 + OPTS.halfDeadGraceMs)), [], 'not hung up after the grace alone');
+  t.equal(quiet.linkDials(quiet.pass(10 + QUIET_GRACE_FACTOR * OPTS.halfDeadGraceMs)).length, 1, 'then it is');
+  // p reported since the call appeared at m, and does not list it: believed after the grace.
+  const told = heldBack(true);
+  t.equal(told.pass(10).wakeAt, 10 + OPTS.halfDeadGraceMs);
+  t.equal(told.linkDials(told.pass(10 + OPTS.halfDeadGraceMs)).length, 1, 'hung up and dialled after the grace');
 });
 
 t.test('a replacement is a failure of the link: the next one waits, a link up again ends the run', async (t) => {

@@ -14,6 +14,7 @@ import type {
   EndpointDirectory,
   Observed,
   ObservedEntry,
+  ObservedRoom,
   RoomState,
 } from '../../src/cascade/index.js';
 import { roomKey } from '../../src/cascade/index.js';
@@ -39,6 +40,8 @@ interface WorldRoom {
   /** What a driver without the event package learned from its own successful commands. */
   readonly learned: Map<string, ObservedEntry>;
   opened: boolean;
+  /** When the MCU last reported the roster, on the count of the entries' `gen` (absent: unknown). */
+  reportedAt?: number;
 }
 
 export class World {
@@ -101,11 +104,17 @@ export class World {
 
   observed(now: number): Observed {
     const mcus = new Map([...this.mcus].map(([id, m]) => [id, { up: m.up, since: m.since }]));
-    const rooms = new Map<string, { state: RoomState; reports: boolean; roster: ReadonlyMap<string, ObservedEntry> }>();
+    const rooms = new Map<string, ObservedRoom>();
     for (const r of this.rooms.values()) {
       const m = this.mcus.get(r.mcu)!;
       const state: RoomState = !r.opened ? 'closed' : m.up ? 'open' : 'down';
-      rooms.set(r.key, { state, reports: m.reports, roster: new Map(m.reports ? r.entries : r.learned) });
+      const roster = new Map(m.reports ? r.entries : r.learned);
+      rooms.set(r.key, {
+        state,
+        reports: m.reports,
+        roster,
+        ...(r.reportedAt === undefined ? {} : { reportedAt: r.reportedAt }),
+      });
     }
     return { now, mcus, rooms };
   }
