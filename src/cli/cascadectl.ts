@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
+import { exitOnClosedPipe } from './exit.js';
 import { SCHEDULE_HELP, type ScheduleValues, scheduleCommand } from './schedule.js';
 
 const HELP = `cascadectl: command the cascaded daemon over its REST API
@@ -678,6 +679,7 @@ function humanEvent(event: string, d: Record<string, unknown>): string {
   }
 }
 
+exitOnClosedPipe();
 run(process.argv.slice(2), process.env, (s) => process.stdout.write(s)).then(
   (code) => {
     process.exitCode = code;

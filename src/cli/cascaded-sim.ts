@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { ConfigError, formatViolations, loadConfigFile } from '../config/index.js';
 import { DEFAULT_CONTROL_PORT, type SimulatorReady, startSimulator } from '../sim/index.js';
-import { exitWhenFlushed } from './exit.js';
+import { exitOnClosedPipe, exitWhenFlushed } from './exit.js';
 
 const HELP = `cascaded-sim: the MCU simulator (every MCU of an inventory, one process)
 
@@ -111,6 +111,7 @@ async function main(argv: string[]): Promise<number> {
   );
 }
 
+exitOnClosedPipe();
 main(process.argv.slice(2)).then(exitWhenFlushed, (err: unknown) => {
   process.stderr.write(`cascaded-sim: ${(err as Error)?.stack ?? String(err)}\n`);
   exitWhenFlushed(1);

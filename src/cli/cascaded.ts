@@ -12,7 +12,7 @@ import { type Config, ConfigError, formatViolations, loadConfigFile } from '../c
 import { isCascadedError } from '../core/index.js';
 import type { startDaemon } from '../daemon.js';
 import type { SimulatorProcess } from '../sim/index.js';
-import { exitWhenFlushed } from './exit.js';
+import { exitOnClosedPipe, exitWhenFlushed } from './exit.js';
 
 const HELP = `cascaded: MCU cascade control daemon
 
@@ -297,6 +297,7 @@ async function runDaemon(
   });
 }
 
+exitOnClosedPipe();
 main(process.argv.slice(2)).then(exitWhenFlushed, (err: unknown) => {
   process.stderr.write(`cascaded: ${(err as Error)?.stack ?? String(err)}\n`);
   exitWhenFlushed(1);

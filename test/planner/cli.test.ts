@@ -1,9 +1,13 @@
-/** `cascaded plan` (src/cli/plan.ts): tree and JSON output, exit codes, session files, output through a pipe. */
+/**
+ * `cascaded plan` (src/cli/plan.ts): tree and JSON output, exit codes, session files, output through a pipe;
+ * and any command's output through a pipe whose reader went away (src/cli/exit.ts).
+ */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { EXIT_SIGPIPE } from '../../src/cli/exit.js';
 import { runPlan } from '../../src/cli/plan.js';
 import type { Plan } from '../../src/planner/index.js';
 
@@ -143,6 +147,34 @@ t.test('the national plan as JSON through a pipe arrives whole', async (t) => {
   t.equal(got.n, 11_398, 'every endpoint of the demo network');
   t.ok(got.bytes > 1_000_000, `${got.bytes} bytes, more than a pipe holds`);
   t.equal(got.optimal, true);
+});
+
+t.test('a reader that goes away: the command ends quietly with the SIGPIPE status', async (t) => {
+  // `cascaded session create ... --json | head -c 0`: the pipe is closed before the command writes (EPIPE).
+  // It crashed with an unhandled 'error' event (exit 1, a stack trace on stderr) once the session was stored.
+  const withStore = join(dir, 'with-store.yaml');
+  writeFileSync(
+    withStore,
+    `daemon: { stateDir: ${JSON.stringify(join(dir, 'state'))} }\n${readFileSync(config, 'utf8')}`,
+  );
+  const cli = join(process.cwd(), 'dist/src/cli/cascaded.js');
+  const producer = spawn(
+    process.execPath,
+    [cli, 'session', 'create', '-c', withStore, '--all', '--chair', 'chair', '--json'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  producer.stdout.destroy();
+  let err = '';
+  producer.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  const timer = setTimeout(() => producer.kill(), 100_000);
+  const code = await new Promise<number | null>((resolve) => producer.on('close', resolve));
+  clearTimeout(timer);
+  t.equal(code, EXIT_SIGPIPE, 'the status of a writer ended by SIGPIPE (128 + 13)');
+  t.equal(err, '', 'no stack trace');
 });
 
 t.test('bad usage and bad input: exit 2', async (t) => {
