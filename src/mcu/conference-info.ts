@@ -10,6 +10,7 @@
  * An audio-muted participant's audio media has status "recvonly": the mix no
  * longer takes its sound.
  */
+import { detach } from '../sip/index.js';
 import { McuError } from './errors.js';
 import { ATTR, attr, buildXml, child, children, parseXml, text } from './xml.js';
 
@@ -101,19 +102,21 @@ export function parseConferenceInfo(body: string | Buffer): ConferenceInfo {
     const roles: unknown[] = Array.isArray(entries) ? entries : entries === undefined ? [] : [entries];
     const displayText = text(u, 'display-text');
     const callId = text(child(child(ep, 'call-info'), 'sip'), 'call-id');
+    // Rosters keep these for as long as the call lasts: copies, not views of the whole NOTIFY body (a full state
+    // of a national room is hundreds of kilobytes, kept alive by any one entity cut from it).
     users.push({
-      entity: uEntity,
+      entity: detach(uEntity),
       state: uState as ElementState,
       kind: roles.includes('cascade') ? 'link' : 'endpoint',
       status: (STATUSES.has(status) ? status : 'disconnected') as ParticipantStatus,
       audioMuted: audio !== undefined && text(audio, 'status') !== 'sendrecv' && text(audio, 'status') !== 'sendonly',
-      ...(displayText === undefined ? {} : { displayText }),
-      ...(callId === undefined ? {} : { callId }),
+      ...(displayText === undefined ? {} : { displayText: detach(displayText) }),
+      ...(callId === undefined ? {} : { callId: detach(callId) }),
     });
   }
   const displayText = text(child(root, 'conference-description'), 'display-text');
   return {
-    entity,
+    entity: detach(entity),
     version,
     state: state as ElementState,
     ...(displayText === undefined ? {} : { displayText }),

@@ -8,6 +8,7 @@ export { createChallenge, verifyAuthorization } from './auth.js';
 export { glareBackoffMs } from './dialog.js';
 export type { SipErrorCode } from './errors.js';
 export { SIP_ERRORS, SipError, SipResponseError } from './errors.js';
+export { detach } from './grammar.js';
 export type { CSeq, NameAddr, Via } from './headers.js';
 export { SipHeaders } from './headers.js';
 export type { SipMessage } from './message.js';
