@@ -9,7 +9,7 @@
  */
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
+import { destination, pino } from 'pino';
 import { ConfigError, formatViolations, loadConfigFile } from '../config/index.js';
 import { DEFAULT_CONTROL_PORT, type SimulatorReady, startSimulator } from '../sim/index.js';
 import { exitOnClosedPipe, exitWhenFlushed } from './exit.js';
@@ -71,7 +71,11 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`${v ? formatViolations(file, v) : err.message}\n`);
     return err.code === 'CFG_ERR_READ' ? 1 : 2;
   }
-  const logger = pino({ level: values['log-level'] ?? 'info', base: { service: 'cascaded-sim', pid: process.pid } });
+  // Synchronous, as the daemon's (cascaded.ts): lines reach the pipe in the order they were logged.
+  const logger = pino(
+    { level: values['log-level'] ?? 'info', base: { service: 'cascaded-sim', pid: process.pid } },
+    destination({ dest: 1, sync: true }),
+  );
   const sim = await startSimulator({ inventory, logger, controlPort: port, placement });
   const ipc = process.send !== undefined;
   if (ipc && process.connected) {

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { type Logger, pino } from 'pino';
+import { destination, type Logger, pino } from 'pino';
 import { type Config, ConfigError, formatViolations, loadConfigFile } from '../config/index.js';
 import { isCascadedError } from '../core/index.js';
 import type { startDaemon } from '../daemon.js';
@@ -205,7 +205,13 @@ async function runDaemon(
     }
     throw err;
   }
-  const logger: Logger = pino({ level: levelOverride ?? config.daemon.logLevel, base: { service: 'cascaded' } });
+  // Written synchronously: pino's default stream writes from libuv's thread pool, and at exit its synchronous
+  // flush of what was queued overtook a write still in that pool ("closed store" after "stopped"); a line
+  // logged is also on its way to the journal before a kill -9. At the default level there are few lines.
+  const logger: Logger = pino(
+    { level: levelOverride ?? config.daemon.logLevel, base: { service: 'cascaded' } },
+    destination({ dest: 1, sync: true }),
+  );
   const flush = () => new Promise<void>((resolve) => logger.flush(() => resolve()));
   for (const w of config.warnings) logger.warn({ path: w.path, line: w.line }, `config warning: ${w.message}`);
 
