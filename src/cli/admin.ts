@@ -7,13 +7,11 @@
  * chain; 2 bad usage or invalid input.
  */
 import { userInfo } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfigFile } from '../config/index.js';
+import { ConfigError } from '../config/index.js';
 import { isCascadedError } from '../core/index.js';
 import { type ApiRole, openSqliteStore, type Store } from '../store/index.js';
-
-const DEFAULT_CONFIG = fileURLToPath(new URL('../../../config/demo.yaml', import.meta.url));
+import { DEFAULT_CONFIG, loadCommandConfig } from './config-file.js';
 
 const TOKEN_HELP = `cascaded token: API bearer tokens (stored hashed; the token is shown once)
 
@@ -51,9 +49,9 @@ interface Common {
 
 async function withStore<T>(
   configFile: string,
-  fn: (store: Store, cfg: Awaited<ReturnType<typeof loadConfigFile>>) => Promise<T>,
+  fn: (store: Store, cfg: Awaited<ReturnType<typeof loadCommandConfig>>) => Promise<T>,
 ) {
-  const config = await loadConfigFile(configFile);
+  const config = await loadCommandConfig(configFile);
   const store = await openSqliteStore({ path: config.daemon.store.path, synchronous: config.daemon.store.synchronous });
   try {
     return await fn(store, config);

@@ -7,11 +7,11 @@
  * Exit codes: 0 stopped by a signal; 1 runtime failure or the parent process
  * gone; 2 bad usage or invalid config.
  */
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { destination, pino } from 'pino';
-import { ConfigError, formatViolations, loadConfigFile } from '../config/index.js';
+import { ConfigError, formatViolations } from '../config/index.js';
 import { DEFAULT_CONTROL_PORT, type SimulatorReady, startSimulator } from '../sim/index.js';
+import { DEFAULT_CONFIG, loadCommandConfig } from './config-file.js';
 import { exitOnClosedPipe, exitWhenFlushed } from './exit.js';
 
 const HELP = `cascaded-sim: the MCU simulator (every MCU of an inventory, one process)
@@ -30,8 +30,6 @@ Options:
   -l, --log-level LEVEL   fatal, error, warn, info (default), debug, trace, silent.
   -h, --help              this text.
 `;
-
-const DEFAULT_CONFIG = fileURLToPath(new URL('../../../config/demo.yaml', import.meta.url));
 
 async function main(argv: string[]): Promise<number> {
   let values: { config?: string; 'control-port'?: string; placement?: string; 'log-level'?: string; help?: boolean };
@@ -62,9 +60,9 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const file = values.config ?? DEFAULT_CONFIG;
-  let inventory: Awaited<ReturnType<typeof loadConfigFile>>['inventory'];
+  let inventory: Awaited<ReturnType<typeof loadCommandConfig>>['inventory'];
   try {
-    inventory = (await loadConfigFile(file)).inventory;
+    inventory = (await loadCommandConfig(file)).inventory;
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     const v = (err.details as { violations?: [] } | undefined)?.violations;

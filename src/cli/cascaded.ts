@@ -5,13 +5,13 @@
  * 128+N when a second signal N forces the exit during shutdown.
  */
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { destination, type Logger, pino } from 'pino';
-import { type Config, ConfigError, formatViolations, loadConfigFile } from '../config/index.js';
+import { type Config, ConfigError, formatViolations } from '../config/index.js';
 import { isCascadedError } from '../core/index.js';
 import type { startDaemon } from '../daemon.js';
 import type { SimulatorProcess } from '../sim/index.js';
+import { DEFAULT_CONFIG, loadCommandConfig } from './config-file.js';
 import { exitOnClosedPipe, exitWhenFlushed } from './exit.js';
 
 const HELP = `cascaded: MCU cascade control daemon
@@ -82,8 +82,6 @@ function version(): string {
   return pkg.version;
 }
 
-/** The embedded default, found next to the installed package whatever the working directory. */
-const DEFAULT_CONFIG = fileURLToPath(new URL('../../../config/demo.yaml', import.meta.url));
 
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'plan') {
@@ -158,7 +156,7 @@ async function main(argv: string[]): Promise<number> {
 
 async function checkConfig(file: string, json: boolean): Promise<number> {
   try {
-    const config = await loadConfigFile(file);
+    const config = await loadCommandConfig(file);
     const inv = config.inventory;
     const counts = {
       levels: inv.levels.length,
@@ -194,7 +192,7 @@ async function runDaemon(
 ): Promise<number> {
   let config: Config;
   try {
-    config = await loadConfigFile(file);
+    config = await loadCommandConfig(file);
   } catch (err) {
     if (err instanceof ConfigError) {
       const details = err.details as { violations?: [] } | undefined;

@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { loadConfigFile } from '../config/index.js';
+import { DEFAULT_CONFIG, loadCommandConfig } from './config-file.js';
 
 const HELP = `cascaded chair: bring an endpoint to the chair of a live session, through the running daemon
 
@@ -35,7 +35,6 @@ Exit codes: 0 done; 1 the command failed (the error code is printed); 2 bad usag
 3 not authenticated or not allowed.
 `;
 
-const DEFAULT_CONFIG = fileURLToPath(new URL('../../../config/demo.yaml', import.meta.url));
 const CASCADECTL = fileURLToPath(new URL('./cascadectl.js', import.meta.url));
 
 export async function runChair(argv: string[]): Promise<number> {
@@ -84,7 +83,7 @@ export async function runChair(argv: string[]): Promise<number> {
     let api: { host: string; port: number; plainHttp: boolean; tls?: unknown };
     let stateDir: string;
     try {
-      const config = await loadConfigFile(file);
+      const config = await loadCommandConfig(file);
       ({ api, stateDir } = config.daemon);
     } catch (err) {
       process.stderr.write(`cascaded chair: ${(err as Error).message}\n`);

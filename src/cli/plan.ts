@@ -5,12 +5,12 @@
  * plan found within the budget); 2 bad usage, invalid config or invalid session.
  */
 import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, loadConfigFile } from '../config/index.js';
+import { ConfigError } from '../config/index.js';
 import type { HeldCapacity, InfeasibilityReason, McuUsage, ObjectiveBound, Plan, Session } from '../planner/index.js';
 import { PLAN_BUDGET_MS, PlanError, plan } from '../planner/index.js';
+import { DEFAULT_CONFIG, loadCommandConfig } from './config-file.js';
 
 const HELP = `cascaded plan: plan the cascade of a session (offline, no MCU is contacted)
 
@@ -36,8 +36,6 @@ Options:
 Exit codes: 0 planned (the output says whether the plan is proven optimal); 1 no plan
 (infeasible: reasons printed; or none found within the budget); 2 bad usage or invalid input.
 `;
-
-const DEFAULT_CONFIG = fileURLToPath(new URL('../../../config/demo.yaml', import.meta.url));
 
 class UsageError extends Error {}
 
@@ -129,7 +127,7 @@ export async function runPlan(argv: string[]): Promise<number> {
       throw new UsageError('give exactly one of --session FILE and --all');
     const budgetMs = values.budget === undefined ? PLAN_BUDGET_MS : Number(values.budget);
     if (!Number.isFinite(budgetMs) || budgetMs < 0) throw new UsageError('--budget must be a number of milliseconds');
-    const { inventory } = await loadConfigFile(values.config ?? DEFAULT_CONFIG);
+    const { inventory } = await loadCommandConfig(values.config ?? DEFAULT_CONFIG);
     const base: Session = values.all
       ? { endpoints: inventory.endpoints.map((e) => e.id) }
       : await readSession(values.session!);

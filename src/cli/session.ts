@@ -6,7 +6,6 @@
  * capacity, no room, unknown session); 2 bad usage or invalid input.
  */
 import { readFile } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import {
@@ -19,12 +18,11 @@ import {
   type SessionStatus,
   type SessionView,
 } from '../cascade/index.js';
-import { type Config, ConfigError, loadConfigFile } from '../config/index.js';
+import { type Config, ConfigError } from '../config/index.js';
 import { isCascadedError } from '../core/index.js';
 import type { Plan } from '../planner/index.js';
 import { openSqliteStore, type Store } from '../store/index.js';
-
-const DEFAULT_CONFIG = fileURLToPath(new URL('../../../config/demo.yaml', import.meta.url));
+import { DEFAULT_CONFIG, loadCommandConfig } from './config-file.js';
 
 const SESSION_HELP = `cascaded session: create, list, show and end sessions (the running daemon dials them)
 
@@ -106,7 +104,7 @@ interface Common {
 }
 
 async function openStore(configFile: string | undefined): Promise<{ config: Config; store: Store }> {
-  const config = await loadConfigFile(configFile ?? DEFAULT_CONFIG);
+  const config = await loadCommandConfig(configFile ?? DEFAULT_CONFIG);
   const store = await openSqliteStore({ path: config.daemon.store.path, synchronous: config.daemon.store.synchronous });
   return { config, store };
 }

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { baseConfig, toYaml } from './fixtures.js';
@@ -76,3 +76,30 @@ t.test('usage errors and help', async (t) => {
   t.equal(run('--log-level', 'loud').status, 2);
   t.equal(run('--check-config', '/nonexistent.yaml').status, 1);
 });
+
+t.test(
+  'the embedded demo checks out from any working directory (its secret file is found from the installation)',
+  async (t) => {
+    // Its relative paths (config/demo-secrets/mcu.secret) were taken from the working directory: the installed
+    // command run anywhere but at the package root refused its own default (CFG_ERR_INVALID, 4 secret files).
+    const demo = join(process.cwd(), 'config/demo.yaml');
+  const dir = t.testdir();
+    const r = spawnSync(process.execPath, [join(process.cwd(), CLI), '--check-config', demo, '--json'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      cwd: dir,
+    });
+    t.equal(r.status, 0, r.stdout + r.stderr);
+    t.equal(JSON.parse(r.stdout).counts.endpoints, 11_398);
+    // Another config's relative paths still come from the working directory (a service's WorkingDirectory=).
+    const other = join(dir, 'other.yaml');
+    writeFileSync(other, readFileSync(demo, 'utf8'));
+    const o = spawnSync(process.execPath, [join(process.cwd(), CLI), '--check-config', other, '--json'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      cwd: dir,
+    });
+    t.equal(o.status, 2, 'a copy elsewhere: its secret file is looked for from the working directory');
+    t.match(JSON.parse(o.stdout).details.violations[0].message, /cannot read secret file/);
+  },
+);
