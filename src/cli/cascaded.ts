@@ -82,7 +82,6 @@ function version(): string {
   return pkg.version;
 }
 
-
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'plan') {
     const { runPlan } = await import('./plan.js');

@@ -83,7 +83,7 @@ t.test(
     // Its relative paths (config/demo-secrets/mcu.secret) were taken from the working directory: the installed
     // command run anywhere but at the package root refused its own default (CFG_ERR_INVALID, 4 secret files).
     const demo = join(process.cwd(), 'config/demo.yaml');
-  const dir = t.testdir();
+    const dir = t.testdir();
     const r = spawnSync(process.execPath, [join(process.cwd(), CLI), '--check-config', demo, '--json'], {
       encoding: 'utf8',
       timeout: 60_000,
