@@ -983,16 +983,25 @@ class SimMcuImpl implements SimMcu {
     const entity = entityOf(target);
     const accept = () => this.#serially(r.dialog, () => r.accept());
     if (target.params.method?.toUpperCase() === 'BYE') {
-      // RFC 4579 5.6: remove that participant from this conference.
-      const n = await accept();
+      // RFC 4579 5.6: remove that participant from this conference: the call it has when the REFER arrives. The
+      // 100 Trying NOTIFY's answer can come seconds later under loss; looking the entity up only then hung up a
+      // newer call of the same entity, dialled meanwhile by the manager that had given this REFER up.
       const p = room.participants.get(entity);
+      const n = await accept();
       if (p === undefined) {
         await this.#serially(r.dialog, () => n.done(404, 'Not Found'));
         return;
       }
+      const still = room.participants.get(entity) === p;
       await this.#hangUp(room, p);
       // A simulated endpoint hung up from a room is idle again: back in the lobby, in no call (no port).
-      if (p.dialog === undefined && p.kind === 'endpoint' && room !== this.#lobby && this.#rooms.has(room.room))
+      if (
+        still &&
+        p.dialog === undefined &&
+        p.kind === 'endpoint' &&
+        room !== this.#lobby &&
+        this.#rooms.has(room.room)
+      )
         this.#add(this.#lobby, { ...p, conference: this.#lobby.uri, audioMuted: false, idle: true });
       await this.#serially(r.dialog, () => n.done(200, 'OK'));
       return;
