@@ -720,19 +720,7 @@ function decideWith(
   if (layoutsOnly) {
     for (const v of views) if (v.d.phase === 'live') layoutsOf(v);
     const held = heldKeys.size > 0;
-    return {
-      actions,
-      links,
-      half,
-      upCalls,
-      unexpected,
-      finished,
-      held,
-      heldPools,
-      heldKeys,
-      viewsPending,
-      cascading,
-    };
+    return { actions, links, half, upCalls, unexpected, finished, held, heldPools, heldKeys, viewsPending, cascading };
   }
   // Links first (every session), then rooms to open, layouts, endpoints: the cascade before what rides on it.
   for (const v of views) if (v.d.phase === 'live') liveLinks(v);
