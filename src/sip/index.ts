@@ -27,7 +27,7 @@ export type {
 export { answerOffer, controlLegOffer, formatSdp, parseSdp, SDP_CONTENT_TYPE } from './sdp.js';
 export { parseSipfrag } from './subscription.js';
 export type { TimerConfig, TransactionRecord } from './transaction.js';
-export { DEFAULT_TIMERS } from './transaction.js';
+export { DEFAULT_TIMERS, SWEEP_MS } from './transaction.js';
 export type { Destination, ListenOptions, TlsOptions, TransportName } from './transport.js';
 export type {
   BodyOptions,

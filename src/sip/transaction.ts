@@ -544,11 +544,22 @@ interface Lingering {
 }
 
 /**
+ * How late at most an expired entry is swept, ms. Entries count as gone from
+ * their expiry on (`get`, `has`, `size`), so the protocol timers stay exact;
+ * only the memory is released in batches. A sweep per expiry woke the event
+ * loop for each transaction (a chair command's six INFOs, six wake-ups five
+ * seconds later), and on these machines a wake-up from idle costs more CPU
+ * than the sweep itself.
+ */
+export const SWEEP_MS = 1_000;
+
+/**
  * Entries that all live the same time: insertion order is expiry order, so
- * one timer sweeps them from the front (instead of a timer each).
+ * one timer sweeps them from the front (instead of a timer each), at most
+ * once per `SWEEP_MS`.
  */
 class Expiring<V> {
-  readonly map = new Map<string, V>();
+  readonly #map = new Map<string, V>();
   readonly #clock: Clock;
   readonly #until: (v: V) => number;
   readonly #expired?: (key: string, v: V) => void;
@@ -561,28 +572,49 @@ class Expiring<V> {
   }
 
   add(key: string, v: V, ttl: number): void {
-    this.map.set(key, v);
-    if (this.#timer === undefined) this.#arm(ttl);
+    // To the back, where its expiry belongs (an expired entry of that key may still be there, unswept).
+    this.#map.delete(key);
+    this.#map.set(key, v);
+    if (this.#timer === undefined) this.#arm(ttl + SWEEP_MS);
+  }
+
+  /** The entry, unless it expired (swept or not). */
+  get(key: string): V | undefined {
+    const v = this.#map.get(key);
+    return v === undefined || this.#until(v) <= this.#clock.now() ? undefined : v;
+  }
+
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  get size(): number {
+    this.#sweep(this.#clock.now());
+    return this.#map.size;
+  }
+
+  /** Drops the expired entries; the expiry of the first one left. */
+  #sweep(now: number): number | undefined {
+    for (const [k, v] of this.#map) {
+      const until = this.#until(v);
+      if (until > now) return until;
+      this.#map.delete(k);
+      this.#expired?.(k, v);
+    }
+    return undefined;
   }
 
   #arm(ms: number): void {
     this.#timer = this.#clock.setTimeout(() => {
-      const now = this.#clock.now();
-      for (const [k, v] of this.map) {
-        const until = this.#until(v);
-        if (until > now) {
-          this.#arm(until - now);
-          return;
-        }
-        this.map.delete(k);
-        this.#expired?.(k, v);
-      }
       this.#timer = undefined;
+      const now = this.#clock.now();
+      const next = this.#sweep(now);
+      if (next !== undefined) this.#arm(next - now + SWEEP_MS);
     }, ms);
   }
 
   clear(): void {
-    this.map.clear();
+    this.#map.clear();
     this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
   }
@@ -633,8 +665,8 @@ export class TransactionManager {
 
   get size(): { clients: number; servers: number } {
     return {
-      clients: this.#clients.size + this.#lingeringClients.map.size,
-      servers: this.#servers.size + this.#lingering.map.size,
+      clients: this.#clients.size + this.#lingeringClients.size,
+      servers: this.#servers.size + this.#lingering.size,
     };
   }
 
@@ -660,7 +692,7 @@ export class TransactionManager {
       const tx = this.#clients.get(key);
       if (tx !== undefined) tx.receive(msg);
       // A retransmitted final of a completed non-INVITE is absorbed (Timer K).
-      else if (!this.#lingeringClients.map.has(key)) this.#tu.onStrayResponse(inb);
+      else if (!this.#lingeringClients.has(key)) this.#tu.onStrayResponse(inb);
       return;
     }
     if (msg.topVia === undefined) return;
@@ -684,7 +716,7 @@ export class TransactionManager {
       existing.retransmitted();
       return;
     }
-    const lingering = this.#lingering.map.get(txKey);
+    const lingering = this.#lingering.get(txKey);
     if (lingering !== undefined) {
       // A retransmission: a non-INVITE gets its final response again, an accepted INVITE is absorbed.
       if (lingering.last !== undefined) this.transport.send(lingering.last, lingering.dest, lingering.flow);
@@ -696,7 +728,7 @@ export class TransactionManager {
     if (msg.to?.params.tag == null) {
       const origin = detach(`${msg.callId}|${msg.from?.params.tag ?? ''}|${msg.cseq?.seq} ${msg.cseq?.method}`);
       const first = this.#origins.get(origin);
-      if (first !== undefined && (this.#servers.has(first) || this.#lingering.map.has(first))) tx.merged = true;
+      if (first !== undefined && (this.#servers.has(first) || this.#lingering.has(first))) tx.merged = true;
       else {
         tx.origin = origin;
         this.#origins.set(origin, tx.key);
@@ -713,7 +745,7 @@ export class TransactionManager {
   findInviteFor(cancel: SipRequest): CancelTarget | undefined {
     const key = serverKey(cancel);
     if (key === undefined) return undefined;
-    return this.#servers.get(`${key}:INVITE`) ?? (this.#lingering.map.has(`${key}:INVITE`) ? ANSWERED : undefined);
+    return this.#servers.get(`${key}:INVITE`) ?? (this.#lingering.has(`${key}:INVITE`) ? ANSWERED : undefined);
   }
 
   /** A server transaction hands over to a lingering record for 64*T1. */

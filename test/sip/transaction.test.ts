@@ -7,6 +7,7 @@ import { parseMessage } from '../../src/sip/parser.js';
 import {
   DEFAULT_TIMERS,
   type ServerTransaction,
+  SWEEP_MS,
   TransactionManager,
   type TransactionRecord,
 } from '../../src/sip/transaction.js';
@@ -164,14 +165,45 @@ t.test('non-INVITE client: Timer E caps at T2, T2 after a provisional; F at 64*T
   t.equal(h.stray.length, 0, 'and does not reach the TU');
   h.clock.advance(DEFAULT_TIMERS.t4);
   t.equal(h.txm.size.clients, 0, 'Timer K = T4');
-  t.equal(h.clock.pending, 0, 'no timer left');
   c.respond(200);
   t.equal(h.stray.length, 1, 'after Timer K a final matches nothing: a stray for the TU');
+  h.clock.advance(SWEEP_MS);
+  t.equal(h.clock.pending, 0, 'no timer left once swept');
 
   const h2 = harness();
   const c2 = client(h2, 'INFO');
   h2.clock.advance(64 * T1);
   t.equal(c2.out.errors[0]?.code, 'SIP_ERR_TIMEOUT', 'Timer F');
+});
+
+t.test('lingering transactions end at their own expiry but are swept together, one timer a second', async (t) => {
+  const h = harness();
+  let arms = 0;
+  const setTimeout = h.clock.setTimeout.bind(h.clock);
+  h.clock.setTimeout = (fn, ms) => {
+    arms++;
+    return setTimeout(fn, ms);
+  };
+  // 20 INFOs answered 10 ms apart: 20 Timers K, 10 ms apart.
+  const reqs: SipRequest[] = [];
+  for (let i = 0; i < 20; i++) {
+    const branch = `z9hG4bKsweep${i}`;
+    const req = request('INFO', branch);
+    reqs.push(req);
+    h.txm.request(req, branch, h.dest, { onProvisional: () => {}, onFinal: () => {}, onError: () => {} });
+    h.txm.receive(h.inbound(buildResponse(req, 200, undefined, { toTag: 'tt' })));
+    h.clock.advance(10);
+  }
+  arms = 0;
+  h.clock.advance(DEFAULT_TIMERS.t4 - 200 + 95);
+  t.equal(h.txm.size.clients, 10, 'the first ten ended at their T4 (nothing swept yet)');
+  h.txm.receive(h.inbound(buildResponse(reqs[9]!, 200, undefined, { toTag: 'tt' })));
+  h.txm.receive(h.inbound(buildResponse(reqs[10]!, 200, undefined, { toTag: 'tt' })));
+  t.equal(h.stray.length, 1, 'a final after its Timer K is a stray; one before it is absorbed');
+  h.clock.advance(SWEEP_MS + 200);
+  t.equal(h.txm.size.clients, 0);
+  t.equal(h.clock.pending, 0, 'all swept');
+  t.ok(arms <= 1, `one sweep for the lot, not one per expiry (${arms} timers armed)`);
 });
 
 t.test('reliable transport: no retransmission, Timers D and K are zero', async (t) => {
@@ -238,7 +270,8 @@ t.test('INVITE server: 2xx moves to Accepted; Timer L absorbs INVITE retransmiss
   t.equal(h.txm.size.servers, 1);
   h.clock.advance(1);
   t.equal(h.txm.size.servers, 0, 'Timer L = 64*T1');
-  t.equal(h.clock.pending, 0);
+  h.clock.advance(SWEEP_MS);
+  t.equal(h.clock.pending, 0, 'no timer left once swept');
   h.txm.receive(h.inbound(request('INVITE')));
   t.equal(h.servers.length, 2, 'after Timer L the same INVITE is a new request');
 });
@@ -262,7 +295,8 @@ t.test('non-INVITE server: Timer J keeps the response for retransmissions', asyn
   t.equal(h.txm.size.servers, 1);
   h.clock.advance(1);
   t.equal(h.txm.size.servers, 0, 'Timer J = 64*T1');
-  t.equal(h.clock.pending, 0);
+  h.clock.advance(SWEEP_MS);
+  t.equal(h.clock.pending, 0, 'no timer left once swept');
   h.txm.receive(h.inbound(request('OPTIONS')));
   t.equal(h.servers.length, 2, 'after Timer J the same request is a new one');
   t.equal(tx.state, 'completed', 'the transaction object itself is released, not kept for Timer J');
