@@ -191,14 +191,6 @@ const ENDPOINT_COUNT_MS = 1_000;
 const ENDPOINT_LOG_MS = 5_000;
 /** Hang-up answers that mean "already gone" (RFC 4579 5.6: the focus does not know that participant). */
 const GONE = new Set([404, 481]);
-/**
- * How long a chair selection waits in memory for others before its row is written, ms: 0, the next turn of
- * the event loop, so the commands of one burst (50 in flight) write one commit, not one each. Not longer: a
- * selection lost to a crash is not only a missing record, the restarted daemon would put the selection before
- * back on the MCUs, over the one the chair was shown (a second's wait was tried in session 6 for a tenth of a
- * lone command's CPU; the row is in the store long before the command's result, a round trip later).
- */
-const SELECTION_WRITE_MS = 0;
 
 export async function startCascadeManager(options: CascadeManagerOptions): Promise<CascadeManager> {
   const m = new Manager(options);
@@ -396,8 +388,13 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   /** Store writes, one after another (link states and events), so close() can wait for the last. */
   #writes: Promise<void> = Promise.resolve();
   /**
-   * Chair selections recorded in memory and not yet in the store, the latest per session: written
-   * SELECTION_WRITE_MS after the first (one commit for the commands of a burst, not one each; issue 11).
+   * Chair selections recorded in memory and not yet in the store, the latest per session: written once the
+   * event loop has handled the I/O of its turn (`clock.setImmediate`), so the commands of one burst (50 in
+   * flight) write one commit, not one each (issue 11). Not later: a selection lost to a crash is not only a
+   * missing record, the restarted daemon would put the selection before back on the MCUs, over the one the
+   * chair was shown (a second's wait was tried in session 6 for a tenth of a lone command's CPU; the row is in
+   * the store long before the command's result, a round trip later). Not a 0 ms timer either: that is a
+   * sleep and a wake-up of its own per command (docs/chair.md, "CPU").
    */
   readonly #unwritten = new Map<string, string | null>();
   #selectionTimer?: TimerHandle;
@@ -1206,7 +1203,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     s.head = { ...s.head, selection };
     s.desired = reselect(s.desired, s.plan, selection, this.#dir);
     this.#unwritten.set(s.head.sessionId, selection);
-    this.#selectionTimer ??= this.#clock.setTimeout(() => this.#writeSelections(), SELECTION_WRITE_MS);
+    this.#selectionTimer ??= this.#clock.setImmediate(() => this.#writeSelections());
     if (kick) this.#kick();
   }
 

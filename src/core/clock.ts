@@ -12,7 +12,19 @@ export interface Clock {
   /** Wall-clock milliseconds since the epoch, for records and logs. */
   wallNow(): number;
   setTimeout(fn: () => void, ms: number): TimerHandle;
+  /**
+   * `fn` on this turn of the event loop, once the I/O it polled is handled: what arrived together is handled
+   * together, and the loop does not sleep for it. A timer of 0 ms is a millisecond's sleep and a wake-up, and
+   * on these machines a wake-up from idle costs more CPU than most of what it runs (docs/chair.md, "CPU").
+   * Cancelled by `clearTimeout`.
+   */
+  setImmediate(fn: () => void): TimerHandle;
   clearTimeout(handle: TimerHandle | undefined): void;
+}
+
+/** A real clock's handle of `setImmediate`: Node cancels immediates and timers by different calls. */
+interface ImmediateHandle {
+  readonly immediate: NodeJS.Immediate;
 }
 
 export const realClock: Clock = {
@@ -24,8 +36,13 @@ export const realClock: Clock = {
     t.unref();
     return t as unknown as TimerHandle;
   },
+  // Not unref'd: an unref'd immediate makes the loop block in its poll, and it would run only after the next
+  // I/O or timer, seconds later on a quiet daemon. It runs within this turn, so it holds the process no longer.
+  setImmediate: (fn) => ({ immediate: setImmediate(fn) }) as ImmediateHandle as unknown as TimerHandle,
   clearTimeout: (h) => {
-    if (h !== undefined) clearTimeout(h as unknown as NodeJS.Timeout);
+    if (h === undefined) return;
+    if ('immediate' in h) clearImmediate((h as unknown as ImmediateHandle).immediate);
+    else clearTimeout(h as unknown as NodeJS.Timeout);
   },
 };
 
@@ -58,6 +75,11 @@ export class FakeClock implements Clock {
     const t: FakeTimer = { id: ++this.#seq, at: this.#now + Math.max(0, ms), fn };
     this.#timers.push(t);
     return t as unknown as TimerHandle;
+  }
+
+  /** A timer of 0 ms: it fires on the next `advance`, even `advance(0)`. */
+  setImmediate(fn: () => void): TimerHandle {
+    return this.setTimeout(fn, 0);
   }
 
   clearTimeout(handle: TimerHandle | undefined): void {

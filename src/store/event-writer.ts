@@ -4,9 +4,11 @@
  * `chair.command` event, read by the session report). One insert is one
  * commit: events appended within `delayMs` of the first go out together, in
  * order, one commit for a burst (50 commands in flight) instead of one each.
- * The default is 0, the next turn of the event loop: a crash loses at most
- * what that turn appended (a second's wait was tried, issue 11, and lost a
- * second of records to kill -9); `close` writes what is pending.
+ * The default is 0: written on this turn of the event loop once its I/O is
+ * handled (`clock.setImmediate`, not a 0 ms timer, which costs a sleep and a
+ * wake-up per command); a crash loses at most what that turn appended (a
+ * second's wait was tried, issue 11, and lost a second of records to
+ * kill -9); `close` writes what is pending.
  */
 import type { Logger } from 'pino';
 import { type Clock, onceClose, type TimerHandle } from '../core/index.js';
@@ -15,7 +17,7 @@ import type { NewEvent, Store } from './types.js';
 export interface EventWriterOptions {
   readonly store: Pick<Store, 'appendEvents'>;
   readonly clock: Clock;
-  /** How long an event may wait for others before it is written, ms (default 0: the next turn of the loop). */
+  /** How long an event may wait for others before it is written, ms (default 0: this turn of the loop, once its I/O is handled). */
   readonly delayMs?: number;
   readonly logger?: Logger;
 }
@@ -59,7 +61,8 @@ export function createEventWriter(o: EventWriterOptions): EventWriter {
     append(e) {
       if (closed) return;
       queue.push(e);
-      timer ??= o.clock.setTimeout(() => void flush(), delayMs);
+      timer ??=
+        delayMs === 0 ? o.clock.setImmediate(() => void flush()) : o.clock.setTimeout(() => void flush(), delayMs);
     },
     flush,
     close: onceClose(async () => {

@@ -8,6 +8,7 @@ import {
   onceClose,
   randomHex,
   randomToken,
+  realClock,
   seededRandom,
   TypedEmitter,
 } from '../../src/core/index.js';
@@ -71,6 +72,38 @@ t.test('FakeClock fires due timers in time order, ties in creation order', async
   t.equal(clock.wallNow(), Date.UTC(2026, 0, 1) + 109);
   t.equal(clock.pending, 0);
 });
+
+t.test(
+  'realClock.setImmediate: runs after the I/O of this turn, without a timer; clearTimeout cancels it',
+  async (t) => {
+    const order: string[] = [];
+    const cancelled = realClock.setImmediate(() => order.push('cancelled immediate'));
+    realClock.clearTimeout(cancelled);
+    const timer = realClock.setTimeout(() => order.push('cancelled timer'), 0);
+    realClock.clearTimeout(timer);
+    // The clock's timers do not keep the process alive on their own.
+    const hold = setInterval(() => {}, 1_000);
+    await new Promise<void>((resolve) => {
+      realClock.setTimeout(() => {
+        order.push('timer');
+        resolve();
+      }, 5);
+      realClock.setImmediate(() => order.push('immediate'));
+      queueMicrotask(() => order.push('microtask'));
+    });
+    t.same(order, ['microtask', 'immediate', 'timer']);
+    // Run on the turn that set it, not once the loop wakes for something else (nothing else is due for 1 s).
+    const t0 = performance.now();
+    await new Promise<void>((resolve) => setTimeout(() => realClock.setImmediate(resolve), 0));
+    clearInterval(hold);
+    t.ok(performance.now() - t0 < 500, 'it ran on the turn that set it, not after the next timer');
+    const fake = new FakeClock();
+    let fired = 0;
+    fake.setImmediate(() => fired++);
+    fake.advance(0);
+    t.equal(fired, 1, 'a fake clock fires it on the next advance, even of 0 ms');
+  },
+);
 
 t.test('onceClose runs the close routine once, however often it is called', async (t) => {
   let runs = 0;
