@@ -22,8 +22,10 @@
  *
  * A command's floor is the largest round trip plus processing delay among the MCUs on its path: what a
  * command costs that switches every MCU at once, in one round trip each. CPU: this process's user+system
- * time during a phase, less its idle rate measured just before (health checks, supervision, the call quality
- * reports and their minute's windows written), per command; `cpu_ms_per_cmd` is the larger of the two phases'.
+ * time, second by second: the median second of a phase less the median second of the 10 s of idle measured
+ * just before (health checks, supervision, the call quality reports), over the phase, per command;
+ * `cpu_ms_per_cmd` is the larger of the two phases'. Each phase starts 64*T1 + 1 s after its dial (`settle`),
+ * once the dial's own transactions have ended.
  *
  * stdout's last line carries the issue's keys only; how they were obtained (CPU per phase, gross and net, the
  * cascade manager's reconcile passes per command, the concurrent phase's median and rate, failures, sizes)
@@ -38,6 +40,7 @@ import { destination, pino } from 'pino';
 import type { ChairResult } from '../src/chair/index.js';
 import { isCascadedError, seededRandom } from '../src/core/index.js';
 import type { Plan } from '../src/planner/index.js';
+import { DEFAULT_TIMERS, SWEEP_MS } from '../src/sip/index.js';
 import { type DemoWorld, demoWorld, quantile } from './_demo-world.js';
 
 const DEFAULT_CONFIG = fileURLToPath(new URL('../../config/demo.yaml', import.meta.url));
@@ -105,6 +108,21 @@ async function dialled(w: DemoWorld, id: string, timeoutMs: number): Promise<Pla
   return plan;
 }
 
+/**
+ * How long the dial's last transactions linger (Timers J and L, 64*T1) and are swept after: the idle rate is
+ * measured past them. Measured in their decay it counted the sweeps of the dial's 11,000 screens as idle
+ * work, and the commands' net CPU came out smaller than it is.
+ */
+const SETTLE_MS = 64 * DEFAULT_TIMERS.t1 + SWEEP_MS;
+
+/** Seconds of idle measured before a phase (its median second is the idle rate). */
+const IDLE_S = 10;
+
+async function settle(): Promise<void> {
+  log(`settling: ${SETTLE_MS / 1000} s for the dial's transactions to end`);
+  await new Promise((r) => setTimeout(r, SETTLE_MS));
+}
+
 interface Sample {
   readonly ms: number;
   readonly floor: number;
@@ -126,13 +144,45 @@ const cpuMs = () => {
   return (u.user + u.system) / 1000;
 };
 
-/** This process's CPU rate when no command runs (health checks and supervision), ms per ms. */
-async function idleRate(seconds: number): Promise<number> {
+/**
+ * This process's CPU, measured second by second: its total and the median of its per-second rates (ms per ms).
+ * The median leaves out the rare bursts of the background (a major GC, the live record's minute of quality
+ * windows written: 0.1 to 0.3 s each) that a 5 s idle window caught or missed by chance, which moved the net
+ * figure by several ms a command between runs (once below zero).
+ */
+function cpuMeter(): { stop(): { cpu: number; wall: number; median: number } } {
   const c0 = cpuMs();
   const t0 = performance.now();
-  await new Promise((r) => setTimeout(r, seconds * 1000));
-  return (cpuMs() - c0) / (performance.now() - t0);
+  const rates: number[] = [];
+  let c = c0;
+  let t = t0;
+  const timer = setInterval(() => {
+    const c1 = cpuMs();
+    const t1 = performance.now();
+    rates.push((c1 - c) / (t1 - t));
+    c = c1;
+    t = t1;
+  }, 1_000);
+  return {
+    stop() {
+      clearInterval(timer);
+      const cpu = cpuMs() - c0;
+      const wall = performance.now() - t0;
+      return { cpu, wall, median: rates.length === 0 ? cpu / wall : quantile(rates, 0.5) };
+    },
+  };
 }
+
+/** This process's CPU rate when no command runs (health checks and supervision), ms per ms: the median second. */
+async function idleRate(seconds: number): Promise<number> {
+  const m = cpuMeter();
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  return m.stop().median;
+}
+
+/** Net CPU per command: the phase's median second less the idle one, over the phase. */
+const netPerCommand = (phase: { wall: number; median: number }, idle: number, commands: number) =>
+  ((phase.median - idle) * phase.wall) / commands;
 
 /** Calls and body bytes by kind, counted since the start (`--count`). */
 type Tally = Map<string, { n: number; bytes: number }>;
@@ -272,10 +322,10 @@ async function sequential(
   const failures: string[] = [];
   const before = tally === undefined ? undefined : copyTally(tally);
   const i0 = performance.now();
-  const idle = await idleRate(5);
+  const idle = await idleRate(IDLE_S);
   return profiled(prof, async () => {
     const start = tally === undefined ? undefined : copyTally(tally);
-    const c0 = cpuMs();
+    const meter = cpuMeter();
     const t0 = performance.now();
     const p0 = w.daemon.cascade.passes;
     for (const [i, e] of targets.entries()) {
@@ -287,13 +337,13 @@ async function sequential(
       }
       if ((i + 1) % 250 === 0) log(`${what}: ${i + 1} of ${targets.length}`);
     }
+    const phase = meter.stop();
     const wall = performance.now() - t0;
-    const cpu = cpuMs() - c0;
     return {
       samples,
       failures,
-      cpuPerCmd: (cpu - idle * wall) / targets.length,
-      grossPerCmd: cpu / targets.length,
+      cpuPerCmd: netPerCommand(phase, idle, targets.length),
+      grossPerCmd: phase.cpu / targets.length,
       passesPerCmd: (w.daemon.cascade.passes - p0) / targets.length,
       counts: tally === undefined ? undefined : perCommand(before!, start!, tally, t0 - i0, wall, targets.length),
     };
@@ -375,6 +425,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
             ];
       await w.daemon.cascade.admit({ id: 'bench-national', title: 'bench national', endpoints, chair });
       const plan = await dialled(w, 'bench-national', 1_800_000);
+      await settle();
       const targets = pick(plan, [1, 2], commands, random);
       log(`one at a time: ${targets.length} commands`);
       const tally = count ? instrument(w) : undefined;
@@ -471,6 +522,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
         }
       }
       for (const s of sessions) s.plan = await dialled(w, s.id, 900_000);
+      await settle();
       const perSession = Math.ceil(commands / sessions.length);
       const work = sessions.map((s) => {
         const deep = pick(s.plan!, [1, 2], perSession, random);
@@ -478,8 +530,8 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
       });
       const samples: Sample[] = [];
       const failures: string[] = [];
-      const idle = await idleRate(5);
-      const c0 = cpuMs();
+      const idle = await idleRate(IDLE_S);
+      const meter = cpuMeter();
       const t0 = performance.now();
       const p0 = w.daemon.cascade.passes;
       let issued = 0;
@@ -497,10 +549,11 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
           }
         }),
       );
+      const phase = meter.stop();
       const wall = performance.now() - t0;
-      const cpu = cpuMs() - c0;
+      const cpu = phase.cpu;
       const c = summary(samples);
-      const cpuConcurrent = (cpu - idle * wall) / issued;
+      const cpuConcurrent = netPerCommand(phase, idle, issued);
       const details = {
         cpu_ms_per_cmd_sequential: round(national.cpu_seq as number),
         cpu_ms_per_cmd_concurrent: round(cpuConcurrent),
