@@ -338,14 +338,13 @@ async function sequential(
       if ((i + 1) % 250 === 0) log(`${what}: ${i + 1} of ${targets.length}`);
     }
     const phase = meter.stop();
-    const wall = performance.now() - t0;
     return {
       samples,
       failures,
       cpuPerCmd: netPerCommand(phase, idle, targets.length),
       grossPerCmd: phase.cpu / targets.length,
       passesPerCmd: (w.daemon.cascade.passes - p0) / targets.length,
-      counts: tally === undefined ? undefined : perCommand(before!, start!, tally, t0 - i0, wall, targets.length),
+      counts: tally === undefined ? undefined : perCommand(before!, start!, tally, t0 - i0, phase.wall, targets.length),
     };
   });
 }
@@ -532,7 +531,6 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
       const failures: string[] = [];
       const idle = await idleRate(IDLE_S);
       const meter = cpuMeter();
-      const t0 = performance.now();
       const p0 = w.daemon.cascade.passes;
       let issued = 0;
       await Promise.all(
@@ -550,22 +548,20 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
         }),
       );
       const phase = meter.stop();
-      const wall = performance.now() - t0;
-      const cpu = phase.cpu;
       const c = summary(samples);
       const cpuConcurrent = netPerCommand(phase, idle, issued);
       const details = {
         cpu_ms_per_cmd_sequential: round(national.cpu_seq as number),
         cpu_ms_per_cmd_concurrent: round(cpuConcurrent),
         cpu_ms_per_cmd_gross_sequential: round(national.cpu_seq_gross as number),
-        cpu_ms_per_cmd_gross_concurrent: round(cpu / issued),
+        cpu_ms_per_cmd_gross_concurrent: round(phase.cpu / issued),
         passes_per_cmd_sequential: round(national.passes_seq as number),
         passes_per_cmd_concurrent: round((w.daemon.cascade.passes - p0) / issued),
         ...(national.counts_seq === undefined ? {} : { counts_per_cmd_sequential: national.counts_seq }),
         concurrent_p50_ms: c.p50,
         concurrent_ratio_p99: c.ratioP99,
         concurrent_sessions: sessions.length,
-        concurrent_commands_per_s: round((samples.length / wall) * 1000),
+        concurrent_commands_per_s: round((samples.length / phase.wall) * 1000),
         concurrent_failed: failures.slice(0, 5),
         failed: (national.failed as string[]).slice(0, 5),
         loss5_failed: (national.loss5_failed as string[]).slice(0, 5),

@@ -394,7 +394,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
    * missing record, the restarted daemon would put the selection before back on the MCUs, over the one the
    * chair was shown (a second's wait was tried in session 6 for a tenth of a lone command's CPU; the row is in
    * the store long before the command's result, a round trip later). Not a 0 ms timer either: that is a
-   * sleep and a wake-up of its own per command (docs/chair.md, "CPU").
+   * sleep and a wake-up of its own per command (docs/chair.md, "CPU (session 8)").
    */
   readonly #unwritten = new Map<string, string | null>();
   #selectionTimer?: TimerHandle;

@@ -15,7 +15,7 @@ export interface Clock {
   /**
    * `fn` on this turn of the event loop, once the I/O it polled is handled: what arrived together is handled
    * together, and the loop does not sleep for it. A timer of 0 ms is a millisecond's sleep and a wake-up, and
-   * on these machines a wake-up from idle costs more CPU than most of what it runs (docs/chair.md, "CPU").
+   * on these machines a wake-up from idle costs more CPU than most of what it runs (docs/chair.md, "CPU (session 8)").
    * Cancelled by `clearTimeout`.
    */
   setImmediate(fn: () => void): TimerHandle;
