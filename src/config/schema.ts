@@ -376,6 +376,12 @@ export const configSchema = {
                   minimum: 1000,
                   description: 'Close a TCP/TLS connection that completes no message for this long (default 120,000).',
                 },
+                udpReceiveBufferBytes: {
+                  type: 'integer',
+                  minimum: 65536,
+                  description:
+                    "Receive buffer asked of the kernel for each UDP socket, in bytes (default 4 MiB: a national dial's bursts overflowed the kernel's 208 KiB default). Linux grants at most net.core.rmem_max; a smaller grant is logged.",
+                },
               },
             },
           },

@@ -128,6 +128,8 @@ export interface TransportLayerOptions {
   readonly idleTimeoutMs?: number;
   /** Give up connecting after this long (ms). */
   readonly connectTimeoutMs?: number;
+  /** Receive buffer asked of the kernel for each UDP socket, bytes (default DEFAULT_UDP_RECEIVE_BUFFER). */
+  readonly udpReceiveBufferBytes?: number;
   readonly onMessage: (inbound: Inbound) => void;
 }
 
@@ -149,6 +151,13 @@ export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 32;
  * a full conference state larger than the cap still goes out).
  */
 export const DEFAULT_MAX_QUEUED_BYTES = 1_048_576;
+/**
+ * A UDP socket's receive buffer. The kernel's default (Linux: `net.core.rmem_default`, 208 KiB) overflowed in a
+ * national dial: the answers and notifications of 62 links and 74 rooms arrive within milliseconds, each
+ * datagram holding about 2 KiB of buffer whatever its size, and every one dropped costs its sender's
+ * retransmission, 500 ms later (RFC 3261 Timer E/G). Linux grants at most `net.core.rmem_max`.
+ */
+export const DEFAULT_UDP_RECEIVE_BUFFER = 4_194_304;
 
 type OnSendError = (err: SipError) => void;
 
@@ -165,6 +174,7 @@ const LIMITS = [
   'maxConnectionsPerAddress',
   'idleTimeoutMs',
   'connectTimeoutMs',
+  'udpReceiveBufferBytes',
 ] as const;
 
 /**
@@ -388,11 +398,29 @@ export class TransportLayer {
     });
     socket.removeAllListeners('error');
     socket.on('error', (err) => this.#log?.warn({ err }, 'udp socket error'));
+    this.#sizeReceiveBuffer(socket);
     const a = socket.address();
     const u = new UdpEndpoint(socket, { host: l.host, port: a.port });
     this.#udp.push(u);
     this.#bound.push({ transport: 'udp', ...u.local });
     socket.on('message', (buf, rinfo) => this.#onDatagram(u, buf, rinfo));
+  }
+
+  #sizeReceiveBuffer(socket: dgram.Socket): void {
+    const asked = this.#opts.udpReceiveBufferBytes ?? DEFAULT_UDP_RECEIVE_BUFFER;
+    try {
+      socket.setRecvBufferSize(asked);
+    } catch (err) {
+      this.#log?.warn({ err, asked }, 'cannot size the UDP receive buffer: bursts may be dropped');
+      return;
+    }
+    // Linux reports twice what it holds for data (the rest is its bookkeeping) and silently caps the request.
+    const got = socket.getRecvBufferSize();
+    if (got < asked)
+      this.#log?.warn(
+        { asked, got },
+        `UDP receive buffer ${got} bytes, ${asked} asked: the kernel caps it (raise net.core.rmem_max); datagrams of a burst past it are dropped and wait for their retransmission`,
+      );
   }
 
   async #listenStream(l: ListenOptions): Promise<void> {

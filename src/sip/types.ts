@@ -62,6 +62,11 @@ export interface UserAgentOptions {
    */
   readonly idleTimeoutMs?: number;
   /**
+   * Receive buffer asked of the kernel for each UDP socket, in bytes (default 4 MiB: DEFAULT_UDP_RECEIVE_BUFFER).
+   * Linux grants at most `net.core.rmem_max`; a smaller grant is logged as a warning.
+   */
+  readonly udpReceiveBufferBytes?: number;
+  /**
    * Bytes one TCP/TLS connection may hold unsent: its write backlog (the peer
    * reads slower than we write) and its queue while it is being opened
    * (default 1 MiB: DEFAULT_MAX_QUEUED_BYTES). A send past it fails with

@@ -217,6 +217,7 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
       maxConnections: opts.maxConnections,
       maxConnectionsPerAddress: opts.maxConnectionsPerAddress,
       idleTimeoutMs: opts.idleTimeoutMs,
+      udpReceiveBufferBytes: opts.udpReceiveBufferBytes,
       onMessage: (inb) => this.txm.receive(inb),
     });
     this.txm = new TransactionManager(

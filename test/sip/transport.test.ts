@@ -5,7 +5,12 @@
  * responses go (18.2.2 over TCP after the connection closed; symmetric UDP on
  * a multi-homed host).
  */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
 import t from 'tap';
 import { FakeClock } from '../../src/core/clock.js';
 import { realClock } from '../../src/core/index.js';
@@ -350,4 +355,105 @@ t.test('transport limits are checked when the user agent is created', async (t) 
       `${name}: ${value}`,
     );
   }
+});
+
+/**
+ * `count` datagrams sent to `port` by another process while this one's event loop is held busy (as a pass over
+ * a national session holds it), then read: how many arrived. The sender is a process of its own so that it
+ * sends while we cannot read; the hold ends when it says it is done (a file), bounded.
+ */
+async function burstWhileBusy(tl: TransportLayer, port: number, count: number): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'cascaded-burst-'));
+  const done = join(dir, 'done');
+  const sender = `
+    const s = require('node:dgram').createSocket('udp4');
+    const body = 'x'.repeat(700);
+    let left = ${count};
+    process.stdin.once('data', () => {
+      for (let i = 0; i < ${count}; i++) {
+        const msg = 'OPTIONS sip:ua@127.0.0.1 SIP/2.0\\r\\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKburst' + i +
+          '\\r\\nFrom: <sip:b@127.0.0.1>;tag=1\\r\\nTo: <sip:ua@127.0.0.1>\\r\\nCall-ID: burst-' + i +
+          '\\r\\nCSeq: 1 OPTIONS\\r\\nMax-Forwards: 70\\r\\nContent-Type: text/plain\\r\\nContent-Length: ' + body.length + '\\r\\n\\r\\n' + body;
+        s.send(msg, ${port}, '127.0.0.1', () => { if (--left === 0) { require('node:fs').writeFileSync(${JSON.stringify(done)}, ''); s.close(); } });
+      }
+    });
+    process.stdout.write('ready\\n');
+  `;
+  const child = spawn(process.execPath, ['-e', sender], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.once('error', reject);
+      child.stdout.once('data', () => resolve());
+    });
+    const before = tl.stats.received;
+    child.stdin.write('go\n');
+    // Busy, not reading, until the sender has sent everything (or 20 s): the kernel's buffer holds what came.
+    const end = Date.now() + 20_000;
+    while (!existsSync(done) && Date.now() < end) {
+      /* held */
+    }
+    // Read what the kernel kept: every datagram it held arrives within a few turns of the loop.
+    let last = -1;
+    while (tl.stats.received !== last) {
+      last = tl.stats.received;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return tl.stats.received - before;
+  } finally {
+    child.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** What the kernel grants a socket's receive buffer at most (Linux: net.core.rmem_max); 0 where unknown. */
+function rmemMax(): number {
+  try {
+    return Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8').trim()) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+t.test(
+  'a burst of datagrams while the event loop is busy waits in the receive buffer, none dropped',
+  {
+    skip:
+      rmemMax() >= 2 * 1024 * 1024
+        ? false
+        : `net.core.rmem_max is ${rmemMax()} bytes: the kernel cannot grant the 2 MiB this test needs`,
+  },
+  async (t) => {
+    const count = 800; // about 1.8 MiB of receive buffer: each datagram holds about 2.3 KiB of it on Linux
+    const open = async (extra: { udpReceiveBufferBytes?: number }) => {
+      const tl = new TransportLayer({
+        listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }],
+        clock: realClock,
+        onMessage: () => {},
+        ...extra,
+      });
+      await tl.start();
+      t.teardown(() => tl.close());
+      return { tl, port: tl.listening[0]!.port };
+    };
+    const small = await open({ udpReceiveBufferBytes: 65_536 });
+    const fewer = await burstWhileBusy(small.tl, small.port, count);
+    t.ok(fewer < count, `a 64 KiB buffer drops part of the burst (${fewer} of ${count} arrived): the test can fail`);
+    const usual = await open({});
+    t.equal(await burstWhileBusy(usual.tl, usual.port, count), count, 'the default buffer holds all of it');
+  },
+);
+
+t.test('a receive buffer the kernel will not grant is logged, with the setting to raise', async (t) => {
+  const warnings: string[] = [];
+  const logger = { child: () => logger, warn: (_o: unknown, m: string) => warnings.push(m), debug: () => {} };
+  const tl = new TransportLayer({
+    listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }],
+    clock: realClock,
+    onMessage: () => {},
+    logger: logger as unknown as Logger,
+    udpReceiveBufferBytes: 2 ** 30, // 1 GiB: above any net.core.rmem_max in use
+  });
+  await tl.start();
+  t.teardown(() => tl.close());
+  t.match(warnings, [/UDP receive buffer \d+ bytes, 1073741824 asked: .*net\.core\.rmem_max/]);
 });
