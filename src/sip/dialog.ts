@@ -600,6 +600,7 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
       headers: h,
       body,
       credentials: this.#credentials,
+      inDialog: true,
       nextCSeq: () => this.nextCSeq(),
     };
   }

@@ -76,6 +76,8 @@ export interface Outgoing {
   readonly body?: Buffer;
   /** For this request's 401/407 challenges instead of the user agent's (per MCU). */
   readonly credentials?: DigestCredentials;
+  /** A request inside a dialog: never sent with credentials before it is challenged (see UserAgent.send). */
+  readonly inDialog?: boolean;
   /** Next CSeq number; called again for each authentication retry (RFC 3261 22.2). */
   nextCSeq(): number;
   onProvisional?(res: SipResponse): void;

@@ -14,7 +14,7 @@ import {
   type TimerHandle,
   TypedEmitter,
 } from '../core/index.js';
-import { authorize, type DigestCredentials, parseChallenge } from './auth.js';
+import { authorize, type DigestChallenge, type DigestCredentials, parseChallenge } from './auth.js';
 import { DialogImpl, parseSessionExpires } from './dialog.js';
 import { SipError } from './errors.js';
 import { detach, isToken, scanQuoted } from './grammar.js';
@@ -85,7 +85,7 @@ function answerChallenge(
   credentials: DigestCredentials,
   o: Outgoing,
   answered: ReadonlyMap<string, readonly [string, string]>,
-): [string, readonly [string, string]] | undefined {
+): { key: string; header: AuthHeader; value: string; challenge: DigestChallenge } | undefined {
   const proxy = r.status === 407;
   const header = proxy ? 'Proxy-Authorization' : 'Authorization';
   for (const c of r.headers.getAll(proxy ? 'proxy-authenticate' : 'www-authenticate')) {
@@ -95,10 +95,24 @@ function answerChallenge(
     const key = `${header}|${ch.realm}`;
     if (answered.has(key) && !ch.stale) return undefined;
     // Every challenge brings a fresh nonce, so the nonce count starts at 1 (RFC 7616 3.4).
-    return [key, [header, authorize(ch, credentials, o.method, o.ruri, 1)]];
+    return { key, header, value: authorize(ch, credentials, o.method, o.ruri, 1), challenge: ch };
   }
   return undefined;
 }
+
+type AuthHeader = 'Authorization' | 'Proxy-Authorization';
+
+/** A challenge answered for a next hop, reused for the requests that follow (UserAgent.send). */
+interface Protection {
+  readonly header: AuthHeader;
+  readonly challenge: DigestChallenge;
+  readonly credentials: DigestCredentials;
+  /** The last nonce count used with its nonce (RFC 7616 3.4: each use counts up). */
+  nc: number;
+}
+
+/** Next hops whose challenges are remembered: one per MCU (70 to 130) and proxy; cleared when full. */
+const MAX_PROTECTIONS = 1_024;
 
 /** The values of a credentials header in an ACK of ours (as we wrote it: one header per line, full name). */
 function credentialLines(text: string, name: 'authorization' | 'proxy-authorization'): string[] {
@@ -174,6 +188,8 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
    * order and one timer sweeps them from the front.
    */
   readonly #acks = new Map<string, AckSet>();
+  /** The last challenge answered per next hop, for the requests outside a dialog that follow (send). */
+  readonly #protections = new Map<string, Protection>();
   /** Requests close() lets finish before the sockets close: BYEs in flight (no RST to the MCU). */
   readonly #draining = new Set<Promise<unknown>>();
   #ackSweep?: TimerHandle;
@@ -314,6 +330,12 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
     // Still open while close() sends its BYEs; shut once the transactions are aborted.
     if (this.#shut) return Promise.reject(new SipError('SIP_ERR_CLOSED', 'user agent closed'));
     const credentials = o.credentials ?? this.credentials;
+    // A request outside a dialog to a next hop that challenged us before goes with credentials for that
+    // challenge's nonce, counted up (RFC 3261 22.3, RFC 7616 3.4): no 401 and second round trip each time (a
+    // challenging MCU's room opened in four round trips: INVITE and SUBSCRIBE each challenged). A server that no
+    // longer takes the nonce challenges again (stale, or forgotten): answered as ever, the new nonce kept.
+    const hop = credentials === undefined || o.inDialog === true ? undefined : this.#hopKey(o);
+    let preset = hop === undefined ? undefined : this.#presetAuth(hop, credentials!, o);
     return new Promise<SipResponse>((resolve, reject) => {
       // Our answers to challenges, by header and realm: a proxy (407) and the UAS (401) may both challenge,
       // and every retry carries all the credentials collected so far (RFC 3261 22.3).
@@ -332,6 +354,7 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
         h.appendAll(o.headers);
         h.set('CSeq', `${o.nextCSeq()} ${o.method}`);
         if (auth !== undefined) for (const [name, value] of auth.values()) h.append(name, value);
+        else if (preset !== undefined) h.append(preset[0], preset[1]);
         const req = new SipRequestClass(o.method, o.ruri, h, o.body);
         const tx = this.txm.request(
           req,
@@ -344,11 +367,17 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
                 resolve(r);
                 return;
               }
+              if (preset !== undefined) {
+                // The nonce we reused was refused: forget it, answer this challenge as a first one.
+                this.#protections.delete(hop!);
+                preset = undefined;
+              }
               auth ??= new Map();
               const answer = credentials === undefined ? undefined : answerChallenge(r, credentials, o, auth);
               if (answer !== undefined && answers < MAX_AUTH_ANSWERS) {
                 answers++;
-                auth.set(answer[0], answer[1]);
+                auth.set(answer.key, [answer.header, answer.value]);
+                if (hop !== undefined) this.#protect(hop, answer.header, answer.challenge, credentials!);
                 attempt();
                 return;
               }
@@ -371,6 +400,30 @@ class UserAgentImpl extends TypedEmitter<UserAgentEvents> implements UserAgent, 
       };
       attempt();
     });
+  }
+
+  /**
+   * Where a request goes, as the protection space of its challenges (a proxy's or the MCU's): its address and
+   * port, whatever the transport (an MCU takes its control INVITE over UDP and its conference SUBSCRIBE over TCP).
+   */
+  #hopKey(o: Outgoing): string {
+    return `${o.dest.host} ${o.dest.port}`;
+  }
+
+  #protect(hop: string, header: AuthHeader, challenge: DigestChallenge, credentials: DigestCredentials): void {
+    if (this.#protections.size >= MAX_PROTECTIONS && !this.#protections.has(hop)) this.#protections.clear();
+    // The answer just sent used nonce count 1.
+    this.#protections.set(hop, { header, challenge, credentials, nc: 1 });
+  }
+
+  /** Credentials for the challenge this hop sent last, with the next nonce count; none for other credentials. */
+  #presetAuth(hop: string, credentials: DigestCredentials, o: Outgoing): readonly [AuthHeader, string] | undefined {
+    const p = this.#protections.get(hop);
+    if (p === undefined) return undefined;
+    const c = p.credentials;
+    if (c.username !== credentials.username || c.password !== credentials.password) return undefined;
+    p.nc++;
+    return [p.header, authorize(p.challenge, credentials, o.method, o.ruri, p.nc)];
   }
 
   drainOnClose(p: Promise<unknown>): void {

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { FakeClock } from '../../src/core/clock.js';
+import { DigestGuard } from '../../src/sim/digest.js';
 import {
   createChallenge,
   createUserAgent,
@@ -174,9 +175,9 @@ t.test('digest authentication: 401 with SHA-256 and 407 with MD5 are answered', 
   const nonces = new Set<string>();
   const seen: string[] = [];
   b.on('request', (req) => {
-    const auth = req.message.headers.get('authorization') ?? req.message.headers.get('proxy-authorization');
+    const proxy = req.method === 'MESSAGE';
+    const auth = req.message.headers.get(proxy ? 'proxy-authorization' : 'authorization');
     if (auth === undefined || !verifyAuthorization(auth, req.method, (u) => (u === 'ctl' ? 's3cret' : undefined))) {
-      const proxy = req.method === 'MESSAGE';
       const ch = createChallenge('mcu.vn', proxy ? 'MD5' : 'SHA-256');
       nonces.add(ch.nonce);
       req.respond(proxy ? 407 : 401, { headers: { [proxy ? 'Proxy-Authenticate' : 'WWW-Authenticate']: ch.header } });
@@ -192,6 +193,67 @@ t.test('digest authentication: 401 with SHA-256 and 407 with MD5 are answered', 
   const { a: wrong } = await pair(t, { credentials: { username: 'ctl', password: 'nope' } });
   await t.rejects(wrong.request('OPTIONS', uriOf(b, 'udp')), { code: 'SIP_ERR_AUTH' }, 'refused credentials');
 });
+
+t.test(
+  'a next hop that challenged once gets credentials up front, its nonce counted up; refused, answered anew',
+  async (t) => {
+    // The server side is the simulator's digest guard (src/sim/digest.ts), written apart from our client's code:
+    // it takes a nonce it issued, for this method and Request-URI, with a count above the last one it saw.
+    const { a, b } = await pair(t, { credentials: { username: 'ctl', password: 's3cret' } });
+    let guard = new DigestGuard({ realm: 'mcu.vn', username: 'ctl', password: 's3cret', staleEvery: 0 });
+    const seen: string[] = [];
+    b.on('request', (req) => {
+      const auth = req.message.headers.getAll('authorization');
+      const verdict = guard.check(auth, req.method, req.message.uri);
+      const nc = auth.length === 0 ? '-' : (/nc=([0-9a-f]+)/.exec(auth[0]!)?.[1] ?? '?');
+      seen.push(`${req.method} ${verdict} ${nc}`);
+      if (verdict === 'ok') req.respond(200);
+      else req.respond(401, { headers: { 'WWW-Authenticate': guard.challenge(verdict === 'stale') } });
+    });
+    const options = async () => (await a.request('OPTIONS', uriOf(b, 'udp'))).status;
+    t.equal(await options(), 200);
+    t.equal(await options(), 200);
+    t.equal(await options(), 200);
+    t.same(
+      seen,
+      ['OPTIONS missing -', 'OPTIONS ok 00000001', 'OPTIONS ok 00000002', 'OPTIONS ok 00000003'],
+      'one challenge, then each request up front with the next nonce count',
+    );
+    // The server forgets its nonces (a restart): the reused one is refused, the new challenge answered at once.
+    seen.length = 0;
+    guard = new DigestGuard({ realm: 'mcu.vn', username: 'ctl', password: 's3cret', staleEvery: 0 });
+    t.equal(await options(), 200);
+    t.same(seen, ['OPTIONS stale 00000004', 'OPTIONS ok 00000001'], 'stale: answered with the new nonce');
+    seen.length = 0;
+    t.equal(await options(), 200);
+    t.same(seen, ['OPTIONS ok 00000002'], 'and that nonce reused from then on');
+
+    // Inside a dialog nothing goes up front: the INVITE does, its dialog's requests only when challenged.
+    let infoAuth: readonly string[] | undefined;
+    b.on('invite', (inv) => {
+      const verdict = guard.check(inv.message.headers.getAll('authorization'), 'INVITE', inv.message.uri);
+      seen.push(`INVITE ${verdict}`);
+      if (verdict !== 'ok') {
+        inv.reject(401, { headers: { 'WWW-Authenticate': guard.challenge() } });
+        return;
+      }
+      inv.accept({ body: SDP }).then(
+        (dialog) =>
+          dialog.on('request', (req) => {
+            infoAuth = req.message.headers.getAll('authorization');
+            req.respond(200);
+          }),
+        () => {},
+      );
+    });
+    seen.length = 0;
+    const d = await a.invite(uriOf(b, 'udp'), { body: SDP });
+    t.same(seen, ['INVITE ok'], 'the INVITE up front too: no challenge');
+    t.equal((await d.request('INFO', { contentType: 'text/plain', body: 'x' })).status, 200);
+    t.same(infoAuth, [], 'a request in the dialog carries no credentials it was not asked for');
+    await d.bye();
+  },
+);
 
 t.test('rejection, CANCEL and timeouts surface as coded errors', async (t) => {
   const { a, b } = await pair(t);
