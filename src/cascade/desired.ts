@@ -82,7 +82,10 @@ export interface DesiredSession {
   readonly id: string;
   readonly phase: 'live' | 'ending';
   readonly root: string;
-  /** MCUs of the plan, root first, then by depth and id. */
+  /**
+   * MCUs of the plan, root first, then by depth; within a depth those with the deepest subtree below them first
+   * (their links start the longest chains: an MCU dials a burst of links one after another), then by id.
+   */
   readonly mcus: readonly string[];
   readonly depth: Readonly<Record<string, number>>;
   /** Child MCU -> parent MCU. */
@@ -131,12 +134,31 @@ export function mainEndpoint(
   return best;
 }
 
+/** The plan's MCUs by depth, the tallest subtrees first within a depth (`DesiredSession.mcus`). */
+function criticalFirst(plan: Plan): string[] {
+  const byId = new Map(plan.mcus.map((m) => [m.id, m]));
+  const height = new Map<string, number>();
+  const heightOf = (id: string): number => {
+    let h = height.get(id);
+    if (h === undefined) {
+      h = 0;
+      for (const c of byId.get(id)?.children ?? []) h = Math.max(h, 1 + heightOf(c));
+      height.set(id, h);
+    }
+    return h;
+  };
+  return plan.mcus
+    .map((m, i) => ({ m, i, h: heightOf(m.id) }))
+    .sort((a, b) => a.m.depth - b.m.depth || b.h - a.h || a.i - b.i)
+    .map((x) => x.m.id);
+}
+
 export function desiredSession(spec: SessionSpec, dir: EndpointDirectory): DesiredSession {
   const plan = spec.plan;
   const rootUsage = plan.mcus.find((m) => m.parent === null);
   if (rootUsage === undefined) throw new TypeError(`session ${spec.id}: plan without a root`);
   const root = rootUsage.id;
-  const mcus = plan.mcus.map((m) => m.id);
+  const mcus = criticalFirst(plan);
   const inPlan = new Set(mcus);
   const depth: Record<string, number> = {};
   const parent: Record<string, string> = {};

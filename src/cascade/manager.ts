@@ -183,8 +183,15 @@ export interface CascadeManager extends TypedEmitter<CascadeManagerEvents> {
 }
 
 const NO_COUNTS: Record<LinkStateName, number> = { planned: 0, dialing: 0, up: 0, failed: 0 };
-/** At most one reconcile pass per this many ms while events pour in (a national endpoint dial is 10^4 of them). */
-const MIN_PASS_GAP_MS = 20;
+/**
+ * While events pour in (a national endpoint dial is 10^4 of them) passes are paced: the next one waits
+ * `PASS_GAP_FACTOR` times what the last one took (its decision and the actions it started), at least
+ * `PASS_GAP_MIN_MS`, at most `PASS_GAP_MAX_MS`. Passes then take at most about a fifth of the event loop, and a
+ * cheap one (a link seen up, about 1 ms) does not hold the next level's dial back by the whole 20 ms.
+ */
+const PASS_GAP_FACTOR = 4;
+const PASS_GAP_MIN_MS = 2;
+const PASS_GAP_MAX_MS = 20;
 /** How often the endpoints in their rooms are counted for progress (a pass over every session endpoint). */
 const ENDPOINT_COUNT_MS = 1_000;
 /** How often the endpoint count is logged while it changes. */
@@ -376,7 +383,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
    * beside an unrelated held key, say an endpoint being dialled, ask for none).
    */
   #held: { readonly pools: ReadonlySet<Pool>; readonly keys: ReadonlySet<string> } = NOTHING_HELD;
-  #lastPass = Number.NEGATIVE_INFINITY;
+  /** When the next pass may run at the earliest (passes are paced: PASS_GAP_FACTOR). */
+  #nextPassAt = Number.NEGATIVE_INFINITY;
   #passes = 0;
   #wakeTimer?: TimerHandle;
   #lastCount = Number.NEGATIVE_INFINITY;
@@ -651,7 +659,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   #kick(): void {
     if (this.#closed || this.#passScheduled) return;
     this.#passScheduled = true;
-    const wait = this.#lastPass + MIN_PASS_GAP_MS - this.#clock.now();
+    const wait = this.#nextPassAt - this.#clock.now();
     const run = () => {
       this.#passScheduled = false;
       this.#pass();
@@ -667,8 +675,16 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   #pass(): void {
     if (this.#closed) return;
     const now = this.#clock.now();
-    this.#lastPass = now;
     this.#passes++;
+    try {
+      this.#passAt(now);
+    } finally {
+      const took = this.#clock.now() - now;
+      this.#nextPassAt = now + took + Math.min(PASS_GAP_MAX_MS, Math.max(PASS_GAP_MIN_MS, PASS_GAP_FACTOR * took));
+    }
+  }
+
+  #passAt(now: number): void {
     const sessions = [...this.#sessions.values()].map((s) => s.desired);
     const decision = decide(sessions, this.#observed(), this.#book, this.#opts);
     this.#held = { pools: decision.heldPools, keys: decision.heldKeys };

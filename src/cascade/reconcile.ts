@@ -730,11 +730,10 @@ function decideWith(
       const uri = d.rooms[m];
       return uri !== undefined && !mem.opened.has(roomKey(uri)) && mcuUp(m);
     };
-    // A live session's root room first, alone: every first-level link leaves from it, and opened beside all
-    // the others its control INVITE and SUBSCRIBE waited behind theirs at both ends (a national session opens
-    // 74 rooms). The others follow once its first attempt is over, opened or failed.
-    const rootFirst = d.phase === 'live' && unopened(d.root) && !failedToOpen(v, d.root);
-    for (const m of rootFirst ? [d.root] : d.mcus) {
+    // Every room at once, the root's first (`mcus` starts with it): its control INVITE and SUBSCRIBE lead both
+    // ends' queues, and the others open while it waits for its answers instead of beside the burst of REFERs
+    // that its opening lets go (opened after it, they took a national dial from about 265 to 300 ms).
+    for (const m of d.mcus) {
       if (!unopened(m)) continue;
       const uri = d.rooms[m]!;
       offer('control', { kind: 'open', key: openKey(roomKey(uri)), session: d.id, mcu: m, room: uri });
@@ -759,9 +758,16 @@ function decideWith(
       const key = linkKey(d.id, child);
       const l = v.links.get(child)!;
       const retry = mem.retries.get(key);
-      const parentReady = parent === d.root || v.isUp(parent);
       const dialedAt = mem.dialedAt?.get(key);
       const verifying = dialedAt !== undefined && now - dialedAt < opts.halfDeadGraceMs;
+      // Parents before children: the parent's own link up, or answered (its dial succeeded: the MCU reported the
+      // INVITE's 200, RFC 3515's final NOTIFY) while the rosters that verify it are on their way. Its setup is
+      // over then; the rosters come a notification later (the child's after the ACK), a level's worth of time.
+      const parentDialedAt = mem.dialedAt?.get(linkKey(d.id, parent));
+      const parentReady =
+        parent === d.root ||
+        v.isUp(parent) ||
+        (parentDialedAt !== undefined && now - parentDialedAt < opts.halfDeadGraceMs);
       const dial = (replace?: string, replaceAtChild?: string, endedAt?: 'parent' | 'child'): Action => ({
         kind: 'dial-link',
         key,

@@ -192,3 +192,15 @@ t.test('retries: immediate first, then growing, capped, with jitter', async (t) 
   t.ok(at(60, 0.999) >= p.maxMs * (1 - p.jitter) && at(60, 0.999) < p.maxMs, 'jitter takes off up to its share');
   for (let n = 1; n < 40; n++) t.ok(at(n + 1, 0) >= at(n, 0), `non-decreasing at ${n}`);
 });
+
+t.test('MCUs by depth, the deepest subtree first within a depth: its links start the longest chains', async (t) => {
+  // r <- a (leaf), r <- b (leaf), r <- c <- d <- e, r <- f <- g
+  const deep = fakePlan('r', { a: 'r', b: 'r', c: 'r', d: 'c', e: 'd', f: 'r', g: 'f' }, {}, null);
+  const d = desiredSession({ id: 's', phase: 'live', plan: deep, rooms: {}, mains: {}, selection: null }, directory);
+  t.same(d.mcus, ['r', 'c', 'f', 'a', 'b', 'd', 'g', 'e'], 'root, then c (height 2), f (1), the leaves by id');
+  t.same(
+    desiredSession({ id: 's', phase: 'live', plan, rooms, mains: {}, selection: null }, directory).mcus,
+    ['r', 'p', 't', 'q', 'u'],
+    'equal heights keep the plan order',
+  );
+});
