@@ -227,6 +227,7 @@ interface SessionState {
 class RoomWatch implements ObservedRoom {
   state: RoomState;
   reports: boolean;
+  established: boolean;
   readonly roster = new Map<string, ObservedEntry>();
   readonly links = new Map<string, ObservedEntry>();
   version = 0;
@@ -247,6 +248,7 @@ class RoomWatch implements ObservedRoom {
     },
   ) {
     this.state = conference.state;
+    this.established = conference.state === 'open';
     // An endpoint's call coming and going, as the roster shows it (not the state found when the watch began).
     let watching = false;
     const saw = (key: string, was: ObservedEntry | undefined, now: ObservedEntry | undefined) => {
@@ -292,6 +294,13 @@ class RoomWatch implements ObservedRoom {
     };
     const onState = (s: RoomState) => {
       this.state = s;
+      // Open, or still opening with its control dialog up; lost (down) or closed, not until it comes back.
+      this.established = s === 'open' || (s === 'opening' && this.established);
+      this.version++;
+      changed();
+    };
+    const onEstablished = () => {
+      this.established = true;
       this.version++;
       changed();
     };
@@ -305,11 +314,13 @@ class RoomWatch implements ObservedRoom {
     watching = true;
     conference.on('roster', onRoster);
     conference.on('state', onState);
+    conference.on('established', onEstablished);
     conference.on('capabilities', onCapabilities);
     conference.on('quality', onQuality);
     this.#off = () => {
       conference.off('roster', onRoster);
       conference.off('state', onState);
+      conference.off('established', onEstablished);
       conference.off('capabilities', onCapabilities);
       conference.off('quality', onQuality);
     };
@@ -386,6 +397,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   /** When the next pass may run at the earliest (passes are paced: PASS_GAP_FACTOR). */
   #nextPassAt = Number.NEGATIVE_INFINITY;
   #passes = 0;
+  /** The store's sessions were read once: a session first seen after that was admitted while we run (`fresh`). */
+  #loadedOnce = false;
   #wakeTimer?: TimerHandle;
   #lastCount = Number.NEGATIVE_INFINITY;
   #countTimer?: TimerHandle;
@@ -523,6 +536,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         view: viewOf(head.request),
       };
       const desired = desiredSession(spec, this.#dir);
+      // Admitted since this process started reading the store (here or by the CLI): nobody else dialled it.
+      if (known === undefined && this.#loadedOnce && head.state === 'live') this.#book.fresh.add(head.sessionId);
       if (known === undefined) {
         this.#log?.info(
           { session: head.sessionId, title: head.title, root: desired.root, links: Object.keys(desired.parent).length },
@@ -549,6 +564,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
       for (const [mcu, uri] of Object.entries(desired.rooms)) this.#watch(mcu, uri);
     }
     for (const id of [...this.#sessions.keys()]) if (!seen.has(id)) this.#forget(id, false);
+    this.#loadedOnce = true;
     this.#kick();
   }
 

@@ -31,6 +31,7 @@ export class Bookkeeping implements Memory {
   readonly probedAt = new Map<string, number>();
   readonly dialedAt = new Map<string, number>();
   readonly cascaded = new Set<string>();
+  readonly fresh = new Set<string>();
   readonly upCalls = new Map<string, string>();
 
   constructor(
@@ -124,7 +125,11 @@ export class Bookkeeping implements Memory {
       // Up after a dial: a run of replacements of a half-dead link (`succeeded`) is over too.
       if (this.dialedAt.delete(key)) this.retries.delete(key);
     }
-    for (const l of links) if (!notUp.has(l.session)) this.cascaded.add(l.session);
+    for (const l of links)
+      if (!notUp.has(l.session)) {
+        this.cascaded.add(l.session);
+        this.fresh.delete(l.session);
+      }
   }
 
   /** A room whose conference was closed: it must be opened again before it counts. */
@@ -135,6 +140,7 @@ export class Bookkeeping implements Memory {
   /** Everything kept about a session that ended (its keys carry `|id|`). */
   forgetSession(id: string): void {
     this.cascaded.delete(id);
+    this.fresh.delete(id);
     const mark = `|${id}|`;
     const ends = `|${id}`;
     for (const map of [this.retries, this.applied, this.halfSince, this.probedAt, this.dialedAt, this.upCalls] as Map<

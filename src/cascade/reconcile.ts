@@ -47,6 +47,8 @@ export interface ObservedRoom {
    * of another room whose `gen` is higher appeared after it). Absent: unknown.
    */
   readonly reportedAt?: number;
+  /** Its control dialog is up (the room exists on the MCU), open or still waiting for its roster. */
+  readonly established?: boolean;
 }
 
 /** The link entries of a room. */
@@ -98,6 +100,12 @@ export interface Memory {
   readonly dialedAt?: ReadonlyMap<string, number>;
   /** Sessions whose every link was seen up once: their endpoints no longer wait for the cascade (`participantsOf`). */
   readonly cascaded?: ReadonlySet<string>;
+  /**
+   * Sessions admitted while this process runs, not yet cascaded: no link of theirs can be on an MCU but the ones
+   * dialled here (the bookkeeping knows those), so a link is dialled once its parent's room exists (its control
+   * dialog up, `ObservedRoom.established`), without waiting for that room's roster to say it is not there.
+   */
+  readonly fresh?: ReadonlySet<string>;
   /**
    * Link key -> the Call-ID both ends listed when the link was last seen up. An end that lists it no longer
    * while the other still does has ended that dialog (RFC 3261 15.1.1): its BYE is on its way to the other.
@@ -751,6 +759,7 @@ function decideWith(
 
   function liveLinks(v: SessionView): void {
     const d = v.d;
+    const fresh = mem.fresh?.has(d.id) === true;
     const lost: string[] = [];
     for (const child of d.mcus) {
       const parent = d.parent[child];
@@ -828,8 +837,18 @@ function decideWith(
         // The parent's room dials: it must be open. The child's is a standing room the INVITE reaches open or
         // not; its roster verifies the link but is not needed to dial it, unless the parent's roster cannot
         // say whether the link is there already (an MCU without the event package, after a restart).
-        else if (l.parentRoom?.state !== 'open' || (l.childRoom?.state !== 'open' && !l.parentRoom.reports))
+        // A fresh session's link (`Memory.fresh`) goes once the parent's room exists, on its first attempt only:
+        // a later one (the first failed, or was not confirmed in time) may find the link there after all (a
+        // REFER whose outcome was lost), which only the room's roster can tell.
+        else if (
+          l.parentRoom?.state === 'open'
+            ? l.childRoom?.state !== 'open' && !l.parentRoom.reports
+            : !(fresh && l.parentRoom?.established === true && dialedAt === undefined && retry === undefined)
+        )
           detail = 'rooms opening';
+        // The parent's roster lists the call and the child's room cannot say yet (still opening): wait for it
+        // rather than have the parent's MCU call the child a second time.
+        else if (l.parentSays === 'yes' && l.childRoom?.state !== 'open') detail = 'rooms opening';
         else if (!parentReady) detail = `waiting for ${parent}'s own link`;
         else if (verifying) wake(dialedAt! + opts.halfDeadGraceMs);
         else if (l.parentSays !== 'dialing' && l.childSays !== 'dialing') offer('link', dial());

@@ -326,6 +326,7 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     });
     ended.catch(noop);
     this.#adoptControl(control);
+    this.safeEmit('established');
     try {
       await Promise.race([this.#subscribeOnce(control, at), ended]);
     } catch (err) {
@@ -815,12 +816,18 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     let dialing = false;
     let outcome: { status: number; reason: string };
     try {
-      outcome = await this.#command(`link:${target}`, this.#m.o.dialTimeoutMs, what, async (control, at) => {
-        dialing = true;
-        this.safeEmit('link', { target, state: 'dialing' });
-        const sub = await this.#refer(control, at, target);
-        return sub.outcome;
-      });
+      outcome = await this.#command(
+        `link:${target}`,
+        this.#m.o.dialTimeoutMs,
+        what,
+        async (control, at) => {
+          dialing = true;
+          this.safeEmit('link', { target, state: 'dialing' });
+          const sub = await this.#refer(control, at, target);
+          return sub.outcome;
+        },
+        true,
+      );
     } catch (err) {
       const e = this.#mapError(err, what);
       if (dialing) this.safeEmit('link', { target, state: 'failed', reason: e.message });
@@ -1076,9 +1083,16 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
    * A command in its lane under its own deadline (see lanes.ts); `work` gets
    * the control dialog as it is when the command starts, and the deadline.
    */
-  #command<T>(lane: string, ms: number, what: string, work: (control: Dialog, at: number) => Promise<T>): Promise<T> {
+  /** `established`: also while still opening once the control dialog is up (a cascade link's REFER). */
+  #command<T>(
+    lane: string,
+    ms: number,
+    what: string,
+    work: (control: Dialog, at: number) => Promise<T>,
+    established = false,
+  ): Promise<T> {
     try {
-      this.#ready();
+      this.#ready(established);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -1087,7 +1101,7 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
       lane,
       at,
       async () => {
-        const control = this.#ready();
+        const control = this.#ready(established);
         try {
           return await work(control, at);
         } catch (err) {
@@ -1140,10 +1154,10 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     }
   }
 
-  #ready(): Dialog {
+  #ready(established = false): Dialog {
     if (this.#m.closed()) throw this.#closedError();
     const c = this.#control;
-    if (c !== undefined && this.#state === 'open') return c;
+    if (c !== undefined && (this.#state === 'open' || (established && this.#state === 'opening'))) return c;
     if (this.#state === 'closed')
       throw new McuError('MCU_ERR_CLOSED', `${this.#who} is closed: open() it first`, { details: this.#details });
     throw new McuError('MCU_ERR_DOWN', `${this.#who} is down: ${this.#reason}`, {

@@ -130,6 +130,12 @@ export type ConferenceEvents = {
   roster: [RosterUpdate];
   link: [LinkState];
   state: [ConferenceStateName];
+  /**
+   * While opening: the control dialog is up (the room exists on the MCU), the roster is on its way. A session
+   * that nobody but this process can have dialled sends its links' REFERs then (docs/cascade.md, "Order and
+   * bounds").
+   */
+  established: [];
   /** Whether this conference's roster comes from the MCU's conference events or from the driver. */
   capabilities: [McuCapabilities];
   /** A call's quality report (RFC 6035), when the driver subscribes to them (`qualityReports`). */
@@ -174,7 +180,10 @@ export interface Conference extends TypedEmitter<ConferenceEvents> {
    * to them at all: `qualityReports`). Nothing when none are held back. Returns at once.
    */
   reportQuality(): void;
-  /** This conference's focus dials a cascade link to `target` (another MCU's conference URI), RFC 4579 REFER. */
+  /**
+   * This conference's focus dials a cascade link to `target` (another MCU's conference URI), RFC 4579 REFER.
+   * Open, or still opening once its control dialog is up (`established`): the room exists on the MCU.
+   */
   dialLink(target: string): Promise<LinkState>;
   hangUpLink(target: string): Promise<void>;
   /** This conference's focus dials a participant (an endpoint URI) into the conference (REFER, RFC 4579 5.5). */

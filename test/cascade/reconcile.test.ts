@@ -172,6 +172,8 @@ function converged(world: World, sessions: readonly DesiredSession[]): string[] 
   return problems;
 }
 
+const isLink = (e: ObservedEntry) => e.kind === 'link';
+
 /** How the child's room names its link to the parent's room (the entry on the parent's call). */
 function linkEntity(world: World, parentUri: string, childUri: string): string | undefined {
   const atParent = world.room(parentUri).entries.get(world.room(childUri).key);
@@ -199,6 +201,11 @@ function run(
 ): RunResult {
   const r = rng(seed);
   const book = new Bookkeeping(DEFAULT_BACKOFF, r);
+  // Sessions with no link of theirs on any MCU yet are as the manager's admitted ones (Memory.fresh): their links
+  // are dialled once the parent's room is there, before its roster; they must never dial a link already there.
+  for (const d of sessions)
+    if (d.phase === 'live' && d.mcus.every((m) => ![...world.room(d.rooms[m]!).entries.values()].some(isLink)))
+      book.fresh.add(d.id);
   const pending: Action[] = [];
   const violations: string[] = [];
   let now = 0;
@@ -222,6 +229,8 @@ function run(
         const answered = book.dialedAt.has(linkKey(d.id, a.parent));
         if (gp !== undefined && !world.linked(d.rooms[gp]!, d.rooms[a.parent]!) && !answered)
           violations.push(`round ${round}: dialled ${a.child} before its parent ${a.parent} was up or answered`);
+        if (book.fresh.has(d.id) && a.replace === undefined && world.room(a.room).entries.has(roomKey(a.target)))
+          violations.push(`round ${round}: dialled ${a.child} of a fresh session, already up at its parent`);
       }
       if (a.kind === 'hang-up-link' && a.why === 'teardown') {
         const d = sessions.find((s) => s.id === a.session)!;
@@ -254,6 +263,7 @@ function run(
     book.sawUp(dec.links, dec.upCalls);
     for (const a of dec.actions) {
       book.started(a, now);
+      world.start(a);
       pending.push(a);
     }
     // Commands finish in any order; some take several rounds.
@@ -784,6 +794,31 @@ t.test("parents before children: a child's link once its parent's is up or answe
     dials(mem, 10 + OPTS.halfDeadGraceMs).some((a) => a.child === 'b'),
     'answered but never seen by the rosters within the grace: b waits again',
   );
+});
+
+t.test("a fresh session's link is dialled once its parent's room exists, before its roster; others wait", async (t) => {
+  const plan = fakePlan('r', { c: 'r' }, {}, null);
+  const rooms = { r: 'sip:1@r', c: 'sip:1@c' };
+  const d = desiredSession({ id: 's', phase: 'live', plan, rooms, mains: {}, selection: null }, directory);
+  const opening = { state: 'opening' as const, reports: false, roster: new Map(), established: true };
+  const obs = {
+    now: 0,
+    mcus: new Map(Object.keys(rooms).map((m) => [m, { up: true, since: 0 }])),
+    rooms: new Map([
+      [roomKey(rooms.r), opening],
+      [roomKey(rooms.c), { ...opening, established: false }],
+    ]),
+  };
+  const dials = (mem: Bookkeeping) => decide([d], obs, mem, OPTS).actions.filter((a) => a.kind === 'dial-link');
+  const restarted = new Bookkeeping(DEFAULT_BACKOFF, () => 0.5);
+  t.same(dials(restarted), [], 'not known fresh (read at start): its rooms must say the link is not there first');
+  const fresh = new Bookkeeping(DEFAULT_BACKOFF, () => 0.5);
+  fresh.fresh.add('s');
+  t.equal(dials(fresh).length, 1, 'admitted while we run: dialled with the parent room still opening');
+  obs.rooms.set(roomKey(rooms.r), { ...opening, established: false });
+  t.same(dials(fresh), [], 'its control dialog not up yet: the room may not exist, nothing to REFER to');
+  fresh.sawUp([{ session: 's', child: 'c', parent: 'r', state: 'up' }], new Map());
+  t.notOk(fresh.fresh.has('s'), 'cascaded once: fresh no more');
 });
 
 t.test("a session's first dial: its endpoints wait for its links, unless one is stuck", async (t) => {

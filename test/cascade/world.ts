@@ -40,6 +40,8 @@ interface WorldRoom {
   /** What a driver without the event package learned from its own successful commands. */
   readonly learned: Map<string, ObservedEntry>;
   opened: boolean;
+  /** An open in flight: its control dialog is up (`ObservedRoom.established`), its roster not in yet. */
+  opening?: boolean;
   /** When the MCU last reported the roster, on the count of the entries' `gen` (absent: unknown). */
   reportedAt?: number;
 }
@@ -107,16 +109,24 @@ export class World {
     const rooms = new Map<string, ObservedRoom>();
     for (const r of this.rooms.values()) {
       const m = this.mcus.get(r.mcu)!;
-      const state: RoomState = !r.opened ? 'closed' : m.up ? 'open' : 'down';
-      const roster = new Map(m.reports ? r.entries : r.learned);
+      const opening = !r.opened && r.opening === true && m.up;
+      const state: RoomState = opening ? 'opening' : !r.opened ? 'closed' : m.up ? 'open' : 'down';
+      // Opening, the room is there but its roster is not known yet.
+      const roster = opening ? new Map() : new Map(m.reports ? r.entries : r.learned);
       rooms.set(r.key, {
         state,
         reports: m.reports,
         roster,
+        established: state === 'open' || opening,
         ...(r.reportedAt === undefined ? {} : { reportedAt: r.reportedAt }),
       });
     }
     return { now, mcus, rooms };
+  }
+
+  /** An action has started: an open's control dialog is up at once, its roster comes when it is applied. */
+  start(a: Action): void {
+    if (a.kind === 'open') this.room(a.room).opening = true;
   }
 
   /** Carry an action out as the MCUs would; throws (a failed command) when they would refuse it. */
@@ -124,6 +134,7 @@ export class World {
     switch (a.kind) {
       case 'open': {
         const r = this.room(a.room);
+        r.opening = false;
         if (!this.mcus.get(r.mcu)!.up) throw new Error('MCU down');
         r.opened = true;
         return;

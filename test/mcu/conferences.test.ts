@@ -61,7 +61,13 @@ interface Room {
 async function roomsMcu(
   t: Tap,
   rooms: string[],
-  opts: { events?: boolean; referOutside?: 'accept' | number; hold?: () => boolean } = {},
+  opts: {
+    events?: boolean;
+    referOutside?: 'accept' | number;
+    hold?: () => boolean;
+    /** Answer conference SUBSCRIBEs only once this is false. */
+    holdSubscribe?: () => boolean;
+  } = {},
 ) {
   const ua = await createUserAgent({
     listen: [{ transport: 'udp', host: HOST, port: 0 }],
@@ -136,13 +142,15 @@ async function roomsMcu(
         () => {},
       );
     });
-  ua.on('subscribe', (s) => {
+  ua.on('subscribe', async (s) => {
     const user = s.message.requestUri?.user ?? '';
     const room = state.get(user);
     if (room === undefined || opts.events === false) {
       s.reject(room === undefined ? 404 : 489);
       return;
     }
+    if (opts.holdSubscribe !== undefined)
+      await until('the test lets the SUBSCRIBE be answered', () => opts.holdSubscribe?.() !== true);
     s.accept({ ...full(user), expires: 600 }).then(
       (sub) => room.subs.push(sub),
       () => {},
@@ -286,6 +294,37 @@ t.test(
     t.equal(refers.length, 7, 'links and hang-ups too');
     t.equal(refers[6]!.referTo.uri.params.method, 'BYE');
     t.equal(r1.capabilities.refer, 'out-of-dialog', 'still');
+  },
+);
+
+t.test(
+  'a cascade link is dialled once the control dialog is up, before the roster; other commands wait for open',
+  async (t) => {
+    let holding = false;
+    const mcu = await roomsMcu(t, ['8001'], { referOutside: 'accept', holdSubscribe: () => holding });
+    const ua = await controller(t);
+    const d = driverFor(t, ua, mcu.uri('conf'), {}, [mcu.uri('8001')]);
+    await d.connect();
+    holding = true;
+    const r1 = d.conference(mcu.uri('8001'));
+    let established = false;
+    r1.once('established', () => {
+      established = true;
+    });
+    const opened = r1.open();
+    await until('the control dialog is up', () => established);
+    t.equal(r1.state, 'opening', 'still opening: the SUBSCRIBE is not answered');
+    t.match(await r1.dialLink(mcu.uri('9999')), { state: 'connected' }, 'the link dialled meanwhile');
+    t.equal(mcu.room('8001').outside.length, 1, 'its REFER went to the room');
+    await t.rejects(
+      r1.dialParticipant(A),
+      { code: 'MCU_ERR_DOWN' },
+      'an endpoint waits for open, as other commands do',
+    );
+    holding = false;
+    await opened;
+    t.equal(r1.state, 'open');
+    await r1.dialParticipant(A);
   },
 );
 
