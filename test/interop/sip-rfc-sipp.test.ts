@@ -7,7 +7,7 @@
  * Each scenario fails its call (SIPp exit status 1) when the rule is broken.
  */
 import t from 'tap';
-import { answerOffer, createUserAgent, type Dialog, type InviteOptions } from '../../src/sip/index.js';
+import { answerOffer, createUserAgent, type Dialog, type InviteOptions, type UserAgent } from '../../src/sip/index.js';
 import { freePort, have, type SippResult, scenario, sipp, sippArgs, tempDir, waitBound } from './sip-peers.js';
 
 t.setTimeout(120_000);
@@ -26,10 +26,15 @@ if (!have('sipp')) {
     name: string,
     transport: 'udp' | 'tcp',
     opts: InviteOptions,
+    reuse?: { ua: UserAgent; port: number },
   ): Promise<{ listening: boolean; dialog: Pick<Dialog, 'remoteBody' | 'sessionTimer'>; sipp: SippResult }> {
-    const ua = await createUserAgent({ listen: [{ transport, host: '127.0.0.1', port: 0 }], user: 'ctl' });
-    t.teardown(() => ua.close());
-    const port = await freePort();
+    let ua = reuse?.ua;
+    if (ua === undefined) {
+      const made = await createUserAgent({ listen: [{ transport, host: '127.0.0.1', port: 0 }], user: 'ctl' });
+      t.teardown(() => made.close());
+      ua = made;
+    }
+    const port = reuse?.port ?? (await freePort());
     const run = sipp(
       tmp.dir,
       sippArgs({
@@ -67,6 +72,19 @@ if (!have('sipp')) {
       t.same([r.sipp.successful, r.sipp.failed], [1, 0], 'SIPp counts the call successful');
     });
   }
+
+  t.test('an MCU met again gets the credentials of its last challenge up front, verified by SIPp', async (t) => {
+    const ua = await createUserAgent({ listen: [{ transport: 'udp', host: '127.0.0.1', port: 0 }], user: 'ctl' });
+    t.teardown(() => ua.close());
+    const port = await freePort();
+    const opts = { body: SDP, credentials: { username: 'ctl', password: 's3cret' } };
+    const first = await oneCall(t, 'uas-auth', 'udp', opts, { ua, port });
+    t.same([first.sipp.successful, first.sipp.failed], [1, 0], 'the first call answered the challenge');
+    // A SIPp of its own on the same address: it challenges nothing and refuses an INVITE without valid credentials.
+    const again = await oneCall(t, 'uas-auth-upfront', 'udp', opts, { ua, port });
+    t.equal(again.sipp.code, 0, `SIPp exit status (${again.sipp.stderr.slice(0, 600)})`);
+    t.same([again.sipp.successful, again.sipp.failed], [1, 0], 'the second INVITE carried them, unchallenged');
+  });
 
   t.test('a 422 with Min-SE 1800 is retried with Session-Expires and Min-SE of at least 1800', async (t) => {
     const r = await oneCall(t, 'uas-422', 'udp', { body: SDP, sessionTimer: { expires: 90, minSE: 90 } });
