@@ -326,7 +326,8 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     });
     ended.catch(noop);
     this.#adoptControl(control);
-    this.safeEmit('established');
+    // A first open (a re-open after a loss is 'down' until it is over: nothing may use the room meanwhile).
+    if (this.#state === 'opening') this.safeEmit('established');
     try {
       await Promise.race([this.#subscribeOnce(control, at), ended]);
     } catch (err) {
@@ -1081,9 +1082,9 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
 
   /**
    * A command in its lane under its own deadline (see lanes.ts); `work` gets
-   * the control dialog as it is when the command starts, and the deadline.
+   * the control dialog as it is when the command starts, and the deadline. `established`: also while still
+   * opening, once the control dialog is up (a cascade link's REFER: `Conference.dialLink`).
    */
-  /** `established`: also while still opening once the control dialog is up (a cascade link's REFER). */
   #command<T>(
     lane: string,
     ms: number,
