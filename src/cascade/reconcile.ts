@@ -757,6 +757,15 @@ function decideWith(
   for (const v of views) if (v.d.phase === 'live' && !viewsOf(v, seenViews)) viewsPending.push(v.d.id);
   for (const v of views) if (v.d.phase === 'ending') ending(v);
 
+  /**
+   * The link's dial succeeded (the MCU reported the INVITE's 200, RFC 3515's final NOTIFY) less than
+   * `halfDeadGraceMs` ago: the rosters that verify it may still be on their way.
+   */
+  function answered(linkKeyOf: string): boolean {
+    const at = mem.dialedAt?.get(linkKeyOf);
+    return at !== undefined && now - at < opts.halfDeadGraceMs;
+  }
+
   function liveLinks(v: SessionView): void {
     const d = v.d;
     const fresh = mem.fresh?.has(d.id) === true;
@@ -768,15 +777,11 @@ function decideWith(
       const l = v.links.get(child)!;
       const retry = mem.retries.get(key);
       const dialedAt = mem.dialedAt?.get(key);
-      const verifying = dialedAt !== undefined && now - dialedAt < opts.halfDeadGraceMs;
-      // Parents before children: the parent's own link up, or answered (its dial succeeded: the MCU reported the
-      // INVITE's 200, RFC 3515's final NOTIFY) while the rosters that verify it are on their way. Its setup is
-      // over then; the rosters come a notification later (the child's after the ACK), a level's worth of time.
-      const parentDialedAt = mem.dialedAt?.get(linkKey(d.id, parent));
-      const parentReady =
-        parent === d.root ||
-        v.isUp(parent) ||
-        (parentDialedAt !== undefined && now - parentDialedAt < opts.halfDeadGraceMs);
+      const verifying = answered(key);
+      // Parents before children: the parent's own link up, or answered while the rosters that verify it are on
+      // their way. Its setup is over then; the rosters come a notification later (the child's after the ACK), a
+      // level's worth of time.
+      const parentReady = parent === d.root || v.isUp(parent) || answered(linkKey(d.id, parent));
       const dial = (replace?: string, replaceAtChild?: string, endedAt?: 'parent' | 'child'): Action => ({
         kind: 'dial-link',
         key,
