@@ -734,11 +734,13 @@ export class TransportLayer {
         return undefined;
       }
       if (direct) c.socket.write(buf);
-      else if (c.batch === undefined) {
-        c.batch = [buf];
-        process.nextTick(flushBatch, c);
-      } else c.batch.push(buf);
-      c.batchBytes += buf.length;
+      else {
+        if (c.batch === undefined) {
+          c.batch = [buf];
+          process.nextTick(flushBatch, c);
+        } else c.batch.push(buf);
+        c.batchBytes += buf.length;
+      }
     }
     c.lastActivity = this.#clock.now();
     this.#n.sent++;

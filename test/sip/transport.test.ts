@@ -99,6 +99,45 @@ t.test('a peer that stops reading: the write backlog is capped, the sender gets 
   t.ok(await until(() => ua.stats.openConnections === 0 && ua.stats.queuedBytes === 0, 5_000), 'connection closed');
 });
 
+t.test(
+  'large messages written straight out are not counted as unsent: a reading peer keeps its connection',
+  async (t) => {
+    // A message over the batch size goes out in its own write. Counting it as still gathered (it was, once)
+    // closed a busy connection after a megabyte: the simulator's full-state rosters, 70 to 90 KB each, lost
+    // their subscriptions in the chair benchmark's dial that way.
+    let received = 0;
+    const server = net.createServer((s) => s.on('data', (b: Buffer) => (received += b.length)));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    t.teardown(() => server.close());
+    const tl = new TransportLayer({ listen: [], clock: realClock, onMessage: () => {}, maxQueuedBytes: 256 * 1024 });
+    await tl.start();
+    t.teardown(() => tl.close());
+    const dest = { transport: 'tcp' as const, host: '127.0.0.1', port: (server.address() as net.AddressInfo).port };
+    const errors: string[] = [];
+    const onError = (e: { code: string }) => errors.push(e.code);
+    const big = Buffer.alloc(80_000, 65);
+    const small = Buffer.alloc(500, 66);
+    let sent = 0;
+    let pairs = 0;
+    const unsent: number[] = [];
+    for (; pairs < 20 && errors.length === 0; pairs++) {
+      tl.send(big, dest, undefined, onError);
+      tl.send(small, dest, undefined, onError);
+      sent += big.length + small.length;
+      if (!(await until(() => received === sent, 5_000))) break;
+      unsent.push(tl.stats.queuedBytes);
+    }
+    t.equal(pairs, 20, 'every pair read by the peer');
+    t.ok(
+      unsent.every((n) => n === 0),
+      'nothing counted unsent once the peer has read it',
+    );
+    t.same(errors, [], 'no send failed');
+    t.equal(tl.stats.queueOverflows, 0, 'the backlog cap was never reached');
+    t.equal(tl.stats.openConnections, 1, 'one connection carried it all');
+  },
+);
+
 t.test('the queue of a connection still opening is capped; its first message always fits', async (t) => {
   // A TCP server that never speaks TLS: our TLS connection stays in its handshake, so sends queue.
   const silent = await tcpServer(t, '127.0.0.1', 0, false);
