@@ -32,6 +32,7 @@ import {
 } from './desired.js';
 import { CascadeError } from './errors.js';
 import { Bookkeeping, poolOf } from './memory.js';
+import { PassPacer } from './pacer.js';
 import {
   type Action,
   decide,
@@ -45,6 +46,7 @@ import {
   type ObservedMcu,
   type ObservedRoom,
   type Pool,
+  prepareSession,
   type ReconcileOptions,
   type RoomState,
   roomKey,
@@ -183,15 +185,6 @@ export interface CascadeManager extends TypedEmitter<CascadeManagerEvents> {
 }
 
 const NO_COUNTS: Record<LinkStateName, number> = { planned: 0, dialing: 0, up: 0, failed: 0 };
-/**
- * While events pour in (a national endpoint dial is 10^4 of them) passes are paced: the next one waits
- * `PASS_GAP_FACTOR` times what the last one took (its decision and the actions it started), at least
- * `PASS_GAP_MIN_MS`, at most `PASS_GAP_MAX_MS`. Passes then take at most about a fifth of the event loop, and a
- * cheap one (a link seen up, about 1 ms) does not hold the next level's dial back by the whole 20 ms.
- */
-const PASS_GAP_FACTOR = 4;
-const PASS_GAP_MIN_MS = 2;
-const PASS_GAP_MAX_MS = 20;
 /** How often the endpoints in their rooms are counted for progress (a pass over every session endpoint). */
 const ENDPOINT_COUNT_MS = 1_000;
 /** How often the endpoint count is logged while it changes. */
@@ -387,15 +380,14 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   readonly #unsubscribe: (() => void)[] = [];
   #gen = 0;
   #closed = false;
-  #passScheduled = false;
+  /** When passes run (pacer.ts). */
+  readonly #pacer: PassPacer;
   /**
    * What the last pass held back (Decision.heldPools, heldKeys): a result asks for a pass only if it frees a
    * slot of a pool that was full or is the result of a key that was held (a chair command's own steps finishing
    * beside an unrelated held key, say an endpoint being dialled, ask for none).
    */
   #held: { readonly pools: ReadonlySet<Pool>; readonly keys: ReadonlySet<string> } = NOTHING_HELD;
-  /** When the next pass may run at the earliest (passes are paced: PASS_GAP_FACTOR). */
-  #nextPassAt = Number.NEGATIVE_INFINITY;
   #passes = 0;
   /** The store's sessions were read once: a session first seen after that was admitted while we run (`fresh`). */
   #loadedOnce = false;
@@ -437,6 +429,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     this.#chairLayout = o.chairLayout ?? 'full';
     this.#log = o.logger?.child({ module: 'cascade' });
     this.#clock = o.clock ?? realClock;
+    this.#pacer = new PassPacer(this.#clock, () => this.#pass());
     this.#book = new Bookkeeping(o.settings.retry, o.random ?? Math.random);
     this.#opts = {
       linkConcurrency: o.settings.linkConcurrency,
@@ -536,6 +529,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         view: viewOf(head.request),
       };
       const desired = desiredSession(spec, this.#dir);
+      prepareSession(desired);
       // Admitted since this process started reading the store (here or by the CLI): nobody else dialled it.
       if (known === undefined && this.#loadedOnce && head.state === 'live') this.#book.fresh.add(head.sessionId);
       if (known === undefined) {
@@ -673,15 +667,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   // ---- the reconcile loop --------------------------------------------------------
 
   #kick(): void {
-    if (this.#closed || this.#passScheduled) return;
-    this.#passScheduled = true;
-    const wait = this.#nextPassAt - this.#clock.now();
-    const run = () => {
-      this.#passScheduled = false;
-      this.#pass();
-    };
-    if (wait > 0) this.#clock.setTimeout(run, wait);
-    else setImmediate(run);
+    this.#pacer.kick();
   }
 
   #observed(): Observed {
@@ -690,14 +676,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
 
   #pass(): void {
     if (this.#closed) return;
-    const now = this.#clock.now();
     this.#passes++;
-    try {
-      this.#passAt(now);
-    } finally {
-      const took = this.#clock.now() - now;
-      this.#nextPassAt = now + took + Math.min(PASS_GAP_MAX_MS, Math.max(PASS_GAP_MIN_MS, PASS_GAP_FACTOR * took));
-    }
+    this.#passAt(this.#clock.now());
   }
 
   #passAt(now: number): void {
@@ -706,6 +686,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     this.#held = { pools: decision.heldPools, keys: decision.heldKeys };
     this.#book.sawHalf(decision.half, now);
     this.#book.sawUp(decision.links, decision.upCalls);
+    // What the pass decided leaves first: its progress (events, store rows) waits the few ms that costs.
+    for (const a of decision.actions) this.#start(a);
     this.#track(decision.links, now);
     const pending = new Set(decision.viewsPending);
     for (const [id, s] of this.#sessions) s.viewsApplied = s.desired.phase === 'live' && !pending.has(id);
@@ -725,7 +707,6 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         this.#lastCount + ENDPOINT_COUNT_MS - now,
       );
     this.#report(decision.unexpected);
-    for (const a of decision.actions) this.#start(a);
     this.#clock.clearTimeout(this.#wakeTimer);
     if (decision.wakeAt !== undefined)
       this.#wakeTimer = this.#clock.setTimeout(() => this.#kick(), Math.max(0, decision.wakeAt - now));
@@ -1291,6 +1272,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
 
   async #close(): Promise<void> {
     this.#closed = true;
+    this.#pacer.close();
     this.#clock.clearTimeout(this.#pollTimer);
     this.#clock.clearTimeout(this.#wakeTimer);
     this.#clock.clearTimeout(this.#countTimer);

@@ -339,6 +339,14 @@ function indexOf(list: readonly string[]): ListIndex {
 }
 
 /**
+ * Build the participant indexes the passes use, where a session is loaded: the first pass after an
+ * admission otherwise computed 11,000 room keys (about 3 ms) before it sent the root room's INVITE.
+ */
+export function prepareSession(d: DesiredSession): void {
+  for (const list of Object.values(d.participants)) indexOf(list);
+}
+
+/**
  * The entries of `room` that are participants of `list`, as [key, uri, entry]: walks the smaller of the
  * roster and the list. While a national session dials only its main endpoints a room holds one or two of
  * its 150 endpoints, and a pass walking all 11,000 for each room was the largest part of its cost.

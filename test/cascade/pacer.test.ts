@@ -1,0 +1,88 @@
+/**
+ * The pacing of reconcile passes (src/cascade/pacer.ts) on a fake clock: the first kick after a quiet spell runs
+ * its pass before the event loop takes its next callback; kicks within the gap that pass set share one pass at
+ * its end; a kick raised during a pass keeps that pass's gap.
+ */
+import t from 'tap';
+import { GAP_FACTOR, GAP_MAX_MS, GAP_MIN_MS, PassPacer } from '../../src/cascade/pacer.js';
+import { FakeClock } from '../../src/core/clock.js';
+
+const microtasks = () => new Promise<void>((r) => queueMicrotask(r));
+
+t.test('a kick after a quiet spell runs its pass before the next event-loop callback', async (t) => {
+  const clock = new FakeClock();
+  const order: string[] = [];
+  const pacer = new PassPacer(clock, () => order.push('pass'));
+  t.teardown(() => pacer.close());
+  const immediate = new Promise<void>((r) =>
+    setImmediate(() => {
+      order.push('immediate');
+      r();
+    }),
+  );
+  pacer.kick();
+  pacer.kick();
+  await immediate;
+  t.same(order, ['pass', 'immediate'], 'one pass, ahead of the callback already queued');
+});
+
+t.test('kicks within the gap share one pass at its end; the gap follows what the pass cost', async (t) => {
+  const clock = new FakeClock();
+  let passes = 0;
+  let cost = 3;
+  const pacer = new PassPacer(clock, () => {
+    passes++;
+    clock.advance(cost);
+  });
+  t.teardown(() => pacer.close());
+  pacer.kick();
+  await microtasks();
+  t.equal(passes, 1);
+  const gap = Math.min(GAP_MAX_MS, Math.max(GAP_MIN_MS, GAP_FACTOR * cost));
+  for (let i = 0; i < 5; i++) pacer.kick();
+  await microtasks();
+  t.equal(passes, 1, 'no pass inside the gap');
+  clock.advance(gap - 1);
+  t.equal(passes, 1, 'not before the gap ends');
+  cost = 0;
+  clock.advance(1);
+  t.equal(passes, 2, 'the five kicks got one pass when the gap ended');
+  // A pass that cost nothing still leaves the minimum gap.
+  pacer.kick();
+  await microtasks();
+  t.equal(passes, 2, 'held for the minimum gap');
+  clock.advance(GAP_MIN_MS);
+  t.equal(passes, 3);
+  // An expensive pass is followed by at most the largest gap.
+  cost = 100;
+  clock.advance(1_000);
+  pacer.kick();
+  await microtasks();
+  t.equal(passes, 4);
+  pacer.kick();
+  clock.advance(GAP_MAX_MS - 1);
+  t.equal(passes, 4);
+  clock.advance(1);
+  t.equal(passes, 5, 'the gap is capped');
+});
+
+t.test('a kick raised during a pass keeps that pass’s gap; close stops everything', async (t) => {
+  const clock = new FakeClock();
+  let passes = 0;
+  const pacer = new PassPacer(clock, () => {
+    passes++;
+    clock.advance(1);
+    if (passes === 1) pacer.kick();
+  });
+  pacer.kick();
+  await microtasks();
+  await microtasks();
+  t.equal(passes, 1, 'the kick from inside the pass waits for the gap');
+  clock.advance(GAP_FACTOR * 1);
+  t.equal(passes, 2);
+  pacer.kick();
+  pacer.close();
+  clock.advance(1_000);
+  await microtasks();
+  t.equal(passes, 2, 'no pass after close');
+});
