@@ -58,6 +58,8 @@ export interface SimulatorProcess {
 
 const SCRIPT = fileURLToPath(new URL('../cli/cascaded-sim.js', import.meta.url));
 const DEFAULT_START_MS = 120_000;
+/** The simulator process's young generation, MB per semi-space (V8's default is at most 16). */
+const SEMI_SPACE_MB = 64;
 const DEFAULT_STOP_MS = 10_000;
 
 export function isSimulatorReady(m: unknown): m is SimulatorReady {
@@ -69,8 +71,11 @@ export async function spawnSimulator(o: SimulatorProcessOptions): Promise<Simula
   const args = ['--config', o.configFile, '--control-port', String(o.controlPort ?? 0)];
   if (o.logLevel !== undefined) args.push('--log-level', o.logLevel);
   // --expose-gc: the simulator drops the garbage of parsing a national inventory once it is up (docs/sim.md).
+  // --max-semi-space-size: one process stands in for some 74 MCUs, each its own box in the field; with V8's
+  // default young generation it scavenged every few ms in a national dial (about an eighth of its CPU then),
+  // delaying the MCUs' answers on the dial's critical path (docs/sim.md, "One process").
   const child: ChildProcess = fork(SCRIPT, args, {
-    execArgv: ['--expose-gc', ...(o.execArgv ?? [])],
+    execArgv: ['--expose-gc', `--max-semi-space-size=${SEMI_SPACE_MB}`, ...(o.execArgv ?? [])],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     // Its own process group: a Ctrl-C at the terminal reaches only the daemon, which then stops the
     // simulator after itself (the closing order); the IPC channel still ends it if the daemon dies.
