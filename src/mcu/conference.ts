@@ -508,16 +508,19 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     this.#attachSubscription(sub);
   }
 
-  #conferenceEventsMissing(err: McuError): void {
+  /** `ended`: a subscription that ran ended (the MCU has the package): asked for again at once. */
+  #conferenceEventsMissing(err: McuError, ended = false): void {
     const sipStatus = (err.details as { sipStatus?: number } | undefined)?.sipStatus;
     const reason = err.message.replace(`${this.#who}: `, '');
     // A refusal (489, 405, 501) is an answer: ask again at the interval. No answer may be a busy MCU or a loaded
     // machine (a daemon start opens every conference at once): ask again after the request deadline, doubling.
     const unanswered = err.code === 'MCU_ERR_TIMEOUT';
     this.#unansweredSubscribes = unanswered ? this.#unansweredSubscribes + 1 : 0;
-    const retryMs = unanswered
-      ? Math.min(this.#m.o.resubscribeIntervalMs, this.#m.o.requestTimeoutMs * 2 ** (this.#unansweredSubscribes - 1))
-      : this.#m.o.resubscribeIntervalMs;
+    const retryMs = ended
+      ? 0
+      : unanswered
+        ? Math.min(this.#m.o.resubscribeIntervalMs, this.#m.o.requestTimeoutMs * 2 ** (this.#unansweredSubscribes - 1))
+        : this.#m.o.resubscribeIntervalMs;
     this.#nextResubscribeAt = this.#m.clock.now() + retryMs;
     const was = this.#capabilities;
     this.#setCapabilities({
@@ -527,9 +530,11 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     if (was.conferenceEvents !== 'missing')
       this.#log?.warn(
         { reason, sipStatus, retryMs },
-        unanswered
-          ? 'conference SUBSCRIBE unanswered: up, with the roster from what the driver sets up until it is answered'
-          : 'MCU lacks the conference event package (RFC 4575): up, with the roster from what the driver sets up',
+        ended
+          ? 'conference subscription ended: subscribing again, with the roster from what the driver sets up meanwhile'
+          : unanswered
+            ? 'conference SUBSCRIBE unanswered: up, with the roster from what the driver sets up until it is answered'
+            : 'MCU lacks the conference event package (RFC 4575): up, with the roster from what the driver sets up',
       );
   }
 
@@ -586,8 +591,8 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
       // Not a reason to call the conference down (only the control dialog is): ask again at the next tick.
       this.#conferenceEventsMissing(
         new McuError('MCU_ERR_REJECTED', `conference subscription ended (${reason})`, { details: this.#details }),
+        true,
       );
-      this.#nextResubscribeAt = this.#m.clock.now();
     });
   }
 
