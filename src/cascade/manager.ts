@@ -89,8 +89,12 @@ export interface LayoutEvent {
 
 export interface SessionEvent {
   readonly session: string;
-  /** up: every link of the plan up (again); replanned; ended: torn down and closed. */
-  readonly kind: 'up' | 'replanned' | 'ended';
+  /**
+   * admitted: planned and stored by this manager's `admit` (its dial starts at once, before `admit` returns; a
+   * session another process admitted is first seen by a poll); up: every link of the plan up (again);
+   * replanned; ended: torn down and closed.
+   */
+  readonly kind: 'admitted' | 'up' | 'replanned' | 'ended';
   readonly at: number;
   readonly data?: unknown;
 }
@@ -397,6 +401,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   #pollTimer?: TimerHandle;
   #dataVersion = -1;
   #syncing?: Promise<void>;
+  /** Plans this manager just stored (`admit`): its next load dials from them rather than reading them back. */
+  readonly #admitted = new Map<string, { readonly planVersion: number; readonly plan: Plan }>();
   #resync = false;
   /** Store writes, one after another (link states and events), so close() can wait for the last. */
   #writes: Promise<void> = Promise.resolve();
@@ -503,10 +509,15 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
           ? { ...stored, selection: known.head.selection }
           : stored;
       let plan = known?.plan;
+      const admitted = this.#admitted.get(head.sessionId);
+      this.#admitted.delete(head.sessionId);
       if (known === undefined || known.head.planVersion !== head.planVersion) {
-        const record = await this.#store.getCascade(head.sessionId);
-        if (record === undefined) continue;
-        plan = record.plan as Plan;
+        if (admitted?.planVersion === head.planVersion) plan = admitted.plan;
+        else {
+          const record = await this.#store.getCascade(head.sessionId);
+          if (record === undefined) continue;
+          plan = record.plan as Plan;
+        }
       }
       if (
         known !== undefined &&
@@ -1139,6 +1150,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
       { session: record.sessionId, root: record.root, planVersion: record.planVersion },
       `session ${record.sessionId} admitted`,
     );
+    this.safeEmit('session', { session: record.sessionId, kind: 'admitted', at: this.#clock.now() });
+    this.#admitted.set(record.sessionId, { planVersion: record.planVersion, plan: record.plan as Plan });
     await this.sync();
     return record;
   }

@@ -527,7 +527,10 @@ class SqliteStore implements Store {
       );
       this.#insertRooms(s.id, c.rooms);
     })();
-    return this.#cascade(c.session.id)!;
+    // The plan as given, not read back: a national plan is about 10 ms of JSON to parse, and the admitting
+    // manager dials from it at once (plans are values, never changed in place).
+    const row = this.#db.prepare(`${CASCADE_HEAD} WHERE c.session_id = ?`).get(c.session.id) as CascadeRow;
+    return { ...this.#head(row), plan: c.plan };
   }
 
   async replaceCascadePlan(

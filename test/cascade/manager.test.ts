@@ -12,7 +12,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import type { LinkEvent } from '../../src/cascade/index.js';
+import type { LinkEvent, SessionEvent } from '../../src/cascade/index.js';
 import { roomKey } from '../../src/cascade/index.js';
 import { createSipMsmlDriver } from '../../src/mcu/index.js';
 import { createSimNetwork } from '../../src/sim/index.js';
@@ -42,9 +42,16 @@ t.test('a depth-2 cascade in rooms: parents first, verified, endpoints in, pictu
   t.teardown(() => parts.close());
   const links: LinkEvent[] = [];
   parts.manager.on('link', (e) => links.push(e));
+  const sessions: SessionEvent[] = [];
+  parts.manager.on('session', (e) => sessions.push(e));
 
   const head = await parts.manager.admit({ title: 'depth 2', endpoints: 'all', chair: 'chair' });
   t.equal(head.state, 'live');
+  t.same(
+    sessions.map((e) => [e.session, e.kind]),
+    [[head.sessionId, 'admitted']],
+    'the admission is announced, once',
+  );
   t.ok(
     Object.values(head.rooms).every((r) => /sip:70\d\d@/.test(r)),
     'the session has rooms, not the lobbies',
