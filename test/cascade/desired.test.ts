@@ -3,6 +3,7 @@
  * where, each MCU's main endpoint, and what every link carries, with and
  * without a chair selection; and the backoff of retries.
  */
+import fc from 'fast-check';
 import t from 'tap';
 import {
   backoffDelay,
@@ -203,4 +204,66 @@ t.test('MCUs by depth, the deepest subtree first within a depth: its links start
     ['r', 'p', 't', 'q', 'u'],
     'equal heights keep the plan order',
   );
+});
+
+t.test('property: a reselect is the desired state built afresh for that selection, whatever came before', async (t) => {
+  // Random trees of up to 8 MCUs, endpoints with and without URIs, relays, any chair layout and view; a run of
+  // selections applied one after another by `reselect` must give what `desiredSession` gives for the last one.
+  const scenario = fc.integer({ min: 1, max: 8 }).chain((n) =>
+    fc.record({
+      n: fc.constant(n),
+      parentIdx: fc.tuple(...Array.from({ length: n - 1 }, (_, i) => fc.integer({ min: 0, max: i }))),
+      endpoints: fc.array(fc.tuple(fc.integer({ min: 0, max: n - 1 }), fc.boolean(), fc.integer({ min: 0, max: 3 })), {
+        maxLength: 12,
+      }),
+      chair: fc.option(fc.nat(), { nil: undefined }),
+      relay: fc.option(fc.nat(), { nil: undefined }),
+      pip: fc.boolean(),
+      speaker: fc.boolean(),
+      picks: fc.array(fc.option(fc.nat(), { nil: null }), { minLength: 1, maxLength: 6 }),
+    }),
+  );
+  fc.assert(
+    fc.property(scenario, (s) => {
+      const ids = Array.from({ length: s.n }, (_, i) => `m${i}`);
+      const parent: Record<string, string> = {};
+      s.parentIdx.forEach((p, i) => {
+        parent[ids[i + 1]!] = ids[p]!;
+      });
+      const on: Record<string, string[]> = {};
+      const all: string[] = [];
+      s.endpoints.forEach(([m, dialable, level], i) => {
+        const e = `${dialable ? '' : 'nouri-'}e${i}-L${level}`;
+        const mcu = ids[m]!;
+        on[mcu] = [...(on[mcu] ?? []), e];
+        all.push(e);
+      });
+      const chair = s.chair === undefined || all.length === 0 ? null : all[s.chair % all.length]!;
+      let plan = fakePlan('m0', parent, on, chair);
+      if (s.relay !== undefined && all.length > 0)
+        plan = { ...plan, relays: { 'relayed-x': all[s.relay % all.length]! } } as Plan;
+      const pool = [...all, 'relayed-x', 'not-in-plan'];
+      const spec = (selection: string | null) => ({
+        id: 's',
+        phase: 'live' as const,
+        plan,
+        rooms: Object.fromEntries(ids.map((m) => [m, `sip:1@${m}`])),
+        mains: {},
+        selection,
+        chairLayout: s.pip ? ('pip' as const) : ('full' as const),
+        view: s.speaker ? ('speaker' as const) : ('chair' as const),
+      });
+      let d = desiredSession(spec(null), directory);
+      for (const pick of s.picks) {
+        const selection = pick === null ? null : pool[pick % pool.length]!;
+        d = reselect(d, plan, selection, directory);
+        const fresh = desiredSession(spec(selection), directory);
+        if (JSON.stringify(d.layouts) !== JSON.stringify(fresh.layouts)) return false;
+        if (JSON.stringify(d.views) !== JSON.stringify(fresh.views)) return false;
+      }
+      return true;
+    }),
+    { numRuns: 500 },
+  );
+  t.pass('500 scenarios');
 });
