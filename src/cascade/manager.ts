@@ -688,10 +688,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   #pass(): void {
     if (this.#closed) return;
     this.#passes++;
-    this.#passAt(this.#clock.now());
-  }
-
-  #passAt(now: number): void {
+    const now = this.#clock.now();
     const sessions = [...this.#sessions.values()].map((s) => s.desired);
     const decision = decide(sessions, this.#observed(), this.#book, this.#opts);
     this.#held = { pools: decision.heldPools, keys: decision.heldKeys };

@@ -527,10 +527,7 @@ class SqliteStore implements Store {
       );
       this.#insertRooms(s.id, c.rooms);
     })();
-    // The plan as given, not read back: a national plan is about 10 ms of JSON to parse, and the admitting
-    // manager dials from it at once (plans are values, never changed in place).
-    const row = this.#db.prepare(`${CASCADE_HEAD} WHERE c.session_id = ?`).get(c.session.id) as CascadeRow;
-    return { ...this.#head(row), plan: c.plan };
+    return this.#written(c.session.id, c.plan);
   }
 
   async replaceCascadePlan(
@@ -550,7 +547,16 @@ class SqliteStore implements Store {
       if (r.changes === 0) throw new StoreError('STORE_ERR_NOT_FOUND', `no cascade for session "${sessionId}"`);
       this.#insertRooms(sessionId, change.addRooms);
     })();
-    return this.#cascade(sessionId)!;
+    return this.#written(sessionId, change.plan);
+  }
+
+  /**
+   * A cascade just written, with the plan as given rather than read back: a national plan is about 10 ms of JSON
+   * to parse, and the manager dials from it at once (plans are values, never changed in place).
+   */
+  #written(sessionId: string, plan: unknown): CascadeRecord {
+    const row = this.#db.prepare(`${CASCADE_HEAD} WHERE c.session_id = ?`).get(sessionId) as CascadeRow;
+    return { ...this.#head(row), plan };
   }
 
   async setCascadeState(sessionId: string, state: 'live' | 'ending' | 'ended'): Promise<CascadeRecord> {
