@@ -8,6 +8,9 @@
  * - SIPp (test/interop/sipp/mcu-refer-refuse-uas.xml) refuses a REFER outside a dialog with 405 and takes
  *   them in its control dialog: the driver sends the refused REFER again there, every later one there at once,
  *   and says so in the MCU's capabilities.
+ * - SIPp (test/interop/sipp/mcu-early-refer-uas.xml) answers conference SUBSCRIBEs only after 2 s: a room whose
+ *   control dialog is up takes a cascade link's REFER at once (`established`, what a fresh session's first dial
+ *   uses), and SIPp's log shows the REFER in before the room's SUBSCRIBE was answered.
  */
 import { join } from 'node:path';
 import t from 'tap';
@@ -87,4 +90,51 @@ if (!have('sipp')) {
     t.equal(result.successful, 3, 'one refused REFER outside a dialog, the SUBSCRIBE, the control dialog: as scripted');
     t.equal(result.failed, 0);
   });
+
+  t.test(
+    'a cascade link is dialled once the room exists, before its roster: the REFER overtakes the SUBSCRIBE',
+    async (t) => {
+      let log = '';
+      // Calls: the lobby's control dialog and SUBSCRIBE, the room's control dialog and SUBSCRIBE, the REFER.
+      const {
+        peer,
+        port,
+        driver: d,
+      } = await sippMcu(t, {
+        scenario: 'mcu-early-refer-uas.xml',
+        calls: 5,
+        args: (dir) => {
+          log = join(dir, 'messages.log');
+          return ['-trace_msg', '-message_file', log];
+        },
+      });
+      await d.connect();
+      const room = d.conference(`sip:room@127.0.0.1:${port}`);
+      const established = new Promise<void>((resolve) => room.once('established', resolve));
+      const opened = room.open();
+      await established;
+      t.equal(room.state, 'opening', "the room's control dialog is up, its roster not yet");
+      t.match(await room.dialLink('sip:child-1@127.0.0.1:9'), { state: 'connected' }, 'the link dialled meanwhile');
+      await opened;
+      t.equal(room.state, 'open', 'open once SIPp answered the SUBSCRIBE (489: the driver keeps its own roster)');
+      await d.close();
+
+      const result = await peer.done;
+      t.equal(result.code, 0, `sipp exit status 0 (${result.stderr.slice(0, 500)})`);
+      t.equal(result.successful, 5, 'two control dialogs, two SUBSCRIBEs and the REFER completed as scripted');
+      t.equal(result.failed, 0);
+      const m = messages(log);
+      const refer = m.findIndex((x) => x.dir === 'received' && x.text.startsWith('REFER sip:room@'));
+      const roomSubscribe = m.find((x) => x.dir === 'received' && x.text.startsWith('SUBSCRIBE sip:room@'));
+      const callId = (text: string) => /^Call-ID:\s*(.+)$/im.exec(text)?.[1]?.trim();
+      const answered = m.findIndex(
+        (x) => x.dir === 'sent' && x.text.startsWith('SIP/2.0 489') && callId(x.text) === callId(roomSubscribe!.text),
+      );
+      t.ok(refer >= 0 && answered >= 0, "the REFER and the answer to the room SUBSCRIBE are in SIPp's log");
+      t.ok(
+        refer < answered,
+        `SIPp took the REFER (message ${refer}) before it answered the room's SUBSCRIBE (message ${answered})`,
+      );
+    },
+  );
 }
