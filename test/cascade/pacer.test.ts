@@ -12,7 +12,10 @@ const microtasks = () => new Promise<void>((r) => queueMicrotask(r));
 t.test('a kick after a quiet spell runs its pass before the next event-loop callback', async (t) => {
   const clock = new FakeClock();
   const order: string[] = [];
-  const pacer = new PassPacer(clock, () => order.push('pass'));
+  const pacer = new PassPacer(clock, () => {
+    order.push('pass');
+    return 0;
+  });
   t.teardown(() => pacer.close());
   const immediate = new Promise<void>((r) =>
     setImmediate(() => {
@@ -33,6 +36,7 @@ t.test('kicks within the gap share one pass at its end; the gap follows what the
   const pacer = new PassPacer(clock, () => {
     passes++;
     clock.advance(cost);
+    return 0;
   });
   t.teardown(() => pacer.close());
   pacer.kick();
@@ -66,6 +70,28 @@ t.test('kicks within the gap share one pass at its end; the gap follows what the
   t.equal(passes, 5, 'the gap is capped');
 });
 
+t.test('the gap follows the pass’s own cost, not the actions it started', async (t) => {
+  const clock = new FakeClock();
+  let passes = 0;
+  // 2 ms deciding, 10 ms starting actions: the gap is 4 x 2 ms after the pass ends, not 4 x 12 (capped at 20).
+  const pacer = new PassPacer(clock, () => {
+    passes++;
+    clock.advance(12);
+    return 10;
+  });
+  t.teardown(() => pacer.close());
+  pacer.kick();
+  await microtasks();
+  t.equal(passes, 1);
+  pacer.kick();
+  const gap = Math.max(GAP_MIN_MS, GAP_FACTOR * 2);
+  t.ok(gap < Math.min(GAP_MAX_MS, GAP_FACTOR * 12), 'the two rules differ here');
+  clock.advance(gap - 1);
+  t.equal(passes, 1, 'not before the gap its own cost set');
+  clock.advance(1);
+  t.equal(passes, 2, 'at its end');
+});
+
 t.test('a kick raised during a pass keeps that pass’s gap; close stops everything', async (t) => {
   const clock = new FakeClock();
   let passes = 0;
@@ -73,6 +99,7 @@ t.test('a kick raised during a pass keeps that pass’s gap; close stops everyth
     passes++;
     clock.advance(1);
     if (passes === 1) pacer.kick();
+    return 0;
   });
   pacer.kick();
   await microtasks();
