@@ -233,6 +233,10 @@ class RoomWatch implements ObservedRoom {
   /** Checks to run after every change (see `until`). */
   readonly #waiters = new Set<(gone: boolean) => void>();
 
+  get dialsEarly(): boolean {
+    return this.conference.capabilities.refer === 'out-of-dialog';
+  }
+
   constructor(
     readonly mcu: string,
     readonly uri: string,
@@ -375,7 +379,11 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   readonly #sessions = new Map<string, SessionState>();
   readonly #rooms = new Map<string, RoomWatch>();
   readonly #mcus = new Map<string, ObservedMcu>();
-  readonly #links = new Map<string, LinkView>();
+  /** Each session's links as the last pass saw them (child -> view), and how many are in each state. */
+  readonly #links = new Map<
+    string,
+    { readonly views: Map<string, LinkView>; readonly counts: Record<LinkStateName, number> }
+  >();
   readonly #reported = new Set<string>();
   /** The chair command holding each session's selection path (claimChair). */
   readonly #claims = new Map<string, ChairClaim>();
@@ -659,7 +667,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     this.#sessions.delete(id);
     this.#keptLinks.delete(id);
     this.#book.forgetSession(id);
-    for (const k of [...this.#links.keys()]) if (k.startsWith(`${id}|`)) this.#links.delete(k);
+    this.#links.delete(id);
     for (const k of [...this.#viewFailing]) if (k.startsWith(`${id}|`)) this.#viewFailing.delete(k);
     if (s === undefined) return Promise.resolve();
     const closing: Promise<void>[] = [];
@@ -685,8 +693,9 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     return { now: this.#clock.now(), mcus: this.#mcus, rooms: this.#rooms };
   }
 
-  #pass(): void {
-    if (this.#closed) return;
+  /** One pass; returns the time spent starting its actions (the pacer leaves it out of the gap). */
+  #pass(): number {
+    if (this.#closed) return 0;
     this.#passes++;
     const now = this.#clock.now();
     const sessions = [...this.#sessions.values()].map((s) => s.desired);
@@ -695,7 +704,9 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     this.#book.sawHalf(decision.half, now);
     this.#book.sawUp(decision.links, decision.upCalls);
     // What the pass decided leaves first: its progress (events, store rows) waits the few ms that costs.
+    const acting = this.#clock.now();
     for (const a of decision.actions) this.#start(a);
+    const acted = this.#clock.now() - acting;
     this.#track(decision.links, now);
     const pending = new Set(decision.viewsPending);
     for (const [id, s] of this.#sessions) s.viewsApplied = s.desired.phase === 'live' && !pending.has(id);
@@ -718,6 +729,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     this.#clock.clearTimeout(this.#wakeTimer);
     if (decision.wakeAt !== undefined)
       this.#wakeTimer = this.#clock.setTimeout(() => this.#kick(), Math.max(0, decision.wakeAt - now));
+    return acted;
   }
 
   /** The session's first dial is over: its rooms' quality reports may come. */
@@ -955,11 +967,19 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   #track(views: readonly LinkView[], now: number): void {
     const changed = new Map<string, LinkStateRecord[]>();
     const wall = new Date(this.#clock.wallNow()).toISOString();
+    const totals = new Map<string, number>();
+    for (const v of views) totals.set(v.session, (totals.get(v.session) ?? 0) + 1);
     for (const v of views) {
-      const key = `${v.session}|${v.child}`;
-      const was = this.#links.get(key);
+      let held = this.#links.get(v.session);
+      if (held === undefined) {
+        held = { views: new Map(), counts: { ...NO_COUNTS } };
+        this.#links.set(v.session, held);
+      }
+      const was = held.views.get(v.child);
       if (was?.state === v.state && was.detail === v.detail && was.parent === v.parent) continue;
-      this.#links.set(key, v);
+      held.views.set(v.child, v);
+      if (was !== undefined) held.counts[was.state]--;
+      held.counts[v.state]++;
       const retry = this.#book.retries.get(`K|${v.session}|${v.child}`);
       const rows = changed.get(v.session) ?? [];
       rows.push({
@@ -982,8 +1002,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         at: now,
       });
       const s = this.#sessions.get(v.session);
-      const counts = this.#counts(v.session);
-      const line = `${counts.up} of ${views.filter((x) => x.session === v.session).length} up`;
+      const counts = { ...held.counts };
+      const line = `${counts.up} of ${totals.get(v.session)} up`;
       if (v.state === 'up') {
         this.#log?.info(
           { session: v.session, child: v.child, parent: v.parent, ...counts },
@@ -1073,9 +1093,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   }
 
   #counts(session: string): Record<LinkStateName, number> {
-    const c = { ...NO_COUNTS };
-    for (const [k, v] of this.#links) if (k.startsWith(`${session}|`)) c[v.state]++;
-    return c;
+    return { ...(this.#links.get(session)?.counts ?? NO_COUNTS) };
   }
 
   #report(unexpected: readonly { session: string; mcu: string; room: string; entity: string }[]): void {
@@ -1125,7 +1143,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     const out: CascadeProgress[] = [];
     for (const s of this.#sessions.values()) {
       if (sessionId !== undefined && s.desired.id !== sessionId) continue;
-      const links = [...this.#links.entries()].filter(([k]) => k.startsWith(`${s.desired.id}|`)).map(([, v]) => v);
+      const links = [...(this.#links.get(s.desired.id)?.views.values() ?? [])];
       out.push({
         session: s.desired.id,
         phase: s.desired.phase,
