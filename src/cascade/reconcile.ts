@@ -49,6 +49,11 @@ export interface ObservedRoom {
   readonly reportedAt?: number;
   /** Its control dialog is up (the room exists on the MCU), open or still waiting for its roster. */
   readonly established?: boolean;
+  /**
+   * Its MCU takes a link's REFER outside any dialog, to the conference URI: a fresh session's link is dialled
+   * from the room as soon as its first open is under way, before its control dialog is up.
+   */
+  readonly dialsEarly?: boolean;
 }
 
 /** The link entries of a room. */
@@ -675,6 +680,8 @@ function decideWith(
 ): Decision {
   const now = obs.now;
   const actions: Action[] = [];
+  /** Room keys this pass starts opening. */
+  const openedNow = new Set<string>();
   const links: LinkView[] = [];
   const half: string[] = [];
   const upCalls = new Map<string, string>();
@@ -738,23 +745,25 @@ function decideWith(
     const held = heldKeys.size > 0;
     return { actions, links, half, upCalls, unexpected, finished, held, heldPools, heldKeys, viewsPending, cascading };
   }
-  // Links first (every session), then rooms to open, layouts, endpoints: the cascade before what rides on it.
-  for (const v of views) if (v.d.phase === 'live') liveLinks(v);
-  for (const v of views) {
+  // The rooms links are dialled from first, then the links (every session), then the other rooms, layouts,
+  // endpoints: the cascade before what rides on it. Every room opens at once, the root's first (`mcus` starts
+  // with it, parents before children): its control INVITE leads both ends' queues. Where its MCU takes REFERs
+  // outside dialogs, a fresh session's links leave in the same pass, right behind it (`dialsFrom`), and the
+  // leaves' rooms after them.
+  const openRooms = (v: SessionView, parents: boolean) => {
     const d = v.d;
-    const unopened = (m: string) => {
-      const uri = d.rooms[m];
-      return uri !== undefined && !mem.opened.has(roomKey(uri)) && mcuUp(m);
-    };
-    // Every room at once, the root's first (`mcus` starts with it): its control INVITE and SUBSCRIBE lead both
-    // ends' queues, and the others open while it waits for its answers instead of beside the burst of REFERs
-    // that its opening lets go (opened after it, they took a national dial from about 265 to 300 ms).
     for (const m of d.mcus) {
-      if (!unopened(m)) continue;
-      const uri = d.rooms[m]!;
-      offer('control', { kind: 'open', key: openKey(roomKey(uri)), session: d.id, mcu: m, room: uri });
+      if (d.children[m]!.length > 0 !== parents) continue;
+      const uri = d.rooms[m];
+      if (uri === undefined || mem.opened.has(roomKey(uri)) || !mcuUp(m)) continue;
+      const key = openKey(roomKey(uri));
+      offer('control', { kind: 'open', key, session: d.id, mcu: m, room: uri });
+      if (actions.at(-1)?.key === key) openedNow.add(roomKey(uri));
     }
-  }
+  };
+  for (const v of views) openRooms(v, true);
+  for (const v of views) if (v.d.phase === 'live') liveLinks(v);
+  for (const v of views) openRooms(v, false);
   for (const v of views) if (v.d.phase === 'live') layoutsOf(v);
   for (const v of views) if (v.d.phase === 'live') participantsOf(v);
   let seenViews = viewed.get(mem);
@@ -772,6 +781,17 @@ function decideWith(
   function answered(linkKeyOf: string): boolean {
     const at = mem.dialedAt?.get(linkKeyOf);
     return at !== undefined && now - at < opts.halfDeadGraceMs;
+  }
+
+  /**
+   * A fresh session's link may be dialled from this room (its parent's): the room exists on the MCU, its control
+   * dialog up; or its MCU takes REFERs outside dialogs (to the conference URI, RFC 4579 5.5: the room need not
+   * be ours yet) and its first open is under way, or starts in this very pass.
+   */
+  function dialsFrom(room: ObservedRoom | undefined, uri: string): boolean {
+    if (room === undefined) return false;
+    if (room.established === true) return true;
+    return room.dialsEarly === true && (room.state === 'opening' || openedNow.has(roomKey(uri)));
   }
 
   function liveLinks(v: SessionView): void {
@@ -856,7 +876,7 @@ function decideWith(
         else if (
           l.parentRoom?.state === 'open'
             ? l.childRoom?.state !== 'open' && !l.parentRoom.reports
-            : !(fresh && l.parentRoom?.established === true && dialedAt === undefined && retry === undefined)
+            : !(fresh && dialsFrom(l.parentRoom, d.rooms[parent]!) && dialedAt === undefined && retry === undefined)
         )
           detail = 'rooms opening';
         // The parent's roster lists the call and the child's room cannot say yet (still opening): wait for it

@@ -104,6 +104,13 @@ export interface McuContext {
   changed(from: ConferenceControl, state: ConferenceStateName, reason: string): void;
 }
 
+/**
+ * What a command needs of its room: 'open'; 'established', its control dialog up while its roster is still on its
+ * way; 'requested', only its first open under way, for a REFER outside any dialog to the conference URI (RFC 4579
+ * 5.5), which the MCU takes without our control dialog (a cascade link: `Conference.dialLink`).
+ */
+type Readiness = 'open' | 'established' | 'requested';
+
 const BUSY = new Set([486, 503, 600]);
 /**
  * Refusals of a REFER outside a dialog that mean "not this way" (RFC 3261 21.4.4 403, 21.4.6 405, 21.5.2 501;
@@ -822,7 +829,8 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     let dialing = false;
     let outcome: { status: number; reason: string };
     try {
-      outcome = await this.#command(
+      outcome = await this.#commandWhen(
+        'requested',
         `link:${target}`,
         this.#m.o.dialTimeoutMs,
         what,
@@ -832,7 +840,6 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
           const sub = await this.#refer(control, at, target);
           return sub.outcome;
         },
-        true,
       );
     } catch (err) {
       const e = this.#mapError(err, what);
@@ -920,7 +927,8 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
    * dialog's NOTIFYs go one at a time, each with a higher CSeq: RFC 3261 12.2.2), and the links of a room leave
    * together. An MCU that refuses that (REFER_OUTSIDE_REFUSED) gets it in the control dialog, and every later one.
    */
-  async #refer(control: Dialog, at: number, target: string): Promise<ReferSubscription> {
+  /** `control` is missing only for a link dialled before the room's control dialog is up ('requested'). */
+  async #refer(control: Dialog | undefined, at: number, target: string): Promise<ReferSubscription> {
     if (this.#m.refer === 'out-of-dialog') {
       try {
         return await this.#m.ua.refer(this.#controlUri, target, this.#m.auth);
@@ -929,7 +937,12 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
         this.#m.referRefused(err.sipStatus, err.reason);
       }
     }
-    return this.#send(control, at, (c) => c.refer(target));
+    const c = control ?? this.#control;
+    if (c === undefined)
+      throw new McuError('MCU_ERR_DOWN', `${this.#who}: REFERs go in the control dialog, which is not up yet`, {
+        details: { ...this.#details, reason: 'control dialog not up yet' },
+      });
+    return this.#send(c, at, (d) => d.refer(target));
   }
 
   /** RFC 4579 5.6: a REFER whose Refer-To carries method=BYE asks the focus to remove that participant. */
@@ -1087,18 +1100,25 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
 
   /**
    * A command in its lane under its own deadline (see lanes.ts); `work` gets
-   * the control dialog as it is when the command starts, and the deadline. `established`: also while still
-   * opening, once the control dialog is up (a cascade link's REFER: `Conference.dialLink`).
+   * the control dialog as it is when the command starts, and the deadline. The room must be open.
    */
-  #command<T>(
+  #command<T>(lane: string, ms: number, what: string, work: (control: Dialog, at: number) => Promise<T>): Promise<T> {
+    return this.#commandWhen('open', lane, ms, what, (control, at) => work(control!, at));
+  }
+
+  /**
+   * `#command` for what needs less of the room (`Readiness`): `work` then gets no control dialog when the room
+   * has none yet.
+   */
+  #commandWhen<T>(
+    need: Readiness,
     lane: string,
     ms: number,
     what: string,
-    work: (control: Dialog, at: number) => Promise<T>,
-    established = false,
+    work: (control: Dialog | undefined, at: number) => Promise<T>,
   ): Promise<T> {
     try {
-      this.#ready(established);
+      this.#ready(need);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -1107,12 +1127,13 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
       lane,
       at,
       async () => {
-        const control = this.#ready(established);
+        const control = this.#ready(need);
         try {
           return await work(control, at);
         } catch (err) {
           // 481: the MCU no longer knows our dialog (it restarted): re-establish from its full state.
-          if (err instanceof SipResponseError && err.sipStatus === 481) this.#restarted(control);
+          if (control !== undefined && err instanceof SipResponseError && err.sipStatus === 481)
+            this.#restarted(control);
           throw err;
         }
       },
@@ -1160,10 +1181,11 @@ export class ConferenceControl extends TypedEmitter<ConferenceEvents> implements
     }
   }
 
-  #ready(established = false): Dialog {
+  #ready(need: Readiness = 'open'): Dialog | undefined {
     if (this.#m.closed()) throw this.#closedError();
     const c = this.#control;
-    if (c !== undefined && (this.#state === 'open' || (established && this.#state === 'opening'))) return c;
+    if (c !== undefined && (this.#state === 'open' || (need !== 'open' && this.#state === 'opening'))) return c;
+    if (need === 'requested' && this.#state === 'opening' && this.#m.refer === 'out-of-dialog') return undefined;
     if (this.#state === 'closed')
       throw new McuError('MCU_ERR_CLOSED', `${this.#who} is closed: open() it first`, { details: this.#details });
     throw new McuError('MCU_ERR_DOWN', `${this.#who} is down: ${this.#reason}`, {

@@ -182,7 +182,9 @@ export interface Conference extends TypedEmitter<ConferenceEvents> {
   reportQuality(): void;
   /**
    * This conference's focus dials a cascade link to `target` (another MCU's conference URI), RFC 4579 REFER.
-   * Open, or still opening once its control dialog is up (`established`): the room exists on the MCU.
+   * Open, or still opening once its control dialog is up (`established`): the room exists on the MCU. Where REFERs
+   * go outside dialogs (`capabilities.refer`), as soon as its first open is under way: the REFER goes to the
+   * conference URI, which needs no control dialog of ours.
    */
   dialLink(target: string): Promise<LinkState>;
   hangUpLink(target: string): Promise<void>;

@@ -821,6 +821,60 @@ t.test("a fresh session's link is dialled once its parent's room exists, before 
   t.notOk(fresh.fresh.has('s'), 'cascaded once: fresh no more');
 });
 
+t.test(
+  "where the MCU takes REFERs outside dialogs, a fresh session's links leave with their parent room's open",
+  async (t) => {
+    // r -> {p -> {c}, l}: p has a child, l is a leaf.
+    const plan = fakePlan('r', { p: 'r', l: 'r', c: 'p' }, {}, null);
+    const rooms = { r: 'sip:1@r', p: 'sip:1@p', l: 'sip:1@l', c: 'sip:1@c' };
+    const d = desiredSession({ id: 's', phase: 'live', plan, rooms, mains: {}, selection: null }, directory);
+    const closed = (dialsEarly: boolean, state: 'closed' | 'opening' = 'closed') => ({
+      state,
+      reports: false,
+      roster: new Map(),
+      dialsEarly,
+    });
+    const obs = (dialsEarly: boolean) => ({
+      now: 0,
+      mcus: new Map(Object.keys(rooms).map((m) => [m, { up: true, since: 0 }])),
+      rooms: new Map(Object.values(rooms).map((u) => [roomKey(u), closed(dialsEarly)])),
+    });
+    const fresh = () => {
+      const mem = new Bookkeeping(DEFAULT_BACKOFF, () => 0.5);
+      mem.fresh.add('s');
+      return mem;
+    };
+    const order = (a: Action) =>
+      a.kind === 'open' ? `open ${a.mcu}` : a.kind === 'dial-link' ? `dial ${a.child}` : a.kind;
+    t.same(
+      decide([d], obs(true), fresh(), OPTS).actions.map(order),
+      ['open r', 'open p', 'dial p', 'dial l', 'open l', 'open c'],
+      "one pass: the rooms links are dialled from, the root's first, then the links, then the leaves' rooms",
+    );
+    t.same(
+      decide([d], obs(false), fresh(), OPTS).actions.map(order),
+      ['open r', 'open p', 'open l', 'open c'],
+      'REFERs in the control dialog only: the links wait for it',
+    );
+    const opening = obs(true);
+    opening.rooms.set(roomKey(rooms.r), closed(true, 'opening'));
+    const mem = fresh();
+    const openR = decide([d], obs(true), mem, OPTS).actions.find((a) => a.kind === 'open' && a.mcu === 'r')!;
+    mem.started(openR, 0);
+    t.ok(
+      decide([d], opening, mem, OPTS).actions.some((a) => a.kind === 'dial-link' && a.child === 'p'),
+      'a later pass, the room still opening without its control dialog: dialled',
+    );
+    t.same(
+      decide([d], obs(true), new Bookkeeping(DEFAULT_BACKOFF, () => 0.5), OPTS).actions.filter(
+        (a) => a.kind === 'dial-link',
+      ),
+      [],
+      'not known fresh (read at start): its rooms must say the link is not there first',
+    );
+  },
+);
+
 t.test("a session's first dial: its endpoints wait for its links, unless one is stuck", async (t) => {
   const plan = fakePlan('r', { c: 'r' }, { r: ['chair-L0'], c: ['e-L1'] }, 'chair-L0');
   const rooms = { r: 'sip:1@r', c: 'sip:1@c' };

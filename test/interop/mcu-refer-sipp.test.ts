@@ -11,6 +11,9 @@
  * - SIPp (test/interop/sipp/mcu-early-refer-uas.xml) answers conference SUBSCRIBEs only after 2 s: a room whose
  *   control dialog is up takes a cascade link's REFER at once (`established`, what a fresh session's first dial
  *   uses), and SIPp's log shows the REFER in before the room's SUBSCRIBE was answered.
+ * - SIPp (test/interop/sipp/mcu-early-refer-room-uas.xml) answers the room's control INVITE only after 2 s: with
+ *   REFERs outside dialogs, a room whose open is under way takes a cascade link's REFER at once (`requested`, what
+ *   a fresh session's first pass does), and SIPp's log shows the REFER in before the room's INVITE was answered.
  */
 import { join } from 'node:path';
 import t from 'tap';
@@ -134,6 +137,53 @@ if (!have('sipp')) {
       t.ok(
         refer < answered,
         `SIPp took the REFER (message ${refer}) before it answered the room's SUBSCRIBE (message ${answered})`,
+      );
+    },
+  );
+
+  t.test(
+    "REFERs outside dialogs: a cascade link is dialled while the room's control INVITE is unanswered",
+    async (t) => {
+      let log = '';
+      // Calls: the lobby's control dialog and SUBSCRIBE, the room's control dialog and SUBSCRIBE, the REFER.
+      const {
+        peer,
+        port,
+        driver: d,
+      } = await sippMcu(t, {
+        scenario: 'mcu-early-refer-room-uas.xml',
+        calls: 5,
+        args: (dir) => {
+          log = join(dir, 'messages.log');
+          return ['-trace_msg', '-message_file', log];
+        },
+      });
+      await d.connect();
+      t.equal(d.capabilities.refer, 'out-of-dialog');
+      const room = d.conference(`sip:room@127.0.0.1:${port}`);
+      const opened = room.open();
+      t.equal(room.state, 'opening', 'its open under way');
+      t.match(await room.dialLink('sip:child-1@127.0.0.1:9'), { state: 'connected' }, 'the link dialled meanwhile');
+      t.equal(room.state, 'opening', 'the room still waiting for its control dialog when the link was up');
+      await opened;
+      t.equal(room.state, 'open');
+      await d.close();
+
+      const result = await peer.done;
+      t.equal(result.code, 0, `sipp exit status 0 (${result.stderr.slice(0, 500)})`);
+      t.equal(result.successful, 5, 'two control dialogs, two SUBSCRIBEs and the REFER completed as scripted');
+      t.equal(result.failed, 0);
+      const m = messages(log);
+      const refer = m.findIndex((x) => x.dir === 'received' && x.text.startsWith('REFER sip:room@'));
+      const invite = m.find((x) => x.dir === 'received' && x.text.startsWith('INVITE sip:room@'));
+      const callId = (text: string) => /^Call-ID:\s*(.+)$/im.exec(text)?.[1]?.trim();
+      const answered = m.findIndex(
+        (x) => x.dir === 'sent' && x.text.startsWith('SIP/2.0 200') && callId(x.text) === callId(invite!.text),
+      );
+      t.ok(refer >= 0 && answered >= 0, "the REFER and the 200 to the room's INVITE are in SIPp's log");
+      t.ok(
+        refer < answered,
+        `SIPp took the REFER (message ${refer}) before it answered the room's INVITE 200 (message ${answered})`,
       );
     },
   );
