@@ -400,6 +400,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
    * beside an unrelated held key, say an endpoint being dialled, ask for none).
    */
   #held: { readonly pools: ReadonlySet<Pool>; readonly keys: ReadonlySet<string> } = NOTHING_HELD;
+  /** Links the last pass held children back for (`Decision.awaited`): their dial's success asks for a pass at once. */
+  #awaited: ReadonlySet<string> = new Set();
   #passes = 0;
   /** The store's sessions were read once: a session first seen after that was admitted while we run (`fresh`). */
   #loadedOnce = false;
@@ -685,8 +687,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
 
   // ---- the reconcile loop --------------------------------------------------------
 
-  #kick(): void {
-    this.#pacer.kick();
+  #kick(urgent = false): void {
+    this.#pacer.kick(urgent);
   }
 
   #observed(): Observed {
@@ -701,6 +703,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     const sessions = [...this.#sessions.values()].map((s) => s.desired);
     const decision = decide(sessions, this.#observed(), this.#book, this.#opts);
     this.#held = { pools: decision.heldPools, keys: decision.heldKeys };
+    this.#awaited = decision.awaited;
     this.#book.sawHalf(decision.half, now);
     this.#book.sawUp(decision.links, decision.upCalls);
     // What the pass decided leaves first: its progress (events, store rows) waits the few ms that costs.
@@ -752,7 +755,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
           this.#wantedAgain(a) ||
           (a.why === 'view' && this.#sessions.get(a.session)?.viewsApplied === false)
         )
-          this.#kick();
+          this.#kick(a.kind === 'dial-link' && this.#awaited.has(a.key));
       },
       (err: unknown) => {
         if (this.#closed) return;

@@ -21,6 +21,8 @@ export class PassPacer {
   readonly #clock: Clock;
   readonly #pass: () => number;
   #scheduled = false;
+  /** The pass scheduled runs whatever the gap (`kick(true)`). */
+  #urgent = false;
   #timer: TimerHandle | undefined;
   #nextAt = Number.NEGATIVE_INFINITY;
   #closed = false;
@@ -34,21 +36,36 @@ export class PassPacer {
     this.#pass = pass;
   }
 
-  /** A pass is wanted: now if the gap is over, else at its end; one pass answers every kick before it runs. */
-  kick(): void {
-    if (this.#closed || this.#scheduled) return;
+  /**
+   * A pass is wanted: now if the gap is over, else at its end; one pass answers every kick before it runs.
+   * `urgent`: what raised it lets go work the last pass held back for it (the next level of a dial waits for its
+   * parent's link): the pass runs now, gap or not. Rare by design (a handful of links per dial), so no storm.
+   */
+  kick(urgent = false): void {
+    if (this.#closed) return;
+    if (this.#scheduled) {
+      // Already due in a microtask, or not urgent: the pass scheduled answers this kick too.
+      if (!urgent || this.#timer === undefined) return;
+      this.#clock.clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
     this.#scheduled = true;
     const wait = this.#nextAt - this.#clock.now();
-    if (wait > 0) this.#timer = this.#clock.setTimeout(this.#run, wait);
-    else queueMicrotask(this.#run);
+    if (wait > 0 && !urgent) this.#timer = this.#clock.setTimeout(this.#run, wait);
+    else {
+      this.#urgent = urgent;
+      queueMicrotask(this.#run);
+    }
   }
 
   readonly #run = (): void => {
     this.#scheduled = false;
     this.#timer = undefined;
+    const urgent = this.#urgent;
+    this.#urgent = false;
     if (this.#closed) return;
-    // Kicked while a pass ran, before it set its gap: the gap is still to be kept.
-    if (this.#nextAt > this.#clock.now()) {
+    // Kicked while a pass ran, before it set its gap: the gap is still to be kept (unless urgent).
+    if (!urgent && this.#nextAt > this.#clock.now()) {
       this.kick();
       return;
     }

@@ -270,6 +270,11 @@ export interface Decision {
    * pass wanted it, perhaps with another epoch). A result of any other key changes nothing held back.
    */
   readonly heldKeys: ReadonlySet<string>;
+  /**
+   * Keys of links whose children wait for them ("waiting for P's own link"): the success of such a link's dial
+   * lets the next level go, so its pass need not wait for the pacing gap.
+   */
+  readonly awaited: ReadonlySet<string>;
 }
 
 /**
@@ -692,6 +697,7 @@ function decideWith(
   let wakeAt: number | undefined;
   const heldPools = new Set<Pool>();
   const heldKeys = new Set<string>();
+  const awaited = new Set<string>();
   const holdPool = (pool: Pool) => heldPools.add(pool);
   const holdKey = (key: string) => heldKeys.add(key);
   const wake = (t: number) => {
@@ -743,7 +749,20 @@ function decideWith(
   if (layoutsOnly) {
     for (const v of views) if (v.d.phase === 'live') layoutsOf(v);
     const held = heldKeys.size > 0;
-    return { actions, links, half, upCalls, unexpected, finished, held, heldPools, heldKeys, viewsPending, cascading };
+    return {
+      actions,
+      links,
+      half,
+      upCalls,
+      unexpected,
+      finished,
+      held,
+      heldPools,
+      heldKeys,
+      awaited,
+      viewsPending,
+      cascading,
+    };
   }
   // The rooms links are dialled from first, then the links (every session), then the other rooms, layouts,
   // endpoints: the cascade before what rides on it. Every room opens at once, the root's first (`mcus` starts
@@ -882,8 +901,10 @@ function decideWith(
         // The parent's roster lists the call and the child's room cannot say yet (still opening): wait for it
         // rather than have the parent's MCU call the child a second time.
         else if (l.parentSays === 'yes' && l.childRoom?.state !== 'open') detail = 'rooms opening';
-        else if (!parentReady) detail = `waiting for ${parent}'s own link`;
-        else if (verifying) wake(dialedAt! + opts.halfDeadGraceMs);
+        else if (!parentReady) {
+          detail = `waiting for ${parent}'s own link`;
+          awaited.add(linkKey(d.id, parent));
+        } else if (verifying) wake(dialedAt! + opts.halfDeadGraceMs);
         else if (l.parentSays !== 'dialing' && l.childSays !== 'dialing') offer('link', dial());
       }
 
@@ -1227,6 +1248,7 @@ function decideWith(
     held,
     heldPools,
     heldKeys,
+    awaited,
     viewsPending,
     cascading,
   };

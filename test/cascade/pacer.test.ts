@@ -92,6 +92,31 @@ t.test('the gap follows the pass’s own cost, not the actions it started', asyn
   t.equal(passes, 2, 'at its end');
 });
 
+t.test('an urgent kick runs its pass at once, inside the gap or over a pass already waiting for its end', async (t) => {
+  const clock = new FakeClock();
+  let passes = 0;
+  const pacer = new PassPacer(clock, () => {
+    passes++;
+    clock.advance(5);
+    return 0;
+  });
+  t.teardown(() => pacer.close());
+  pacer.kick();
+  await microtasks();
+  t.equal(passes, 1);
+  pacer.kick();
+  await microtasks();
+  t.equal(passes, 1, 'an ordinary kick waits for the gap');
+  pacer.kick(true);
+  await microtasks();
+  t.equal(passes, 2, 'the urgent one does not, and takes the waiting kick along');
+  clock.advance(GAP_MAX_MS);
+  t.equal(passes, 2, 'no second pass for the kick it answered');
+  pacer.kick(true);
+  await microtasks();
+  t.equal(passes, 3, 'urgent right after a pass: at once again');
+});
+
 t.test('a kick raised during a pass keeps that pass’s gap; close stops everything', async (t) => {
   const clock = new FakeClock();
   let passes = 0;

@@ -774,6 +774,11 @@ t.test("parents before children: a child's link once its parent's is up or answe
     ['a'],
     'the first level alone',
   );
+  t.same(
+    [...decide([d], obs(0), mem, OPTS).awaited],
+    [first[0]!.key],
+    "a's link is awaited by its child: its dial's success asks for a pass at once",
+  );
   mem.started(first[0]!, 0);
   t.same(dials(mem, 5), [], 'its dial in flight: b waits');
   mem.succeeded(first[0]!, 10);
