@@ -37,7 +37,10 @@ t.test('links dropped under 5% loss, by either end, stay up once healed', async 
   );
   const sim = await createSimNetwork({ inventory: inv, infoDelayMs: 5 });
   t.teardown(() => sim.close());
-  const parts = await startParts(inv, t.testdir(), {}, { subscribeTransport: 'udp' });
+  // No re-plan within the test's bounds: under 5% loss on a loaded machine a heal's hang-ups may each wait out
+  // their 2 s deadline, and a re-plan after the helpers' 5 s (an MCU "unusable" that is only slow to heal) would
+  // change the plan under the test (seen once in CI, session 11: d left the plan, its pictures with it).
+  const parts = await startParts(inv, t.testdir(), { replanAfterMs: 120_000 }, { subscribeTransport: 'udp' });
   t.teardown(() => parts.close());
   const events: LinkEvent[] = [];
   parts.manager.on('link', (e) => events.push(e));
