@@ -43,19 +43,18 @@ export class PassPacer {
    */
   kick(urgent = false): void {
     if (this.#closed) return;
+    // The pass scheduled answers this kick too; an urgent kick makes it urgent (one due in a microtask would
+    // otherwise find the gap of a pass that ran meanwhile and wait for it).
+    if (urgent) this.#urgent = true;
     if (this.#scheduled) {
-      // Already due in a microtask, or not urgent: the pass scheduled answers this kick too.
       if (!urgent || this.#timer === undefined) return;
       this.#clock.clearTimeout(this.#timer);
       this.#timer = undefined;
     }
     this.#scheduled = true;
     const wait = this.#nextAt - this.#clock.now();
-    if (wait > 0 && !urgent) this.#timer = this.#clock.setTimeout(this.#run, wait);
-    else {
-      this.#urgent = urgent;
-      queueMicrotask(this.#run);
-    }
+    if (wait > 0 && !this.#urgent) this.#timer = this.#clock.setTimeout(this.#run, wait);
+    else queueMicrotask(this.#run);
   }
 
   readonly #run = (): void => {
