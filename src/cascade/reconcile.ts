@@ -723,10 +723,11 @@ function decideWith(
     }
     return true;
   };
-  const offer = (pool: Pool, action: Action) => {
+  /** Whether the action was taken (false: held for its pool's budget, in flight, or waiting for its retry). */
+  const offer = (pool: Pool, action: Action): boolean => {
     if (budget[pool] <= 0) {
       holdPool(pool);
-      return;
+      return false;
     }
     if (!ready(action.key)) {
       // Held only if what is in flight is not already what this pass wants: a layout in flight at the same
@@ -737,19 +738,18 @@ function decideWith(
         !(action.kind === 'layout' && mem.inflightEpochs?.get(action.key) === action.epoch)
       )
         holdKey(action.key);
-      return;
+      return false;
     }
     budget[pool]--;
     actions.push(action);
+    return true;
   };
   const mcuUp = (m: string) => obs.mcus.get(m)?.up === true;
   const failedToOpen = (v: SessionView, m: string) => (mem.retries.get(openKey(v.keys[m] ?? ''))?.failures ?? 0) > 0;
 
-  const views = sessions.map((d) => new SessionView(d, obs));
-  if (layoutsOnly) {
-    for (const v of views) if (v.d.phase === 'live') layoutsOf(v);
-    const held = heldKeys.size > 0;
-    return {
+  /** The decision as it stands; `wakeAt` only where the pass looked at what waits. */
+  const decision = (held: boolean, wakeAt?: number): Decision => {
+    const base = {
       actions,
       links,
       half,
@@ -763,6 +763,13 @@ function decideWith(
       viewsPending,
       cascading,
     };
+    return wakeAt === undefined ? base : { ...base, wakeAt };
+  };
+
+  const views = sessions.map((d) => new SessionView(d, obs));
+  if (layoutsOnly) {
+    for (const v of views) if (v.d.phase === 'live') layoutsOf(v);
+    return decision(heldKeys.size > 0);
   }
   // The rooms links are dialled from first, then the links (every session), then the other rooms, layouts,
   // endpoints: the cascade before what rides on it. Every room opens at once, the root's first (`mcus` starts
@@ -775,9 +782,8 @@ function decideWith(
       if (d.children[m]!.length > 0 !== parents) continue;
       const uri = d.rooms[m];
       if (uri === undefined || mem.opened.has(roomKey(uri)) || !mcuUp(m)) continue;
-      const key = openKey(roomKey(uri));
-      offer('control', { kind: 'open', key, session: d.id, mcu: m, room: uri });
-      if (actions.at(-1)?.key === key) openedNow.add(roomKey(uri));
+      if (offer('control', { kind: 'open', key: openKey(roomKey(uri)), session: d.id, mcu: m, room: uri }))
+        openedNow.add(roomKey(uri));
     }
   };
   for (const v of views) openRooms(v, true);
@@ -1237,20 +1243,5 @@ function decideWith(
     }
   }
 
-  const held = heldPools.size > 0 || heldKeys.size > 0;
-  const base = {
-    actions,
-    links,
-    half,
-    upCalls,
-    unexpected,
-    finished,
-    held,
-    heldPools,
-    heldKeys,
-    awaited,
-    viewsPending,
-    cascading,
-  };
-  return wakeAt === undefined ? base : { ...base, wakeAt };
+  return decision(heldPools.size > 0 || heldKeys.size > 0, wakeAt);
 }
