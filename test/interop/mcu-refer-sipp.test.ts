@@ -11,12 +11,12 @@
  * - SIPp (test/interop/sipp/mcu-early-refer-uas.xml) answers conference SUBSCRIBEs only after 2 s: a room whose
  *   control dialog is up takes a cascade link's REFER at once (`established`, what a fresh session's first dial
  *   uses), and SIPp's log shows the REFER in before the room's SUBSCRIBE was answered.
- * - SIPp (test/interop/sipp/mcu-early-refer-room-uas.xml) answers the room's control INVITE only after 2 s: with
+ * - SIPp (the same scenario) answers the room's control INVITE only after 2 s too: with
  *   REFERs outside dialogs, a room whose open is under way takes a cascade link's REFER at once (`requested`, what
  *   a fresh session's first pass does), and SIPp's log shows the REFER in before the room's INVITE was answered.
  */
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { have, sippMessages as messages } from './sip-peers.js';
 import { sippMcu } from './sipp-mcu.js';
 
@@ -94,23 +94,41 @@ if (!have('sipp')) {
     t.equal(result.failed, 0);
   });
 
+  /** SIPp playing a room slow to answer (mcu-early-refer-uas.xml), its message log on. */
+  const slowRoom = async (t: Test) => {
+    let log = '';
+    // Calls: the lobby's control dialog and SUBSCRIBE, the room's control dialog and SUBSCRIBE, the REFER.
+    const mcu = await sippMcu(t, {
+      scenario: 'mcu-early-refer-uas.xml',
+      calls: 5,
+      args: (dir) => {
+        log = join(dir, 'messages.log');
+        return ['-trace_msg', '-message_file', log];
+      },
+    });
+    /** Once SIPp is done: every call as scripted; where the REFER came in, and where `status` went back to `request`. */
+    const done = async (request: string, status: number) => {
+      const result = await mcu.peer.done;
+      t.equal(result.code, 0, `sipp exit status 0 (${result.stderr.slice(0, 500)})`);
+      t.equal(result.successful, 5, 'two control dialogs, two SUBSCRIBEs and the REFER completed as scripted');
+      t.equal(result.failed, 0);
+      const m = messages(log);
+      const callId = (text: string) => /^Call-ID:\s*(.+)$/im.exec(text)?.[1]?.trim();
+      const asked = m.find((x) => x.dir === 'received' && x.text.startsWith(`${request} sip:room@`));
+      return {
+        refer: m.findIndex((x) => x.dir === 'received' && x.text.startsWith('REFER sip:room@')),
+        answered: m.findIndex(
+          (x) => x.dir === 'sent' && x.text.startsWith(`SIP/2.0 ${status}`) && callId(x.text) === callId(asked!.text),
+        ),
+      };
+    };
+    return { ...mcu, done };
+  };
+
   t.test(
     'a cascade link is dialled once the room exists, before its roster: the REFER overtakes the SUBSCRIBE',
     async (t) => {
-      let log = '';
-      // Calls: the lobby's control dialog and SUBSCRIBE, the room's control dialog and SUBSCRIBE, the REFER.
-      const {
-        peer,
-        port,
-        driver: d,
-      } = await sippMcu(t, {
-        scenario: 'mcu-early-refer-uas.xml',
-        calls: 5,
-        args: (dir) => {
-          log = join(dir, 'messages.log');
-          return ['-trace_msg', '-message_file', log];
-        },
-      });
+      const { port, driver: d, done } = await slowRoom(t);
       await d.connect();
       const room = d.conference(`sip:room@127.0.0.1:${port}`);
       const established = new Promise<void>((resolve) => room.once('established', resolve));
@@ -122,17 +140,7 @@ if (!have('sipp')) {
       t.equal(room.state, 'open', 'open once SIPp answered the SUBSCRIBE (489: the driver keeps its own roster)');
       await d.close();
 
-      const result = await peer.done;
-      t.equal(result.code, 0, `sipp exit status 0 (${result.stderr.slice(0, 500)})`);
-      t.equal(result.successful, 5, 'two control dialogs, two SUBSCRIBEs and the REFER completed as scripted');
-      t.equal(result.failed, 0);
-      const m = messages(log);
-      const refer = m.findIndex((x) => x.dir === 'received' && x.text.startsWith('REFER sip:room@'));
-      const roomSubscribe = m.find((x) => x.dir === 'received' && x.text.startsWith('SUBSCRIBE sip:room@'));
-      const callId = (text: string) => /^Call-ID:\s*(.+)$/im.exec(text)?.[1]?.trim();
-      const answered = m.findIndex(
-        (x) => x.dir === 'sent' && x.text.startsWith('SIP/2.0 489') && callId(x.text) === callId(roomSubscribe!.text),
-      );
+      const { refer, answered } = await done('SUBSCRIBE', 489);
       t.ok(refer >= 0 && answered >= 0, "the REFER and the answer to the room SUBSCRIBE are in SIPp's log");
       t.ok(
         refer < answered,
@@ -144,20 +152,7 @@ if (!have('sipp')) {
   t.test(
     "REFERs outside dialogs: a cascade link is dialled while the room's control INVITE is unanswered",
     async (t) => {
-      let log = '';
-      // Calls: the lobby's control dialog and SUBSCRIBE, the room's control dialog and SUBSCRIBE, the REFER.
-      const {
-        peer,
-        port,
-        driver: d,
-      } = await sippMcu(t, {
-        scenario: 'mcu-early-refer-room-uas.xml',
-        calls: 5,
-        args: (dir) => {
-          log = join(dir, 'messages.log');
-          return ['-trace_msg', '-message_file', log];
-        },
-      });
+      const { port, driver: d, done } = await slowRoom(t);
       await d.connect();
       t.equal(d.capabilities.refer, 'out-of-dialog');
       const room = d.conference(`sip:room@127.0.0.1:${port}`);
@@ -169,17 +164,7 @@ if (!have('sipp')) {
       t.equal(room.state, 'open');
       await d.close();
 
-      const result = await peer.done;
-      t.equal(result.code, 0, `sipp exit status 0 (${result.stderr.slice(0, 500)})`);
-      t.equal(result.successful, 5, 'two control dialogs, two SUBSCRIBEs and the REFER completed as scripted');
-      t.equal(result.failed, 0);
-      const m = messages(log);
-      const refer = m.findIndex((x) => x.dir === 'received' && x.text.startsWith('REFER sip:room@'));
-      const invite = m.find((x) => x.dir === 'received' && x.text.startsWith('INVITE sip:room@'));
-      const callId = (text: string) => /^Call-ID:\s*(.+)$/im.exec(text)?.[1]?.trim();
-      const answered = m.findIndex(
-        (x) => x.dir === 'sent' && x.text.startsWith('SIP/2.0 200') && callId(x.text) === callId(invite!.text),
-      );
+      const { refer, answered } = await done('INVITE', 200);
       t.ok(refer >= 0 && answered >= 0, "the REFER and the 200 to the room's INVITE are in SIPp's log");
       t.ok(
         refer < answered,
