@@ -221,6 +221,7 @@ t.test('damaged at random: what parseXml accepts, the validator accepts and read
 t.test('parseXml refuses what XML 1.0 does not allow, with the line', async (t) => {
   const bad: [string, RegExp][] = [
     ['', /no root element/],
+    ['<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>', /document type declarations are not accepted/],
     ['<a>', /tag a is not closed/],
     ['<a></b>', /closing tag b where a was open/],
     ['<a x="1" x="2"/>', /attribute x is repeated/],
