@@ -45,6 +45,8 @@ export type DialogUsage =
   | {
       readonly kind: 'subscriber';
       receiveNotify(tx: ServerTransaction): void;
+      /** A NOTIFY of this subscription was refused 500 for arriving out of order (RFC 3261 12.2.2). */
+      refusedNotify(): void;
       dialogEnded(reason: DialogEndReason): void;
     }
   | {
@@ -766,12 +768,25 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
 
   // ---- incoming requests -------------------------------------------------------
 
+  /** The subscription a NOTIFY or SUBSCRIBE is for, by its Event header (RFC 6665 4.5.2, RFC 3515 2.4.6). */
+  #usageOf(req: SipRequest): DialogUsage | undefined {
+    const key = eventKey(req.headers.get('event'));
+    const sub = key === undefined ? undefined : this.subscriptions.get(key);
+    if (sub === undefined && key === 'refer' && [...this.subscriptions.values()].includes(this.firstRefer!))
+      return this.firstRefer;
+    return sub;
+  }
+
   receiveRequest(tx: ServerTransaction): void {
     const req = tx.request;
     const seq = req.cseq!.seq;
     // CSeq must grow (RFC 3261 12.2.2).
     if (this.#remoteSeq !== undefined && seq < this.#remoteSeq) {
       tx.respond(buildResponse(req, 500, 'CSeq Out of Order'));
+      if (req.method === 'NOTIFY') {
+        const sub = this.#usageOf(req);
+        if (sub?.kind === 'subscriber') sub.refusedNotify();
+      }
       return;
     }
     this.#remoteSeq = seq;
@@ -813,10 +828,7 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
         return;
       case 'NOTIFY':
       case 'SUBSCRIBE': {
-        const key = eventKey(req.headers.get('event'));
-        let sub = key === undefined ? undefined : this.subscriptions.get(key);
-        if (sub === undefined && key === 'refer' && [...this.subscriptions.values()].includes(this.firstRefer!))
-          sub = this.firstRefer;
+        const sub = this.#usageOf(req);
         if (req.method === 'NOTIFY') {
           if (sub !== undefined && sub.kind === 'subscriber') sub.receiveNotify(tx);
           else tx.respond(buildResponse(req, 481, 'No Such Subscription'));

@@ -71,6 +71,8 @@ export class SubscriberImpl extends TypedEmitter<SubscriptionEvents> implements 
   #refreshTimer?: TimerHandle;
   #timerN?: TimerHandle;
   #gotNotify = false;
+  /** A refresh after a refused NOTIFY is out (see refusedNotify). */
+  #probing = false;
   #resolveOutcome!: (v: { status: number; reason: string }) => void;
   #rejectOutcome!: (err: Error) => void;
   #unsubscribed?: () => void;
@@ -345,6 +347,22 @@ export class SubscriberImpl extends TypedEmitter<SubscriptionEvents> implements 
     if (ss.state === 'terminated') this.#end(ss.reason ?? 'terminated');
   }
 
+  /**
+   * Our dialog refused one of this subscription's NOTIFYs for coming after a later one (RFC 3261 12.2.2: two
+   * NOTIFYs in flight at once, reordered over UDP). A notifier may take any failure of a NOTIFY for the
+   * subscriber's end and drop the subscription without a word (RFC 6665 4.2.2): a refresh finds out, and a
+   * refused refresh ends ours, so its owner subscribes again instead of waiting on a dead one.
+   */
+  refusedNotify(): void {
+    if (this.state === 'terminated' || this.#probing || this.event.startsWith('refer')) return;
+    this.#probing = true;
+    this.refresh()
+      .catch((err: unknown) => this.#end('refresh-failed', err instanceof Error ? err : undefined))
+      .finally(() => {
+        this.#probing = false;
+      });
+  }
+
   async refresh(expires = this.#expires): Promise<void> {
     if (this.state === 'terminated') throw new SipError('SIP_ERR_SUBSCRIPTION', 'subscription terminated');
     const res = await this.dialog.sendUsage('SUBSCRIBE', { headers: { Event: this.event, Expires: `${expires}` } });
@@ -406,6 +424,8 @@ export class NotifierImpl extends TypedEmitter<ServerSubscriptionEvents> impleme
   readonly #ua: DialogHost;
   #expiresAt: number;
   #timer?: TimerHandle;
+  /** The last NOTIFY queued, settled (see #queue). */
+  #tail: Promise<void> = Promise.resolve();
 
   constructor(ua: DialogHost, dialog: DialogImpl, event: string, expires: number) {
     super();
@@ -432,7 +452,21 @@ export class NotifierImpl extends TypedEmitter<ServerSubscriptionEvents> impleme
   notify(content: NotifyContent): Promise<void> {
     if (this.state === 'terminated')
       return Promise.reject(new SipError('SIP_ERR_SUBSCRIPTION', 'subscription terminated'));
-    return this.#send(`active;expires=${this.#remaining()}`, content);
+    return this.#queue(() => {
+      if (this.state === 'terminated') throw new SipError('SIP_ERR_SUBSCRIPTION', 'subscription terminated');
+      return this.#send(`active;expires=${this.#remaining()}`, content);
+    });
+  }
+
+  /**
+   * One NOTIFY in flight at a time. Two at once may arrive in the other order over UDP (the first one lost
+   * and sent again), and the subscriber must refuse the older with 500 (RFC 3261 12.2.2): a failed NOTIFY,
+   * which ends the subscription here (RFC 6665 4.2.2) while the subscriber still counts on it.
+   */
+  #queue(send: () => Promise<void>): Promise<void> {
+    const sent = this.#tail.then(send);
+    this.#tail = sent.catch(() => {});
+    return sent;
   }
 
   async #send(state: string, content: NotifyContent | undefined): Promise<void> {
@@ -454,7 +488,9 @@ export class NotifierImpl extends TypedEmitter<ServerSubscriptionEvents> impleme
     this.state = 'terminated';
     this.#ua.clock.clearTimeout(this.#timer);
     try {
-      if (this.dialog.state !== 'terminated') await this.#send(`terminated;reason=${reason}`, content);
+      await this.#queue(async () => {
+        if (this.dialog.state !== 'terminated') await this.#send(`terminated;reason=${reason}`, content);
+      });
     } finally {
       this.#end(reason);
     }
