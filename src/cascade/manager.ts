@@ -41,6 +41,7 @@ import {
   type LinkStateName,
   type LinkView,
   linkKey,
+  linkUp,
   type Observed,
   type ObservedEntry,
   type ObservedMcu,
@@ -803,11 +804,14 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
           // Half-dead again after a replacement: one end's roster may be the stale one (a notification lost
           // for good), so each end that reports its roster is asked for its full state, as for an endpoint's
           // dial (`#confirm`). Not on the first: a drop's heal would pay two full states, racing its redial.
-          if (failures > 0)
-            for (const room of [a.room, a.target]) {
-              const w = this.#rooms.get(roomKey(room));
-              if (w?.reports === true) w.conference.refreshRoster();
-            }
+          // This replacement was decided on those rosters: it waits for the full states (at most the grace)
+          // and takes a last look. A link they show up at both ends is left alone: hanging it up took down
+          // a link that had just come up (the loss test, session 12: a dead subscription's roster, stale for
+          // seconds, came back with the link up while its replacement's hang-up was on its way).
+          if (failures > 0 && (await this.#upOnFullRosters(a))) {
+            this.#log?.info(fields, `link ${a.child} -> ${a.parent} is up on both ends' full rosters: left as it is`);
+            return;
+          }
           if (a.replace !== undefined) await hangUp(() => c.hangUpLink(a.replace!));
           // Left at the child, the old call would make it refuse the new one (486) until its session timer.
           if (a.replaceAtChild !== undefined)
@@ -841,6 +845,22 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         await this.#finish(a.session);
         return;
     }
+  }
+
+  /** Asks both ends of a half-dead link for their full rosters; true when these show the link up after all. */
+  async #upOnFullRosters(a: Extract<Action, { kind: 'dial-link' }>): Promise<boolean> {
+    const since = this.#gen;
+    const asked: RoomWatch[] = [];
+    for (const room of [a.room, a.target]) {
+      const w = this.#rooms.get(roomKey(room));
+      if (w?.reports !== true) continue;
+      w.conference.refreshRoster();
+      asked.push(w);
+    }
+    const grace = this.#settings.halfDeadGraceMs;
+    await Promise.all(asked.map((w) => w.until(() => (w.reportedAt ?? 0) > since, grace, this.#clock)));
+    const s = this.#sessions.get(a.session);
+    return s !== undefined && !this.#closed && linkUp(s.desired, this.#observed(), a.child);
   }
 
   /**

@@ -553,6 +553,11 @@ class SessionView {
   }
 }
 
+/** Whether the rosters show a session's link (named by its child MCU) up at both ends, as a pass would see it. */
+export function linkUp(d: DesiredSession, obs: Observed, child: string): boolean {
+  return new SessionView(d, obs).isUp(child);
+}
+
 /** A layout's source (an endpoint's or a link's current call in an MCU's room of the session); undefined: not there. */
 function resolveRef(v: SessionView, m: string, ref: Ref): Source | undefined {
   if ('link' in ref) return v.linkRef(m, ref.link);
