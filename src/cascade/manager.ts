@@ -377,6 +377,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
   readonly #dir: EndpointDirectory;
   /** Endpoint ids by the room key of their SIP URI: who a roster entry or a quality report is about. */
   readonly #endpointByKey = new Map<string, string>();
+  /** The inventory's endpoint URIs and their room keys, computed once (`prepareSession`). */
+  readonly #keyOfSip = new Map<string, string>();
   readonly #sessions = new Map<string, SessionState>();
   readonly #rooms = new Map<string, RoomWatch>();
   readonly #mcus = new Map<string, ObservedMcu>();
@@ -460,12 +462,20 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
       linkProbeMs: o.settings.linkProbeMs,
     };
     const levels = new Map(o.inventory.levels.map((l, i) => [l.id, i]));
-    const endpoints = new Map(o.inventory.endpoints.map((e) => [e.id, e]));
-    this.#dir = {
-      uri: (id) => endpoints.get(id)?.sip,
-      levelRank: (id) => levels.get(endpoints.get(id)?.level ?? '') ?? levels.size,
-    };
-    for (const e of o.inventory.endpoints) if (e.sip !== undefined) this.#endpointByKey.set(roomKey(e.sip), e.id);
+    // Looked up for each of a national session's 11,000 endpoints when it is loaded, before its first pass.
+    const sips = new Map<string, string | undefined>();
+    const ranks = new Map<string, number>();
+    for (const e of o.inventory.endpoints) {
+      sips.set(e.id, e.sip);
+      ranks.set(e.id, levels.get(e.level) ?? levels.size);
+    }
+    this.#dir = { uri: (id) => sips.get(id), levelRank: (id) => ranks.get(id) ?? levels.size };
+    for (const e of o.inventory.endpoints)
+      if (e.sip !== undefined) {
+        const key = roomKey(e.sip);
+        this.#endpointByKey.set(key, e.id);
+        this.#keyOfSip.set(e.sip, key);
+      }
     this.onListenerError((err, event) => this.#log?.error({ err, event }, 'cascade listener threw'));
     this.close = onceClose(() => this.#close());
   }
@@ -551,7 +561,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         view: viewOf(head.request),
       };
       const desired = desiredSession(spec, this.#dir);
-      prepareSession(desired);
+      prepareSession(desired, this.#keyOfSip);
       // Admitted since this process started reading the store (here or by the CLI): nobody else dialled it.
       if (known === undefined && this.#loadedOnce && head.state === 'live') this.#book.fresh.add(head.sessionId);
       if (known === undefined) {

@@ -622,7 +622,9 @@ class SimMcuImpl implements SimMcu {
     const run = () => {
       if (authenticate && !this.#authenticated(req)) return Promise.resolve();
       return handle().catch((err: unknown) => {
-        this.#log?.warn({ err, method: req.method }, 'simulated MCU failed to handle a request');
+        // Closing cuts short what is in flight (a REFER's final NOTIFY, say): no news then.
+        if (this.#closed) this.#log?.debug({ err, method: req.method }, 'request cut short by the close');
+        else this.#log?.warn({ err, method: req.method }, 'simulated MCU failed to handle a request');
         if (!req.responded) req.respond(500);
       });
     };
