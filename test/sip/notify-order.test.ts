@@ -7,7 +7,7 @@
  * one NOTIFY in flight; our subscriber checks with a refresh after refusing one. Against a raw peer whose
  * messages are written here from the RFC text.
  */
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { createUserAgent, type ServerSubscription, type Subscription } from '../../src/sip/index.js';
 import { type RawMessage, rawPeer, responseTo, until } from './raw-peer.js';
 
@@ -45,16 +45,21 @@ function inDialog(
   ].join('\r\n');
 }
 
+/** A raw peer and our user agent (UDP, short timers), both closed when the test ends. */
+async function peerAndUa(t: Test) {
+  const peer = await rawPeer(t);
+  const ua = await createUserAgent({ listen: udp, timers: FAST });
+  t.teardown(() => ua.close());
+  return { peer, ua, uaPort: ua.listening[0]!.port };
+}
+
 const tagOf = (v: string | undefined) => /;\s*tag=([^;\s]+)/i.exec(v ?? '')?.[1] ?? '';
 const seqOf = (m: RawMessage) => Number(m.header('cseq')!.split(' ')[0]);
 
 t.test(
   'our notifier keeps one NOTIFY in flight: after a refresh, the state follows the answer to the first',
   async (t) => {
-    const peer = await rawPeer(t);
-    const ua = await createUserAgent({ listen: udp, timers: FAST });
-    t.teardown(() => ua.close());
-    const uaPort = ua.listening[0]!.port;
+    const { peer, ua, uaPort } = await peerAndUa(t);
     let server: ServerSubscription | undefined;
     ua.on('subscribe', (s) => {
       s.accept({ contentType: 'application/conference-info+xml', body: '<conference-info version="1"/>' }).then(
@@ -119,10 +124,7 @@ t.test(
 t.test(
   'our subscriber refreshes after refusing an overtaken NOTIFY, and ends if the notifier has dropped it',
   async (t) => {
-    const peer = await rawPeer(t);
-    const ua = await createUserAgent({ listen: udp, timers: FAST });
-    t.teardown(() => ua.close());
-    const uaPort = ua.listening[0]!.port;
+    const { peer, ua, uaPort } = await peerAndUa(t);
     const subscribing = ua.subscribe(`sip:conf@127.0.0.1:${peer.port}`, { event: 'conference', expires: 600 });
     const req = (await peer.next(/^SUBSCRIBE /, 3_000))!;
     const tags = { local: 'notifier1', remote: tagOf(req.header('from')) };
