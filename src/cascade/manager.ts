@@ -818,9 +818,14 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
           // and takes a last look. A link they show up at both ends is left alone: hanging it up took down
           // a link that had just come up (the loss test, session 12: a dead subscription's roster, stale for
           // seconds, came back with the link up while its replacement's hang-up was on its way).
-          if (failures > 0 && (await this.#upOnFullRosters(a))) {
-            this.#log?.info(fields, `link ${a.child} -> ${a.parent} is up on both ends' full rosters: left as it is`);
-            return;
+          if (failures > 0) {
+            const upAfterAll = await this.#upOnFullRosters(a);
+            // Closed meanwhile: no hang-up may leave after close() (it would drop a link a restart keeps).
+            if (this.#closed) return;
+            if (upAfterAll) {
+              this.#log?.info(fields, `link ${a.child} -> ${a.parent} is up on both ends' full rosters: left as it is`);
+              return;
+            }
           }
           if (a.replace !== undefined) await hangUp(() => c.hangUpLink(a.replace!));
           // Left at the child, the old call would make it refuse the new one (486) until its session timer.
@@ -870,7 +875,7 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     const grace = this.#settings.halfDeadGraceMs;
     await Promise.all(asked.map((w) => w.until(() => (w.reportedAt ?? 0) > since, grace, this.#clock)));
     const s = this.#sessions.get(a.session);
-    return s !== undefined && !this.#closed && linkUp(s.desired, this.#observed(), a.child);
+    return s !== undefined && linkUp(s.desired, this.#observed(), a.child);
   }
 
   /**
