@@ -191,7 +191,7 @@ export const configSchema = {
               maximum: 600_000,
               default: 3_000,
               description:
-                'A link up at one MCU and gone at the other is hung up and redialled after this long (four times this long when the MCU without it has reported nothing since the call appeared at the other).',
+                "A link up at one MCU and gone at the other is hung up and redialled after this long (four times this long when the MCU without it has reported nothing since the call appeared at the other); a replacement after the first waits up to this long for both MCUs' full rosters and leaves a link they show up alone.",
             },
             linkProbeMs: {
               type: 'integer',
