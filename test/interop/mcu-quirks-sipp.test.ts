@@ -4,7 +4,7 @@
  * with 401 MD5 (checked by SIPp's own digest code), that answer SUBSCRIBE
  * 489, that put an offer in the 2xx and check the ACK answers it, that
  * answer the first INFO 491, that send BYE right after the control dialog is
- * set up. A raw-socket MCU scripted from RFC 3261 22 and RFC 7616 covers
+ * set up, whose NOTIFYs cross (the older refused 500, RFC 3261 12.2.2). A raw-socket MCU scripted from RFC 3261 22 and RFC 7616 covers
  * SHA-256 (RFC 8760) and 407, which SIPp's verifyauth does not.
  */
 import { createHash } from 'node:crypto';
@@ -147,6 +147,31 @@ if (!have('sipp')) {
     t.equal(r.code, 0, `sipp exit status 0 (${r.stderr.slice(0, 500)})`);
     t.same([r.successful, r.failed], [4, 0], 'two control dialogs and two SUBSCRIBEs');
   });
+
+  t.test(
+    '(f) an MCU whose NOTIFYs cross: the older one refused 500, the subscription checked by a refresh',
+    async (t) => {
+      const { uri, peer } = await sippMcu(t, 'mcu-crossed-notify-uas.xml', 2);
+      const ua = await controller(t);
+      const d = driverFor(t, ua, uri);
+      await d.connect();
+      t.equal(d.capabilities.conferenceEvents, 'available');
+      // Room 2 is only in the full state SIPp sends in answer to a refresh: the scenario waits for one after the
+      // 500, and a driver that did not check its subscription would never list room 2 (SIPp would sit waiting).
+      await until('room 2 listed, from the full state after the refresh', () =>
+        d.roster.has('sip:room2@endpoints.invalid'),
+      );
+      t.same([...d.roster.keys()].sort(), [ROOM, 'sip:room2@endpoints.invalid']);
+      await d.close();
+      const r = await peer.done;
+      t.equal(
+        r.code,
+        0,
+        `sipp exit status 0: the 500, the refresh and the un-SUBSCRIBE as scripted (${r.stderr.slice(0, 500)})`,
+      );
+      t.same([r.successful, r.failed], [2, 0], 'the control dialog and the subscription');
+    },
+  );
 }
 
 /**
