@@ -310,6 +310,8 @@ class Driver extends TypedEmitter<McuDriverEvents> implements SipMsmlDriver {
     this.#health = { up, reason, since: this.#clock.wallNow() };
     if (changed) {
       if (up) this.#log?.info({ reason, capabilities: this.capabilities }, 'MCU up');
+      // Our own close is no news for an operator: 74 warnings at every daemon stop read like an outage.
+      else if (this.#closed) this.#log?.debug({ reason }, 'MCU driver closed');
       else this.#log?.warn({ reason }, 'MCU down');
     }
     this.safeEmit('health', this.#health);
