@@ -561,7 +561,8 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
         view: viewOf(head.request),
       };
       const desired = desiredSession(spec, this.#dir);
-      prepareSession(desired, this.#keyOfSip);
+      // After this tick's pass (which sends the first REFERs), before the rooms' rosters can come in.
+      this.#clock.setImmediate(() => prepareSession(desired, this.#keyOfSip));
       // Admitted since this process started reading the store (here or by the CLI): nobody else dialled it.
       if (known === undefined && this.#loadedOnce && head.state === 'live') this.#book.fresh.add(head.sessionId);
       if (known === undefined) {
