@@ -384,8 +384,6 @@ class SimMcuImpl implements SimMcu {
   readonly #rooms = new Map<string, Room>();
   /** Participants of every conference: the ports in use. */
   #used = 0;
-  /** The tail of each dialog's queue of REFER NOTIFYs (see #serially). */
-  readonly #dialogQueues = new WeakMap<Dialog, Promise<unknown>>();
   #faults: SimFaults = { silent: false };
   #impairment: Impairment;
   #processingDelayMs: number;
@@ -947,23 +945,6 @@ class SimMcuImpl implements SimMcu {
   // ---- REFER: dial and hang up cascade links and participants -------------------
 
   /**
-   * The REFER progress NOTIFYs of one dialog go one at a time, each once the
-   * previous has its final response. With several in flight over UDP, one
-   * lost and retransmitted after a later one is refused 500 by the peer (RFC
-   * 3261 12.2.2: a dialog's CSeq must grow), and that REFER's outcome never
-   * arrives: seen with 62 links dialed at once through a loaded master.
-   */
-  #serially<T>(d: Dialog | undefined, send: () => Promise<T>): Promise<T> {
-    if (d === undefined) return send();
-    const next = (this.#dialogQueues.get(d) ?? Promise.resolve()).then(send, send);
-    this.#dialogQueues.set(
-      d,
-      next.catch(() => {}),
-    );
-    return next;
-  }
-
-  /**
    * A REFER outside any dialog, to a conference URI (RFC 4579 5.5, RFC 3515 2.4.1): the same as in a control
    * dialog, its NOTIFYs in the subscription dialog it creates. The `no-conference-events` profile, an MCU of
    * fewer features, takes REFERs only in a control dialog (403), as some MCUs do.
@@ -983,15 +964,14 @@ class SimMcuImpl implements SimMcu {
   async #onRefer(r: IncomingRefer, room: Room): Promise<void> {
     const target = r.referTo.uri;
     const entity = entityOf(target);
-    const accept = () => this.#serially(r.dialog, () => r.accept());
     if (target.params.method?.toUpperCase() === 'BYE') {
       // RFC 4579 5.6: remove that participant from this conference: the call it has when the REFER arrives. The
       // 100 Trying NOTIFY's answer can come seconds later under loss; looking the entity up only then hung up a
       // newer call of the same entity, dialled meanwhile by the manager that had given this REFER up.
       const p = room.participants.get(entity);
-      const n = await accept();
+      const n = await r.accept();
       if (p === undefined) {
-        await this.#serially(r.dialog, () => n.done(404, 'Not Found'));
+        await n.done(404, 'Not Found');
         return;
       }
       const still = room.participants.get(entity) === p;
@@ -1005,7 +985,7 @@ class SimMcuImpl implements SimMcu {
         this.#rooms.has(room.room)
       )
         this.#add(this.#lobby, { ...p, conference: this.#lobby.uri, audioMuted: false, idle: true });
-      await this.#serially(r.dialog, () => n.done(200, 'OK'));
+      await n.done(200, 'OK');
       return;
     }
     if (target.scheme !== 'sip' || target.host === '') {
@@ -1022,10 +1002,10 @@ class SimMcuImpl implements SimMcu {
       });
       return;
     }
-    const n = await accept();
-    // Every outcome NOTIFY waits its turn in the dialog (#serially), the failure's too.
+    // Every outcome NOTIFY waits its turn in the dialog (the SIP stack's `notifyInTurn`), the failure's too.
+    const n = await r.accept();
     await this.#dial(room, entity, target, async (status, reason) => {
-      await this.#serially(r.dialog, () => n.done(status, reason));
+      await n.done(status, reason);
     });
   }
 

@@ -169,6 +169,8 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
    * second and later REFERs of a dialog by `id` (RFC 3515 2.4.6), so a NOTIFY with a bare `refer` is its.
    */
   firstRefer?: DialogUsage;
+  /** The dialog's last NOTIFY in turn, settled (`notifyInTurn`). */
+  #notifyTail: Promise<void> = Promise.resolve();
   readonly usage: 'invite' | 'subscription';
   readonly #ua: DialogHost;
   readonly #localHeader: string;
@@ -711,6 +713,19 @@ export class DialogImpl extends TypedEmitter<DialogEvents> implements Dialog {
       return Promise.reject(err);
     }
     return this.#ua.startRefer(this, target, opts);
+  }
+
+  /**
+   * Runs `send` (a subscription's NOTIFY) once the dialog's previous NOTIFY has its final response. Two in
+   * flight at once may arrive in the other order over UDP (the first lost and sent again), and the subscriber
+   * must refuse the older with 500 (RFC 3261 12.2.2): a failed NOTIFY, which a notifier takes for the end of
+   * the subscription (RFC 6665 4.2.2) while the subscriber still counts on it. Per dialog, not per
+   * subscription: the REFERs of an INVITE dialog share it, each with its own implicit subscription.
+   */
+  notifyInTurn(send: () => Promise<void>): Promise<void> {
+    const sent = this.#notifyTail.then(send);
+    this.#notifyTail = sent.catch(() => {});
+    return sent;
   }
 
   /** Send a request built by a subscription (SUBSCRIBE refresh, NOTIFY), applying dialog rules to the answer. */

@@ -424,8 +424,6 @@ export class NotifierImpl extends TypedEmitter<ServerSubscriptionEvents> impleme
   readonly #ua: DialogHost;
   #expiresAt: number;
   #timer?: TimerHandle;
-  /** The last NOTIFY queued, settled (see #queue). */
-  #tail: Promise<void> = Promise.resolve();
 
   constructor(ua: DialogHost, dialog: DialogImpl, event: string, expires: number) {
     super();
@@ -452,21 +450,11 @@ export class NotifierImpl extends TypedEmitter<ServerSubscriptionEvents> impleme
   notify(content: NotifyContent): Promise<void> {
     if (this.state === 'terminated')
       return Promise.reject(new SipError('SIP_ERR_SUBSCRIPTION', 'subscription terminated'));
-    return this.#queue(() => {
+    // One NOTIFY of the dialog in flight at a time (DialogImpl.notifyInTurn).
+    return this.dialog.notifyInTurn(() => {
       if (this.state === 'terminated') throw new SipError('SIP_ERR_SUBSCRIPTION', 'subscription terminated');
       return this.#send(`active;expires=${this.#remaining()}`, content);
     });
-  }
-
-  /**
-   * One NOTIFY in flight at a time. Two at once may arrive in the other order over UDP (the first one lost
-   * and sent again), and the subscriber must refuse the older with 500 (RFC 3261 12.2.2): a failed NOTIFY,
-   * which ends the subscription here (RFC 6665 4.2.2) while the subscriber still counts on it.
-   */
-  #queue(send: () => Promise<void>): Promise<void> {
-    const sent = this.#tail.then(send);
-    this.#tail = sent.catch(() => {});
-    return sent;
   }
 
   async #send(state: string, content: NotifyContent | undefined): Promise<void> {
@@ -488,7 +476,7 @@ export class NotifierImpl extends TypedEmitter<ServerSubscriptionEvents> impleme
     this.state = 'terminated';
     this.#ua.clock.clearTimeout(this.#timer);
     try {
-      await this.#queue(async () => {
+      await this.dialog.notifyInTurn(async () => {
         if (this.dialog.state !== 'terminated') await this.#send(`terminated;reason=${reason}`, content);
       });
     } finally {

@@ -4,7 +4,8 @@
  * 12.2.2); a notifier may take that failure for the subscriber's end and drop the subscription without a word
  * (RFC 6665 4.2.2). Seen in the cascade's loss test: a refresh's NOTIFY overtook by the next one, the
  * simulated MCU's subscription gone, and the daemon's view of that MCU stale for seconds. Our notifier keeps
- * one NOTIFY in flight; our subscriber checks with a refresh after refusing one. Against a raw peer whose
+ * one NOTIFY of a dialog in flight (every subscription sharing it); our subscriber checks with a refresh after
+ * refusing one. Against a raw peer whose
  * messages are written here from the RFC text.
  */
 import t, { type Test } from 'tap';
@@ -177,5 +178,50 @@ t.test(
     t.equal(await ended, 'request-failed', 'dropped by the notifier: ours ends too, and its owner can subscribe again');
     t.ok(await peer.settle(uaPort));
     t.equal(new Set(peer.received(/^SUBSCRIBE /).map(seqOf)).size, 3, 'one refresh per refusal, nothing more');
+  },
+);
+
+t.test(
+  "one NOTIFY in flight per dialog: two REFERs' implicit subscriptions in one INVITE dialog take turns",
+  async (t) => {
+    const { peer, ua } = await peerAndUa(t);
+    const sdp = 'v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n';
+    const calling = ua.invite(`sip:conf@127.0.0.1:${peer.port}`, { body: sdp });
+    const invite = (await peer.next(/^INVITE /, 3_000))!;
+    const tags = { local: 'callee1', remote: tagOf(invite.header('from')) };
+    peer.reply(
+      invite,
+      responseTo(invite, 200, 'OK', {
+        toTag: tags.local,
+        headers: [`Contact: <sip:conf@127.0.0.1:${peer.port}>`],
+        body: sdp,
+      }),
+    );
+    const d = await calling;
+    t.ok(await peer.next(/^ACK /, 3_000), 'the call is set up');
+    const accepted: Promise<unknown>[] = [];
+    d.on('refer', (r) => accepted.push(r.accept().catch(() => {})));
+    // Two REFERs, each with its own implicit subscription (RFC 3515 2.4.6); each accept sends a "100 Trying" NOTIFY.
+    for (const cseq of [1, 2])
+      peer.sendTo(
+        ua.listening[0]!.port,
+        inDialog(invite, peer.port, 'REFER', cseq, tags, [`Refer-To: <sip:child${cseq}@127.0.0.1:5060>`]),
+      );
+    const first = (await peer.nextNew('NOTIFY', 3_000))!;
+    t.ok(first, 'the first NOTIFY');
+    t.ok(await until(() => accepted.length === 2), 'both REFERs accepted');
+    t.ok(await peer.settle(ua.listening[0]!.port));
+    t.same(
+      new Set(peer.received(/^NOTIFY /).map(seqOf)),
+      new Set([seqOf(first)]),
+      "the other REFER's NOTIFY waits while the first is unanswered, though it is another subscription's",
+    );
+    peer.reply(first, responseTo(first, 200, 'OK'));
+    const second = (await peer.nextNew('NOTIFY', 3_000))!;
+    t.ok(second, 'then the second');
+    t.ok(seqOf(second) > seqOf(first), 'with the higher CSeq');
+    t.not(second.header('event'), first.header('event'), 'of the other subscription');
+    peer.reply(second, responseTo(second, 200, 'OK'));
+    await Promise.all(accepted);
   },
 );
