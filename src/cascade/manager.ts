@@ -468,14 +468,12 @@ class Manager extends TypedEmitter<CascadeManagerEvents> implements CascadeManag
     for (const e of o.inventory.endpoints) {
       sips.set(e.id, e.sip);
       ranks.set(e.id, levels.get(e.level) ?? levels.size);
+      if (e.sip === undefined) continue;
+      const key = roomKey(e.sip);
+      this.#endpointByKey.set(key, e.id);
+      this.#keyOfSip.set(e.sip, key);
     }
     this.#dir = { uri: (id) => sips.get(id), levelRank: (id) => ranks.get(id) ?? levels.size };
-    for (const e of o.inventory.endpoints)
-      if (e.sip !== undefined) {
-        const key = roomKey(e.sip);
-        this.#endpointByKey.set(key, e.id);
-        this.#keyOfSip.set(e.sip, key);
-      }
     this.onListenerError((err, event) => this.#log?.error({ err, event }, 'cascade listener threw'));
     this.close = onceClose(() => this.#close());
   }
