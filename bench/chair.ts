@@ -23,8 +23,9 @@
  * A command's floor is the largest round trip plus processing delay among the MCUs on its path: what a
  * command costs that switches every MCU at once, in one round trip each. CPU: this process's user+system
  * time less the background's (health checks, supervision, the call quality reports): one at a time, in blocks of
- * 100 commands with 3 s of idle on each side, the median block's (`BLOCK`); with 50 in flight, the median second
- * of the phase less the median second of the 10 s of idle measured just before, over the phase, per command;
+ * 20 commands with 1 s of idle between them, each less the median gap's idle rate, the median block's (`BLOCK`);
+ * with 50 in flight, the median second of the phase less the median second of the 10 s of idle measured just
+ * before, over the phase, per command;
  * `cpu_ms_per_cmd` is the larger of the two phases'. Each phase starts 64*T1 + 1 s after its dial (`settle`),
  * once the dial's own transactions have ended.
  *
@@ -183,14 +184,17 @@ async function idleRate(seconds: number): Promise<number> {
 
 /**
  * One-at-a-time commands go in blocks of `BLOCK` with `GAP_S` seconds of idle before and after each: a block's net
- * CPU is its CPU less the mean idle rate of its two gaps over its wall time, and the phase's figure the median
+ * CPU is its CPU less the median gap's idle rate over its wall time, and the phase's figure the median
  * block's per command. The background (74 call quality reports and 27 health checks a second, a minute's
  * quality windows written at once, major collections) costs about as much CPU as the commands and drifts over
  * minutes: one idle window before a 40 s phase put the same code at -0.8 and 3.6 ms a command in two runs
- * (session 11). Idle measured beside each block follows the drift; the median leaves out a block that met a burst.
+ * (session 11). Idle measured between the blocks all through the phase follows the drift; the medians leave out a
+ * block or a gap that met a burst. Short blocks, many of them (50 in 1,000 commands): with six blocks of 100 the
+ * median of one run still moved from 0.8 to 2.9 ms for the same code, since two bursts in six blocks move a
+ * median (session 13, docs/chair.md).
  */
-const BLOCK = 100;
-const GAP_S = 3;
+const BLOCK = 20;
+const GAP_S = 1;
 
 /** CPU ms of this process over `seconds` of idle, per ms. */
 async function idleWindow(seconds: number): Promise<number> {
@@ -342,12 +346,12 @@ async function sequential(
   const failures: string[] = [];
   const before = tally === undefined ? undefined : copyTally(tally);
   const i0 = performance.now();
-  let idleBefore = await idleWindow(GAP_S);
+  const idles = [await idleWindow(GAP_S)];
   return profiled(prof, async () => {
     const start = tally === undefined ? undefined : copyTally(tally);
     const t0 = performance.now();
     const p0 = w.daemon.cascade.passes;
-    const blocks: number[] = [];
+    const spans: { cpu: number; wall: number; n: number }[] = [];
     let cpu = 0;
     for (let b = 0; b < targets.length; b += BLOCK) {
       const block = targets.slice(b, b + BLOCK);
@@ -361,19 +365,23 @@ async function sequential(
           failures.push(isCascadedError(err) ? `${e}: ${err.code} ${err.message}` : `${e}: ${String(err)}`);
         }
       }
-      const blockCpu = cpuMs() - c0;
-      const blockWall = performance.now() - w0;
-      cpu += blockCpu;
-      const idleAfter = await idleWindow(GAP_S);
-      blocks.push((blockCpu - ((idleBefore + idleAfter) / 2) * blockWall) / block.length);
-      idleBefore = idleAfter;
-      log(`${what}: ${b + block.length} of ${targets.length}`);
+      const span = { cpu: cpuMs() - c0, wall: performance.now() - w0, n: block.length };
+      spans.push(span);
+      cpu += span.cpu;
+      idles.push(await idleWindow(GAP_S));
+      if ((b + block.length) % 100 === 0 || b + block.length === targets.length)
+        log(`${what}: ${b + block.length} of ${targets.length}`);
     }
+    // The idle rate is the median gap's: a burst in one gap (a major collection, a minute's quality windows)
+    // would otherwise be taken from the two blocks beside it.
+    const idle = quantile(idles, 0.5);
+    const blocks = spans.map((x) => (x.cpu - idle * x.wall) / x.n);
     return {
       samples,
       failures,
       cpuPerCmd: quantile(blocks, 0.5),
       cpuBlocks: blocks.map(round),
+      cpuQuartiles: [round(quantile(blocks, 0.25)), round(quantile(blocks, 0.75))],
       grossPerCmd: cpu / targets.length,
       passesPerCmd: (w.daemon.cascade.passes - p0) / targets.length,
       // The tally counts the gaps too: the background is taken out over the whole phase.
@@ -469,6 +477,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
       if (only === 'sequential') {
         const details = {
           cpu_ms_per_cmd_gross_sequential: round(seq.grossPerCmd),
+          cpu_ms_per_cmd_quartiles_sequential: seq.cpuQuartiles,
           cpu_ms_per_cmd_blocks_sequential: seq.cpuBlocks,
           passes_per_cmd_sequential: round(seq.passesPerCmd),
           ...(seq.counts === undefined ? {} : { counts_per_cmd_sequential: seq.counts }),
@@ -499,6 +508,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
         cpu_seq: seq.cpuPerCmd,
         cpu_seq_gross: seq.grossPerCmd,
         cpu_seq_blocks: seq.cpuBlocks,
+        cpu_seq_quartiles: seq.cpuQuartiles,
         passes_seq: seq.passesPerCmd,
         counts_seq: seq.counts,
         failed: seq.failures,
@@ -592,6 +602,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
         cpu_ms_per_cmd_sequential: round(national.cpu_seq as number),
         cpu_ms_per_cmd_concurrent: round(cpuConcurrent),
         cpu_ms_per_cmd_gross_sequential: round(national.cpu_seq_gross as number),
+        cpu_ms_per_cmd_quartiles_sequential: national.cpu_seq_quartiles,
         cpu_ms_per_cmd_blocks_sequential: national.cpu_seq_blocks,
         cpu_ms_per_cmd_gross_concurrent: round(phase.cpu / issued),
         passes_per_cmd_sequential: round(national.passes_seq as number),
