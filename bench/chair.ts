@@ -147,39 +147,24 @@ const cpuMs = () => {
 };
 
 /**
- * This process's CPU, measured second by second: its total and the median of its per-second rates (ms per ms).
+ * This process's CPU rate when no command runs (health checks and supervision), ms per ms: the median second.
  * The median leaves out the rare bursts of the background (a major GC, the live record's minute of quality
  * windows written: 0.1 to 0.3 s each) that a 5 s idle window caught or missed by chance, which moved the net
  * figure by several ms a command between runs (once below zero).
  */
-function cpuMeter(): { stop(): { cpu: number; wall: number; median: number } } {
-  const c0 = cpuMs();
-  const t0 = performance.now();
+async function idleRate(seconds: number): Promise<number> {
   const rates: number[] = [];
-  let c = c0;
-  let t = t0;
-  const timer = setInterval(() => {
+  let c = cpuMs();
+  let t = performance.now();
+  for (let i = 0; i < seconds; i++) {
+    await new Promise((r) => setTimeout(r, 1_000));
     const c1 = cpuMs();
     const t1 = performance.now();
     rates.push((c1 - c) / (t1 - t));
     c = c1;
     t = t1;
-  }, 1_000);
-  return {
-    stop() {
-      clearInterval(timer);
-      const cpu = cpuMs() - c0;
-      const wall = performance.now() - t0;
-      return { cpu, wall, median: rates.length === 0 ? cpu / wall : quantile(rates, 0.5) };
-    },
-  };
-}
-
-/** This process's CPU rate when no command runs (health checks and supervision), ms per ms: the median second. */
-async function idleRate(seconds: number): Promise<number> {
-  const m = cpuMeter();
-  await new Promise((r) => setTimeout(r, seconds * 1000));
-  return m.stop().median;
+  }
+  return quantile(rates, 0.5);
 }
 
 /**
@@ -188,10 +173,10 @@ async function idleRate(seconds: number): Promise<number> {
  * block's per command. The background (74 call quality reports and 27 health checks a second, a minute's
  * quality windows written at once, major collections) costs about as much CPU as the commands and drifts over
  * minutes: one idle window before a 40 s phase put the same code at -0.8 and 3.6 ms a command in two runs
- * (session 11). Idle measured between the blocks all through the phase follows the drift; the medians leave out a
+ * (session 11). Gaps spread all through the phase take a slow drift into their median; the medians leave out a
  * block or a gap that met a burst. Short blocks, many of them (50 in 1,000 commands): with six blocks of 100 the
- * median of one run still moved from 0.8 to 2.9 ms for the same code, since two bursts in six blocks move a
- * median (session 13, docs/chair.md).
+ * median moved from 0.8 to 2.9 ms between runs, since two bursts in six blocks move a median (session 13,
+ * docs/chair.md).
  */
 const BLOCK = 20;
 const GAP_S = 1;
@@ -583,7 +568,8 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
       const samples: Sample[] = [];
       const failures: string[] = [];
       const idle = await idleRate(IDLE_S);
-      const meter = cpuMeter();
+      const phaseCpu0 = cpuMs();
+      const phaseT0 = performance.now();
       const p0 = w.daemon.cascade.passes;
       let issued = 0;
       await Promise.all(
@@ -600,7 +586,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
           }
         }),
       );
-      const phase = meter.stop();
+      const phase = { cpu: cpuMs() - phaseCpu0, wall: performance.now() - phaseT0 };
       const c = summary(samples);
       const cpuConcurrent = netPerCommand(phase, idle, issued);
       const details = {
