@@ -279,8 +279,14 @@ class Engine extends TypedEmitter<ChairEvents> implements ChairEngine {
   readonly #current = new Map<string, Command>();
   /** The endpoint on each session's chair screen as this engine last put it (null: the default layout). */
   readonly #selection = new Map<string, string | null>();
-  /** Request id -> the command it started, oldest first. */
-  readonly #requests = new Map<string, { readonly key: string; readonly at: number; readonly cmd: Command }>();
+  /**
+   * Request id -> what it asked for and its outcome, oldest first; `cmd` while it runs. A finished command's
+   * state is let go: up to `rememberMax` entries are kept, and each holds only its key and result.
+   */
+  readonly #requests = new Map<
+    string,
+    { readonly key: string; readonly at: number; readonly promise: Promise<ChairResult>; cmd?: Command }
+  >();
   readonly #running = new Set<Command>();
   #closed = false;
   readonly close: () => Promise<void>;
@@ -357,7 +363,7 @@ class Engine extends TypedEmitter<ChairEvents> implements ChairEngine {
     const requestId = options.requestId ?? randomHex(8);
     const seen = this.#requests.get(requestId);
     if (seen !== undefined) {
-      if (seen.key === key) return seen.cmd.promise;
+      if (seen.key === key) return seen.promise;
       return Promise.reject(
         new ChairError('CHAIR_ERR_REQUEST_CONFLICT', `request id ${requestId} was used for another command`, {
           details: { requestId, session, endpoint },
@@ -376,7 +382,7 @@ class Engine extends TypedEmitter<ChairEvents> implements ChairEngine {
       now + deadlineMs,
       this.#previous(session),
     );
-    this.#requests.set(requestId, { key, at: now, cmd });
+    this.#requests.set(requestId, { key, at: now, promise: cmd.promise, cmd });
     if (before !== undefined && !before.finished)
       this.#fail(
         before,
@@ -402,7 +408,7 @@ class Engine extends TypedEmitter<ChairEvents> implements ChairEngine {
   #forgetOld(now: number): void {
     for (const [id, r] of this.#requests) {
       if (this.#requests.size <= this.#rememberMax && now - r.at < this.#rememberMs) break;
-      if (!r.cmd.finished) break;
+      if (r.cmd !== undefined) break;
       this.#requests.delete(id);
     }
   }
@@ -556,6 +562,8 @@ class Engine extends TypedEmitter<ChairEvents> implements ChairEngine {
   #end(cmd: Command): number {
     cmd.finished = true;
     this.#running.delete(cmd);
+    const remembered = this.#requests.get(cmd.requestId);
+    if (remembered?.cmd === cmd) remembered.cmd = undefined;
     if (this.#current.get(cmd.session) === cmd) this.#current.delete(cmd.session);
     this.#clock.clearTimeout(cmd.deadlineTimer);
     this.#clock.clearTimeout(cmd.retryTimer);
