@@ -33,10 +33,12 @@
  * cascade manager's reconcile passes per command, the concurrent phase's median and rate, failures, sizes)
  * goes to stderr as `bench chair details: {...}`.
  */
+import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { destination, pino } from 'pino';
 import type { ChairResult } from '../src/chair/index.js';
@@ -128,6 +130,8 @@ async function settle(): Promise<void> {
 interface Sample {
   readonly ms: number;
   readonly floor: number;
+  /** The command's MCUs, from the endpoint's to the root. */
+  readonly path: readonly string[];
 }
 
 /** An MCU's floor: a round trip (2 x its one-way delay) plus its processing delay plus its INFO delay. */
@@ -324,6 +328,38 @@ async function profiled<T>(file: string | undefined, run: () => Promise<T>): Pro
   }
 }
 
+/**
+ * `n` one-at-a-time runs of `one` in blocks of `BLOCK`, `GAP_S` of idle before and after each: per run, the median
+ * block's CPU less the median gap's idle rate over its wall time (`BLOCK`), the quartiles, each block's, and the
+ * gross figure (no idle taken out).
+ */
+async function inBlocks(n: number, one: (i: number) => Promise<void>, progress?: (done: number) => void) {
+  const idles = [await idleWindow(GAP_S)];
+  const spans: { cpu: number; wall: number; n: number }[] = [];
+  let cpu = 0;
+  for (let b = 0; b < n; b += BLOCK) {
+    const end = Math.min(n, b + BLOCK);
+    const c0 = cpuMs();
+    const w0 = performance.now();
+    for (let i = b; i < end; i++) await one(i);
+    const span = { cpu: cpuMs() - c0, wall: performance.now() - w0, n: end - b };
+    spans.push(span);
+    cpu += span.cpu;
+    idles.push(await idleWindow(GAP_S));
+    progress?.(end);
+  }
+  // The idle rate is the median gap's: a burst in one gap (a major collection, a minute's quality windows)
+  // would otherwise be taken from the two blocks beside it.
+  const idle = quantile(idles, 0.5);
+  const blocks = spans.map((x) => (x.cpu - idle * x.wall) / x.n);
+  return {
+    perCmd: quantile(blocks, 0.5),
+    blocks: blocks.map(round),
+    quartiles: [round(quantile(blocks, 0.25)), round(quantile(blocks, 0.75))],
+    gross: cpu / n,
+  };
+}
+
 async function sequential(
   w: DemoWorld,
   session: string,
@@ -336,43 +372,32 @@ async function sequential(
   const failures: string[] = [];
   const before = tally === undefined ? undefined : copyTally(tally);
   const i0 = performance.now();
-  const idles = [await idleWindow(GAP_S)];
   return profiled(prof, async () => {
     const start = tally === undefined ? undefined : copyTally(tally);
     const t0 = performance.now();
     const p0 = w.daemon.cascade.passes;
-    const spans: { cpu: number; wall: number; n: number }[] = [];
-    let cpu = 0;
-    for (let b = 0; b < targets.length; b += BLOCK) {
-      const block = targets.slice(b, b + BLOCK);
-      const c0 = cpuMs();
-      const w0 = performance.now();
-      for (const e of block) {
+    const cpu = await inBlocks(
+      targets.length,
+      async (i) => {
+        const e = targets[i]!;
         try {
           const r = await w.daemon.chair.bringToChair(session, e);
-          samples.push({ ms: r.ms, floor: floorOf(w, r) });
+          samples.push({ ms: r.ms, floor: floorOf(w, r), path: r.path });
         } catch (err) {
           failures.push(isCascadedError(err) ? `${e}: ${err.code} ${err.message}` : `${e}: ${String(err)}`);
         }
-      }
-      const span = { cpu: cpuMs() - c0, wall: performance.now() - w0, n: block.length };
-      spans.push(span);
-      cpu += span.cpu;
-      idles.push(await idleWindow(GAP_S));
-      if ((b + block.length) % 100 === 0 || b + block.length === targets.length)
-        log(`${what}: ${b + block.length} of ${targets.length}`);
-    }
-    // The idle rate is the median gap's: a burst in one gap (a major collection, a minute's quality windows)
-    // would otherwise be taken from the two blocks beside it.
-    const idle = quantile(idles, 0.5);
-    const blocks = spans.map((x) => (x.cpu - idle * x.wall) / x.n);
+      },
+      (done) => {
+        if (done % 100 === 0 || done === targets.length) log(`${what}: ${done} of ${targets.length}`);
+      },
+    );
     return {
       samples,
       failures,
-      cpuPerCmd: quantile(blocks, 0.5),
-      cpuBlocks: blocks.map(round),
-      cpuQuartiles: [round(quantile(blocks, 0.25)), round(quantile(blocks, 0.75))],
-      grossPerCmd: cpu / targets.length,
+      cpuPerCmd: cpu.perCmd,
+      cpuBlocks: cpu.blocks,
+      cpuQuartiles: cpu.quartiles,
+      grossPerCmd: cpu.gross,
       passesPerCmd: (w.daemon.cascade.passes - p0) / targets.length,
       // The tally counts the gaps too: the background is taken out over the whole phase.
       counts:
@@ -380,6 +405,59 @@ async function sequential(
           ? undefined
           : perCommand(before!, start!, tally, t0 - i0, performance.now() - t0, targets.length),
     };
+  });
+}
+
+/** Commands of the bare replay (`bareReplay`): 20 blocks, as many commands as the bare process runs in about 30 s. */
+const BARE_COMMANDS = 400;
+/** About the sizes of a command's datagrams (`--count`, session 6): an MSML switch INFO, its keyframe INFO. */
+const SWITCH_BYTES = 900;
+const KEYFRAME_BYTES = 650;
+
+/**
+ * What the phase's datagrams alone cost, one command at a time, with no SIP and no logic (`_udp-echo.ts`): a
+ * bare peer process answers each after the floor of the MCU it stands for, and a bare sender process sends per
+ * command a switch and a keyframe request (two datagrams of about their size) to every MCU of its path and to
+ * the previous path's own MCU (its uplink back to its main endpoint), as the daemon does, in the phase's
+ * blocks. The sender does nothing else, so its CPU needs no background taken out: the share of the phase's
+ * figure this machine charges for the I/O pattern the contract fixes (docs/chair.md, "Session 14").
+ */
+async function bareReplay(w: DemoWorld, samples: readonly Sample[]): Promise<{ perCmd: number; quartiles: number[] }> {
+  const script = fileURLToPath(new URL('./_udp-echo.js', import.meta.url));
+  const commands = samples.slice(0, BARE_COMMANDS).map((s, i) => {
+    const previous = samples[i - 1]?.path[0];
+    const mcus = previous === undefined || s.path.includes(previous) ? s.path : [...s.path, previous];
+    return mcus.flatMap((m) => [
+      [SWITCH_BYTES, floorMs(w, m)],
+      [KEYFRAME_BYTES, floorMs(w, m)],
+    ]);
+  });
+  const peer = spawn(process.execPath, [script, 'peer'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    const port = await firstLine(peer);
+    const sender = spawn(process.execPath, [script, 'replay', port], { stdio: ['pipe', 'pipe', 'inherit'] });
+    sender.stdin.end(JSON.stringify({ commands, block: BLOCK, gapMs: GAP_S * 1000 }));
+    const r = JSON.parse(await firstLine(sender)) as { perCmd: number; quartiles: number[] };
+    return { perCmd: r.perCmd, quartiles: r.quartiles.map(round) };
+  } finally {
+    peer.stdin.end();
+  }
+}
+
+/** A child's first line on stdout; rejects if it exits first. */
+function firstLine(child: ChildProcessByStdio<Writable, Readable, null>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const exited = (code: number | null) => reject(new Error(`${child.spawnfile} exited (${code}) before answering`));
+    child.once('error', reject);
+    child.once('exit', exited);
+    child.stdout.on('data', (d: Buffer) => {
+      text += String(d);
+      const nl = text.indexOf('\n');
+      if (nl < 0) return;
+      child.off('exit', exited);
+      resolve(text.slice(0, nl));
+    });
   });
 }
 
@@ -464,9 +542,13 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
       const tally = count ? instrument(w) : undefined;
       const seq = await sequential(w, 'bench-national', targets, 'one at a time', prof, tally);
       const s = summary(seq.samples);
+      log('the same datagrams alone (bare replay)');
+      const bare = await bareReplay(w, seq.samples);
       if (only === 'sequential') {
         const details = {
           cpu_ms_per_cmd_gross_sequential: round(seq.grossPerCmd),
+          bare_udp_ms_per_cmd_sequential: round(bare.perCmd),
+          bare_udp_quartiles_sequential: bare.quartiles,
           cpu_ms_per_cmd_quartiles_sequential: seq.cpuQuartiles,
           cpu_ms_per_cmd_blocks_sequential: seq.cpuBlocks,
           passes_per_cmd_sequential: round(seq.passesPerCmd),
@@ -499,6 +581,8 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
         cpu_seq_gross: seq.grossPerCmd,
         cpu_seq_blocks: seq.cpuBlocks,
         cpu_seq_quartiles: seq.cpuQuartiles,
+        bare_seq: bare.perCmd,
+        bare_seq_quartiles: bare.quartiles,
         passes_seq: seq.passesPerCmd,
         counts_seq: seq.counts,
         failed: seq.failures,
@@ -579,7 +663,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
             issued++;
             try {
               const r = await w.daemon.chair.bringToChair(id, e);
-              samples.push({ ms: r.ms, floor: floorOf(w, r) });
+              samples.push({ ms: r.ms, floor: floorOf(w, r), path: r.path });
             } catch (err) {
               failures.push(isCascadedError(err) ? `${id} ${e}: ${err.code}` : `${id} ${e}: ${String(err)}`);
             }
@@ -595,6 +679,8 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
         cpu_ms_per_cmd_gross_sequential: round(national.cpu_seq_gross as number),
         cpu_ms_per_cmd_quartiles_sequential: national.cpu_seq_quartiles,
         cpu_ms_per_cmd_blocks_sequential: national.cpu_seq_blocks,
+        bare_udp_ms_per_cmd_sequential: round(national.bare_seq as number),
+        bare_udp_quartiles_sequential: national.bare_seq_quartiles,
         cpu_ms_per_cmd_gross_concurrent: round(phase.cpu / issued),
         passes_per_cmd_sequential: round(national.passes_seq as number),
         passes_per_cmd_concurrent: round((w.daemon.cascade.passes - p0) / issued),
