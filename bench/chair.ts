@@ -30,8 +30,8 @@
  * once the dial's own transactions have ended.
  *
  * stdout's last line carries the issue's keys only; how they were obtained (CPU per phase, gross and net, the
- * cascade manager's reconcile passes per command, the concurrent phase's median and rate, failures, sizes)
- * goes to stderr as `bench chair details: {...}`.
+ * cascade manager's reconcile passes per command, the concurrent phase's median and rate, failures, sizes, and
+ * what the one-at-a-time phase's datagrams cost alone, `bareReplay`) goes to stderr as `bench chair details: {...}`.
  */
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -329,9 +329,9 @@ async function profiled<T>(file: string | undefined, run: () => Promise<T>): Pro
 }
 
 /**
- * `n` one-at-a-time runs of `one` in blocks of `BLOCK`, `GAP_S` of idle before and after each: per run, the median
- * block's CPU less the median gap's idle rate over its wall time (`BLOCK`), the quartiles, each block's, and the
- * gross figure (no idle taken out).
+ * `n` calls of `one`, one at a time, in blocks of `BLOCK` with `GAP_S` of idle before and after each; CPU per call:
+ * the median block's, less the median gap's idle rate over the block's wall time (`BLOCK`), with the quartiles,
+ * every block's, and the gross figure (no idle taken out).
  */
 async function inBlocks(n: number, one: (i: number) => Promise<void>, progress?: (done: number) => void) {
   const idles = [await idleWindow(GAP_S)];
