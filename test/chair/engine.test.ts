@@ -7,12 +7,22 @@
  * broken path healed inside the deadline or named when it is not, events,
  * preview, close.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import t from 'tap';
 import { type CommandFinished, createChairEngine } from '../../src/chair/index.js';
 import { FakeClock } from '../../src/core/index.js';
 import { FakeCascade, flush, msml, roomOf, timeout, uriOf } from './fixtures.js';
 
 t.setTimeout(30_000);
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** Until `ok()`, a macrotask between tries (a WeakRef is cleared only once the job that read it has ended). */
+async function until(ok: () => boolean, tries = 50): Promise<void> {
+  for (let i = 0; i < tries && !ok(); i++) await new Promise((r) => setImmediate(r));
+}
 
 /** m0 (root, chair) <- m1 <- m2; x on m2 (depth 2), y on m1 (depth 1), z on m0. */
 function world(t: Tap, deadlineMs = 30_000) {
@@ -150,6 +160,29 @@ t.test('the same request id does the work once; reused for another command it is
   t.equal(c, await a, 'its result, after it finished');
   t.equal(cascade.calls.length, 3, 'three switches in all');
   await t.rejects(engine.bringToChair('S', 'y', { requestId: 'same' }), { code: 'CHAIR_ERR_REQUEST_CONFLICT' });
+});
+
+t.test('a remembered request keeps its result, not the finished command (its claim is let go)', async (t) => {
+  const { cascade, engine } = world(t);
+  cascade.autoAnswer = true;
+  // The claim is the command's own (the cascade manager's pictures and layouts, in the daemon): a finished
+  // command kept for its request id must not keep it, or 10,000 remembered ids keep 10,000 of them.
+  let claim: WeakRef<object> | undefined;
+  const claimed = cascade.claim.bind(cascade);
+  cascade.claim = (session, endpoint) => {
+    const c = claimed(session, endpoint);
+    claim = new WeakRef(c);
+    return c;
+  };
+  const first = await engine.bringToChair('S', 'x', { requestId: 'kept' });
+  t.ok(claim, 'the command claimed its path');
+  await until(() => {
+    gc();
+    return claim!.deref() === undefined;
+  });
+  t.equal(claim!.deref(), undefined, 'the finished command and its claim are collected');
+  t.equal(await engine.bringToChair('S', 'x', { requestId: 'kept' }), first, 'the request id still answers its result');
+  t.equal(cascade.calls.length, 3, 'and does no work again');
 });
 
 t.test('sessions never wait for each other; a silent MCU delays only the commands through it', async (t) => {
