@@ -13,9 +13,6 @@ import { startDaemon } from '../src/daemon.js';
 import type { Inventory } from '../src/inventory/index.js';
 import { type SimulatorProcess, spawnSimulator } from '../src/sim/index.js';
 
-export const quantile = (xs: readonly number[], q: number) =>
-  xs.length === 0 ? Number.NaN : [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))]!;
-
 /** One simulated MCU as the simulator's control interface lists it. */
 export interface SimMcuInfo {
   readonly id: string;

@@ -5,32 +5,20 @@
  * - `_udp-echo.js peer`: answers each datagram after the delay its first bytes name (`<ms>:`) with one the
  *   size of a 200 to an INFO; prints its port on stdout.
  * - `_udp-echo.js replay PORT`: reads the commands from stdin (JSON: per command, its datagrams as
- *   `[bytes, ms]`), sends each command's at once and waits for all their answers before the next, in blocks of
- *   `block` with `gapMs` of idle between them (the phase's own pattern), and prints its CPU per command, the
- *   median block's and the quartiles: this process does nothing else, so there is no background to take out.
+ *   `[bytes, ms]`), sends each command's at once and waits for all their answers before the next, in the
+ *   phase's blocks with the phase's estimator (`inBlocks`), and prints its CPU per command and the quartiles:
+ *   this process does nothing else, so the idle rate it takes out is about nothing.
  *
  * Both exit when stdin closes, so neither outlives the benchmark.
  */
 import { createSocket } from 'node:dgram';
+import { inBlocks } from './_blocks.js';
 
 const ANSWER = Buffer.alloc(360, 0x61);
 const HOST = '127.0.0.1';
 
-interface Plan {
-  readonly commands: readonly (readonly [bytes: number, ms: number])[][];
-  readonly block: number;
-  readonly gapMs: number;
-}
-
-const cpuMs = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
-
-const quantile = (xs: number[], q: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? 0;
-};
+/** Per command, its datagrams: their size and how long the peer waits before it answers each. */
+type Plan = readonly (readonly [bytes: number, ms: number])[][];
 
 function peer(): void {
   const socket = createSocket('udp4');
@@ -55,7 +43,7 @@ async function replay(port: number): Promise<void> {
   socket.on('message', () => {
     if (--waiting === 0) done();
   });
-  const commands = plan.commands.map((c) =>
+  const commands = plan.map((c) =>
     c.map(([bytes, ms]) => {
       const b = Buffer.alloc(bytes, 0x62);
       b.write(`${Math.round(ms)}:`, 'latin1');
@@ -73,18 +61,9 @@ async function replay(port: number): Promise<void> {
       waiting = datagrams.length;
       for (const d of datagrams) socket.send(d, port, HOST);
     });
-  const blocks: number[] = [];
-  for (let b = 0; b < commands.length; b += plan.block) {
-    await new Promise((r) => setTimeout(r, plan.gapMs));
-    const slice = commands.slice(b, b + plan.block);
-    const c0 = cpuMs();
-    for (const c of slice) await one(c);
-    blocks.push((cpuMs() - c0) / slice.length);
-  }
+  const r = await inBlocks(commands.length, (i) => one(commands[i]!));
   socket.close();
-  process.stdout.write(
-    `${JSON.stringify({ perCmd: quantile(blocks, 0.5), quartiles: [quantile(blocks, 0.25), quantile(blocks, 0.75)] })}\n`,
-  );
+  process.stdout.write(`${JSON.stringify({ perCmd: r.perCmd, quartiles: r.quartiles })}\n`);
 }
 
 if (process.argv[2] === 'peer') peer();

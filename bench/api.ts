@@ -28,6 +28,7 @@ import { issueToken } from '../src/api/index.js';
 import { loadConfigFile } from '../src/config/index.js';
 import type { Inventory } from '../src/inventory/index.js';
 import { openSqliteStore } from '../src/store/index.js';
+import { quantile } from './_blocks.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const DEFAULT_CONFIG = join(ROOT, 'config/demo.yaml');
@@ -118,9 +119,6 @@ function childrenCpuMs(pid: number | undefined): number {
     return Number.NaN;
   }
 }
-
-const quantile = (xs: readonly number[], q: number) =>
-  xs.length === 0 ? Number.NaN : [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))]!;
 
 async function freePort(): Promise<number> {
   const srv = createServer();

@@ -42,7 +42,8 @@ import type { LayoutEvent, LinkEvent, SessionEvent } from '../src/cascade/index.
 import { seededRandom } from '../src/core/index.js';
 import type { Daemon } from '../src/daemon.js';
 import type { Plan } from '../src/planner/index.js';
-import { type DemoWorld, demoWorld, quantile } from './_demo-world.js';
+import { quantile } from './_blocks.js';
+import { type DemoWorld, demoWorld } from './_demo-world.js';
 
 const DEFAULT_CONFIG = fileURLToPath(new URL('../../config/demo.yaml', import.meta.url));
 const round = (x: number) => Math.round(x * 10) / 10;

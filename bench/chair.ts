@@ -23,7 +23,7 @@
  * A command's floor is the largest round trip plus processing delay among the MCUs on its path: what a
  * command costs that switches every MCU at once, in one round trip each. CPU: this process's user+system
  * time less the background's (health checks, supervision, the call quality reports): one at a time, in blocks of
- * 20 commands with 1 s of idle between them, each less the median gap's idle rate, the median block's (`BLOCK`);
+ * 20 commands with 1 s of idle between them, each less the median gap's idle rate, the median block's (`BLOCK`, `_blocks.ts`);
  * with 50 in flight, the phase's CPU less the idle rate (the median second of the 10 s of idle measured just
  * before) over its time, per command;
  * `cpu_ms_per_cmd` is the larger of the two phases'. Each phase starts 64*T1 + 1 s after its dial (`settle`),
@@ -45,10 +45,10 @@ import type { ChairResult } from '../src/chair/index.js';
 import { isCascadedError, seededRandom } from '../src/core/index.js';
 import type { Plan } from '../src/planner/index.js';
 import { DEFAULT_TIMERS, SWEEP_MS } from '../src/sip/index.js';
-import { type DemoWorld, demoWorld, quantile } from './_demo-world.js';
+import { cpuMs, inBlocks, quantile, round } from './_blocks.js';
+import { type DemoWorld, demoWorld } from './_demo-world.js';
 
 const DEFAULT_CONFIG = fileURLToPath(new URL('../../config/demo.yaml', import.meta.url));
-const round = (x: number) => Math.round(x * 100) / 100;
 const log = (msg: string) => process.stderr.write(`bench chair [${(performance.now() / 1000).toFixed(1)} s]: ${msg}\n`);
 
 async function poll<T>(
@@ -144,12 +144,6 @@ function floorOf(w: DemoWorld, r: ChairResult): number {
   return Math.max(...r.path.map((m) => floorMs(w, m)));
 }
 
-/** CPU ms of this process (user + system). */
-const cpuMs = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
-
 /**
  * This process's CPU rate when no command runs (health checks and supervision), ms per ms: the median second.
  * The median leaves out the rare bursts of the background (a major GC, the live record's minute of quality
@@ -169,28 +163,6 @@ async function idleRate(seconds: number): Promise<number> {
     t = t1;
   }
   return quantile(rates, 0.5);
-}
-
-/**
- * One-at-a-time commands go in blocks of `BLOCK` with `GAP_S` seconds of idle before and after each: a block's net
- * CPU is its CPU less the median gap's idle rate over its wall time, and the phase's figure the median
- * block's per command. The background (74 call quality reports and 27 health checks a second, a minute's
- * quality windows written at once, major collections) costs about as much CPU as the commands and drifts over
- * minutes: one idle window before a 40 s phase put the same code at -0.8 and 3.6 ms a command in two runs
- * (session 11). Gaps spread all through the phase take a slow drift into their median; the medians leave out a
- * block or a gap that met a burst. Short blocks, many of them (50 in 1,000 commands): with six blocks of 100 the
- * median moved from 0.8 to 2.9 ms between runs, since two bursts in six blocks move a median (session 13,
- * docs/chair.md).
- */
-const BLOCK = 20;
-const GAP_S = 1;
-
-/** CPU ms of this process over `seconds` of idle, per ms. */
-async function idleWindow(seconds: number): Promise<number> {
-  const c0 = cpuMs();
-  const t0 = performance.now();
-  await new Promise((r) => setTimeout(r, seconds * 1000));
-  return (cpuMs() - c0) / (performance.now() - t0);
 }
 
 /**
@@ -328,38 +300,6 @@ async function profiled<T>(file: string | undefined, run: () => Promise<T>): Pro
   }
 }
 
-/**
- * `n` calls of `one`, one at a time, in blocks of `BLOCK` with `GAP_S` of idle before and after each; CPU per call:
- * the median block's, less the median gap's idle rate over the block's wall time (`BLOCK`), with the quartiles,
- * every block's, and the gross figure (no idle taken out).
- */
-async function inBlocks(n: number, one: (i: number) => Promise<void>, progress?: (done: number) => void) {
-  const idles = [await idleWindow(GAP_S)];
-  const spans: { cpu: number; wall: number; n: number }[] = [];
-  let cpu = 0;
-  for (let b = 0; b < n; b += BLOCK) {
-    const end = Math.min(n, b + BLOCK);
-    const c0 = cpuMs();
-    const w0 = performance.now();
-    for (let i = b; i < end; i++) await one(i);
-    const span = { cpu: cpuMs() - c0, wall: performance.now() - w0, n: end - b };
-    spans.push(span);
-    cpu += span.cpu;
-    idles.push(await idleWindow(GAP_S));
-    progress?.(end);
-  }
-  // The idle rate is the median gap's: a burst in one gap (a major collection, a minute's quality windows)
-  // would otherwise be taken from the two blocks beside it.
-  const idle = quantile(idles, 0.5);
-  const blocks = spans.map((x) => (x.cpu - idle * x.wall) / x.n);
-  return {
-    perCmd: quantile(blocks, 0.5),
-    blocks: blocks.map(round),
-    quartiles: [round(quantile(blocks, 0.25)), round(quantile(blocks, 0.75))],
-    gross: cpu / n,
-  };
-}
-
 async function sequential(
   w: DemoWorld,
   session: string,
@@ -436,9 +376,8 @@ async function bareReplay(w: DemoWorld, samples: readonly Sample[]): Promise<{ p
   try {
     const port = await firstLine(peer);
     const sender = spawn(process.execPath, [script, 'replay', port], { stdio: ['pipe', 'pipe', 'inherit'] });
-    sender.stdin.end(JSON.stringify({ commands, block: BLOCK, gapMs: GAP_S * 1000 }));
-    const r = JSON.parse(await firstLine(sender)) as { perCmd: number; quartiles: number[] };
-    return { perCmd: r.perCmd, quartiles: r.quartiles.map(round) };
+    sender.stdin.end(JSON.stringify(commands));
+    return JSON.parse(await firstLine(sender)) as { perCmd: number; quartiles: number[] };
   } finally {
     peer.stdin.end();
   }
