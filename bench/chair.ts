@@ -30,8 +30,10 @@
  * once the dial's own transactions have ended.
  *
  * stdout's last line carries the issue's keys only; how they were obtained (CPU per phase, gross and net, the
- * cascade manager's reconcile passes per command, the concurrent phase's median and rate, failures, sizes, and
- * what the one-at-a-time phase's datagrams cost alone, `bareReplay`) goes to stderr as `bench chair details: {...}`.
+ * cascade manager's reconcile passes per command, the concurrent phase's median and rate, failures, sizes,
+ * what the one-at-a-time phase's datagrams cost alone (`bareReplay`), the phase's wake-ups and page faults per
+ * command, and what the same commands cost with no delays to sleep through (`warmPass`)) goes to stderr as
+ * `bench chair details: {...}`.
  */
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -338,6 +340,8 @@ async function sequential(
       cpuBlocks: cpu.blocks,
       cpuQuartiles: cpu.quartiles,
       grossPerCmd: cpu.gross,
+      wakeupsPerCmd: cpu.wakeups,
+      faultsPerCmd: cpu.faults,
       passesPerCmd: (w.daemon.cascade.passes - p0) / targets.length,
       // The tally counts the gaps too: the background is taken out over the whole phase.
       counts:
@@ -346,6 +350,41 @@ async function sequential(
           : perCommand(before!, start!, tally, t0 - i0, performance.now() - t0, targets.length),
     };
   });
+}
+
+/** Commands of the warm pass (`warmPass`): 20 blocks. */
+const WARM_COMMANDS = 400;
+
+/**
+ * The same commands with every MCU's delays at zero (one-way, processing, INFO), still one at a time in the
+ * phase's blocks: each command's answers come within a millisecond, so the daemon does not sleep between a
+ * command's sends and its answers, nor between one command and the next. What this costs a command is the
+ * daemon's own work on warm caches; the phase's figure less it is what this machine charges for the sleeps
+ * (docs/chair.md, "Session 15"). The delays are put back as they were.
+ */
+async function warmPass(w: DemoWorld, session: string, targets: readonly string[]) {
+  const set = async (zero: boolean) => {
+    for (const m of w.mcus.values())
+      await w.control('POST', `/v1/mcus/${m.id}/impairment`, {
+        delayMs: zero ? 0 : m.impairment.delayMs,
+        processingDelayMs: zero ? 0 : m.processingDelayMs,
+        infoDelayMs: zero ? 0 : m.infoDelayMs,
+      });
+  };
+  const failures: string[] = [];
+  await set(true);
+  try {
+    const r = await inBlocks(targets.length, async (i) => {
+      try {
+        await w.daemon.chair.bringToChair(session, targets[i]!);
+      } catch (err) {
+        failures.push(isCascadedError(err) ? `${targets[i]}: ${err.code}` : `${targets[i]}: ${String(err)}`);
+      }
+    });
+    return { perCmd: r.perCmd, quartiles: r.quartiles, wakeups: r.wakeups, failures };
+  } finally {
+    await set(false);
+  }
 }
 
 /** Commands of the bare replay (`bareReplay`): 20 blocks, as many commands as the bare process runs in about 30 s. */
@@ -381,6 +420,18 @@ async function bareReplay(w: DemoWorld, samples: readonly Sample[]): Promise<{ p
   } finally {
     peer.stdin.end();
   }
+}
+
+/** The details of the warm pass beside the phase's wake-ups and page faults. */
+function warmDetails(seq: { wakeupsPerCmd: number; faultsPerCmd: number }, warm: Awaited<ReturnType<typeof warmPass>>) {
+  return {
+    wakeups_per_cmd_sequential: round(seq.wakeupsPerCmd),
+    page_faults_per_cmd_sequential: round(seq.faultsPerCmd),
+    cpu_ms_per_cmd_warm_sequential: round(warm.perCmd),
+    cpu_ms_per_cmd_warm_quartiles_sequential: warm.quartiles,
+    wakeups_per_cmd_warm_sequential: round(warm.wakeups),
+    warm_failed: warm.failures.slice(0, 5),
+  };
 }
 
 /** A child's first line on stdout; rejects if it exits first. */
@@ -483,11 +534,14 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
       const s = summary(seq.samples);
       log('the same datagrams alone (bare replay)');
       const bare = await bareReplay(w, seq.samples);
+      log('the same commands with no delays (warm pass)');
+      const warm = await warmPass(w, 'bench-national', targets.slice(0, WARM_COMMANDS));
       if (only === 'sequential') {
         const details = {
           cpu_ms_per_cmd_gross_sequential: round(seq.grossPerCmd),
           bare_udp_ms_per_cmd_sequential: round(bare.perCmd),
           bare_udp_quartiles_sequential: bare.quartiles,
+          ...warmDetails(seq, warm),
           cpu_ms_per_cmd_quartiles_sequential: seq.cpuQuartiles,
           cpu_ms_per_cmd_blocks_sequential: seq.cpuBlocks,
           passes_per_cmd_sequential: round(seq.passesPerCmd),
@@ -522,6 +576,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
         cpu_seq_quartiles: seq.cpuQuartiles,
         bare_seq: bare.perCmd,
         bare_seq_quartiles: bare.quartiles,
+        warm: warmDetails(seq, warm),
         passes_seq: seq.passesPerCmd,
         counts_seq: seq.counts,
         failed: seq.failures,
@@ -620,6 +675,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
         cpu_ms_per_cmd_blocks_sequential: national.cpu_seq_blocks,
         bare_udp_ms_per_cmd_sequential: round(national.bare_seq as number),
         bare_udp_quartiles_sequential: national.bare_seq_quartiles,
+        ...(national.warm as Record<string, unknown>),
         cpu_ms_per_cmd_gross_concurrent: round(phase.cpu / issued),
         passes_per_cmd_sequential: round(national.passes_seq as number),
         passes_per_cmd_concurrent: round((w.daemon.cascade.passes - p0) / issued),
