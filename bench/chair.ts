@@ -32,7 +32,8 @@
  * stdout's last line carries the issue's keys only; how they were obtained (CPU per phase, gross and net, the
  * cascade manager's reconcile passes per command, the concurrent phase's median and rate, failures, sizes,
  * what the one-at-a-time phase's datagrams cost alone (`bareReplay`), the phase's wake-ups and page faults per
- * command, and what the same commands cost with no delays to sleep through (`warmPass`)) goes to stderr as
+ * command, what the same commands cost with no delays to sleep through (`warmPass`), and what this machine
+ * charges any process for a sleep (`_wake-probe.ts`)) goes to stderr as
  * `bench chair details: {...}`.
  */
 import { type ChildProcessByStdio, spawn } from 'node:child_process';
@@ -434,6 +435,17 @@ function warmDetails(seq: { wakeupsPerCmd: number; faultsPerCmd: number }, warm:
   };
 }
 
+/** `_wake-probe.ts` in a process of its own: what this machine charges for a sleep, on a fixed walk of memory. */
+async function wakeProbe(): Promise<Record<string, number>> {
+  const script = fileURLToPath(new URL('./_wake-probe.js', import.meta.url));
+  const probe = spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    return JSON.parse(await firstLine(probe)) as Record<string, number>;
+  } finally {
+    probe.stdin.end();
+  }
+}
+
 /** A child's first line on stdout; rejects if it exits first. */
 function firstLine(child: ChildProcessByStdio<Writable, Readable, null>): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -536,12 +548,14 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
       const bare = await bareReplay(w, seq.samples);
       log('the same commands with no delays (warm pass)');
       const warm = await warmPass(w, 'bench-national', targets.slice(0, WARM_COMMANDS));
+      const probe = await wakeProbe();
       if (only === 'sequential') {
         const details = {
           cpu_ms_per_cmd_gross_sequential: round(seq.grossPerCmd),
           bare_udp_ms_per_cmd_sequential: round(bare.perCmd),
           bare_udp_quartiles_sequential: bare.quartiles,
           ...warmDetails(seq, warm),
+          machine_wake_probe: probe,
           cpu_ms_per_cmd_quartiles_sequential: seq.cpuQuartiles,
           cpu_ms_per_cmd_blocks_sequential: seq.cpuBlocks,
           passes_per_cmd_sequential: round(seq.passesPerCmd),
@@ -576,7 +590,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
         cpu_seq_quartiles: seq.cpuQuartiles,
         bare_seq: bare.perCmd,
         bare_seq_quartiles: bare.quartiles,
-        warm: warmDetails(seq, warm),
+        warm: { ...warmDetails(seq, warm), machine_wake_probe: probe },
         passes_seq: seq.passesPerCmd,
         counts_seq: seq.counts,
         failed: seq.failures,
