@@ -1,13 +1,17 @@
 /**
- * What this machine charges a process for having slept: the same work (a walk over 20,000 small objects,
- * about 2 MB) run back to back and run right after a sleep as long as a chair command's round trip. Run as a
- * process of its own (`node _wake-probe.js`), so that nothing else runs beside it; prints one JSON line:
- * the medians in ms and their difference (docs/chair.md, "Session 15").
+ * What this machine charges a process for having slept, with none of our code: the same work run back to back
+ * and run right after a sleep as long as a chair command's round trip. Two kinds of work: a walk over 20,000
+ * small objects (about 2 MB), and a UDP round trip between two sockets of this process (a 900-byte datagram
+ * answered with 360 bytes: Node's and the kernel's share of a SIP transaction). Run as a process of its own
+ * (`node _wake-probe.js`), so that nothing else runs beside it; prints one JSON line: the medians in ms
+ * (docs/chair.md, "Session 15").
  *
- * On this project's VMs the work after a sleep took about four times as long: the process's memory has left
- * the CPU's caches meanwhile, and the CPU time of refilling them is charged to the process. A pure arithmetic
- * loop, which touches no memory, is not slowed, so this is not the clock rate.
+ * On this project's VMs the walk after a sleep took about four times as long and the round trip about ten
+ * times: the process's memory has left the CPU's caches meanwhile, and the CPU time of refilling them is
+ * charged to the process. A pure arithmetic loop, which touches no memory, is not slowed, so this is not the
+ * clock rate.
  */
+import { createSocket } from 'node:dgram';
 import { quantile } from './_blocks.js';
 
 const OBJECTS = 20_000;
@@ -23,23 +27,51 @@ function walk(): number {
   return s;
 }
 
-async function timed(sleepMs: number): Promise<number> {
+/** CPU ms of one call of `work` (the medians of `ROUNDS`), each after `sleepMs` asleep (0: right after the last). */
+async function timed(work: () => Promise<unknown>, sleepMs: number): Promise<number> {
   const ms: number[] = [];
-  let sink = 0;
   for (let i = 0; i < ROUNDS; i++) {
     await new Promise((r) => (sleepMs > 0 ? setTimeout(r, sleepMs) : setImmediate(r)));
-    const t0 = performance.now();
-    sink += walk();
-    ms.push(performance.now() - t0);
+    const c0 = process.cpuUsage();
+    await work();
+    const c = process.cpuUsage(c0);
+    ms.push((c.user + c.system) / 1000);
   }
-  if (sink < 0) throw new Error('unreachable: keeps the walk from being optimized away');
   return quantile(ms, 0.5);
 }
 
-for (let i = 0; i < 300; i++) walk();
-const warm = await timed(0);
-const slept = await timed(SLEEP_MS);
+const client = createSocket('udp4');
+const server = createSocket('udp4');
+await new Promise<void>((r) => client.bind(0, '127.0.0.1', r));
+await new Promise<void>((r) => server.bind(0, '127.0.0.1', r));
+const REQUEST = Buffer.alloc(900, 0x61);
+const ANSWER = Buffer.alloc(360, 0x62);
+server.on('message', (_, from) => server.send(ANSWER, from.port, from.address));
+let answered: () => void = () => {};
+client.on('message', () => answered());
+const roundTrip = () =>
+  new Promise<void>((resolve) => {
+    answered = resolve;
+    client.send(REQUEST, server.address().port, '127.0.0.1');
+  });
+
+let sink = 0;
+const walked = async () => {
+  sink += walk();
+};
+for (let i = 0; i < 300; i++) {
+  await walked();
+  await roundTrip();
+}
 const r = (x: number) => Math.round(x * 1000) / 1000;
-process.stdout.write(
-  `${JSON.stringify({ warm_ms: r(warm), after_sleep_ms: r(slept), charge_ms: r(slept - warm), sleep_ms: SLEEP_MS })}\n`,
-);
+const out = {
+  sleep_ms: SLEEP_MS,
+  walk_ms: r(await timed(walked, 0)),
+  walk_after_sleep_ms: r(await timed(walked, SLEEP_MS)),
+  udp_round_trip_ms: r(await timed(roundTrip, 0)),
+  udp_round_trip_after_sleep_ms: r(await timed(roundTrip, SLEEP_MS)),
+};
+client.close();
+server.close();
+if (sink < 0) throw new Error('unreachable: keeps the walk from being optimized away');
+process.stdout.write(`${JSON.stringify(out)}\n`);
