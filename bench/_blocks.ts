@@ -62,11 +62,6 @@ async function idleRates(seconds: number): Promise<Usage> {
   return { cpu: d.cpu / ms, wakeups: d.wakeups / ms, faults: d.faults / ms };
 }
 
-/** CPU ms of this process over `seconds` of idle, per ms. */
-export async function idleWindow(seconds: number): Promise<number> {
-  return (await idleRates(seconds)).cpu;
-}
-
 /**
  * `n` calls of `one`, one at a time, in blocks of `BLOCK` with `GAP_S` of idle before and after each; CPU per call:
  * the median block's, less the median gap's idle rate over the block's wall time (`BLOCK`), with the quartiles,
