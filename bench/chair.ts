@@ -435,7 +435,7 @@ function warmDetails(seq: { wakeupsPerCmd: number; faultsPerCmd: number }, warm:
   };
 }
 
-/** `_wake-probe.ts` in a process of its own: what this machine charges for a sleep, on a fixed walk of memory. */
+/** `_wake-probe.ts` in a process of its own: what this machine charges for a sleep (a walk of memory, a UDP round trip). */
 async function wakeProbe(): Promise<Record<string, number>> {
   const script = fileURLToPath(new URL('./_wake-probe.js', import.meta.url));
   const probe = spawn(process.execPath, [script], { stdio: ['pipe', 'pipe', 'inherit'] });
