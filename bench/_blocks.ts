@@ -1,18 +1,13 @@
 /**
- * The benchmarks' CPU arithmetic, without dependencies: the bare replay's sender process (`_udp-echo.ts`) loads
- * it as well as the chair benchmark, so that both measure with the same blocks and the same estimator.
+ * The benchmarks' CPU arithmetic, without dependencies: the chair benchmark's helper processes (`_udp-echo.ts`,
+ * `_wake-probe.ts`) load it as well as the benchmarks, so that all measure with the same clock, blocks and
+ * estimator.
  */
 
 export const quantile = (xs: readonly number[], q: number) =>
   xs.length === 0 ? Number.NaN : [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * q))]!;
 
 export const round = (x: number) => Math.round(x * 100) / 100;
-
-/** CPU ms of this process (user + system). */
-export const cpuMs = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
 
 /**
  * One-at-a-time commands go in blocks of `BLOCK` with `GAP_S` seconds of idle before and after each: a block's net
@@ -46,6 +41,9 @@ function usage(): Usage {
     faults: r.minorPageFault,
   };
 }
+
+/** CPU ms of this process (user + system). */
+export const cpuMs = () => usage().cpu;
 
 const since = (u0: Usage): Usage => {
   const u = usage();
