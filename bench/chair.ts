@@ -423,8 +423,15 @@ async function bareReplay(w: DemoWorld, samples: readonly Sample[]): Promise<{ p
   }
 }
 
-/** The details of the warm pass beside the phase's wake-ups and page faults. */
-function warmDetails(seq: { wakeupsPerCmd: number; faultsPerCmd: number }, warm: Awaited<ReturnType<typeof warmPass>>) {
+/**
+ * What the sleeps cost, for the details line: the phase's wake-ups and page faults, the warm pass, and what
+ * the machine charges a process with none of our code (`wakeProbe`).
+ */
+function sleepDetails(
+  seq: { wakeupsPerCmd: number; faultsPerCmd: number },
+  warm: Awaited<ReturnType<typeof warmPass>>,
+  probe: Record<string, number>,
+) {
   return {
     wakeups_per_cmd_sequential: round(seq.wakeupsPerCmd),
     page_faults_per_cmd_sequential: round(seq.faultsPerCmd),
@@ -432,6 +439,7 @@ function warmDetails(seq: { wakeupsPerCmd: number; faultsPerCmd: number }, warm:
     cpu_ms_per_cmd_warm_quartiles_sequential: warm.quartiles,
     wakeups_per_cmd_warm_sequential: round(warm.wakeups),
     warm_failed: warm.failures.slice(0, 5),
+    machine_wake_probe: probe,
   };
 }
 
@@ -554,8 +562,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
           cpu_ms_per_cmd_gross_sequential: round(seq.grossPerCmd),
           bare_udp_ms_per_cmd_sequential: round(bare.perCmd),
           bare_udp_quartiles_sequential: bare.quartiles,
-          ...warmDetails(seq, warm),
-          machine_wake_probe: probe,
+          ...sleepDetails(seq, warm, probe),
           cpu_ms_per_cmd_quartiles_sequential: seq.cpuQuartiles,
           cpu_ms_per_cmd_blocks_sequential: seq.cpuBlocks,
           passes_per_cmd_sequential: round(seq.passesPerCmd),
@@ -590,7 +597,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
         cpu_seq_quartiles: seq.cpuQuartiles,
         bare_seq: bare.perCmd,
         bare_seq_quartiles: bare.quartiles,
-        warm: { ...warmDetails(seq, warm), machine_wake_probe: probe },
+        sleeps: sleepDetails(seq, warm, probe),
         passes_seq: seq.passesPerCmd,
         counts_seq: seq.counts,
         failed: seq.failures,
@@ -689,7 +696,7 @@ export default async function bench(args: string[]): Promise<Record<string, unkn
         cpu_ms_per_cmd_blocks_sequential: national.cpu_seq_blocks,
         bare_udp_ms_per_cmd_sequential: round(national.bare_seq as number),
         bare_udp_quartiles_sequential: national.bare_seq_quartiles,
-        ...(national.warm as Record<string, unknown>),
+        ...(national.sleeps as Record<string, unknown>),
         cpu_ms_per_cmd_gross_concurrent: round(phase.cpu / issued),
         passes_per_cmd_sequential: round(national.passes_seq as number),
         passes_per_cmd_concurrent: round((w.daemon.cascade.passes - p0) / issued),
