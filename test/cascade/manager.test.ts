@@ -44,6 +44,20 @@ t.test('a depth-2 cascade in rooms: parents first, verified, endpoints in, pictu
   parts.manager.on('link', (e) => links.push(e));
   const sessions: SessionEvent[] = [];
   parts.manager.on('session', (e) => sessions.push(e));
+  // Parents first: v's link is dialled once p's dial has been answered, which the manager may learn before both
+  // rosters show p's link up (its urgent pass on the dial's success). So the simulator is read when v first moves:
+  // m, the parent's MCU, must hold p's call connected by then.
+  let pAnsweredWhenVMoved: boolean | undefined;
+  const pConnectedAtM = () => {
+    const pRooms = new Set(sim.mcu('p').conferences.keys());
+    return [...sim.mcu('m').conferences.values()].some((c) =>
+      [...c.participants].some(([entity, x]) => pRooms.has(entity) && x.status === 'connected'),
+    );
+  };
+  parts.manager.on('link', (e) => {
+    if (e.child === 'v' && e.state !== 'planned' && pAnsweredWhenVMoved === undefined)
+      pAnsweredWhenVMoved = pConnectedAtM();
+  });
 
   const head = await parts.manager.admit({ title: 'depth 2', endpoints: 'all', chair: 'chair' });
   t.equal(head.state, 'live');
@@ -63,7 +77,8 @@ t.test('a depth-2 cascade in rooms: parents first, verified, endpoints in, pictu
   const upOrder = links.filter((e) => e.state === 'up').map((e) => e.child);
   t.same(upOrder, ['p', 'v'], 'the parent link came up first');
   const firstMove = links.findIndex((e) => e.child === 'v' && e.state !== 'planned');
-  t.ok(firstMove > links.findIndex((e) => e.child === 'p' && e.state === 'up'), 'v moved only once p was up');
+  t.ok(firstMove > links.findIndex((e) => e.child === 'p' && e.state === 'dialing'), 'v moved after p was dialled');
+  t.equal(pAnsweredWhenVMoved, true, "v moved only once p's call was answered at m");
 
   await until('every endpoint dialled into its room', () =>
     [
