@@ -44,19 +44,26 @@ t.test('a depth-2 cascade in rooms: parents first, verified, endpoints in, pictu
   parts.manager.on('link', (e) => links.push(e));
   const sessions: SessionEvent[] = [];
   parts.manager.on('session', (e) => sessions.push(e));
-  // Parents first: v's link is dialled once p's dial has been answered, which the manager may learn before both
-  // rosters show p's link up (its urgent pass on the dial's success). So the simulator is read when v first moves:
-  // m, the parent's MCU, must hold p's call connected by then.
-  let pAnsweredWhenVMoved: boolean | undefined;
-  const pConnectedAtM = () => {
-    const pRooms = new Set(sim.mcu('p').conferences.keys());
-    return [...sim.mcu('m').conferences.values()].some((c) =>
-      [...c.participants].some(([entity, x]) => pRooms.has(entity) && x.status === 'connected'),
+  // Parents first: v's link to p is dialled once p's dial has been answered, which the manager may learn before
+  // both rosters show p's link up (its urgent pass on the dial's success). So the simulator is read when that link
+  // first moves: m, the parent's MCU, must hold p's call connected by then. What both MCUs held then is kept for
+  // the assertion's diagnostics.
+  let whenVMoved: { pAnswered: boolean; links: LinkEvent[]; calls: Record<string, unknown> } | undefined;
+  const linkCalls = (id: string) =>
+    [...sim.mcu(id).conferences.values()].flatMap((c) =>
+      [...c.participants.values()]
+        .filter((x) => x.kind === 'link')
+        .map((x) => ({ room: c.uri, entity: x.entity, status: x.status, callId: x.callId })),
     );
-  };
   parts.manager.on('link', (e) => {
-    if (e.child === 'v' && e.state !== 'planned' && pAnsweredWhenVMoved === undefined)
-      pAnsweredWhenVMoved = pConnectedAtM();
+    if (e.child !== 'v' || e.parent !== 'p' || e.state === 'planned' || whenVMoved !== undefined) return;
+    const pRooms = new Set(sim.mcu('p').conferences.keys());
+    const atM = linkCalls('m');
+    whenVMoved = {
+      pAnswered: atM.some((x) => pRooms.has(x.entity) && x.status === 'connected'),
+      links: [...links],
+      calls: { m: atM, p: linkCalls('p') },
+    };
   });
 
   const head = await parts.manager.admit({ title: 'depth 2', endpoints: 'all', chair: 'chair' });
@@ -76,9 +83,9 @@ t.test('a depth-2 cascade in rooms: parents first, verified, endpoints in, pictu
   t.ok(v.linked('v', 'p'), 'v -> p at both MCUs, one Call-ID');
   const upOrder = links.filter((e) => e.state === 'up').map((e) => e.child);
   t.same(upOrder, ['p', 'v'], 'the parent link came up first');
-  const firstMove = links.findIndex((e) => e.child === 'v' && e.state !== 'planned');
+  const firstMove = links.findIndex((e) => e.child === 'v' && e.parent === 'p' && e.state !== 'planned');
   t.ok(firstMove > links.findIndex((e) => e.child === 'p' && e.state === 'dialing'), 'v moved after p was dialled');
-  t.equal(pAnsweredWhenVMoved, true, "v moved only once p's call was answered at m");
+  t.equal(whenVMoved?.pAnswered, true, "v moved only once p's call was answered at m", { whenVMoved });
 
   await until('every endpoint dialled into its room', () =>
     [
