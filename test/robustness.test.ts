@@ -104,7 +104,7 @@ t.test('the daemon survives a flood of malformed SIP over UDP and TCP', async (t
   );
 
   // Still alive, still answering SIP and HTTPS. The flood overflows the daemon's UDP receive buffer (the kernel drops
-  // a thousand or more of its datagrams), so on a loaded machine the valid OPTIONS may meet a full buffer too: it is
+  // hundreds of its datagrams), so on a loaded machine the valid OPTIONS may meet a full buffer too: it is
   // retransmitted as a UAC's non-INVITE client transaction would (RFC 3261 Timer E: 500 ms doubling to T2, 4 s).
   const after = Buffer.from(options('after', udpPort).replace('base@fuzz', 'after@fuzz'));
   const sentAt = Date.now();
