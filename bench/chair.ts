@@ -353,6 +353,9 @@ async function sequential(
   });
 }
 
+/** What a one-at-a-time phase measured (`sequential`). */
+type Phase = Awaited<ReturnType<typeof sequential>>;
+
 /** Commands of the warm pass (`warmPass`): 20 blocks. */
 const WARM_COMMANDS = 400;
 
@@ -372,17 +375,9 @@ async function warmPass(w: DemoWorld, session: string, targets: readonly string[
         infoDelayMs: zero ? 0 : m.infoDelayMs,
       });
   };
-  const failures: string[] = [];
   await set(true);
   try {
-    const r = await inBlocks(targets.length, async (i) => {
-      try {
-        await w.daemon.chair.bringToChair(session, targets[i]!);
-      } catch (err) {
-        failures.push(isCascadedError(err) ? `${targets[i]}: ${err.code}` : `${targets[i]}: ${String(err)}`);
-      }
-    });
-    return { perCmd: r.perCmd, quartiles: r.quartiles, wakeups: r.wakeups, failures };
+    return await sequential(w, session, targets, 'warm pass');
   } finally {
     await set(false);
   }
@@ -427,17 +422,13 @@ async function bareReplay(w: DemoWorld, samples: readonly Sample[]): Promise<{ p
  * What the sleeps cost, for the details line: the phase's wake-ups and page faults, the warm pass, and what
  * the machine charges a process with none of our code (`wakeProbe`).
  */
-function sleepDetails(
-  seq: { wakeupsPerCmd: number; faultsPerCmd: number },
-  warm: Awaited<ReturnType<typeof warmPass>>,
-  probe: Record<string, number>,
-) {
+function sleepDetails(seq: Phase, warm: Phase, probe: Record<string, number>) {
   return {
     wakeups_per_cmd_sequential: round(seq.wakeupsPerCmd),
     page_faults_per_cmd_sequential: round(seq.faultsPerCmd),
-    cpu_ms_per_cmd_warm_sequential: round(warm.perCmd),
-    cpu_ms_per_cmd_warm_quartiles_sequential: warm.quartiles,
-    wakeups_per_cmd_warm_sequential: round(warm.wakeups),
+    cpu_ms_per_cmd_warm_sequential: round(warm.cpuPerCmd),
+    cpu_ms_per_cmd_warm_quartiles_sequential: warm.cpuQuartiles,
+    wakeups_per_cmd_warm_sequential: round(warm.wakeupsPerCmd),
     warm_failed: warm.failures.slice(0, 5),
     machine_wake_probe: probe,
   };
